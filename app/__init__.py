@@ -1,0 +1,1 @@
+"""HTTP application: wiring, settings, auth, errors, idempotency, outbox, CLI."""

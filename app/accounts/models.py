@@ -1,0 +1,48 @@
+"""Tables of accounts and users; every tenant table keys on account_id first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKeyConstraint, Index, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str] = mapped_column(String(60), default="smb")
+    region: Mapped[str] = mapped_column(String(60), default="us")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    discount_bps: Mapped[int] = mapped_column(default=0)
+    payment_terms_days: Mapped[int] = mapped_column(default=30)
+    sales_team: Mapped[str | None] = mapped_column(String(120))
+    sales_rep: Mapped[str | None] = mapped_column(String(120))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id"], ["accounts.account_id"]),
+        Index("ix_users_external_id", "external_id", unique=True),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    cost_center: Mapped[str | None] = mapped_column(String(120))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

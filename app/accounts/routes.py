@@ -1,0 +1,111 @@
+"""HTTP routes of accounts, users and session tokens: decode, call one use case, encode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+
+from app.accounts import service
+from app.accounts.schemas import (
+    AccountPage,
+    AccountRead,
+    AccountUpsert,
+    Me,
+    SessionTokenCreate,
+    SessionTokenRead,
+    UserPage,
+    UserRead,
+    UserUpsert,
+)
+from app.auth import UserPrincipal
+from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
+from app.errors import Forbidden
+from app.idempotency import run_idempotent
+from app.params import AccountRef, CursorParam, Limit, UserRef
+from app.schemas import decode_cursor, encode_cursor
+
+
+class AccountController(Controller):
+    path = "/v1/accounts"
+    tags = ["Accounts and users"]
+
+    @post("/", opt={"scope": "accounts:write", "owner": "vendor"}, status_code=200,
+          summary="Create or update an account by external id",
+          description="Returns 201 when the account was created, 200 when it existed (and was updated).")
+    async def upsert_account(
+        self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+        data: AccountUpsert,
+    ) -> Response[AccountRead]:
+        async def produce() -> tuple[int, AccountRead]:
+            account, created = await service.upsert_account(db_session, data, actor=principal.actor, clock=clock)
+            return (201 if created else 200), service.account_read(account)
+
+        return await run_idempotent(request, db_session, produce)
+
+    @get("/", opt={"scope": "accounts:read", "owner": "vendor"}, summary="List accounts")
+    async def list_accounts(
+        self, db_session: DbSession, limit: Limit = 50, cursor: CursorParam = None,
+    ) -> AccountPage:
+        rows = await service.list_accounts(db_session, after=decode_cursor(cursor), limit=limit)
+        next_cursor = encode_cursor(rows[-1].account_id) if len(rows) == limit else None
+        return AccountPage(data=[service.account_read(a) for a in rows], next_cursor=next_cursor)
+
+    @get("/{account:str}", opt={"scope": "accounts:read", "user_access": "admin", "owner": "account"},
+         summary="Get an account")
+    async def get_account(self, db_session: DbSession, principal: CurrentPrincipal, account: AccountRef) -> AccountRead:
+        return service.account_read(await service.resolve_account(db_session, principal, account))
+
+    @post("/{account:str}/users", opt={"scope": "accounts:write", "owner": "account"}, status_code=200,
+          summary="Create or update a user of the account by external id",
+          description="Returns 201 when the user was created, 200 when it existed (and was updated).")
+    async def upsert_user(
+        self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+        account: AccountRef, data: UserUpsert,
+    ) -> Response[UserRead]:
+        async def produce() -> tuple[int, UserRead]:
+            acc = await service.resolve_account(db_session, principal, account)
+            user, created = await service.upsert_user(db_session, acc, data, actor=principal.actor, clock=clock)
+            return (201 if created else 200), service.user_read(user, acc.external_id)
+
+        return await run_idempotent(request, db_session, produce)
+
+    @get("/{account:str}/users", opt={"scope": "accounts:read", "user_access": "admin", "owner": "account"},
+         summary="List the account's users")
+    async def list_users(
+        self, db_session: DbSession, principal: CurrentPrincipal, account: AccountRef, limit: Limit = 50,
+        cursor: CursorParam = None,
+    ) -> UserPage:
+        acc = await service.resolve_account(db_session, principal, account)
+        rows = await service.list_users(db_session, acc, after=decode_cursor(cursor), limit=limit)
+        next_cursor = encode_cursor(rows[-1].user_id) if len(rows) == limit else None
+        return UserPage(data=[service.user_read(u, acc.external_id) for u in rows], next_cursor=next_cursor)
+
+    @get("/{account:str}/users/{user:str}",
+         opt={"scope": "accounts:read", "user_access": "self", "owner": "user"}, summary="Get a user")
+    async def get_user(
+        self, db_session: DbSession, principal: CurrentPrincipal, account: AccountRef, user: UserRef,
+    ) -> UserRead:
+        acc = await service.resolve_account(db_session, principal, account)
+        return service.user_read(await service.resolve_user(db_session, principal, user, account=acc),
+                                 acc.external_id)
+
+
+class SessionController(Controller):
+    path = "/v1"
+    tags = ["Session tokens"]
+
+    @post("/session-tokens", opt={"scope": "sessions:write", "owner": "account"}, status_code=201,
+          summary="Mint a short-lived session token for a user")
+    async def create_session_token(
+        self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,
+        data: SessionTokenCreate,
+    ) -> SessionTokenRead:
+        return await service.mint_session_token(
+            db_session, data, principal=principal, settings=settings, clock=clock)
+
+    @get("/me", opt={"user_access": "self", "owner": "self"}, summary="Who the session token acts as")
+    async def me(self, db_session: DbSession, principal: CurrentPrincipal) -> Me:
+        if not isinstance(principal, UserPrincipal):
+            raise Forbidden("This route is for user session tokens.")
+        return await service.describe_session(db_session, principal)

@@ -1,0 +1,101 @@
+"""HTTP contract of accounts, users and session tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta
+
+from app.schemas import Currency, Email, ExternalId, Input, Name, Output, Role, Slug
+
+DiscountBps = Annotated[int, Meta(ge=0, le=10_000, description="Contract discount in basis points")]
+TermsDays = Annotated[int, Meta(ge=0, le=365)]
+TtlSeconds = Annotated[int, Meta(ge=30, le=86_400)]
+
+
+class AccountUpsert(Input):
+    """Create or update an account by the vendor's external id."""
+
+    external_id: ExternalId
+    name: Name
+    segment: Slug = "smb"
+    region: Slug = "us"
+    currency: Currency = "USD"
+    discount_bps: DiscountBps = 0
+    payment_terms_days: TermsDays = 30
+    sales_team: Name | None = None
+    sales_rep: Name | None = None
+
+
+class AccountRead(Output, frozen=True):
+    id: str
+    external_id: str
+    name: str
+    segment: str
+    region: str
+    currency: str
+    discount_bps: int
+    payment_terms_days: int
+    sales_team: str | None
+    sales_rep: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountPage(Output, frozen=True):
+    data: list[AccountRead]
+    next_cursor: str | None
+
+
+class UserUpsert(Input):
+    """Create or update a user of an account by the vendor's external id (unique in the deployment)."""
+
+    external_id: ExternalId
+    email: Email | None = None
+    name: Name | None = None
+    roles: Annotated[list[Role], Meta(max_length=50)] = []
+    cost_center: Slug | None = None
+
+
+class UserRead(Output, frozen=True):
+    id: str
+    account: str
+    external_id: str
+    email: str | None
+    name: str | None
+    roles: list[str]
+    cost_center: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(Output, frozen=True):
+    data: list[UserRead]
+    next_cursor: str | None
+
+
+class SessionTokenCreate(Input):
+    """Mint a session token so the widget or admin console acts as this user."""
+
+    account: ExternalId
+    user: ExternalId
+    roles: Annotated[list[Role], Meta(max_length=50)] | None = None
+    ttl_seconds: TtlSeconds | None = None
+
+
+class SessionTokenRead(Output, frozen=True):
+    token: str
+    token_type: str
+    expires_at: datetime
+    account: str
+    user: str
+    roles: list[str]
+    is_admin: bool
+
+
+class Me(Output, frozen=True):
+    account: str
+    user: str
+    roles: list[str]
+    is_admin: bool

@@ -1,0 +1,1 @@
+"""Routes of the app package itself: health, API keys, audit log."""

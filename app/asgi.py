@@ -1,0 +1,103 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.types import ControllerRouterHandler
+
+from app.accounts.routes import AccountController, SessionController
+from app.api.audit import AuditController
+from app.api.health import healthz, readyz
+from app.api.keys import ApiKeyController
+from app.auth import KeyCache, auth_guard
+from app.clock import Clock, SystemClock
+from app.db import create_engine, make_sessionmaker
+from app.deps import DEPENDENCIES
+from app.embedded import EmbeddedServer, embedded_url, start_embedded
+from app.errors import EXCEPTION_HANDLERS
+from app.notify import Listener
+from app.openapi import add_problem_responses, openapi_config
+from app.settings import Settings, load_settings
+
+VERSION = "0.1.0"
+log = logging.getLogger("commerce")
+
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
+]
+
+
+def plain_dsn(url: str) -> str:
+    """The asyncpg-native form of a SQLAlchemy URL (for LISTEN connections)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan."""
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        server: EmbeddedServer | None = None
+        url = settings.database_url
+        if url is None:
+            server = await asyncio.to_thread(start_embedded, settings.data_dir)
+            url = embedded_url(server)
+        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
+        key_cache: KeyCache = app.state.key_cache
+        listener.subscribe("key", key_cache.invalidate)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.listener = listener
+        await listener.start()
+        try:
+            yield
+        finally:
+            await listener.stop()
+            for task in list(app.state.background_tasks):
+                task.cancel()
+            await engine.dispose()
+            if server is not None:
+                await asyncio.to_thread(server.cleanup)
+
+    app = Litestar(
+        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
+        dependencies=DEPENDENCIES,
+        guards=[auth_guard],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(VERSION),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+        state=_initial_state(settings, clock),
+    )
+    add_problem_responses(app)
+    return app
+
+
+def _initial_state(settings: Settings, clock: Clock) -> Any:
+    from litestar.datastructures import State
+
+    return State({
+        "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
+        "background_tasks": set(),
+    })
+
+
+def app_factory() -> Litestar:
+    """Entry point for ASGI servers (``--factory``): settings from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(load_settings())

@@ -1,0 +1,201 @@
+"""Authentication and authorisation for every route, in one app-level guard.
+
+Each route declares its access in ``opt``:
+  * ``public=True``: no credentials (health, readiness, OpenAPI, signature-authenticated webhooks);
+  * ``scope="x:y"``: the vendor API key scope it needs;
+  * ``user_access``: whether user session tokens may call it: ``"self"`` (end users, for themselves,
+    and customer admins inside their account) or ``"admin"`` (customer admins only); absent = vendor only.
+Per-object tenancy (another account's object answers 404) is checked in the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from app import keys, tokens
+from app.clock import Clock
+from app.errors import Forbidden, Unauthorized
+from app.notify import FLUSH
+from app.settings import Settings
+
+log = logging.getLogger("commerce.auth")
+
+UserAccess = Literal["self", "admin"]
+LAST_USED_RESOLUTION_S = 60.0
+
+
+@dataclass(frozen=True)
+class VendorPrincipal:
+    """The vendor's app, through an API key."""
+
+    key_id: str
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class UserPrincipal:
+    """An end user or customer admin, through a session token."""
+
+    account_id: str
+    user_id: str
+    roles: frozenset[str]
+    is_admin: bool
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}"
+
+
+Principal = VendorPrincipal | UserPrincipal
+
+
+@dataclass
+class _CachedKey:
+    key_id: str
+    secret_sha256: str
+    scopes: frozenset[str]
+    revoked: bool
+    loaded_at: float
+    last_used_write: float
+
+
+class KeyCache:
+    """Per-process cache of API keys so authentication costs no database round trip when warm.
+
+    Entries live ``ttl`` seconds; a revocation anywhere is pushed through LISTEN/NOTIFY (topic ``key``).
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, _CachedKey] = {}
+
+    def get(self, key_id: str) -> _CachedKey | None:
+        entry = self._entries.get(key_id)
+        if entry is None or time.monotonic() - entry.loaded_at > self.ttl:
+            return None
+        return entry
+
+    def put(self, entry: _CachedKey) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[entry.key_id] = entry
+
+    def invalidate(self, key_id: str) -> None:
+        if key_id == FLUSH:
+            self._entries.clear()
+        else:
+            self._entries.pop(key_id, None)
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization")
+    if not header:
+        raise Unauthorized("Send an API key or a session token as 'Authorization: Bearer <token>'.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("The Authorization header must use the Bearer scheme.")
+    return token
+
+
+async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, token: str) -> VendorPrincipal:
+    state = connection.app.state
+    cache: KeyCache = state.key_cache
+    clock: Clock = state.clock
+    entry = cache.get(key_id)
+    if entry is None:
+        async with state.sessionmaker() as session:
+            row = await session.get(keys.ApiKey, key_id)
+        if row is None:
+            raise Unauthorized("The API key is not valid.")
+        entry = _CachedKey(
+            key_id=row.key_id, secret_sha256=row.secret_sha256, scopes=frozenset(row.scopes),
+            revoked=row.revoked_at is not None, loaded_at=time.monotonic(), last_used_write=0.0,
+        )
+        cache.put(entry)
+    if entry.revoked or not keys.secret_matches(entry.secret_sha256, token):
+        raise Unauthorized("The API key is not valid.")
+    if time.monotonic() - entry.last_used_write > LAST_USED_RESOLUTION_S:
+        entry.last_used_write = time.monotonic()
+        _schedule_last_used(connection, key_id, clock)
+    return VendorPrincipal(key_id=key_id, scopes=entry.scopes)
+
+
+def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, clock: Clock) -> None:
+    """Record last use off the request path, at most once a minute per key and process."""
+    state = connection.app.state
+
+    async def write() -> None:
+        try:
+            async with state.sessionmaker() as session, session.begin():
+                await keys.touch_last_used(session, key_id, clock.now())
+        except Exception:
+            log.warning("could not record last use of key %s", key_id, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(write())
+    state.background_tasks.add(task)
+    task.add_done_callback(state.background_tasks.discard)
+
+
+def _user(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> UserPrincipal:
+    settings: Settings = connection.app.state.settings
+    clock: Clock = connection.app.state.clock
+    claims = tokens.verify(token, secret=settings.token_secret, audience=settings.token_audience, now=clock.now())
+    roles = frozenset(claims.roles)
+    return UserPrincipal(
+        account_id=claims.account_id, user_id=claims.user_id, roles=roles,
+        is_admin=bool(roles & set(settings.admin_roles)),
+    )
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    token = _bearer(connection)
+    parts = keys.split_token(token)
+    if parts is not None:
+        return await _vendor(connection, *parts)
+    if token.startswith(keys.KEY_PREFIX):
+        raise Unauthorized("The API key is not valid.")
+    return _user(connection, token)
+
+
+def authorize(principal: Principal, opt: dict[str, Any]) -> None:
+    """Check the route's declared access for this principal (scopes and user access)."""
+    if isinstance(principal, VendorPrincipal):
+        scope = opt.get("scope")
+        if scope is None:
+            raise Forbidden("This route is for user session tokens, not API keys.")
+        if scope not in principal.scopes:
+            raise Forbidden(f"This API key lacks the '{scope}' scope.", required_scope=scope)
+        return
+    access: UserAccess | None = opt.get("user_access")
+    if access is None:
+        raise Forbidden("This route needs a vendor API key; session tokens cannot call it.")
+    if access == "admin" and not principal.is_admin:
+        raise Forbidden("Only a customer admin of this account may do this.")
+
+
+async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """App-level guard: every route authenticates unless it is declared public."""
+    opt = handler.opt
+    if opt.get("public") or opt.get("exclude_from_auth"):
+        return
+    principal = await authenticate(connection)
+    authorize(principal, opt)
+    connection.scope["auth"] = principal
+
+
+def provide_principal(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """Dependency: the authenticated principal of this request."""
+    principal: Principal = request.scope["auth"]
+    return principal

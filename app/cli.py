@@ -1,0 +1,175 @@
+"""The ``commerce`` command: migrate, serve, demo, keys (and more as the domains grow)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL when set; otherwise the embedded server, started for the duration of the block."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from app.embedded import embedded_url, start_embedded
+
+    server = start_embedded(settings.data_dir)
+    try:
+        yield embedded_url(server)
+    finally:
+        server.cleanup()
+
+
+async def _with_engine(url: str, settings: Settings, work: Any) -> Any:
+    from app.db import create_engine
+
+    engine = create_engine(url, pool_size=2, max_overflow=2)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    with database_url(settings) as url:
+        asyncio.run(_with_engine(url, settings, upgrade))
+    print("database migrated to head")
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app import audit, keys
+    from app.clock import SystemClock
+    from app.db import make_sessionmaker
+    from app.notify import notify
+    from app.scopes import parse_scopes
+
+    clock = SystemClock()
+
+    async def work(engine: Any) -> int:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if args.keys_command == "create":
+                scopes = parse_scopes(args.scopes)
+                new = await keys.create_key(session, name=args.name, scopes=scopes, clock=clock)
+                await audit.record(session, clock=clock, actor="cli", action="api_key.created",
+                                   target_type="api_key", target_id=new.key.key_id,
+                                   after={"name": args.name, "scopes": sorted(scopes)})
+                print(f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}")
+                print(f"secret:  {new.secret}\n(shown once: store it now)")
+            elif args.keys_command == "list":
+                for k in await keys.list_keys(session):
+                    state = "revoked" if k.revoked_at else "active"
+                    print(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  last used: {k.last_used_at}")
+            else:
+                await keys.revoke_key(session, args.key_id, clock=clock)
+                await notify(session, "key", args.key_id)
+                await audit.record(session, clock=clock, actor="cli", action="api_key.revoked",
+                                   target_type="api_key", target_id=args.key_id)
+                print(f"revoked {args.key_id}")
+        return 0
+
+    with database_url(settings) as url:
+        result: int = asyncio.run(_with_engine(url, settings, work))
+        return result
+
+
+def _serve(settings: Settings, url: str) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ["DATABASE_URL"] = url  # worker processes share the one database (embedded or not)
+    Granian(
+        "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,
+        workers=settings.workers, interface=Interfaces.ASGI, log_access=False,
+    ).serve()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    with database_url(settings) as url:
+        if args.migrate:
+            asyncio.run(_with_engine(url, settings, upgrade))
+        print(f"serving on http://{settings.host}:{settings.port}  (API docs: /schema, health: /healthz)")
+        _serve(settings, url)
+    return 0
+
+
+def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.demo import seed_demo
+    from app.migrate import upgrade
+
+    with database_url(settings) as url:
+        async def prepare(engine: Any) -> str:
+            await upgrade(engine)
+            return await seed_demo(engine, settings)
+
+        demo_key = asyncio.run(_with_engine(url, settings, prepare))
+        base = f"http://{settings.host}:{settings.port}"
+        print("\n  Demo ready.")
+        print(f"  API docs:        {base}/schema")
+        print(f"  Health:          {base}/healthz")
+        print(f"  Demo vendor key: {demo_key}")
+        print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts\n")
+        _serve(settings, url)
+    return 0
+
+
+def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
+    """Print a psql-ready URL of the database (the embedded one joins the running server)."""
+    with database_url(settings) as url:
+        print(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations up to head")
+    serve = sub.add_parser("serve", help="run the HTTP service (granian, N worker processes)")
+    serve.add_argument("--workers", type=int, help="worker processes (default COMMERCE_WORKERS or 1)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-migrate", dest="migrate", action="store_false", help="do not migrate at start")
+    demo = sub.add_parser("demo", help="migrate, seed demo data and serve")
+    demo.add_argument("--workers", type=int)
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    sub.add_parser("db-url", help="print the database URL (for psql)")
+    keys = sub.add_parser("keys", help="vendor API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated scopes, or 'all'")
+    keys_sub.add_parser("list", help="list keys")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    return parser
+
+
+COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "demo": cmd_demo, "keys": cmd_keys, "db-url": cmd_db_url}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k in ("workers", "host", "port") if (v := getattr(args, k, None)) is not None}
+    try:
+        settings = load_settings(**overrides)
+        return COMMANDS[args.command](settings, args)
+    except (SettingsError, ValueError) as exc:
+        print(f"commerce: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Demo data for ``make demo``: a vendor key, accounts and users (grows as the domains arrive)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import keys
+from app.accounts import service as accounts
+from app.accounts.schemas import AccountUpsert, UserUpsert
+from app.clock import SystemClock
+from app.db import make_sessionmaker
+from app.scopes import SCOPES
+from app.settings import Settings
+
+DEMO_ACCOUNTS = [
+    AccountUpsert(external_id="acme", name="Acme Analytics", segment="enterprise", region="us", currency="USD",
+                  discount_bps=1000, sales_team="enterprise-east", sales_rep="dana"),
+    AccountUpsert(external_id="globex", name="Globex GmbH", segment="mid_market", region="eu", currency="EUR",
+                  sales_team="emea", sales_rep="lukas"),
+    AccountUpsert(external_id="initech", name="Initech", segment="smb", region="us", currency="USD",
+                  sales_team="smb", sales_rep="sam"),
+]
+
+DEMO_USERS = {
+    "acme": [
+        UserUpsert(external_id="acme-alice", email="alice@acme.test", name="Alice Admin", roles=["admin", "manager"]),
+        UserUpsert(external_id="acme-ana", email="ana@acme.test", name="Ana Analyst", roles=["analyst"]),
+        UserUpsert(external_id="acme-vic", email="vic@acme.test", name="Vic Viewer", roles=["viewer"]),
+    ],
+    "globex": [
+        UserUpsert(external_id="globex-gert", email="gert@globex.test", name="Gert Admin", roles=["admin"]),
+        UserUpsert(external_id="globex-greta", email="greta@globex.test", name="Greta Analyst", roles=["analyst"]),
+    ],
+    "initech": [
+        UserUpsert(external_id="initech-peter", email="peter@initech.test", name="Peter", roles=["analyst"]),
+    ],
+}
+
+
+async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
+    """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
+    clock = SystemClock()
+    key_file = settings.data_dir / "demo-vendor-key"
+    async with make_sessionmaker(engine)() as session, session.begin():
+        for data in DEMO_ACCOUNTS:
+            account, _ = await accounts.upsert_account(session, data, actor="demo", clock=clock)
+            for user in DEMO_USERS[data.external_id]:
+                await accounts.upsert_user(session, account, user, actor="demo", clock=clock)
+        if key_file.exists():
+            token = key_file.read_text().strip()
+            parts = keys.split_token(token)
+            row = await session.get(keys.ApiKey, parts[0]) if parts else None
+            if row is not None and row.revoked_at is None and keys.secret_matches(row.secret_sha256, token):
+                return token
+        new = await keys.create_key(session, name="demo", scopes=frozenset(SCOPES), clock=clock)
+    key_file.write_text(new.secret)
+    key_file.chmod(0o600)
+    return new.secret

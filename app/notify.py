@@ -1,0 +1,96 @@
+"""Cross-process invalidation through PostgreSQL LISTEN/NOTIFY.
+
+Writers call ``notify`` inside their transaction (delivered only if it commits); every app process
+runs one ``Listener`` that dispatches payloads ``<topic>:<value>`` to the callbacks registered for
+the topic. The listener reconnects after a lost connection and then tells every topic to flush,
+since notifications sent while it was away are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CHANNEL = "commerce_invalidate"
+FLUSH = "*"
+
+log = logging.getLogger("commerce.notify")
+
+Callback = Callable[[str], None]
+
+
+async def notify(session: AsyncSession, topic: str, value: str) -> None:
+    """Queue an invalidation that other processes receive when the caller's transaction commits."""
+    await session.execute(text("SELECT pg_notify(:channel, :payload)"), {
+        "channel": CHANNEL, "payload": f"{topic}:{value}",
+    })
+
+
+class Listener:
+    """One dedicated connection per process that LISTENs and fans out to callbacks."""
+
+    def __init__(self, dsn: str, *, retry_seconds: float = 1.0) -> None:
+        self._dsn = dsn
+        self._retry_seconds = retry_seconds
+        self._callbacks: dict[str, list[Callback]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    def subscribe(self, topic: str, callback: Callback) -> None:
+        self._callbacks[topic].append(callback)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notify-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _dispatch(self, payload: str) -> None:
+        topic, _, value = payload.partition(":")
+        for callback in self._callbacks.get(topic, ()):
+            try:
+                callback(value)
+            except Exception:
+                log.exception("invalidation callback failed for %s", topic)
+
+    def _flush_all(self) -> None:
+        for topic in list(self._callbacks):
+            self._dispatch(f"{topic}:{FLUSH}")
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self._dispatch(payload))
+                if not first:
+                    self._flush_all()
+                first = False
+                self._connected.set()
+                await lost.wait()
+                log.warning("notification connection lost; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("notification listener cannot connect; retrying", exc_info=True)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            self._flush_all()
+            await asyncio.sleep(self._retry_seconds)

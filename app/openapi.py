@@ -1,0 +1,88 @@
+"""OpenAPI document: bearer security and the problem responses every authenticated operation may give."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+
+from app.errors import PROBLEM_MEDIA_TYPE
+
+OPENAPI_PATH = "/schema"
+
+_PROBLEM_STATUSES = {
+    "400": "Invalid input (problem details with per-field errors)",
+    "401": "Missing, invalid, expired or revoked credentials",
+    "403": "The credentials lack the scope or role this operation needs",
+    "404": "Not found (also for another account's objects: existence is not leaked)",
+    "409": "Conflict with the current state (or a concurrent request with the same Idempotency-Key)",
+    "413": "Request body too large",
+    "422": "Semantically invalid (or an Idempotency-Key reused with a different request)",
+}
+
+_PROBLEM_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    description="RFC 9457 problem details; extension members may be present.",
+    required=["type", "title", "status", "detail"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "instance": Schema(type=OpenAPIType.STRING),
+        "code": Schema(type=OpenAPIType.STRING),
+        "errors": Schema(type=OpenAPIType.ARRAY, items=Schema(
+            type=OpenAPIType.OBJECT, required=["field", "message"],
+            properties={"field": Schema(type=OpenAPIType.STRING), "message": Schema(type=OpenAPIType.STRING)},
+        )),
+    },
+)
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Commerce and entitlements API",
+        version=version,
+        description="In-product module commerce: catalog, entitlements, quotes, orders, budgets. "
+                    "Authenticate with 'Authorization: Bearer sk_...' (vendor API key) or a user session token.",
+        components=Components(security_schemes={
+            "BearerAuth": SecurityScheme(type="http", scheme="bearer",
+                                         description="Vendor API key (sk_...) or user session token"),
+        }),
+        security=[{"BearerAuth": []}],
+        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin()],
+        openapi_router=Router(path=OPENAPI_PATH, route_handlers=[], opt={"public": True}),
+    )
+
+
+def add_problem_responses(app: Litestar) -> None:
+    """Document the shared problem responses on every operation (public ones get none of the auth errors)."""
+    spec = app.openapi_schema
+    if spec.components.schemas is None:
+        spec.components.schemas = {}
+    spec.components.schemas["Problem"] = _PROBLEM_SCHEMA
+    public_paths = {r.path for r in app.routes if all(
+        h.opt.get("public") for h in getattr(r, "route_handlers", []))}
+    for path, item in (spec.paths or {}).items():
+        for op in (item.get, item.post, item.put, item.patch, item.delete):
+            if op is None:
+                continue
+            op.responses = op.responses or {}
+            if path in public_paths:
+                op.security = []
+                continue
+            for status, description in _PROBLEM_STATUSES.items():
+                op.responses.setdefault(status, OpenAPIResponse(
+                    description=description,
+                    content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
+                        schema=Reference(ref="#/components/schemas/Problem"))},
+                ))

@@ -1,0 +1,45 @@
+"""Transactional outbox: events are written in the caller's transaction and delivered later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import BigInteger, Identity, Index, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.clock import Clock
+from app.db import Base
+from app.ids import new_id
+
+
+class OutboxEvent(Base):
+    """Global table ordered by ``seq``; ``account_id`` is set for account events (null for vendor-level)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_account_id_seq", "account_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(default=1)
+    account_id: Mapped[str | None] = mapped_column(String(40))
+    occurred_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+async def emit(
+    session: AsyncSession, *, clock: Clock, type: str, payload: Any, account_id: str | None = None,
+    version: int = 1,
+) -> str:
+    """Write one event in the caller's transaction; it exists only if that transaction commits."""
+    event_id = new_id("evt")
+    session.add(OutboxEvent(
+        event_id=event_id, type=type, version=version, account_id=account_id,
+        occurred_at=clock.now(), payload=msgspec.to_builtins(payload),
+    ))
+    await session.flush()
+    return event_id

@@ -1,0 +1,48 @@
+"""Shared msgspec building blocks of the HTTP contract: one naming case (snake_case), strict input."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from app.errors import ValidationFailed
+
+
+class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are rejected, not silently dropped."""
+
+
+class Output(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of response bodies."""
+
+
+# Text that PostgreSQL can store (no NUL) with explicit bounds.
+ExternalId = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$",
+                                 description="The vendor's own id for this object")]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Text = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
+Slug = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+Role = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+                           description="A vendor-defined role such as 'analyst' or 'admin'")]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+Cursor = Annotated[str, Meta(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$")]
+PageLimit = Annotated[int, Meta(ge=1, le=200)]
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """Opaque pagination cursor -> the last key seen; a malformed cursor is a 400."""
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.") from exc

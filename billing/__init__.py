@@ -1,0 +1,1 @@
+"""Quotes, guardrails, budgets and ledger, approvals, orders, payments, renewals, statements."""

@@ -1,0 +1,1 @@
+"""Modules, features, prices, availability policies, catalog as code, suggestions."""

@@ -1,0 +1,1 @@
+"""Grants, seats, the check path and its cache, usage events and counters, trials."""

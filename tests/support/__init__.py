@@ -1,0 +1,1 @@
+"""Test support: the embedded database, factories and helpers shared by the suite."""

@@ -1,0 +1,79 @@
+"""One embedded PostgreSQL per test session; each test gets a fresh database cloned from a migrated template."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import warnings
+from pathlib import Path
+
+import asyncpg
+
+from app.db import create_engine
+from app.embedded import EmbeddedServer, start_embedded
+from app.migrate import upgrade
+
+TEMPLATE = "commerce_template"
+_counter = itertools.count()
+
+
+class TestDatabases:
+    """Creates per-test databases from a template migrated once with Alembic (not create_all)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.server: EmbeddedServer = start_embedded(data_dir)
+
+    def url(self, database: str) -> str:
+        return self.server.get_uri(database).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def dsn(self, database: str) -> str:
+        return self.server.get_uri(database)
+
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn("postgres"))
+
+    async def prepare_template(self) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+        engine = create_engine(self.url(TEMPLATE), pool_size=1, max_overflow=0)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    async def create(self, template: str = TEMPLATE) -> str:
+        name = f"t{next(_counter)}"
+        conn = await self._admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+        finally:
+            await conn.close()
+        return name
+
+    async def drop(self, name: str) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+async def wait_for(predicate, *, timeout: float = 2.0, interval: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
+    """Poll an async predicate until true or timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await predicate():
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(interval)
