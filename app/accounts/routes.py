@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import JSONBody
 
 from app.accounts import service
 from app.accounts.schemas import (
@@ -35,7 +36,7 @@ class AccountController(Controller):
           description="Returns 201 when the account was created, 200 when it existed (and was updated).")
     async def upsert_account(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
-        data: AccountUpsert,
+        data: JSONBody[AccountUpsert],
     ) -> Response[AccountRead]:
         async def produce() -> tuple[int, AccountRead]:
             account, created = await service.upsert_account(db_session, data, actor=principal.actor, clock=clock)
@@ -61,7 +62,7 @@ class AccountController(Controller):
           description="Returns 201 when the user was created, 200 when it existed (and was updated).")
     async def upsert_user(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
-        account: AccountRef, data: UserUpsert,
+        account: AccountRef, data: JSONBody[UserUpsert],
     ) -> Response[UserRead]:
         async def produce() -> tuple[int, UserRead]:
             acc = await service.resolve_account(db_session, principal, account)
@@ -99,7 +100,7 @@ class SessionController(Controller):
           summary="Mint a short-lived session token for a user")
     async def create_session_token(
         self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,
-        data: SessionTokenCreate,
+        data: JSONBody[SessionTokenCreate],
     ) -> SessionTokenRead:
         return await service.mint_session_token(
             db_session, data, principal=principal, settings=settings, clock=clock)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from app import audit, keys
@@ -51,7 +52,7 @@ class ApiKeyController(Controller):
     @post("/", opt={"scope": "keys:write", "owner": "vendor"}, status_code=201,
           summary="Create an API key; its secret is shown in this response only")
     async def create_key(
-        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, data: ApiKeyCreate,
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, data: JSONBody[ApiKeyCreate],
     ) -> ApiKeyCreated:
         try:
             scopes = parse_scopes(",".join(data.scopes))
