@@ -21,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from app import keys, tokens
 from app.clock import Clock
-from app.errors import Forbidden, Unauthorized
+from app.errors import FieldError, Forbidden, Unauthorized, ValidationFailed
 from app.notify import FLUSH
 from app.settings import Settings
 
@@ -193,6 +193,20 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     principal = await authenticate(connection)
     authorize(principal, opt)
     connection.scope["auth"] = principal
+    reject_unknown_query(connection, opt)
+
+
+def reject_unknown_query(connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]) -> None:
+    """Unknown query parameters are a 400, like unknown body fields: a typo never passes silently."""
+    allowed: frozenset[str] | None = opt.get("query_params")
+    if allowed is None:
+        return
+    unknown = sorted(set(connection.query_params.keys()) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter(s): {', '.join(repr(u) for u in unknown)[:300]}.",
+            errors=[FieldError(field=f"query.{u}"[:200], message="unknown parameter") for u in unknown[:20]],
+        )
 
 
 def provide_principal(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:

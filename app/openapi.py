@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
@@ -58,10 +61,23 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "BearerAuth": SecurityScheme(type="http", scheme="bearer",
                                          description="Vendor API key (sk_...) or user session token"),
         }),
-        security=[{"BearerAuth": []}],
         render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin()],
-        openapi_router=Router(path=OPENAPI_PATH, route_handlers=[], opt={"public": True}),
+        openapi_router=Router(path=OPENAPI_PATH, route_handlers=[], opt={"public": True}, include_in_schema=False),
     )
+
+
+def route_opts(app: Litestar) -> dict[tuple[str, str], dict[str, Any]]:
+    """The declared ``opt`` of every (path, method) the app serves (automatic OPTIONS/HEAD left out).
+
+    The dicts are the handlers' own: ``add_problem_responses`` records each operation's query names there.
+    """
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for route in app.routes:
+        for method, (handler, _kwargs) in getattr(route, "route_handler_map", {}).items():
+            if method in ("OPTIONS", "HEAD"):
+                continue
+            out[(re.sub(r"{(\w+):\w+}", r"{\1}", route.path), method)] = handler.opt
+    return out
 
 
 def add_problem_responses(app: Litestar) -> None:
@@ -70,18 +86,21 @@ def add_problem_responses(app: Litestar) -> None:
     if spec.components.schemas is None:
         spec.components.schemas = {}
     spec.components.schemas["Problem"] = _PROBLEM_SCHEMA
-    public_paths = {r.path for r in app.routes if all(
-        h.opt.get("public") for h in getattr(r, "route_handlers", []))}
+    opts = route_opts(app)
     for path, item in (spec.paths or {}).items():
-        for op in (item.get, item.post, item.put, item.patch, item.delete):
+        for method in ("get", "post", "put", "patch", "delete"):
+            op = getattr(item, method)
             if op is None:
                 continue
             op.responses = op.responses or {}
-            if path in public_paths:
-                op.security = []
+            handler_opt = opts.get((path, method.upper()), {})
+            handler_opt["query_params"] = frozenset(
+                p.name for p in (op.parameters or []) if getattr(p, "param_in", None) == "query")
+            if handler_opt.get("public"):
                 continue
+            op.security = [{"BearerAuth": []}]
             for status, description in _PROBLEM_STATUSES.items():
-                op.responses.setdefault(status, OpenAPIResponse(
+                op.responses[status] = (OpenAPIResponse(
                     description=description,
                     content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
                         schema=Reference(ref="#/components/schemas/Problem"))},

@@ -85,9 +85,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 raise SettingsError(f"{var} must be an integer, got {value!r}") from exc
         elif field == "api_key_cache_seconds":
             raw[field] = float(value)
+        elif field == "data_dir":
+            raw[field] = Path(value)
         else:
             raw[field] = value
     raw.update(overrides)
+    if isinstance(raw.get("data_dir"), str):
+        raw["data_dir"] = Path(str(raw["data_dir"]))
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
 from app.accounts import service
@@ -32,6 +33,7 @@ class AccountController(Controller):
     tags = ["Accounts and users"]
 
     @post("/", opt={"scope": "accounts:write", "owner": "vendor"}, status_code=200,
+          responses={201: ResponseSpec(AccountRead, description="The account was created")},
           summary="Create or update an account by external id",
           description="Returns 201 when the account was created, 200 when it existed (and was updated).")
     async def upsert_account(
@@ -58,6 +60,7 @@ class AccountController(Controller):
         return service.account_read(await service.resolve_account(db_session, principal, account))
 
     @post("/{account:str}/users", opt={"scope": "accounts:write", "owner": "account"}, status_code=200,
+          responses={201: ResponseSpec(UserRead, description="The user was created")},
           summary="Create or update a user of the account by external id",
           description="Returns 201 when the user was created, 200 when it existed (and was updated).")
     async def upsert_user(

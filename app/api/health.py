@@ -24,7 +24,7 @@ class Readiness(Output, frozen=True):
     expected: str | None = None
 
 
-@get("/healthz", opt={"public": True}, tags=["Operations"], summary="The process is up")
+@get("/healthz", opt={"public": True, "owner": "public"}, tags=["Operations"], summary="The process is up")
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -33,7 +33,7 @@ def _current_revision(sync_conn: Any) -> str | None:
     return MigrationContext.configure(sync_conn).get_current_revision()
 
 
-@get("/readyz", opt={"public": True}, tags=["Operations"], summary="Database reachable and migrated",
+@get("/readyz", opt={"public": True, "owner": "public"}, tags=["Operations"], summary="Database reachable and migrated",
      description="503 until the database answers and its schema is at the migrations' head.")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     expected = head_revision()

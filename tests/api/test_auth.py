@@ -135,3 +135,31 @@ async def test_secrets_never_appear_in_logs_errors_or_audit(
     for text in [*(r.text for r in responses[:2]), audit, caplog.text]:
         assert secret_part not in text
         assert new_secret.split(".", 1)[1] not in text
+
+
+async def test_session_tokens_never_appear_in_logs_errors_or_audit(
+    client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.factories import make_tenant
+
+    caplog.set_level(logging.DEBUG)
+    key = await make_key(sessionmaker, clock)
+    t = await make_tenant(client, key, "alpha")
+    responses = [
+        await client.get("/v1/me", headers=bearer(t.admin_token + "x")),
+        await client.get("/v1/accounts/alpha/audit-log", headers=bearer(t.user_token)),
+        await client.post("/v1/accounts", json={"external_id": "x", "name": "X"}, headers=bearer(t.admin_token)),
+        await client.get("/v1/accounts/alpha/audit-log", headers=bearer(t.admin_token)),
+    ]
+    signatures = [tok.rsplit(".", 1)[1] for tok in (t.admin_token, t.user_token)]
+    for text in [*(r.text for r in responses), caplog.text]:
+        for sig in signatures:
+            assert sig not in text
+
+
+async def test_unknown_query_parameters_are_rejected(client: AsyncTestClient[Any], sessionmaker: Any,
+                                                     clock: FrozenClock) -> None:
+    key = await make_key(sessionmaker, clock)
+    body = assert_problem(await client.get("/v1/accounts", params={"limt": 5}, headers=bearer(key)), 400)
+    assert "limt" in body["detail"] and body["errors"][0]["field"] == "query.limt"
+    assert (await client.get("/v1/accounts", params={"limit": 5}, headers=bearer(key))).status_code == 200

@@ -1,0 +1,187 @@
+"""Tenant isolation and auth coverage gates: walk every route the app serves, from its own declarations.
+
+Each route declares in ``opt["owner"]`` how its objects are owned:
+  * ``public``  - no credentials (health, readiness, signature-authenticated webhooks); allow-listed below;
+  * ``vendor``  - deployment-level objects, vendor API keys only;
+  * ``catalog`` - the vendor's catalog, readable by every user (never carries account data);
+  * ``account`` - objects of the account named by the ``account`` parameter;
+  * ``user``    - objects of the user named by the ``user`` parameter;
+  * ``self``    - acts on the caller's own identity (a session token), nothing else to name.
+Path and query parameters are filled with account A's objects through PARAM_VALUES; a route with a
+parameter the table does not know fails the gate with a message saying what to add.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar
+
+from app.openapi import route_opts
+
+OWNERS = {"public", "vendor", "catalog", "account", "user", "self"}
+
+# The only routes that may be called without credentials.
+PUBLIC_ALLOWLIST = {
+    ("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/stripe/webhook"),
+}
+
+
+@dataclass
+class World:
+    """Account A's objects (created by the gate) and the credentials the gate calls with."""
+
+    a_account: str
+    a_user: str
+    a_admin: str
+    b_admin_token: str
+    b_user_token: str
+    all_scopes_key: str
+    key_without: Callable[[str], str]  # a vendor key holding every scope but the given one
+    a_secrets: list[str]  # strings of A's data that must never reach B
+    extra: dict[str, str] = field(default_factory=dict)  # ids of A's objects created per parameter
+
+
+# How to name A's object for each parameter name (path or required query parameter).
+PARAM_VALUES: dict[str, Callable[[World], str]] = {
+    "account": lambda w: w.a_account,
+    "user": lambda w: w.a_user,
+    "key_id": lambda w: w.extra["key_id"],
+}
+
+# Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/accounts"): {"external_id": "{account}", "name": "Renamed by B"},
+    ("POST", "/v1/accounts/{account}/users"): {"external_id": "{user}", "roles": ["admin"]},
+    ("POST", "/v1/session-tokens"): {"account": "{account}", "user": "{user}"},
+    ("POST", "/v1/api-keys"): {"name": "made-by-b", "scopes": ["accounts:read"]},
+}
+
+_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def _fill(value: Any, world: World) -> Any:
+    if isinstance(value, str):
+        return value.replace("{account}", world.a_account).replace("{user}", world.a_user)
+    if isinstance(value, dict):
+        return {k: _fill(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, world) for v in value]
+    return value
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    url: str
+    body: dict[str, Any] | None
+    opt: dict[str, Any]
+
+
+def plan_calls(app: Litestar, world: World, required_query: dict[tuple[str, str], list[str]]) -> tuple[
+        list[Call], list[str]]:
+    """The request to make for every route, or the declaration each undeclared route is missing."""
+    calls, problems = [], []
+    for (path, method), opt in sorted(route_opts(app).items()):
+        if path.startswith("/schema"):
+            continue
+        where = f"{method} {path}"
+        owner = opt.get("owner")
+        if owner not in OWNERS:
+            problems.append(f"{where}: declare opt['owner'] as one of {sorted(OWNERS)} (see tests/gates/isolation.py)")
+            continue
+        url = path
+        missing = False
+        names = _PARAM.findall(path) + required_query.get((path, method), [])
+        for name in names:
+            if name not in PARAM_VALUES:
+                problems.append(f"{where}: parameter {name!r} has no entry in PARAM_VALUES (tests/gates/isolation.py): "
+                                "add how to name account A's object for it")
+                missing = True
+        if missing:
+            continue
+        for name in _PARAM.findall(path):
+            url = url.replace("{" + name + "}", PARAM_VALUES[name](world))
+        query = [f"{n}={PARAM_VALUES[n](world)}" for n in required_query.get((path, method), [])]
+        if query:
+            url += "?" + "&".join(query)
+        body = _fill(BODIES.get((method, path)), world) if method in ("POST", "PUT", "PATCH") else None
+        if method in ("POST", "PUT", "PATCH") and body is None:
+            body = {}
+        calls.append(Call(method=method, path=path, url=url, body=body, opt=opt))
+    return calls, problems
+
+
+async def _send(client: Any, call: Call, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await client.request(call.method, call.url, json=call.body, headers=headers)
+
+
+def _leaks(text: str, world: World) -> list[str]:
+    return [s for s in world.a_secrets if s and s in text]
+
+
+async def check_isolation(client: Any, app: Litestar, world: World,
+                          required_query: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Call every route as B's admin, B's end user and a key without the route's scope; list every violation."""
+    calls, problems = plan_calls(app, world, required_query)
+    for call in calls:
+        where = f"{call.method} {call.path}"
+        owner, access, scope = call.opt["owner"], call.opt.get("user_access"), call.opt.get("scope")
+        if owner == "public":
+            continue
+        for who, token in (("B's admin", world.b_admin_token), ("B's end user", world.b_user_token)):
+            r = await _send(client, call, token)
+            if access is None:
+                allowed = {403}
+            elif owner in ("catalog", "self"):
+                allowed = {200, 201, 204, 400, 403, 404, 409, 422}
+            elif access == "admin" and who == "B's end user":
+                allowed = {403, 404}
+            else:
+                allowed = {404}
+            if r.status_code not in allowed:
+                problems.append(f"{where}: {who} got {r.status_code}, expected one of {sorted(allowed)}")
+            if leaked := _leaks(r.text, world):
+                problems.append(f"{where}: {who} received account A's data {leaked}")
+        if scope:
+            r = await _send(client, call, world.key_without(scope))
+            if r.status_code != 403:
+                problems.append(f"{where}: a key without {scope!r} got {r.status_code}, expected 403")
+    return problems
+
+
+async def check_auth_coverage(client: Any, app: Litestar) -> list[str]:
+    """Every route needs credentials except the short allow-list; and really answers 401 without them."""
+    problems = []
+    for (path, method), opt in sorted(route_opts(app).items()):
+        if path.startswith("/schema"):
+            continue
+        where = f"{method} {path}"
+        if opt.get("public"):
+            if (method, path) not in PUBLIC_ALLOWLIST:
+                problems.append(f"{where}: is public but not in PUBLIC_ALLOWLIST; require a scope instead")
+            continue
+        if not opt.get("scope") and not opt.get("user_access"):
+            problems.append(f"{where}: declares neither a vendor 'scope' nor 'user_access'")
+        url = re.sub(r"{\w+(?::\w+)?}", "x", path)
+        r = await client.request(method, url, json={} if method in ("POST", "PUT", "PATCH") else None)
+        if r.status_code != 401:
+            problems.append(f"{where}: answered {r.status_code} without credentials, expected 401")
+    return problems
+
+
+def required_query_params(spec: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if not isinstance(op, dict):
+                continue
+            names = [p["name"] for p in op.get("parameters", []) if p.get("in") == "query" and p.get("required")]
+            if names:
+                out[(path, method.upper())] = names
+    return out

@@ -1,0 +1,61 @@
+"""Schema gate: read the migrated database's own catalog and check the tenancy shape of every table.
+
+A tenant table has ``account_id`` as the first column of its primary key, and every foreign key between
+tenant tables includes ``account_id``. Global tables (the vendor's catalog, API keys, delivery plumbing)
+are declared in GLOBAL_TABLES with the reason they are global.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+GLOBAL_TABLES: dict[str, str] = {
+    "alembic_version": "Alembic's bookkeeping",
+    "api_keys": "vendor API keys belong to the vendor, not to an account",
+    "audit_log": "also records vendor-level changes (catalog, keys); rows carry account_id when they have one",
+    "outbox_events": "one global delivery order; rows carry account_id when they have one",
+    "idempotency_keys": "keyed by the caller (API key or user), not by account",
+}
+
+_PRIMARY_KEYS = text("""
+    SELECT c.relname AS table_name,
+           (SELECT array_agg(a.attname ORDER BY k.ord)
+              FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum) AS columns
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+      LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+""")
+
+_FOREIGN_KEYS = text("""
+    SELECT con.conname, src.relname AS table_name, dst.relname AS referred_table,
+           (SELECT array_agg(a.attname) FROM unnest(con.conkey) AS k(attnum)
+              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS columns
+      FROM pg_constraint con
+      JOIN pg_class src ON src.oid = con.conrelid
+      JOIN pg_class dst ON dst.oid = con.confrelid
+      JOIN pg_namespace n ON n.oid = src.relnamespace AND n.nspname = 'public'
+     WHERE con.contype = 'f'
+""")
+
+
+async def check_schema(conn: Any, global_tables: dict[str, str] = GLOBAL_TABLES) -> list[str]:
+    """Every violation of the tenancy shape, as a message naming the table and what to change."""
+    problems = []
+    for table, columns in (await conn.execute(_PRIMARY_KEYS)).all():
+        if table in global_tables:
+            continue
+        if not columns:
+            problems.append(f"{table}: has no primary key")
+        elif columns[0] != "account_id":
+            problems.append(f"{table}: primary key {list(columns)} must start with account_id "
+                            "(or declare the table in GLOBAL_TABLES with the reason it is global)")
+    for name, table, referred, columns in (await conn.execute(_FOREIGN_KEYS)).all():
+        if table in global_tables or referred in global_tables:
+            continue
+        if "account_id" not in columns:
+            problems.append(f"{table}: foreign key {name} to {referred} on {list(columns)} must include account_id")
+    return problems

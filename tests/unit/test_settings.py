@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import SettingsError, load_settings
+
+
+def test_settings_are_read_from_the_environment(tmp_path: Path) -> None:
+    s = load_settings({"COMMERCE_DATA_DIR": str(tmp_path), "COMMERCE_WORKERS": "3", "DATABASE_URL": "postgresql://h/db",
+                       "COMMERCE_ADMIN_ROLES": "admin, owner", "COMMERCE_API_KEY_CACHE_SECONDS": "2.5"})
+    assert s.data_dir == tmp_path and s.workers == 3 and s.database_url == "postgresql://h/db"
+    assert s.admin_roles == ("admin", "owner") and s.api_key_cache_seconds == 2.5
+
+
+def test_development_generates_one_persistent_secret_per_data_folder(tmp_path: Path) -> None:
+    a = load_settings({"COMMERCE_DATA_DIR": str(tmp_path)})
+    b = load_settings({"COMMERCE_DATA_DIR": str(tmp_path)})
+    assert len(a.token_secret) >= 32 and a.token_secret == b.token_secret
+    assert load_settings({"COMMERCE_DATA_DIR": str(tmp_path / "other")}).token_secret != a.token_secret
+
+
+def test_production_never_uses_generated_secrets(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="COMMERCE_TOKEN_SECRET"):
+        load_settings({"COMMERCE_ENV": "production", "COMMERCE_DATA_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match="32"):
+        load_settings({"COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "short"})
+    assert not (tmp_path / "dev-secrets.json").exists()
+    ok = load_settings({"COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "s" * 40})
+    assert ok.token_secret == "s" * 40
+
+
+def test_bad_numbers_are_reported_by_variable_name() -> None:
+    with pytest.raises(SettingsError, match="COMMERCE_PORT"):
+        load_settings({"COMMERCE_PORT": "eighty"})
