@@ -6,7 +6,11 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, GuardrailVersion, LedgerEntry
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "User", "metadata"]
+__all__ = [
+    "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "GuardrailVersion",
+    "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "metadata",
+]

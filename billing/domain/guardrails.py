@@ -26,7 +26,7 @@ ModuleKey = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9
 Hours = Annotated[int, Meta(ge=0, le=24 * 90)]
 
 
-class _Doc(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class _Doc(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     pass
 
 

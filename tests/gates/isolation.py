@@ -13,6 +13,7 @@ parameter the table does not know fails the gate with a message saying what to a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "account": lambda w: w.a_account,
     "user": lambda w: w.a_user,
     "key_id": lambda w: w.extra["key_id"],
+    "budget_id": lambda w: w.extra["budget_id"],
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
@@ -58,6 +60,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts/{account}/users"): {"external_id": "{user}", "roles": ["admin"]},
     ("POST", "/v1/session-tokens"): {"account": "{account}", "user": "{user}"},
     ("POST", "/v1/api-keys"): {"name": "made-by-b", "scopes": ["accounts:read"]},
+    ("POST", "/v1/accounts/{account}/budgets"): {"name": "B's", "currency": "USD", "amount_minor": 100,
+                                                 "cost_center": "rnd"},
+    ("PATCH", "/v1/accounts/{account}/budgets/{budget_id}"): {"amount_minor": 1},
+    ("PUT", "/v1/accounts/{account}/guardrails"): {"auto_approve_limit_minor": 10**9},
+    ("POST", "/v1/accounts/{account}/guardrails/import"): {"toml": "auto_approve_limit_minor = 1000000000"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -121,8 +128,10 @@ async def _send(client: Any, call: Call, token: str | None) -> Any:
     return await client.request(call.method, call.url, json=call.body, headers=headers)
 
 
-def _leaks(text: str, world: World) -> list[str]:
-    return [s for s in world.a_secrets if s and s in text]
+def _leaks(text: str, world: World, call: Call) -> list[str]:
+    """A's data in the answer, beyond what the caller itself sent (an id echoed from the URL is no leak)."""
+    sent = call.url + json.dumps(call.body)
+    return [s for s in world.a_secrets if s and s in text and s not in sent]
 
 
 async def check_isolation(client: Any, app: Litestar, world: World,
@@ -146,7 +155,7 @@ async def check_isolation(client: Any, app: Litestar, world: World,
                 allowed = {404}
             if r.status_code not in allowed:
                 problems.append(f"{where}: {who} got {r.status_code}, expected one of {sorted(allowed)}")
-            if leaked := _leaks(r.text, world):
+            if leaked := _leaks(r.text, world, call):
                 problems.append(f"{where}: {who} received account A's data {leaked}")
         if scope:
             r = await _send(client, call, world.key_without(scope))

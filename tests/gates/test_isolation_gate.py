@@ -31,10 +31,12 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     users = (await client.get("/v1/accounts/alpha/users", headers=bearer(key))).json()["data"]
     created = (await client.post("/v1/api-keys", json={"name": "victim", "scopes": ["accounts:read"]},
                                  headers=bearer(key))).json()
-    secrets = [acc["id"], acc["name"], *[u["id"] for u in users]]
+    budget = (await client.post("/v1/accounts/alpha/budgets", json={"name": "Alpha secret budget",
+              "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
+    secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
-                 a_secrets=secrets, extra={"key_id": created["id"]})
+                 a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"]})
 
 
 def _required_query(app: Litestar) -> dict[tuple[str, str], list[str]]:

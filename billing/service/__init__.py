@@ -1,0 +1,21 @@
+"""Billing use cases: load, decide (billing.domain), persist, emit. Never commits."""
+
+from billing.service._budgets import (
+    budget_for,
+    budget_state,
+    capture,
+    create_budget,
+    get_budget,
+    list_budgets,
+    list_ledger,
+    refund,
+    release,
+    reserve,
+    update_budget,
+)
+from billing.service._guardrails import current_policy, export_toml, import_toml, save_policy
+
+__all__ = [
+    "budget_for", "budget_state", "capture", "create_budget", "current_policy", "export_toml", "get_budget",
+    "import_toml", "list_budgets", "list_ledger", "refund", "release", "reserve", "save_policy", "update_budget",
+]
