@@ -24,12 +24,14 @@ from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
+from catalog.routes import CatalogController, OfferController
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
+    CatalogController, OfferController,
 ]
 
 

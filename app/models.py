@@ -6,7 +6,21 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from catalog.models import (
+    CatalogCategory,
+    CatalogFeature,
+    CatalogModule,
+    CatalogModuleFeature,
+    CatalogPolicy,
+    CatalogPrice,
+    CatalogRevision,
+    CatalogSetting,
+)
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "User", "metadata"]
+__all__ = [
+    "Account", "ApiKey", "AuditEntry", "CatalogCategory", "CatalogFeature", "CatalogModule", "CatalogModuleFeature",
+    "CatalogPolicy", "CatalogPrice", "CatalogRevision", "CatalogSetting", "IdempotencyRecord", "OutboxEvent", "User",
+    "metadata",
+]

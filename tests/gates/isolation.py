@@ -50,6 +50,12 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "account": lambda w: w.a_account,
     "user": lambda w: w.a_user,
     "key_id": lambda w: w.extra["key_id"],
+    # the catalog is vendor-level: any well-formed key names an object the gate may ask for
+    "feature": lambda w: w.extra.get("feature", "reports"),
+    "module": lambda w: w.extra.get("module", "reports_basic"),
+    "policy": lambda w: w.extra.get("policy", "reporting-by-role"),
+    "price_id": lambda w: w.extra.get("price_id", "price_" + "0" * 26),
+    "revision": lambda w: w.extra.get("revision", "1"),
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
