@@ -25,6 +25,7 @@ from app.notify import Listener
 from app.openapi import add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
 from billing.routes import BudgetController, GuardrailController
+from catalog.routes import CatalogController, OfferController
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -32,6 +33,7 @@ log = logging.getLogger("commerce")
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController,
+    CatalogController, OfferController,
 ]
 
 

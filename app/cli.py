@@ -125,6 +125,57 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
+    """Plan, apply or export the catalog as code (TOML)."""
+    from app.clock import SystemClock
+    from app.db import make_sessionmaker
+    from app.errors import DomainError
+    from catalog import service
+    from catalog.domain import render_plan
+    from catalog.spec import to_toml
+
+    clock = SystemClock()
+
+    async def work(engine: Any) -> int:
+        from app.migrate import upgrade
+
+        await upgrade(engine)  # like serve: a fresh embedded database is usable at once
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if args.catalog_command == "export":
+                print(to_toml(await service.export_document(session)), end="")
+                return 0
+            doc = service.parse_source(toml=source)
+            if args.catalog_command == "plan":
+                planned = await service.plan_document(session, doc, clock=clock)
+                print(render_plan(planned.base_revision, planned.changes))
+                return 0
+            result = await service.apply_document(session, doc, actor="cli", clock=clock)
+            if not result.applied:
+                print(f"No changes: the live catalog (revision {result.revision}) already matches {args.file}.")
+            else:
+                print(render_plan(result.base_revision, result.changes))
+                print(f"Applied as revision {result.revision}.")
+            return 0
+
+    source = ""
+    if args.catalog_command in ("plan", "apply"):
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                source = fh.read()
+        except OSError as exc:
+            print(f"commerce: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    with database_url(settings) as url:
+        try:
+            code: int = asyncio.run(_with_engine(url, settings, work))
+        except DomainError as exc:
+            print(f"commerce: {exc.detail}", file=sys.stderr)
+            for err in exc.errors or []:
+                print(f"  {err.field}: {err.message}", file=sys.stderr)
+            return 1
+        return code
+
+
 def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     """Print a psql-ready URL of the database (the embedded one joins the running server)."""
     with database_url(settings) as url:
@@ -154,10 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    catalog = sub.add_parser("catalog", help="the module catalog as code (TOML)")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    plan = catalog_sub.add_parser("plan", help="show what applying FILE would change")
+    plan.add_argument("file")
+    apply = catalog_sub.add_parser("apply", help="apply FILE as a new catalog revision (all or nothing)")
+    apply.add_argument("file")
+    catalog_sub.add_parser("export", help="print the live catalog as TOML")
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "demo": cmd_demo, "keys": cmd_keys, "db-url": cmd_db_url}
+COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "demo": cmd_demo, "keys": cmd_keys, "db-url": cmd_db_url,
+            "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
-"""Demo data for ``make demo``: a vendor key, accounts and users (grows as the domains arrive)."""
+"""Demo data for ``make demo``: a vendor key, accounts and users, the example catalog (grows as the domains arrive)."""
 
 from __future__ import annotations
+
+from importlib import resources
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -11,6 +13,12 @@ from app.clock import SystemClock
 from app.db import make_sessionmaker
 from app.scopes import SCOPES
 from app.settings import Settings
+from catalog import service as catalog
+
+
+def demo_catalog_toml() -> str:
+    """The example catalog shipped with the package (catalog/examples/demo.toml)."""
+    return (resources.files("catalog") / "examples" / "demo.toml").read_text(encoding="utf-8")
 
 DEMO_ACCOUNTS = [
     AccountUpsert(external_id="acme", name="Acme Analytics", segment="enterprise", region="us", currency="USD",
@@ -42,6 +50,8 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     clock = SystemClock()
     key_file = settings.data_dir / "demo-vendor-key"
     async with make_sessionmaker(engine)() as session, session.begin():
+        doc = catalog.parse_source(toml=demo_catalog_toml())
+        await catalog.apply_document(session, doc, actor="demo", clock=clock)  # a no-op when already applied
         for data in DEMO_ACCOUNTS:
             account, _ = await accounts.upsert_account(session, data, actor="demo", clock=clock)
             for user in DEMO_USERS[data.external_id]:

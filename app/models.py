@@ -7,10 +7,21 @@ from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
 from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, GuardrailVersion, LedgerEntry
+from catalog.models import (
+    CatalogCategory,
+    CatalogFeature,
+    CatalogModule,
+    CatalogModuleFeature,
+    CatalogPolicy,
+    CatalogPrice,
+    CatalogRevision,
+    CatalogSetting,
+)
 
 metadata = Base.metadata
 
 __all__ = [
-    "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "GuardrailVersion",
-    "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "metadata",
+    "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CatalogCategory",
+    "CatalogFeature", "CatalogModule", "CatalogModuleFeature", "CatalogPolicy", "CatalogPrice", "CatalogRevision",
+    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "metadata",
 ]

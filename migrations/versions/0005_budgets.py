@@ -1,7 +1,7 @@
 """budgets, ledger, guardrails
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-23 09:30:41.975423
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

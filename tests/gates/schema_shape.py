@@ -17,6 +17,14 @@ GLOBAL_TABLES: dict[str, str] = {
     "audit_log": "also records vendor-level changes (catalog, keys); rows carry account_id when they have one",
     "outbox_events": "one global delivery order; rows carry account_id when they have one",
     "idempotency_keys": "keyed by the caller (API key or user), not by account",
+    "catalog_revisions": "the vendor's catalog (reference table when sharded)",
+    "catalog_settings": "the vendor's catalog (reference table when sharded)",
+    "catalog_categories": "the vendor's catalog (reference table when sharded)",
+    "catalog_features": "the vendor's catalog (reference table when sharded)",
+    "catalog_modules": "the vendor's catalog (reference table when sharded)",
+    "catalog_module_features": "the vendor's catalog (reference table when sharded)",
+    "catalog_prices": "the vendor's catalog (reference table when sharded)",
+    "catalog_policies": "the vendor's catalog (reference table when sharded)",
 }
 
 _PRIMARY_KEYS = text("""

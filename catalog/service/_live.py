@@ -1,0 +1,105 @@
+"""Loading the live catalog from its tables into plain domain values, and the ownership seams."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.domain import Live, LivePrice, PriceOwner
+from catalog.models import (
+    CatalogCategory,
+    CatalogFeature,
+    CatalogModule,
+    CatalogModuleFeature,
+    CatalogPolicy,
+    CatalogPrice,
+    CatalogRevision,
+    CatalogSetting,
+)
+from catalog.spec import CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
+
+
+async def owned_modules(session: AsyncSession, account_id: str, user_id: str | None) -> frozenset[str]:
+    """Module keys this user holds (its own grants and the account-wide ones).
+
+    The seam through which entitlements feed offers and availability: until issue #4's grants exist
+    nothing is owned, so this returns an empty set; #4 replaces the body with a read of active grants.
+    """
+    del session, account_id, user_id
+    return frozenset()
+
+
+async def price_owners(session: AsyncSession, module: str, slot: str, *, before_version: int) -> list[PriceOwner]:
+    """Holders of a version of this price line older than ``before_version`` (for migration notices).
+
+    Fed by issue #4's grants (which record the exact price version bought); empty until then.
+    """
+    del session, module, slot, before_version
+    return []
+
+
+def price_from_row(row: CatalogPrice) -> LivePrice:
+    price: Price = msgspec.convert(row.spec, Price)
+    price = msgspec.structs.replace(price, migrate_existing_at=row.migrate_existing_at)
+    return LivePrice(price_id=row.price_id, module=row.module_key, version=row.version, price=price,
+                     is_current=row.is_current, revision=row.revision, created_at=row.created_at,
+                     superseded_at=row.superseded_at)
+
+
+def feature_from_row(row: CatalogFeature) -> Feature:
+    feature: Feature = msgspec.convert(row.spec, Feature)
+    return feature
+
+
+def policy_from_row(row: CatalogPolicy) -> Policy:
+    return msgspec.convert(row.spec, Policy)
+
+
+def grant_value(row: CatalogModuleFeature) -> GrantValue:
+    if row.limit_value is not None:
+        return row.limit_value
+    return row.config_value if row.config_value is not None else True
+
+
+def module_from_row(row: CatalogModule, grants: list[CatalogModuleFeature], prices: list[Price]) -> Module:
+    return Module(
+        key=row.key, name=row.name, description=row.description, category=row.category,
+        status=row.status,  # type: ignore[arg-type]
+        trial_days=row.trial_days, requires=list(row.requires), excludes=list(row.excludes),
+        features={g.feature_key: grant_value(g) for g in sorted(grants, key=lambda g: g.feature_key)},
+        prices=prices,
+    )
+
+
+async def current_revision(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(CatalogRevision.revision), 0))) or 0)
+
+
+async def load_live(session: AsyncSession) -> Live:
+    """The whole live catalog (a few small queries; the catalog is bounded by the document limits)."""
+    revision = await current_revision(session)
+    setting = await session.get(CatalogSetting, "default_effect")
+    default_effect: Effect = setting.value if setting is not None else "purchasable"  # type: ignore[assignment]
+    categories = [Category(key=c.key, name=c.name, description=c.description)
+                  for c in await session.scalars(select(CatalogCategory))]
+    features = [feature_from_row(f) for f in await session.scalars(select(CatalogFeature))]
+    grants: dict[str, list[CatalogModuleFeature]] = {}
+    for g in await session.scalars(select(CatalogModuleFeature)):
+        grants.setdefault(g.module_key, []).append(g)
+    current: dict[tuple[str, str], LivePrice] = {}
+    last_version: dict[tuple[str, str], int] = {}
+    for row in await session.scalars(select(CatalogPrice)):
+        slot_key = (row.module_key, row.slot)
+        last_version[slot_key] = max(last_version.get(slot_key, 0), row.version)
+        if row.is_current:
+            current[slot_key] = price_from_row(row)
+    modules = [
+        module_from_row(m, grants.get(m.key, []),
+                        [lp.price for (mk, _), lp in sorted(current.items()) if mk == m.key])
+        for m in await session.scalars(select(CatalogModule))
+    ]
+    policies = [policy_from_row(p) for p in await session.scalars(select(CatalogPolicy))]
+    doc = normalise(CatalogDoc(default_effect=default_effect, categories=categories, features=features,
+                               modules=modules, policies=policies))
+    return Live(revision=revision, doc=doc, prices=current, last_version=last_version)
