@@ -43,6 +43,9 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        value = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.") from exc
+    if not value.isprintable() or len(value) > 120:  # cursors we issue are short printable keys
+        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+    return value

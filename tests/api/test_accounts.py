@@ -154,3 +154,11 @@ async def test_mutations_are_audited_with_actor_and_before_after(client: AsyncTe
     assert_problem(await client.get("/v1/accounts/alpha/audit-log", headers=bearer(t.user_token)), 403)
     b = await make_tenant(client, key, "beta")
     assert_problem(await client.get("/v1/accounts/alpha/audit-log", headers=bearer(b.admin_token)), 404)
+
+
+async def test_forged_cursors_are_rejected_not_crashing(client: AsyncTestClient[Any], key: str) -> None:
+    import base64
+
+    for raw in (b"a\x00b", b"\xff\xfe", b"x" * 500):
+        cursor = base64.urlsafe_b64encode(raw).decode()
+        assert_problem(await client.get("/v1/accounts", params={"cursor": cursor}, headers=bearer(key)), 400)
