@@ -6,7 +6,17 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from app.webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookFanout,
+)
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "User", "metadata"]
+__all__ = [
+    "Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "User", "WebhookAttempt",
+    "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
+]
