@@ -81,7 +81,8 @@ class Dispatcher:
             jobs = await queue.claim_due(session, clock=self._clock, settings=self._settings,
                                          limit=self._settings.webhook_batch_size)
         if jobs:
-            await asyncio.gather(*(self._attempt(job) for job in jobs))
+            outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+            await self._record(list(zip(jobs, outcomes, strict=True)))
         return len(jobs)
 
     async def run_once(self) -> int:
@@ -108,19 +109,17 @@ class Dispatcher:
             await self.aclose()
             log.info("webhook dispatcher stopped")
 
-    async def _attempt(self, job: queue.Job) -> None:
+    async def _attempt(self, job: queue.Job) -> queue.Outcome:
         async with self._slots:
-            result = await self.send(job)
+            return await self.send(job)
+
+    async def _record(self, results: list[tuple[queue.Job, queue.Outcome]]) -> None:
         try:
             async with self._sessionmaker() as session, session.begin():
-                status = await queue.record(session, job, result, clock=self._clock, settings=self._settings,
-                                            rand=self._rand)
+                await queue.record(session, results, clock=self._clock, settings=self._settings, rand=self._rand)
         except Exception:
-            # The lease expires and another pass retries: at least once, still never concurrently.
-            log.exception("could not record webhook attempt of %s", job.delivery_id)
-            return
-        if status == "lost":
-            log.warning("lease of %s expired before its outcome was recorded", job.delivery_id)
+            # The leases expire and a later pass retries: at least once, still never concurrently.
+            log.exception("could not record %d webhook attempts", len(results))
 
     async def send(self, job: queue.Job) -> queue.Outcome:
         """POST one signed attempt; never raises (every failure becomes an Outcome)."""

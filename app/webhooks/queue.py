@@ -10,10 +10,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,45 +169,66 @@ class Outcome:
 
 
 async def record(
-    session: AsyncSession, job: Job, result: Outcome, *, clock: Clock, settings: Settings,
+    session: AsyncSession, results: list[tuple[Job, Outcome]], *, clock: Clock, settings: Settings,
     rand: Callable[[], float],
-) -> str:
-    """Log the attempt and move the delivery on; returns the delivery's new status ('lost' if the lease expired)."""
+) -> None:
+    """Log the attempts and move each delivery on (pipelined statements, one transaction).
+
+    An update only applies while the lease token still matches: if a lease expired and another
+    dispatcher took the delivery over, this outcome is logged but does not move the delivery.
+    """
+    if not results:
+        return
     now = clock.now()
-    session.add(WebhookAttempt(
+    session.add_all([WebhookAttempt(
         delivery_id=job.delivery_id, endpoint_id=job.endpoint_id, number=job.attempt, started_at=result.started_at,
         latency_ms=result.latency_ms, outcome=result.outcome, response_status=result.response_status,
-        response_body=result.response_body, error=result.error))
-    values: dict[str, Any] = {"lease_token": None, "updated_at": now, "last_response_status": result.response_status}
-    if result.ok:
-        values.update(status=SUCCEEDED, delivered_at=now)
-    else:
-        delay = domain.retry_delay(job.attempt, settings.webhook_retry_schedule,
-                                   jitter=settings.webhook_retry_jitter, rand=rand)
-        if delay is None:
-            values.update(status=FAILED, failed_at=now)
-        else:
-            values.update(status=PENDING, next_attempt_at=now + delay)
-    moved = await session.scalar(update(WebhookDelivery).where(
-        WebhookDelivery.delivery_id == job.delivery_id, WebhookDelivery.lease_token == job.lease_token,
-    ).values(**values).returning(WebhookDelivery.status))
-    await _track_endpoint_health(session, job.endpoint_id, ok=result.ok, now=now, settings=settings, clock=clock)
+        response_body=result.response_body, error=result.error) for job, result in results])
     await session.flush()
-    return moved or "lost"
+    rows: list[dict[str, Any]] = []
+    for job, result in results:
+        row: dict[str, Any] = {
+            "b_id": job.delivery_id, "b_token": job.lease_token, "status": PENDING, "next_attempt_at": None,
+            "delivered_at": None, "failed_at": None, "last_response_status": result.response_status,
+        }
+        if result.ok:
+            row.update(status=SUCCEEDED, delivered_at=now)
+        elif (delay := domain.retry_delay(job.attempt, settings.webhook_retry_schedule,
+                                          jitter=settings.webhook_retry_jitter, rand=rand)) is None:
+            row.update(status=FAILED, failed_at=now)
+        else:
+            row.update(next_attempt_at=now + delay)
+        rows.append(row)
+    table = cast(Table, WebhookDelivery.__table__)
+    await session.execute(
+        update(table).where(table.c.delivery_id == bindparam("b_id"), table.c.lease_token == bindparam("b_token"))
+        .values(status=bindparam("status"),
+                next_attempt_at=func.coalesce(bindparam("next_attempt_at", type_=table.c.next_attempt_at.type),
+                                              table.c.next_attempt_at),
+                delivered_at=bindparam("delivered_at"), failed_at=bindparam("failed_at"),
+                last_response_status=bindparam("last_response_status"), lease_token=None, updated_at=now),
+        rows)
+    health: dict[str, list[bool]] = {}
+    for job, result in results:
+        health.setdefault(job.endpoint_id, []).append(result.ok)
+    for endpoint_id in sorted(health):  # a fixed lock order across dispatchers
+        outcomes = health[endpoint_id]
+        await _track_endpoint_health(session, endpoint_id, failures=0 if any(outcomes) else len(outcomes),
+                                     now=now, settings=settings, clock=clock)
 
 
 async def _track_endpoint_health(
-    session: AsyncSession, endpoint_id: str, *, ok: bool, now: datetime, settings: Settings, clock: Clock,
+    session: AsyncSession, endpoint_id: str, *, failures: int, now: datetime, settings: Settings, clock: Clock,
 ) -> None:
     """A success ends the failure streak; a long enough streak disables the endpoint (event + audit)."""
-    if ok:
+    if failures == 0:
         await session.execute(update(WebhookEndpoint).where(
             WebhookEndpoint.endpoint_id == endpoint_id,
             (WebhookEndpoint.consecutive_failures != 0) | WebhookEndpoint.failing_since.is_not(None),
         ).values(consecutive_failures=0, failing_since=None))
         return
     row = (await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.endpoint_id == endpoint_id).values(
-        consecutive_failures=WebhookEndpoint.consecutive_failures + 1,
+        consecutive_failures=WebhookEndpoint.consecutive_failures + failures,
         failing_since=func.coalesce(WebhookEndpoint.failing_since, now),
     ).returning(WebhookEndpoint.consecutive_failures, WebhookEndpoint.failing_since))).one_or_none()
     if row is None or not domain.should_disable(

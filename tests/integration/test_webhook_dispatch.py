@@ -183,7 +183,7 @@ async def test_an_event_committed_after_a_later_numbered_one_is_still_delivered(
         await d.aclose()
     assert [r.headers["commerce-event-id"] for r in rx.requests] == [late, early]
     async with sessionmaker() as s:
-        seqs = dict((await s.execute(select(OutboxEvent.event_id, OutboxEvent.seq))).tuples().all())
+        seqs = {e: q for e, q in (await s.execute(select(OutboxEvent.event_id, OutboxEvent.seq))).all()}
     assert seqs[early] < seqs[late]
 
 
