@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from litestar import Controller, get, patch, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
+from app.errors import ValidationFailed
 from app.params import CursorParam, Limit
 from app.schemas import decode_cursor, encode_cursor
 from app.webhooks import service
@@ -36,6 +38,16 @@ DeliveryId = Annotated[str, Parameter(description="Delivery id (whd_...)", patte
 DeliveryStatus = Annotated[str | None, Parameter(
     description="Only deliveries in this state", pattern=r"^(pending|succeeded|failed)$", max_length=10)]
 
+
+
+def _after(cursor: str | None, pattern: str) -> str | None:
+    """The id a cursor encodes; anything else (NUL bytes included) is a 400, never a query."""
+    after = decode_cursor(cursor)
+    if after is not None and not re.fullmatch(pattern, after):
+        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+    return after
+
+
 READ = {"scope": "webhooks:read", "owner": "vendor"}
 WRITE = {"scope": "webhooks:write", "owner": "vendor"}
 
@@ -54,7 +66,7 @@ class WebhookEndpointController(Controller):
     @get("/", opt=READ, summary="List webhook endpoints")
     async def list_endpoints(self, db_session: DbSession, limit: Limit = 50,
                              cursor: CursorParam = None) -> WebhookEndpointPage:
-        rows = await service.list_endpoints(db_session, after=decode_cursor(cursor), limit=limit)
+        rows = await service.list_endpoints(db_session, after=_after(cursor, ENDPOINT_ID), limit=limit)
         next_cursor = encode_cursor(rows[-1].endpoint_id) if len(rows) == limit else None
         return WebhookEndpointPage(data=[service.endpoint_read(e) for e in rows], next_cursor=next_cursor)
 
@@ -103,7 +115,7 @@ class WebhookEndpointController(Controller):
         self, db_session: DbSession, endpoint_id: EndpointId, status: DeliveryStatus = None, limit: Limit = 50,
         cursor: CursorParam = None,
     ) -> DeliveryPage:
-        rows = await service.list_deliveries(db_session, endpoint_id, status=status, after=decode_cursor(cursor),
+        rows = await service.list_deliveries(db_session, endpoint_id, status=status, after=_after(cursor, DELIVERY_ID),
                                              limit=limit)
         next_cursor = encode_cursor(rows[-1].delivery_id) if len(rows) == limit else None
         return DeliveryPage(data=[service.delivery_read(d) for d in rows], next_cursor=next_cursor)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.clock import Clock
 from app.db import model_to_dict
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.ids import new_id
 from app.outbox import OutboxEvent
 from app.settings import Settings
@@ -259,6 +259,10 @@ async def replay_failed(
     session: AsyncSession, endpoint_id: str, *, since: datetime, actor: str, clock: Clock,
 ) -> int:
     """Queue again every dead-lettered delivery of the endpoint created since ``since`` (at most 10 000)."""
+    try:
+        since = since.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationFailed("since is out of range.", field="since") from exc
     endpoint = await get_endpoint(session, endpoint_id)
     if endpoint.status != ENABLED:
         raise Conflict("The endpoint is disabled; enable it before replaying events to it.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.asgi import create_app
 from app.clock import FrozenClock
 from app.settings import Settings
 from app.webhooks import events
@@ -172,3 +175,32 @@ async def test_event_catalogue_is_served_documented_and_in_openapi(client: Async
     doc = (DOCS / "webhooks.md").read_text()
     for spec_ in events.catalogue():
         assert f"`{spec_.type}`" in doc, f"docs/webhooks.md does not document {spec_.type}"
+
+
+@pytest.mark.parametrize("raw", [b"a\x00b", b"whe_short", b"../../etc"])
+async def test_forged_cursors_are_400(client: AsyncTestClient[Any], key: str, raw: bytes) -> None:
+    e = await create(client, key, "https://a.example.com/x")
+    cursor = base64.urlsafe_b64encode(raw).decode()
+    assert_problem(await client.get(f"{BASE}?cursor={cursor}", headers=bearer(key)), 400)
+    assert_problem(await client.get(f"{BASE}/{e['id']}/deliveries?cursor={cursor}", headers=bearer(key)), 400)
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+async def test_out_of_range_times_are_400(client: AsyncTestClient[Any], key: str, since: str) -> None:
+    e = await create(client, key, "https://a.example.com/x")
+    assert_problem(await client.post(f"{BASE}/{e['id']}/replay-failed", json={"since": since},
+                                     headers=bearer(key)), 400)
+
+
+async def test_the_app_runs_a_dispatcher_unless_disabled(settings: Settings, clock: FrozenClock,
+                                                         sessionmaker: Any) -> None:
+    on = msgspec.structs.replace(settings, dispatcher="on", webhook_poll_seconds=0.02)
+    key = await make_key(sessionmaker, clock)
+    async with Receiver() as rx, AsyncTestClient(app=create_app(on, clock=clock)) as c:
+        await create(c, key, rx.url)
+        await emit_test_event(sessionmaker, clock)
+        for _ in range(300):
+            if rx.requests:
+                break
+            await asyncio.sleep(0.01)
+    assert len(rx.requests) == 1

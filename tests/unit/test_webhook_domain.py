@@ -166,3 +166,19 @@ def test_allowed_internal_networks_can_be_configured() -> None:
     assert domain.address_allowed(ipaddress.ip_address("10.1.2.3"), domain.parse_networks(["10.0.0.0/8"]))
     assert not domain.address_allowed(ipaddress.ip_address("10.1.2.3"), ())
     assert not domain.address_allowed(ipaddress.ip_address("224.0.0.1"), ())
+
+
+def test_worker_command_and_dispatcher_setting_exist() -> None:
+    from app.cli import COMMANDS, build_parser
+    from app.settings import SettingsError, load_settings
+
+    assert build_parser().parse_args(["worker"]).command == "worker" and "worker" in COMMANDS
+    assert load_settings({"COMMERCE_DISPATCHER": "off"}, token_secret="x" * 40).dispatcher == "off"
+    parsed = load_settings({"COMMERCE_WEBHOOK_RETRY_SCHEDULE": "5, 50", "COMMERCE_WEBHOOK_ALLOWED_NETWORKS":
+                            "10.0.0.0/8"}, token_secret="x" * 40)
+    assert parsed.webhook_retry_schedule == (5, 50) and parsed.webhook_networks == ("10.0.0.0/8",)
+    assert load_settings({}, token_secret="x" * 40, env="production").webhook_networks == ()
+    for bad in ({"COMMERCE_WEBHOOK_TIMEOUT_SECONDS": "600"}, {"COMMERCE_WEBHOOK_ALLOWED_NETWORKS": "nope"},
+                {"COMMERCE_DISPATCHER": "maybe"}, {"COMMERCE_WEBHOOK_RETRY_SCHEDULE": "x"}):
+        with pytest.raises(SettingsError):
+            load_settings(bad, token_secret="x" * 40)
