@@ -22,8 +22,10 @@ from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
-from app.openapi import add_problem_responses, openapi_config
+from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from billing.routes import BudgetController, GuardrailController
 from catalog.routes import CatalogController, OfferController
 
@@ -34,6 +36,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController,
     CatalogController, OfferController,
+    WebhookEndpointController, WebhookEventTypeController,
 ]
 
 
@@ -67,9 +70,18 @@ def create_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         await listener.start()
+        stop_dispatcher = asyncio.Event()
+        dispatcher_task: asyncio.Task[None] | None = None
+        if settings.dispatcher == "on":
+            dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
+            dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
         try:
             yield
         finally:
+            stop_dispatcher.set()
+            if dispatcher_task is not None:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await listener.stop()
             for task in list(app.state.background_tasks):
                 task.cancel()
@@ -89,6 +101,7 @@ def create_app(
         state=_initial_state(settings, clock),
     )
     add_problem_responses(app)
+    add_event_webhooks(app)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The ``commerce`` command: migrate, serve, demo, keys (and more as the domains grow)."""
+"""The ``commerce`` command: migrate, serve, worker, demo, keys (and more as the domains grow)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,32 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  {err.field}: {err.message}", file=sys.stderr)
             return 1
         return code
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    """Run the webhook dispatcher until SIGINT/SIGTERM (as many workers as you like, on any hosts)."""
+    import logging
+    import signal
+
+    from app.clock import SystemClock
+    from app.db import create_engine, make_sessionmaker
+    from app.webhooks.dispatcher import Dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def work(url: str) -> None:
+        engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Dispatcher(make_sessionmaker(engine), settings=settings, clock=SystemClock()).run(stop)
+        finally:
+            await engine.dispose()
+
+    with database_url(settings) as url:
+        print("webhook dispatcher running (Ctrl-C to stop)")
+        asyncio.run(work(url))
+    return 0
 
 
 def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
@@ -196,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int)
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
     sub.add_parser("db-url", help="print the database URL (for psql)")
     keys = sub.add_parser("keys", help="vendor API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -215,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "demo": cmd_demo, "keys": cmd_keys, "db-url": cmd_db_url,
-            "catalog": cmd_catalog}
+COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
+            "db-url": cmd_db_url, "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:

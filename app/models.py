@@ -6,6 +6,13 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from app.webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookFanout,
+)
 from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, GuardrailVersion, LedgerEntry
 from catalog.models import (
     CatalogCategory,
@@ -23,5 +30,6 @@ metadata = Base.metadata
 __all__ = [
     "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CatalogCategory",
     "CatalogFeature", "CatalogModule", "CatalogModuleFeature", "CatalogPolicy", "CatalogPrice", "CatalogRevision",
-    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "metadata",
+    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "WebhookAttempt",
+    "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
@@ -12,13 +12,17 @@ from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
     OpenAPIResponse,
+    Operation,
+    PathItem,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
 from app.errors import PROBLEM_MEDIA_TYPE
+from app.webhooks import events
 
 OPENAPI_PATH = "/schema"
 
@@ -105,3 +109,29 @@ def add_problem_responses(app: Litestar) -> None:
                     content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
                         schema=Reference(ref="#/components/schemas/Problem"))},
                 ))
+
+
+def add_event_webhooks(app: Litestar) -> None:
+    """Document every catalogued event under the OpenAPI ``webhooks`` key (one POST per type and version)."""
+    spec = app.openapi_schema
+    refs, components = events.json_schemas()
+    schemas = cast(dict[str, Any], spec.components.schemas)
+    for name, schema in components.items():
+        schemas[f"event.{name}"] = schema
+    webhooks: dict[str, PathItem | Reference] = {}
+    for event in events.catalogue():
+        body = {"allOf": [{"$ref": "#/components/schemas/event.Envelope"}, {
+            "type": "object",
+            "properties": {"type": {"const": event.type}, "version": {"const": event.version},
+                           "data": refs[f"{event.type}@v{event.version}"]},
+        }]}
+        webhooks[f"{event.type}@v{event.version}"] = PathItem(post=Operation(
+            summary=f"{event.type} (version {event.version})",
+            description=event.description + "\n\nSigned with the Commerce-Signature header; see docs/webhooks.md.",
+            tags=["Webhook events"],
+            request_body=RequestBody(required=True, content={
+                "application/json": OpenAPIMediaType(schema=cast(Schema, body))}),
+            responses={"2XX": OpenAPIResponse(description="Any 2xx acknowledges the event; anything else is retried")},
+            security=[],
+        ))
+    spec.webhooks = webhooks

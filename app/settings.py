@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -12,6 +13,12 @@ from typing import Literal
 import msgspec
 
 Environment = Literal["development", "test", "production"]
+Switch = Literal["on", "off"]
+
+# Delays (seconds) before retries 2, 3, ...: about 2.9 days from the first attempt to the dead letter.
+DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (10, 60, 300, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 86_400)
+# Internal addresses webhooks may reach outside production (tests and local development use a loopback receiver).
+DEV_WEBHOOK_NETWORKS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
 class SettingsError(RuntimeError):
@@ -39,10 +46,30 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     workers: int = 1
     page_size_max: int = 200
+    dispatcher: Switch = "on"
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    webhook_retry_jitter: float = 0.2
+    webhook_disable_after_seconds: int = 259_200
+    webhook_disable_min_failures: int = 20
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_allowed_networks: tuple[str, ...] | None = None
+    webhook_poll_seconds: float = 1.0
+    webhook_batch_size: int = 100
+    webhook_concurrency: int = 16
+    webhook_fanout_lag_seconds: int = 600
+    webhook_secret_overlap_seconds: int = 86_400
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def webhook_networks(self) -> tuple[str, ...]:
+        """Internal networks deliveries may reach: the setting, else loopback outside production."""
+        if self.webhook_allowed_networks is not None:
+            return self.webhook_allowed_networks
+        return () if self.is_production else DEV_WEBHOOK_NETWORKS
 
 
 _ENV_MAP: dict[str, str] = {
@@ -60,12 +87,28 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_HOST": "host",
     "COMMERCE_PORT": "port",
     "COMMERCE_WORKERS": "workers",
+    "COMMERCE_DISPATCHER": "dispatcher",
+    "COMMERCE_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
+    "COMMERCE_WEBHOOK_RETRY_SCHEDULE": "webhook_retry_schedule",
+    "COMMERCE_WEBHOOK_RETRY_JITTER": "webhook_retry_jitter",
+    "COMMERCE_WEBHOOK_DISABLE_AFTER_SECONDS": "webhook_disable_after_seconds",
+    "COMMERCE_WEBHOOK_DISABLE_MIN_FAILURES": "webhook_disable_min_failures",
+    "COMMERCE_WEBHOOK_ALLOWED_HOSTS": "webhook_allowed_hosts",
+    "COMMERCE_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
+    "COMMERCE_WEBHOOK_POLL_SECONDS": "webhook_poll_seconds",
+    "COMMERCE_WEBHOOK_BATCH_SIZE": "webhook_batch_size",
+    "COMMERCE_WEBHOOK_CONCURRENCY": "webhook_concurrency",
+    "COMMERCE_WEBHOOK_FANOUT_LAG_SECONDS": "webhook_fanout_lag_seconds",
+    "COMMERCE_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
 }
 
 _INT_FIELDS = {
     "token_ttl_seconds_default", "token_ttl_seconds_max", "max_body_bytes", "idempotency_ttl_seconds",
-    "db_pool_size", "port", "workers",
+    "db_pool_size", "port", "workers", "webhook_disable_after_seconds", "webhook_disable_min_failures",
+    "webhook_batch_size", "webhook_concurrency", "webhook_fanout_lag_seconds", "webhook_secret_overlap_seconds",
 }
+_FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds"}
+_LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -76,17 +119,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         value = environ.get(var)
         if value is None or value == "":
             continue
-        if field == "admin_roles":
+        if field in _LIST_FIELDS:
             raw[field] = tuple(r.strip() for r in value.split(",") if r.strip())
         elif field in _INT_FIELDS:
             try:
                 raw[field] = int(value)
             except ValueError as exc:
                 raise SettingsError(f"{var} must be an integer, got {value!r}") from exc
-        elif field == "api_key_cache_seconds":
-            raw[field] = float(value)
         elif field == "data_dir":
             raw[field] = Path(value)
+        elif field in _FLOAT_FIELDS:
+            try:
+                raw[field] = float(value)
+            except ValueError as exc:
+                raise SettingsError(f"{var} must be a number, got {value!r}") from exc
         else:
             raw[field] = value
     raw.update(overrides)
@@ -96,7 +142,25 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid settings: {exc}") from exc
+    _check_webhooks(settings)
     return _with_secrets(settings)
+
+
+def _check_webhooks(settings: Settings) -> None:
+    """Bounds that keep the dispatcher safe: a bounded timeout, a non-empty schedule, sane sizes."""
+    if not 0.1 <= settings.webhook_timeout_seconds <= 60:
+        raise SettingsError("COMMERCE_WEBHOOK_TIMEOUT_SECONDS must be between 0.1 and 60")
+    if not settings.webhook_retry_schedule or any(not 0 <= d <= 7 * 86_400 for d in settings.webhook_retry_schedule):
+        raise SettingsError("COMMERCE_WEBHOOK_RETRY_SCHEDULE must list delays between 0 and 604800 seconds")
+    if not 0 <= settings.webhook_retry_jitter <= 1:
+        raise SettingsError("COMMERCE_WEBHOOK_RETRY_JITTER must be between 0 and 1")
+    if not 1 <= settings.webhook_batch_size <= 1000 or not 1 <= settings.webhook_concurrency <= 256:
+        raise SettingsError("webhook batch size must be 1..1000 and concurrency 1..256")
+    for network in settings.webhook_allowed_networks or ():
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"COMMERCE_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a network") from exc
 
 
 def _with_secrets(settings: Settings) -> Settings:

@@ -79,3 +79,27 @@ async def make_tenant(client: AsyncTestClient[Any], key: str, name: str) -> Tena
 
 
 ALL_SCOPES = ",".join(sorted(SCOPES))
+
+
+async def make_endpoint(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, settings: Any, url: str,
+    event_types: list[str] | None = None,
+) -> tuple[str, str]:
+    """A webhook endpoint registered through the service: (endpoint id, signing secret)."""
+    from app.webhooks import service
+    from app.webhooks.schemas import WebhookEndpointCreate
+
+    async with sessionmaker() as session, session.begin():
+        created = await service.create_endpoint(
+            session, WebhookEndpointCreate(url=url, event_types=event_types or ["*"]), actor="test",
+            settings=settings, clock=clock)
+    return created.id, created.secret
+
+
+async def emit_test_event(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, type: str = "test.ping", **payload: Any,
+) -> str:
+    from app.outbox import emit
+
+    async with sessionmaker() as session, session.begin():
+        return await emit(session, clock=clock, type=type, payload=payload or {"n": 1})

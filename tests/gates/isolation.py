@@ -52,6 +52,9 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "user": lambda w: w.a_user,
     "key_id": lambda w: w.extra["key_id"],
     "budget_id": lambda w: w.extra["budget_id"],
+    # webhook endpoints are vendor-level: any well-formed id will do
+    "endpoint_id": lambda w: w.extra.get("endpoint_id", "whe_" + "0" * 26),
+    "delivery_id": lambda w: w.extra.get("delivery_id", "whd_" + "0" * 26),
     # the catalog is vendor-level: any well-formed key names an object the gate may ask for
     "feature": lambda w: w.extra.get("feature", "reports"),
     "module": lambda w: w.extra.get("module", "reports_basic"),

@@ -1,0 +1,185 @@
+"""The worker loop: fan out the outbox, claim due deliveries, POST them signed, record the outcome.
+
+Run by ``commerce worker`` and, unless ``COMMERCE_DISPATCHER=off``, inside every app process. Any number
+of dispatchers may run against one database (row locks with SKIP LOCKED and leases keep them apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clock import Clock
+from app.settings import Settings
+from app.webhooks import domain, queue
+
+log = logging.getLogger("commerce.webhooks")
+
+USER_AGENT = "commerce-webhooks/1"
+RESPONSE_BODY_CHARS = 1024
+RESPONSE_READ_BYTES = 4096
+ERROR_CHARS = 500
+EVENT_ID_HEADER = "Commerce-Event-Id"
+EVENT_TYPE_HEADER = "Commerce-Event-Type"
+ATTEMPT_HEADER = "Commerce-Delivery-Attempt"
+SIGNATURE_HEADER = "Commerce-Signature"
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """Bounded timeouts, no redirects, no proxies from the environment, bounded connection pool."""
+    return httpx.AsyncClient(
+        follow_redirects=False, trust_env=False, timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2,
+                            max_keepalive_connections=settings.webhook_concurrency),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+class Dispatcher:
+    """One dispatcher: call ``run_once`` (tests, bench) or ``run`` (the loop)."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, settings: Settings, clock: Clock,
+        client: httpx.AsyncClient | None = None, rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        self._clock = clock
+        self._client = client or make_client(settings)
+        self._own_client = client is None
+        self._rand = rand or random.SystemRandom().random
+        self._networks = domain.parse_networks(settings.webhook_networks)
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    async def fan_out(self) -> int:
+        """Fan out every committed event not yet fanned out; returns how many events were handled."""
+        total = 0
+        while True:
+            async with self._sessionmaker() as session, session.begin():
+                n = await queue.fan_out(session, clock=self._clock, settings=self._settings,
+                                        limit=self._settings.webhook_batch_size)
+            total += n
+            if n < self._settings.webhook_batch_size:
+                return total
+
+    async def deliver_due(self) -> int:
+        """Claim one batch of due deliveries and attempt them concurrently; returns the batch size."""
+        async with self._sessionmaker() as session, session.begin():
+            jobs = await queue.claim_due(session, clock=self._clock, settings=self._settings,
+                                         limit=self._settings.webhook_batch_size)
+        if jobs:
+            outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+            await self._record(list(zip(jobs, outcomes, strict=True)))
+        return len(jobs)
+
+    async def run_once(self) -> int:
+        """One pass: fan out, then deliver what is due until nothing is; returns the work done."""
+        work = await self.fan_out()
+        while (n := await self.deliver_due()) > 0:
+            work += n
+        return work
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; errors are logged and retried after a pause, never fatal."""
+        log.info("webhook dispatcher started")
+        try:
+            while not stop.is_set():
+                try:
+                    work = await self.run_once()
+                except Exception:
+                    log.exception("webhook dispatcher pass failed; retrying")
+                    work = 0
+                if work == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self._settings.webhook_poll_seconds)
+        finally:
+            await self.aclose()
+            log.info("webhook dispatcher stopped")
+
+    async def _attempt(self, job: queue.Job) -> queue.Outcome:
+        async with self._slots:
+            return await self.send(job)
+
+    async def _record(self, results: list[tuple[queue.Job, queue.Outcome]]) -> None:
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await queue.record(session, results, clock=self._clock, settings=self._settings, rand=self._rand)
+        except Exception:
+            # The leases expire and a later pass retries: at least once, still never concurrently.
+            log.exception("could not record %d webhook attempts", len(results))
+
+    async def send(self, job: queue.Job) -> queue.Outcome:
+        """POST one signed attempt; never raises (every failure becomes an Outcome)."""
+        started_at = self._clock.now()
+        began = time.perf_counter()
+
+        def outcome(kind: str, **fields: object) -> queue.Outcome:
+            latency_ms = int((time.perf_counter() - began) * 1000)
+            return queue.Outcome(outcome=kind, started_at=started_at, latency_ms=latency_ms, **fields)  # type: ignore[arg-type]
+
+        timeout = self._settings.webhook_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                blocked = await self._blocked(job.url)
+                if blocked:
+                    return outcome("blocked", error=blocked)
+                timestamp = int(started_at.timestamp())
+                headers = {
+                    "Content-Type": "application/json", EVENT_ID_HEADER: job.event_id,
+                    EVENT_TYPE_HEADER: job.event_type, ATTEMPT_HEADER: str(job.attempt),
+                    SIGNATURE_HEADER: domain.signature_header(job.secrets, timestamp, job.body),
+                }
+                async with self._client.stream("POST", job.url, content=job.body, headers=headers) as response:
+                    body = await _read_some(response)
+        except TimeoutError:
+            return outcome("timeout", error=f"no answer within {timeout:g} s")
+        except httpx.TimeoutException as exc:
+            return outcome("timeout", error=domain.truncate(f"{type(exc).__name__}: {exc}", ERROR_CHARS))
+        except (httpx.HTTPError, OSError) as exc:
+            return outcome("network_error", error=domain.truncate(f"{type(exc).__name__}: {exc}", ERROR_CHARS))
+        text = domain.truncate(body.decode("utf-8", "replace"), RESPONSE_BODY_CHARS)
+        kind = "succeeded" if domain.is_success(response.status_code) else "http_error"
+        return outcome(kind, response_status=response.status_code, response_body=text or None)
+
+    async def _blocked(self, url: str) -> str | None:
+        """Resolve the host now (names may move) and refuse internal addresses outside the allow-list."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not domain.host_allowed(host, self._settings.webhook_allowed_hosts):
+            return f"host {host!r} is not in the allowed webhook hosts"
+        address = domain.literal_address(host)
+        if address is not None:
+            candidates = [address]
+        else:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+            candidates = [a for info in infos if (a := domain.literal_address(str(info[4][0]))) is not None]
+        for candidate in candidates:
+            if not domain.address_allowed(candidate, self._networks):
+                return f"host {host!r} resolves to the internal address {candidate}"
+        return None
+
+
+async def _read_some(response: httpx.Response) -> bytes:
+    """At most RESPONSE_READ_BYTES of the answer: the log keeps a truncated body and we never buffer more."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= RESPONSE_READ_BYTES:
+            break
+    return b"".join(chunks)[:RESPONSE_READ_BYTES]
