@@ -145,7 +145,7 @@ class CatalogController(Controller):
         next_cursor = encode_cursor(str(rows[-1].revision)) if len(rows) == limit else None
         return RevisionPage(data=rows, next_cursor=next_cursor)
 
-    @get("/revisions/{revision:int}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/revisions/{revision:str}", opt={"scope": "catalog:read", "owner": "vendor"},
           summary="Get a catalog revision with its document")
     async def get_revision(self, db_session: DbSession, revision: RevisionNo) -> RevisionDetail:
         return await service.get_revision(db_session, revision)

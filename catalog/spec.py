@@ -195,12 +195,27 @@ def _field_of(exc: msgspec.ValidationError) -> tuple[str, str]:
     return where.rstrip("`").removeprefix("$.").removeprefix("$") or "catalog", message
 
 
+def _culprit(raw: Any, field: str) -> str:
+    """`` in module 'reports_pro'`` for a path such as ``modules[1].prices[0]``, when the raw entry has a key."""
+    table, sep, rest = field.partition("[")
+    index = rest.partition("]")[0]
+    if not sep or not index.isdigit() or not isinstance(raw, dict):
+        return ""
+    entries = raw.get(table)
+    if not isinstance(entries, list) or int(index) >= len(entries) or not isinstance(entries[int(index)], dict):
+        return ""
+    key = entries[int(index)].get("key")
+    return f" in {table.rstrip('s').replace('categorie', 'category').replace('policie', 'policy')} {key!r}" if (
+        isinstance(key, str) and len(key) <= 60) else ""
+
+
 def convert(raw: Any) -> CatalogDoc:
     """Builtins (from TOML or JSON) -> a normalised document; shape errors name the field path."""
     try:
         doc = msgspec.convert(raw, CatalogDoc)
     except msgspec.ValidationError as exc:
         field, message = _field_of(exc)
+        message += _culprit(raw, field)
         raise CatalogInvalidError(f"{field}: {message}", [FieldError(field=field, message=message)]) from exc
     return normalise(doc)
 

@@ -89,7 +89,7 @@ def test_shape_errors_carry_the_path(extra: str, field: str) -> None:
 
 def test_negative_amount_message_says_why() -> None:
     found = errors_of(BASE.replace("amount_minor = 100", "amount_minor = -100"))
-    assert found == [("modules[0].prices[0].amount_minor", "Expected `int` >= 0")]
+    assert found == [("modules[0].prices[0].amount_minor", "Expected `int` >= 0 in module 'a'")]
 
 
 def test_requires_cycle_is_found_and_named() -> None:
