@@ -24,12 +24,18 @@ from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
+from billing import stripe_events
+from billing.cards.routes import CardController
+from billing.stripe_fake import FakeStripe
+from billing.stripe_gateway import create_gateway
+from billing.stripe_webhook import stripe_webhook
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
+    CardController, stripe_webhook,
 ]
 
 
@@ -43,8 +49,14 @@ def create_app(
     *,
     clock: Clock | None = None,
     extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+    stripe_fake: FakeStripe | None = None,
 ) -> Litestar:
-    """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan."""
+    """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan.
+
+    Without STRIPE_SECRET_KEY (never in production) card payments run against the in-process Stripe fake,
+    which delivers its webhook events to this app shortly after each call; tests pass their own
+    ``stripe_fake`` to deliver events when they choose.
+    """
     settings = settings or load_settings()
     clock = clock or SystemClock()
 
@@ -62,11 +74,14 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
+        app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
         try:
             yield
         finally:
             await listener.stop()
+            if app.state.stripe is not None:
+                await app.state.stripe.close()
             for task in list(app.state.background_tasks):
                 task.cancel()
             await engine.dispose()
@@ -86,6 +101,18 @@ def create_app(
     )
     add_problem_responses(app)
     return app
+
+
+def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
+    gateway = create_gateway(settings, fake=fake)
+    if gateway is not None and gateway.fake is not None and fake is None:
+        async def deliver(payload: bytes, signature: str) -> None:
+            await stripe_events.receive(app.state.sessionmaker, gateway, payload, signature, clock=clock)
+
+        gateway.fake.auto_deliver = True
+        gateway.fake.add_webhook_target(deliver)
+        log.info("card payments use the in-process Stripe fake (no STRIPE_SECRET_KEY)")
+    return gateway
 
 
 def _initial_state(settings: Settings, clock: Clock) -> Any:

@@ -6,7 +6,9 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from billing.stripe_events import StripeEventRecord
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "User", "metadata"]
+__all__ = ["Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "OutboxEvent", "StripeEventRecord", "User",
+           "metadata"]

@@ -50,6 +50,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "account": lambda w: w.a_account,
     "user": lambda w: w.a_user,
     "key_id": lambda w: w.extra["key_id"],
+    "payment_method_id": lambda w: w.extra["payment_method_id"],  # a card saved for A's user (Stripe fake)
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.

@@ -17,6 +17,7 @@ GLOBAL_TABLES: dict[str, str] = {
     "audit_log": "also records vendor-level changes (catalog, keys); rows carry account_id when they have one",
     "outbox_events": "one global delivery order; rows carry account_id when they have one",
     "idempotency_keys": "keyed by the caller (API key or user), not by account",
+    "stripe_events": "Stripe's event ids are global; an event is matched to accounts by its handlers",
 }
 
 _PRIMARY_KEYS = text("""
