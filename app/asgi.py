@@ -26,7 +26,12 @@ from app.openapi import add_event_webhooks, add_problem_responses, openapi_confi
 from app.settings import Settings, load_settings
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
+from billing import stripe_events
+from billing.cards.routes import CardController
 from billing.routes import BudgetController, GuardrailController
+from billing.stripe_fake import FakeStripe
+from billing.stripe_gateway import create_gateway
+from billing.stripe_webhook import stripe_webhook
 from catalog.routes import CatalogController, OfferController
 
 VERSION = "0.1.0"
@@ -37,6 +42,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     BudgetController, GuardrailController,
     CatalogController, OfferController,
     WebhookEndpointController, WebhookEventTypeController,
+    CardController, stripe_webhook,
 ]
 
 
@@ -50,8 +56,14 @@ def create_app(
     *,
     clock: Clock | None = None,
     extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+    stripe_fake: FakeStripe | None = None,
 ) -> Litestar:
-    """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan."""
+    """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan.
+
+    Without STRIPE_SECRET_KEY (never in production) card payments run against the in-process Stripe fake,
+    which delivers its webhook events to this app shortly after each call; tests pass their own
+    ``stripe_fake`` to deliver events when they choose.
+    """
     settings = settings or load_settings()
     clock = clock or SystemClock()
 
@@ -69,6 +81,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
+        app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
@@ -83,6 +96,8 @@ def create_app(
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await listener.stop()
+            if app.state.stripe is not None:
+                await app.state.stripe.close()
             for task in list(app.state.background_tasks):
                 task.cancel()
             await engine.dispose()
@@ -103,6 +118,18 @@ def create_app(
     add_problem_responses(app)
     add_event_webhooks(app)
     return app
+
+
+def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
+    gateway = create_gateway(settings, fake=fake)
+    if gateway is not None and gateway.fake is not None and fake is None:
+        async def deliver(payload: bytes, signature: str) -> None:
+            await stripe_events.receive(app.state.sessionmaker, gateway, payload, signature, clock=clock)
+
+        gateway.fake.auto_deliver = True
+        gateway.fake.add_webhook_target(deliver)
+        log.info("card payments use the in-process Stripe fake (no STRIPE_SECRET_KEY)")
+    return gateway
 
 
 def _initial_state(settings: Settings, clock: Clock) -> Any:

@@ -120,7 +120,9 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"  API docs:        {base}/schema")
         print(f"  Health:          {base}/healthz")
         print(f"  Demo vendor key: {demo_key}")
-        print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts\n")
+        print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
+        stripe = "Stripe (STRIPE_SECRET_KEY)" if settings.stripe_mode == "stripe" else "the local Stripe fake"
+        print(f"  Card payments:   {stripe}; see docs/payments.md\n")
         _serve(settings, url)
     return 0
 

@@ -14,6 +14,7 @@ from app.webhooks.models import (
     WebhookFanout,
 )
 from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, GuardrailVersion, LedgerEntry
+from billing.stripe_events import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,
@@ -30,6 +31,6 @@ metadata = Base.metadata
 __all__ = [
     "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CatalogCategory",
     "CatalogFeature", "CatalogModule", "CatalogModuleFeature", "CatalogPolicy", "CatalogPrice", "CatalogRevision",
-    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "User", "WebhookAttempt",
-    "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
+    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "StripeEventRecord",
+    "User", "WebhookAttempt", "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
 ]

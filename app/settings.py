@@ -59,6 +59,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_concurrency: int = 16
     webhook_fanout_lag_seconds: int = 600
     webhook_secret_overlap_seconds: int = 86_400
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 10.0
+    stripe_max_network_retries: int = 2
+    stripe_webhook_tolerance_seconds: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -70,6 +76,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if self.webhook_allowed_networks is not None:
             return self.webhook_allowed_networks
         return () if self.is_production else DEV_WEBHOOK_NETWORKS
+
+    @property
+    def stripe_mode(self) -> Literal["stripe", "fake", "off"]:
+        """Real Stripe with a secret key; the in-process fake without one (never in production)."""
+        if self.stripe_secret_key:
+            return "stripe"
+        return "off" if self.is_production else "fake"
 
 
 _ENV_MAP: dict[str, str] = {
@@ -100,14 +113,22 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_WEBHOOK_CONCURRENCY": "webhook_concurrency",
     "COMMERCE_WEBHOOK_FANOUT_LAG_SECONDS": "webhook_fanout_lag_seconds",
     "COMMERCE_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
+    "STRIPE_SECRET_KEY": "stripe_secret_key",
+    "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secret",
+    "STRIPE_API_BASE": "stripe_api_base",
+    "STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
+    "STRIPE_MAX_NETWORK_RETRIES": "stripe_max_network_retries",
+    "STRIPE_WEBHOOK_TOLERANCE_SECONDS": "stripe_webhook_tolerance_seconds",
 }
 
 _INT_FIELDS = {
     "token_ttl_seconds_default", "token_ttl_seconds_max", "max_body_bytes", "idempotency_ttl_seconds",
     "db_pool_size", "port", "workers", "webhook_disable_after_seconds", "webhook_disable_min_failures",
     "webhook_batch_size", "webhook_concurrency", "webhook_fanout_lag_seconds", "webhook_secret_overlap_seconds",
+    "stripe_max_network_retries", "stripe_webhook_tolerance_seconds",
 }
-_FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds"}
+_FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds",
+                 "stripe_timeout_seconds"}
 _LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule"}
 
 
@@ -126,6 +147,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 raw[field] = int(value)
             except ValueError as exc:
                 raise SettingsError(f"{var} must be an integer, got {value!r}") from exc
+        elif field in _FLOAT_FIELDS:
+            try:
+                raw[field] = float(value)
+            except ValueError as exc:
+                raise SettingsError(f"{var} must be a number, got {value!r}") from exc
         elif field == "data_dir":
             raw[field] = Path(value)
         elif field in _FLOAT_FIELDS:
@@ -165,6 +191,7 @@ def _check_webhooks(settings: Settings) -> None:
 
 def _with_secrets(settings: Settings) -> Settings:
     """Fill signing secrets: required in production, generated once per data folder elsewhere."""
+    settings = _with_stripe(settings)
     if settings.token_secret:
         if settings.is_production and len(settings.token_secret) < 32:
             raise SettingsError("COMMERCE_TOKEN_SECRET must be at least 32 characters in production")
@@ -172,6 +199,17 @@ def _with_secrets(settings: Settings) -> Settings:
     if settings.is_production:
         raise SettingsError("COMMERCE_TOKEN_SECRET is required when COMMERCE_ENV=production")
     return msgspec.structs.replace(settings, token_secret=_dev_secret(settings.data_dir, "token_secret"))
+
+
+def _with_stripe(settings: Settings) -> Settings:
+    """Real Stripe needs its webhook secret (the in-process fake signs with a random one when unset)."""
+    if settings.stripe_secret_key and not settings.stripe_secret_key.startswith(("sk_", "rk_")):
+        raise SettingsError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_..., sk_live_... or rk_...)")
+    if settings.stripe_max_network_retries < 0 or settings.stripe_timeout_seconds <= 0:
+        raise SettingsError("STRIPE_MAX_NETWORK_RETRIES must be >= 0 and STRIPE_TIMEOUT_SECONDS > 0")
+    if settings.stripe_secret_key and not settings.stripe_webhook_secret:
+        raise SettingsError("STRIPE_WEBHOOK_SECRET (whsec_...) is required with STRIPE_SECRET_KEY")
+    return settings
 
 
 def _dev_secret(data_dir: Path, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +34,8 @@ class User(Base):
     __table_args__ = (
         ForeignKeyConstraint(["account_id"], ["accounts.account_id"]),
         Index("ix_users_external_id", "external_id", unique=True),
+        Index("ix_users_stripe_customer_id", "stripe_customer_id", unique=True,
+              postgresql_where=text("stripe_customer_id IS NOT NULL")),
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)

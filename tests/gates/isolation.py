@@ -61,6 +61,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "policy": lambda w: w.extra.get("policy", "reporting-by-role"),
     "price_id": lambda w: w.extra.get("price_id", "price_" + "0" * 26),
     "revision": lambda w: w.extra.get("revision", "1"),
+    "payment_method_id": lambda w: w.extra["payment_method_id"],  # a card saved for A's user (Stripe fake)
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.

@@ -30,6 +30,7 @@ GLOBAL_TABLES: dict[str, str] = {
     "catalog_module_features": "the vendor's catalog (reference table when sharded)",
     "catalog_prices": "the vendor's catalog (reference table when sharded)",
     "catalog_policies": "the vendor's catalog (reference table when sharded)",
+    "stripe_events": "Stripe's event ids are global; an event is matched to accounts by its handlers",
 }
 
 _PRIMARY_KEYS = text("""

@@ -18,6 +18,7 @@ from app.scopes import SCOPES
 from app.settings import Settings
 from tests.factories import bearer, make_key, make_tenant
 from tests.gates.isolation import World, check_auth_coverage, check_isolation, required_query_params
+from tests.stripe_server import widget_saves_card
 
 
 async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenClock) -> World:
@@ -33,10 +34,12 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
                                  headers=bearer(key))).json()
     budget = (await client.post("/v1/accounts/alpha/budgets", json={"name": "Alpha secret budget",
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
+    card = await widget_saves_card(client, bearer(key), a.user)
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
-                 a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"]})
+                 a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"],
+                                           "payment_method_id": card})
 
 
 def _required_query(app: Litestar) -> dict[tuple[str, str], list[str]]:

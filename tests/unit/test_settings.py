@@ -34,3 +34,20 @@ def test_production_never_uses_generated_secrets(tmp_path: Path) -> None:
 def test_bad_numbers_are_reported_by_variable_name() -> None:
     with pytest.raises(SettingsError, match="COMMERCE_PORT"):
         load_settings({"COMMERCE_PORT": "eighty"})
+
+
+def test_stripe_settings_real_keys_need_a_webhook_secret(tmp_path: Path) -> None:
+    base = {"COMMERCE_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).stripe_mode == "fake"
+    assert load_settings({**base, "COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "s" * 40}).stripe_mode == "off"
+    with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET"):
+        load_settings({**base, "STRIPE_SECRET_KEY": "sk_test_123"})
+    with pytest.raises(SettingsError, match="STRIPE_SECRET_KEY"):
+        load_settings({**base, "STRIPE_SECRET_KEY": "pk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_x"})
+    s = load_settings({**base, "STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+                       "STRIPE_API_BASE": "http://127.0.0.1:12111", "STRIPE_TIMEOUT_SECONDS": "2.5",
+                       "STRIPE_MAX_NETWORK_RETRIES": "3"})
+    assert (s.stripe_mode, s.stripe_api_base, s.stripe_timeout_seconds, s.stripe_max_network_retries) == (
+        "stripe", "http://127.0.0.1:12111", 2.5, 3)
+    with pytest.raises(SettingsError, match="STRIPE_TIMEOUT_SECONDS"):
+        load_settings({**base, "STRIPE_TIMEOUT_SECONDS": "soon"})
