@@ -25,6 +25,8 @@ from app.notify import Listener
 from app.openapi import add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
 from catalog.routes import CatalogController, OfferController
+from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
+from entitlements.runtime import Runtime
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -32,6 +34,7 @@ log = logging.getLogger("commerce")
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     CatalogController, OfferController,
+    EntitlementController, GrantController, UsageController, TrialController,
 ]
 
 
@@ -61,13 +64,17 @@ def create_app(
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
+        entitlements: Runtime = app.state.entitlements
+        entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         await listener.start()
+        await entitlements.start(app.state.sessionmaker)
         try:
             yield
         finally:
+            await entitlements.stop()
             await listener.stop()
             for task in list(app.state.background_tasks):
                 task.cancel()
@@ -95,7 +102,7 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
-        "background_tasks": set(),
+        "background_tasks": set(), "entitlements": Runtime(settings, clock),
     })
 
 

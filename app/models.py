@@ -16,11 +16,12 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
+from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 
 metadata = Base.metadata
 
 __all__ = [
     "Account", "ApiKey", "AuditEntry", "CatalogCategory", "CatalogFeature", "CatalogModule", "CatalogModuleFeature",
-    "CatalogPolicy", "CatalogPrice", "CatalogRevision", "CatalogSetting", "IdempotencyRecord", "OutboxEvent", "User",
-    "metadata",
+    "CatalogPolicy", "CatalogPrice", "CatalogRevision", "CatalogSetting", "DemandSignal", "Grant", "IdempotencyRecord",
+    "OutboxEvent", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent", "User", "metadata",
 ]

@@ -39,6 +39,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     workers: int = 1
     page_size_max: int = 200
+    entitlement_cache_max_entries: int = 100_000
+    entitlement_cache_ttl_seconds: float = 30.0
+    usage_backfill_days: int = 35
+    trial_scope: Literal["user", "account"] = "user"
+    trial_ending_days: int = 3
+    sweep_seconds: float = 60.0
+    demand_flush_seconds: float = 2.0
+    demand_buffer_max_keys: int = 50_000
 
     @property
     def is_production(self) -> bool:
@@ -60,12 +68,22 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_HOST": "host",
     "COMMERCE_PORT": "port",
     "COMMERCE_WORKERS": "workers",
+    "COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "entitlement_cache_max_entries",
+    "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "entitlement_cache_ttl_seconds",
+    "COMMERCE_USAGE_BACKFILL_DAYS": "usage_backfill_days",
+    "COMMERCE_TRIAL_SCOPE": "trial_scope",
+    "COMMERCE_TRIAL_ENDING_DAYS": "trial_ending_days",
+    "COMMERCE_SWEEP_SECONDS": "sweep_seconds",
+    "COMMERCE_DEMAND_FLUSH_SECONDS": "demand_flush_seconds",
+    "COMMERCE_DEMAND_BUFFER_MAX_KEYS": "demand_buffer_max_keys",
 }
 
 _INT_FIELDS = {
     "token_ttl_seconds_default", "token_ttl_seconds_max", "max_body_bytes", "idempotency_ttl_seconds",
-    "db_pool_size", "port", "workers",
+    "db_pool_size", "port", "workers", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
+    "demand_buffer_max_keys",
 }
+_FLOAT_FIELDS = {"api_key_cache_seconds", "entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -83,8 +101,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 raw[field] = int(value)
             except ValueError as exc:
                 raise SettingsError(f"{var} must be an integer, got {value!r}") from exc
-        elif field == "api_key_cache_seconds":
-            raw[field] = float(value)
+        elif field in _FLOAT_FIELDS:
+            try:
+                raw[field] = float(value)
+            except ValueError as exc:
+                raise SettingsError(f"{var} must be a number, got {value!r}") from exc
         elif field == "data_dir":
             raw[field] = Path(value)
         else:
@@ -96,6 +117,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid settings: {exc}") from exc
+    if settings.entitlement_cache_max_entries < 1 or settings.entitlement_cache_ttl_seconds <= 0:
+        raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
+    if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
+        raise SettingsError("demand signals need a positive flush interval and buffer size")
     return _with_secrets(settings)
 
 

@@ -56,6 +56,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "policy": lambda w: w.extra.get("policy", "reporting-by-role"),
     "price_id": lambda w: w.extra.get("price_id", "price_" + "0" * 26),
     "revision": lambda w: w.extra.get("revision", "1"),
+    "grant_id": lambda w: w.extra.get("grant_id", "grt_" + "0" * 26),
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
@@ -64,6 +65,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts/{account}/users"): {"external_id": "{user}", "roles": ["admin"]},
     ("POST", "/v1/session-tokens"): {"account": "{account}", "user": "{user}"},
     ("POST", "/v1/api-keys"): {"name": "made-by-b", "scopes": ["accounts:read"]},
+    ("POST", "/v1/accounts/{account}/grants"): {"module": "reports_basic", "source_ref": "gate-1", "user": "{user}"},
+    ("POST", "/v1/accounts/{account}/grants/{grant_id}/revoke"): {"reason": "made by b"},
+    ("POST", "/v1/accounts/{account}/grants/{grant_id}/seats"): {"user": "{user}"},
+    ("POST", "/v1/entitlements/check"): {"user": "{user}", "checks": [{"feature": "reports"}]},
+    ("POST", "/v1/usage"): {"events": [{"event_id": "gate-1", "user": "{user}", "feature": "reports"}]},
+    ("POST", "/v1/trials"): {"user": "{user}", "module": "reports_basic"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
