@@ -33,6 +33,8 @@ from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
 from catalog.routes import CatalogController, OfferController
+from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
+from entitlements.runtime import Runtime
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -43,6 +45,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     CatalogController, OfferController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook,
+    EntitlementController, GrantController, UsageController, TrialController,
 ]
 
 
@@ -78,11 +81,14 @@ def create_app(
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
+        entitlements: Runtime = app.state.entitlements
+        entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
+        await entitlements.start(app.state.sessionmaker)
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
         if settings.dispatcher == "on":
@@ -95,6 +101,7 @@ def create_app(
             if dispatcher_task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
+            await entitlements.stop()
             await listener.stop()
             if app.state.stripe is not None:
                 await app.state.stripe.close()
@@ -137,7 +144,7 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
-        "background_tasks": set(),
+        "background_tasks": set(), "entitlements": Runtime(settings, clock),
     })
 
 

@@ -204,6 +204,29 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
+    """One sweep pass: emit entitlement.expired, trial.ending and trial.ended events that are due (idempotent)."""
+    from app.clock import SystemClock
+    from app.db import make_sessionmaker
+    from entitlements.service import sweep
+
+    async def work(engine: Any) -> int:
+        total: dict[str, int] = {}
+        while True:  # a pass handles a bounded batch; repeat until nothing is due
+            async with make_sessionmaker(engine)() as session, session.begin():
+                counts = await sweep(session, clock=SystemClock(), trial_ending_days=settings.trial_ending_days)
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+            if not any(counts.values()):
+                break
+        print(", ".join(f"{k}: {v}" for k, v in sorted(total.items())))
+        return 0
+
+    with database_url(settings) as url:
+        code: int = asyncio.run(_with_engine(url, settings, work))
+        return code
+
+
 def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     """Print a psql-ready URL of the database (the embedded one joins the running server)."""
     with database_url(settings) as url:
@@ -241,11 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     apply = catalog_sub.add_parser("apply", help="apply FILE as a new catalog revision (all or nothing)")
     apply.add_argument("file")
     catalog_sub.add_parser("export", help="print the live catalog as TOML")
+    ent = sub.add_parser("entitlements", help="entitlement maintenance")
+    ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
+    ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
     return parser
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog}
+            "db-url": cmd_db_url, "catalog": cmd_catalog, "entitlements": cmd_entitlements}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import keys
 from app.accounts import service as accounts
 from app.accounts.schemas import AccountUpsert, UserUpsert
+from app.auth import VendorPrincipal
 from app.clock import SystemClock
 from app.db import make_sessionmaker
 from app.scopes import SCOPES
@@ -45,6 +46,41 @@ DEMO_USERS = {
 }
 
 
+DEMO_GRANTS = [  # (account, user or None for account-wide, module, seats)
+    ("acme", "acme-ana", "reports_basic", None),
+    ("acme", "acme-ana", "reports_pro", None),
+    ("acme", None, "comments", None),
+    ("acme", None, "nl_query", 2),
+    ("globex", "globex-greta", "advanced_charts", None),
+    ("initech", "initech-peter", "reports_basic", None),
+]
+
+
+async def seed_entitlements(session: AsyncSession, clock: SystemClock) -> None:
+    """Demo grants, a seat pool with one seat taken, and some usage (all idempotent)."""
+    from entitlements import grant
+    from entitlements.schemas import UsageEventIn
+    from entitlements.service import assign_seat, catalog_view, record_usage
+
+    now = clock.now()
+    for account_ref, user_ref, module, seats in DEMO_GRANTS:
+        account = await accounts.get_account(session, account_ref)
+        user = await accounts.get_user(session, user_ref) if user_ref else None
+        assert account is not None
+        g = await grant(session, account_id=account.account_id, user_id=user.user_id if user else None,
+                        module=module, source="plan", source_ref=f"demo-{module}", starts_at=now, ends_at=None,
+                        seats=seats, clock=clock)
+        if seats:
+            vic = await accounts.get_user(session, "acme-vic")
+            assert vic is not None
+            await assign_seat(session, account_id=account.account_id, grant_id=g.grant_id, user_id=vic.user_id,
+                              clock=clock)
+    events = [UsageEventIn(event_id=f"demo-{i}", user="acme-ana", feature="reports", quantity=3) for i in range(12)]
+    events += [UsageEventIn(event_id="demo-try-1", user="acme-ana", feature="forecasting", kind="attempt")]
+    await record_usage(session, events, principal=VendorPrincipal(key_id="demo", scopes=frozenset()),
+                       enforce=False, clock=clock, view=await catalog_view(session), backfill_days=35)
+
+
 async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
     clock = SystemClock()
@@ -56,6 +92,7 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
             account, _ = await accounts.upsert_account(session, data, actor="demo", clock=clock)
             for user in DEMO_USERS[data.external_id]:
                 await accounts.upsert_user(session, account, user, actor="demo", clock=clock)
+        await seed_entitlements(session, clock)
         if key_file.exists():
             token = key_file.read_text().strip()
             parts = keys.split_token(token)

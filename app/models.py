@@ -25,12 +25,14 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
+from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 
 metadata = Base.metadata
 
 __all__ = [
     "Account", "ApiKey", "AuditEntry", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CatalogCategory",
     "CatalogFeature", "CatalogModule", "CatalogModuleFeature", "CatalogPolicy", "CatalogPrice", "CatalogRevision",
-    "CatalogSetting", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent", "StripeEventRecord",
-    "User", "WebhookAttempt", "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
+    "CatalogSetting", "DemandSignal", "Grant", "GuardrailVersion", "IdempotencyRecord", "LedgerEntry", "OutboxEvent",
+    "SeatAssignment", "StripeEventRecord", "Trial", "UsageCounter", "UsageEvent", "User", "WebhookAttempt",
+    "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "WebhookFanout", "metadata",
 ]

@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 CHANNEL = "commerce_invalidate"
 FLUSH = "*"
@@ -24,13 +25,49 @@ FLUSH = "*"
 log = logging.getLogger("commerce.notify")
 
 Callback = Callable[[str], None]
+_PENDING = "commerce_notify_pending"
+# Listeners running in this process: they also get this process's own notifications synchronously at commit,
+# so a request that follows a committed change never sees a stale cache entry in the process that made it.
+_LOCAL: set[Listener] = set()
 
 
 async def notify(session: AsyncSession, topic: str, value: str) -> None:
-    """Queue an invalidation that other processes receive when the caller's transaction commits."""
-    await session.execute(text("SELECT pg_notify(:channel, :payload)"), {
-        "channel": CHANNEL, "payload": f"{topic}:{value}",
-    })
+    """Queue an invalidation that every process receives when the caller's transaction commits."""
+    payload = f"{topic}:{value}"
+    await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload})
+    sync = session.sync_session
+    if _PENDING not in sync.info:
+        sync.info[_PENDING] = []
+        event.listen(sync, "after_commit", _dispatch_local)
+        event.listen(sync, "after_rollback", _drop_pending)
+    sync.info[_PENDING].append(payload)
+
+
+async def notify_many(session: AsyncSession, topic: str, values: list[str]) -> None:
+    """``notify`` for many values in one statement (bulk writers such as usage ingestion)."""
+    if not values:
+        return
+    payloads = [f"{topic}:{v}" for v in dict.fromkeys(values)]
+    await session.execute(text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+                          {"channel": CHANNEL, "payloads": payloads})
+    sync = session.sync_session
+    if _PENDING not in sync.info:
+        sync.info[_PENDING] = []
+        event.listen(sync, "after_commit", _dispatch_local)
+        event.listen(sync, "after_rollback", _drop_pending)
+    sync.info[_PENDING].extend(payloads)
+
+
+def _dispatch_local(sync: Session) -> None:
+    payloads: list[str] = sync.info.get(_PENDING, [])
+    sync.info[_PENDING] = []
+    for listener in list(_LOCAL):
+        for payload in payloads:
+            listener._dispatch(payload)
+
+
+def _drop_pending(sync: Session) -> None:
+    sync.info[_PENDING] = []
 
 
 class Listener:
@@ -47,11 +84,13 @@ class Listener:
         self._callbacks[topic].append(callback)
 
     async def start(self) -> None:
+        _LOCAL.add(self)
         self._task = asyncio.create_task(self._run(), name="notify-listener")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), timeout=10)
 
     async def stop(self) -> None:
+        _LOCAL.discard(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

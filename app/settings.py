@@ -65,6 +65,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     stripe_webhook_tolerance_seconds: int = 300
+    entitlement_cache_max_entries: int = 100_000
+    entitlement_cache_ttl_seconds: float = 30.0
+    usage_backfill_days: int = 35
+    trial_scope: Literal["user", "account"] = "user"
+    trial_ending_days: int = 3
+    sweep_seconds: float = 60.0
+    demand_flush_seconds: float = 2.0
+    demand_buffer_max_keys: int = 50_000
 
     @property
     def is_production(self) -> bool:
@@ -119,6 +127,14 @@ _ENV_MAP: dict[str, str] = {
     "STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
     "STRIPE_MAX_NETWORK_RETRIES": "stripe_max_network_retries",
     "STRIPE_WEBHOOK_TOLERANCE_SECONDS": "stripe_webhook_tolerance_seconds",
+    "COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "entitlement_cache_max_entries",
+    "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "entitlement_cache_ttl_seconds",
+    "COMMERCE_USAGE_BACKFILL_DAYS": "usage_backfill_days",
+    "COMMERCE_TRIAL_SCOPE": "trial_scope",
+    "COMMERCE_TRIAL_ENDING_DAYS": "trial_ending_days",
+    "COMMERCE_SWEEP_SECONDS": "sweep_seconds",
+    "COMMERCE_DEMAND_FLUSH_SECONDS": "demand_flush_seconds",
+    "COMMERCE_DEMAND_BUFFER_MAX_KEYS": "demand_buffer_max_keys",
 }
 
 _INT_FIELDS = {
@@ -130,6 +146,8 @@ _INT_FIELDS = {
 _FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds",
                  "stripe_timeout_seconds"}
 _LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule"}
+_INT_FIELDS |= {"entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days", "demand_buffer_max_keys"}
+_FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -169,6 +187,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid settings: {exc}") from exc
     _check_webhooks(settings)
+    if settings.entitlement_cache_max_entries < 1 or settings.entitlement_cache_ttl_seconds <= 0:
+        raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
+    if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
+        raise SettingsError("demand signals need a positive flush interval and buffer size")
     return _with_secrets(settings)
 
 

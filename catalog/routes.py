@@ -159,5 +159,7 @@ class OfferController(Controller):
           summary="Modules a user may see and buy, each with the policy decision and its reason",
          description="Hidden modules never appear. A session token may ask only for its own user "
                      "(customer admins for users of their account).")
-    async def offers(self, db_session: DbSession, principal: CurrentPrincipal, user: UserRef) -> OfferList:
-        return await service.offers_for(db_session, principal, user)
+    async def offers(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, user: UserRef,
+    ) -> OfferList:
+        return await service.offers_for(db_session, principal, user, now=clock.now())

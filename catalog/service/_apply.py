@@ -16,6 +16,7 @@ from app.clock import Clock
 from app.errors import FieldError
 from app.ids import new_id
 from app.money import is_currency
+from app.notify import notify
 from catalog import domain
 from catalog.domain import Change, Live
 from catalog.errors import CatalogInvalid, CatalogRevisionConflict
@@ -134,6 +135,7 @@ async def apply_document(
             await writer.write(change)
     await session.flush()
     await _announce(session, changes, revision=revision, summary=summary, actor=actor, clock=clock)
+    await notify(session, "catalog", str(revision))  # processes holding the catalog in memory reload it
     return ApplyResult(applied=True, revision=revision, base_revision=live.revision, changes=changes,
                        summary=summary)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,14 +22,18 @@ from catalog.models import (
 from catalog.spec import CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
 
 
-async def owned_modules(session: AsyncSession, account_id: str, user_id: str | None) -> frozenset[str]:
-    """Module keys this user holds (its own grants and the account-wide ones).
+async def owned_modules(session: AsyncSession, account_id: str, user_id: str | None, *,
+                        now: datetime) -> frozenset[str]:
+    """Module keys this user holds now (own grants, account-wide grants, assigned seats).
 
-    The seam through which entitlements feed offers and availability: until issue #4's grants exist
-    nothing is owned, so this returns an empty set; #4 replaces the body with a read of active grants.
+    The seam through which entitlements feed offers and availability; the import is local because
+    entitlements reads the catalog (the dependency points from entitlements to catalog).
     """
-    del session, account_id, user_id
-    return frozenset()
+    if user_id is None:
+        return frozenset()
+    from entitlements import owned_modules as entitled
+
+    return await entitled(session, account_id, user_id, now=now)
 
 
 async def price_owners(session: AsyncSession, module: str, slot: str, *, before_version: int) -> list[PriceOwner]:

@@ -3,6 +3,8 @@ revisions, and the offers a user sees."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -203,12 +205,12 @@ def evaluate_availability(live: Live, module: str, who: Audience) -> Decision:
     return domain.availability(live.doc, found, who)
 
 
-async def offers_for(session: AsyncSession, principal: Principal, user_ref: str) -> OfferList:
+async def offers_for(session: AsyncSession, principal: Principal, user_ref: str, *, now: datetime) -> OfferList:
     """Every module the user may see, with effect and reason, price in the account's currency, what it
     unlocks, trial availability and unmet requirements. Tenancy as ``resolve_user`` enforces it."""
     user = await resolve_user(session, principal, user_ref)
     account = await session.get_one(Account, user.account_id)
-    owned = await owned_modules(session, account.account_id, user.user_id)
+    owned = await owned_modules(session, account.account_id, user.user_id, now=now)
     who = Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region, owned=owned)
     live = await load_live(session)
     return OfferList(user=user.external_id, account=account.external_id, roles=sorted(user.roles),

@@ -62,6 +62,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "price_id": lambda w: w.extra.get("price_id", "price_" + "0" * 26),
     "revision": lambda w: w.extra.get("revision", "1"),
     "payment_method_id": lambda w: w.extra["payment_method_id"],  # a card saved for A's user (Stripe fake)
+    "grant_id": lambda w: w.extra.get("grant_id", "grt_" + "0" * 26),
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
@@ -75,6 +76,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/accounts/{account}/budgets/{budget_id}"): {"amount_minor": 1},
     ("PUT", "/v1/accounts/{account}/guardrails"): {"auto_approve_limit_minor": 10**9},
     ("POST", "/v1/accounts/{account}/guardrails/import"): {"toml": "auto_approve_limit_minor = 1000000000"},
+    ("POST", "/v1/accounts/{account}/grants"): {"module": "reports_basic", "source_ref": "gate-1", "user": "{user}"},
+    ("POST", "/v1/accounts/{account}/grants/{grant_id}/revoke"): {"reason": "made by b"},
+    ("POST", "/v1/accounts/{account}/grants/{grant_id}/seats"): {"user": "{user}"},
+    ("POST", "/v1/entitlements/check"): {"user": "{user}", "checks": [{"feature": "reports"}]},
+    ("POST", "/v1/usage"): {"events": [{"event_id": "gate-1", "user": "{user}", "feature": "reports"}]},
+    ("POST", "/v1/trials"): {"user": "{user}", "module": "reports_basic"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")

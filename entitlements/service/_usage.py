@@ -1,0 +1,208 @@
+"""Usage ingestion (idempotent by event id, counters in the same transaction, optional enforcement),
+usage history, and demand signals (denied checks and attempt events)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+import msgspec
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import resolve_user
+from app.accounts.models import User
+from app.auth import Principal, UserPrincipal
+from app.clock import Clock
+from app.errors import FieldError, NotFound
+from app.notify import notify_many
+from entitlements.domain import CatalogView, HeldGrant, counter_period, period_bounds, resolve
+from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
+from entitlements.models import Grant, UsageCounter
+from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
+from entitlements.service._grants import TOPIC, held_by
+
+_INSERT_EVENTS = text("""
+    INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at, period_start,
+                                  properties, recorded_at)
+    SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now
+      FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
+                  CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]), CAST(:p AS timestamptz[]),
+                  CAST(:pr AS text[])) AS t(a, e, u, f, k, q, o, p, pr)
+    ON CONFLICT (account_id, event_id) DO NOTHING
+    RETURNING account_id, event_id
+""")
+
+_ADD_COUNTERS = text("""
+    INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+    SELECT a, u, f, s, e, n, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:f AS text[]), CAST(:s AS timestamptz[]),
+                  CAST(:e AS timestamptz[]), CAST(:n AS bigint[])) AS t(a, u, f, s, e, n)
+    ON CONFLICT (account_id, user_id, feature, period_start)
+    DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+""")
+
+_ENSURE_COUNTER = text("""
+    INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+    VALUES (:a, :u, :f, :s, :e, 0, :now) ON CONFLICT DO NOTHING
+""")
+
+# The guard: the increment happens only if it stays within the limit. Concurrent writers queue on the row
+# lock and PostgreSQL re-evaluates the condition against the committed value, so together they never exceed it.
+_GUARDED_ADD = text("""
+    UPDATE ent_usage_counters SET used = used + :n, updated_at = :now
+     WHERE account_id = :a AND user_id = :u AND feature = :f AND period_start = :s AND used + :n <= :limit
+    RETURNING used
+""")
+
+_ADD_SIGNALS = text("""
+    INSERT INTO ent_demand_signals (account_id, user_id, feature, day, denied_checks, attempts, last_at)
+    SELECT a, u, f, d, dn, at, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:f AS text[]), CAST(:d AS date[]),
+                  CAST(:dn AS bigint[]), CAST(:at AS bigint[])) AS t(a, u, f, d, dn, at)
+    ON CONFLICT (account_id, user_id, feature, day)
+    DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
+                  attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
+                  last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
+""")
+
+CounterKey = tuple[str, str, str, datetime]  # account, user, feature, period start
+
+
+async def _users(session: AsyncSession, principal: Principal, refs: list[str]) -> dict[str, tuple[str, str]]:
+    """external id -> (account_id, user_id); unknown or invisible users are a 404 naming the first one."""
+    rows = (await session.execute(select(User.external_id, User.account_id, User.user_id).where(
+        User.external_id.in_(refs)))).all()
+    found = {ref: (a, u) for ref, a, u in rows}
+    for ref in refs:
+        hit = found.get(ref)
+        visible = hit is not None and (not isinstance(principal, UserPrincipal) or (
+            hit[0] == principal.account_id and (principal.is_admin or hit[1] == principal.user_id)))
+        if not visible:
+            raise NotFound(f"User {ref!r} does not exist.", user=ref)
+    return found
+
+
+def _check_events(events: list[UsageEventIn], view: CatalogView, *, now: datetime, backfill: timedelta,
+                  skew: timedelta) -> None:
+    for i, ev in enumerate(events):
+        if ev.feature not in view.features:
+            raise FeatureNotFound(f"Feature {ev.feature!r} does not exist (event {ev.event_id!r}).",
+                                  feature=ev.feature, errors=[FieldError(field=f"events[{i}].feature",
+                                                                         message="unknown feature")])
+        if ev.occurred_at is not None and not (now - backfill <= ev.occurred_at <= now + skew):
+            raise OutsideBackfillWindow(
+                f"Event {ev.event_id!r}: occurred_at must lie within the last {backfill.days} days "
+                f"(and not in the future).", errors=[FieldError(field=f"events[{i}].occurred_at",
+                                                                message="outside the accepted window")])
+
+
+async def _limits(session: AsyncSession, view: CatalogView, account_id: str, user_id: str, now: datetime,
+                  ) -> dict[str, int | None]:
+    """feature -> summed limit (None: granted without a limit) for features the user holds now."""
+    rows = (await session.execute(select(Grant.grant_id, Grant.module, Grant.starts_at).where(
+        *held_by(account_id, user_id, now), Grant.starts_at <= now))).all()  # type: ignore[arg-type]
+    held = [HeldGrant(grant_id=g, module=m, subject="user", starts_at=s) for g, m, s in rows]
+    return {k: s.limit for k, s in resolve(held, view).items()}
+
+
+async def record_usage(
+    session: AsyncSession, events: list[UsageEventIn], *, principal: Principal, enforce: bool, clock: Clock,
+    view: CatalogView, backfill_days: int, future_skew_seconds: int = 300,
+) -> UsageResult:
+    """Record a batch atomically: new events are counted once, replays are reported as duplicates."""
+    now = clock.now()
+    _check_events(events, view, now=now, backfill=timedelta(days=backfill_days),
+                  skew=timedelta(seconds=future_skew_seconds))
+    users = await _users(session, principal, sorted({e.user for e in events}))
+    cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
+    seen: set[tuple[str, str]] = set()
+    by_key: dict[tuple[str, str], UsageEventIn] = {}
+    for ev in events:
+        account_id, user_id = users[ev.user]
+        if (account_id, ev.event_id) in seen:
+            continue
+        seen.add((account_id, ev.event_id))
+        by_key[(account_id, ev.event_id)] = ev
+        at = ev.occurred_at or now
+        start, _ = period_bounds(counter_period(view.features[ev.feature]), at)
+        for c, v in zip(cols, (account_id, ev.event_id, user_id, ev.feature, ev.kind, ev.quantity, at, start,
+                               msgspec.json.encode(ev.properties).decode() if ev.properties else None), strict=True):
+            cols[c].append(v)
+    inserted = (await session.execute(_INSERT_EVENTS, {**cols, "now": now})).all()
+    usage: dict[CounterKey, tuple[datetime, int]] = defaultdict(lambda: (now, 0))
+    attempts: dict[tuple[str, str, str, date], int] = defaultdict(int)
+    for account_id, event_id in inserted:
+        ev = by_key[(account_id, event_id)]
+        user_id = users[ev.user][1]
+        at = ev.occurred_at or now
+        if ev.kind == "attempt":
+            attempts[(account_id, user_id, ev.feature, at.date())] += ev.quantity
+            continue
+        start, end = period_bounds(counter_period(view.features[ev.feature]), at)
+        key = (account_id, user_id, ev.feature, start)
+        usage[key] = (end, usage[key][1] + ev.quantity)
+    if enforce:
+        await _enforced_add(session, usage, view=view, now=now)
+    elif usage:
+        keys = list(usage)
+        await session.execute(_ADD_COUNTERS, {
+            "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys],
+            "s": [k[3] for k in keys], "e": [usage[k][0] for k in keys], "n": [usage[k][1] for k in keys],
+            "now": now})
+    if attempts:
+        await add_signals(session, {k: (0, n) for k, n in attempts.items()}, now=now)
+    await notify_many(session, TOPIC, [f"{k[0]}:{k[1]}" for k in usage])
+    accepted = {e for _, e in inserted}
+    duplicates = [ev.event_id for ev in events if ev.event_id not in accepted]
+    return UsageResult(accepted=len(inserted), duplicates=len(duplicates), duplicate_event_ids=duplicates[:100])
+
+
+async def _enforced_add(session: AsyncSession, usage: dict[CounterKey, tuple[datetime, int]], *, view: CatalogView,
+                        now: datetime) -> None:
+    limits: dict[tuple[str, str], dict[str, int | None]] = {}
+    for key in sorted(usage):  # a fixed order, so concurrent batches lock counter rows without deadlocking
+        account_id, user_id, feature, start = key
+        end, n = usage[key]
+        if (account_id, user_id) not in limits:
+            limits[(account_id, user_id)] = await _limits(session, view, account_id, user_id, now)
+        held = limits[(account_id, user_id)]
+        if feature not in held:
+            raise LimitExceeded(f"The user does not hold feature {feature!r}; nothing was recorded.",
+                                feature=feature, limit=0)
+        limit = held[feature]
+        row = {"a": account_id, "u": user_id, "f": feature, "s": start, "e": end, "now": now, "n": n}
+        await session.execute(_ENSURE_COUNTER, row)
+        if limit is None:
+            await session.execute(_GUARDED_ADD, {**row, "limit": 2**62})
+            continue
+        if (await session.execute(_GUARDED_ADD, {**row, "limit": limit})).first() is None:
+            raise LimitExceeded(f"Using {n} more of {feature!r} would exceed the limit of {limit}; nothing was "
+                                "recorded.", feature=feature, limit=limit, requested=n)
+
+
+async def add_signals(session: AsyncSession, counts: dict[tuple[str, str, str, date], tuple[int, int]], *,
+                      now: datetime) -> None:
+    """Add (denied checks, attempts) per (account, user, feature, day) in one statement."""
+    if not counts:
+        return
+    keys = sorted(counts)
+    await session.execute(_ADD_SIGNALS, {
+        "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys], "d": [k[3] for k in keys],
+        "dn": [counts[k][0] for k in keys], "at": [counts[k][1] for k in keys], "now": now})
+
+
+async def usage_history(session: AsyncSession, principal: Principal, user_ref: str, feature: str, *,
+                        view: CatalogView, limit: int, now: datetime) -> UsageHistory:
+    """Counters of one user and feature, newest period first."""
+    user = await resolve_user(session, principal, user_ref)
+    f = view.features.get(feature)
+    if f is None:
+        raise FeatureNotFound(f"Feature {feature!r} does not exist.", feature=feature)
+    rows = await session.scalars(select(UsageCounter).where(
+        UsageCounter.account_id == user.account_id, UsageCounter.user_id == user.user_id,
+        UsageCounter.feature == feature).order_by(UsageCounter.period_start.desc()).limit(limit))
+    held = await _limits(session, view, user.account_id, user.user_id, now)
+    return UsageHistory(user=user.external_id, feature=feature, period=counter_period(f), limit=held.get(feature),
+                        data=[UsagePeriodRead(period_start=r.period_start, period_end=r.period_end, used=r.used)
+                              for r in rows])

@@ -1,0 +1,119 @@
+"""The check path's cache: a warm check runs no SQL; a change made by one process reaches another at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import event
+
+from app.asgi import create_app
+from app.clock import FrozenClock, SystemClock
+from app.settings import Settings
+from entitlements.cache import SnapshotCache
+from entitlements.domain import FOREVER, Snapshot
+from tests.api.test_catalog import seed_demo
+from tests.factories import bearer, make_key
+from tests.support.live_server import live_server
+
+
+async def test_a_warm_check_issues_no_sql(client: AsyncTestClient[Any], app: Litestar, sessionmaker: Any,
+                                          clock: FrozenClock) -> None:
+    key = await make_key(sessionmaker, clock)
+    await seed_demo(client, key)
+    params = {"user": "acme-ana", "feature": "reports", "quantity": 1}
+    assert (await client.get("/v1/entitlements/check", params=params, headers=bearer(key))).status_code == 200
+    await asyncio.sleep(0.2)  # the API key's last-use write runs in the background once a minute
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for feature in ("reports", "pdf_export", "reports", "data_retention_days"):
+            r = await client.get("/v1/entitlements/check", params={**params, "feature": feature},
+                                 headers=bearer(key))
+            assert r.status_code == 200
+        r = await client.post("/v1/entitlements/check", headers=bearer(key),
+                              json={"user": "acme-ana", "checks": [{"feature": "reports"}]})
+        assert r.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
+    cache = app.state.entitlements.snapshots
+    assert cache.hits >= 5 and len(cache) == 1
+
+
+async def test_a_grant_through_one_process_reaches_another_within_100_ms(
+    settings: Settings, sessionmaker: Any, tmp_path: Path,
+) -> None:
+    key = await make_key(sessionmaker, SystemClock())
+    assert settings.database_url is not None
+    with live_server(settings.database_url, tmp_path / "other", settings.token_secret) as other:
+        async with AsyncTestClient(app=create_app(settings, clock=SystemClock())) as client, \
+                httpx.AsyncClient(base_url=other, headers=bearer(key), timeout=5) as b:  # both on real time
+            await seed_demo(client, key)
+            params = {"user": "acme-ana", "feature": "pdf_export"}
+            assert (await b.get("/v1/entitlements/check", params=params)).json()["allowed"] is False  # B is warm
+            r = await client.post("/v1/accounts/acme/grants", headers=bearer(key), json={
+                "module": "reports_pro", "user": "acme-ana", "source_ref": "x-proc"})
+            assert r.status_code == 201
+            granted_at = time.monotonic()
+            while not (await b.get("/v1/entitlements/check", params=params)).json()["allowed"]:
+                assert time.monotonic() - granted_at < 1.0, "process B never saw the grant"
+                await asyncio.sleep(0.005)
+            elapsed = time.monotonic() - granted_at
+    assert elapsed < 0.1, f"process B saw the grant after {elapsed * 1000:.0f} ms"
+
+
+async def test_two_in_process_instances_share_invalidation(settings: Settings, clock: FrozenClock,
+                                                           sessionmaker: Any) -> None:
+    a_app, b_app = create_app(settings, clock=clock), create_app(settings, clock=clock)
+    async with AsyncTestClient(app=a_app) as a, AsyncTestClient(app=b_app) as b:
+        key = await make_key(sessionmaker, clock)
+        await seed_demo(a, key)
+        params = {"user": "acme-ana", "feature": "comments"}
+        assert (await b.get("/v1/entitlements/check", params=params, headers=bearer(key))).json()["allowed"] is False
+        await a.post("/v1/accounts/acme/grants", headers=bearer(key), json={"module": "comments", "source_ref": "s"})
+        assert (await b.get("/v1/entitlements/check", params=params, headers=bearer(key))).json()["allowed"]
+
+
+def _snap(ref: str, account: str = "acct_1") -> Snapshot:
+    return Snapshot(user_ref=ref, account_ref="a", account_id=account, user_id=f"usr_{ref}", roles=frozenset(),
+                    segment="smb", region="us", currency="USD", catalog_revision=1, computed_at=FOREVER,
+                    valid_until=FOREVER, modules=frozenset(), features={}, used={})
+
+
+def test_cache_is_a_bounded_lru() -> None:
+    cache = SnapshotCache(max_entries=2, ttl=60)
+    for ref in ("a", "b"):
+        cache.put(_snap(ref), cache.token())
+    assert cache.get("a") is not None  # a is now most recent
+    cache.put(_snap("c"), cache.token())
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") is not None
+
+
+def test_a_snapshot_read_before_an_invalidation_is_not_cached() -> None:
+    cache = SnapshotCache(max_entries=10, ttl=60)
+    token = cache.token()
+    cache.invalidate("acct_1:usr_x")  # arrives while the snapshot was being read
+    assert cache.put(_snap("a"), token) is False and cache.get("a") is None
+    assert cache.put(_snap("b", account="acct_2"), token) is True  # other accounts are unaffected
+    cache.invalidate("acct_2")
+    assert cache.get("b") is None
+
+
+def test_ttl_is_a_safety_net() -> None:
+    cache = SnapshotCache(max_entries=10, ttl=0.01)
+    cache.put(_snap("a"), cache.token())
+    time.sleep(0.02)
+    assert cache.get("a") is None
+
+
