@@ -28,6 +28,7 @@ from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from billing import stripe_events
 from billing.cards.routes import CardController
+from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
 from billing.routes import BudgetController, GuardrailController
 from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
@@ -41,7 +42,8 @@ log = logging.getLogger("commerce")
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
-    BudgetController, GuardrailController,
+    BudgetController, GuardrailController, QuoteController, OrderController, AccountOrderController,
+    ApprovalController,
     CatalogController, OfferController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook,

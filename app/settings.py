@@ -36,6 +36,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     token_ttl_seconds_default: int = 900
     token_ttl_seconds_max: int = 86_400
     admin_roles: tuple[str, ...] = ("admin",)
+    quote_ttl_seconds: int = 1800
     max_body_bytes: int = 1_048_576
     idempotency_ttl_seconds: int = 86_400
     idempotency_lock_seconds: int = 60
@@ -101,6 +102,7 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_TOKEN_TTL_SECONDS": "token_ttl_seconds_default",
     "COMMERCE_TOKEN_TTL_SECONDS_MAX": "token_ttl_seconds_max",
     "COMMERCE_ADMIN_ROLES": "admin_roles",
+    "COMMERCE_QUOTE_TTL_SECONDS": "quote_ttl_seconds",
     "COMMERCE_MAX_BODY_BYTES": "max_body_bytes",
     "COMMERCE_IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "COMMERCE_API_KEY_CACHE_SECONDS": "api_key_cache_seconds",
@@ -146,7 +148,8 @@ _INT_FIELDS = {
 _FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds",
                  "stripe_timeout_seconds"}
 _LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule"}
-_INT_FIELDS |= {"entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days", "demand_buffer_max_keys"}
+_INT_FIELDS |= {"quote_ttl_seconds", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
+                "demand_buffer_max_keys"}
 _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
 
 

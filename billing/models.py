@@ -127,3 +127,133 @@ class GuardrailVersion(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
     author: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
+
+
+class Quote(Base):
+    """An auto-quote: priced lines locked until ``expires_at``, with the guardrail decision at quote time."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.user_id"]),
+        Index("ix_quotes_account_id_created_at", "account_id", "created_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    quote_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    subtotal_minor: Mapped[int]
+    discount_minor: Mapped[int]
+    total_minor: Mapped[int]
+    unmet_requires: Mapped[list[str]] = mapped_column(JSONB)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16))  # open | ordered
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class Order(Base):
+    """One purchase, on the budget or the card route, moved only by the state machine in billing.domain.orders."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "quote_id"], ["quotes.account_id", "quotes.quote_id"]),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.user_id"]),
+        Index("uq_orders_account_id_quote_id", "account_id", "quote_id", unique=True),
+        Index("ix_orders_account_id_user_id_created_at", "account_id", "user_id", "created_at"),
+        Index("ix_orders_state_updated_at", "state", "updated_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    quote_id: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str] = mapped_column(String(40))
+    route: Mapped[str] = mapped_column(String(16))  # budget | card
+    state: Mapped[str] = mapped_column(String(24))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int]
+    refunded_minor: Mapped[int] = mapped_column(default=0)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    budget_id: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    failure_reason: Mapped[str | None] = mapped_column(String(2000))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(120))
+    provision_status: Mapped[str | None] = mapped_column(String(16))  # requested | done | failed
+    provision_note: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    fulfilled_at: Mapped[datetime | None]
+
+
+class Approval(Base):
+    """A request for an approver's agreement; its money is held until decided or expired."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        Index("uq_approvals_account_id_order_id", "account_id", "order_id", unique=True),
+        Index("ix_approvals_state_expires_at", "state", "expires_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    approval_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    requester_user_id: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    reasons: Mapped[list[str]] = mapped_column(JSONB)  # why approval is needed
+    approver_roles: Mapped[list[str]] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16))  # pending | approved | denied | expired | canceled
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decision_note: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    temporary_access_until: Mapped[datetime | None]
+
+
+class SalesCredit(Base):
+    """A booking credited to a motion and to the account's owning team and rep."""
+
+    __tablename__ = "sales_credits"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        Index("uq_sales_credits_account_id_order_id_module", "account_id", "order_id", "module", unique=True),
+        Index("ix_sales_credits_period", "period"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    credit_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(100))
+    motion: Mapped[str] = mapped_column(String(16))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    team: Mapped[str | None] = mapped_column(String(120))
+    rep: Mapped[str | None] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    booked_at: Mapped[datetime]
+
+
+class Statement(Base):
+    """The bill-back statement of one account for one period: its budget captures and refunds."""
+
+    __tablename__ = "statements"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id"], ["accounts.account_id"]),
+        Index("uq_statements_account_id_period", "account_id", "period", unique=True),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    statement_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    captured_minor: Mapped[int]
+    refunded_minor: Mapped[int]
+    total_minor: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))  # closed | invoiced | paid
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from app.schemas import Currency, Input, Name, Output, Slug
+from app.schemas import Currency, ExternalId, Input, Name, Output, Slug
 from billing.domain.guardrails import GuardrailPolicy
 
 AmountMinor = Annotated[int, Meta(ge=0, le=10**12, description="Integer minor units (cents for USD)")]
@@ -71,3 +71,129 @@ class GuardrailsRead(Output, frozen=True):
 
 class GuardrailsImport(Input):
     toml: Annotated[str, Meta(max_length=100_000, pattern=r"^[^\x00]*$")]
+
+
+ModuleKey = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+Note = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+class QuoteItemIn(Input):
+    module: ModuleKey
+    quantity: Annotated[int, Meta(ge=1, le=100_000)] = 1
+    interval: Literal["month", "year"] | None = None
+
+
+class QuoteCreate(Input):
+    """Quote modules for a user (an end user's session token may only quote for itself)."""
+
+    user: ExternalId
+    items: Annotated[list[QuoteItemIn], Meta(min_length=1, max_length=30)]
+    include_requirements: bool = False
+
+
+class QuoteLineRead(Output, frozen=True):
+    module: str
+    name: str
+    category: str
+    price_id: str
+    price_version: int
+    model: str
+    interval: str | None
+    per_seat: bool
+    quantity: int
+    unit_amount_minor: int
+    full_period_minor: int
+    prorated_minor: int
+    discount_minor: int
+    total_minor: int
+    period_start: str | None
+    period_end: str | None
+    proration: str
+    trial_days: int | None
+
+
+class DecisionRead(Output, frozen=True):
+    route: Literal["budget", "card"] | None
+    outcome: Literal["auto_approved", "approval_required", "blocked"]
+    reasons: list[str]
+
+
+class QuoteRead(Output, frozen=True):
+    id: str
+    account: str
+    user: str
+    currency: str
+    lines: list[QuoteLineRead]
+    subtotal_minor: int
+    discount_minor: int
+    total_minor: int
+    unmet_requires: list[str]
+    decision: DecisionRead
+    status: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class OrderCreate(Input):
+    quote_id: Annotated[str, Meta(pattern=r"^quo_[0-9a-z]{26}$")]
+    reason: Note | None = None
+
+
+class OrderRead(Output, frozen=True):
+    id: str
+    account: str
+    user: str
+    quote_id: str
+    route: str
+    state: str
+    currency: str
+    total_minor: int
+    refunded_minor: int
+    lines: list[QuoteLineRead]
+    reason: str | None
+    failure_reason: str | None
+    provision_status: str | None
+    provision_note: str | None
+    approval_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+
+
+class OrderPage(Output, frozen=True):
+    data: list[OrderRead]
+    next_cursor: str | None
+
+
+class NoteIn(Input):
+    note: Note | None = None
+
+
+class ProvisionAck(Input):
+    status: Literal["done", "failed"] = "done"
+    note: Note | None = None
+
+
+class ApprovalRead(Output, frozen=True):
+    id: str
+    order_id: str
+    account: str
+    requester: str
+    reason: str | None
+    why: list[str]
+    approver_roles: list[str]
+    state: str
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decided_by: str | None
+    decision_note: str | None
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    temporary_access_until: datetime | None
+
+
+class ApprovalList(Output, frozen=True):
+    data: list[ApprovalRead]

@@ -103,3 +103,13 @@ async def emit_test_event(
 
     async with sessionmaker() as session, session.begin():
         return await emit(session, clock=clock, type=type, payload=payload or {"n": 1})
+
+
+async def apply_demo_catalog(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    """The example catalog shipped with the package, applied as the live catalog."""
+    import catalog
+    from app.demo import demo_catalog_toml
+
+    async with sessionmaker() as session, session.begin():
+        await catalog.apply_document(session, catalog.parse_source(toml=demo_catalog_toml()), actor="test",
+                                     clock=clock)

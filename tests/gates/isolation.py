@@ -13,6 +13,7 @@ parameter the table does not know fails the gate with a message saying what to a
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -52,6 +53,9 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "user": lambda w: w.a_user,
     "key_id": lambda w: w.extra["key_id"],
     "budget_id": lambda w: w.extra["budget_id"],
+    "quote_id": lambda w: w.extra["quote_id"],
+    "order_id": lambda w: w.extra["order_id"],
+    "approval_id": lambda w: w.extra["approval_id"],
     # webhook endpoints are vendor-level: any well-formed id will do
     "endpoint_id": lambda w: w.extra.get("endpoint_id", "whe_" + "0" * 26),
     "delivery_id": lambda w: w.extra.get("delivery_id", "whd_" + "0" * 26),
@@ -74,6 +78,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts/{account}/budgets"): {"name": "B's", "currency": "USD", "amount_minor": 100,
                                                  "cost_center": "rnd"},
     ("PATCH", "/v1/accounts/{account}/budgets/{budget_id}"): {"amount_minor": 1},
+    ("POST", "/v1/quotes"): {"user": "{user}", "items": [{"module": "comments"}]},
+    ("POST", "/v1/orders"): {"quote_id": "{quote_id}"},
+    ("POST", "/v1/orders/{order_id}/refund"): {"note": "by B"},
+    ("POST", "/v1/orders/{order_id}/provisioned"): {"status": "done"},
+    ("POST", "/v1/approvals/{approval_id}/approve"): {"note": "by B"},
+    ("POST", "/v1/approvals/{approval_id}/deny"): {"note": "by B"},
     ("PUT", "/v1/accounts/{account}/guardrails"): {"auto_approve_limit_minor": 10**9},
     ("POST", "/v1/accounts/{account}/guardrails/import"): {"toml": "auto_approve_limit_minor = 1000000000"},
     ("POST", "/v1/accounts/{account}/grants"): {"module": "reports_basic", "source_ref": "gate-1", "user": "{user}"},
@@ -84,12 +94,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/trials"): {"user": "{user}", "module": "reports_basic"},
 }
 
+_idem = itertools.count()
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 
 
 def _fill(value: Any, world: World) -> Any:
     if isinstance(value, str):
-        return value.replace("{account}", world.a_account).replace("{user}", world.a_user)
+        return _PARAM.sub(lambda m: PARAM_VALUES[m.group(1)](world) if m.group(1) in PARAM_VALUES else m.group(0),
+                          value)
     if isinstance(value, dict):
         return {k: _fill(v, world) for k, v in value.items()}
     if isinstance(value, list):
@@ -142,6 +154,7 @@ def plan_calls(app: Litestar, world: World, required_query: dict[tuple[str, str]
 
 async def _send(client: Any, call: Call, token: str | None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers["Idempotency-Key"] = f"gate-{next(_idem)}"  # money routes need one; the others ignore it
     return await client.request(call.method, call.url, json=call.body, headers=headers)
 
 

@@ -16,12 +16,13 @@ from app.deps import DbSession
 from app.params import AccountRef
 from app.scopes import SCOPES
 from app.settings import Settings
-from tests.factories import bearer, make_key, make_tenant
+from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant
 from tests.gates.isolation import World, check_auth_coverage, check_isolation, required_query_params
 from tests.stripe_server import widget_saves_card
 
 
 async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenClock) -> World:
+    await apply_demo_catalog(sessionmaker, clock)
     key = await make_key(sessionmaker, clock)
     a = await make_tenant(client, key, "alpha")
     b = await make_tenant(client, key, "beta")
@@ -35,11 +36,24 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     budget = (await client.post("/v1/accounts/alpha/budgets", json={"name": "Alpha secret budget",
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
     card = await widget_saves_card(client, bearer(key), a.user)
+    purchase = await _pending_purchase(client, key, a)
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
                  a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"],
-                                           "payment_method_id": card})
+                                           "payment_method_id": card, **purchase})
+
+
+async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any) -> dict[str, str]:
+    """A quote, an order waiting for approval and its approval request, all in account A."""
+    await client.put("/v1/accounts/alpha/guardrails", json={"auto_approve_limit_minor": 0}, headers=bearer(key))
+    q = (await client.post("/v1/quotes", json={"user": a.user, "items": [{"module": "reports_basic"}]},
+                           headers=bearer(key))).json()
+    q2 = (await client.post("/v1/quotes", json={"user": a.user, "items": [{"module": "comments"}]},
+                            headers=bearer(key))).json()
+    o = (await client.post("/v1/orders", json={"quote_id": q["id"]},
+                           headers={**bearer(key), "Idempotency-Key": "gate-world"})).json()
+    return {"quote_id": q2["id"], "order_id": o["id"], "approval_id": o["approval_id"]}
 
 
 def _required_query(app: Litestar) -> dict[tuple[str, str], list[str]]:

@@ -1,0 +1,416 @@
+"""Orders from quotes (auto-close), approvals, fulfilment (auto-entitle + auto-provision), cancel and refund.
+
+Every state change goes through ``_move``, which applies the pure state machine and writes the outbox
+event in the caller's transaction. On the budget route the whole path (hold or capture, grants, events)
+is one transaction, so a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import catalog
+import entitlements
+from app import audit, outbox
+from app.accounts.models import Account, User
+from app.auth import Principal, UserPrincipal
+from app.clock import Clock
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.ids import new_id
+from billing.domain import orders as machine
+from billing.domain.credit import classify
+from billing.domain.periods import period_key, period_of
+from billing.errors import BudgetExhausted
+from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
+from billing.service._budgets import budget_for, capture, refund, release, reserve
+from billing.service._guardrails import current_policy
+from billing.service._quotes import decide_for, decision_dict
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class QuoteUnusable(Conflict):
+    code, title = "quote_unusable", "Quote cannot be ordered"
+
+
+class PurchaseBlocked(Unprocessable):
+    code, title = "purchase_blocked", "Purchase blocked by your guardrails"
+
+
+class IllegalOrderTransition(Conflict):
+    code, title = "illegal_transition", "Not possible in the order's current state"
+
+
+class ApprovalConflict(Conflict):
+    code, title = "approval_conflict", "Approval already decided or expired"
+
+
+def order_payload(order: Order, account: Account, user: User) -> dict[str, Any]:
+    return {"order_id": order.order_id, "account": account.external_id, "user": user.external_id,
+            "state": order.state, "route": order.route, "total_minor": order.total_minor, "currency": order.currency,
+            "modules": [line["module"] for line in order.lines]}
+
+
+async def _move(session: AsyncSession, order: Order, target: str, *, account: Account, user: User, clock: Clock,
+                **extra: Any) -> Order:
+    try:
+        order.state = machine.transition(order.state, target)
+    except machine.IllegalTransition as exc:
+        raise IllegalOrderTransition(str(exc).capitalize() + ".", state=order.state) from exc
+    order.updated_at = clock.now()
+    await session.flush()
+    await outbox.emit(session, clock=clock, type=f"order.{target}", account_id=order.account_id,
+                      payload={**order_payload(order, account, user), **extra})
+    return order
+
+
+async def _hold(session: AsyncSession, order: Order) -> BudgetHold | None:
+    return await session.scalar(select(BudgetHold).where(BudgetHold.account_id == order.account_id,
+                                                         BudgetHold.order_id == order.order_id))
+
+
+async def load_order(session: AsyncSession, principal: Principal, order_id: str, *, lock: bool = False,
+                     whole_account: bool = False) -> tuple[Order, Account, User]:
+    """The order as this principal may see it (end users: their own; admins and approvers: their account's)."""
+    query = select(Order).where(Order.order_id == order_id)
+    if isinstance(principal, UserPrincipal):
+        query = query.where(Order.account_id == principal.account_id)
+        if not (principal.is_admin or whole_account):
+            query = query.where(Order.user_id == principal.user_id)
+    if lock:
+        query = query.with_for_update()
+    order = await session.scalar(query)
+    if order is None:
+        raise OrderNotFound(f"Order {order_id!r} does not exist.")
+    account = await session.get_one(Account, order.account_id)
+    user = await session.get_one(User, (order.account_id, order.user_id))
+    return order, account, user
+
+
+async def place_order(session: AsyncSession, quote: Quote, account: Account, user: User, *, reason: str | None,
+                      clock: Clock) -> Order:
+    """Auto-close a quote: re-check the guardrails, then hold or capture budget, or start the card payment."""
+    now = clock.now()
+    if quote.status != "open":
+        raise QuoteUnusable("This quote was already ordered; ask for a new quote.")
+    if quote.expires_at <= now:
+        raise QuoteUnusable("This quote has expired; ask for a new quote (prices are locked only until expiry).")
+    vendor_approval = tuple(q for q in quote.decision.get("vendor_approval_required", []))
+    decision = await decide_for(session, account, user, modules=tuple(x["module"] for x in quote.lines),
+                                total_minor=quote.total_minor, currency=quote.currency,
+                                vendor_approval=vendor_approval, clock=clock)
+    if decision.outcome == "blocked" or decision.route is None:
+        raise PurchaseBlocked(" ".join(decision.reasons), reasons=list(decision.reasons))
+    quote.status = "ordered"
+    order = Order(account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
+                  user_id=user.user_id, route=decision.route, state="approved", currency=quote.currency,
+                  total_minor=quote.total_minor, refunded_minor=0, lines=quote.lines, budget_id=None, reason=reason,
+                  created_at=now, updated_at=now, paid_at=None, fulfilled_at=None)
+    if decision.outcome == "approval_required":
+        order.state = "pending_approval"
+    session.add(order)
+    await session.flush()
+    await outbox.emit(session, clock=clock, type="order.created", account_id=account.account_id,
+                      payload={**order_payload(order, account, user), "decision": decision_dict(decision)})
+    if decision.route == "budget":
+        await _budget_route(session, order, account, user, approval=decision.outcome == "approval_required",
+                            reasons=list(decision.reasons), clock=clock)
+    else:
+        await _card_route(session, order, account, user, approval=decision.outcome == "approval_required",
+                          reasons=list(decision.reasons), clock=clock)
+    return order
+
+
+async def _budget_route(session: AsyncSession, order: Order, account: Account, user: User, *, approval: bool,
+                        reasons: list[str], clock: Clock) -> None:
+    budget = await budget_for(session, account.account_id, user.cost_center)
+    assert budget is not None, "the guardrails chose the budget route, so a budget exists"
+    _, policy = await current_policy(session, account)
+    order.budget_id = budget.budget_id
+    if order.total_minor == 0:
+        if not approval:
+            await _pay_and_fulfil(session, order, account, user, clock=clock)
+        else:
+            await _request_approval(session, order, account, user, reasons=reasons, clock=clock)
+        return
+    try:
+        await reserve(session, budget, order_id=order.order_id, amount_minor=order.total_minor, clock=clock,
+                      capture_now=not approval, thresholds=list(policy.alert_thresholds_pct))
+    except BudgetExhausted as exc:
+        raise BudgetExhausted(f"{exc.detail} Nothing was charged.", budget_id=budget.budget_id) from exc
+    if approval:
+        await _request_approval(session, order, account, user, reasons=reasons, clock=clock)
+    else:
+        await _pay_and_fulfil(session, order, account, user, clock=clock)
+
+
+async def _card_route(session: AsyncSession, order: Order, account: Account, user: User, *, approval: bool,
+                      reasons: list[str], clock: Clock) -> None:
+    """The card payment itself runs after this transaction commits (never across a Stripe call)."""
+    if approval:
+        await _request_approval(session, order, account, user, reasons=reasons, clock=clock)
+        return
+    if order.total_minor == 0:
+        await _pay_and_fulfil(session, order, account, user, clock=clock)
+        return
+    await _move(session, order, "payment_pending", account=account, user=user, clock=clock)
+
+
+async def _request_approval(session: AsyncSession, order: Order, account: Account, user: User, *,
+                            reasons: list[str], clock: Clock) -> Approval:
+    _, policy = await current_policy(session, account)
+    now = clock.now()
+    temporary_until = now + timedelta(hours=policy.temporary_access_hours) if policy.temporary_access_hours else None
+    approval = Approval(account_id=account.account_id, approval_id=new_id("apr"), order_id=order.order_id,
+                        requester_user_id=user.user_id, reason=order.reason, reasons=reasons,
+                        approver_roles=list(policy.approver_roles), state="pending", decided_by=None,
+                        decision_note=None, created_at=now,
+                        expires_at=now + timedelta(hours=policy.approval_expiry_hours), decided_at=None,
+                        temporary_access_until=temporary_until)
+    session.add(approval)
+    await session.flush()
+    if temporary_until is not None:
+        for line in order.lines:
+            await entitlements.grant(session, account_id=account.account_id, user_id=user.user_id,
+                                     module=line["module"], source="order",
+                                     source_ref=f"{order.order_id}:temporary", starts_at=now,
+                                     ends_at=temporary_until, clock=clock)
+    await outbox.emit(session, clock=clock, type="approval.requested", account_id=account.account_id, payload={
+        "approval_id": approval.approval_id, "order_id": order.order_id, "account": account.external_id,
+        "requester": user.external_id, "reason": order.reason, "why": reasons, "total_minor": order.total_minor,
+        "currency": order.currency, "modules": [line["module"] for line in order.lines],
+        "approver_roles": approval.approver_roles, "expires_at": approval.expires_at.isoformat(),
+        "temporary_access_until": temporary_until.isoformat() if temporary_until else None})
+    return approval
+
+
+async def _pay_and_fulfil(session: AsyncSession, order: Order, account: Account, user: User, *,
+                          clock: Clock) -> None:
+    order.paid_at = clock.now()
+    await _move(session, order, "paid", account=account, user=user, clock=clock)
+    await fulfil(session, order, account, user, clock=clock)
+
+
+async def fulfil(session: AsyncSession, order: Order, account: Account, user: User, *, clock: Clock) -> None:
+    """Auto-entitle (grants with the order as source), auto-provision (event), auto-credit (sales credit)."""
+    now = clock.now()
+    live = await catalog.load_live(session)
+    modules = {m.key: m for m in live.doc.modules}
+    owned_categories = await _owned_categories(session, account.account_id, exclude_order=order.order_id)
+    features: dict[str, Any] = {}
+    for line in order.lines:
+        ends_at = datetime.fromisoformat(line["period_end"]) if line.get("period_end") else None
+        per_seat_pool = bool(line.get("per_seat")) and int(line["quantity"]) > 1
+        await entitlements.grant(
+            session, account_id=account.account_id, user_id=None if per_seat_pool else user.user_id,
+            module=line["module"], source="order", source_ref=order.order_id, starts_at=now, ends_at=ends_at,
+            seats=int(line["quantity"]) if per_seat_pool else None, clock=clock)
+        await entitlements.mark_trial_converted(session, account_id=account.account_id, user_id=user.user_id,
+                                                module=line["module"], clock=clock)
+        module = modules.get(line["module"])
+        features[line["module"]] = dict(module.features) if module else {}
+        category = line.get("category") or (module.category if module else "uncategorised")
+        motion = classify(category=category, is_renewal=False, owned_categories=owned_categories)
+        owned_categories.add(category)
+        session.add(SalesCredit(account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
+                                module=line["module"], category=category, motion=motion,
+                                amount_minor=int(line["total_minor"]), currency=order.currency,
+                                team=account.sales_team, rep=account.sales_rep,
+                                period=period_key(period_of(now)[0]), booked_at=now))
+    await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
+                                        source_ref=f"{order.order_id}:temporary", reason="purchase completed",
+                                        clock=clock)
+    order.fulfilled_at = now
+    order.provision_status = "requested"
+    await outbox.emit(session, clock=clock, type="provision.requested", account_id=account.account_id, payload={
+        "order_id": order.order_id, "account": account.external_id, "user": user.external_id,
+        "modules": [{"module": line["module"], "quantity": line["quantity"], "features": features[line["module"]]}
+                    for line in order.lines]})
+    await _move(session, order, "fulfilled", account=account, user=user, clock=clock)
+
+
+async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_order: str) -> set[str]:
+    rows = await session.scalars(select(SalesCredit.category).where(SalesCredit.account_id == account_id,
+                                                                    SalesCredit.order_id != exclude_order))
+    return set(rows.all())
+
+
+async def load_approval(session: AsyncSession, principal: Principal, approval_id: str) -> Approval:
+    query = select(Approval).where(Approval.approval_id == approval_id).with_for_update()
+    if isinstance(principal, UserPrincipal):
+        query = query.where(Approval.account_id == principal.account_id)
+    approval = await session.scalar(query)
+    if approval is None:
+        raise NotFound(f"Approval {approval_id!r} does not exist.")
+    return approval
+
+
+def _check_approver(principal: Principal, approval: Approval) -> str:
+    if isinstance(principal, UserPrincipal):
+        if principal.user_id == approval.requester_user_id:
+            raise Forbidden("You cannot decide on your own request.")
+        if not (principal.roles & set(approval.approver_roles)):
+            raise Forbidden(f"Only {', '.join(approval.approver_roles)} may decide on this request.")
+    return principal.actor
+
+
+async def decide_approval(session: AsyncSession, principal: Principal, approval_id: str, *, approve: bool,
+                          note: str | None, clock: Clock) -> tuple[Approval, Order]:
+    """Approve (capture, continue to payment or fulfilment) or deny (release). Decided once."""
+    approval = await load_approval(session, principal, approval_id)
+    actor = _check_approver(principal, approval)
+    order, account, user = await load_order(session, principal, approval.order_id, lock=True, whole_account=True)
+    await expire_if_due(session, approval, order, account, user, clock=clock)
+    if approval.state != "pending":
+        raise ApprovalConflict(f"This request was already {approval.state}.", state=approval.state)
+    approval.state, approval.decided_by, approval.decision_note = ("approved" if approve else "denied"), actor, note
+    approval.decided_at = clock.now()
+    hold = await _hold(session, order)
+    if approve:
+        await _move(session, order, "approved", account=account, user=user, clock=clock, decided_by=actor)
+        if order.route == "budget":
+            if hold is not None:
+                await capture(session, hold, currency=order.currency, clock=clock)
+            await _pay_and_fulfil(session, order, account, user, clock=clock)
+        elif order.total_minor == 0:
+            await _pay_and_fulfil(session, order, account, user, clock=clock)
+        else:
+            await _move(session, order, "payment_pending", account=account, user=user, clock=clock)
+    else:
+        if hold is not None:
+            await release(session, hold, currency=order.currency, clock=clock)
+        await _end_temporary_access(session, order, clock=clock, why="request denied")
+        await _move(session, order, "denied", account=account, user=user, clock=clock, decided_by=actor, note=note)
+    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
+        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": approval.state,
+        "decided_by": actor, "note": note})
+    await audit.record(session, clock=clock, actor=actor, action=f"approval.{approval.state}", target_type="approval",
+                       target_id=approval.approval_id, account_id=order.account_id,
+                       after={"order_id": order.order_id, "note": note})
+    return approval, order
+
+
+async def _end_temporary_access(session: AsyncSession, order: Order, *, clock: Clock, why: str) -> None:
+    await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
+                                        source_ref=f"{order.order_id}:temporary", reason=why, clock=clock)
+
+
+async def expire_if_due(session: AsyncSession, approval: Approval, order: Order, account: Account, user: User, *,
+                        clock: Clock) -> bool:
+    """Expire a pending approval whose time ran out: release its hold, end temporary access."""
+    if approval.state != "pending" or approval.expires_at > clock.now():
+        return False
+    approval.state, approval.decided_at = "expired", clock.now()
+    hold = await _hold(session, order)
+    if hold is not None:
+        await release(session, hold, currency=order.currency, clock=clock)
+    await _end_temporary_access(session, order, clock=clock, why="request expired")
+    await _move(session, order, "expired", account=account, user=user, clock=clock)
+    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
+        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": "expired",
+        "decided_by": None, "note": None})
+    return True
+
+
+async def expire_due_approvals(session: AsyncSession, *, clock: Clock, limit: int = 500,
+                               account_id: str | None = None, approval_id: str | None = None) -> int:
+    """Expire pending approvals whose time ran out (the sweep, and the lazy pass before reads and decisions)."""
+    query = (select(Approval).where(Approval.state == "pending", Approval.expires_at <= clock.now())
+             .order_by(Approval.expires_at).limit(limit).with_for_update(skip_locked=True))
+    if account_id is not None:
+        query = query.where(Approval.account_id == account_id)
+    if approval_id is not None:
+        query = query.where(Approval.approval_id == approval_id)
+    rows = (await session.scalars(query)).all()
+    count = 0
+    for approval in rows:
+        order = await session.get_one(Order, (approval.account_id, approval.order_id))
+        account = await session.get_one(Account, order.account_id)
+        user = await session.get_one(User, (order.account_id, order.user_id))
+        count += await expire_if_due(session, approval, order, account, user, clock=clock)
+    return count
+
+
+async def expire_apart(sessionmaker: async_sessionmaker[AsyncSession], *, clock: Clock,
+                       approval_id: str | None = None, account_id: str | None = None) -> int:
+    """Expire due approvals in a transaction of their own, so a decision that then fails keeps the expiry."""
+    async with sessionmaker() as session, session.begin():
+        return await expire_due_approvals(session, clock=clock, approval_id=approval_id, account_id=account_id)
+
+
+async def cancel_order(session: AsyncSession, principal: Principal, order_id: str, *, clock: Clock) -> Order:
+    """Cancel before payment: releases any hold, ends temporary access. Paid orders are refunded instead."""
+    order, account, user = await load_order(session, principal, order_id, lock=True)
+    if order.state in ("paid", "fulfilled"):
+        raise IllegalOrderTransition("This order is paid; refund it instead.", state=order.state)
+    hold = await _hold(session, order)
+    if hold is not None and hold.state == "pending":
+        await release(session, hold, currency=order.currency, clock=clock)
+    approval = await session.scalar(select(Approval).where(Approval.account_id == order.account_id,
+                                                           Approval.order_id == order.order_id).with_for_update())
+    if approval is not None and approval.state == "pending":
+        approval.state, approval.decided_at, approval.decided_by = "canceled", clock.now(), principal.actor
+    await _end_temporary_access(session, order, clock=clock, why="order canceled")
+    return await _move(session, order, "canceled", account=account, user=user, clock=clock)
+
+
+async def refund_budget_order(session: AsyncSession, principal: Principal, order_id: str, *, clock: Clock,
+                              note: str | None) -> Order:
+    """Refund a paid budget-route order in full: money back to its budget period, grants revoked now."""
+    order, account, user = await load_order(session, principal, order_id, lock=True)
+    if order.route != "budget":
+        raise IllegalOrderTransition("Card orders are refunded through the card payment.", state=order.state)
+    if order.state not in ("paid", "fulfilled"):
+        raise IllegalOrderTransition(f"A {order.state} order has nothing to refund.", state=order.state)
+    hold = await _hold(session, order)
+    remaining = order.total_minor - order.refunded_minor
+    if hold is not None and remaining > 0:
+        await refund(session, hold, amount_minor=remaining, currency=order.currency, clock=clock)
+    order.refunded_minor = order.total_minor
+    await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
+                                        source_ref=order.order_id, reason="order refunded", clock=clock)
+    await audit.record(session, clock=clock, actor=principal.actor, action="order.refunded", target_type="order",
+                       target_id=order.order_id, account_id=order.account_id,
+                       after={"refunded_minor": remaining, "note": note})
+    return await _move(session, order, "refunded", account=account, user=user, clock=clock,
+                       refunded_minor=remaining)
+
+
+async def acknowledge_provisioning(session: AsyncSession, principal: Principal, order_id: str, *, ok: bool,
+                                   note: str | None, clock: Clock) -> Order:
+    """The vendor's app says it switched the modules on (or could not, which keeps the order visible)."""
+    order, account, user = await load_order(session, principal, order_id, lock=True)
+    if order.state != "fulfilled":
+        raise IllegalOrderTransition("Only fulfilled orders are provisioned.", state=order.state)
+    order.provision_status, order.provision_note, order.updated_at = ("done" if ok else "failed"), note, clock.now()
+    await outbox.emit(session, clock=clock, type="provision.acknowledged" if ok else "provision.failed",
+                      account_id=order.account_id, payload={**order_payload(order, account, user), "note": note})
+    return order
+
+
+async def list_orders(session: AsyncSession, *, account_id: str, user_id: str | None, state: str | None,
+                      after: str | None, limit: int) -> list[Order]:
+    query = select(Order).where(Order.account_id == account_id).order_by(Order.order_id.desc()).limit(limit)
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if state is not None:
+        query = query.where(Order.state == state)
+    if after is not None:
+        query = query.where(Order.order_id < after)
+    return list((await session.scalars(query)).all())
+
+
+async def list_approvals(session: AsyncSession, *, account_id: str, state: str | None, limit: int,
+                         clock: Clock) -> list[Approval]:
+    query = select(Approval).where(Approval.account_id == account_id).order_by(Approval.created_at.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Approval.state == state)
+    rows = list((await session.scalars(query)).all())
+    now = clock.now()
+    return [a for a in rows if not (state == "pending" and a.expires_at <= now)]
