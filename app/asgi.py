@@ -26,13 +26,14 @@ from app.openapi import add_event_webhooks, add_problem_responses, openapi_confi
 from app.settings import Settings, load_settings
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
-from billing import stripe_events
+from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
 from billing.cards.routes import CardController
 from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
 from billing.routes import BudgetController, GuardrailController
 from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
+from billing.subscriptions_routes import SubscriptionController
 from catalog.routes import CatalogController, OfferController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
@@ -46,7 +47,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     ApprovalController,
     CatalogController, OfferController,
     WebhookEndpointController, WebhookEventTypeController,
-    CardController, stripe_webhook,
+    CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,
 ]
 

@@ -227,6 +227,50 @@ def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
+def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
+    """Billing jobs: ``run`` (renewals and dunning), ``reconcile`` (repair from Stripe), ``invoice`` (bill-back).
+
+    They talk to Stripe through the same gateway as the service: STRIPE_SECRET_KEY for real Stripe (add
+    STRIPE_API_BASE to point at a fake served on loopback). Without a key, a CLI process would get its own
+    empty in-process fake, which knows none of the service's payments: ``reconcile`` and ``invoice`` refuse,
+    and ``run`` renews budget-route subscriptions only.
+    """
+    from app.clock import SystemClock
+    from app.db import make_sessionmaker
+    from billing.stripe_gateway import create_gateway
+
+    clock = SystemClock()
+    real_stripe = settings.stripe_mode == "stripe"
+
+    async def work(engine: Any) -> int:
+        from billing.service._invoices import invoice_period
+        from billing.service._reconcile import reconcile
+        from billing.service._renewals import run_billing
+
+        sessionmaker = make_sessionmaker(engine)
+        gateway = create_gateway(settings) if real_stripe else None
+        try:
+            if args.billing_command == "run":
+                print(await run_billing(sessionmaker, gateway, settings=settings, clock=clock))
+                return 0
+            if gateway is None:
+                print("commerce: set STRIPE_SECRET_KEY (plus STRIPE_API_BASE for a fake on loopback)", file=sys.stderr)
+                return 2
+            if args.billing_command == "reconcile":
+                counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
+            else:
+                counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
+            print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+            return 1 if counts.get("errors") or counts.get("failed") else 0
+        finally:
+            if gateway is not None:
+                await gateway.close()
+
+    with database_url(settings) as url:
+        code: int = asyncio.run(_with_engine(url, settings, work))
+        return code
+
+
 def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     """Print a psql-ready URL of the database (the embedded one joins the running server)."""
     with database_url(settings) as url:
@@ -267,11 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     ent = sub.add_parser("entitlements", help="entitlement maintenance")
     ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
     ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
+    billing = sub.add_parser("billing", help="billing jobs (Stripe: STRIPE_SECRET_KEY or STRIPE_API_BASE)")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
+    billing_sub.add_parser("run", help="renew due subscriptions (both routes) and run dunning; idempotent")
+    billing_sub.add_parser("reconcile", help="replay unresolved card payments and refunds, re-handle failed events")
+    invoice = billing_sub.add_parser("invoice", help="create the Stripe invoices of a closed period's statements")
+    invoice.add_argument("--period", required=True, help="YYYY-MM")
     return parser
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "entitlements": cmd_entitlements}
+            "db-url": cmd_db_url, "catalog": cmd_catalog, "entitlements": cmd_entitlements,
+            "billing": cmd_billing}
 
 
 def main(argv: list[str] | None = None) -> int:

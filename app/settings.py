@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     stripe_webhook_tolerance_seconds: int = 300
+    renewal_grace_days: int = 7
+    renewal_retry_days: tuple[int, ...] = (1, 3, 5)
+    reconcile_after_seconds: int = 300
     entitlement_cache_max_entries: int = 100_000
     entitlement_cache_ttl_seconds: float = 30.0
     usage_backfill_days: int = 35
@@ -129,6 +132,9 @@ _ENV_MAP: dict[str, str] = {
     "STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
     "STRIPE_MAX_NETWORK_RETRIES": "stripe_max_network_retries",
     "STRIPE_WEBHOOK_TOLERANCE_SECONDS": "stripe_webhook_tolerance_seconds",
+    "COMMERCE_RENEWAL_GRACE_DAYS": "renewal_grace_days",
+    "COMMERCE_RENEWAL_RETRY_DAYS": "renewal_retry_days",
+    "COMMERCE_RECONCILE_AFTER_SECONDS": "reconcile_after_seconds",
     "COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "entitlement_cache_max_entries",
     "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "entitlement_cache_ttl_seconds",
     "COMMERCE_USAGE_BACKFILL_DAYS": "usage_backfill_days",
@@ -143,11 +149,13 @@ _INT_FIELDS = {
     "token_ttl_seconds_default", "token_ttl_seconds_max", "max_body_bytes", "idempotency_ttl_seconds",
     "db_pool_size", "port", "workers", "webhook_disable_after_seconds", "webhook_disable_min_failures",
     "webhook_batch_size", "webhook_concurrency", "webhook_fanout_lag_seconds", "webhook_secret_overlap_seconds",
-    "stripe_max_network_retries", "stripe_webhook_tolerance_seconds",
+    "stripe_max_network_retries", "stripe_webhook_tolerance_seconds", "renewal_grace_days",
+    "reconcile_after_seconds",
 }
 _FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds",
                  "stripe_timeout_seconds"}
-_LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule"}
+_LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule",
+                "renewal_retry_days"}
 _INT_FIELDS |= {"quote_ttl_seconds", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
                 "demand_buffer_max_keys"}
 _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
@@ -232,6 +240,11 @@ def _with_stripe(settings: Settings) -> Settings:
         raise SettingsError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_..., sk_live_... or rk_...)")
     if settings.stripe_max_network_retries < 0 or settings.stripe_timeout_seconds <= 0:
         raise SettingsError("STRIPE_MAX_NETWORK_RETRIES must be >= 0 and STRIPE_TIMEOUT_SECONDS > 0")
+    if not 0 <= settings.renewal_grace_days <= 90 or settings.reconcile_after_seconds < 0:
+        raise SettingsError("COMMERCE_RENEWAL_GRACE_DAYS must be 0..90 and COMMERCE_RECONCILE_AFTER_SECONDS >= 0")
+    if any(not 0 < d <= 90 for d in settings.renewal_retry_days) or list(settings.renewal_retry_days) != sorted(
+            settings.renewal_retry_days):
+        raise SettingsError("COMMERCE_RENEWAL_RETRY_DAYS must list increasing days between 1 and 90")
     if settings.stripe_secret_key and not settings.stripe_webhook_secret:
         raise SettingsError("STRIPE_WEBHOOK_SECRET (whsec_...) is required with STRIPE_SECRET_KEY")
     return settings

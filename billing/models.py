@@ -163,6 +163,10 @@ class Order(Base):
         Index("uq_orders_account_id_quote_id", "account_id", "quote_id", unique=True),
         Index("ix_orders_account_id_user_id_created_at", "account_id", "user_id", "created_at"),
         Index("ix_orders_state_updated_at", "state", "updated_at"),
+        Index("uq_orders_account_id_subscription_id_renewal_period", "account_id", "subscription_id",
+              "renewal_period", unique=True, postgresql_where=text("subscription_id IS NOT NULL")),
+        Index("ix_orders_payment_intent_id", "payment_intent_id",
+              postgresql_where=text("payment_intent_id IS NOT NULL")),
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -185,6 +189,10 @@ class Order(Base):
     updated_at: Mapped[datetime]
     paid_at: Mapped[datetime | None]
     fulfilled_at: Mapped[datetime | None]
+    subscription_id: Mapped[str | None] = mapped_column(String(40), default=None)  # set on renewal orders
+    renewal_period: Mapped[str | None] = mapped_column(String(32), default=None)  # the renewed period's start
+    dispute_id: Mapped[str | None] = mapped_column(String(120), default=None)
+    dispute_status: Mapped[str | None] = mapped_column(String(32), default=None)  # Stripe's dispute status
 
 
 class Approval(Base):
@@ -257,3 +265,98 @@ class Statement(Base):
     status: Mapped[str] = mapped_column(String(16))  # closed | invoiced | paid
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
+
+
+class CardPayment(Base):
+    """One attempt to charge a card order off-session. Written before Stripe is called (status ``pending``)
+    with the exact parameters, so a retry or reconcile replays the same request under the same idempotency
+    key and Stripe answers with the first outcome instead of charging again."""
+
+    __tablename__ = "card_payments"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        Index("uq_card_payments_account_id_order_id_attempt", "account_id", "order_id", "attempt", unique=True),
+        Index("uq_card_payments_idempotency_key", "idempotency_key", unique=True),
+        Index("ix_card_payments_payment_intent_id", "payment_intent_id",
+              postgresql_where=text("payment_intent_id IS NOT NULL")),
+        Index("ix_card_payments_status_created_at", "status", "created_at"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    attempt: Mapped[int]
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[str] = mapped_column(String(120))
+    payment_method_id: Mapped[str] = mapped_column(String(120))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24))  # pending | succeeded | requires_action | failed
+    payment_intent_id: Mapped[str | None] = mapped_column(String(120))
+    client_secret: Mapped[str | None] = mapped_column(String(300))
+    failure_code: Mapped[str | None] = mapped_column(String(80))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class OrderRefund(Base):
+    """A refund of a card order through Stripe, recorded ``pending`` before the call (same replay rule)."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        Index("uq_order_refunds_account_id_order_id_seq", "account_id", "order_id", "seq", unique=True),
+        Index("ix_order_refunds_status_created_at", "status", "created_at"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    refund_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int]
+    amount_minor: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(String(2000))
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """A recurring order line that the billing run renews at each period boundary (either route)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.user_id"]),
+        Index("uq_subscriptions_account_id_order_id_module", "account_id", "order_id", "module", unique=True),
+        Index("ix_subscriptions_status_current_period_end", "status", "current_period_end"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))  # the purchase that started it
+    user_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(16))  # budget | card
+    price_id: Mapped[str] = mapped_column(String(60))
+    interval: Mapped[str] = mapped_column(String(8))  # month | year
+    per_seat: Mapped[bool]
+    quantity: Mapped[int]  # seats charged at the next renewal
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    line: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the order line it came from (names, category)
+    status: Mapped[str] = mapped_column(String(16))  # active | past_due | ended | canceled
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    grace_until: Mapped[datetime | None]
+    dunning_attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_order_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

@@ -28,14 +28,20 @@ from billing.schemas import (
     OrderCreate,
     OrderPage,
     OrderRead,
+    PayIn,
+    PaymentRead,
     ProvisionAck,
     QuoteCreate,
     QuoteLineRead,
     QuoteRead,
+    RefundIn,
 )
+from billing.service import _card_refunds as card_refunds
 from billing.service import _orders as orders
+from billing.service import _payments as payments
 from billing.service._guardrails import current_policy
 from billing.service._quotes import QuoteItem, create_quote
+from billing.stripe_gateway import provide_gateway
 
 QuoteId = Annotated[str, Parameter(description="Quote id (quo_...)", pattern=r"^quo_[0-9a-z]{26}$")]
 OrderId = Annotated[str, Parameter(description="Order id (ord_...)", pattern=r"^ord_[0-9a-z]{26}$")]
@@ -67,12 +73,18 @@ async def order_read(session: AsyncSession, o: Order, account: Account | None = 
         user = await session.get_one(User, (o.account_id, o.user_id))
     approval_id = await session.scalar(select(Approval.approval_id).where(Approval.account_id == o.account_id,
                                                                           Approval.order_id == o.order_id))
+    payment = await payments.latest_attempt(session, o) if o.route == "card" else None
     return OrderRead(
         id=o.order_id, account=account.external_id, user=user.external_id, quote_id=o.quote_id, route=o.route,
         state=o.state, currency=o.currency, total_minor=o.total_minor, refunded_minor=o.refunded_minor,
         lines=msgspec.convert(o.lines, list[QuoteLineRead]), reason=o.reason, failure_reason=o.failure_reason,
         provision_status=o.provision_status, provision_note=o.provision_note, approval_id=approval_id,
-        created_at=o.created_at, updated_at=o.updated_at, paid_at=o.paid_at, fulfilled_at=o.fulfilled_at)
+        created_at=o.created_at, updated_at=o.updated_at, paid_at=o.paid_at, fulfilled_at=o.fulfilled_at,
+        payment=None if payment is None else PaymentRead(
+            attempt=payment.attempt, status=payment.status,  # type: ignore[arg-type]
+            payment_intent=payment.payment_intent_id, failure_reason=payment.failure_reason,
+            client_secret=payment.client_secret if payment.status == "requires_action" else None),
+        subscription_id=o.subscription_id, dispute_status=o.dispute_status)
 
 
 async def approval_read(session: AsyncSession, a: Approval) -> ApprovalRead:
@@ -166,12 +178,33 @@ class OrderController(Controller):
                      order_id: OrderId) -> OrderRead:
         return await order_read(db_session, await orders.cancel_order(db_session, principal, order_id, clock=clock))
 
+    @post("/{order_id:str}/pay", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+          summary="Pay a card order off-session with a saved card; requires an Idempotency-Key",
+          description="Succeeded: the order is paid and fulfilled. The bank wants 3-D Secure: the order is "
+                      "requires_action and payment.client_secret lets the widget confirm on-session (the order "
+                      "completes on Stripe's webhook). Declined: the order is failed with a reason; pay again, "
+                      "optionally with another card. No saved card: 422 card_setup_required.")
+    async def pay(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                  clock: ClockDep, order_id: OrderId, data: JSONBody[PayIn]) -> Response[OrderRead]:
+        async def produce() -> tuple[int, OrderRead]:
+            gateway = provide_gateway(request.app.state)
+            await payments.pay_order(request.app.state.sessionmaker, gateway, principal, order_id,
+                                     payment_method_id=data.payment_method_id, clock=clock)
+            order, account, user = await orders.load_order(db_session, principal, order_id)
+            return 200, await order_read(db_session, order, account, user)
+
+        return await run_idempotent(request, db_session, produce, required=True)
+
     @post("/{order_id:str}/refund", opt={"scope": "commerce:write", "user_access": "admin", "owner": "account"},
-          status_code=200, summary="Refund a paid budget order: money back to the budget, access revoked now")
-    async def refund(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, order_id: OrderId,
-                     data: JSONBody[NoteIn]) -> OrderRead:
-        order = await orders.refund_budget_order(db_session, principal, order_id, clock=clock, note=data.note)
-        return await order_read(db_session, order)
+          status_code=200, summary="Refund a paid order (budget: in full to the budget; card: all or part)",
+          description="A full refund revokes the order's access now and stops its renewals; a partial card "
+                      "refund keeps access. Card refunds go through Stripe.")
+    async def refund(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                     clock: ClockDep, order_id: OrderId, data: JSONBody[RefundIn]) -> OrderRead:
+        await card_refunds.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
+                                        order_id, amount_minor=data.amount_minor, note=data.note, clock=clock)
+        order, account, user = await orders.load_order(db_session, principal, order_id)
+        return await order_read(db_session, order, account, user)
 
     @post("/{order_id:str}/provisioned", opt={"scope": "commerce:write", "owner": "account"}, status_code=200,
           summary="The vendor's app acknowledges provisioning (or reports that it failed)")

@@ -159,6 +159,62 @@ class OrderRead(Output, frozen=True):
     updated_at: datetime
     paid_at: datetime | None
     fulfilled_at: datetime | None
+    payment: PaymentRead | None = None
+    subscription_id: Annotated[str | None, Meta(description="Set on renewal orders")] = None
+    dispute_status: Annotated[str | None, Meta(description="Stripe's status of a dispute on the card payment")] = None
+
+
+class PaymentRead(Output, frozen=True):
+    """The latest card payment attempt of an order (card route)."""
+
+    attempt: int
+    status: Literal["pending", "succeeded", "requires_action", "failed"]
+    payment_intent: str | None
+    client_secret: Annotated[str | None, Meta(
+        description="While status is requires_action: confirm the PaymentIntent on-session with Stripe.js")]
+    failure_reason: str | None
+
+
+class PayIn(Input):
+    payment_method_id: Annotated[str, Meta(
+        pattern=r"^pm_[A-Za-z0-9_]{1,100}$", description="A saved card (default: the user's default card)"),
+    ] | None = None
+
+
+class RefundIn(Input):
+    note: Note | None = None
+    amount_minor: Annotated[int, Meta(ge=1, le=10**12, description=(
+        "Card orders: refund this much (default: all that is left). Budget orders are refunded in full.")),
+    ] | None = None
+
+
+class SubscriptionRead(Output, frozen=True):
+    id: str
+    order_id: str
+    user: str
+    module: str
+    route: str
+    interval: str
+    per_seat: bool
+    seats: int
+    unit_amount_minor: int
+    currency: str
+    status: Literal["active", "renewing", "past_due", "ended", "canceled"]
+    current_period_start: datetime
+    current_period_end: datetime
+    grace_until: datetime | None
+    next_attempt_at: datetime | None
+    dunning_attempts: int
+    last_order_id: str | None
+
+
+class SubscriptionList(Output, frozen=True):
+    data: list[SubscriptionRead]
+
+
+class SubscriptionUpdate(Input):
+    seats: Annotated[int, Meta(ge=1, le=100_000, description="Seats charged from the next renewal on")] | None = None
+    cancel: Annotated[bool, Meta(description="Stop renewing; access runs to the end of the period")] = False
 
 
 class OrderPage(Output, frozen=True):

@@ -26,6 +26,7 @@ from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
 from billing.errors import BudgetExhausted
 from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
+from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
 from billing.service._quotes import decide_for, decision_dict
@@ -204,19 +205,22 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
     modules = {m.key: m for m in live.doc.modules}
     owned_categories = await _owned_categories(session, account.account_id, exclude_order=order.order_id)
     features: dict[str, Any] = {}
+    renewal = order.subscription_id is not None
     for line in order.lines:
         ends_at = datetime.fromisoformat(line["period_end"]) if line.get("period_end") else None
+        # a renewal is access from the period boundary on (a late run or a paid retry leaves no gap)
+        starts_at = min(now, datetime.fromisoformat(line["period_start"])) if renewal else now
         per_seat_pool = bool(line.get("per_seat")) and int(line["quantity"]) > 1
         await entitlements.grant(
             session, account_id=account.account_id, user_id=None if per_seat_pool else user.user_id,
-            module=line["module"], source="order", source_ref=order.order_id, starts_at=now, ends_at=ends_at,
-            seats=int(line["quantity"]) if per_seat_pool else None, clock=clock)
+            module=line["module"], source="order", source_ref=order.order_id, starts_at=starts_at,
+            ends_at=ends_at, seats=int(line["quantity"]) if per_seat_pool else None, clock=clock)
         await entitlements.mark_trial_converted(session, account_id=account.account_id, user_id=user.user_id,
                                                 module=line["module"], clock=clock)
         module = modules.get(line["module"])
         features[line["module"]] = dict(module.features) if module else {}
         category = line.get("category") or (module.category if module else "uncategorised")
-        motion = classify(category=category, is_renewal=False, owned_categories=owned_categories)
+        motion = classify(category=category, is_renewal=renewal, owned_categories=owned_categories)
         owned_categories.add(category)
         session.add(SalesCredit(account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
                                 module=line["module"], category=category, motion=motion,
@@ -226,6 +230,7 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
     await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
                                         source_ref=f"{order.order_id}:temporary", reason="purchase completed",
                                         clock=clock)
+    await subscriptions.after_fulfil(session, order, clock=clock)
     order.fulfilled_at = now
     order.provision_status = "requested"
     await outbox.emit(session, clock=clock, type="provision.requested", account_id=account.account_id, payload={

@@ -1,5 +1,5 @@
 """Fixtures of the API tests."""
 
-from tests.api.stripe_app import world
+from tests.api.stripe_app import shop, world
 
-__all__ = ["world"]
+__all__ = ["shop", "world"]

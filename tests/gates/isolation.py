@@ -56,6 +56,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "quote_id": lambda w: w.extra["quote_id"],
     "order_id": lambda w: w.extra["order_id"],
     "approval_id": lambda w: w.extra["approval_id"],
+    "subscription_id": lambda w: w.extra["subscription_id"],
     # webhook endpoints are vendor-level: any well-formed id will do
     "endpoint_id": lambda w: w.extra.get("endpoint_id", "whe_" + "0" * 26),
     "delivery_id": lambda w: w.extra.get("delivery_id", "whd_" + "0" * 26),
@@ -81,6 +82,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/quotes"): {"user": "{user}", "items": [{"module": "comments"}]},
     ("POST", "/v1/orders"): {"quote_id": "{quote_id}"},
     ("POST", "/v1/orders/{order_id}/refund"): {"note": "by B"},
+    ("POST", "/v1/orders/{order_id}/pay"): {},
+    ("PATCH", "/v1/accounts/{account}/subscriptions/{subscription_id}"): {"cancel": True},
     ("POST", "/v1/orders/{order_id}/provisioned"): {"status": "done"},
     ("POST", "/v1/approvals/{approval_id}/approve"): {"note": "by B"},
     ("POST", "/v1/approvals/{approval_id}/deny"): {"note": "by B"},

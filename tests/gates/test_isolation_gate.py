@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.accounts.schemas import AccountRead
@@ -36,7 +37,7 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     budget = (await client.post("/v1/accounts/alpha/budgets", json={"name": "Alpha secret budget",
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
     card = await widget_saves_card(client, bearer(key), a.user)
-    purchase = await _pending_purchase(client, key, a)
+    purchase = await _pending_purchase(client, key, a, sessionmaker)
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
@@ -44,7 +45,7 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
                                            "payment_method_id": card, **purchase})
 
 
-async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any) -> dict[str, str]:
+async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any, sessionmaker: Any) -> dict[str, str]:
     """A quote, an order waiting for approval and its approval request, all in account A."""
     await client.put("/v1/accounts/alpha/guardrails", json={"auto_approve_limit_minor": 0}, headers=bearer(key))
     q = (await client.post("/v1/quotes", json={"user": a.user, "items": [{"module": "reports_basic"}]},
@@ -53,7 +54,27 @@ async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any) -> d
                             headers=bearer(key))).json()
     o = (await client.post("/v1/orders", json={"quote_id": q["id"]},
                            headers={**bearer(key), "Idempotency-Key": "gate-world"})).json()
-    return {"quote_id": q2["id"], "order_id": o["id"], "approval_id": o["approval_id"]}
+    return {"quote_id": q2["id"], "order_id": o["id"], "approval_id": o["approval_id"],
+            "subscription_id": await _subscription(sessionmaker, o["id"])}
+
+
+async def _subscription(sessionmaker: Any, order_id: str) -> str:
+    """A subscription of A's (rows as a fulfilled recurring order would leave them)."""
+    from datetime import UTC, datetime
+
+    from billing.models import Order, Subscription
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    async with sessionmaker() as session, session.begin():
+        order = await session.scalar(select(Order).where(Order.order_id == order_id))
+        sub = Subscription(account_id=order.account_id, subscription_id="sub_" + "1" * 26, order_id=order_id,
+                           user_id=order.user_id, module="reports_basic", route="budget", price_id="price_x",
+                           interval="month", per_seat=True, quantity=1, unit_amount_minor=900, currency="USD",
+                           line=dict(order.lines[0]), status="active", current_period_start=at, current_period_end=at,
+                           grace_until=None, dunning_attempts=0, next_attempt_at=None, last_order_id=order_id,
+                           created_at=at, updated_at=at, ended_at=None)
+        session.add(sub)
+    return sub.subscription_id
 
 
 def _required_query(app: Litestar) -> dict[tuple[str, str], list[str]]:

@@ -1,0 +1,232 @@
+"""Card payments of orders: an off-session PaymentIntent per attempt, never inside a database transaction.
+
+The three steps (STYLE.md, "Transactions"):
+1. ``start_attempt`` records a ``pending`` CardPayment with the exact request (customer, card, amount) and
+   its idempotency key ``order:{id}:pi:{attempt}``, and commits;
+2. ``charge`` calls Stripe with that key;
+3. ``record_outcome`` stores the answer and moves the order (paid -> fulfilled, requires_action, failed).
+A crash or timeout between 1 and 3 leaves the attempt ``pending``: the next ``pay`` (or reconcile) replays
+the *same* request under the *same* key, so Stripe answers with the first outcome and never charges twice.
+Webhooks (billing.stripe_handlers) feed the same ``record_outcome``; it is idempotent and order-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import outbox
+from app.accounts.models import Account, User
+from app.auth import Principal
+from app.clock import Clock
+from app.errors import Conflict, NotFound, Unprocessable
+from app.ids import new_id
+from billing.models import CardPayment, Order
+from billing.service._orders import IllegalOrderTransition, _move, _pay_and_fulfil, load_order
+from billing.stripe_gateway import AuthenticationRequired, CardDeclined, StripeGateway, idem
+
+log = logging.getLogger("commerce.payments")
+
+
+class CardSetupRequired(Unprocessable):
+    code, title = "card_setup_required", "Save a card first"
+
+
+class PaymentInProgress(Conflict):
+    code, title = "payment_in_progress", "A payment of this order is in progress"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What Stripe said about one attempt (synchronously, by webhook, or when reconcile asked)."""
+
+    status: str  # succeeded | requires_action | failed | pending
+    payment_intent_id: str | None = None
+    client_secret: str | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None
+
+
+def metadata(payment: CardPayment) -> dict[str, str]:
+    return {"commerce_account_id": payment.account_id, "commerce_order_id": payment.order_id,
+            "commerce_payment_id": payment.payment_id, "commerce_attempt": str(payment.attempt)}
+
+
+async def latest_attempt(session: AsyncSession, order: Order) -> CardPayment | None:
+    return await session.scalar(select(CardPayment).where(
+        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id)
+        .order_by(CardPayment.attempt.desc()).limit(1))
+
+
+async def choose_card(gateway: StripeGateway, customer_id: str | None, payment_method_id: str | None) -> str:
+    """The card to charge: the one asked for (if saved on this customer), else the default, else the only one."""
+    setup = CardSetupRequired("No saved card: run card setup first (POST /v1/payment-methods/setup), then pay.",
+                              setup_url="/v1/payment-methods/setup")
+    if not customer_id:
+        raise setup
+    cards = await gateway.list_cards(customer_id)
+    ids = [c.id for c in cards]
+    if payment_method_id is not None:
+        if payment_method_id not in ids:
+            raise NotFound("This card is not saved for this user.")
+        return payment_method_id
+    customer = await gateway.get_customer(customer_id)
+    settings = customer.invoice_settings
+    default = settings.default_payment_method if settings is not None else None
+    default_id = default if isinstance(default, str) or default is None else default.id
+    if default_id in ids:
+        assert default_id is not None
+        return default_id
+    if not ids:
+        raise setup
+    return ids[0]
+
+
+async def start_attempt(session: AsyncSession, order: Order, account: Account, user: User, *,
+                        payment_method_id: str | None, clock: Clock) -> CardPayment | None:
+    """Record the attempt to make (or return the unresolved one to replay); None: nothing to charge now."""
+    if order.route != "card":
+        raise IllegalOrderTransition("Budget orders are not paid by card.", state=order.state)
+    if order.state in ("paid", "fulfilled", "requires_action"):
+        return None
+    if order.state not in ("payment_pending", "failed"):
+        raise IllegalOrderTransition(f"A {order.state} order cannot be paid.", state=order.state)
+    last = await latest_attempt(session, order)
+    if last is not None and last.status == "pending":
+        return last  # the outcome of that request is unknown: replay it, never start a second charge
+    if payment_method_id is None or user.stripe_customer_id is None:
+        raise CardSetupRequired("No saved card: run card setup first (POST /v1/payment-methods/setup), then pay.",
+                                setup_url="/v1/payment-methods/setup")
+    if order.state == "failed":
+        order.failure_reason = None
+        await _move(session, order, "payment_pending", account=account, user=user, clock=clock, retry=True)
+    attempt = (last.attempt if last else 0) + 1
+    payment = CardPayment(
+        account_id=order.account_id, payment_id=new_id("cpay"), order_id=order.order_id, attempt=attempt,
+        idempotency_key=idem("order", order.order_id, "pi", attempt), customer_id=user.stripe_customer_id,
+        payment_method_id=payment_method_id, amount_minor=order.total_minor, currency=order.currency,
+        status="pending", payment_intent_id=None, client_secret=None, failure_code=None, failure_reason=None,
+        created_at=clock.now(), resolved_at=None)
+    session.add(payment)
+    await session.flush()
+    return payment
+
+
+async def charge(gateway: StripeGateway, payment: CardPayment) -> Outcome:
+    """Step 2: the Stripe call (replays the first answer for a known key). Unavailability propagates."""
+    try:
+        pi = await gateway.charge_off_session(
+            amount_minor=payment.amount_minor, currency=payment.currency, customer_id=payment.customer_id,
+            payment_method_id=payment.payment_method_id, metadata=metadata(payment), key=payment.idempotency_key,
+            description=f"Order {payment.order_id}")
+    except AuthenticationRequired as exc:
+        return Outcome("requires_action", exc.extensions.get("payment_intent"), exc.extensions.get("client_secret"),
+                       "authentication_required", exc.detail)
+    except CardDeclined as exc:
+        return Outcome("failed", exc.extensions.get("payment_intent"), None,
+                       str(exc.extensions.get("decline_code") or "card_declined"), exc.detail)
+    if pi.status == "succeeded":
+        return Outcome("succeeded", pi.id)
+    if pi.status == "requires_action":
+        return Outcome("requires_action", pi.id, pi.client_secret, "authentication_required",
+                       "Your bank asks you to confirm this payment.")
+    return Outcome("pending", pi.id)  # processing: the webhook completes it
+
+
+async def record_outcome(session: AsyncSession, payment: CardPayment, outcome: Outcome, *, clock: Clock) -> Order:
+    """Step 3 (also webhooks and reconcile): store the answer and move the order. Idempotent, order-safe."""
+    payment = await session.get_one(CardPayment, (payment.account_id, payment.payment_id), with_for_update=True,
+                                    populate_existing=True)
+    order = await session.scalar(select(Order).where(Order.account_id == payment.account_id,
+                                                     Order.order_id == payment.order_id).with_for_update()
+                                 .execution_options(populate_existing=True))
+    assert order is not None
+    account = await session.get_one(Account, order.account_id)
+    user = await session.get_one(User, (order.account_id, order.user_id))
+    if outcome.payment_intent_id:
+        payment.payment_intent_id = outcome.payment_intent_id
+    if payment.status == "succeeded" or outcome.status == "pending":
+        return order  # a success is final; "pending" only learns the PaymentIntent id
+    last = await latest_attempt(session, order)
+    current = last is not None and last.payment_id == payment.payment_id
+    if outcome.status == "succeeded":
+        payment.status, payment.resolved_at, payment.client_secret = "succeeded", clock.now(), None
+        payment.failure_code = payment.failure_reason = None
+        await _paid(session, order, account, user, payment, clock=clock)
+        return order
+    if payment.status == "failed" or not current:
+        return order  # a late failure of an attempt already failed, or of an older attempt
+    if outcome.status == "requires_action":
+        payment.status, payment.client_secret = "requires_action", outcome.client_secret
+        payment.failure_code, payment.failure_reason = outcome.failure_code, outcome.failure_reason
+        if order.state == "payment_pending":
+            await _move(session, order, "requires_action", account=account, user=user, clock=clock,
+                        payment_intent=payment.payment_intent_id)
+        return order
+    payment.status, payment.resolved_at, payment.client_secret = "failed", clock.now(), None
+    payment.failure_code, payment.failure_reason = outcome.failure_code, outcome.failure_reason
+    if order.state in ("payment_pending", "requires_action"):
+        order.failure_reason = outcome.failure_reason
+        await _move(session, order, "failed", account=account, user=user, clock=clock,
+                    reason=outcome.failure_reason, code=outcome.failure_code)
+    return order
+
+
+async def _paid(session: AsyncSession, order: Order, account: Account, user: User, payment: CardPayment, *,
+                clock: Clock) -> None:
+    order.payment_intent_id = payment.payment_intent_id
+    if order.state in ("paid", "fulfilled", "refunded"):
+        return
+    if order.state == "failed":
+        await _move(session, order, "payment_pending", account=account, user=user, clock=clock, retry=True)
+    if order.state in ("payment_pending", "requires_action"):
+        order.failure_reason = None
+        await _pay_and_fulfil(session, order, account, user, clock=clock)
+        return
+    # Canceled (or expired) while the bank still took the money: keep the fact loud; reconcile refunds it.
+    log.error("order %s is %s but its payment %s succeeded", order.order_id, order.state, payment.payment_id)
+    await outbox.emit(session, clock=clock, type="payment.orphaned", account_id=order.account_id, payload={
+        "order_id": order.order_id, "state": order.state, "payment_intent": payment.payment_intent_id,
+        "amount_minor": payment.amount_minor, "currency": payment.currency})
+
+
+async def settle(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, payment: CardPayment, *,
+                 clock: Clock) -> Order:
+    """Steps 2 and 3 for a committed attempt."""
+    outcome = await charge(gateway, payment)
+    async with sessionmaker() as session, session.begin():
+        return await record_outcome(session, payment, outcome, clock=clock)
+
+
+async def pay_order(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, principal: Principal,
+                    order_id: str, *, payment_method_id: str | None, clock: Clock) -> None:
+    """POST /v1/orders/{id}/pay: charge the order's card off-session (no transaction spans a Stripe call)."""
+    async with sessionmaker() as session:
+        order, _, user = await load_order(session, principal, order_id)
+        replay = await latest_attempt(session, order)
+        needs_card = (order.route == "card" and order.state in ("payment_pending", "failed")
+                      and not (replay is not None and replay.status == "pending"))
+        customer_id = user.stripe_customer_id
+    card = await choose_card(gateway, customer_id, payment_method_id) if needs_card else None
+    async with sessionmaker() as session, session.begin():
+        order, account, user = await load_order(session, principal, order_id, lock=True)
+        payment = await start_attempt(session, order, account, user, payment_method_id=card, clock=clock)
+    if payment is not None:
+        await settle(sessionmaker, gateway, payment, clock=clock)
+
+
+async def unresolved_attempts(session: AsyncSession, *, older_than: timedelta, clock: Clock,
+                              limit: int = 200) -> list[CardPayment]:
+    """Attempts whose outcome we never recorded (or that wait for the customer), for reconcile."""
+    return list((await session.scalars(select(CardPayment).where(
+        CardPayment.status.in_(("pending", "requires_action")),
+        CardPayment.created_at <= clock.now() - older_than).order_by(CardPayment.created_at).limit(limit))).all())
+
+
+async def attempt_count(session: AsyncSession, order: Order) -> int:
+    return int(await session.scalar(select(func.count()).select_from(CardPayment).where(
+        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id)) or 0)

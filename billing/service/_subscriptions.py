@@ -1,0 +1,160 @@
+"""Subscriptions: recurring order lines the billing run renews, and their dunning after a failed renewal.
+
+Rules (docs/payments.md, "Renewals and dunning"):
+* a fulfilled order starts one subscription per recurring line; a fulfilled renewal order moves its
+  subscription to the renewed period and ends any grace;
+* the first failed attempt for a period opens a grace period (``renewal_grace_days`` after the period end)
+  with a grace grant, so access continues; retries follow ``renewal_retry_days`` (days after the period
+  end); when the schedule is exhausted (or the next retry would fall after the grace), access ends now
+  and the subscription ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import entitlements
+from app import outbox
+from app.clock import Clock
+from app.errors import NotFound
+from app.ids import new_id
+from app.settings import Settings
+from billing.models import Order, Subscription
+
+
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+
+
+def grace_ref(order_id: str) -> str:
+    return f"{order_id}:grace"
+
+
+def sub_payload(sub: Subscription, **extra: Any) -> dict[str, Any]:
+    return {"subscription_id": sub.subscription_id, "order_id": sub.order_id, "module": sub.module,
+            "route": sub.route, "seats": sub.quantity, "status": sub.status,
+            "current_period_start": sub.current_period_start.isoformat(),
+            "current_period_end": sub.current_period_end.isoformat(), **extra}
+
+
+async def locked(session: AsyncSession, account_id: str, subscription_id: str, *,
+                 skip_locked: bool = False) -> Subscription | None:
+    return await session.scalar(
+        select(Subscription).where(Subscription.account_id == account_id,
+                                   Subscription.subscription_id == subscription_id)
+        .with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True))
+
+
+async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> None:
+    """Start subscriptions for a new order's recurring lines, or advance the one a renewal order renewed."""
+    now = clock.now()
+    if order.subscription_id is not None:
+        sub = await locked(session, order.account_id, order.subscription_id)
+        assert sub is not None, "renewal orders belong to a subscription"
+        line = order.lines[0]
+        sub.current_period_start = datetime.fromisoformat(line["period_start"])
+        sub.current_period_end = datetime.fromisoformat(line["period_end"])
+        sub.status = "active" if sub.status != "canceled" else sub.status
+        sub.grace_until = sub.next_attempt_at = sub.ended_at = None
+        sub.dunning_attempts, sub.last_order_id, sub.updated_at = 0, order.order_id, now
+        await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
+                                            source_ref=grace_ref(order.order_id), reason="renewal paid", clock=clock)
+        await outbox.emit(session, clock=clock, type="renewal.succeeded", account_id=order.account_id,
+                          payload=sub_payload(sub, renewal_order_id=order.order_id, total_minor=order.total_minor,
+                                              currency=order.currency))
+        return
+    for line in order.lines:
+        if line.get("model") != "recurring" or not line.get("period_end") or not line.get("interval"):
+            continue
+        session.add(Subscription(
+            account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
+            user_id=order.user_id, module=line["module"], route=order.route, price_id=line["price_id"],
+            interval=line["interval"], per_seat=bool(line.get("per_seat")), quantity=int(line["quantity"]),
+            unit_amount_minor=int(line["unit_amount_minor"]), currency=order.currency, line=dict(line),
+            status="active", current_period_start=datetime.fromisoformat(line["period_start"]),
+            current_period_end=datetime.fromisoformat(line["period_end"]), grace_until=None, dunning_attempts=0,
+            next_attempt_at=None, last_order_id=order.order_id, created_at=now, updated_at=now, ended_at=None))
+    await session.flush()
+
+
+async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order, *, attempt: int, reason: str,
+                         settings: Settings, clock: Clock) -> None:
+    """Attempt ``attempt`` (1 = the first) of renewing ``sub`` failed: grace, next retry, or the end."""
+    now = clock.now()
+    if sub.status != "renewing":
+        return  # already handled (a concurrent run or a replayed answer), or ended meanwhile
+    period_end = sub.current_period_end
+    if sub.grace_until is None:
+        sub.grace_until = period_end + timedelta(days=settings.renewal_grace_days)
+        if sub.grace_until > now:
+            line = order.lines[0]
+            pool = bool(line.get("per_seat")) and int(line["quantity"]) > 1
+            await entitlements.grant(session, account_id=sub.account_id, user_id=None if pool else sub.user_id,
+                                     module=sub.module, source="order", source_ref=grace_ref(order.order_id),
+                                     starts_at=min(period_end, now), ends_at=sub.grace_until,
+                                     seats=int(line["quantity"]) if pool else None, clock=clock)
+    sub.dunning_attempts, sub.updated_at = attempt, now
+    schedule = settings.renewal_retry_days
+    next_at = period_end + timedelta(days=schedule[attempt - 1]) if attempt <= len(schedule) else None
+    if next_at is not None and next_at <= sub.grace_until:
+        sub.status, sub.next_attempt_at = "past_due", max(next_at, now)
+        await outbox.emit(session, clock=clock, type="renewal.failed", account_id=sub.account_id, payload=sub_payload(
+            sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
+            grace_until=sub.grace_until.isoformat(), next_attempt_at=sub.next_attempt_at.isoformat()))
+        return
+    await outbox.emit(session, clock=clock, type="renewal.failed", account_id=sub.account_id, payload=sub_payload(
+        sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
+        grace_until=sub.grace_until.isoformat(), next_attempt_at=None))
+    await end(session, sub, reason="renewal payment failed", clock=clock, renewal_order_id=order.order_id)
+
+
+async def end(session: AsyncSession, sub: Subscription, *, reason: str, clock: Clock,
+              renewal_order_id: str | None = None, status: str = "ended") -> None:
+    """Stop renewing; a grace grant ends now (access bought for a paid period is not touched here)."""
+    now = clock.now()
+    if sub.status in ("ended", "canceled"):
+        return
+    sub.status, sub.ended_at, sub.next_attempt_at, sub.updated_at = status, now, None, now
+    if renewal_order_id is not None:
+        await entitlements.revoke_by_source(session, account_id=sub.account_id, source="order",
+                                            source_ref=grace_ref(renewal_order_id), reason=reason, clock=clock)
+    await outbox.emit(session, clock=clock, type=f"subscription.{status}", account_id=sub.account_id,
+                      payload=sub_payload(sub, reason=reason))
+
+
+async def end_for_order(session: AsyncSession, order: Order, *, reason: str, clock: Clock) -> None:
+    """A refunded or lost order stops the subscriptions it started or last renewed."""
+    rows = await session.scalars(select(Subscription).where(
+        Subscription.account_id == order.account_id,
+        (Subscription.order_id == order.order_id) | (Subscription.last_order_id == order.order_id)).with_for_update())
+    for sub in rows.all():
+        await end(session, sub, reason=reason, clock=clock, status="canceled")
+
+
+async def list_subscriptions(session: AsyncSession, account_id: str, *, limit: int = 200) -> list[Subscription]:
+    return list((await session.scalars(select(Subscription).where(Subscription.account_id == account_id)
+                                       .order_by(Subscription.subscription_id).limit(limit))).all())
+
+
+async def update_subscription(session: AsyncSession, account_id: str, subscription_id: str, *, seats: int | None,
+                              cancel: bool, actor: str, clock: Clock) -> Subscription:
+    """Change the seats charged at the next renewal (per-seat only), or stop renewing."""
+    from app.errors import Unprocessable
+
+    sub = await locked(session, account_id, subscription_id)
+    if sub is None:
+        raise SubscriptionNotFound(f"Subscription {subscription_id!r} does not exist.")
+    if seats is not None and seats != sub.quantity:
+        if not sub.per_seat:
+            raise Unprocessable("Only per-seat subscriptions have seats.", field="seats")
+        sub.quantity, sub.updated_at = seats, clock.now()
+        await outbox.emit(session, clock=clock, type="subscription.updated", account_id=account_id,
+                          payload=sub_payload(sub, actor=actor))
+    if cancel:
+        await end(session, sub, reason=f"canceled by {actor}", clock=clock, status="canceled")
+    await session.flush()
+    return sub

@@ -1,0 +1,95 @@
+"""Bill-back invoices: a closed statement becomes invoice items and one send_invoice invoice, once; its status
+follows the invoice webhooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.accounts.models import Account
+from app.clock import FrozenClock
+from billing.models import Statement
+from billing.service._invoices import invoice_period, invoice_statement
+from billing.stripe_gateway import PaymentProviderUnavailable
+from tests.api.stripe_app import CardWorld
+from tests.stripe_server import FaultKind
+
+
+async def _statement(sessionmaker: Any, external_id: str = "acme", *, total: int = 1125,
+                     period: str = "2026-10") -> tuple[str, str]:
+    """A closed statement as closing the period leaves it (two orders, one partly refunded)."""
+    async with sessionmaker() as s, s.begin():
+        account = await s.scalar(select(Account).where(Account.external_id == external_id))
+        assert account is not None
+        account.payment_terms_days = 45
+        lines = [{"order_id": "ord_a", "currency": "USD", "captured_minor": 900, "refunded_minor": 0,
+                  "net_minor": 900, "modules": ["reports_basic"]},
+                 {"order_id": "ord_b", "currency": "USD", "captured_minor": 450, "refunded_minor": 225,
+                  "net_minor": 225, "modules": ["comments"]}] if total else []
+        row = Statement(account_id=account.account_id, statement_id=f"stm_{external_id}_{period}", period=period,
+                        currency="USD", lines=lines, captured_minor=1350 if total else 0,
+                        refunded_minor=225 if total else 0, total_minor=total, status="closed",
+                        stripe_invoice_id=None, created_at=datetime(2026, 11, 1, tzinfo=UTC))
+        s.add(row)
+    return account.account_id, row.statement_id
+
+
+async def _row(sessionmaker: Any, account_id: str, statement_id: str) -> Statement:
+    async with sessionmaker() as s:
+        return await s.get_one(Statement, (account_id, statement_id))
+
+
+async def test_a_statement_is_invoiced_once_with_the_accounts_terms_and_follows_the_webhooks(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    gateway = shop.client.app.state.stripe
+    account_id, statement_id = await _statement(sessionmaker)
+    first = await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock)
+    again = await invoice_period(sessionmaker, gateway, "2026-10", clock=clock)
+    assert again == {"invoiced": 0, "failed": 0}
+    assert await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock) == first
+    [invoice] = shop.fake.of_kind("invoice")
+    assert invoice["id"] == first and invoice["collection_method"] == "send_invoice"
+    assert (invoice["status"], invoice["amount_due"]) == ("open", 1125)
+    assert invoice["due_date"] - invoice["status_transitions"]["finalized_at"] == 45 * 86_400
+    assert [line["amount"] for line in invoice["lines"]["data"]] == [900, 225]
+    assert invoice["metadata"]["commerce_statement_id"] == statement_id
+    assert len(shop.fake.of_kind("invoiceitem")) == 2 and len(shop.fake.of_kind("customer")) == 1
+    assert [e["type"] for e in shop.fake.events if e["type"].startswith("invoice.")] == [
+        "invoice.finalized", "invoice.sent"]
+    row = await _row(sessionmaker, account_id, statement_id)
+    assert (row.status, row.stripe_invoice_id) == ("invoiced", first)
+    await shop.deliver()
+    finalized = shop.fake.events_of("invoice.finalized")
+    await gateway.client.raw_request_async("post", f"/v1/_fake/invoices/{first}/pay", success="false")
+    await shop.deliver()
+    assert (await _row(sessionmaker, account_id, statement_id)).status == "payment_failed"
+    await gateway.client.raw_request_async("post", f"/v1/_fake/invoices/{first}/pay", success="true")
+    await shop.deliver()
+    shop.fake._undelivered.extend(finalized)  # a late duplicate of the first event: a paid statement stays paid
+    await shop.deliver()
+    assert (await _row(sessionmaker, account_id, statement_id)).status == "paid"
+
+
+async def test_a_crash_mid_way_is_finished_by_the_next_run_without_a_second_invoice(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    gateway = shop.client.app.state.stripe
+    account_id, statement_id = await _statement(sessionmaker)
+    shop.fake.inject(FaultKind.LOST_RESPONSE, method="POST", path="/v1/invoices", times=3)
+    with pytest.raises(PaymentProviderUnavailable):
+        await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock)
+    assert (await _row(sessionmaker, account_id, statement_id)).status == "closed"
+    assert await invoice_period(sessionmaker, gateway, "2026-10", clock=clock) == {"invoiced": 1, "failed": 0}
+    [invoice] = shop.fake.of_kind("invoice")
+    assert invoice["amount_due"] == 1125 and len(shop.fake.of_kind("invoiceitem")) == 2
+    assert (await _row(sessionmaker, account_id, statement_id)).status == "invoiced"
+
+
+async def test_a_statement_without_spend_is_not_invoiced(shop: CardWorld, sessionmaker: Any,
+                                                         clock: FrozenClock) -> None:
+    account_id, statement_id = await _statement(sessionmaker, total=0)
+    gateway = shop.client.app.state.stripe
+    assert await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock) is None
+    assert shop.fake.of_kind("invoice") == [] and shop.fake.of_kind("customer") == []
