@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -227,19 +228,53 @@ def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
-def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
-    """Billing jobs: ``run`` (renewals and dunning), ``reconcile`` (repair from Stripe), ``invoice`` (bill-back).
+def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
+    """Print a psql-ready URL of the database (the embedded one joins the running server)."""
+    with database_url(settings) as url:
+        print(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return 0
 
-    They talk to Stripe through the same gateway as the service: STRIPE_SECRET_KEY for real Stripe (add
+
+def _close_period(settings: Settings, args: argparse.Namespace, clock: Any) -> Any:
+    """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
+    from app.db import make_sessionmaker
+    from billing.service._orders import expire_due_approvals
+    from billing.service._statements import close_period
+
+    async def work(engine: Any) -> int:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if args.billing_command == "close":
+                result = await close_period(session, period=args.period, clock=clock)
+                for st in result.closed:
+                    print(f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}")
+                for st in result.already_closed:
+                    print(f"unchanged {st.statement_id}  account {st.account_id} (closed before)")
+                for external_id in result.still_open:
+                    print(f"open      account {external_id}: its budget period has not ended yet")
+                print(f"{len(result.closed)} statement(s) closed for {args.period}")
+            else:
+                print(f"{await expire_due_approvals(session, clock=clock)} approval request(s) expired")
+        return 0
+
+    return work
+
+
+def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
+    """Billing jobs: ``close`` (statements, then their Stripe invoices), ``expire-approvals``, ``run``
+    (renewals and dunning), ``reconcile`` (repair from Stripe) and ``invoice`` (bill-back invoices only).
+
+    Stripe work uses the same gateway as the service: STRIPE_SECRET_KEY for real Stripe (add
     STRIPE_API_BASE to point at a fake served on loopback). Without a key, a CLI process would get its own
-    empty in-process fake, which knows none of the service's payments: ``reconcile`` and ``invoice`` refuse,
-    and ``run`` renews budget-route subscriptions only.
+    empty in-process fake, which knows none of the service's payments: ``close`` only closes statements,
+    ``reconcile`` and ``invoice`` refuse, and ``run`` renews budget-route subscriptions only.
     """
     from app.clock import SystemClock
     from app.db import make_sessionmaker
     from billing.stripe_gateway import create_gateway
 
     clock = SystemClock()
+    if args.billing_command in ("close", "invoice") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
+        raise ValueError(f"--period must look like 2026-11, got {args.period!r}")
     real_stripe = settings.stripe_mode == "stripe"
 
     async def work(engine: Any) -> int:
@@ -247,6 +282,12 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         from billing.service._reconcile import reconcile
         from billing.service._renewals import run_billing
 
+        if args.billing_command in ("close", "expire-approvals"):
+            code: int = await _close_period(settings, args, clock)(engine)
+            if args.billing_command == "expire-approvals" or not real_stripe:
+                if args.billing_command == "close":
+                    print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")
+                return code
         sessionmaker = make_sessionmaker(engine)
         gateway = create_gateway(settings) if real_stripe else None
         try:
@@ -258,7 +299,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                 return 2
             if args.billing_command == "reconcile":
                 counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
-            else:
+            else:  # invoice, or the invoicing step of close
                 counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
             print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
             return 1 if counts.get("errors") or counts.get("failed") else 0
@@ -267,15 +308,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                 await gateway.close()
 
     with database_url(settings) as url:
-        code: int = asyncio.run(_with_engine(url, settings, work))
-        return code
-
-
-def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
-    """Print a psql-ready URL of the database (the embedded one joins the running server)."""
-    with database_url(settings) as url:
-        print(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    return 0
+        result: int = asyncio.run(_with_engine(url, settings, work))
+        return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    billing = sub.add_parser("billing", help="statements, invoices, renewals, approval expiry, reconciliation")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
+    close = billing_sub.add_parser("close", help="close a period: one statement per account with budget spend, "
+                                                 "then its Stripe invoice (with STRIPE_SECRET_KEY)")
+    close.add_argument("--period", required=True, help="YYYY-MM")
+    billing_sub.add_parser("expire-approvals", help="expire approval requests whose time ran out")
+    billing_sub.add_parser("run", help="renew due subscriptions (both routes) and run dunning; idempotent")
+    billing_sub.add_parser("reconcile", help="replay unresolved card payments and refunds, re-handle failed events")
+    invoice = billing_sub.add_parser("invoice", help="create the Stripe invoices of a closed period's statements")
+    invoice.add_argument("--period", required=True, help="YYYY-MM")
     catalog = sub.add_parser("catalog", help="the module catalog as code (TOML)")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     plan = catalog_sub.add_parser("plan", help="show what applying FILE would change")
@@ -311,18 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     ent = sub.add_parser("entitlements", help="entitlement maintenance")
     ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
     ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
-    billing = sub.add_parser("billing", help="billing jobs (Stripe: STRIPE_SECRET_KEY or STRIPE_API_BASE)")
-    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
-    billing_sub.add_parser("run", help="renew due subscriptions (both routes) and run dunning; idempotent")
-    billing_sub.add_parser("reconcile", help="replay unresolved card payments and refunds, re-handle failed events")
-    invoice = billing_sub.add_parser("invoice", help="create the Stripe invoices of a closed period's statements")
-    invoice.add_argument("--period", required=True, help="YYYY-MM")
     return parser
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "entitlements": cmd_entitlements,
-            "billing": cmd_billing}
+            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,3 +93,30 @@ async def test_a_statement_without_spend_is_not_invoiced(shop: CardWorld, sessio
     gateway = shop.client.app.state.stripe
     assert await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock) is None
     assert shop.fake.of_kind("invoice") == [] and shop.fake.of_kind("customer") == []
+
+
+async def test_closing_a_period_then_invoicing_bills_the_budget_captures_once(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    from billing.service._statements import close_period
+    from tests.api.stripe_app import idem_header
+    from tests.factories import bearer
+
+    r = await shop.client.post("/v1/accounts/acme/budgets", json={"name": "Main", "currency": "USD",
+                               "amount_minor": 100_000}, headers=bearer(shop.key))
+    assert r.status_code == 201, r.text
+    q = (await shop.client.post("/v1/quotes", json={"user": shop.a.user, "items": [{"module": "reports_basic"}]},
+                                headers=bearer(shop.a.user_token))).json()
+    o = await shop.client.post("/v1/orders", json={"quote_id": q["id"]},
+                               headers={**bearer(shop.a.user_token), **idem_header()})
+    assert o.json()["state"] == "fulfilled" and o.json()["route"] == "budget"
+    clock.set(datetime(2026, 12, 2, tzinfo=UTC))
+    async with sessionmaker() as s, s.begin():
+        result = await close_period(s, period="2026-11", clock=clock)
+    [statement] = result.closed
+    gateway = shop.client.app.state.stripe
+    for _ in range(2):
+        assert (await invoice_period(sessionmaker, gateway, "2026-11", clock=clock))["failed"] == 0
+    [invoice] = shop.fake.of_kind("invoice")
+    assert invoice["amount_due"] == statement.total_minor == 225
+    assert invoice["lines"]["data"][0]["description"] == f"reports_basic (order {o.json()['id']})"
+    assert (await _row(sessionmaker, statement.account_id, statement.statement_id)).status == "invoiced"

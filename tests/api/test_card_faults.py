@@ -117,3 +117,14 @@ async def test_reconcile_repairs_a_lost_webhook_after_3ds(shop: CardWorld, sessi
     assert counts["payments_completed"] == 1
     assert (await _order(shop, order["id"]))["state"] == "fulfilled" and await allowed(shop)
     assert len(succeeded_charges(shop.fake)) == 1
+
+
+async def test_two_concurrent_pay_calls_charge_once(shop: CardWorld, sessionmaker: Any) -> None:
+    import asyncio
+
+    await save_card(shop)
+    order = await card_order(shop, "reports_basic")
+    first, second = await asyncio.gather(pay(shop, order["id"]), pay(shop, order["id"]))
+    assert {first.status_code, second.status_code} <= {200, 409}
+    assert (await _order(shop, order["id"]))["state"] == "fulfilled" and await allowed(shop)
+    assert len(succeeded_charges(shop.fake)) == 1 and await _attempts(sessionmaker) == [(1, "succeeded")]
