@@ -292,8 +292,9 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         gateway = create_gateway(settings) if real_stripe else None
         try:
             if args.billing_command == "run":
-                print(await run_billing(sessionmaker, gateway, settings=settings, clock=clock))
-                return 0
+                report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock)
+                print(report)
+                return 1 if report.errors else 0
             if gateway is None:
                 print("commerce: set STRIPE_SECRET_KEY (plus STRIPE_API_BASE for a fake on loopback)", file=sys.stderr)
                 return 2

@@ -6,6 +6,8 @@ offers ask ``owned_modules``).
 
 from entitlements.models import Grant
 from entitlements.service import (
+    carry_seats,
+    find_by_source,
     grant,
     mark_trial_converted,
     owned_modules,
@@ -13,4 +15,5 @@ from entitlements.service import (
     revoke_by_source,
 )
 
-__all__ = ["Grant", "grant", "mark_trial_converted", "owned_modules", "revoke", "revoke_by_source"]
+__all__ = ["Grant", "carry_seats", "find_by_source", "grant", "mark_trial_converted", "owned_modules", "revoke",
+           "revoke_by_source"]

@@ -25,7 +25,7 @@ from billing.domain import orders as machine
 from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
 from billing.errors import BudgetExhausted
-from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
+from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
@@ -354,6 +354,12 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
     order, account, user = await load_order(session, principal, order_id, lock=True)
     if order.state in ("paid", "fulfilled"):
         raise IllegalOrderTransition("This order is paid; refund it instead.", state=order.state)
+    in_flight = await session.scalar(select(CardPayment.payment_id).where(
+        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id,
+        CardPayment.status == "pending"))
+    if in_flight is not None:  # Stripe may have charged: pay again (it replays the answer), then refund
+        raise IllegalOrderTransition("A card payment of this order has no answer yet; pay again to learn it, "
+                                     "then cancel or refund.", state=order.state)
     hold = await _hold(session, order)
     if hold is not None and hold.state == "pending":
         await release(session, hold, currency=order.currency, clock=clock)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock
+from app.ids import new_id
 from app.settings import Settings
 from billing import stripe_events
 from billing.models import CardPayment, Order, OrderRefund
@@ -31,8 +32,8 @@ log = logging.getLogger("commerce.reconcile")
 
 async def reconcile(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, *, settings: Settings,
                     clock: Clock) -> dict[str, int]:
-    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "events_reprocessed": 0,
-              "errors": 0}
+    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "orphans_refunded": 0,
+              "events_reprocessed": 0, "errors": 0}
     older = timedelta(seconds=settings.reconcile_after_seconds)
     async with sessionmaker() as session:
         attempts = await unresolved_attempts(session, older_than=older, clock=clock)
@@ -57,6 +58,9 @@ async def reconcile(sessionmaker: async_sessionmaker[AsyncSession], gateway: Str
         except Exception:
             log.exception("reconciling payment %s failed", payment.payment_id)
             counts["errors"] += 1
+    for refund in await _refund_orphans(sessionmaker, clock=clock):
+        refunds.append(refund)
+        counts["orphans_refunded"] += 1
     for refund in refunds:
         try:
             await _replay_refund(sessionmaker, gateway, refund, clock=clock)
@@ -67,6 +71,27 @@ async def reconcile(sessionmaker: async_sessionmaker[AsyncSession], gateway: Str
     done, failed = await stripe_events.reprocess_pending(sessionmaker, gateway, clock=clock)
     counts["events_reprocessed"], counts["errors"] = done, counts["errors"] + failed
     return counts
+
+
+async def _refund_orphans(sessionmaker: async_sessionmaker[AsyncSession], *, clock: Clock) -> list[OrderRefund]:
+    """Pending refunds (committed here) for payments that succeeded on orders closed without them."""
+    made: list[OrderRefund] = []
+    async with sessionmaker() as session, session.begin():
+        rows = (await session.execute(
+            select(CardPayment, Order).join(Order, (Order.account_id == CardPayment.account_id)
+                                            & (Order.order_id == CardPayment.order_id))
+            .where(CardPayment.status == "succeeded", Order.state.in_(("canceled", "expired", "denied")),
+                   Order.refunded_minor == 0, ~exists().where(OrderRefund.account_id == Order.account_id,
+                                                               OrderRefund.order_id == Order.order_id))
+            .limit(100).with_for_update(of=Order, skip_locked=True))).all()
+        for payment, order in rows:
+            row = OrderRefund(account_id=order.account_id, refund_id=new_id("rfd"), order_id=order.order_id, seq=1,
+                              amount_minor=payment.amount_minor, status="pending", stripe_refund_id=None,
+                              note="paid after the order was closed", actor="reconcile", created_at=clock.now(),
+                              resolved_at=None)
+            session.add(row)
+            made.append(row)
+    return made
 
 
 async def _order_state(sessionmaker: async_sessionmaker[AsyncSession], payment: CardPayment) -> str | None:

@@ -47,7 +47,7 @@ class RunReport:
 
     def __str__(self) -> str:
         return (f"renewed: {self.renewed}, failed: {self.failed}, ended: {self.ended}, pending: {self.pending}, "
-                f"skipped: {self.skipped}")
+                f"skipped: {self.skipped}, errors: {len(self.errors)}")
 
 
 def _due(now_clock: Clock, settings: Settings) -> ColumnElement[bool]:
@@ -74,8 +74,13 @@ async def run_billing(sessionmaker: async_sessionmaker[AsyncSession], gateway: S
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 24:  # bounded: never loop on one subscription
                 continue
-            result = await renew_one(sessionmaker, gateway, account_id, subscription_id, settings=settings,
-                                     clock=clock)
+            try:
+                result = await renew_one(sessionmaker, gateway, account_id, subscription_id, settings=settings,
+                                         clock=clock)
+            except Exception as exc:  # one subscription's surprise must not stop the others' renewals
+                log.exception("renewing subscription %s failed", subscription_id)
+                report.errors.append(f"{subscription_id}: {type(exc).__name__}")
+                continue
             setattr(report, result, getattr(report, result) + 1)
             progress = progress or result in ("renewed", "failed", "ended")
         if not progress:
@@ -215,7 +220,6 @@ async def renewal_order(session: AsyncSession, sub: Subscription, account: Accou
     await session.flush()
     await outbox.emit(session, clock=clock, type="order.created", account_id=sub.account_id, payload={
         **order_payload(order, account, user), "renewal_of": sub.subscription_id})
-    sub.last_order_id = order.order_id
     if priced.total_minor == 0:
         return order
     await _move(session, order, "payment_pending", account=account, user=user, clock=clock)

@@ -60,6 +60,7 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
         sub.current_period_end = datetime.fromisoformat(line["period_end"])
         sub.status = "active" if sub.status != "canceled" else sub.status
         sub.grace_until = sub.next_attempt_at = sub.ended_at = None
+        await _carry_seats(session, sub, [sub.last_order_id, grace_ref(order.order_id)], order.order_id, clock=clock)
         sub.dunning_attempts, sub.last_order_id, sub.updated_at = 0, order.order_id, now
         await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
                                             source_ref=grace_ref(order.order_id), reason="renewal paid", clock=clock)
@@ -81,6 +82,21 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
     await session.flush()
 
 
+async def _carry_seats(session: AsyncSession, sub: Subscription, from_refs: list[str | None], to_ref: str, *,
+                       clock: Clock) -> None:
+    """Seat holders of the paid period keep their seats in the renewed (or grace) seat pool."""
+    target = await entitlements.find_by_source(session, account_id=sub.account_id, source="order",
+                                               source_ref=to_ref, module=sub.module)
+    if target is None or target.seats is None:
+        return
+    for ref in from_refs:
+        source = None if ref is None else await entitlements.find_by_source(
+            session, account_id=sub.account_id, source="order", source_ref=ref, module=sub.module)
+        if source is not None and source.seats is not None:
+            await entitlements.carry_seats(session, account_id=sub.account_id, from_grant_id=source.grant_id,
+                                           to_grant_id=target.grant_id, clock=clock)
+
+
 async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order, *, attempt: int, reason: str,
                          settings: Settings, clock: Clock) -> None:
     """Attempt ``attempt`` (1 = the first) of renewing ``sub`` failed: grace, next retry, or the end."""
@@ -97,6 +113,7 @@ async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order,
                                      module=sub.module, source="order", source_ref=grace_ref(order.order_id),
                                      starts_at=min(period_end, now), ends_at=sub.grace_until,
                                      seats=int(line["quantity"]) if pool else None, clock=clock)
+            await _carry_seats(session, sub, [sub.last_order_id], grace_ref(order.order_id), clock=clock)
     sub.dunning_attempts, sub.updated_at = attempt, now
     schedule = settings.renewal_retry_days
     next_at = period_end + timedelta(days=schedule[attempt - 1]) if attempt <= len(schedule) else None

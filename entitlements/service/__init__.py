@@ -3,6 +3,7 @@
 from entitlements.service._grants import (
     Source,
     assign_seat,
+    carry_seats,
     find_by_source,
     get_grant,
     grant,
@@ -20,7 +21,8 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
-    "Source", "add_signals", "assign_seat", "catalog_view", "find_by_source", "get_grant", "grant", "grant_reads",
+    "Source", "add_signals", "assign_seat", "carry_seats", "catalog_view", "find_by_source", "get_grant", "grant",
+    "grant_reads",
     "invalidate", "list_grants", "load_snapshot", "mark_trial_converted", "owned_modules", "record_admin",
     "record_usage", "revoke", "revoke_by_source", "start_trial", "sweep", "unassign_seat", "usage_history",
 ]

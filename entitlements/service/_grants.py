@@ -169,6 +169,23 @@ async def unassign_seat(session: AsyncSession, *, account_id: str, grant_id: str
     return row
 
 
+async def carry_seats(session: AsyncSession, *, account_id: str, from_grant_id: str, to_grant_id: str,
+                      clock: Clock) -> int:
+    """Give the holders of one seat pool's seats the same seats in another (a renewal's new pool), oldest
+    first, up to its size; returns how many were carried. Idempotent."""
+    holders = (await session.scalars(select(SeatAssignment.user_id).where(
+        SeatAssignment.account_id == account_id, SeatAssignment.grant_id == from_grant_id)
+        .order_by(SeatAssignment.assigned_at, SeatAssignment.user_id))).all()
+    carried = 0
+    for user_id in holders:
+        try:
+            await assign_seat(session, account_id=account_id, grant_id=to_grant_id, user_id=user_id, clock=clock)
+        except SeatsExhausted:
+            break  # fewer seats renewed than were held: the earliest holders keep theirs
+        carried += 1
+    return carried
+
+
 def held_by(account_id: str, user_id: str, now: datetime) -> list[object]:
     """SQL conditions: grants of the account reaching the user (own, account-wide, assigned seat), not ended."""
     seat = exists().where(SeatAssignment.account_id == Grant.account_id, SeatAssignment.grant_id == Grant.grant_id,

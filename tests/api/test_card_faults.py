@@ -128,3 +128,38 @@ async def test_two_concurrent_pay_calls_charge_once(shop: CardWorld, sessionmake
     assert {first.status_code, second.status_code} <= {200, 409}
     assert (await _order(shop, order["id"]))["state"] == "fulfilled" and await allowed(shop)
     assert len(succeeded_charges(shop.fake)) == 1 and await _attempts(sessionmaker) == [(1, "succeeded")]
+
+
+async def test_an_order_whose_charge_has_no_answer_cannot_be_canceled(shop: CardWorld) -> None:
+    await save_card(shop)
+    order = await card_order(shop, "reports_basic")
+    shop.fake.inject(FaultKind.LOST_RESPONSE, method="POST", path="/v1/payment_intents", times=3)
+    assert_problem(await pay(shop, order["id"]), 503, "payment_provider_unavailable")
+    r = await shop.client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(shop.a.user_token))
+    assert_problem(r, 409, "illegal_transition")
+    assert (await pay(shop, order["id"])).json()["state"] == "fulfilled"
+
+
+async def test_a_payment_completed_after_the_order_was_canceled_is_flagged_then_refunded_by_reconcile(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
+    from app.outbox import OutboxEvent
+
+    card = await save_card(shop, "pm_card_authenticationRequired")
+    order = await card_order(shop, "reports_basic")
+    pi = (await pay(shop, order["id"])).json()["payment"]["payment_intent"]
+    r = await shop.client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(shop.a.user_token))
+    assert r.json()["state"] == "canceled"
+    gateway = shop.client.app.state.stripe
+    await gateway.client.v1.payment_intents.confirm_async(pi, {"payment_method": card})
+    await gateway.client.raw_request_async("post", f"/v1/_fake/authenticate/{pi}", success="true")
+    await shop.deliver()
+    assert (await _order(shop, order["id"]))["state"] == "canceled" and not await allowed(shop)
+    async with sessionmaker() as s:
+        flagged = (await s.scalars(select(OutboxEvent.type).where(OutboxEvent.type == "payment.orphaned"))).all()
+    assert list(flagged) == ["payment.orphaned"]
+    counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
+    assert (counts["orphans_refunded"], counts["refunds_replayed"], counts["errors"]) == (1, 1, 0)
+    assert shop.fake.of_kind("charge")[0]["amount_refunded"] == 225
+    assert (await _order(shop, order["id"]))["refunded_minor"] == 225
+    again = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
+    assert again["orphans_refunded"] == 0 and len(shop.fake.of_kind("refund")) == 1

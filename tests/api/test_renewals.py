@@ -13,7 +13,7 @@ from app.outbox import OutboxEvent
 from app.settings import Settings
 from billing.models import LedgerEntry, Order, SalesCredit, Subscription
 from billing.service._renewals import run_billing
-from entitlements.models import Grant
+from entitlements.models import Grant, SeatAssignment
 from tests.api.stripe_app import CardWorld, allowed, card_order, idem_header, pay, save_card, succeeded_charges
 from tests.factories import bearer
 
@@ -109,6 +109,11 @@ async def test_budget_renewal_captures_the_current_seat_count_from_the_new_perio
                                 headers={**bearer(shop.a.user_token), **idem_header()})).json()
     assert o["state"] == "fulfilled"
     sub = await _sub(sessionmaker)
+    async with sessionmaker() as s:
+        pool = await s.scalar(select(Grant.grant_id).where(Grant.seats == 3))
+    r = await shop.client.post(f"/v1/accounts/acme/grants/{pool}/seats", json={"user": shop.a.user},
+                               headers=bearer(shop.a.admin_token))
+    assert r.status_code in (200, 201), r.text
     r = await shop.client.patch(f"/v1/accounts/acme/subscriptions/{sub.subscription_id}", json={"seats": 5},
                                 headers=bearer(shop.a.admin_token))
     assert r.status_code == 200 and r.json()["seats"] == 5, r.text
@@ -121,6 +126,12 @@ async def test_budget_renewal_captures_the_current_seat_count_from_the_new_perio
     assert [tuple(e) for e in entries] == [("2026-11", "reserve", 675), ("2026-11", "capture", 675),
                                            ("2026-12", "reserve", 4500), ("2026-12", "capture", 4500)]
     assert list(seats) == [3, 5]
+    async with sessionmaker() as s:
+        holders = (await s.execute(select(Grant.seats, SeatAssignment.user_id).join(
+            SeatAssignment, (SeatAssignment.account_id == Grant.account_id)
+            & (SeatAssignment.grant_id == Grant.grant_id)).order_by(Grant.created_at))).all()
+    assert [seats for seats, _ in holders] == [3, 5]  # the seat holder keeps a seat in the renewed pool
+    assert await allowed(shop)
     state = (await shop.client.get(f"/v1/accounts/acme/budgets/{budget['id']}", headers=bearer(shop.key))).json()
     assert (state["period"], state["captured_minor"]) == ("2026-12", 4500)
 
