@@ -17,7 +17,7 @@ from app.errors import NotFound
 from app.notify import Listener
 from app.settings import Settings
 from entitlements.cache import CatalogHolder, DemandBuffer, SnapshotCache
-from entitlements.domain import CatalogView, Snapshot, best_offer, check, used_now
+from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, check, used_now
 from entitlements.errors import FeatureNotFound
 from entitlements.schemas import CheckRead, FeatureSnapshot, SnapshotRead
 from entitlements.service._snapshot import catalog_view, load_snapshot
@@ -129,6 +129,12 @@ class Runtime:
 
     def check(self, snap: Snapshot, view: CatalogView, feature_key: str, quantity: int, now: datetime) -> CheckRead:
         """The check over a snapshot, in memory; a denial records a demand signal and carries the offer."""
+        memo = snap.memo.get((feature_key, quantity))
+        if memo is not None:
+            if not memo.allowed:
+                self.demand.add(snap.account_id, snap.user_id, feature_key, now.date())
+            result: CheckRead = memo
+            return result
         feature = view.features.get(feature_key)
         if feature is None:
             raise FeatureNotFound(f"Feature {feature_key!r} does not exist.", feature=feature_key)
@@ -141,12 +147,15 @@ class Runtime:
             else:
                 needed = quantity + (out.used or 0) - (out.limit or 0)
                 offer = snap.offers[feature_key] = best_offer(snap, feature, view, needed=needed)
-        return CheckRead(
+        answer = CheckRead(
             user=snap.user_ref, feature=feature_key, kind=out.kind, allowed=out.allowed, reason=out.reason,
             quantity=quantity, limit=out.limit, used=out.used, remaining=out.remaining, period=out.period,
             period_start=out.period_start, period_end=out.period_end, value=out.value, modules=list(out.modules),
             offer=offer,
         )
+        if len(snap.memo) < MEMO_MAX:
+            snap.memo[(feature_key, quantity)] = answer
+        return answer
 
     def snapshot_read(self, snap: Snapshot, view: CatalogView, now: datetime) -> SnapshotRead:
         features: dict[str, FeatureSnapshot] = {}

@@ -12,6 +12,7 @@ from app.accounts import service as accounts
 from app.accounts.schemas import AccountRead
 from app.asgi import create_app
 from app.clock import FrozenClock
+from app.demo import demo_catalog_toml
 from app.deps import DbSession
 from app.params import AccountRef
 from app.scopes import SCOPES
@@ -31,10 +32,15 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     users = (await client.get("/v1/accounts/alpha/users", headers=bearer(key))).json()["data"]
     created = (await client.post("/v1/api-keys", json={"name": "victim", "scopes": ["accounts:read"]},
                                  headers=bearer(key))).json()
-    secrets = [acc["id"], acc["name"], *[u["id"] for u in users]]
+    # a real grant (a seat pool) of A, so the grant routes are tried against an object that exists
+    r = await client.post("/v1/catalog/apply", json={"toml": demo_catalog_toml()}, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    pool = (await client.post(f"/v1/accounts/{a.account}/grants", headers=bearer(key), json={
+        "module": "nl_query", "source_ref": "gate-pool", "seats": 5})).json()
+    secrets = [acc["id"], acc["name"], *[u["id"] for u in users]]  # (the grant id is in the URL B sends)
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
-                 a_secrets=secrets, extra={"key_id": created["id"]})
+                 a_secrets=secrets, extra={"key_id": created["id"], "grant_id": pool["id"]})
 
 
 def _required_query(app: Litestar) -> dict[tuple[str, str], list[str]]:
