@@ -117,3 +117,20 @@ def test_ttl_is_a_safety_net() -> None:
     assert cache.get("a") is None
 
 
+
+
+async def test_concurrent_misses_for_one_user_share_one_read(client: AsyncTestClient[Any], app: Litestar,
+                                                             sessionmaker: Any, clock: FrozenClock) -> None:
+    key = await make_key(sessionmaker, clock)
+    await seed_demo(client, key)
+    statements: list[str] = []
+    engine = app.state.engine.sync_engine
+    listener = lambda _c, _cur, statement, *_a: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        answers = await asyncio.gather(*(client.get("/v1/entitlements/check", headers=bearer(key), params={
+            "user": "acme-ana", "feature": "reports"}) for _ in range(12)))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert all(a.status_code == 200 for a in answers)
+    assert len([s for s in statements if "FROM users JOIN accounts" in s]) == 1

@@ -34,3 +34,15 @@ def test_production_never_uses_generated_secrets(tmp_path: Path) -> None:
 def test_bad_numbers_are_reported_by_variable_name() -> None:
     with pytest.raises(SettingsError, match="COMMERCE_PORT"):
         load_settings({"COMMERCE_PORT": "eighty"})
+
+
+def test_entitlement_settings_come_from_the_environment(tmp_path: Path) -> None:
+    s = load_settings({"COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "5", "COMMERCE_SWEEP_SECONDS": "0",
+                       "COMMERCE_TRIAL_SCOPE": "account", "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "2.5",
+                       "COMMERCE_DATA_DIR": str(tmp_path)})
+    assert (s.entitlement_cache_max_entries, s.sweep_seconds, s.trial_scope, s.entitlement_cache_ttl_seconds) == (
+        5, 0.0, "account", 2.5)
+    for bad in ({"COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "0"}, {"COMMERCE_TRIAL_SCOPE": "team"},
+                {"COMMERCE_SWEEP_SECONDS": "soon"}):
+        with pytest.raises(SettingsError):
+            load_settings({**bad, "COMMERCE_DATA_DIR": str(tmp_path)})
