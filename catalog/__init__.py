@@ -1,1 +1,38 @@
-"""Modules, features, prices, availability policies, catalog as code, suggestions."""
+"""The module catalog: features, modules, versioned prices, availability policies, catalog as code, offers.
+
+Other packages call these (never the tables):
+  * reads: ``get_feature``, ``list_features``, ``get_module``, ``list_modules``, ``current_prices`` (a module's
+    current price versions in a currency), ``get_price`` (one exact version, as a purchase records it),
+    ``modules_granting`` (which modules unlock a feature: a denial becomes an offer);
+  * availability: ``load_live`` + ``evaluate_availability(live, module, Audience(...))`` -> ``Decision`` (effect and
+    reason), or the pure ``availability(doc, module, audience)``;
+  * offers: ``offers_for(session, principal, user_external_id)``;
+  * seams fed by entitlements (issue #4): ``owned_modules``, ``price_owners``;
+  * catalog as code: ``parse_source``, ``plan_document``, ``apply_document``.
+"""
+
+from catalog.domain import Audience, Decision, Live, Offer, PriceView, Unlock, availability, evaluate
+from catalog.service import (
+    apply_document,
+    current_prices,
+    evaluate_availability,
+    get_feature,
+    get_module,
+    get_price,
+    list_features,
+    list_modules,
+    load_live,
+    modules_granting,
+    offers_for,
+    owned_modules,
+    parse_source,
+    plan_document,
+    price_owners,
+)
+
+__all__ = [
+    "Audience", "Decision", "Live", "Offer", "PriceView", "Unlock", "apply_document", "availability",
+    "current_prices", "evaluate", "evaluate_availability", "get_feature", "get_module", "get_price",
+    "list_features", "list_modules", "load_live", "modules_granting", "offers_for", "owned_modules",
+    "parse_source", "plan_document", "price_owners",
+]

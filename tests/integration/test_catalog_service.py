@@ -169,3 +169,14 @@ async def test_plan_after_apply_is_empty_for_any_sequence_of_documents(
         await apply(sessionmaker, clock, text)
         assert (await plan(sessionmaker, clock, text)).changes == []
         assert not (await apply(sessionmaker, clock, text)).applied
+
+
+async def test_demo_seed_applies_the_example_catalog_idempotently(engine: Any, settings: Any) -> None:
+    from app.demo import seed_demo
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await seed_demo(engine, settings)
+    await seed_demo(engine, settings)
+    async with engine.connect() as conn:
+        revisions = await conn.scalar(select(func.count()).select_from(CatalogRevision))
+    assert revisions == 1
