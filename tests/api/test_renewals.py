@@ -161,3 +161,34 @@ async def test_budget_renewal_that_fails_recovers_on_a_dunning_retry(
     assert len(grace) == 1 and grace[0].revoked_at is not None and await allowed(shop)
     assert await _types(sessionmaker, "renewal.failed", "renewal.succeeded") == ["renewal.failed",
                                                                                 "renewal.succeeded"]
+
+
+async def test_a_renewal_the_bank_wants_confirmed_waits_for_the_customer_and_completes_by_webhook(
+        shop: CardWorld, sessionmaker: Any, settings: Settings, clock: FrozenClock) -> None:
+    card = await save_card(shop, "pm_card_authenticationRequired")
+    order = await card_order(shop, "reports_basic")
+    gateway = shop.client.app.state.stripe
+    pi = (await pay(shop, order["id"])).json()["payment"]["payment_intent"]
+    await gateway.client.v1.payment_intents.confirm_async(pi, {"payment_method": card})
+    await gateway.client.raw_request_async("post", f"/v1/_fake/authenticate/{pi}", success="true")
+    await shop.deliver()
+    clock.set(_at(1))
+    assert (await _run(shop, sessionmaker, settings, clock)).failed == 1
+    sub = await _sub(sessionmaker)
+    async with sessionmaker() as s:
+        renewal = await s.scalar(select(Order).where(Order.subscription_id == sub.subscription_id))
+    assert renewal is not None and renewal.state == "requires_action" and sub.status == "past_due"
+    assert await allowed(shop)  # grace
+    clock.set(_at(2))
+    assert (await _run(shop, sessionmaker, settings, clock)).failed == 1  # a retry never charges it again
+    assert len([p for p in shop.fake.of_kind("payment_intent") if p["metadata"].get("commerce_order_id")
+                == renewal.order_id]) == 1
+    got = (await shop.client.get(f"/v1/orders/{renewal.order_id}", headers=bearer(shop.key))).json()
+    renewal_pi = got["payment"]["payment_intent"]
+    assert got["payment"]["client_secret"].startswith(renewal_pi)
+    await gateway.client.v1.payment_intents.confirm_async(renewal_pi, {"payment_method": card})
+    await gateway.client.raw_request_async("post", f"/v1/_fake/authenticate/{renewal_pi}", success="true")
+    await shop.deliver()
+    sub = await _sub(sessionmaker)
+    assert (sub.status, sub.current_period_end) == ("active", datetime(2027, 1, 1, tzinfo=UTC))
+    assert await allowed(shop) and [c["amount"] for c in succeeded_charges(shop.fake)] == [225, 900]
