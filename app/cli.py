@@ -235,7 +235,7 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _close_period(settings: Settings, args: argparse.Namespace, clock: Any) -> Any:
+def _close_period(args: argparse.Namespace, clock: Any) -> Any:
     """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
     from app.db import make_sessionmaker
     from billing.service._orders import expire_due_approvals
@@ -283,7 +283,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         from billing.service._renewals import run_billing
 
         if args.billing_command in ("close", "expire-approvals"):
-            code: int = await _close_period(settings, args, clock)(engine)
+            code: int = await _close_period(args, clock)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
                 if args.billing_command == "close":
                     print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")

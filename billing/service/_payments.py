@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
@@ -225,8 +225,3 @@ async def unresolved_attempts(session: AsyncSession, *, older_than: timedelta, c
     return list((await session.scalars(select(CardPayment).where(
         CardPayment.status.in_(("pending", "requires_action")),
         CardPayment.created_at <= clock.now() - older_than).order_by(CardPayment.created_at).limit(limit))).all())
-
-
-async def attempt_count(session: AsyncSession, order: Order) -> int:
-    return int(await session.scalar(select(func.count()).select_from(CardPayment).where(
-        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id)) or 0)
