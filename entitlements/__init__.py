@@ -1,16 +1,25 @@
 """Entitlements: grants, seats, the check path and its cache, usage events and counters, trials.
 
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted``; the catalog's
-offers ask ``owned_modules``).
+offers ask ``owned_modules``; suggestions read ``demand_signals``, ``usage_series``,
+``account_holdings``, ``account_usage_series`` and ``active_features``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
+    account_holdings,
+    account_usage_series,
+    active_features,
+    demand_signals,
     grant,
     mark_trial_converted,
     owned_modules,
     revoke,
     revoke_by_source,
+    usage_series,
 )
 
-__all__ = ["Grant", "grant", "mark_trial_converted", "owned_modules", "revoke", "revoke_by_source"]
+__all__ = [
+    "Grant", "account_holdings", "account_usage_series", "active_features", "demand_signals", "grant",
+    "mark_trial_converted", "owned_modules", "revoke", "revoke_by_source", "usage_series",
+]

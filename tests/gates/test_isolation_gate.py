@@ -37,6 +37,10 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
     card = await widget_saves_card(client, bearer(key), a.user)
     purchase = await _pending_purchase(client, key, a)
+    shown = (await client.post("/v1/suggestions", json={"user": a.user, "trigger": {
+        "kind": "feature_denied", "feature": "pdf_export"}}, headers=bearer(key))).json()["data"]
+    if shown:  # (empty when A's user falls in the holdout: the gate then uses a well-formed unknown id)
+        purchase["suggestion_id"] = shown[0]["id"]
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
