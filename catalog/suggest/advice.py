@@ -37,20 +37,26 @@ def _plan(view: CatalogView, account: Account, roles: frozenset[str], owned: fro
     return out
 
 
-def _message(a: adv.Advice, currency: str) -> str:
+def _message(a: adv.Advice, currency: str, view: CatalogView) -> str:
     if a.saving_minor <= 0:
         return "You're already on the cheapest set of modules for what you used."
-    parts = ([f"drop {', '.join(a.remove)}"] if a.remove else []) + ([f"add {', '.join(a.add)}"] if a.add else [])
+
+    def named(keys: tuple[str, ...]) -> str:
+        return ", ".join(view.modules[k].name if k in view.modules else k for k in keys)
+
+    parts = ([f"drop {named(a.remove)}"] if a.remove else []) + ([f"add {named(a.add)}"] if a.add else [])
     return (f"You could save {format_minor(a.saving_minor, currency)} a month: {' and '.join(parts)} "
             f"({format_minor(a.best_minor, currency)} instead of {format_minor(a.current_minor, currency)}).")
 
 
 async def advise_user(session: AsyncSession, principal: Principal, user_ref: str, *, view: CatalogView,
                       now: datetime) -> AdvisorRead:
-    """Usage of the last three months against the cheapest covering set of modules."""
+    """Usage of the last three months against the cheapest covering set of the modules the user pays for
+    (account-wide grants and seats are the account's: not the user's to drop)."""
     user = await resolve_user(session, principal, user_ref)
     account = await session.get_one(Account, user.account_id)
-    owned = await entitlements.owned_modules(session, user.account_id, user.user_id, now=now)
+    owned = (await entitlements.account_holdings(session, user.account_id, [user.user_id], now=now,
+                                                 own_only=True))[user.user_id]
     raw = await entitlements.usage_series(session, user.account_id, user.user_id,
                                           since=now - timedelta(days=31 * facts.HISTORY_MONTHS))
     kinds, _ = facts.catalog_infos(view)
@@ -61,7 +67,7 @@ async def advise_user(session: AsyncSession, principal: Principal, user_ref: str
     return AdvisorRead(user=user.external_id, currency=account.currency, needs=needs, current=list(a.current),
                        current_monthly_minor=a.current_minor, best=list(a.best), best_monthly_minor=a.best_minor,
                        saving_monthly_minor=a.saving_minor, add=list(a.add), remove=list(a.remove),
-                       uncovered=list(a.uncovered), exact=a.exact, message=_message(a, account.currency))
+                       uncovered=list(a.uncovered), exact=a.exact, message=_message(a, account.currency, view))
 
 
 async def advise_account(session: AsyncSession, principal: Principal, account_ref: str, *, view: CatalogView,
@@ -74,7 +80,8 @@ async def advise_account(session: AsyncSession, principal: Principal, account_re
     users = {u: (ext, frozenset(r)) for u, ext, r in await session.execute(
         select(User.user_id, User.external_id, User.roles).where(User.account_id == account.account_id,
                                                                  User.user_id.in_(list(series))))}
-    holdings = await entitlements.account_holdings(session, account.account_id, list(users), now=now)
+    holdings = await entitlements.account_holdings(session, account.account_id, list(users), now=now,
+                                                   own_only=True)
     infos, _ = facts.catalog_infos(view)
     kind_of = {k: f.kind for k, f in infos.items()}
     prices = {k: facts.pick_price(view, k, account.currency) for k in view.modules}

@@ -124,19 +124,22 @@ def signals_for(c: Candidate, facts: UserFacts, context: Trigger | None, feature
     }
 
 
-def _related(m: ModuleInfo, by_key: Mapping[str, Candidate]) -> list[str]:
-    keys = set(m.features)
-    for other in by_key.values():
-        if other.module.category == m.category or other.module.key in m.requires:
-            keys |= set(other.module.features)
-    return sorted(keys)
+def _related(candidates: Sequence[Candidate]) -> dict[str, list[str]]:
+    """Per module: its features and those of its prerequisites and of its category (for the trajectory)."""
+    by_category: dict[str, set[str]] = {}
+    for c in candidates:
+        by_category.setdefault(c.module.category, set()).update(c.module.features)
+    feats = {c.module.key: set(c.module.features) for c in candidates}
+    return {c.module.key: sorted(by_category[c.module.category].union(
+        *(feats.get(r, set()) for r in c.module.requires))) for c in candidates}
 
 
 def _purchase_item(c: Candidate, facts: UserFacts, context: Trigger | None, by_key: Mapping[str, Candidate],
-                   features: Mapping[str, FeatureInfo], names: Mapping[str, str], opts: Options) -> Item | None:
+                   features: Mapping[str, FeatureInfo], names: Mapping[str, str], opts: Options,
+                   related: Sequence[str]) -> Item | None:
     m = c.module
     bundle = _unmet(m.key, by_key, facts.owned)
-    signals = signals_for(c, facts, context, features, names, _related(m, by_key), opts)
+    signals = signals_for(c, facts, context, features, names, related, opts)
     hit = signals["trigger"].value > 0 and context is not None and context.kind != "browse"
     if bundle is None or (c.effect not in BUYABLE and not hit):
         return None
@@ -196,13 +199,14 @@ def _plan_item(advice: Advice, names: Mapping[str, str], money: Mapping[int, str
 
 def rank(candidates: Sequence[Candidate], facts: UserFacts, context: Trigger | None, respect: Respect, *,
          features: Mapping[str, FeatureInfo], opts: Options = Options(), advice: Advice | None = None,
-         money: Mapping[int, str] | None = None) -> list[Item]:
+         money: Mapping[int, str] | None = None, all_names: Mapping[str, str] | None = None) -> list[Item]:
     """At most ``opts.limit`` items, best first; a module the trigger points at comes before everything else."""
     assert 0 <= opts.limit <= 10
     by_key = {c.module.key: c for c in candidates}
-    names = {c.module.key: c.module.name for c in candidates}
+    names = {**(all_names or {}), **{c.module.key: c.module.name for c in candidates}}
     explicit = context is not None and context.kind in ("feature_denied", "limit_reached")
     items: list[Item] = []
+    related = _related(candidates)
     for c in candidates:
         key = c.module.key
         if key in respect.dismissed or key in respect.bought or key in respect.denied:
@@ -213,7 +217,7 @@ def rank(candidates: Sequence[Candidate], facts: UserFacts, context: Trigger | N
                 if item is not None:
                     items.append(item)
             continue
-        item = _purchase_item(c, facts, context, by_key, features, names, opts)
+        item = _purchase_item(c, facts, context, by_key, features, names, opts, related[key])
         if item is not None:
             items.append(item)
     if advice is not None and not respect.capped:
@@ -224,11 +228,12 @@ def rank(candidates: Sequence[Candidate], facts: UserFacts, context: Trigger | N
         # The surface has shown enough today; only the user's own explicit moment still gets an answer.
         items = [i for i in items if i.trigger_hit and explicit]
     items.sort(key=lambda i: (not i.trigger_hit, -i.score, i.module))
-    # A module quoted inside a higher-ranked bundle is not offered again on its own.
+    # One item per module (an adoption nudge and "drop it" never both), and a module quoted inside a
+    # higher-ranked bundle is not offered again on its own.
     out: list[Item] = []
     bundled: set[str] = set()
     for item in items:
-        if item.module in bundled and item.kind in ("purchase", "trial"):
+        if item.module in bundled or any(o.module == item.module for o in out):
             continue
         out.append(item)
         bundled |= set(item.bundle)

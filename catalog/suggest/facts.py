@@ -24,6 +24,7 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
+from catalog.suggest.peers import Refresher
 from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
 from entitlements.domain import CatalogView, Snapshot
 
@@ -99,9 +100,29 @@ def candidates(view: CatalogView, snap: Snapshot, account: Account, modules: Map
     return out
 
 
+SegmentFacts = tuple[dict[tuple[str, str], PeerCount], dict[tuple[str, str], int], dict[str, int]]
+
+
+async def segment_facts(session: AsyncSession, segment: str) -> SegmentFacts:
+    """(role, module) -> peers in the segment; co-owned pairs; owners per module."""
+    seg = {(r, m): PeerCount(owners=o, users=n) for r, m, o, n in await session.execute(
+        select(SegmentStat.role, SegmentStat.module, SegmentStat.owners, SegmentStat.role_users)
+        .where(SegmentStat.segment == segment))}
+    pairs: dict[tuple[str, str], int] = {}
+    owners: dict[str, int] = {}
+    for ma, mb, n in await session.execute(select(SegmentPair.module_a, SegmentPair.module_b, SegmentPair.users)
+                                           .where(SegmentPair.segment == segment)):
+        if ma == mb:
+            owners[ma] = n
+        else:
+            pairs[(ma, mb)] = n
+    return seg, pairs, owners
+
+
 async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *, now: datetime,
                      signal_days: int, unused_days: int, features: Mapping[str, FeatureInfo],
-                     modules: Mapping[str, ModuleInfo]) -> tuple[UserFacts, dict[str, list[int]]]:
+                     modules: Mapping[str, ModuleInfo], refresher: Refresher | None = None,
+                     ) -> tuple[UserFacts, dict[str, list[int]]]:
     """Everything the signals read, and the per-feature monthly series (for the advisor)."""
     a, u = snap.account_id, snap.user_id
     demand = await entitlements.demand_signals(session, a, u, since=(now - timedelta(days=signal_days)).date())
@@ -120,17 +141,13 @@ async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *,
         mine = 1 if module in snap.modules else 0
         team[(role, module)] = PeerCount(owners=n_owners - mine, users=max(0, role_users - 1))
         team_active[(role, module)] = PeerCount(owners=active, users=max(0, n_owners - mine))
-    seg = {(r, m): PeerCount(owners=o, users=n) for r, m, o, n in await session.execute(
-        select(SegmentStat.role, SegmentStat.module, SegmentStat.owners, SegmentStat.role_users)
-        .where(SegmentStat.segment == account.segment, SegmentStat.role.in_(roles)))}
-    pairs: dict[tuple[str, str], int] = {}
-    owners: dict[str, int] = {}
-    for ma, mb, n in await session.execute(select(SegmentPair.module_a, SegmentPair.module_b, SegmentPair.users)
-                                           .where(SegmentPair.segment == account.segment)):
-        if ma == mb:
-            owners[ma] = n
-        else:
-            pairs[(ma, mb)] = n
+    cached = refresher.cached_segment(account.segment, now) if refresher is not None else None
+    if cached is None:
+        cached = await segment_facts(session, account.segment)
+        if refresher is not None:
+            refresher.keep_segment(account.segment, now, cached)
+    seg_all, pairs, owners = cached
+    seg = {(r, m): c for (r, m), c in seg_all.items() if r in roles}
     tracked = {k for k, f in features.items() if f.kind in ("boolean", "limit")}
     unused = frozenset(m for m in snap.modules if m in modules and set(modules[m].features) & tracked
                        and not set(modules[m].features) & recent)

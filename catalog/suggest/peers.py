@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from itertools import combinations
+from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -25,6 +26,7 @@ from catalog.suggest.models import PairStat, PeerStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
+SEGMENT_TTL = timedelta(seconds=60)
 
 
 def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]],
@@ -127,6 +129,29 @@ class Refresher:
         self.clock, self.unused_days = clock, unused_days
         self.running: set[str] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.fresh_until: dict[str, datetime] = {}  # per account: no need to look before then (bounded below)
+        # Derived, read-mostly values shared by requests: per (catalog revision, currency) the catalog as the
+        # engine sees it; per segment its aggregates (re-read after SEGMENT_TTL). Both small and bounded.
+        self.catalog: dict[tuple[int, str], Any] = {}
+        self.segments: dict[str, tuple[datetime, Any]] = {}
+
+    def cached_segment(self, segment: str, now: datetime) -> Any | None:
+        hit = self.segments.get(segment)
+        return hit[1] if hit is not None and now < hit[0] else None
+
+    def keep_segment(self, segment: str, now: datetime, value: Any) -> None:
+        if len(self.segments) >= 1_000:
+            self.segments.clear()
+        self.segments[segment] = (now + SEGMENT_TTL, value)
+
+    def fresh(self, account_id: str, now: datetime) -> bool:
+        until = self.fresh_until.get(account_id)
+        return until is not None and now < until
+
+    def seen(self, account_id: str, until: datetime) -> None:
+        if len(self.fresh_until) >= 10_000:
+            self.fresh_until.clear()
+        self.fresh_until[account_id] = until
 
     def schedule(self, sessionmaker: async_sessionmaker[AsyncSession], account_id: str) -> bool:
         if account_id in self.running:

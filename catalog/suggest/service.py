@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
 from app.auth import Principal
@@ -38,9 +39,10 @@ from catalog.suggest.schemas import (
     SuggestionRequest,
 )
 from catalog.suggest.scoring import parse_weights
-from catalog.suggest.signals import ModuleInfo, Trigger
+from catalog.suggest.signals import FeatureInfo, ModuleInfo, Trigger
 from entitlements.domain import CatalogView, Snapshot
 from entitlements.runtime import Runtime
+from entitlements.service import load_snapshot
 
 
 def in_holdout(user_id: str, *, salt: str, pct: int) -> bool:
@@ -60,9 +62,18 @@ class Context:
 
 async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, user_ref: str,
                     ) -> tuple[User, Account, Snapshot, CatalogView]:
+    """The user (tenancy enforced), the account, and the entitlement snapshot: from the process cache when
+    warm, else read in this request's transaction (not a second one)."""
     user = await resolve_user(session, principal, user_ref)
     account = await session.get_one(Account, user.account_id)
-    snap, view = await ctx.runtime.snapshot(principal, user_ref, ctx.clock.now())
+    now = ctx.clock.now()
+    view = await ctx.runtime.view(session)
+    snap = ctx.runtime.snapshots.get(user_ref)
+    if (snap is None or now >= snap.valid_until or now < snap.computed_at or snap.catalog_revision != view.revision
+            or snap.user_id != user.user_id):
+        snap = await load_snapshot(session, user_ref, now=now, view=view)
+    if snap is None:
+        raise NotFound(f"User {user_ref!r} does not exist.")
     return user, account, snap, view
 
 
@@ -100,6 +111,23 @@ def _preview(modules: tuple[str, ...], prices: dict[str, facts.PriceChoice | Non
                         total=format_minor(total, account.currency))
 
 
+Catalog = tuple[dict[str, FeatureInfo], dict[str, ModuleInfo], dict[str, facts.PriceChoice | None]]
+
+
+def _catalog(ctx: Context, view: CatalogView, currency: str) -> Catalog:
+    """The catalog as the engine sees it, per (revision, currency), computed once per process."""
+    key = (view.revision, currency)
+    hit: Catalog | None = ctx.refresher.catalog.get(key) if ctx.refresher is not None else None
+    if hit is None:
+        features, modules = facts.catalog_infos(view)
+        hit = (features, modules, {k: facts.pick_price(view, k, currency) for k in modules})
+        if ctx.refresher is not None:
+            if len(ctx.refresher.catalog) >= 64:
+                ctx.refresher.catalog.clear()
+            ctx.refresher.catalog[key] = hit
+    return hit
+
+
 def _route(decision: g.Decision) -> PaymentRoute:
     if decision.outcome == "blocked" or decision.route is None:
         return "not_buyable"
@@ -114,8 +142,7 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     s, now = ctx.settings, ctx.clock.now()
     user, account, snap, view = await _snapshot(session, ctx, principal, data.user)
     await _ensure_stats(session, ctx, account.account_id, now)
-    features, modules = facts.catalog_infos(view)
-    prices = {k: facts.pick_price(view, k, account.currency) for k in modules}
+    features, modules, prices = _catalog(ctx, view, account.currency)
     _, policy = await billing.current_policy(session, account)
     requester = g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center)
     restricted = frozenset(k for k in modules if g.module_restrictions(
@@ -126,13 +153,15 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                               if c.amount_minor else None) for c in cands]
     user_facts, series = await facts.user_facts(session, snap, account, now=now, signal_days=s.suggest_signal_days,
                                                 unused_days=s.suggest_unused_days, features=features,
-                                                modules=modules)
+                                                modules=modules, refresher=ctx.refresher)
     hist = await facts.history(session, user, surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
                                cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days,
                                recent_days=s.suggest_recent_days)
     user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
                                      "account_typical_minor": hist.account_typical_minor})
-    advice = adv.advise(_plan_modules(view, cands, snap.modules, prices), snap.modules,
+    own = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
+                                               own_only=True))[user.user_id]
+    advice = adv.advise(_plan_modules(view, cands, own, prices), own,
                         adv.needs_from_usage(series, {k: f.kind for k, f in features.items()}),
                         {k: f.kind for k, f in features.items()})
     money = {n: format_minor(n, account.currency) for n in (advice.current_minor, advice.best_minor)}
@@ -140,7 +169,7 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     opts = engine.Options(limit=data.limit, weights=parse_weights(s.suggest_weights), demand_days=s.suggest_signal_days,
                           unused_days=s.suggest_unused_days, min_score=s.suggest_min_score)
     items = engine.rank(cands, user_facts, trigger, hist.respect, features=features, opts=opts, advice=advice,
-                        money=money)
+                        money=money, all_names={k: m.name for k, m in view.modules.items()})
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
     request_id = new_id("sgr")
@@ -205,12 +234,16 @@ def _read(item: engine.Item, rank: int, modules: Mapping[str, ModuleInfo],
 
 async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
     """First request of an account: count its peers now; later: recount in the background when stale."""
+    ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
+    if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
+        return
     at = await peers.refreshed_at(session, account_id)
     if at is None:
         await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
-    elif (now - at > timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds) and ctx.refresher is not None
-          and ctx.sessionmaker is not None):
+    elif now - at > ttl and ctx.refresher is not None and ctx.sessionmaker is not None:
         ctx.refresher.schedule(ctx.sessionmaker, account_id)  # type: ignore[arg-type]
+    elif ctx.refresher is not None:
+        ctx.refresher.seen(account_id, at + ttl)
 
 
 async def feedback(session: AsyncSession, principal: Principal, suggestion_id: str, data: FeedbackIn, *,

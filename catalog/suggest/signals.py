@@ -90,6 +90,8 @@ def trigger(module: ModuleInfo, context: Trigger | None, features: Mapping[str, 
     f = features.get(context.feature)
     name = f.name if f else context.feature
     if context.kind == "feature_denied":
+        if name.casefold() == module.name.casefold():
+            return Signal(1.0, f"{module.name} is what you just tried to use.")
         return Signal(1.0, f"{module.name} includes {name}, which you just tried to use.")
     if context.kind in ("limit_near", "limit_reached"):
         extra = module.features[context.feature]

@@ -41,19 +41,24 @@ async def usage_series(session: AsyncSession, account_id: str, user_id: str, *, 
 
 
 async def account_holdings(session: AsyncSession, account_id: str, user_ids: list[str], *, now: datetime,
-                           ) -> dict[str, frozenset[str]]:
-    """user id -> modules held now (own grants, account-wide grants, assigned seats), for the given users."""
+                           own_only: bool = False) -> dict[str, frozenset[str]]:
+    """user id -> modules held now (own grants, account-wide grants, assigned seats), for the given users;
+    with ``own_only``, only the users' own grants (what each user pays for, e.g. for the cheapest-plan advisor)."""
     active = [Grant.account_id == account_id, Grant.starts_at <= now,
               or_(Grant.ends_at.is_(None), Grant.ends_at > now),
               or_(Grant.revoked_at.is_(None), Grant.revoked_at > now)]
     everyone: set[str] = set()
     held: dict[str, set[str]] = defaultdict(set)
-    for user_id, module, seats in await session.execute(select(Grant.user_id, Grant.module, Grant.seats)
-                                                        .where(*active)):
+    query = select(Grant.user_id, Grant.module, Grant.seats).where(*active)
+    if own_only:
+        query = query.where(Grant.user_id.in_(user_ids))
+    for user_id, module, seats in await session.execute(query):
         if user_id is not None:
             held[user_id].add(module)
         elif seats is None:
             everyone.add(module)
+    if own_only:
+        return {u: frozenset(held.get(u, set())) for u in user_ids}
     seated = await session.execute(
         select(SeatAssignment.user_id, Grant.module).join(
             Grant, and_(Grant.account_id == SeatAssignment.account_id, Grant.grant_id == SeatAssignment.grant_id))

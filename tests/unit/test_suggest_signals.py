@@ -20,6 +20,8 @@ def test_a_denied_feature_is_a_full_trigger_only_for_modules_granting_it() -> No
     assert hit.value == 1.0 and hit.fact == "Reports Pro includes PDF export, which you just tried to use."
     assert s.trigger(CHARTS, Trigger("feature_denied", "pdf_export"), F) == s.NONE
     assert s.trigger(PRO, None, F) == s.NONE and s.trigger(PRO, Trigger("browse"), F) == s.NONE
+    same = s.trigger(CHARTS, Trigger("feature_denied", "advanced_charts"), F)
+    assert same.fact == "Advanced Charts is what you just tried to use."  # never "X includes X"
 
 
 def test_limit_triggers_name_what_the_module_adds() -> None:
