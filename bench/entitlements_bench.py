@@ -1,7 +1,7 @@
 """Entitlement benchmarks: HTTP check vs bare endpoints (granian, 2 workers), in-process warm check,
 usage ingestion vs raw COPY, memory per cached snapshot.
 
-    python -m bench.entitlements_bench [--seconds 5] [--connections 32] [--batches 40] [--users 100000]
+    python -m bench.entitlements_bench [--seconds 5] [--rounds 3] [--connections 32] [--batches 40] [--users 100000]
 
 Bounded: loopback only, an embedded PostgreSQL in a temporary folder, each phase stops by itself.
 Uses wrk for closed-loop peak throughput when installed (falls back to the Python generator below);
@@ -77,10 +77,16 @@ async def seed(url: str) -> str:
 
 # ------------------------------------------------------------------------------------------- HTTP load
 
-def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float] | None:
+def wrk(url: str, token: str, seconds: int, connections: int, delay_ms: float | None = None) -> dict[str, float] | None:
+    """Closed loop at full speed, or paced: each connection waits ``delay_ms`` between requests (Lua delay())."""
     if shutil.which("wrk") is None:
         return None
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H",
+    script: list[str] = []
+    if delay_ms is not None:
+        lua = Path(tempfile.mkdtemp()) / "pace.lua"
+        lua.write_text(f"function delay()\n  return {max(0, int(delay_ms))}\nend\n")
+        script = ["-s", str(lua)]
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *script, "-H",
                           f"Authorization: Bearer {token}", url], capture_output=True, text=True, timeout=seconds + 30,
                          check=True).stdout
 
@@ -154,20 +160,38 @@ async def _closed_loop(base: str, path: str, token: str, seconds: float, connect
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000}
 
 
-async def http_phase(base: str, token: str, seconds: int, connections: int) -> dict[str, Any]:
+async def http_phase(base: str, token: str, seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     paths = {"bare": "/bench/bare", "bare_auth": "/bench/bare-auth?user=u1&feature=reports&quantity=1",
              "check": "/v1/entitlements/check?user=u1&feature=reports&quantity=1"}
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
         for _ in range(50):  # warm both workers' caches (key, catalog, snapshot)
             for p in paths.values():
                 assert (await c.get(p)).status_code == 200
-    out: dict[str, Any] = {"tool": "wrk" if shutil.which("wrk") else "python closed loop"}
-    for name, path in paths.items():
-        out[name] = wrk(base + path, token, seconds, connections) or await _closed_loop(
-            base, path, token, seconds, connections)
-    host, port = base.removeprefix("http://").split(":")
-    out["check_half_load"] = await _open_loop(host, int(port), paths["check"], token, out["check"]["rps"] / 2,
-                                              seconds, min(connections, 16))
+    out: dict[str, Any] = {"tool": "wrk" if shutil.which("wrk") else "python closed loop", "rounds": []}
+    for _ in range(rounds):  # interleaved, so a noisy neighbour on the shared cores hits all three alike
+        one: dict[str, Any] = {}
+        for name, path in paths.items():
+            one[name] = wrk(base + path, token, seconds, connections) or await _closed_loop(
+                base, path, token, seconds, connections)
+        one["check_vs_bare"] = one["check"]["rps"] / one["bare"]["rps"]
+        one["check_vs_bare_auth"] = one["check"]["rps"] / one["bare_auth"]["rps"]
+        out["rounds"].append(one)
+        print(json.dumps(one), flush=True)
+    best = sorted(out["rounds"], key=lambda r: r["check_vs_bare"])[len(out["rounds"]) // 2]  # the median round
+    out.update({k: best[k] for k in (*paths, "check_vs_bare", "check_vs_bare_auth")})
+    target, conns = out["check"]["rps"] / 2, 16
+    if shutil.which("wrk"):
+        delay = conns * 1000 / target
+        half = wrk(base + paths["check"], token, seconds, conns, delay_ms=delay)
+        assert half is not None
+        if half["rps"] < 0.9 * target and delay >= 2:  # latency adds to the pause: pace once more, a bit faster
+            half = wrk(base + paths["check"], token, seconds, conns, delay_ms=delay * half["rps"] / target)
+        out["check_half_load"] = {"target_rps": target, "method": "wrk paced (Lua delay per connection)",
+                                  **(half or {})}
+    else:
+        host, port = base.removeprefix("http://").split(":")
+        out["check_half_load"] = {"method": "python open loop", **await _open_loop(
+            host, int(port), paths["check"], token, target, seconds, conns)}
     return out
 
 
@@ -181,13 +205,16 @@ async def ingestion_phase(base: str, url: str, token: str, batches: int) -> dict
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         r = await c.post("/v1/usage", json={"events": [{"event_id": "warm", "user": "u0", "feature": "reports"}]})
         assert r.status_code == 200, r.text
-        queue = list(bodies)
+        # bodies are encoded before the clock starts: the load generator's JSON work is not the server's
+        queue = [json.dumps(b).encode() for b in bodies]
+        headers = {"content-type": "application/json"}
         t0 = time.perf_counter()
 
         async def worker() -> None:
             while queue:
-                r = await c.post("/v1/usage", json=queue.pop())
-                assert r.status_code == 200 and r.json()["accepted"] == size, r.text
+                r = await c.post("/v1/usage", content=queue.pop(), headers=headers)
+                if r.status_code != 200 or r.json()["accepted"] != size:
+                    raise RuntimeError(f"usage batch failed: {r.status_code} {r.text[:500]}")
 
         await asyncio.gather(*(worker() for _ in range(4)))
         api_s = time.perf_counter() - t0
@@ -271,6 +298,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--users", type=int, default=100_000)
     args = parser.parse_args()
@@ -286,15 +314,11 @@ def main() -> None:
         env = {"COMMERCE_SWEEP_SECONDS": "0", "COMMERCE_DB_POOL_SIZE": "4"}
         with live_server(url, tmp / "data", "bench-" + "x" * 40, workers=2, extra_env=env,
                          target="bench.ent_app:app_factory") as base:
-            result["http"] = asyncio.run(http_phase(base, token, args.seconds, args.connections))
-            print(json.dumps(result["http"], indent=1), flush=True)
+            result["http"] = asyncio.run(http_phase(base, token, args.seconds, args.connections, args.rounds))
+            print(json.dumps({k: v for k, v in result["http"].items() if k != "rounds"}, indent=1), flush=True)
             result["ingestion"] = asyncio.run(ingestion_phase(base, url, token, args.batches))
             print(json.dumps(result["ingestion"], indent=1), flush=True)
-        http = result["http"]
-        result["ratios"] = {"check_vs_bare": http["check"]["rps"] / http["bare"]["rps"],
-                            "check_vs_bare_auth": http["check"]["rps"] / http["bare_auth"]["rps"]}
-        print(json.dumps(result["ratios"], indent=1))
-        (tmp / "result.json").write_text(json.dumps(result, indent=1))
+        print("summary:", json.dumps({k: v for k, v in result.items() if k != "http"}))
     finally:
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

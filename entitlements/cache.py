@@ -109,6 +109,10 @@ class CatalogHolder:
             return None
         return self.view
 
+    def expired(self) -> bool:
+        """Older than the TTL (still usable while a refresh runs: changes themselves arrive by NOTIFY)."""
+        return time.monotonic() - self.loaded_at > self.ttl
+
     def put(self, view: CatalogView, generation: int) -> None:
         if generation == self.generation:
             self.view, self.loaded_at = view, time.monotonic()

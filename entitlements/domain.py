@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -18,6 +18,7 @@ Subject = Literal["user", "seat", "account"]
 GrantStatus = Literal["scheduled", "active", "ended", "revoked"]
 Reason = Literal["granted", "within_limit", "limit_exceeded", "not_entitled"]
 
+MEMO_MAX = 32
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 COUNTER_PERIOD_DEFAULT: LimitPeriod = "month"
@@ -137,6 +138,9 @@ class Snapshot:
     version: str = ""
     loaded_at: float = 0.0
     offers: dict[str, OfferHint | None] = field(default_factory=dict)
+    # Answers already computed from this snapshot, per (feature, quantity): the snapshot does not change
+    # until it is replaced (invalidation, TTL or valid_until), so neither do they. Bounded by MEMO_MAX.
+    memo: dict[tuple[str, int], Any] = field(default_factory=dict)
 
 
 def _config_value(feature: ConfigFeature, module_value: object) -> str:

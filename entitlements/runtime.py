@@ -16,8 +16,9 @@ from app.clock import Clock
 from app.errors import NotFound
 from app.notify import Listener
 from app.settings import Settings
+from catalog.service import load_live
 from entitlements.cache import CatalogHolder, DemandBuffer, SnapshotCache
-from entitlements.domain import CatalogView, Snapshot, best_offer, check, used_now
+from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, check, used_now
 from entitlements.errors import FeatureNotFound
 from entitlements.schemas import CheckRead, FeatureSnapshot, SnapshotRead
 from entitlements.service._snapshot import catalog_view, load_snapshot
@@ -38,6 +39,8 @@ class Runtime:
         self.demand = DemandBuffer(max_keys=settings.demand_buffer_max_keys)
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loading: dict[str, asyncio.Future[tuple[Snapshot, CatalogView]]] = {}
+        self._catalog_refresh: asyncio.Task[None] | None = None
 
     # -- wiring -----------------------------------------------------------------------------------------
 
@@ -58,6 +61,8 @@ class Runtime:
                                                    name="entitlement-sweep"))
 
     async def stop(self) -> None:
+        if self._catalog_refresh is not None:
+            self._tasks.append(self._catalog_refresh)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -104,9 +109,27 @@ class Runtime:
         async with self.sessionmaker() as s, s.begin():
             return await catalog_view(s, self.catalog)
 
+    def _warm_view(self) -> CatalogView | None:
+        """The cached catalog; past its TTL it is still served while one background task reloads it."""
+        view = self.catalog.view
+        if view is not None and self.catalog.expired() and self._catalog_refresh is None:
+            self._catalog_refresh = asyncio.get_running_loop().create_task(self._refresh_catalog())
+        return view
+
+    async def _refresh_catalog(self) -> None:
+        try:
+            assert self.sessionmaker is not None
+            generation = self.catalog.generation
+            async with self.sessionmaker() as session, session.begin():
+                self.catalog.put(CatalogView.build(await load_live(session)), generation)
+        except Exception:
+            log.warning("catalog refresh failed; keeping the cached revision", exc_info=True)
+        finally:
+            self._catalog_refresh = None
+
     async def snapshot(self, principal: Principal, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView]:
         """The user's snapshot: from the cache when warm (no database round trip), else loaded and cached."""
-        view = self.catalog.current()
+        view = self._warm_view()
         snap = self.snapshots.get(user_ref)
         if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
                 or snap.catalog_revision != view.revision):
@@ -117,6 +140,24 @@ class Runtime:
         return snap, view
 
     async def _load(self, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView]:
+        """Single flight: concurrent misses for one user share one database read."""
+        pending = self._loading.get(user_ref)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[tuple[Snapshot, CatalogView]] = asyncio.get_running_loop().create_future()
+        self._loading[user_ref] = future
+        try:
+            result = await self._read(user_ref, now)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters (if any) re-raise it themselves
+            raise
+        finally:
+            del self._loading[user_ref]
+        future.set_result(result)
+        return result
+
+    async def _read(self, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView]:
         assert self.sessionmaker is not None
         token = self.snapshots.token()
         async with self.sessionmaker() as session, session.begin():
@@ -129,6 +170,12 @@ class Runtime:
 
     def check(self, snap: Snapshot, view: CatalogView, feature_key: str, quantity: int, now: datetime) -> CheckRead:
         """The check over a snapshot, in memory; a denial records a demand signal and carries the offer."""
+        memo = snap.memo.get((feature_key, quantity))
+        if memo is not None:
+            if not memo.allowed:
+                self.demand.add(snap.account_id, snap.user_id, feature_key, now.date())
+            result: CheckRead = memo
+            return result
         feature = view.features.get(feature_key)
         if feature is None:
             raise FeatureNotFound(f"Feature {feature_key!r} does not exist.", feature=feature_key)
@@ -141,12 +188,15 @@ class Runtime:
             else:
                 needed = quantity + (out.used or 0) - (out.limit or 0)
                 offer = snap.offers[feature_key] = best_offer(snap, feature, view, needed=needed)
-        return CheckRead(
+        answer = CheckRead(
             user=snap.user_ref, feature=feature_key, kind=out.kind, allowed=out.allowed, reason=out.reason,
             quantity=quantity, limit=out.limit, used=out.used, remaining=out.remaining, period=out.period,
             period_start=out.period_start, period_end=out.period_end, value=out.value, modules=list(out.modules),
             offer=offer,
         )
+        if len(snap.memo) < MEMO_MAX:
+            snap.memo[(feature_key, quantity)] = answer
+        return answer
 
     def snapshot_read(self, snap: Snapshot, view: CatalogView, now: datetime) -> SnapshotRead:
         features: dict[str, FeatureSnapshot] = {}

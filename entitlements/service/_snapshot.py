@@ -65,6 +65,8 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
         if state.period is not None:
             boundaries.append(period_bounds(state.period, now)[1])  # type: ignore[arg-type]
     boundaries += [end for _, end, _ in used.values()]
+    # Every period starts on a UTC midnight: reloading then keeps the period of ungranted features right too.
+    boundaries.append(period_bounds("day", now)[1])
     snap = Snapshot(
         user_ref=user_ref, account_ref=account_ref, account_id=account_id, user_id=user_id,
         roles=frozenset(roles), segment=segment, region=region, currency=currency,

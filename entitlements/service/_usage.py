@@ -11,7 +11,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import resolve_user
-from app.accounts.models import User
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.errors import FieldError, NotFound
@@ -66,13 +65,15 @@ _ADD_SIGNALS = text("""
                   last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
 """)
 
-CounterKey = tuple[str, str, str, datetime]  # account, user, feature, period start
+_USERS = text("SELECT external_id, account_id, user_id FROM users WHERE external_id = ANY(CAST(:refs AS text[]))")
+
+CounterKey = tuple[str, str, str, datetime]
+ACCOUNT_WIDE_AFTER = 20  # users of one account in one batch  # account, user, feature, period start
 
 
 async def _users(session: AsyncSession, principal: Principal, refs: list[str]) -> dict[str, tuple[str, str]]:
     """external id -> (account_id, user_id); unknown or invisible users are a 404 naming the first one."""
-    rows = (await session.execute(select(User.external_id, User.account_id, User.user_id).where(
-        User.external_id.in_(refs)))).all()
+    rows = (await session.execute(_USERS, {"refs": refs})).all()
     found = {ref: (a, u) for ref, a, u in rows}
     for ref in refs:
         hit = found.get(ref)
@@ -116,6 +117,14 @@ async def record_usage(
                   skew=timedelta(seconds=future_skew_seconds))
     users = await _users(session, principal, sorted({e.user for e in events}))
     cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
+    bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
+
+    def period_of(feature: str, at: datetime) -> tuple[datetime, datetime]:
+        key = (feature, at)
+        if key not in bounds:
+            bounds[key] = period_bounds(counter_period(view.features[feature]), at)
+        return bounds[key]
+
     seen: set[tuple[str, str]] = set()
     by_key: dict[tuple[str, str], UsageEventIn] = {}
     for ev in events:
@@ -125,7 +134,7 @@ async def record_usage(
         seen.add((account_id, ev.event_id))
         by_key[(account_id, ev.event_id)] = ev
         at = ev.occurred_at or now
-        start, _ = period_bounds(counter_period(view.features[ev.feature]), at)
+        start, _ = period_of(ev.feature, at)
         for c, v in zip(cols, (account_id, ev.event_id, user_id, ev.feature, ev.kind, ev.quantity, at, start,
                                msgspec.json.encode(ev.properties).decode() if ev.properties else None), strict=True):
             cols[c].append(v)
@@ -139,23 +148,34 @@ async def record_usage(
         if ev.kind == "attempt":
             attempts[(account_id, user_id, ev.feature, at.date())] += ev.quantity
             continue
-        start, end = period_bounds(counter_period(view.features[ev.feature]), at)
+        start, end = period_of(ev.feature, at)
         key = (account_id, user_id, ev.feature, start)
         usage[key] = (end, usage[key][1] + ev.quantity)
     if enforce:
         await _enforced_add(session, usage, view=view, now=now)
     elif usage:
-        keys = list(usage)
+        keys = sorted(usage)  # a fixed lock order: concurrent batches touching the same counters never deadlock
         await session.execute(_ADD_COUNTERS, {
             "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys],
             "s": [k[3] for k in keys], "e": [usage[k][0] for k in keys], "n": [usage[k][1] for k in keys],
             "now": now})
     if attempts:
         await add_signals(session, {k: (0, n) for k, n in attempts.items()}, now=now)
-    await notify_many(session, TOPIC, [f"{k[0]}:{k[1]}" for k in usage])
+    await notify_many(session, TOPIC, _invalidations(usage))
     accepted = {e for _, e in inserted}
     duplicates = [ev.event_id for ev in events if ev.event_id not in accepted]
     return UsageResult(accepted=len(inserted), duplicates=len(duplicates), duplicate_event_ids=duplicates[:100])
+
+
+def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[str]:
+    """Per user, or once per account when a batch touches many of its users (fewer messages, same effect)."""
+    users: dict[str, set[str]] = defaultdict(set)
+    for account_id, user_id, _, _ in usage:
+        users[account_id].add(user_id)
+    out: list[str] = []
+    for account_id, ids in sorted(users.items()):
+        out += [account_id] if len(ids) > ACCOUNT_WIDE_AFTER else [f"{account_id}:{u}" for u in sorted(ids)]
+    return out
 
 
 async def _enforced_add(session: AsyncSession, usage: dict[CounterKey, tuple[datetime, int]], *, view: CatalogView,

@@ -11,6 +11,7 @@ import pytest
 
 from app.clock import SystemClock
 from app.db import create_engine, make_sessionmaker
+from app.demo import demo_catalog_toml
 from tests.factories import make_key
 from tests.support.database import TestDatabases
 from tests.support.live_server import live_server
@@ -56,6 +57,9 @@ async def live(template_ready: TestDatabases, tmp_path_factory: pytest.TempPathF
     key = await make_key(make_sessionmaker(engine), SystemClock())
     await engine.dispose()
     with live_server(url, tmp_path_factory.mktemp("live"), SECRET) as base:
+        # a live catalog, so feature and module keys the fuzzer draws from examples reach the deeper code paths
+        httpx.post(f"{base}/v1/catalog/apply", json={"toml": demo_catalog_toml()}, headers={
+            "Authorization": f"Bearer {key}"}, timeout=30).raise_for_status()
         yield Live(base_url=base, vendor_key=key, a=_tenant(base, key, "alpha"), b=_tenant(base, key, "beta"))
     await template_ready.drop(name)
 

@@ -41,11 +41,14 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
         "kind": "feature_denied", "feature": "pdf_export"}}, headers=bearer(key))).json()["data"]
     if shown:  # (empty when A's user falls in the holdout: the gate then uses a well-formed unknown id)
         purchase["suggestion_id"] = shown[0]["id"]
+    # a real grant (a seat pool) of A, so the grant routes are tried against an object that exists
+    pool = (await client.post(f"/v1/accounts/{a.account}/grants", headers=bearer(key), json={
+        "module": "nl_query", "source_ref": "gate-pool", "seats": 5})).json()
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
     return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
                  b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
                  a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"],
-                                           "payment_method_id": card, **purchase})
+                                           "payment_method_id": card, "grant_id": pool["id"], **purchase})
 
 
 async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any) -> dict[str, str]:

@@ -117,3 +117,25 @@ def test_ttl_is_a_safety_net() -> None:
     assert cache.get("a") is None
 
 
+
+
+async def test_concurrent_misses_for_one_user_share_one_read(engine: Any, sessionmaker: Any, settings: Settings,
+                                                             clock: FrozenClock) -> None:
+    from app.auth import VendorPrincipal
+    from entitlements.runtime import Runtime
+    from tests.integration.test_entitlement_races import setup
+
+    await setup(sessionmaker, clock)
+    runtime = Runtime(settings, clock)
+    runtime.sessionmaker = sessionmaker
+    await runtime.view()  # the catalog is loaded; what is measured is the snapshot read
+    statements: list[str] = []
+    listener = lambda _c, _cur, statement, *_a: statements.append(statement)  # noqa: E731
+    event.listen(engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        principal = VendorPrincipal(key_id="key_t", scopes=frozenset())
+        results = await asyncio.gather(*(runtime.snapshot(principal, "u0", clock.now()) for _ in range(12)))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listener)
+    assert len({id(snap) for snap, _ in results}) == 1
+    assert len([s for s in statements if "FROM users JOIN accounts" in s]) == 1

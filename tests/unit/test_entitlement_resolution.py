@@ -148,3 +148,11 @@ def test_limit_offer_prefers_a_module_that_covers_the_need() -> None:
     s = snap([held("reports_basic")], used={"reports": 50})
     offer = best_offer(s, VIEW.features["reports"], VIEW, needed=100)
     assert offer is not None and offer.module == "reports_pro" and offer.grants_limit == 500
+
+
+def test_bulk_usage_invalidates_per_user_or_whole_account() -> None:
+    from entitlements.service._usage import ACCOUNT_WIDE_AFTER, _invalidations
+
+    few = {("acct_a", f"usr_{i}", "reports", NOW): (NOW, 1) for i in range(2)}
+    many = {("acct_b", f"usr_{i}", "reports", NOW): (NOW, 1) for i in range(ACCOUNT_WIDE_AFTER + 1)}
+    assert _invalidations({**few, **many}) == ["acct_a:usr_0", "acct_a:usr_1", "acct_b"]

@@ -51,3 +51,15 @@ def test_stripe_settings_real_keys_need_a_webhook_secret(tmp_path: Path) -> None
         "stripe", "http://127.0.0.1:12111", 2.5, 3)
     with pytest.raises(SettingsError, match="STRIPE_TIMEOUT_SECONDS"):
         load_settings({**base, "STRIPE_TIMEOUT_SECONDS": "soon"})
+
+
+def test_entitlement_settings_come_from_the_environment(tmp_path: Path) -> None:
+    s = load_settings({"COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "5", "COMMERCE_SWEEP_SECONDS": "0",
+                       "COMMERCE_TRIAL_SCOPE": "account", "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "2.5",
+                       "COMMERCE_DATA_DIR": str(tmp_path)})
+    assert (s.entitlement_cache_max_entries, s.sweep_seconds, s.trial_scope, s.entitlement_cache_ttl_seconds) == (
+        5, 0.0, "account", 2.5)
+    for bad in ({"COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "0"}, {"COMMERCE_TRIAL_SCOPE": "team"},
+                {"COMMERCE_SWEEP_SECONDS": "soon"}):
+        with pytest.raises(SettingsError):
+            load_settings({**bad, "COMMERCE_DATA_DIR": str(tmp_path)})
