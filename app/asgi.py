@@ -29,6 +29,7 @@ from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeContr
 from billing import stripe_events
 from billing.cards.routes import CardController
 from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
+from billing.reports_routes import AccountBillingController, BillingController
 from billing.routes import BudgetController, GuardrailController
 from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
@@ -45,7 +46,7 @@ log = logging.getLogger("commerce")
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController, QuoteController, OrderController, AccountOrderController,
-    ApprovalController,
+    ApprovalController, BillingController, AccountBillingController,
     CatalogController, OfferController, SuggestionController, AdvisorController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook,

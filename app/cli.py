@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -234,6 +235,37 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
+    """Close a period into bill-back statements, or expire approval requests whose time ran out."""
+    from app.clock import SystemClock
+    from app.db import make_sessionmaker
+    from billing.service._orders import expire_due_approvals
+    from billing.service._statements import close_period
+
+    clock = SystemClock()
+    if args.billing_command == "close" and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
+        raise ValueError(f"--period must look like 2026-11, got {args.period!r}")
+
+    async def work(engine: Any) -> int:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if args.billing_command == "close":
+                result = await close_period(session, period=args.period, clock=clock)
+                for st in result.closed:
+                    print(f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}")
+                for st in result.already_closed:
+                    print(f"unchanged {st.statement_id}  account {st.account_id} (closed before)")
+                for external_id in result.still_open:
+                    print(f"open      account {external_id}: its budget period has not ended yet")
+                print(f"{len(result.closed)} statement(s) closed for {args.period}")
+            else:
+                print(f"{await expire_due_approvals(session, clock=clock)} approval request(s) expired")
+        return 0
+
+    with database_url(settings) as url:
+        result: int = asyncio.run(_with_engine(url, settings, work))
+        return result
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    billing = sub.add_parser("billing", help="bill-back statements and approval expiry")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
+    close = billing_sub.add_parser("close", help="close a period: one statement per account with budget spend")
+    close.add_argument("--period", required=True, help="YYYY-MM")
+    billing_sub.add_parser("expire-approvals", help="expire approval requests whose time ran out")
     catalog = sub.add_parser("catalog", help="the module catalog as code (TOML)")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     plan = catalog_sub.add_parser("plan", help="show what applying FILE would change")
@@ -271,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "entitlements": cmd_entitlements}
+            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,6 +85,29 @@ async def seed_entitlements(session: AsyncSession, clock: SystemClock) -> None:
                        enforce=False, clock=clock, view=await catalog_view(session), backfill_days=35)
 
 
+DEMO_BUDGETS = {"acme": ("USD", 500_000), "globex": ("EUR", 200_000), "initech": ("USD", 50_000)}
+
+
+async def seed_commerce(session: AsyncSession, clock: SystemClock) -> None:
+    """A budget per demo account and guardrails for acme, so quotes show every route and outcome."""
+    from billing import service as billing
+    from billing.domain.guardrails import GuardrailPolicy, RoleRule
+
+    for external_id, (currency, amount) in DEMO_BUDGETS.items():
+        account = await accounts.get_account(session, external_id)
+        assert account is not None
+        if not await billing.list_budgets(session, account):
+            await billing.create_budget(session, account, name=f"{account.name} modules", currency=currency,
+                                        amount_minor=amount, cost_center=None, anchor_day=1, actor="demo",
+                                        clock=clock)
+    acme = await accounts.get_account(session, "acme")
+    assert acme is not None
+    await billing.save_policy(session, acme, GuardrailPolicy(
+        auto_approve_limit_minor=10_000, per_user_cap_minor=50_000, approver_roles=["admin", "manager"],
+        role_rules=[RoleRule(role="viewer", deny_modules=["ai_insights"])], temporary_access_hours=24,
+    ), actor="demo", clock=clock)
+
+
 async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
     clock = SystemClock()
@@ -97,6 +120,7 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
             for user in DEMO_USERS[data.external_id]:
                 await accounts.upsert_user(session, account, user, actor="demo", clock=clock)
         await seed_entitlements(session, clock)
+        await seed_commerce(session, clock)
         await seed_history(session, clock)
         if key_file.exists():
             token = key_file.read_text().strip()

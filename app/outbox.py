@@ -41,5 +41,6 @@ async def emit(
         event_id=event_id, type=type, version=version, account_id=account_id,
         occurred_at=clock.now(), payload=msgspec.to_builtins(payload),
     ))
-    await session.flush()
+    # No flush here: events of one transaction are inserted together at its next flush (in the order
+    # they were emitted), which saves a round trip per event on the purchase path.
     return event_id

@@ -197,3 +197,84 @@ class ApprovalRead(Output, frozen=True):
 
 class ApprovalList(Output, frozen=True):
     data: list[ApprovalRead]
+
+
+PeriodKey = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A period, YYYY-MM")]
+
+
+class SimulateRequest(Input):
+    policy: GuardrailPolicy
+    days: Annotated[int, Meta(ge=1, le=366)] = 30
+
+
+class SimulatedChange(Output, frozen=True):
+    order_id: str
+    user: str
+    total_minor: int
+    was: str | None
+    would_be: str
+    reasons: list[str]
+
+
+class SimulationRead(Output, frozen=True):
+    days: int
+    requests: int
+    auto_approved: int
+    approval_required: int
+    blocked: int
+    spend_auto_approved_minor: int
+    spend_approval_required_minor: int
+    spend_blocked_minor: int
+    changed: list[SimulatedChange]
+
+
+class CloseRequest(Input):
+    period: PeriodKey
+
+
+class StatementLineRead(Output, frozen=True):
+    order_id: str
+    modules: list[str]
+    currency: str
+    captured_minor: int
+    refunded_minor: int
+    net_minor: int
+
+
+class StatementRead(Output, frozen=True):
+    id: str
+    account: str
+    period: str
+    currency: str
+    lines: list[StatementLineRead]
+    captured_minor: int
+    refunded_minor: int
+    total_minor: int
+    status: str
+    stripe_invoice_id: str | None
+    created_at: datetime
+
+
+class CloseRead(Output, frozen=True):
+    period: str
+    closed: list[StatementRead]
+    already_closed: list[StatementRead]
+    still_open: list[str]
+
+
+class StatementList(Output, frozen=True):
+    data: list[StatementRead]
+
+
+class CreditRowRead(Output, frozen=True):
+    team: str | None
+    rep: str | None
+    motion: str
+    currency: str
+    bookings: int
+    amount_minor: int
+
+
+class CreditReport(Output, frozen=True):
+    period: str
+    rows: list[CreditRowRead]

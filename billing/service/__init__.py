@@ -1,5 +1,6 @@
 """Billing use cases: load, decide (billing.domain), persist, emit. Never commits."""
 
+import billing.events  # noqa: F401  (registers the payloads of billing's events in the webhook catalogue)
 from billing.service._budgets import (
     budget_for,
     budget_state,

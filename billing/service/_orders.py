@@ -21,6 +21,7 @@ from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.ids import new_id
+from app.webhooks.events import ProvisionedFeature, ProvisionItem, ProvisionRequested, emit_event
 from billing.domain import orders as machine
 from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
@@ -29,6 +30,7 @@ from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
 from billing.service._quotes import decide_for, decision_dict
+from catalog.spec import ConfigFeature, LimitFeature
 
 
 class OrderNotFound(NotFound):
@@ -228,11 +230,33 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                         clock=clock)
     order.fulfilled_at = now
     order.provision_status = "requested"
-    await outbox.emit(session, clock=clock, type="provision.requested", account_id=account.account_id, payload={
-        "order_id": order.order_id, "account": account.external_id, "user": user.external_id,
-        "modules": [{"module": line["module"], "quantity": line["quantity"], "features": features[line["module"]]}
-                    for line in order.lines]})
+    await emit_event(session, clock=clock, account_id=account.account_id, payload=ProvisionRequested(
+        order_id=order.order_id, account_id=account.account_id, account=account.external_id,
+        user=user.external_id, requested_at=now,
+        items=[ProvisionItem(module=line["module"], quantity=int(line["quantity"]),
+                             features=_provisioned(features[line["module"]], live)) for line in order.lines]))
     await _move(session, order, "fulfilled", account=account, user=user, clock=clock)
+
+
+def _provisioned(grants: dict[str, Any], live: catalog.Live) -> list[ProvisionedFeature]:
+    """What each granted feature switches on, in the terms the vendor's code checks."""
+    kinds = {f.key: f for f in live.doc.features}
+    out = []
+    for key, value in sorted(grants.items()):
+        feature = kinds.get(key)
+        if isinstance(feature, LimitFeature) or (feature is None and type(value) is int):
+            kind = "limit"
+        elif isinstance(feature, ConfigFeature) or (feature is None and not isinstance(value, bool)):
+            kind = "config"
+        else:
+            kind = "boolean"
+        if kind == "limit":
+            out.append(ProvisionedFeature(key=key, kind="limit", limit=int(value)))
+        elif kind == "config":
+            out.append(ProvisionedFeature(key=key, kind="config", value=str(value)))
+        else:
+            out.append(ProvisionedFeature(key=key, kind="boolean"))
+    return out
 
 
 async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_order: str) -> set[str]:

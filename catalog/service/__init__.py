@@ -1,5 +1,6 @@
 """Catalog use cases (never commit: the caller's transaction does)."""
 
+import catalog.events  # noqa: F401  (registers the catalog's event payloads in the webhook catalogue)
 from catalog.service._apply import (
     ApplyResult,
     PlanResult,

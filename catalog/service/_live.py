@@ -82,9 +82,33 @@ async def current_revision(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(CatalogRevision.revision), 0))) or 0)
 
 
+# Loaded catalogs by (database, revision, document hash, applied at): a revision never changes once
+# applied, so an entry can only go stale by being unused; the key also tells apart a revision number
+# reused after a rolled-back apply. A handful of entries bounds the memory.
+_LIVE_CACHE: dict[tuple[str, int, str, str], Live] = {}
+_LIVE_CACHE_MAX = 8
+
+
 async def load_live(session: AsyncSession) -> Live:
-    """The whole live catalog (a few small queries; the catalog is bounded by the document limits)."""
-    revision = await current_revision(session)
+    """The whole live catalog: one small query when this process has already loaded its revision."""
+    head = (await session.execute(
+        select(CatalogRevision.revision, CatalogRevision.source_sha256, CatalogRevision.applied_at)
+        .order_by(CatalogRevision.revision.desc()).limit(1))).first()
+    if head is None:
+        return await _load_live(session, 0)
+    key = (session.get_bind().engine.url.render_as_string(hide_password=True), int(head[0]), str(head[1]),
+           head[2].isoformat())
+    cached = _LIVE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    live = await _load_live(session, int(head[0]))
+    if len(_LIVE_CACHE) >= _LIVE_CACHE_MAX:
+        _LIVE_CACHE.pop(next(iter(_LIVE_CACHE)))
+    _LIVE_CACHE[key] = live
+    return live
+
+
+async def _load_live(session: AsyncSession, revision: int) -> Live:
     setting = await session.get(CatalogSetting, "default_effect")
     default_effect: Effect = setting.value if setting is not None else "purchasable"  # type: ignore[assignment]
     categories = [Category(key=c.key, name=c.name, description=c.description)

@@ -1,5 +1,6 @@
 """Entitlement use cases (never commit: the caller's transaction does)."""
 
+import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
 from entitlements.service._grants import (
     Source,
     assign_seat,

@@ -54,6 +54,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "key_id": lambda w: w.extra["key_id"],
     "budget_id": lambda w: w.extra["budget_id"],
     "quote_id": lambda w: w.extra["quote_id"],
+    "period": lambda w: "2026-11",  # vendor-level reports name a period, not an account's object
     "order_id": lambda w: w.extra["order_id"],
     "approval_id": lambda w: w.extra["approval_id"],
     # webhook endpoints are vendor-level: any well-formed id will do
@@ -83,6 +84,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/suggestions"): {"user": "{user}", "surface": "gate"},
     ("POST", "/v1/suggestions/{suggestion_id}/feedback"): {"user": "{user}", "action": "dismiss"},
     ("POST", "/v1/quotes"): {"user": "{user}", "items": [{"module": "comments"}]},
+    ("POST", "/v1/billing/statements/close"): {"period": "2026-10"},
+    ("POST", "/v1/accounts/{account}/guardrails/simulate"): {"policy": {}, "days": 30},
     ("POST", "/v1/orders"): {"quote_id": "{quote_id}"},
     ("POST", "/v1/orders/{order_id}/refund"): {"note": "by B"},
     ("POST", "/v1/orders/{order_id}/provisioned"): {"status": "done"},

@@ -88,6 +88,7 @@ async def test_threshold_events_fire_once_per_period(sessionmaker: Any, clock: F
         b = await s.get_one(Budget, (budget.account_id, budget.budget_id))
         for i, amount in enumerate((400, 200, 300, 100)):
             await service.reserve(s, b, order_id=f"o{i}", amount_minor=amount, clock=clock, capture_now=True)
+        await s.flush()
         events = (await s.scalars(select(OutboxEvent).where(OutboxEvent.type == "budget.threshold_reached")
                                   .order_by(OutboxEvent.seq))).all()
     assert [e.payload["threshold_pct"] for e in events] == [50, 80, 100]

@@ -176,6 +176,7 @@ async def test_an_event_committed_after_a_later_numbered_one_is_still_delivered(
         d = dispatcher(sessionmaker, wsettings, clock)
         async with sessionmaker() as slow, slow.begin():
             early = await emit(slow, clock=clock, type="test.slow", payload={})  # lower seq, commits last
+            await slow.flush()  # allocate its seq now
             late = await emit_test_event(sessionmaker, clock)
             await d.run_once()
             assert [r.headers["commerce-event-id"] for r in rx.requests] == [late]
