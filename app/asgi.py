@@ -36,6 +36,8 @@ from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
 from billing.subscriptions_routes import SubscriptionController
 from catalog.routes import CatalogController, OfferController
+from catalog.suggest.peers import Refresher
+from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
 
@@ -46,7 +48,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController, QuoteController, OrderController, AccountOrderController,
     ApprovalController, BillingController, AccountBillingController,
-    CatalogController, OfferController,
+    CatalogController, OfferController, SuggestionController, AdvisorController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,
@@ -106,6 +108,7 @@ def create_app(
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await entitlements.stop()
+            await app.state.suggest_refresher.stop()
             await listener.stop()
             if app.state.stripe is not None:
                 await app.state.stripe.close()
@@ -149,6 +152,7 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
+        "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })
 
 

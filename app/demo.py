@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -10,11 +11,14 @@ from app import keys
 from app.accounts import service as accounts
 from app.accounts.schemas import AccountUpsert, UserUpsert
 from app.auth import VendorPrincipal
-from app.clock import SystemClock
+from app.clock import Clock, SystemClock
 from app.db import make_sessionmaker
 from app.scopes import SCOPES
 from app.settings import Settings
 from catalog import service as catalog
+from catalog.suggest.signals import ModuleInfo
+
+DEMO_SYNTH_ACCOUNTS = {"enterprise-00": "acme", "mid_market-00": "globex", "smb-00": "initech"}
 
 
 def demo_catalog_toml() -> str:
@@ -117,6 +121,7 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
                 await accounts.upsert_user(session, account, user, actor="demo", clock=clock)
         await seed_entitlements(session, clock)
         await seed_commerce(session, clock)
+        await seed_history(session, clock)
         if key_file.exists():
             token = key_file.read_text().strip()
             parts = keys.split_token(token)
@@ -127,3 +132,53 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     key_file.write_text(new.secret)
     key_file.chmod(0o600)
     return new.secret
+
+
+async def seed_history(session: AsyncSession, clock: Clock) -> None:
+    """A believable history so suggestions in the demo have facts to stand on: colleagues with roles in each
+    demo account (from the seeded synthetic customer base, catalog/suggest/synth.py), the modules they own,
+    their last two months of usage and their attempts on features they lack; then the peer statistics.
+    Runs once (the first synthetic colleague marks it done); everything goes through the public services."""
+    import entitlements
+    from catalog.suggest import refresh_account
+    from catalog.suggest.synth import generate
+    from entitlements.schemas import UsageEventIn
+
+    if await accounts.get_user(session, "acme-s000") is not None:
+        return
+    view = await entitlements.service.catalog_view(session)
+    infos = {k: ModuleInfo(k, m.name, m.category, dict(m.features), tuple(m.requires), m.trial_days)
+             for k, m in view.modules.items() if m.status == "active"}
+    world = generate(infos, seed=3, accounts_per_segment=1, months=4)
+    now = clock.now()
+    principal = VendorPrincipal(key_id="demo", scopes=frozenset(SCOPES))
+    events: list[UsageEventIn] = []
+    for synth_account, external in DEMO_SYNTH_ACCOUNTS.items():
+        account = await accounts.get_account(session, external)
+        assert account is not None
+        people = [u for u in world.users if u.account == synth_account][:40]
+        for i, su in enumerate(people):
+            ref = f"{external}-s{i:03d}"
+            user, _ = await accounts.upsert_user(session, account, UserUpsert(
+                external_id=ref, name=f"Colleague {i}", roles=[su.role]), actor="demo", clock=clock)
+            for month, module in su.bought:
+                await entitlements.grant(session, account_id=account.account_id, user_id=user.user_id, module=module,
+                                         source="admin", source_ref=f"demo-{ref}-{module}",
+                                         starts_at=now - timedelta(days=31 * (world.months - month)), ends_at=None,
+                                         clock=clock)
+            for back, month in ((1, world.months - 2), (0, world.months - 1)):
+                at = now - timedelta(days=30 * back, hours=1)
+                events += [UsageEventIn(event_id=f"demo-{ref}-{f}-{month}", user=ref, feature=f, quantity=n,
+                                        occurred_at=at) for f, v in su.usage.items() if (n := v[month]) > 0]
+                events += [UsageEventIn(event_id=f"demo-{ref}-{f}-{month}-try", user=ref, feature=f, quantity=n,
+                                        occurred_at=at, kind="attempt")
+                           for f, n in su.attempts.get(month, {}).items()]
+    events.append(UsageEventIn(event_id="demo-ana-charts", user="acme-ana", feature="advanced_charts", quantity=2,
+                               kind="attempt"))
+    for start in range(0, len(events), 1000):
+        await entitlements.service.record_usage(session, events[start:start + 1000], principal=principal,
+                                                enforce=False, clock=clock, view=view, backfill_days=35)
+    for external in DEMO_SYNTH_ACCOUNTS.values():
+        account = await accounts.get_account(session, external)
+        assert account is not None
+        await refresh_account(session, account.account_id, now=now, unused_days=30)

@@ -37,6 +37,16 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
+from catalog.suggest.models import (
+    PairStat,
+    PeerStat,
+    SegmentPair,
+    SegmentStat,
+    StatsRefresh,
+    SuggestionFeedback,
+    SuggestionImpression,
+    SuggestionOutcome,
+)
 from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 
 metadata = Base.metadata
@@ -65,11 +75,19 @@ __all__ = [
     "LedgerEntry",
     "Order",
     "OutboxEvent",
+    "PairStat",
+    "PeerStat",
     "Quote",
     "SalesCredit",
     "SeatAssignment",
+    "SegmentPair",
+    "SegmentStat",
     "Statement",
+    "StatsRefresh",
     "StripeEventRecord",
+    "SuggestionFeedback",
+    "SuggestionImpression",
+    "SuggestionOutcome",
     "Trial",
     "UsageCounter",
     "UsageEvent",

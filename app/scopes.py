@@ -16,6 +16,8 @@ SCOPES: dict[str, str] = {
     "usage:write": "Record usage events",
     "commerce:read": "Read quotes, orders, budgets, guardrails",
     "commerce:write": "Create quotes and orders, manage budgets and guardrails",
+    "suggestions:read": "Read suggestion statistics and the cheapest-plan advisor",
+    "suggestions:write": "Ask for suggestions and record feedback on them",
     "webhooks:read": "Read webhook endpoints and deliveries",
     "webhooks:write": "Manage webhook endpoints",
 }

@@ -77,6 +77,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sweep_seconds: float = 60.0
     demand_flush_seconds: float = 2.0
     demand_buffer_max_keys: int = 50_000
+    suggest_holdout_pct: int = 10
+    suggest_holdout_salt: str = "suggest-holdout-1"
+    suggest_attribution_days: int = 7
+    suggest_cap_per_surface: int = 3
+    suggest_cap_window_hours: int = 24
+    suggest_dismiss_cooldown_days: int = 30
+    suggest_recent_days: int = 30
+    suggest_unused_days: int = 30
+    suggest_signal_days: int = 30
+    suggest_stats_ttl_seconds: int = 3600
+    suggest_min_score: float = 0.05
+    suggest_weights: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -143,6 +155,18 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_SWEEP_SECONDS": "sweep_seconds",
     "COMMERCE_DEMAND_FLUSH_SECONDS": "demand_flush_seconds",
     "COMMERCE_DEMAND_BUFFER_MAX_KEYS": "demand_buffer_max_keys",
+    "COMMERCE_SUGGEST_HOLDOUT_PCT": "suggest_holdout_pct",
+    "COMMERCE_SUGGEST_HOLDOUT_SALT": "suggest_holdout_salt",
+    "COMMERCE_SUGGEST_ATTRIBUTION_DAYS": "suggest_attribution_days",
+    "COMMERCE_SUGGEST_CAP_PER_SURFACE": "suggest_cap_per_surface",
+    "COMMERCE_SUGGEST_CAP_WINDOW_HOURS": "suggest_cap_window_hours",
+    "COMMERCE_SUGGEST_DISMISS_COOLDOWN_DAYS": "suggest_dismiss_cooldown_days",
+    "COMMERCE_SUGGEST_RECENT_DAYS": "suggest_recent_days",
+    "COMMERCE_SUGGEST_UNUSED_DAYS": "suggest_unused_days",
+    "COMMERCE_SUGGEST_SIGNAL_DAYS": "suggest_signal_days",
+    "COMMERCE_SUGGEST_STATS_TTL_SECONDS": "suggest_stats_ttl_seconds",
+    "COMMERCE_SUGGEST_MIN_SCORE": "suggest_min_score",
+    "COMMERCE_SUGGEST_WEIGHTS": "suggest_weights",
 }
 
 _INT_FIELDS = {
@@ -159,6 +183,10 @@ _LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_network
 _INT_FIELDS |= {"quote_ttl_seconds", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
                 "demand_buffer_max_keys"}
 _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
+_INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
+                "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
+                "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
+_FLOAT_FIELDS |= {"suggest_min_score"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -202,7 +230,28 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
         raise SettingsError("demand signals need a positive flush interval and buffer size")
+    _check_suggest(settings)
     return _with_secrets(settings)
+
+
+def _check_suggest(settings: Settings) -> None:
+    """Bounds of the suggestion engine's knobs; the weights must parse."""
+    from catalog.suggest.scoring import parse_weights
+
+    if not 0 <= settings.suggest_holdout_pct <= 50:
+        raise SettingsError("COMMERCE_SUGGEST_HOLDOUT_PCT must be between 0 and 50")
+    days = ("suggest_attribution_days", "suggest_dismiss_cooldown_days", "suggest_recent_days",
+            "suggest_unused_days", "suggest_signal_days")
+    if any(not 1 <= getattr(settings, d) <= 365 for d in days):
+        raise SettingsError("COMMERCE_SUGGEST_*_DAYS settings must be between 1 and 365")
+    if not 0 <= settings.suggest_cap_per_surface <= 1000 or not 1 <= settings.suggest_cap_window_hours <= 24 * 30:
+        raise SettingsError("COMMERCE_SUGGEST_CAP_PER_SURFACE must be 0..1000 (0: no cap) and the window 1..720 hours")
+    if not 60 <= settings.suggest_stats_ttl_seconds <= 7 * 86_400 or not 0 <= settings.suggest_min_score < 1:
+        raise SettingsError("COMMERCE_SUGGEST_STATS_TTL_SECONDS must be 60..604800 and the minimum score in [0, 1)")
+    try:
+        parse_weights(settings.suggest_weights)
+    except ValueError as exc:
+        raise SettingsError(f"COMMERCE_SUGGEST_WEIGHTS: {exc}") from exc
 
 
 def _check_webhooks(settings: Settings) -> None:

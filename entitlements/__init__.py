@@ -1,19 +1,27 @@
 """Entitlements: grants, seats, the check path and its cache, usage events and counters, trials.
 
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted``; the catalog's
-offers ask ``owned_modules``).
+offers ask ``owned_modules``; suggestions read ``demand_signals``, ``usage_series``,
+``account_holdings``, ``account_usage_series`` and ``active_features``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
+    account_holdings,
+    account_usage_series,
+    active_features,
     carry_seats,
+    demand_signals,
     find_by_source,
     grant,
     mark_trial_converted,
     owned_modules,
     revoke,
     revoke_by_source,
+    usage_series,
 )
 
-__all__ = ["Grant", "carry_seats", "find_by_source", "grant", "mark_trial_converted", "owned_modules", "revoke",
-           "revoke_by_source"]
+__all__ = [
+    "Grant", "account_holdings", "account_usage_series", "active_features", "carry_seats", "demand_signals",
+    "find_by_source", "grant", "mark_trial_converted", "owned_modules", "revoke", "revoke_by_source", "usage_series",
+]

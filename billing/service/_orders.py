@@ -31,6 +31,7 @@ from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
 from billing.service._quotes import decide_for, decision_dict
+from catalog import suggest
 from catalog.spec import ConfigFeature, LimitFeature
 
 
@@ -229,6 +230,10 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                 amount_minor=int(line["total_minor"]), currency=order.currency,
                                 team=account.sales_team, rep=account.sales_rep,
                                 period=period_key(period_of(now)[0]), booked_at=now))
+        if not renewal:  # a purchase the suggestions engine may have led to (measured for the lift)
+            await suggest.record_purchase(session, account_id=account.account_id, user_id=user.user_id,
+                                          module=line["module"], order_id=order.order_id,
+                                          amount_minor=int(line["total_minor"]), currency=order.currency, at=now)
     await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
                                         source_ref=f"{order.order_id}:temporary", reason="purchase completed",
                                         clock=clock)
@@ -315,6 +320,9 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
         if hold is not None:
             await release(session, hold, currency=order.currency, clock=clock)
         await _end_temporary_access(session, order, clock=clock, why="request denied")
+        for line in order.lines:  # not suggested to this user again for a while
+            await suggest.record_denial(session, account_id=order.account_id, user_id=order.user_id,
+                                        module=line["module"], approval_id=approval.approval_id, at=clock.now())
         await _move(session, order, "denied", account=account, user=user, clock=clock, decided_by=actor, note=note)
     await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
         "approval_id": approval.approval_id, "order_id": order.order_id, "decision": approval.state,

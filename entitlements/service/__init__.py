@@ -17,13 +17,21 @@ from entitlements.service._grants import (
     revoke_by_source,
     unassign_seat,
 )
+from entitlements.service._insights import (
+    account_holdings,
+    account_usage_series,
+    active_features,
+    demand_signals,
+    usage_series,
+)
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import mark_trial_converted, start_trial, sweep
 from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
-    "Source", "add_signals", "assign_seat", "carry_seats", "catalog_view", "find_by_source", "get_grant", "grant",
-    "grant_reads",
+    "Source", "account_holdings", "account_usage_series", "active_features", "add_signals", "assign_seat",
+    "carry_seats", "catalog_view", "demand_signals", "find_by_source", "get_grant", "grant", "grant_reads",
     "invalidate", "list_grants", "load_snapshot", "mark_trial_converted", "owned_modules", "record_admin",
     "record_usage", "revoke", "revoke_by_source", "start_trial", "sweep", "unassign_seat", "usage_history",
+    "usage_series",
 ]

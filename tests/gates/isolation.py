@@ -68,6 +68,8 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "price_id": lambda w: w.extra.get("price_id", "price_" + "0" * 26),
     "revision": lambda w: w.extra.get("revision", "1"),
     "payment_method_id": lambda w: w.extra["payment_method_id"],  # a card saved for A's user (Stripe fake)
+    # a suggestion shown to A's user when the gate has one, else a well-formed id (B gets 404 either way)
+    "suggestion_id": lambda w: w.extra.get("suggestion_id", "sug_" + "0" * 26),
     "grant_id": lambda w: w.extra.get("grant_id", "grt_" + "0" * 26),
 }
 
@@ -80,6 +82,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts/{account}/budgets"): {"name": "B's", "currency": "USD", "amount_minor": 100,
                                                  "cost_center": "rnd"},
     ("PATCH", "/v1/accounts/{account}/budgets/{budget_id}"): {"amount_minor": 1},
+    ("POST", "/v1/suggestions"): {"user": "{user}", "surface": "gate"},
+    ("POST", "/v1/suggestions/{suggestion_id}/feedback"): {"user": "{user}", "action": "dismiss"},
     ("POST", "/v1/quotes"): {"user": "{user}", "items": [{"module": "comments"}]},
     ("POST", "/v1/billing/statements/close"): {"period": "2026-10"},
     ("POST", "/v1/accounts/{account}/guardrails/simulate"): {"policy": {}, "days": 30},

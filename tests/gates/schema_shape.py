@@ -22,6 +22,8 @@ GLOBAL_TABLES: dict[str, str] = {
     "webhook_attempts": "the delivery log",
     "webhook_fanouts": "which outbox events were fanned out",
     "webhook_cursors": "the dispatcher's outbox high-water marks",
+    "sug_segment_stats": "suggestion peer counts summed over a segment's accounts (no account data)",
+    "sug_segment_pairs": "module co-ownership counts summed over a segment's accounts (no account data)",
     "catalog_revisions": "the vendor's catalog (reference table when sharded)",
     "catalog_settings": "the vendor's catalog (reference table when sharded)",
     "catalog_categories": "the vendor's catalog (reference table when sharded)",

@@ -38,6 +38,10 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
     card = await widget_saves_card(client, bearer(key), a.user)
     purchase = await _pending_purchase(client, key, a, sessionmaker)
+    shown = (await client.post("/v1/suggestions", json={"user": a.user, "trigger": {
+        "kind": "feature_denied", "feature": "pdf_export"}}, headers=bearer(key))).json()["data"]
+    if shown:  # (empty when A's user falls in the holdout: the gate then uses a well-formed unknown id)
+        purchase["suggestion_id"] = shown[0]["id"]
     # a real grant (a seat pool) of A, so the grant routes are tried against an object that exists
     pool = (await client.post(f"/v1/accounts/{a.account}/grants", headers=bearer(key), json={
         "module": "nl_query", "source_ref": "gate-pool", "seats": 5})).json()

@@ -7,8 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.accounts.models import User
 from app.demo import DEMO_GRANTS, seed_demo
 from app.settings import Settings
+from catalog.suggest.models import PeerStat
 from entitlements.models import Grant, SeatAssignment, UsageCounter
 
 
@@ -18,6 +20,11 @@ async def test_demo_seed_is_idempotent_and_has_entitlements(engine: AsyncEngine,
     first = await seed_demo(engine, settings)
     assert await seed_demo(engine, settings) == first
     async with sessionmaker() as s:
-        assert await s.scalar(select(func.count()).select_from(Grant)) == len(DEMO_GRANTS)
+        assert await s.scalar(select(func.count()).select_from(Grant).where(Grant.source == "plan")) == len(DEMO_GRANTS)
         assert await s.scalar(select(func.count()).select_from(SeatAssignment)) == 1
-        assert await s.scalar(select(UsageCounter.used).where(UsageCounter.feature == "reports")) == 36
+        ana = await s.scalar(select(User.user_id).where(User.external_id == "acme-ana"))
+        assert await s.scalar(select(UsageCounter.used).where(UsageCounter.feature == "reports",
+                                                              UsageCounter.user_id == ana)) == 36
+        # the suggestion history: colleagues with grants (seeded once) and peer statistics
+        assert await s.scalar(select(func.count()).select_from(Grant).where(Grant.source == "admin")) > 20
+        assert await s.scalar(select(func.count()).select_from(PeerStat)) > 10

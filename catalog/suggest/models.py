@@ -1,0 +1,147 @@
+"""Suggestion tables: impressions, feedback (clicks, dismissals), outcomes (purchases, admin denials), and
+precomputed peer statistics. Tenant tables lead every primary key with ``account_id``; the two segment
+tables are aggregates over accounts (counts only) and are global."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class SuggestionImpression(Base):
+    """One item of one suggestion answer; holdout users' items are recorded too (never shown) for lift."""
+
+    __tablename__ = "sug_impressions"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.user_id"]),
+        Index("ix_sug_impressions_user_surface", "account_id", "user_id", "surface", "shown_at"),
+        Index("ix_sug_impressions_user_module", "account_id", "user_id", "module", "shown_at"),
+        Index("ix_sug_impressions_shown_at", "shown_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    suggestion_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(16))
+    surface: Mapped[str] = mapped_column(String(60))
+    trigger: Mapped[str | None] = mapped_column(String(20))
+    rank: Mapped[int]
+    score: Mapped[float] = mapped_column(Float)
+    holdout: Mapped[bool]
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    shown_at: Mapped[datetime]
+
+
+class SuggestionFeedback(Base):
+    """A click or a dismissal of one suggestion (at most one of each per suggestion)."""
+
+    __tablename__ = "sug_feedback"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "suggestion_id"],
+                             ["sug_impressions.account_id", "sug_impressions.suggestion_id"]),
+        CheckConstraint("action IN ('click', 'dismiss')", name="action_known"),
+        Index("ix_sug_feedback_user", "account_id", "user_id", "action", "at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    suggestion_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    action: Mapped[str] = mapped_column(String(10), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(60))
+    at: Mapped[datetime]
+
+
+class SuggestionOutcome(Base):
+    """A purchase (attributed to the suggestion shown within the window before it, if any) or an admin's
+    denial of a purchase request; ``source_ref`` (order or approval id) makes recording idempotent."""
+
+    __tablename__ = "sug_outcomes"
+    __table_args__ = (
+        UniqueConstraint("account_id", "kind", "source_ref", "module"),
+        CheckConstraint("kind IN ('purchase', 'admin_denied')", name="kind_known"),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        Index("ix_sug_outcomes_user", "account_id", "user_id", "at"),
+        Index("ix_sug_outcomes_at", "at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    outcome_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str] = mapped_column(String(200))
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    at: Mapped[datetime]
+    suggestion_id: Mapped[str | None] = mapped_column(String(40))
+    holdout: Mapped[bool | None]
+
+
+class PeerStat(Base):
+    """Per account, role and module: how many users have the role, how many of them own the module, and how
+    many of those used it lately. Refreshed per account (full recount) and bumped on each purchase."""
+
+    __tablename__ = "sug_peer_stats"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    module: Mapped[str] = mapped_column(String(60), primary_key=True)
+    role_users: Mapped[int]
+    owners: Mapped[int]
+    active_owners: Mapped[int]
+
+
+class PairStat(Base):
+    """Per account: users owning both modules (module_a <= module_b; a == b counts owners of a)."""
+
+    __tablename__ = "sug_pair_stats"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    module_a: Mapped[str] = mapped_column(String(60), primary_key=True)
+    module_b: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
+class StatsRefresh(Base):
+    """When an account's peer statistics were last recounted."""
+
+    __tablename__ = "sug_stats_refresh"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    users: Mapped[int]
+    refreshed_at: Mapped[datetime]
+
+
+class SegmentStat(Base):
+    """Same as PeerStat summed over the accounts of one segment (counts only: no account is named)."""
+
+    __tablename__ = "sug_segment_stats"
+
+    segment: Mapped[str] = mapped_column(String(60), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    module: Mapped[str] = mapped_column(String(60), primary_key=True)
+    accounts: Mapped[int]
+    role_users: Mapped[int]
+    owners: Mapped[int]
+
+
+class SegmentPair(Base):
+    """PairStat summed over the accounts of one segment."""
+
+    __tablename__ = "sug_segment_pairs"
+
+    segment: Mapped[str] = mapped_column(String(60), primary_key=True)
+    module_a: Mapped[str] = mapped_column(String(60), primary_key=True)
+    module_b: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
+__all__ = ["PairStat", "PeerStat", "SegmentPair", "SegmentStat", "StatsRefresh", "SuggestionFeedback",
+           "SuggestionImpression", "SuggestionOutcome"]
