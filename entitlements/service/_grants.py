@@ -16,6 +16,7 @@ from app.clock import Clock
 from app.ids import new_id
 from app.notify import notify
 from catalog import service as catalog
+from catalog.errors import CatalogObjectNotFound
 from entitlements.domain import grant_status
 from entitlements.errors import GrantInactive, GrantNotFound, InvalidGrant, NotASeatPool, SeatsExhausted
 from entitlements.models import Grant, SeatAssignment
@@ -55,7 +56,9 @@ async def grant(
         raise InvalidGrant("Seats belong to account-wide grants; leave out the user.", field="seats")
     if seats is not None and seats < 1:
         raise InvalidGrant("A seat pool needs at least one seat.", field="seats")
-    await catalog.get_module(session, module)  # 404 for a module the catalog never had
+    live = await catalog.load_live(session)  # cached per revision: one small query
+    if not any(m.key == module for m in live.doc.modules):  # 404 for a module the catalog never had
+        raise CatalogObjectNotFound(f"Module {module!r} does not exist.", module=module)
     now = clock.now()
     grant_id = await session.scalar(
         insert(Grant).values(
