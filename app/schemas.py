@@ -49,3 +49,13 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not value.isprintable() or len(value) > 120:  # cursors we issue are short printable keys
         raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
     return value
+
+
+def decode_int_cursor(cursor: str | None) -> int | None:
+    """A cursor over an integer key (sequence numbers, revisions); a malformed one is a 400."""
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+    return int(raw)

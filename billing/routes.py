@@ -9,10 +9,10 @@ from litestar.params import JSONBody, Parameter
 
 from app.accounts import resolve_account
 from app.deps import ClockDep, CurrentPrincipal, DbSession
-from app.errors import Unprocessable, ValidationFailed
+from app.errors import Unprocessable
 from app.money import is_currency
 from app.params import AccountRef, CursorParam, Limit
-from app.schemas import decode_cursor, encode_cursor
+from app.schemas import decode_int_cursor, encode_cursor
 from billing import service
 from billing.domain.guardrails import GuardrailPolicy
 from billing.schemas import (
@@ -89,10 +89,7 @@ class BudgetController(Controller):
                      cursor: CursorParam = None) -> LedgerPage:
         acc = await resolve_account(db_session, principal, account)
         budget = await service.get_budget(db_session, acc, budget_id)
-        raw = decode_cursor(cursor)
-        if raw is not None and not raw.isdigit():
-            raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
-        rows = await service.list_ledger(db_session, budget, period=period, after_id=int(raw) if raw else None,
+        rows = await service.list_ledger(db_session, budget, period=period, after_id=decode_int_cursor(cursor),
                                          limit=limit)
         data = [LedgerEntryRead(id=e.entry_id, period=e.period, kind=e.kind, amount_minor=e.amount_minor,
                                 currency=e.currency, order_id=e.order_id, hold_id=e.hold_id,

@@ -8,10 +8,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession
-from app.errors import ValidationFailed
 from app.idempotency import run_idempotent
 from app.params import CursorParam, Limit, UserRef
-from app.schemas import decode_cursor, encode_cursor
+from app.schemas import decode_int_cursor, encode_cursor
 from catalog import service
 from catalog.schemas import (
     ApplyRead,
@@ -138,10 +137,7 @@ class CatalogController(Controller):
     async def list_revisions(
         self, db_session: DbSession, limit: Limit = 50, cursor: CursorParam = None,
     ) -> RevisionPage:
-        raw = decode_cursor(cursor)
-        if raw is not None and not raw.isdigit():
-            raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
-        rows = await service.list_revisions(db_session, before=int(raw) if raw else None, limit=limit)
+        rows = await service.list_revisions(db_session, before=decode_int_cursor(cursor), limit=limit)
         next_cursor = encode_cursor(str(rows[-1].revision)) if len(rows) == limit else None
         return RevisionPage(data=rows, next_cursor=next_cursor)
 

@@ -10,9 +10,8 @@ from litestar import Controller, get
 from app import audit
 from app.accounts import resolve_account
 from app.deps import CurrentPrincipal, DbSession
-from app.errors import ValidationFailed
 from app.params import AccountRef, CursorParam, Limit
-from app.schemas import Output, decode_cursor, encode_cursor
+from app.schemas import Output, decode_int_cursor, encode_cursor
 
 
 class AuditEntryRead(Output, frozen=True):
@@ -38,22 +37,13 @@ def _page(rows: list[audit.AuditEntry], limit: int) -> AuditPage:
     return AuditPage(data=data, next_cursor=encode_cursor(str(rows[-1].id)) if len(rows) == limit else None)
 
 
-def _after_id(cursor: str | None) -> int | None:
-    raw = decode_cursor(cursor)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
-    return int(raw)
-
-
 class AuditController(Controller):
     path = "/v1"
     tags = ["Audit log"]
 
     @get("/audit-log", opt={"scope": "audit:read", "owner": "vendor"}, summary="The whole audit log, newest first")
     async def list_all(self, db_session: DbSession, limit: Limit = 50, cursor: CursorParam = None) -> AuditPage:
-        rows = await audit.list_entries(db_session, account_id=None, after_id=_after_id(cursor), limit=limit)
+        rows = await audit.list_entries(db_session, account_id=None, after_id=decode_int_cursor(cursor), limit=limit)
         return _page(rows, limit)
 
     @get("/accounts/{account:str}/audit-log",
@@ -64,6 +54,6 @@ class AuditController(Controller):
         cursor: CursorParam = None,
     ) -> AuditPage:
         acc = await resolve_account(db_session, principal, account)
-        rows = await audit.list_entries(db_session, account_id=acc.account_id, after_id=_after_id(cursor),
+        rows = await audit.list_entries(db_session, account_id=acc.account_id, after_id=decode_int_cursor(cursor),
                                         limit=limit)
         return _page(rows, limit)

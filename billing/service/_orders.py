@@ -270,8 +270,8 @@ def _provisioned(grants: dict[str, Any], live: catalog.Live) -> list[Provisioned
 
 
 async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_order: str) -> set[str]:
-    rows = await session.scalars(select(SalesCredit.category).where(SalesCredit.account_id == account_id,
-                                                                    SalesCredit.order_id != exclude_order))
+    rows = await session.scalars(select(SalesCredit.category).where(
+        SalesCredit.account_id == account_id, SalesCredit.order_id != exclude_order).distinct())
     return set(rows.all())
 
 

@@ -104,7 +104,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     owned = await catalog.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
-    wanted = [i for i in items]
+    wanted = list(items)
     keys = [i.module for i in wanted]
     unmet: list[str] = []
     errors: list[FieldError] = []
