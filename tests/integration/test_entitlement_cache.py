@@ -19,6 +19,7 @@ from entitlements.cache import SnapshotCache
 from entitlements.domain import FOREVER, Snapshot
 from tests.api.test_catalog import seed_demo
 from tests.factories import bearer, make_key
+from tests.support.database import wait_for
 from tests.support.live_server import live_server
 
 
@@ -28,7 +29,8 @@ async def test_a_warm_check_issues_no_sql(client: AsyncTestClient[Any], app: Lit
     await seed_demo(client, key)
     params = {"user": "acme-ana", "feature": "reports", "quantity": 1}
     assert (await client.get("/v1/entitlements/check", params=params, headers=bearer(key))).status_code == 200
-    await asyncio.sleep(0.2)  # the API key's last-use write runs in the background once a minute
+    # the API key's last-use write runs in the background (once a minute): let it finish before counting
+    await asyncio.gather(*list(app.state.background_tasks))
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -51,12 +53,15 @@ async def test_a_warm_check_issues_no_sql(client: AsyncTestClient[Any], app: Lit
     assert cache.hits >= 5 and len(cache) == 1
 
 
-async def test_a_grant_through_one_process_reaches_another_within_100_ms(
+async def test_a_grant_through_one_process_reaches_another_through_notify_not_the_ttl(
     settings: Settings, sessionmaker: Any, tmp_path: Path,
 ) -> None:
+    # Process B keeps snapshots for 60 s: seeing the grant before that can only come from the NOTIFY push.
+    # The latency itself is measured by bench/entitlements_bench.py, not asserted here.
     key = await make_key(sessionmaker, SystemClock())
     assert settings.database_url is not None
-    with live_server(settings.database_url, tmp_path / "other", settings.token_secret) as other:
+    with live_server(settings.database_url, tmp_path / "other", settings.token_secret,
+                     extra_env={"COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "60"}) as other:
         async with AsyncTestClient(app=create_app(settings, clock=SystemClock())) as client, \
                 httpx.AsyncClient(base_url=other, headers=bearer(key), timeout=5) as b:  # both on real time
             await seed_demo(client, key)
@@ -65,12 +70,11 @@ async def test_a_grant_through_one_process_reaches_another_within_100_ms(
             r = await client.post("/v1/accounts/acme/grants", headers=bearer(key), json={
                 "module": "reports_pro", "user": "acme-ana", "source_ref": "x-proc"})
             assert r.status_code == 201
-            granted_at = time.monotonic()
-            while not (await b.get("/v1/entitlements/check", params=params)).json()["allowed"]:
-                assert time.monotonic() - granted_at < 1.0, "process B never saw the grant"
-                await asyncio.sleep(0.005)
-            elapsed = time.monotonic() - granted_at
-    assert elapsed < 0.1, f"process B saw the grant after {elapsed * 1000:.0f} ms"
+
+            async def b_allows() -> bool:
+                return bool((await b.get("/v1/entitlements/check", params=params)).json()["allowed"])
+
+            assert await wait_for(b_allows, timeout=10), "process B never saw the grant"
 
 
 async def test_two_in_process_instances_share_invalidation(settings: Settings, clock: FrozenClock,
