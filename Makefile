@@ -28,7 +28,7 @@ migrate: install
 
 ## make test: install, lint, type-check and run the whole suite
 test: install lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: install
 	$(BIN)/ruff check .
