@@ -76,7 +76,7 @@ async def external_ids(session: AsyncSession, account_ids: Iterable[str]) -> dic
     """internal account id -> the vendor's external id, in one query."""
     rows = await session.execute(select(Account.account_id, Account.external_id).where(
         Account.account_id.in_(sorted(set(account_ids)))))
-    return {a: e for a, e in rows.tuples()}
+    return {a: e for a, e in rows}
 
 
 async def get_user(session: AsyncSession, external_id: str) -> User | None:
