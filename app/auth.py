@@ -73,6 +73,7 @@ class UserPrincipal:
 
     @property
     def account_ids(self) -> frozenset[str]:
+        """The accounts this session may see: its own."""
         return frozenset({self.account_id})
 
     def may_access_account(self, account_id: str) -> bool:
@@ -199,7 +200,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
 
 
 def authorize(principal: Principal, opt: dict[str, Any]) -> None:
-    """Check the route's declared access for this principal (scopes and user access)."""
+    """Check the route's declared access for this principal (scopes, a bound key's reach, user access)."""
     if isinstance(principal, VendorPrincipal):
         scope = opt.get("scope")
         if scope is None:
