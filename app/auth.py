@@ -4,8 +4,12 @@ Each route declares its access in ``opt``:
   * ``public=True``: no credentials (health, readiness, OpenAPI, signature-authenticated webhooks);
   * ``scope="x:y"``: the vendor API key scope it needs;
   * ``user_access``: whether user session tokens may call it: ``"self"`` (end users, for themselves,
-    and customer admins inside their account) or ``"admin"`` (customer admins only); absent = vendor only.
-Per-object tenancy (another account's object answers 404) is checked in the services.
+    and customer admins inside their account) or ``"admin"`` (customer admins only); absent = vendor only;
+  * ``owner``: whose objects the route touches (``account``, ``user``, ``catalog``, ``vendor``, ``self``,
+    ``public``). A key bound to accounts may call ``account``, ``user`` and ``catalog`` routes only, unless
+    the route says ``bound_keys=True`` (its handler then narrows the answer to the key's accounts).
+Per-object tenancy (another account's object answers 404) is checked in the services, always through the
+principal's ``may_access_account``/``may_access_user``: the one rule for session tokens and bound keys alike.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ log = logging.getLogger("commerce.auth")
 
 UserAccess = Literal["self", "admin"]
 LAST_USED_RESOLUTION_S = 60.0
+# Route owners a key bound to accounts may call; every other owner is deployment-level (deny by default).
+BOUND_KEY_OWNERS = frozenset({"account", "user", "catalog"})
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,19 @@ class VendorPrincipal:
 
     key_id: str
     scopes: frozenset[str]
+    account_ids: frozenset[str] | None = None  # the accounts a bound key may reach; None: a global key
 
     @property
     def actor(self) -> str:
         return f"key:{self.key_id}"
+
+    def may_access_account(self, account_id: str) -> bool:
+        """Whether this key may see and change the account's objects."""
+        return self.account_ids is None or account_id in self.account_ids
+
+    def may_access_user(self, account_id: str, user_id: str) -> bool:
+        """Whether this key may act for the user (every user of an account it may access)."""
+        return self.may_access_account(account_id)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,19 @@ class UserPrincipal:
     def actor(self) -> str:
         return f"user:{self.user_id}"
 
+    @property
+    def account_ids(self) -> frozenset[str]:
+        """The accounts this session may see: its own."""
+        return frozenset({self.account_id})
+
+    def may_access_account(self, account_id: str) -> bool:
+        """Whether this session may see the account's objects (its own account only)."""
+        return account_id == self.account_id
+
+    def may_access_user(self, account_id: str, user_id: str) -> bool:
+        """End users act for themselves; customer admins for any user of their account."""
+        return account_id == self.account_id and (self.is_admin or user_id == self.user_id)
+
 
 Principal = VendorPrincipal | UserPrincipal
 
@@ -65,6 +93,7 @@ class _CachedKey:
     key_id: str
     secret_sha256: str
     scopes: frozenset[str]
+    account_ids: frozenset[str] | None  # the binding travels with the entry; it never changes after creation
     revoked: bool
     loaded_at: float
     last_used_write: float
@@ -121,6 +150,7 @@ async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, t
             raise Unauthorized("The API key is not valid.")
         entry = _CachedKey(
             key_id=row.key_id, secret_sha256=row.secret_sha256, scopes=frozenset(row.scopes),
+            account_ids=None if row.account_ids is None else frozenset(row.account_ids),
             revoked=row.revoked_at is not None, loaded_at=time.monotonic(), last_used_write=0.0,
         )
         cache.put(entry)
@@ -129,7 +159,7 @@ async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, t
     if time.monotonic() - entry.last_used_write > LAST_USED_RESOLUTION_S:
         entry.last_used_write = time.monotonic()
         _schedule_last_used(connection, key_id, clock)
-    return VendorPrincipal(key_id=key_id, scopes=entry.scopes)
+    return VendorPrincipal(key_id=key_id, scopes=entry.scopes, account_ids=entry.account_ids)
 
 
 def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, clock: Clock) -> None:
@@ -170,13 +200,17 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
 
 
 def authorize(principal: Principal, opt: dict[str, Any]) -> None:
-    """Check the route's declared access for this principal (scopes and user access)."""
+    """Check the route's declared access for this principal (scopes, a bound key's reach, user access)."""
     if isinstance(principal, VendorPrincipal):
         scope = opt.get("scope")
         if scope is None:
             raise Forbidden("This route is for user session tokens, not API keys.")
         if scope not in principal.scopes:
             raise Forbidden(f"This API key lacks the '{scope}' scope.", required_scope=scope)
+        if principal.account_ids is not None and not (
+                opt.get("owner") in BOUND_KEY_OWNERS or opt.get("bound_keys")):
+            raise Forbidden("This API key is bound to accounts; deployment-level routes need a global key.",
+                            bound_key=True)
         return
     access: UserAccess | None = opt.get("user_access")
     if access is None:

@@ -48,8 +48,31 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _binding(external: Any) -> str:
+    return "all (global key)" if external is None else ",".join(sorted(external))
+
+
+async def _bound_accounts(session: Any, refs: list[str] | None) -> dict[str, str] | None:
+    """``--account`` external ids -> {internal id: external id}; None for a global key; unknown ids fail."""
+    from app.accounts.service import get_account
+    from app.keys import MAX_BOUND_ACCOUNTS
+
+    if not refs:
+        return None
+    if len(set(refs)) > MAX_BOUND_ACCOUNTS:
+        raise ValueError(f"a key may be bound to at most {MAX_BOUND_ACCOUNTS} accounts")
+    out = {}
+    for ref in sorted(set(refs)):
+        account = await get_account(session, ref)
+        if account is None:
+            raise ValueError(f"account {ref!r} does not exist")
+        out[account.account_id] = account.external_id
+    return out
+
+
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     from app import audit, keys
+    from app.accounts.service import external_ids
     from app.clock import SystemClock
     from app.db import make_sessionmaker
     from app.notify import notify
@@ -61,16 +84,24 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
         async with make_sessionmaker(engine)() as session, session.begin():
             if args.keys_command == "create":
                 scopes = parse_scopes(args.scopes)
-                new = await keys.create_key(session, name=args.name, scopes=scopes, clock=clock)
+                bound = await _bound_accounts(session, args.account)
+                new = await keys.create_key(session, name=args.name, scopes=scopes, clock=clock,
+                                            account_ids=None if bound is None else frozenset(bound))
                 await audit.record(session, clock=clock, actor="cli", action="api_key.created",
                                    target_type="api_key", target_id=new.key.key_id,
-                                   after={"name": args.name, "scopes": sorted(scopes)})
+                                   after={"name": args.name, "scopes": sorted(scopes),
+                                          "accounts": None if bound is None else sorted(bound.values())})
                 print(f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}")
+                print(f"accounts: {_binding(None if bound is None else bound.values())}")
                 print(f"secret:  {new.secret}\n(shown once: store it now)")
             elif args.keys_command == "list":
-                for k in await keys.list_keys(session):
+                rows = await keys.list_keys(session)
+                names = await external_ids(session, [a for k in rows for a in k.account_ids or ()])
+                for k in rows:
                     state = "revoked" if k.revoked_at else "active"
-                    print(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  last used: {k.last_used_at}")
+                    binding = None if k.account_ids is None else [names[a] for a in k.account_ids]
+                    print(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  accounts: {_binding(binding)}  "
+                          f"last used: {k.last_used_at}")
             else:
                 await keys.revoke_key(session, args.key_id, clock=clock)
                 await notify(session, "key", args.key_id)
@@ -333,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", required=True, help="comma-separated scopes, or 'all'")
+    create.add_argument("--account", action="append", metavar="EXTERNAL_ID",
+                        help="bind the key to this account (repeat for several); without it the key is global")
     keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")

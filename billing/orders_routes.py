@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import resolve_account, resolve_user
 from app.accounts.models import Account, User
-from app.auth import UserPrincipal
+from app.auth import Principal, UserPrincipal
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.errors import Forbidden, NotFound
 from app.idempotency import run_idempotent
@@ -122,14 +122,9 @@ class QuoteController(Controller):
         return quote_read(quote, account, user)
 
 
-async def _quote(session: AsyncSession, principal: Any, quote_id: str) -> tuple[Quote, Account, User]:
-    query = select(Quote).where(Quote.quote_id == quote_id)
-    if isinstance(principal, UserPrincipal):
-        query = query.where(Quote.account_id == principal.account_id)
-        if not principal.is_admin:
-            query = query.where(Quote.user_id == principal.user_id)
-    quote = await session.scalar(query)
-    if quote is None:
+async def _quote(session: AsyncSession, principal: Principal, quote_id: str) -> tuple[Quote, Account, User]:
+    quote = await session.scalar(select(Quote).where(Quote.quote_id == quote_id))
+    if quote is None or not principal.may_access_user(quote.account_id, quote.user_id):
         raise NotFound(f"Quote {quote_id!r} does not exist.")
     account = await session.get_one(Account, quote.account_id)
     user = await session.get_one(User, (quote.account_id, quote.user_id))

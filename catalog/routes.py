@@ -78,61 +78,61 @@ class CatalogController(Controller):
 
         return await run_idempotent(request, db_session, produce)
 
-    @get("/document", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/document", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="The live catalog as a document (what plan/apply accept)")
     async def export(self, db_session: DbSession) -> CatalogDoc:
         return await service.export_document(db_session)
 
-    @get("/categories", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/categories", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List categories")
     async def list_categories(self, db_session: DbSession) -> CategoryList:
         return CategoryList(data=await service.list_categories(db_session))
 
-    @get("/features", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/features", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List features")
     async def list_features(self, db_session: DbSession, status: FeatureStatusFilter = None) -> FeatureList:
         return FeatureList(data=await service.list_features(db_session, status=status))
 
-    @get("/features/{feature:str}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/features/{feature:str}", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="Get a feature")
     async def get_feature(self, db_session: DbSession, feature: FeatureKey) -> FeatureRead:
         return await service.get_feature(db_session, feature)
 
-    @get("/modules", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/modules", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List modules with their features and current prices")
     async def list_modules(
         self, db_session: DbSession, category: CategoryFilter = None, status: ModuleStatusFilter = None,
     ) -> ModuleList:
         return ModuleList(data=await service.list_modules(db_session, category=category, status=status))
 
-    @get("/modules/{module:str}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/modules/{module:str}", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="Get a module")
     async def get_module(self, db_session: DbSession, module: ModuleKey) -> ModuleRead:
         return await service.get_module(db_session, module)
 
-    @get("/modules/{module:str}/prices", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/modules/{module:str}/prices", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="A module's prices, current or with history")
     async def list_prices(
         self, db_session: DbSession, module: ModuleKey, currency: CurrencyFilter = None, history: HistoryFlag = False,
     ) -> PriceList:
         return PriceList(data=await service.list_prices(db_session, module, currency=currency, history=history))
 
-    @get("/prices/{price_id:str}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/prices/{price_id:str}", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="Get one price version")
     async def get_price(self, db_session: DbSession, price_id: PriceId) -> PriceRead:
         return await service.get_price(db_session, price_id)
 
-    @get("/policies", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/policies", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List availability policies")
     async def list_policies(self, db_session: DbSession) -> PolicyList:
         return PolicyList(data=await service.list_policies(db_session))
 
-    @get("/policies/{policy:str}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/policies/{policy:str}", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="Get an availability policy")
     async def get_policy(self, db_session: DbSession, policy: PolicyKey) -> PolicyRead:
         return await service.get_policy(db_session, policy)
 
-    @get("/revisions", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/revisions", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List catalog revisions, newest first")
     async def list_revisions(
         self, db_session: DbSession, limit: Limit = 50, cursor: CursorParam = None,
@@ -141,7 +141,7 @@ class CatalogController(Controller):
         next_cursor = encode_cursor(str(rows[-1].revision)) if len(rows) == limit else None
         return RevisionPage(data=rows, next_cursor=next_cursor)
 
-    @get("/revisions/{revision:str}", opt={"scope": "catalog:read", "owner": "vendor"},
+    @get("/revisions/{revision:str}", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="Get a catalog revision with its document")
     async def get_revision(self, db_session: DbSession, revision: RevisionNo) -> RevisionDetail:
         return await service.get_revision(db_session, revision)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import Principal, UserPrincipal
+from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
 from app.notify import Listener
@@ -134,8 +134,7 @@ class Runtime:
         if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
                 or snap.catalog_revision != view.revision):
             snap, view = await self._load(user_ref, now)
-        if isinstance(principal, UserPrincipal) and not (
-                snap.account_id == principal.account_id and (principal.is_admin or snap.user_id == principal.user_id)):
+        if not principal.may_access_user(snap.account_id, snap.user_id):
             raise NotFound(f"User {user_ref!r} does not exist.")
         return snap, view
 

@@ -46,11 +46,12 @@ class AccountController(Controller):
 
         return await run_idempotent(request, db_session, produce)
 
-    @get("/", opt={"scope": "accounts:read", "owner": "vendor"}, summary="List accounts")
+    @get("/", opt={"scope": "accounts:read", "owner": "vendor", "bound_keys": True},
+         summary="List accounts (a key bound to accounts lists only those)")
     async def list_accounts(
-        self, db_session: DbSession, limit: Limit = 50, cursor: CursorParam = None,
+        self, db_session: DbSession, principal: CurrentPrincipal, limit: Limit = 50, cursor: CursorParam = None,
     ) -> AccountPage:
-        rows = await service.list_accounts(db_session, after=decode_cursor(cursor), limit=limit)
+        rows = await service.list_accounts(db_session, principal, after=decode_cursor(cursor), limit=limit)
         next_cursor = encode_cursor(rows[-1].account_id) if len(rows) == limit else None
         return AccountPage(data=[service.account_read(a) for a in rows], next_cursor=next_cursor)
 

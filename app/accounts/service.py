@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 import msgspec
@@ -55,9 +56,27 @@ async def get_account(session: AsyncSession, external_id: str) -> Account | None
 async def resolve_account(session: AsyncSession, principal: Principal, external_id: str) -> Account:
     """The account by external id, as this principal may see it; another account's answers 404."""
     account = await get_account(session, external_id)
-    if account is None or (isinstance(principal, UserPrincipal) and account.account_id != principal.account_id):
+    if account is None or not principal.may_access_account(account.account_id):
         raise NotFound(f"Account {external_id!r} does not exist.")
     return account
+
+
+async def resolve_accounts(session: AsyncSession, principal: Principal, external_ids: Iterable[str]) -> list[Account]:
+    """Many accounts by external id in one query; the first unknown or invisible one answers 404."""
+    wanted = sorted(set(external_ids))
+    rows = (await session.scalars(select(Account).where(Account.external_id.in_(wanted)))).all()
+    found = {a.external_id: a for a in rows if principal.may_access_account(a.account_id)}
+    for external_id in wanted:
+        if external_id not in found:
+            raise NotFound(f"Account {external_id!r} does not exist.", account=external_id)
+    return [found[e] for e in wanted]
+
+
+async def external_ids(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:
+    """internal account id -> the vendor's external id, in one query."""
+    rows = await session.execute(select(Account.account_id, Account.external_id).where(
+        Account.account_id.in_(sorted(set(account_ids)))))
+    return {a: e for a, e in rows}
 
 
 async def get_user(session: AsyncSession, external_id: str) -> User | None:
@@ -69,12 +88,8 @@ async def resolve_user(
 ) -> User:
     """The user by external id; end users see only themselves, admins only their account's users."""
     user = await get_user(session, external_id)
-    visible = user is not None and (account is None or user.account_id == account.account_id)
-    if visible and isinstance(principal, UserPrincipal):
-        assert user is not None
-        visible = user.account_id == principal.account_id and (
-            principal.is_admin or user.user_id == principal.user_id
-        )
+    visible = user is not None and (account is None or user.account_id == account.account_id) and (
+        principal.may_access_user(user.account_id, user.user_id))
     if not visible:
         raise NotFound(f"User {external_id!r} does not exist.")
     assert user is not None
@@ -122,8 +137,12 @@ async def upsert_account(
     return existing, False
 
 
-async def list_accounts(session: AsyncSession, *, after: str | None, limit: int) -> list[Account]:
+async def list_accounts(session: AsyncSession, principal: Principal, *, after: str | None, limit: int,
+                        ) -> list[Account]:
+    """A page of the accounts this principal may see (a key bound to accounts lists only those)."""
     query = select(Account).order_by(Account.account_id).limit(limit)
+    if principal.account_ids is not None:
+        query = query.where(Account.account_id.in_(sorted(principal.account_ids)))
     if after is not None:
         query = query.where(Account.account_id > after)
     return list((await session.scalars(query)).all())

@@ -83,14 +83,11 @@ async def load_order(session: AsyncSession, principal: Principal, order_id: str,
                      whole_account: bool = False) -> tuple[Order, Account, User]:
     """The order as this principal may see it (end users: their own; admins and approvers: their account's)."""
     query = select(Order).where(Order.order_id == order_id)
-    if isinstance(principal, UserPrincipal):
-        query = query.where(Order.account_id == principal.account_id)
-        if not (principal.is_admin or whole_account):
-            query = query.where(Order.user_id == principal.user_id)
     if lock:
         query = query.with_for_update()
     order = await session.scalar(query)
-    if order is None:
+    if order is None or not (principal.may_access_account(order.account_id) if whole_account
+                             else principal.may_access_user(order.account_id, order.user_id)):
         raise OrderNotFound(f"Order {order_id!r} does not exist.")
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
@@ -277,10 +274,8 @@ async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_o
 
 async def load_approval(session: AsyncSession, principal: Principal, approval_id: str) -> Approval:
     query = select(Approval).where(Approval.approval_id == approval_id).with_for_update()
-    if isinstance(principal, UserPrincipal):
-        query = query.where(Approval.account_id == principal.account_id)
     approval = await session.scalar(query)
-    if approval is None:
+    if approval is None or not principal.may_access_account(approval.account_id):
         raise NotFound(f"Approval {approval_id!r} does not exist.")
     return approval
 

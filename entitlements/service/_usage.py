@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import resolve_user
-from app.auth import Principal, UserPrincipal
+from app.auth import Principal
 from app.clock import Clock
 from app.errors import FieldError, NotFound
 from app.notify import notify_many
@@ -77,9 +77,7 @@ async def _users(session: AsyncSession, principal: Principal, refs: list[str]) -
     found = {ref: (a, u) for ref, a, u in rows}
     for ref in refs:
         hit = found.get(ref)
-        visible = hit is not None and (not isinstance(principal, UserPrincipal) or (
-            hit[0] == principal.account_id and (principal.is_admin or hit[1] == principal.user_id)))
-        if not visible:
+        if hit is None or not principal.may_access_user(*hit):
             raise NotFound(f"User {ref!r} does not exist.", user=ref)
     return found
 

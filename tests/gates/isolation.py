@@ -9,6 +9,11 @@ Each route declares in ``opt["owner"]`` how its objects are owned:
   * ``self``    - acts on the caller's own identity (a session token), nothing else to name.
 Path and query parameters are filled with account A's objects through PARAM_VALUES; a route with a
 parameter the table does not know fails the gate with a message saying what to add.
+
+Every route is called as B's admin, B's end user, a vendor key without the route's scope, and a vendor key
+bound to account B holding every scope (404 on A's objects, 403 on deployment-level routes, never A's data).
+Every mutation is called with a read-only key (403), and key minting is tried beyond the caller's scopes
+and accounts (``check_key_minting``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ class World:
     all_scopes_key: str
     key_without: Callable[[str], str]  # a vendor key holding every scope but the given one
     a_secrets: list[str]  # strings of A's data that must never reach B
+    b_account: str = ""
+    b_bound_key: str = ""  # a vendor key bound to account B, holding every scope
+    read_only_key: str = ""  # a global vendor key holding every '*:read' scope and no other
+    keys_write_key: str = ""  # a global vendor key holding only 'keys:write'
+    revoke_target: str = ""  # a global key holding every scope, that minting checks try to revoke
     extra: dict[str, str] = field(default_factory=dict)  # ids of A's objects created per parameter
 
 
@@ -71,6 +81,14 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     # a suggestion shown to A's user when the gate has one, else a well-formed id (B gets 404 either way)
     "suggestion_id": lambda w: w.extra.get("suggestion_id", "sug_" + "0" * 26),
     "grant_id": lambda w: w.extra.get("grant_id", "grt_" + "0" * 26),
+}
+
+MUTATIONS = ("POST", "PUT", "PATCH", "DELETE")
+
+# Mutation methods that only read and so declare a read scope (each with its reason).
+READING_MUTATIONS = {
+    ("POST", "/v1/entitlements/check"): "a batch of checks in a body (records demand signals only)",
+    ("POST", "/v1/accounts/{account}/guardrails/simulate"): "replays a draft policy, saves nothing",
 }
 
 # Example bodies for routes that take one; "{account}"/"{user}" name A's objects.
@@ -201,6 +219,89 @@ async def check_isolation(client: Any, app: Litestar, world: World,
             r = await _send(client, call, world.key_without(scope))
             if r.status_code != 403:
                 problems.append(f"{where}: a key without {scope!r} got {r.status_code}, expected 403")
+        problems += await _bound_key_walk(client, call, world)
+        problems += await _read_only_walk(client, call, world)
+    return problems
+
+
+def _bound_allowed(opt: dict[str, Any]) -> set[int]:
+    """What a key bound to B may answer: 404 for A's objects, 403 for deployment-level routes."""
+    owner = opt["owner"]
+    if owner in ("account", "user"):
+        return {404}
+    if owner == "catalog":
+        return {200, 404}  # vendor data every user sees; a well-formed key of the gate may not exist
+    if owner == "vendor" and opt.get("bound_keys"):
+        return {200, 201, 403, 404}  # narrowed to B's accounts by the handler: the leak check decides
+    return {403}
+
+
+async def _bound_key_walk(client: Any, call: Call, world: World) -> list[str]:
+    if not world.b_bound_key:
+        return []
+    where = f"{call.method} {call.path}"
+    r = await _send(client, call, world.b_bound_key)
+    problems = []
+    if r.status_code not in (allowed := _bound_allowed(call.opt)):
+        problems.append(f"{where}: B's bound key got {r.status_code}, expected one of {sorted(allowed)}")
+    if leaked := _leaks(r.text, world, call):
+        problems.append(f"{where}: B's bound key received account A's data {leaked}")
+    return problems
+
+
+async def _read_only_walk(client: Any, call: Call, world: World) -> list[str]:
+    """A mutation declares a write scope (or is a known read by POST), and a read-only key gets 403."""
+    scope = call.opt.get("scope")
+    if call.method not in MUTATIONS or not scope or not world.read_only_key:
+        return []
+    where = f"{call.method} {call.path}"
+    if (call.method, call.path) in READING_MUTATIONS:
+        return []
+    problems = []
+    if scope.endswith(":read"):
+        problems.append(f"{where}: a mutation guarded by the read scope {scope!r}; declare a write scope "
+                        "(or list it in READING_MUTATIONS with the reason it changes nothing)")
+    r = await _send(client, call, world.read_only_key)
+    if r.status_code != 403:
+        problems.append(f"{where}: a read-only key got {r.status_code}, expected 403")
+    return problems
+
+
+async def check_key_minting(client: Any, world: World) -> list[str]:
+    """No key hands out more than it holds: scopes beyond its own, accounts beyond its binding."""
+    problems: list[str] = []
+
+    async def expect(who: str, token: str, method: str, url: str, body: Any, status: int) -> Any:
+        r = await client.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        if r.status_code != status:
+            problems.append(f"{method} {url} {json.dumps(body)} as {who}: got {r.status_code}, expected {status}")
+        return r
+
+    minter, bound, target_id = world.keys_write_key, world.b_bound_key, world.revoke_target[3:].split(".")[0]
+    for wanted in (["all"], ["*"], ["accounts:read"], ["keys:write", "commerce:write"]):
+        await expect("a keys:write-only key", minter, "POST", "/v1/api-keys", {"name": "up", "scopes": wanted}, 403)
+    await expect("a keys:write-only key", minter, "POST", f"/v1/api-keys/{target_id}/revoke", None, 403)
+    a, b = world.a_account, world.b_account
+    for accounts in ([a], [b, a]):
+        await expect("B's bound key", bound, "POST", "/v1/api-keys", {"name": "x", "scopes": ["accounts:read"],
+                                                                      "accounts": accounts}, 404)
+    await expect("B's bound key", bound, "POST", "/v1/api-keys", {"name": "g", "scopes": ["accounts:read"]}, 403)
+    for key_id in (target_id, world.extra["key_id"]):
+        await expect("B's bound key", bound, "POST", f"/v1/api-keys/{key_id}/revoke", None, 404)
+    # the positive space: within its own scopes and accounts a key does mint (the gate is not passed by refusing all)
+    r = await expect("a keys:write-only key", minter, "POST", "/v1/api-keys",
+                     {"name": "same", "scopes": ["keys:write"]},
+                     201)
+    if r.status_code == 201:
+        await expect("a keys:write-only key", minter, "POST", f"/v1/api-keys/{r.json()['id']}/revoke", None, 200)
+    r = await expect("B's bound key", bound, "POST", "/v1/api-keys", {"name": "b2", "scopes": ["all"], "accounts": [b]},
+                     201)
+    if r.status_code == 201 and r.json().get("accounts") != [b]:
+        problems.append(f"a key minted by B's bound key reads as bound to {r.json().get('accounts')}, not [{b!r}]")
+    await expect("the revoke target", world.revoke_target, "GET", "/v1/accounts", None, 200)
+    listing = await expect("the all-scopes key", world.all_scopes_key, "GET", "/v1/api-keys", None, 200)
+    if made := {k["name"] for k in listing.json()} & {"up", "x", "g"}:
+        problems.append(f"refused minting still created keys {sorted(made)}")
     return problems
 
 

@@ -5,20 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from litestar import Litestar, get
+from litestar import Litestar, get, post
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.accounts import service as accounts
+from app.accounts.models import Account
 from app.accounts.schemas import AccountRead
 from app.asgi import create_app
+from app.auth import UserPrincipal
 from app.clock import FrozenClock
-from app.deps import DbSession
+from app.deps import CurrentPrincipal, DbSession
+from app.errors import NotFound
 from app.params import AccountRef
 from app.scopes import SCOPES
 from app.settings import Settings
 from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant
-from tests.gates.isolation import World, check_auth_coverage, check_isolation, required_query_params
+from tests.gates.isolation import (
+    World,
+    check_auth_coverage,
+    check_isolation,
+    check_key_minting,
+    required_query_params,
+)
 from tests.stripe_server import widget_saves_card
 
 
@@ -32,8 +41,7 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
         without[scope] = await make_key(sessionmaker, clock, scopes=",".join(sorted(set(SCOPES) - {scope})))
     acc = (await client.get("/v1/accounts/alpha", headers=bearer(key))).json()
     users = (await client.get("/v1/accounts/alpha/users", headers=bearer(key))).json()["data"]
-    created = (await client.post("/v1/api-keys", json={"name": "victim", "scopes": ["accounts:read"]},
-                                 headers=bearer(key))).json()
+    victim = await _bound_key(client, key, "alpha-victim-key", a.account, scopes=["accounts:read"])
     budget = (await client.post("/v1/accounts/alpha/budgets", json={"name": "Alpha secret budget",
               "currency": "USD", "amount_minor": 777_777}, headers=bearer(key))).json()
     card = await widget_saves_card(client, bearer(key), a.user)
@@ -45,11 +53,26 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     # a real grant (a seat pool) of A, so the grant routes are tried against an object that exists
     pool = (await client.post(f"/v1/accounts/{a.account}/grants", headers=bearer(key), json={
         "module": "nl_query", "source_ref": "gate-pool", "seats": 5})).json()
-    secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777"]
-    return World(a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
-                 b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__,
-                 a_secrets=secrets, extra={"key_id": created["id"], "budget_id": budget["id"],
-                                           "payment_method_id": card, "grant_id": pool["id"], **purchase})
+    secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777",
+               victim["name"]]
+    return World(
+        a_account=a.account, a_user=a.user, a_admin=a.admin, b_admin_token=b.admin_token,
+        b_user_token=b.user_token, all_scopes_key=key, key_without=without.__getitem__, a_secrets=secrets,
+        b_account=b.account, b_bound_key=(await _bound_key(client, key, "beta-bound", b.account))["secret"],
+        read_only_key=await make_key(sessionmaker, clock, scopes=",".join(s for s in SCOPES if s.endswith(":read"))),
+        keys_write_key=await make_key(sessionmaker, clock, scopes="keys:write"),
+        revoke_target=await make_key(sessionmaker, clock, name="revoke-target"),
+        extra={"key_id": victim["id"], "budget_id": budget["id"], "payment_method_id": card, "grant_id": pool["id"],
+               **purchase})
+
+
+async def _bound_key(client: AsyncTestClient[Any], key: str, name: str, account: str,
+                     scopes: list[str] | None = None) -> dict[str, Any]:
+    """A vendor key bound to one account (every scope unless told), made through the API."""
+    r = await client.post("/v1/api-keys", json={"name": name, "scopes": scopes or ["all"], "accounts": [account]},
+                          headers=bearer(key))
+    assert r.status_code == 201, r.text
+    return dict(r.json())
 
 
 async def _pending_purchase(client: AsyncTestClient[Any], key: str, a: Any, sessionmaker: Any) -> dict[str, str]:
@@ -95,6 +118,13 @@ async def test_every_route_keeps_accounts_apart(client: AsyncTestClient[Any], ap
     assert problems == [], "\n".join(problems)
 
 
+async def test_no_key_mints_beyond_its_scopes_or_accounts(client: AsyncTestClient[Any], sessionmaker: Any,
+                                                          clock: FrozenClock) -> None:
+    world = await build_world(client, sessionmaker, clock)
+    problems = await check_key_minting(client, world)
+    assert problems == [], "\n".join(problems)
+
+
 async def test_every_route_requires_authentication(client: AsyncTestClient[Any], app: Litestar) -> None:
     problems = await check_auth_coverage(client, app)
     assert problems == [], "\n".join(problems)
@@ -125,9 +155,32 @@ async def unknown_param(widget_id: str) -> dict[str, str]:
     return {}
 
 
+@get("/v1/broken/forgetful/{account:str}",
+     opt={"scope": "accounts:read", "user_access": "admin", "owner": "account"}, summary="forgets bound keys")
+async def forgetful(db_session: DbSession, principal: CurrentPrincipal, account: AccountRef) -> AccountRead:
+    found = await accounts.get_account(db_session, account)
+    # the bug the bound-key walk must catch: the old check, which compares session-token accounts only
+    if found is None or (isinstance(principal, UserPrincipal) and found.account_id != principal.account_id):
+        raise NotFound(f"Account {account!r} does not exist.")
+    return accounts.account_read(found)
+
+
+@get("/v1/broken/every-account", opt={"scope": "accounts:read", "owner": "vendor", "bound_keys": True},
+     summary="claims to narrow to a bound key's accounts but does not")
+async def every_account(db_session: DbSession) -> list[AccountRead]:
+    return [accounts.account_read(a) for a in await db_session.scalars(select(Account))]
+
+
+@post("/v1/broken/read-scoped-write", opt={"scope": "accounts:read", "owner": "vendor"}, status_code=200,
+      summary="a change guarded by a read scope")
+async def read_scoped_write() -> dict[str, str]:
+    return {"changed": "yes"}
+
+
 @pytest.fixture
 async def broken(settings: Settings, clock: FrozenClock) -> Any:
-    app = create_app(settings, clock=clock, extra_route_handlers=[leaky, undeclared, wide_open, unknown_param])
+    routes = [leaky, undeclared, wide_open, unknown_param, forgetful, every_account, read_scoped_write]
+    app = create_app(settings, clock=clock, extra_route_handlers=routes)
     async with AsyncTestClient(app=app) as c:
         yield app, c
 
@@ -142,10 +195,40 @@ async def test_isolation_gate_catches_leaks_and_missing_declarations(broken: Any
     assert "received account A's data" in text
     assert "GET /v1/broken/undeclared: declare opt['owner']" in text
     assert "parameter 'widget_id' has no entry in PARAM_VALUES" in text
-    assert not any("/v1/accounts" in p for p in problems), text
+    assert all("/v1/broken/" in p for p in problems), text  # the real routes stay clean
+
+
+async def test_isolation_gate_catches_routes_that_forget_bound_keys_or_guard_writes_with_read_scopes(
+        broken: Any, sessionmaker: Any, clock: FrozenClock) -> None:
+    app, client = broken
+    world = await build_world(client, sessionmaker, clock)
+    problems = await check_isolation(client, app, world, _required_query(app))
+    text = "\n".join(problems)
+    forgetful_route = "GET /v1/broken/forgetful/{account}"
+    assert f"{forgetful_route}: B's bound key got 200, expected one of [404]" in text
+    assert f"{forgetful_route}: B's bound key received account A's data" in text
+    assert not any(p.startswith(forgetful_route) and "B's bound key" not in p for p in problems), text
+    assert "GET /v1/broken/every-account: B's bound key received account A's data" in text
+    assert "POST /v1/broken/read-scoped-write: a mutation guarded by the read scope 'accounts:read'" in text
+    assert "POST /v1/broken/read-scoped-write: a read-only key got 200, expected 403" in text
 
 
 async def test_auth_gate_catches_a_route_without_auth(broken: Any) -> None:
     app, client = broken
     problems = await check_auth_coverage(client, app)
     assert problems == ["GET /v1/broken/open: is public but not in PUBLIC_ALLOWLIST; require a scope instead"]
+
+
+async def test_minting_gate_catches_keys_that_hand_out_more_than_they_hold(
+        client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import keys
+
+    world = await build_world(client, sessionmaker, clock)
+    # the rules switched off, as a regression would: every key may grant and revoke anything it can see
+    monkeypatch.setattr(keys, "check_grantable", lambda *args, **kwargs: None)
+    monkeypatch.setattr(keys, "check_revocable", lambda *args, **kwargs: None)
+    text = "\n".join(await check_key_minting(client, world))
+    assert """POST /v1/api-keys {"name": "up", "scopes": ["all"]} as a keys:write-only key: got 201""" in text
+    assert """POST /v1/api-keys {"name": "g", "scopes": ["accounts:read"]} as B's bound key: got 201""" in text
+    assert "/revoke null as a keys:write-only key: got 200, expected 403" in text
+    assert "refused minting still created keys ['g', 'up']" in text
