@@ -9,14 +9,16 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from app.accounts import resolve_user
 from app.asgi import create_app
 from app.auth import UserPrincipal
 from app.clock import FrozenClock
 from app.deps import CurrentPrincipal, DbSession
-from app.params import AccountRef
+from app.errors import NotFound
+from app.params import AccountRef, UserRef
 from app.settings import Settings
 from billing.models import Approval, Order
-from billing.orders_routes import ApprovalId, approval_read
+from billing.orders_routes import ApprovalId, OrderId, approval_read
 from billing.schemas import ApprovalRead
 from tests.factories import bearer, make_user, session_token
 from tests.gates.test_isolation_gate import _required_query, build_world
@@ -44,7 +46,7 @@ async def build_peer_world(client: AsyncTestClient[Any], sessionmaker: Any, cloc
     y_row = (await client.get(f"/v1/accounts/{account}/users/{y}", headers=bearer(key))).json()
     secrets += [y, y_row["id"], "y-private@alpha.test", Y_REASON, quote["id"], order["id"], order["approval_id"],
                 grant["id"]]
-    return PeerWorld(world=world, x_token=await session_token(client, key, account, "alpha-peer"),
+    return PeerWorld(world=world, x_user="alpha-peer", x_token=await session_token(client, key, account, "alpha-peer"),
                      y_secrets=secrets)
 
 
@@ -75,9 +77,21 @@ async def every_order(db_session: DbSession, principal: CurrentPrincipal, accoun
         Order.account_id == principal.account_id))).all())
 
 
+@get("/v1/broken/orders/{order_id:str}/status", opt={"scope": "commerce:read", "user_access": "self",
+                                                     "owner": "user"}, summary="checks the user, not the order's")
+async def order_status(db_session: DbSession, principal: CurrentPrincipal, order_id: OrderId,
+                       user: UserRef) -> dict[str, str]:
+    who = await resolve_user(db_session, principal, user)  # the named user must be the caller: checked
+    order = await db_session.scalar(select(Order).where(  # ... but not that the order is that user's
+        Order.account_id == who.account_id, Order.order_id == order_id))
+    if order is None:
+        raise NotFound("no such order")
+    return {"state": order.state, "owner": order.user_id}
+
+
 @pytest.fixture
 async def broken(settings: Settings, clock: FrozenClock) -> Any:
-    app = create_app(settings, clock=clock, extra_route_handlers=[peek_approval, every_order])
+    app = create_app(settings, clock=clock, extra_route_handlers=[peek_approval, every_order, order_status])
     async with AsyncTestClient(app=app) as c:
         yield app, c
 
@@ -93,4 +107,8 @@ async def test_user_isolation_gate_catches_routes_that_forget_the_user(broken: A
     assert Y_REASON in text
     assert "GET /v1/broken/orders-of/{account}: A's other end user got 200" in text
     assert "GET /v1/broken/orders-of/{account}: A's other end user received user Y's data" in text
+    status = "GET /v1/broken/orders/{order_id}/status"
+    assert f"{status}: A's other end user got 404" not in text  # naming Y, the user check holds
+    assert f"{status}: A's other end user naming itself got 200" in text
+    assert f"{status}: A's other end user naming itself received user Y's data" in text
     assert all(p.startswith("GET /v1/broken/") for p in problems), text
