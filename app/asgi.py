@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
+from app import sessions
 from app.accounts.routes import AccountController, SessionController
 from app.api.audit import AuditController
 from app.api.health import healthz, readyz
@@ -87,6 +88,8 @@ def create_app(
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
+        session_cache: sessions.GenerationCache = app.state.session_cache
+        listener.subscribe(sessions.TOPIC, session_cache.invalidate)
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
@@ -151,6 +154,7 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
+        "session_cache": sessions.GenerationCache(settings.session_cache_seconds),
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
         "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })

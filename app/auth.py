@@ -23,7 +23,7 @@ from typing import Any, Literal
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from app import keys, tokens
+from app import keys, sessions, tokens
 from app.clock import Clock
 from app.errors import FieldError, Forbidden, Unauthorized, ValidationFailed
 from app.notify import FLUSH
@@ -178,10 +178,12 @@ def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: 
     task.add_done_callback(state.background_tasks.discard)
 
 
-def _user(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> UserPrincipal:
-    settings: Settings = connection.app.state.settings
-    clock: Clock = connection.app.state.clock
+async def _user(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> UserPrincipal:
+    state = connection.app.state
+    settings: Settings = state.settings
+    clock: Clock = state.clock
     claims = tokens.verify(token, secret=settings.token_secret, audience=settings.token_audience, now=clock.now())
+    await sessions.check_current(state.session_cache, state.sessionmaker, claims)  # revoked tokens end here
     roles = frozenset(claims.roles)
     return UserPrincipal(
         account_id=claims.account_id, user_id=claims.user_id, roles=roles,
@@ -196,7 +198,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         return await _vendor(connection, *parts)
     if token.startswith(keys.KEY_PREFIX):
         raise Unauthorized("The API key is not valid.")
-    return _user(connection, token)
+    return await _user(connection, token)
 
 
 def authorize(principal: Principal, opt: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_ttl_seconds: int = 86_400
     idempotency_lock_seconds: int = 60
     api_key_cache_seconds: float = 10.0
+    session_cache_seconds: float = 10.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
     host: str = "127.0.0.1"
@@ -121,6 +122,7 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_MAX_BODY_BYTES": "max_body_bytes",
     "COMMERCE_IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "COMMERCE_API_KEY_CACHE_SECONDS": "api_key_cache_seconds",
+    "COMMERCE_SESSION_CACHE_SECONDS": "session_cache_seconds",
     "COMMERCE_DB_POOL_SIZE": "db_pool_size",
     "COMMERCE_HOST": "host",
     "COMMERCE_PORT": "port",
@@ -186,7 +188,7 @@ _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flus
 _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
-_FLOAT_FIELDS |= {"suggest_min_score"}
+_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -228,6 +230,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     _check_webhooks(settings)
     if settings.entitlement_cache_max_entries < 1 or settings.entitlement_cache_ttl_seconds <= 0:
         raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
+    if not 0 < settings.session_cache_seconds <= 3600:
+        raise SettingsError("COMMERCE_SESSION_CACHE_SECONDS must be above 0 and at most 3600")
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)

@@ -1,4 +1,8 @@
-"""User session tokens: short-lived signed tokens the vendor's backend mints for the widget and console."""
+"""User session tokens: short-lived signed tokens the vendor's backend mints for the widget and console.
+
+Each token carries its user's token generation (claim ``gen``) at minting; ``app.sessions`` refuses a token
+whose generation is no longer the user's, which is how tokens are revoked before they expire.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +23,18 @@ class SessionClaims:
     user_id: str
     roles: tuple[str, ...]
     expires_at: datetime
+    generation: int = 0
 
 
 def mint(
     *, secret: str, audience: str, account_id: str, user_id: str, roles: tuple[str, ...],
-    now: datetime, ttl: timedelta,
+    now: datetime, ttl: timedelta, generation: int,
 ) -> tuple[str, datetime]:
-    """Sign a token for (account, user, roles); returns it with its expiry."""
+    """Sign a token for (account, user, roles) at the user's token generation; returns it with its expiry."""
     expires_at = now + ttl
     claims = {
         "iss": ISSUER, "aud": audience, "sub": user_id, "acct": account_id, "roles": list(roles),
-        "iat": int(now.timestamp()), "exp": int(expires_at.timestamp()),
+        "gen": generation, "iat": int(now.timestamp()), "exp": int(expires_at.timestamp()),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires_at
 
@@ -50,11 +55,12 @@ def verify(token: str, *, secret: str, audience: str, now: datetime) -> SessionC
         raise Unauthorized("The session token has expired; ask the vendor's app for a new one.")
     roles = claims.get("roles", [])
     account_id = claims.get("acct")
+    generation = claims.get("gen", 0)  # tokens minted before revocation existed are generation 0
     if not isinstance(roles, list) or not isinstance(account_id, str) or not all(
         isinstance(r, str) for r in roles
-    ):
+    ) or type(generation) is not int or generation < 0:
         raise Unauthorized("The session token is invalid.")
     return SessionClaims(
         account_id=account_id, user_id=str(claims["sub"]), roles=tuple(roles),
-        expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+        expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo), generation=generation,
     )

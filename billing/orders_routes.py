@@ -246,7 +246,7 @@ class ApprovalController(Controller):
 
     @get("/{approval_id:str}", opt={**USER_READ, "owner": "account"}, summary="An approval request")
     async def read(self, db_session: DbSession, principal: CurrentPrincipal, approval_id: ApprovalId) -> ApprovalRead:
-        return await approval_read(db_session, await orders.load_approval(db_session, principal, approval_id))
+        return await approval_read(db_session, await orders.visible_approval(db_session, principal, approval_id))
 
     @post("/{approval_id:str}/approve", opt={**USER_WRITE, "owner": "account"}, status_code=200,
           summary="Approve: the held budget is captured and the purchase completes")

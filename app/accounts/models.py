@@ -46,5 +46,7 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     cost_center: Mapped[str | None] = mapped_column(String(120))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
+    # Every session token carries the generation it was minted at; bumping it revokes all earlier tokens.
+    token_generation: Mapped[int] = mapped_column(server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

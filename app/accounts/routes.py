@@ -16,6 +16,7 @@ from app.accounts.schemas import (
     Me,
     SessionTokenCreate,
     SessionTokenRead,
+    TokenRevocationRead,
     UserPage,
     UserRead,
     UserUpsert,
@@ -94,6 +95,19 @@ class AccountController(Controller):
         acc = await service.resolve_account(db_session, principal, account)
         return service.user_read(await service.resolve_user(db_session, principal, user, account=acc),
                                  acc.external_id)
+
+    @post("/{account:str}/users/{user:str}/revoke-tokens",
+          opt={"scope": "sessions:write", "user_access": "self", "owner": "user"}, status_code=200,
+          summary="Revoke every session token the user holds now",
+          description="Tokens minted before this call answer 401 in every app process at once; tokens minted "
+                      "after it work. Changing a user's roles does the same. A vendor key needs sessions:write "
+                      "(the scope that mints tokens); a customer admin may revoke any user of its account, an "
+                      "end user its own tokens (sign out everywhere).")
+    async def revoke_tokens(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, account: AccountRef,
+        user: UserRef,
+    ) -> TokenRevocationRead:
+        return await service.revoke_user_tokens(db_session, principal, account, user, clock=clock)
 
 
 class SessionController(Controller):

@@ -94,6 +94,14 @@ class SessionTokenRead(Output, frozen=True):
     is_admin: bool
 
 
+class TokenRevocationRead(Output, frozen=True):
+    """Every session token the user held was revoked at ``revoked_at``; tokens minted afterwards work."""
+
+    account: str
+    user: str
+    revoked_at: datetime
+
+
 class Me(Output, frozen=True):
     account: str
     user: str

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, tokens
+from app import audit, sessions, tokens
 from app.accounts.models import Account, User
 from app.accounts.schemas import (
     AccountRead,
@@ -18,6 +18,7 @@ from app.accounts.schemas import (
     Me,
     SessionTokenCreate,
     SessionTokenRead,
+    TokenRevocationRead,
     UserRead,
     UserUpsert,
 )
@@ -27,6 +28,7 @@ from app.db import model_to_dict
 from app.errors import Conflict, NotFound, Unprocessable
 from app.ids import new_id
 from app.money import is_currency
+from app.notify import notify
 from app.settings import Settings
 
 _ACCOUNT_FIELDS = ("external_id", "name", "segment", "region", "currency", "discount_bps",
@@ -186,7 +188,32 @@ async def upsert_user(
                            target_id=existing.external_id, account_id=account.account_id,
                            before=before, after=after)
     await session.flush()
+    if set(before["roles"]) != set(after["roles"]):  # tokens carry roles: a demoted admin keeps none of its own
+        await revoke_tokens(session, existing, actor=actor, reason="roles changed", clock=clock)
     return existing, False
+
+
+async def revoke_tokens(session: AsyncSession, user: User, *, actor: str, reason: str, clock: Clock) -> datetime:
+    """Revoke every session token the user holds now, in every process once the caller commits."""
+    generation = await session.scalar(
+        update(User).where(User.account_id == user.account_id, User.user_id == user.user_id)
+        .values(token_generation=User.token_generation + 1).returning(User.token_generation))
+    assert generation is not None, "the caller loaded this user in the same transaction"
+    await notify(session, sessions.TOPIC, user.user_id)
+    await audit.record(session, clock=clock, actor=actor, action="user.tokens_revoked", target_type="user",
+                       target_id=user.external_id, account_id=user.account_id,
+                       after={"reason": reason, "token_generation": generation})
+    return clock.now()
+
+
+async def revoke_user_tokens(
+    session: AsyncSession, principal: Principal, account_ref: str, user_ref: str, *, clock: Clock,
+) -> TokenRevocationRead:
+    """POST .../users/{user}/revoke-tokens: the user's tokens minted so far stop working at once."""
+    account = await resolve_account(session, principal, account_ref)
+    user = await resolve_user(session, principal, user_ref, account=account)
+    revoked_at = await revoke_tokens(session, user, actor=principal.actor, reason="requested", clock=clock)
+    return TokenRevocationRead(account=account.external_id, user=user.external_id, revoked_at=revoked_at)
 
 
 async def list_users(session: AsyncSession, account: Account, *, after: str | None, limit: int) -> list[User]:
@@ -207,6 +234,7 @@ async def mint_session_token(
     token, expires_at = tokens.mint(
         secret=settings.token_secret, audience=settings.token_audience, account_id=account.account_id,
         user_id=user.user_id, roles=roles, now=clock.now(), ttl=timedelta(seconds=ttl),
+        generation=user.token_generation,
     )
     return SessionTokenRead(
         token=token, token_type="Bearer", expires_at=expires_at, account=account.external_id,

@@ -280,6 +280,27 @@ async def load_approval(session: AsyncSession, principal: Principal, approval_id
     return approval
 
 
+async def visible_approval(session: AsyncSession, principal: Principal, approval_id: str) -> Approval:
+    """The approval as this principal may read it: its requester, the account's admins and approvers, vendor keys.
+
+    Anyone else in the account gets the same 404 as for an unknown id: a request's reason, modules and total
+    are the requester's and its approvers' business only.
+    """
+    approval = await load_approval(session, principal, approval_id)
+    if isinstance(principal, UserPrincipal) and not await _may_see(session, principal, approval):
+        raise NotFound(f"Approval {approval_id!r} does not exist.")
+    return approval
+
+
+async def _may_see(session: AsyncSession, principal: UserPrincipal, approval: Approval) -> bool:
+    if principal.is_admin or principal.user_id == approval.requester_user_id:
+        return True
+    if principal.roles & set(approval.approver_roles):  # the roles asked to decide when it was requested
+        return True
+    _, policy = await current_policy(session, await session.get_one(Account, approval.account_id))
+    return bool(principal.roles & set(policy.approver_roles))  # the approver roles now (as the queue shows)
+
+
 def _check_approver(principal: Principal, approval: Approval) -> str:
     if isinstance(principal, UserPrincipal):
         if principal.user_id == approval.requester_user_id:
@@ -292,7 +313,7 @@ def _check_approver(principal: Principal, approval: Approval) -> str:
 async def decide_approval(session: AsyncSession, principal: Principal, approval_id: str, *, approve: bool,
                           note: str | None, clock: Clock) -> tuple[Approval, Order]:
     """Approve (capture, continue to payment or fulfilment) or deny (release). Decided once."""
-    approval = await load_approval(session, principal, approval_id)
+    approval = await visible_approval(session, principal, approval_id)
     actor = _check_approver(principal, approval)
     order, account, user = await load_order(session, principal, approval.order_id, lock=True, whole_account=True)
     await expire_if_due(session, approval, order, account, user, clock=clock)

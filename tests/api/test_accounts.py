@@ -127,7 +127,8 @@ async def test_token_for_another_audience_is_rejected(
     me = (await client.get("/v1/accounts/alpha/users/alpha-user", headers=bearer(key))).json()
     acct = (await client.get("/v1/accounts/alpha", headers=bearer(key))).json()
     token, _ = tokens.mint(secret=settings.token_secret, audience="someone-else", account_id=acct["id"],
-                           user_id=me["id"], roles=("admin",), now=clock.now(), ttl=timedelta(minutes=5))
+                           user_id=me["id"], roles=("admin",), now=clock.now(), ttl=timedelta(minutes=5),
+                           generation=0)
     body = assert_problem(await client.get("/v1/me", headers=bearer(token)), 401)
     assert "audience" in body["detail"]
 

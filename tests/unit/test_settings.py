@@ -63,3 +63,12 @@ def test_entitlement_settings_come_from_the_environment(tmp_path: Path) -> None:
                 {"COMMERCE_SWEEP_SECONDS": "soon"}):
         with pytest.raises(SettingsError):
             load_settings({**bad, "COMMERCE_DATA_DIR": str(tmp_path)})
+
+
+def test_session_cache_seconds_come_from_the_environment_within_bounds(tmp_path: Path) -> None:
+    base = {"COMMERCE_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).session_cache_seconds == 10.0
+    assert load_settings({**base, "COMMERCE_SESSION_CACHE_SECONDS": "2.5"}).session_cache_seconds == 2.5
+    for bad in ("0", "-1", "3601"):
+        with pytest.raises(SettingsError, match="COMMERCE_SESSION_CACHE_SECONDS"):
+            load_settings({**base, "COMMERCE_SESSION_CACHE_SECONDS": bad})
