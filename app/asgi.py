@@ -23,7 +23,7 @@ from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
-from app.settings import Settings, load_settings
+from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
@@ -69,11 +69,13 @@ def create_app(
 ) -> Litestar:
     """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan.
 
-    Without STRIPE_SECRET_KEY (never in production) card payments run against the in-process Stripe fake,
+    With COMMERCE_STRIPE=fake (never in production) card payments run against the in-process Stripe fake,
     which delivers its webhook events to this app shortly after each call; tests pass their own
-    ``stripe_fake`` to deliver events when they choose.
+    ``stripe_fake`` to deliver events when they choose. Refuses to build (SettingsError) while the way card
+    payments run is undecided (no STRIPE_SECRET_KEY and no COMMERCE_STRIPE outside production).
     """
     settings = settings or load_settings()
+    require_card_payments_decided(settings)
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -142,7 +144,8 @@ def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | 
 
         gateway.fake.auto_deliver = True
         gateway.fake.add_webhook_target(deliver)
-        log.info("card payments use the in-process Stripe fake (no STRIPE_SECRET_KEY)")
+    if gateway is not None and gateway.fake is not None:
+        log.warning(FAKE_STRIPE_WARNING)
     return gateway
 
 

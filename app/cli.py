@@ -11,7 +11,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import (
+    FAKE_STRIPE_WARNING,
+    Settings,
+    SettingsError,
+    load_settings,
+    require_card_payments_decided,
+)
 
 
 @contextlib.contextmanager
@@ -95,9 +101,17 @@ def _serve(settings: Settings, url: str) -> None:
     ).serve()
 
 
+def _check_card_payments(settings: Settings) -> None:
+    """Refuse to serve with card payments undecided; shout when the Stripe fake is in use."""
+    require_card_payments_decided(settings)
+    if settings.stripe_mode == "fake":
+        print(f"\n  WARNING {FAKE_STRIPE_WARNING}\n", file=sys.stderr)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
+    _check_card_payments(settings)
     with database_url(settings) as url:
         if args.migrate:
             asyncio.run(_with_engine(url, settings, upgrade))
@@ -110,6 +124,7 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
 
+    _check_card_payments(settings)
     with database_url(settings) as url:
         async def prepare(engine: Any) -> str:
             await upgrade(engine)
@@ -122,7 +137,8 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"  Health:          {base}/healthz")
         print(f"  Demo vendor key: {demo_key}")
         print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
-        stripe = "Stripe (STRIPE_SECRET_KEY)" if settings.stripe_mode == "stripe" else "the local Stripe fake"
+        stripe = {"stripe": "Stripe (STRIPE_SECRET_KEY)", "off": "off (COMMERCE_STRIPE=off)"}.get(
+            settings.stripe_mode, "the local Stripe FAKE (COMMERCE_STRIPE=fake): no money moves")
         print(f"  Card payments:   {stripe}; see docs/payments.md\n")
         _serve(settings, url)
     return 0
