@@ -17,7 +17,7 @@ from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
-from app.db import create_engine, make_sessionmaker
+from app.db import create_engine, create_lock_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -86,12 +86,14 @@ def create_app(
             server = await asyncio.to_thread(start_embedded, settings.data_dir)
             url = embedded_url(server)
         engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
+        app.state.lock_engine = lock_engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
@@ -117,6 +119,7 @@ def create_app(
             for task in list(app.state.background_tasks):
                 task.cancel()
             await engine.dispose()
+            await lock_engine.dispose()
             if server is not None:
                 await asyncio.to_thread(server.cleanup)
 

@@ -43,7 +43,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     quote_ttl_seconds: int = 1800
     max_body_bytes: int = 1_048_576
     idempotency_ttl_seconds: int = 86_400
-    idempotency_lock_seconds: int = 60
     api_key_cache_seconds: float = 10.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
