@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -162,7 +165,25 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
     })
 
 
+SERVE_PID_ENV = "COMMERCE_SERVE_PID"
+
+
+def exit_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
+    """A worker whose ``commerce serve`` died (kill -9) exits too: orphans would go on serving on the port,
+    holding database connections (and the Idempotency-Key locks of their requests) that a restart needs."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.error("the serving process %s is gone; this worker exits", parent)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def app_factory() -> Litestar:
     """Entry point for ASGI servers (``--factory``): settings from the environment."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parent = os.environ.get(SERVE_PID_ENV)
+    if parent is not None and parent.isdigit() and int(parent) == os.getppid():
+        exit_with_parent(int(parent))
     return create_app(load_settings())

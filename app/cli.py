@@ -95,6 +95,7 @@ def _serve(settings: Settings, url: str) -> None:
     from granian.constants import Interfaces
 
     os.environ["DATABASE_URL"] = url  # worker processes share the one database (embedded or not)
+    os.environ["COMMERCE_SERVE_PID"] = str(os.getpid())  # workers exit when this process dies (app_factory)
     Granian(
         "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,
         workers=settings.workers, interface=Interfaces.ASGI, log_access=False,
