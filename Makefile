@@ -17,8 +17,9 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## make demo: install, migrate, seed demo data and serve on 127.0.0.1:8000
+## (card payments on the local Stripe fake, COMMERCE_STRIPE=fake, unless STRIPE_SECRET_KEY is set)
 demo: install
-	$(BIN)/commerce demo
+	if [ -z "$$STRIPE_SECRET_KEY" ]; then export COMMERCE_STRIPE="$${COMMERCE_STRIPE:-fake}"; fi; $(BIN)/commerce demo
 
 serve: install
 	$(BIN)/commerce serve

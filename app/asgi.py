@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -18,13 +21,13 @@ from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
-from app.db import create_engine, make_sessionmaker
+from app.db import create_engine, create_lock_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
-from app.settings import Settings, load_settings
+from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
@@ -70,11 +73,13 @@ def create_app(
 ) -> Litestar:
     """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan.
 
-    Without STRIPE_SECRET_KEY (never in production) card payments run against the in-process Stripe fake,
+    With COMMERCE_STRIPE=fake (never in production) card payments run against the in-process Stripe fake,
     which delivers its webhook events to this app shortly after each call; tests pass their own
-    ``stripe_fake`` to deliver events when they choose.
+    ``stripe_fake`` to deliver events when they choose. Refuses to build (SettingsError) while the way card
+    payments run is undecided (no STRIPE_SECRET_KEY and no COMMERCE_STRIPE outside production).
     """
     settings = settings or load_settings()
+    require_card_payments_decided(settings)
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -85,6 +90,7 @@ def create_app(
             server = await asyncio.to_thread(start_embedded, settings.data_dir)
             url = embedded_url(server)
         engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
@@ -93,6 +99,7 @@ def create_app(
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
+        app.state.lock_engine = lock_engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
@@ -118,6 +125,7 @@ def create_app(
             for task in list(app.state.background_tasks):
                 task.cancel()
             await engine.dispose()
+            await lock_engine.dispose()
             if server is not None:
                 await asyncio.to_thread(server.cleanup)
 
@@ -145,7 +153,8 @@ def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | 
 
         gateway.fake.auto_deliver = True
         gateway.fake.add_webhook_target(deliver)
-        log.info("card payments use the in-process Stripe fake (no STRIPE_SECRET_KEY)")
+    if gateway is not None and gateway.fake is not None:
+        log.warning(FAKE_STRIPE_WARNING)
     return gateway
 
 
@@ -160,7 +169,25 @@ def _initial_state(settings: Settings, clock: Clock) -> Any:
     })
 
 
+SERVE_PID_ENV = "COMMERCE_SERVE_PID"
+
+
+def exit_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
+    """A worker whose ``commerce serve`` died (kill -9) exits too: orphans would go on serving on the port,
+    holding database connections (and the Idempotency-Key locks of their requests) that a restart needs."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.error("the serving process %s is gone; this worker exits", parent)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def app_factory() -> Litestar:
     """Entry point for ASGI servers (``--factory``): settings from the environment."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parent = os.environ.get(SERVE_PID_ENV)
+    if parent is not None and parent.isdigit() and int(parent) == os.getppid():
+        exit_with_parent(int(parent))
     return create_app(load_settings())

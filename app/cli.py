@@ -11,7 +11,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import (
+    FAKE_STRIPE_WARNING,
+    Settings,
+    SettingsError,
+    load_settings,
+    require_card_payments_decided,
+)
 
 
 @contextlib.contextmanager
@@ -120,15 +126,24 @@ def _serve(settings: Settings, url: str) -> None:
     from granian.constants import Interfaces
 
     os.environ["DATABASE_URL"] = url  # worker processes share the one database (embedded or not)
+    os.environ["COMMERCE_SERVE_PID"] = str(os.getpid())  # workers exit when this process dies (app_factory)
     Granian(
         "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,
         workers=settings.workers, interface=Interfaces.ASGI, log_access=False,
     ).serve()
 
 
+def _check_card_payments(settings: Settings) -> None:
+    """Refuse to serve with card payments undecided; shout when the Stripe fake is in use."""
+    require_card_payments_decided(settings)
+    if settings.stripe_mode == "fake":
+        print(f"\n  WARNING {FAKE_STRIPE_WARNING}\n", file=sys.stderr)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
+    _check_card_payments(settings)
     with database_url(settings) as url:
         if args.migrate:
             asyncio.run(_with_engine(url, settings, upgrade))
@@ -141,6 +156,7 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
 
+    _check_card_payments(settings)
     with database_url(settings) as url:
         async def prepare(engine: Any) -> str:
             await upgrade(engine)
@@ -153,7 +169,8 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"  Health:          {base}/healthz")
         print(f"  Demo vendor key: {demo_key}")
         print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
-        stripe = "Stripe (STRIPE_SECRET_KEY)" if settings.stripe_mode == "stripe" else "the local Stripe fake"
+        stripe = {"stripe": "Stripe (STRIPE_SECRET_KEY)", "off": "off (COMMERCE_STRIPE=off)"}.get(
+            settings.stripe_mode, "the local Stripe FAKE (COMMERCE_STRIPE=fake): no money moves")
         print(f"  Card payments:   {stripe}; see docs/payments.md\n")
         _serve(settings, url)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -46,15 +46,47 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
     )
 
 
+def create_lock_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+    """Connections that only hold session advisory locks while their owner lives (app.idempotency).
+
+    Its own pool: a request takes its lock connection before any other, so it never waits for this pool
+    while holding one of the main pool's. TCP keepalives make the server drop (and so unlock) a connection
+    whose host vanished within about half a minute instead of hours.
+    """
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+        connect_args={"server_settings": {
+            "timezone": "UTC", "application_name": "commerce-locks", "tcp_keepalives_idle": "10",
+            "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}},
+    )
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+AfterTransaction = Callable[[], Awaitable[None]]
+_AFTER = "after_transaction"
+
+
+def after_transaction(session: AsyncSession, callback: AfterTransaction) -> None:
+    """Run ``callback`` once the request's transaction has committed or rolled back (provide_session only)."""
+    callbacks: list[AfterTransaction] | None = session.info.get(_AFTER)
+    assert callbacks is not None, "only the request's own session (provide_session) runs after-transaction work"
+    callbacks.append(callback)
 
 
 async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed after the handler returns, before the response is sent."""
     sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
-    async with sessionmaker() as session, session.begin():
-        yield session
+    async with sessionmaker() as session:
+        session.info[_AFTER] = []
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            for callback in session.info.pop(_AFTER):
+                await callback()
 
 
 def model_to_dict(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:

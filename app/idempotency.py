@@ -2,29 +2,37 @@
 
 * same key, same request -> the stored first response (same status and body), marked replayed;
 * same key, another request -> 422; same key while the first is still running -> 409;
-* the claim is taken in its own short transaction so a concurrent duplicate sees it at once, while
-  the completed response is written in the request's own transaction: either the work and its
-  recorded answer both commit, or neither does (a crash leaves a claim that expires, never a lost answer).
+* liveness, not a lease: a request owns its key through a PostgreSQL session advisory lock, taken on a
+  connection of its own before anything else and released after the request's transaction ended. A
+  duplicate that cannot take the lock gets 409 however long the first runs. When the owner's process dies,
+  the server drops its connections and so the lock, and a retry takes over at once (a claim left
+  ``running`` with nobody holding its lock belongs to a dead request);
+* the claim row is committed apart, while the completed response is written in the request's own
+  transaction, guarded by the claim's token: either the work and its recorded answer both commit, or
+  neither does, and an owner whose lock connection died while it lived on cannot commit after a retry
+  took over (its answer is refused with 409 and its transaction rolls back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from sqlalchemy import LargeBinary, SmallInteger, String, delete, select, update
+from sqlalchemy import LargeBinary, SmallInteger, String, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import Clock
-from app.db import Base
+from app.db import Base, after_transaction
 from app.errors import BadRequest, Conflict, DomainError, Unprocessable, problem_response
 from app.settings import Settings
 
@@ -47,8 +55,8 @@ class IdempotencyRecord(Base):
     media_type: Mapped[str | None] = mapped_column(String(80))
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
-    locked_until: Mapped[datetime]
     expires_at: Mapped[datetime]
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # the attempt that owns a running key
 
 
 Produce = Callable[[], Awaitable[tuple[int, Any]]]
@@ -61,57 +69,106 @@ def _fingerprint(request: Request[Any, Any, Any], body: bytes) -> str:
     return h.hexdigest()
 
 
+def lock_id(principal: str, key: str) -> int:
+    """The 64-bit advisory lock id of one (caller, key)."""
+    digest = hashlib.sha256(f"commerce-idempotency\0{principal}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], *, principal: str, key: str, fingerprint: str,
-    now: datetime, settings: Settings,
-) -> IdempotencyRecord | None:
-    """Take the key for this request (None) or return the completed record to replay."""
-    lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
+    session: AsyncSession, *, principal: str, key: str, fingerprint: str, now: datetime, settings: Settings,
+) -> IdempotencyRecord | str:
+    """The completed record to replay, or this attempt's claim token (the key is now ours); else 409/422."""
+    where = (IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+    owner = bool(await session.scalar(select(func.pg_try_advisory_lock(lock_id(principal, key)))))
+    if not owner:  # a live request holds the key; only a finished answer can be replayed meanwhile
+        record = await session.scalar(select(IdempotencyRecord).where(*where))
+        if record is not None and record.expires_at > now:
+            if record.request_sha256 != fingerprint:
+                raise _reused(key)
+            if record.state == "completed":
+                return record
+        raise _in_flight(key)
+    token = secrets.token_hex(16)
     expires_at = now + timedelta(seconds=settings.idempotency_ttl_seconds)
-    async with sessionmaker() as session, session.begin():
-        inserted = await session.scalar(
-            insert(IdempotencyRecord)
-            .values(principal=principal, key=key, request_sha256=fingerprint, state="running",
-                    created_at=now, locked_until=lock_until, expires_at=expires_at)
-            .on_conflict_do_nothing()
-            .returning(IdempotencyRecord.key)
-        )
-        if inserted is not None:
-            return None
-        record = await session.scalar(
-            select(IdempotencyRecord)
-            .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-            .with_for_update()
-        )
-        assert record is not None
-        if record.expires_at <= now:
-            record.request_sha256, record.state, record.created_at = fingerprint, "running", now
-            record.locked_until, record.expires_at = lock_until, expires_at
-            record.status_code = record.response_body = record.media_type = None
-            return None
-        if record.request_sha256 != fingerprint:
-            raise Unprocessable(
-                "This Idempotency-Key was already used with a different request; use a new key.",
-                idempotency_key=key,
-            )
-        if record.state == "completed":
-            return record
-        if record.locked_until > now:
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-                idempotency_key=key,
-            )
-        record.locked_until = lock_until  # the first attempt died without committing: take over
-        return None
+    inserted = await session.scalar(
+        insert(IdempotencyRecord)
+        .values(principal=principal, key=key, request_sha256=fingerprint, state="running", created_at=now,
+                expires_at=expires_at, claim_token=token)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    )
+    if inserted is not None:
+        return token
+    record = await session.scalar(select(IdempotencyRecord).where(*where).with_for_update())
+    assert record is not None
+    if record.expires_at <= now:
+        record.request_sha256, record.state, record.created_at = fingerprint, "running", now
+        record.expires_at = expires_at
+        record.status_code = record.response_body = record.media_type = None
+    elif record.request_sha256 != fingerprint:
+        raise _reused(key)
+    elif record.state == "completed":
+        return record
+    else:  # running, yet nobody holds its lock: the request that claimed it died; take over now
+        log.warning("Idempotency-Key %r of %s: the first attempt died; this retry takes over", key, principal)
+    record.claim_token = token
+    return token
+
+
+def _reused(key: str) -> Unprocessable:
+    return Unprocessable("This Idempotency-Key was already used with a different request; use a new key.",
+                         idempotency_key=key)
+
+
+def _in_flight(key: str) -> Conflict:
+    return Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                    idempotency_key=key)
+
+
+async def _unlock(conn: AsyncConnection) -> None:
+    """Give the lock connection back without locks; a connection that cannot say so is closed instead."""
+    try:
+        await conn.execute(select(func.pg_advisory_unlock_all()))
+        await conn.close()
+    except Exception as exc:  # e.g. the connection died: the server already dropped its locks
+        log.warning("could not release an idempotency lock (%s); closing its connection", exc)
+        await conn.invalidate()
+        await conn.close()
+
+
+def _releaser(conn: AsyncConnection) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        await asyncio.shield(_unlock(conn))  # even a cancelled request gives its lock back
+    return release
+
+
+async def _take(
+    engine: AsyncEngine, *, principal: str, key: str, fingerprint: str, now: datetime, settings: Settings,
+) -> tuple[IdempotencyRecord | str, Callable[[], Awaitable[None]]]:
+    """Claim the key on a lock connection of its own; returns the claim and how to release it."""
+    conn = await engine.connect()
+    release = _releaser(conn)
+    try:
+        await conn.execute(select(func.pg_advisory_unlock_all()))  # nothing a previous user may have left
+        await conn.commit()
+        async with AsyncSession(bind=conn, expire_on_commit=False) as session, session.begin():
+            claim = await _claim(session, principal=principal, key=key, fingerprint=fingerprint, now=now,
+                                 settings=settings)
+    except BaseException:
+        await release()
+        raise
+    return claim, release
 
 
 async def _finish_apart(
-    sessionmaker: async_sessionmaker[AsyncSession], *, principal: str, key: str,
+    sessionmaker: async_sessionmaker[AsyncSession], *, principal: str, key: str, token: str,
     outcome: tuple[int, str, bytes] | None,
 ) -> None:
     """Store a failed attempt's problem answer (or drop the claim) outside the rolled-back transaction."""
     async with sessionmaker() as session, session.begin():
-        where = (IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+        where = (IdempotencyRecord.principal == principal, IdempotencyRecord.key == key,
+                 IdempotencyRecord.claim_token == token)
         if outcome is None:
             await session.execute(delete(IdempotencyRecord).where(*where))
         else:
@@ -137,35 +194,36 @@ async def run_idempotent(
     clock: Clock = state.clock
     principal: str = request.scope["auth"].actor
     raw = await request.body()
-    record = await _claim(
-        state.sessionmaker, principal=principal, key=key, fingerprint=_fingerprint(request, raw),
-        now=clock.now(), settings=settings,
-    )
-    if record is not None:
+    claim, release = await _take(state.lock_engine, principal=principal, key=key,
+                                 fingerprint=_fingerprint(request, raw), now=clock.now(), settings=settings)
+    if isinstance(claim, IdempotencyRecord):
+        await release()
         return Response(
-            content=record.response_body or b"", status_code=record.status_code or 200,
-            media_type=record.media_type or "application/json", headers={"Idempotent-Replayed": "true"},
+            content=claim.response_body or b"", status_code=claim.status_code or 200,
+            media_type=claim.media_type or "application/json", headers={"Idempotent-Replayed": "true"},
         )
+    after_transaction(session, release)  # held until the answer below has committed (or rolled back)
     try:
         status, body = await produce()
     except DomainError as exc:
         problem = problem_response(status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
                                    instance=request.url.path, errors=exc.errors, extensions=exc.extensions)
-        if exc.status < 500:
-            await _finish_apart(state.sessionmaker, principal=principal, key=key,
-                                outcome=(exc.status, problem.media_type or "", bytes(problem.content)))
-        else:
-            await _finish_apart(state.sessionmaker, principal=principal, key=key, outcome=None)
+        outcome = (exc.status, problem.media_type or "", bytes(problem.content)) if exc.status < 500 else None
+        await _finish_apart(state.sessionmaker, principal=principal, key=key, token=claim, outcome=outcome)
         raise
     except BaseException:
-        await _finish_apart(state.sessionmaker, principal=principal, key=key, outcome=None)
+        await _finish_apart(state.sessionmaker, principal=principal, key=key, token=claim, outcome=None)
         raise
     encoded = msgspec.json.encode(body)
-    await session.execute(
+    stored = await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+        .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key,
+               IdempotencyRecord.claim_token == claim)
         .values(state="completed", status_code=status, media_type="application/json", response_body=encoded)
     )
+    if getattr(stored, "rowcount", 0) != 1:  # our lock was lost and a retry owns the key: keep nothing
+        raise Conflict("A retry with this Idempotency-Key took this request over; its result was not kept.",
+                       idempotency_key=key)
     return Response(content=encoded, status_code=status, media_type="application/json")
 
 

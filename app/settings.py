@@ -14,11 +14,15 @@ import msgspec
 
 Environment = Literal["development", "test", "production"]
 Switch = Literal["on", "off"]
+StripeBackend = Literal["", "stripe", "fake", "off"]
+StripeMode = Literal["stripe", "fake", "off", "unset"]
 
 # Delays (seconds) before retries 2, 3, ...: about 2.9 days from the first attempt to the dead letter.
 DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (10, 60, 300, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 86_400)
 # Internal addresses webhooks may reach outside production (tests and local development use a loopback receiver).
 DEV_WEBHOOK_NETWORKS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+FAKE_STRIPE_WARNING = ("*** COMMERCE_STRIPE=fake: card payments go to the in-process Stripe FAKE. No money moves, yet "
+                       "paid orders grant modules. Never serve real users like this. ***")
 
 
 class SettingsError(RuntimeError):
@@ -39,7 +43,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     quote_ttl_seconds: int = 1800
     max_body_bytes: int = 1_048_576
     idempotency_ttl_seconds: int = 86_400
-    idempotency_lock_seconds: int = 60
     api_key_cache_seconds: float = 10.0
     session_cache_seconds: float = 10.0
     db_pool_size: int = 10
@@ -61,6 +64,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_concurrency: int = 16
     webhook_fanout_lag_seconds: int = 600
     webhook_secret_overlap_seconds: int = 86_400
+    stripe_backend: StripeBackend = ""
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str | None = None
@@ -103,11 +107,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return () if self.is_production else DEV_WEBHOOK_NETWORKS
 
     @property
-    def stripe_mode(self) -> Literal["stripe", "fake", "off"]:
-        """Real Stripe with a secret key; the in-process fake without one (never in production)."""
+    def stripe_mode(self) -> StripeMode:
+        """Real Stripe with a secret key; else COMMERCE_STRIPE; else off in production and undecided elsewhere.
+
+        The in-process fake is never chosen by default: it grants modules for card payments nobody made, so
+        it runs only where COMMERCE_STRIPE=fake says so (``make demo`` and the tests).
+        """
         if self.stripe_secret_key:
             return "stripe"
-        return "off" if self.is_production else "fake"
+        if self.stripe_backend:
+            return self.stripe_backend
+        return "off" if self.is_production else "unset"
 
 
 _ENV_MAP: dict[str, str] = {
@@ -140,6 +150,7 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_WEBHOOK_CONCURRENCY": "webhook_concurrency",
     "COMMERCE_WEBHOOK_FANOUT_LAG_SECONDS": "webhook_fanout_lag_seconds",
     "COMMERCE_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
+    "COMMERCE_STRIPE": "stripe_backend",
     "STRIPE_SECRET_KEY": "stripe_secret_key",
     "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secret",
     "STRIPE_API_BASE": "stripe_api_base",
@@ -300,7 +311,24 @@ def _with_stripe(settings: Settings) -> Settings:
         raise SettingsError("COMMERCE_RENEWAL_RETRY_DAYS must list increasing days between 1 and 90")
     if settings.stripe_secret_key and not settings.stripe_webhook_secret:
         raise SettingsError("STRIPE_WEBHOOK_SECRET (whsec_...) is required with STRIPE_SECRET_KEY")
+    backend = settings.stripe_backend
+    if backend == "stripe" and not settings.stripe_secret_key:
+        raise SettingsError("COMMERCE_STRIPE=stripe needs STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET)")
+    if backend in ("fake", "off") and settings.stripe_secret_key:
+        raise SettingsError(f"COMMERCE_STRIPE={backend} contradicts STRIPE_SECRET_KEY: unset one of them")
+    if backend == "fake" and settings.is_production:
+        raise SettingsError("COMMERCE_STRIPE=fake is refused when COMMERCE_ENV=production: the fake grants "
+                            "modules for card payments nobody made")
     return settings
+
+
+def require_card_payments_decided(settings: Settings) -> None:
+    """Refuse to serve while nobody chose how card payments run (the fake must never be an accident)."""
+    if settings.stripe_mode == "unset":
+        raise SettingsError(
+            "card payments are not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET for Stripe, "
+            "COMMERCE_STRIPE=off to serve without card payments, or COMMERCE_STRIPE=fake for the local Stripe "
+            "fake (development and tests only; `make demo` sets it)")
 
 
 def _dev_secret(data_dir: Path, name: str) -> str:

@@ -281,9 +281,10 @@ class StripeGateway:
 
 
 def create_gateway(settings: Settings, *, fake: FakeStripe | None = None) -> StripeGateway | None:
-    """Real Stripe when STRIPE_SECRET_KEY is set; otherwise (never in production) the in-process fake."""
+    """Real Stripe when STRIPE_SECRET_KEY is set; the in-process fake only with COMMERCE_STRIPE=fake (or a test's
+    own ``fake``); otherwise None (card payments off)."""
     mode = settings.stripe_mode
-    if mode == "off" and fake is None:
+    if mode in ("off", "unset") and fake is None:
         return None
     if mode == "stripe" and fake is None:
         http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)

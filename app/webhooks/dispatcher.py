@@ -10,17 +10,17 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
+import ssl
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock
 from app.settings import Settings
-from app.webhooks import domain, queue
+from app.webhooks import domain, egress, queue
 
 log = logging.getLogger("commerce.webhooks")
 
@@ -34,12 +34,18 @@ ATTEMPT_HEADER = "Commerce-Delivery-Attempt"
 SIGNATURE_HEADER = "Commerce-Signature"
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """Bounded timeouts, no redirects, no proxies from the environment, bounded connection pool."""
+def make_client(
+    settings: Settings, *, verify: ssl.SSLContext | bool = True, backend: httpcore.AsyncNetworkBackend | None = None,
+) -> httpx.AsyncClient:
+    """Bounded timeouts, no redirects, no proxies, bounded pool; connects only to checked addresses (egress).
+
+    ``verify`` and ``backend`` (the sockets under the pinning) are for tests.
+    """
+    limits = httpx.Limits(max_connections=settings.webhook_concurrency * 2,
+                          max_keepalive_connections=settings.webhook_concurrency)
     return httpx.AsyncClient(
         follow_redirects=False, trust_env=False, timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2,
-                            max_keepalive_connections=settings.webhook_concurrency),
+        transport=egress.PinnedTransport(limits=limits, verify=verify, backend=backend),
         headers={"User-Agent": USER_AGENT},
     )
 
@@ -50,6 +56,7 @@ class Dispatcher:
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], *, settings: Settings, clock: Clock,
         client: httpx.AsyncClient | None = None, rand: Callable[[], float] | None = None,
+        resolver: egress.Resolver | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._settings = settings
@@ -57,6 +64,7 @@ class Dispatcher:
         self._client = client or make_client(settings)
         self._own_client = client is None
         self._rand = rand or random.SystemRandom().random
+        self._resolver = resolver or egress.system_resolver
         self._networks = domain.parse_networks(settings.webhook_networks)
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
@@ -133,17 +141,24 @@ class Dispatcher:
         timeout = self._settings.webhook_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                blocked = await self._blocked(job.url)
-                if blocked:
-                    return outcome("blocked", error=blocked)
+                try:
+                    pin = await egress.check(job.url, allowed_hosts=self._settings.webhook_allowed_hosts,
+                                             networks=self._networks, resolver=self._resolver)
+                except egress.Refused as exc:
+                    log.warning("webhook delivery %s (endpoint %s) blocked, not sent: %s", job.delivery_id,
+                                job.endpoint_id, exc)
+                    return outcome("blocked", error=domain.truncate(str(exc), ERROR_CHARS))
+                except egress.Unresolved as exc:
+                    return outcome("network_error", error=domain.truncate(str(exc), ERROR_CHARS))
                 timestamp = int(started_at.timestamp())
                 headers = {
                     "Content-Type": "application/json", EVENT_ID_HEADER: job.event_id,
                     EVENT_TYPE_HEADER: job.event_type, ATTEMPT_HEADER: str(job.attempt),
                     SIGNATURE_HEADER: domain.signature_header(job.secrets, timestamp, job.body),
                 }
-                async with self._client.stream("POST", job.url, content=job.body, headers=headers) as response:
-                    body = await _read_some(response)
+                with egress.pinned(pin):
+                    async with self._client.stream("POST", job.url, content=job.body, headers=headers) as response:
+                        body = await _read_some(response)
         except TimeoutError:
             return outcome("timeout", error=f"no answer within {timeout:g} s")
         except httpx.TimeoutException as exc:
@@ -153,24 +168,6 @@ class Dispatcher:
         text = domain.truncate(body.decode("utf-8", "replace"), RESPONSE_BODY_CHARS)
         kind = "succeeded" if domain.is_success(response.status_code) else "http_error"
         return outcome(kind, response_status=response.status_code, response_body=text or None)
-
-    async def _blocked(self, url: str) -> str | None:
-        """Resolve the host now (names may move) and refuse internal addresses outside the allow-list."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if not domain.host_allowed(host, self._settings.webhook_allowed_hosts):
-            return f"host {host!r} is not in the allowed webhook hosts"
-        address = domain.literal_address(host)
-        if address is not None:
-            candidates = [address]
-        else:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-            candidates = [a for info in infos if (a := domain.literal_address(str(info[4][0]))) is not None]
-        for candidate in candidates:
-            if not domain.address_allowed(candidate, self._networks):
-                return f"host {host!r} resolves to the internal address {candidate}"
-        return None
 
 
 async def _read_some(response: httpx.Response) -> bytes:

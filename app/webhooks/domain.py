@@ -1,4 +1,4 @@
-"""Pure webhook decisions: signatures, retry schedule, URL safety, subscription matching, auto-disable.
+"""Pure webhook decisions: signatures, retry schedule, subscription matching, auto-disable (URL safety: targets).
 
 Imports neither litestar nor sqlalchemy; every function is a plain function of its arguments.
 """
@@ -7,22 +7,29 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+
+from app.webhooks.targets import (
+    URL_MAX_LENGTH,
+    IpAddress,
+    IpNetwork,
+    UrlRejected,
+    address_allowed,
+    host_allowed,
+    literal_address,
+    parse_networks,
+    validate_url,
+)
+
+__all__ = [
+    "URL_MAX_LENGTH", "IpAddress", "IpNetwork", "UrlRejected", "address_allowed", "host_allowed", "literal_address",
+    "parse_networks", "validate_url",
+]
 
 SIGNATURE_SCHEME = "v1"
-URL_MAX_LENGTH = 2048
 WILDCARD = "*"
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class UrlRejected(ValueError):
-    """The endpoint URL is not acceptable; the message says why, for the vendor."""
 
 
 # --- signatures -------------------------------------------------------------------------------------------
@@ -102,83 +109,3 @@ def matches(event_type: str, patterns: Iterable[str]) -> bool:
         if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
             return True
     return False
-
-
-# --- URL safety -------------------------------------------------------------------------------------------
-
-def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:
-    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
-
-
-def address_allowed(address: IpAddress, networks: Sequence[IpNetwork]) -> bool:
-    """Public unicast addresses are fine; internal ones only inside an allowed network."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in n for n in networks):
-        return True
-    return address.is_global and not address.is_multicast
-
-
-def host_allowed(host: str, patterns: Sequence[str]) -> bool:
-    """No patterns allow every host; ``example.com`` matches itself, ``*.example.com`` its subdomains."""
-    if not patterns:
-        return True
-    host = host.lower().rstrip(".")
-    for pattern in patterns:
-        pattern = pattern.lower().rstrip(".")
-        if pattern.startswith("*.") and host.endswith(pattern[1:]):
-            return True
-        if host == pattern:
-            return True
-    return False
-
-
-def literal_address(host: str) -> IpAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-_LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
-
-
-def validate_url(
-    url: str, *, allowed_hosts: Sequence[str], networks: Sequence[IpNetwork], require_https: bool,
-) -> str:
-    """Check an endpoint URL before it is stored; returns it unchanged or raises UrlRejected.
-
-    Names are resolved again at delivery time (see ``address_allowed``): a name that is fine now
-    may point somewhere internal later.
-    """
-    if len(url) > URL_MAX_LENGTH:
-        raise UrlRejected(f"The URL is longer than {URL_MAX_LENGTH} characters.")
-    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
-        raise UrlRejected("The URL must not contain spaces or control characters.")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UrlRejected("The URL is malformed.") from exc
-    if parts.scheme not in ("http", "https"):
-        raise UrlRejected("The URL scheme must be http or https.")
-    if require_https and parts.scheme != "https":
-        raise UrlRejected("The URL must use https in production.")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise UrlRejected("The URL must not carry credentials; authenticate requests with the signature.")
-    if parts.fragment:
-        raise UrlRejected("The URL must not have a fragment.")
-    host = parts.hostname
-    if not host:
-        raise UrlRejected("The URL has no host.")
-    if port == 0:
-        raise UrlRejected("The URL port must be between 1 and 65535.")
-    if not host_allowed(host, allowed_hosts):
-        raise UrlRejected(f"The host {host!r} is not in the allowed list of webhook hosts.")
-    address = literal_address(host)
-    name = host.lower().rstrip(".")
-    if address is None and (name in _LOOPBACK_NAMES or name.endswith(".localhost")):
-        address = ipaddress.ip_address("127.0.0.1")
-    if address is not None and not address_allowed(address, networks):
-        raise UrlRejected(f"The host {host!r} is an internal address that webhooks may not target.")
-    return url

@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from app.ids import new_id
 from app.outbox import OutboxEvent
 from app.settings import Settings
-from app.webhooks import domain, events
+from app.webhooks import domain, egress, events
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import (
     AttemptRead,
@@ -70,9 +70,11 @@ def _delivery_fields(d: WebhookDelivery) -> dict[str, Any]:
 
 def _check_url(url: str, settings: Settings) -> str:
     try:
-        return domain.validate_url(
+        checked = domain.validate_url(
             url, allowed_hosts=settings.webhook_allowed_hosts,
             networks=domain.parse_networks(settings.webhook_networks), require_https=settings.is_production)
+        egress.parse(checked)  # the host httpx will connect to is the host just judged
+        return checked
     except domain.UrlRejected as exc:
         raise Unprocessable(str(exc), field="url") from exc
 

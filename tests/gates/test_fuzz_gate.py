@@ -12,7 +12,8 @@ from tests.gates.conftest import Live, headers
 from tests.gates.fuzz import fuzz_operation, load, operations
 
 SPEC = create_app(load_settings({}, env="test", database_url="postgresql://unused/none",
-                                data_dir=Path("/nonexistent"), token_secret="x" * 40)).openapi_schema.to_schema()
+                                data_dir=Path("/nonexistent"), token_secret="x" * 40,
+                                stripe_backend="fake")).openapi_schema.to_schema()
 SCHEMA = load(SPEC)
 EXAMPLES = {"vendor": 25, "admin": 8, "user": 8}
 

@@ -40,5 +40,5 @@ async def test_fuzz_gate_reports_a_server_error_with_a_reproduction(broken_serve
 
 def factory_spec() -> dict[str, object]:
     settings = load_settings({}, env="test", database_url="postgresql://unused/none", data_dir=Path("/nonexistent"),
-                             token_secret="x" * 40)
+                             token_secret="x" * 40, stripe_backend="fake")
     return create_app(settings, extra_route_handlers=[divide]).openapi_schema.to_schema()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,16 +25,26 @@ def free_port() -> int:
 def live_server(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                 extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory") -> Iterator[str]:
     """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards."""
+    with live_process(database_url, data_dir, token_secret, workers, extra_env, target) as (base, _proc):
+        yield base
+
+
+@contextlib.contextmanager
+def live_process(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
+                 extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
+                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``live_server`` that also yields the granian process, leader of its own process group (kill it whole)."""
     port = free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
         "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
+        **({} if "STRIPE_SECRET_KEY" in (extra_env or {}) else {"COMMERCE_STRIPE": "fake"}),
         **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--log-level", "warning", target],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -48,10 +59,13 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"live server did not start: {err[-2000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # granian workers left behind by a killed leader

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import SettingsError, load_settings
+from app.settings import SettingsError, load_settings, require_card_payments_decided
 
 
 def test_settings_are_read_from_the_environment(tmp_path: Path) -> None:
@@ -38,7 +38,8 @@ def test_bad_numbers_are_reported_by_variable_name() -> None:
 
 def test_stripe_settings_real_keys_need_a_webhook_secret(tmp_path: Path) -> None:
     base = {"COMMERCE_DATA_DIR": str(tmp_path)}
-    assert load_settings(base).stripe_mode == "fake"
+    assert load_settings(base).stripe_mode == "unset"
+    assert load_settings({**base, "COMMERCE_STRIPE": "fake"}).stripe_mode == "fake"
     assert load_settings({**base, "COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "s" * 40}).stripe_mode == "off"
     with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET"):
         load_settings({**base, "STRIPE_SECRET_KEY": "sk_test_123"})
@@ -72,3 +73,26 @@ def test_session_cache_seconds_come_from_the_environment_within_bounds(tmp_path:
     for bad in ("0", "-1", "3601"):
         with pytest.raises(SettingsError, match="COMMERCE_SESSION_CACHE_SECONDS"):
             load_settings({**base, "COMMERCE_SESSION_CACHE_SECONDS": bad})
+def test_card_payments_must_be_decided_outside_production(tmp_path: Path) -> None:
+    base = {"COMMERCE_DATA_DIR": str(tmp_path)}
+    for env in ({}, {"COMMERCE_ENV": "test"}):
+        with pytest.raises(SettingsError, match="COMMERCE_STRIPE=fake"):
+            require_card_payments_decided(load_settings({**base, **env}))
+    for decided in ({"COMMERCE_STRIPE": "fake"}, {"COMMERCE_STRIPE": "off"},
+                    {"STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": "whsec_1"},
+                    {"COMMERCE_STRIPE": "stripe", "STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": "whsec_1"},
+                    {"COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "s" * 40}):
+        require_card_payments_decided(load_settings({**base, **decided}))
+    assert load_settings({**base, "COMMERCE_STRIPE": "off"}).stripe_mode == "off"
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"COMMERCE_ENV": "production", "COMMERCE_TOKEN_SECRET": "s" * 40, "COMMERCE_STRIPE": "fake"}, "production"),
+    ({"COMMERCE_STRIPE": "fake", "STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": "whsec_1"}, "contradicts"),
+    ({"COMMERCE_STRIPE": "off", "STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": "whsec_1"}, "contradicts"),
+    ({"COMMERCE_STRIPE": "stripe"}, "needs STRIPE_SECRET_KEY"),
+    ({"COMMERCE_STRIPE": "mock"}, "stripe_backend"),
+])
+def test_contradictory_card_payment_settings_are_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"COMMERCE_DATA_DIR": str(tmp_path), **env})
