@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reconcile_after_seconds: int = 300
     entitlement_cache_max_entries: int = 100_000
     entitlement_cache_ttl_seconds: float = 30.0
+    changes_retention_seconds: int = 86_400
+    changes_heartbeat_seconds: float = 15.0
+    changes_max_stream_seconds: float = 3600.0
     usage_backfill_days: int = 35
     trial_scope: Literal["user", "account"] = "user"
     trial_ending_days: int = 3
@@ -162,6 +165,9 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_RECONCILE_AFTER_SECONDS": "reconcile_after_seconds",
     "COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "entitlement_cache_max_entries",
     "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "entitlement_cache_ttl_seconds",
+    "COMMERCE_CHANGES_RETENTION_SECONDS": "changes_retention_seconds",
+    "COMMERCE_CHANGES_HEARTBEAT_SECONDS": "changes_heartbeat_seconds",
+    "COMMERCE_CHANGES_MAX_STREAM_SECONDS": "changes_max_stream_seconds",
     "COMMERCE_USAGE_BACKFILL_DAYS": "usage_backfill_days",
     "COMMERCE_TRIAL_SCOPE": "trial_scope",
     "COMMERCE_TRIAL_ENDING_DAYS": "trial_ending_days",
@@ -195,7 +201,9 @@ _LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_network
                 "renewal_retry_days"}
 _INT_FIELDS |= {"quote_ttl_seconds", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
                 "demand_buffer_max_keys"}
-_FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
+_FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds",
+                  "changes_heartbeat_seconds", "changes_max_stream_seconds"}
+_INT_FIELDS |= {"changes_retention_seconds"}
 _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
@@ -241,6 +249,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     _check_webhooks(settings)
     if settings.entitlement_cache_max_entries < 1 or settings.entitlement_cache_ttl_seconds <= 0:
         raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
+    if (settings.changes_retention_seconds < 60 or settings.changes_heartbeat_seconds <= 0
+            or settings.changes_max_stream_seconds <= 0):
+        raise SettingsError("the change stream needs a retention of at least 60 s and positive heartbeat and "
+                            "stream lengths")
     if not 0 < settings.session_cache_seconds <= 3600:
         raise SettingsError("COMMERCE_SESSION_CACHE_SECONDS must be above 0 and at most 3600")
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKeyConstraint,
+    Identity,
     Index,
     String,
     UniqueConstraint,
@@ -149,4 +150,25 @@ class DemandSignal(Base):
     last_at: Mapped[datetime]
 
 
-__all__ = ["DemandSignal", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent"]
+class EntitlementChange(Base):
+    """One committed change to what checks answer for an account (``user_id`` null) or one user.
+
+    The change stream (``GET /v1/entitlements/changes``) reads these in commit order by ``xid``, the writing
+    transaction's id: every row whose transaction ended before the oldest still-running one is final, so a
+    cursor (that horizon) never skips a change committed late. Rows are pruned after the retention window.
+    """
+
+    __tablename__ = "ent_changes"
+    __table_args__ = (
+        Index("ix_ent_changes_xid", "xid"),
+        Index("ix_ent_changes_created_at", "created_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint"))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent"]

@@ -17,10 +17,11 @@ from app.errors import NotFound
 from app.notify import Listener
 from app.settings import Settings
 from catalog.service import load_live
-from entitlements.cache import CatalogHolder, DemandBuffer, SnapshotCache
+from entitlements.cache import CatalogHolder, ChangeSignal, DemandBuffer, SnapshotCache
 from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, check, used_now
 from entitlements.errors import FeatureNotFound
 from entitlements.schemas import CheckRead, FeatureSnapshot, SnapshotRead
+from entitlements.service._changes import prune_changes
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import sweep
 from entitlements.service._usage import add_signals
@@ -41,12 +42,16 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._loading: dict[str, asyncio.Future[tuple[Snapshot, CatalogView]]] = {}
         self._catalog_refresh: asyncio.Task[None] | None = None
+        self.changes = ChangeSignal()  # wakes this process's change streams
 
     # -- wiring -----------------------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
         listener.subscribe("ent", self.snapshots.invalidate)
         listener.subscribe("catalog", self._catalog_changed)
+        # after the caches above, so a woken stream reads the new catalog revision
+        listener.subscribe("ent", self.changes.poke)
+        listener.subscribe("catalog", self.changes.poke)
 
     def _catalog_changed(self, value: str) -> None:
         self.catalog.invalidate(value)
@@ -95,7 +100,11 @@ class Runtime:
     async def sweep_once(self) -> dict[str, int]:
         assert self.sessionmaker is not None
         async with self.sessionmaker() as session, session.begin():
-            return await sweep(session, clock=self.clock, trial_ending_days=self.settings.trial_ending_days)
+            done = await sweep(session, clock=self.clock, trial_ending_days=self.settings.trial_ending_days)
+            # an hour beyond the cursor retention: a transaction running when a cursor was issued has ended by then
+            done["changes.pruned"] = await prune_changes(
+                session, older_than_seconds=self.settings.changes_retention_seconds + 3600)
+        return done
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -134,6 +143,14 @@ class Runtime:
         if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
                 or snap.catalog_revision != view.revision):
             snap, view = await self._load(user_ref, now)
+        if not principal.may_access_user(snap.account_id, snap.user_id):
+            raise NotFound(f"User {user_ref!r} does not exist.")
+        return snap, view
+
+    async def fresh_snapshot(self, principal: Principal, user_ref: str,
+                             now: datetime) -> tuple[Snapshot, CatalogView]:
+        """Read from the database, not this process's cache (which may not have heard of a change yet)."""
+        snap, view = await self._read(user_ref, now)
         if not principal.may_access_user(snap.account_id, snap.user_id):
             raise NotFound(f"User {user_ref!r} does not exist.")
         return snap, view

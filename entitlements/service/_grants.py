@@ -14,21 +14,20 @@ from app.accounts.models import User
 from app.auth import Principal
 from app.clock import Clock
 from app.ids import new_id
-from app.notify import notify
 from catalog import service as catalog
 from catalog.errors import CatalogObjectNotFound
 from entitlements.domain import grant_status
 from entitlements.errors import GrantInactive, GrantNotFound, InvalidGrant, NotASeatPool, SeatsExhausted
 from entitlements.models import Grant, SeatAssignment
 from entitlements.schemas import GrantRead
+from entitlements.service._changes import record_changes
 
 Source = Literal["order", "trial", "admin", "plan"]
-TOPIC = "ent"
 
 
 async def invalidate(session: AsyncSession, account_id: str, user_id: str | None = None) -> None:
-    """Tell every process (at commit) that snapshots of the account, or of one user, are stale."""
-    await notify(session, TOPIC, account_id if user_id is None else f"{account_id}:{user_id}")
+    """Tell every process and the change stream (at commit) that the account's, or one user's, answers changed."""
+    await record_changes(session, [(account_id, user_id)])
 
 
 def _payload(g: Grant, now: datetime, **extra: object) -> dict[str, object]:

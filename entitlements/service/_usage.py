@@ -14,12 +14,12 @@ from app.accounts import resolve_user
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import FieldError, NotFound
-from app.notify import notify_many
 from entitlements.domain import CatalogView, HeldGrant, counter_period, period_bounds, resolve
 from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
 from entitlements.models import Grant, UsageCounter
 from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
-from entitlements.service._grants import TOPIC, held_by
+from entitlements.service._changes import record_changes
+from entitlements.service._grants import held_by
 
 _INSERT_EVENTS = text("""
     INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at, period_start,
@@ -159,20 +159,20 @@ async def record_usage(
             "now": now})
     if attempts:
         await add_signals(session, {k: (0, n) for k, n in attempts.items()}, now=now)
-    await notify_many(session, TOPIC, _invalidations(usage))
+    await record_changes(session, _invalidations(usage))
     accepted = {e for _, e in inserted}
     duplicates = [ev.event_id for ev in events if ev.event_id not in accepted]
     return UsageResult(accepted=len(inserted), duplicates=len(duplicates), duplicate_event_ids=duplicates[:100])
 
 
-def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[str]:
+def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[tuple[str, str | None]]:
     """Per user, or once per account when a batch touches many of its users (fewer messages, same effect)."""
     users: dict[str, set[str]] = defaultdict(set)
     for account_id, user_id, _, _ in usage:
         users[account_id].add(user_id)
-    out: list[str] = []
+    out: list[tuple[str, str | None]] = []
     for account_id, ids in sorted(users.items()):
-        out += [account_id] if len(ids) > ACCOUNT_WIDE_AFTER else [f"{account_id}:{u}" for u in sorted(ids)]
+        out += [(account_id, None)] if len(ids) > ACCOUNT_WIDE_AFTER else [(account_id, u) for u in sorted(ids)]
     return out
 
 
