@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt sdk/python/pyproject.toml
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' -e ./sdk/python
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,18 +23,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
-                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory") -> Iterator[str]:
+                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
+                port: int | None = None) -> Iterator[str]:
     """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards."""
-    with live_process(database_url, data_dir, token_secret, workers, extra_env, target) as (base, _proc):
+    with live_process(database_url, data_dir, token_secret, workers, extra_env, target, port) as (base, _proc):
         yield base
 
 
 @contextlib.contextmanager
 def live_process(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                  extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
-                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``live_server`` that also yields the granian process, leader of its own process group (kill it whole)."""
-    port = free_port()
+                 port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``live_server`` that also yields the granian process, leader of its own process group (kill it whole).
+
+    ``port``: serve there (a restart on the same address); a free port by default."""
+    port = port or free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
         "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
