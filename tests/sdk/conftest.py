@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from commerce_sdk import CachePolicy, Commerce, UsagePolicy
 
 from app.clock import SystemClock
 from app.db import create_engine, make_sessionmaker
 from app.demo import demo_catalog_toml
-from commerce_sdk import CachePolicy, Commerce, UsagePolicy
 from tests.factories import make_key
 from tests.support.database import TestDatabases
 from tests.support.live_server import free_port, live_server

@@ -4,9 +4,9 @@ twice, webhook verification."""
 from __future__ import annotations
 
 import itertools
+
 import httpx
 import pytest
-
 from commerce_sdk import (
     AsyncCommerce,
     Commerce,
@@ -17,6 +17,7 @@ from commerce_sdk import (
     SeatsExhausted,
     Unauthorized,
 )
+
 from tests.sdk.conftest import Service
 
 _ids = itertools.count()

@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
-from app.demo import demo_catalog_toml
 from commerce_sdk import CachePolicy, Commerce, RetryPolicy
 from commerce_sdk.entitlements import entry_size
+
+from app.demo import demo_catalog_toml
 from tests.sdk.conftest import SECRET, Service
-from tests.support.live_server import live_server
 from tests.sdk.test_client import tenant
+from tests.support.live_server import live_server
 
 
 def wait_until(predicate: Callable[[], bool], *, within: float) -> float:

@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
+from commerce_sdk import Commerce, RetryPolicy, UsagePolicy
 
 from app.demo import demo_catalog_toml
-from commerce_sdk import Commerce, RetryPolicy, UsagePolicy
 from tests.sdk.conftest import SECRET
 from tests.sdk.test_entitlement_cache import wait_until
 from tests.support.live_server import free_port, live_server
