@@ -25,8 +25,9 @@ from app.auth import Principal
 from app.clock import Clock
 from app.errors import Conflict, NotFound, Unprocessable
 from app.ids import new_id
+from billing.errors import IllegalOrderTransition
 from billing.models import CardPayment, Order
-from billing.service._orders import IllegalOrderTransition, _move, _pay_and_fulfil, load_order
+from billing.service._orders import _move, _pay_and_fulfil, load_order
 from billing.stripe_gateway import AuthenticationRequired, CardDeclined, StripeGateway, idem
 
 log = logging.getLogger("commerce.payments")
