@@ -1,5 +1,5 @@
 """Billing's tables: budgets and their ledger, guardrail versions, quotes, orders, approvals, sales credit,
-statements, card payments and refunds, subscriptions.
+statements, card payments and refunds, subscriptions, and the inbound Stripe events.
 
 Status columns are typed with the Literals of billing.domain; JSONB columns hold typed msgspec values.
 """
@@ -7,8 +7,19 @@ Status columns are typed with the Literals of billing.domain; JSONB columns hold
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -372,3 +383,17 @@ class Subscription(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class StripeEventRecord(Base):
+    """Global table: one row per Stripe event id (Stripe's ids are unique per Stripe account)."""
+
+    __tablename__ = "stripe_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(120))
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the event as Stripe sent it
