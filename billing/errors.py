@@ -55,3 +55,11 @@ class ApprovalConflict(Conflict):
 
 class SubscriptionNotFound(NotFound):
     code = "subscription_not_found"
+
+
+class CardSetupRequired(Unprocessable):
+    code, title = "card_setup_required", "Save a card first"
+
+
+class PaymentInProgress(Conflict):
+    code, title = "payment_in_progress", "A payment of this order is in progress"

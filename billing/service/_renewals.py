@@ -26,12 +26,12 @@ from app.settings import Settings
 from billing.domain.periods import period_of
 from billing.domain.pricing import LineInput, price_line
 from billing.domain.quotes import QuoteDecision, renewal_line
-from billing.errors import BudgetExhausted
+from billing.errors import BudgetExhausted, CardSetupRequired
 from billing.models import Order, Quote, Subscription
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, reserve
 from billing.service._orders import _move, _pay_and_fulfil, order_payload
-from billing.service._payments import CardSetupRequired, choose_card, settle, start_attempt
+from billing.service._payments import choose_card, settle, start_attempt
 from billing.stripe_gateway import PaymentProviderUnavailable, StripeGateway
 
 log = logging.getLogger("commerce.billing.run")
