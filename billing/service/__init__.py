@@ -1,4 +1,8 @@
-"""Billing use cases (load, decide with billing.domain, persist, emit) and read models. Never commits.
+"""Billing use cases (load, decide with billing.domain, persist, emit) and read models.
+
+They work in the caller's transaction (the request's, or a job's) and never commit it; the few that need
+a transaction of their own take a sessionmaker instead of a session and say why (``decide`` expires a due
+approval apart, the card and Stripe flows commit before calling Stripe).
 
 The routes call these names; the modules behind them are ``_budgets`` (budgets and the two-phase ledger),
 ``_guardrails``, ``_quotes``, ``_orders`` (orders, approvals, fulfilment), ``_subscriptions``,
