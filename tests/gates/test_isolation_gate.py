@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar import Litestar, get
+from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
@@ -121,7 +122,7 @@ async def wide_open() -> dict[str, str]:
 
 
 @get("/v1/broken/unknown/{widget_id:str}", opt={"scope": "accounts:read", "owner": "account"}, summary="unknown param")
-async def unknown_param(widget_id: str) -> dict[str, str]:
+async def unknown_param(widget_id: FromPath[str]) -> dict[str, str]:
     return {}
 
 
