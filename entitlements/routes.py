@@ -6,7 +6,7 @@ from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.response import Stream
 
 from app.accounts import resolve_account, resolve_user
@@ -45,8 +45,8 @@ UserFilter = Annotated[str | None, Parameter(description="Only grants of this us
 ChangeCursor = Annotated[str | None, Parameter(
     description="The cursor of the last batch you processed; leave out to start from now",
     pattern=r"^[A-Za-z0-9_-]*$", max_length=64)]
-LastEventId = Annotated[str | None, Parameter(
-    header="Last-Event-ID", description="Server-sent events: the id of the last event received (the cursor)",
+LastEventId = Annotated[str | None, HeaderParameter(
+    name="Last-Event-ID", description="Server-sent events: the id of the last event received (the cursor)",
     pattern=r"^[A-Za-z0-9_-]*$", max_length=64)]
 Periods = Annotated[int, Parameter(description="How many periods, newest first", ge=1, le=200)]
 
