@@ -111,6 +111,10 @@ def add_problem_responses(app: Litestar) -> None:
                 ))
 
 
+_SIGNED = ("\n\nSigned by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature) "
+           "and the Commerce-Signature header; see docs/webhooks.md.")
+
+
 def add_event_webhooks(app: Litestar) -> None:
     """Document every catalogued event under the OpenAPI ``webhooks`` key (one POST per type and version)."""
     spec = app.openapi_schema
@@ -127,7 +131,7 @@ def add_event_webhooks(app: Litestar) -> None:
         }]}
         webhooks[f"{event.type}@v{event.version}"] = PathItem(post=Operation(
             summary=f"{event.type} (version {event.version})",
-            description=event.description + "\n\nSigned with the Commerce-Signature header; see docs/webhooks.md.",
+            description=event.description + _SIGNED,
             tags=["Webhook events"],
             request_body=RequestBody(required=True, content={
                 "application/json": OpenAPIMediaType(schema=cast(Schema, body))}),

@@ -32,6 +32,9 @@ EVENT_ID_HEADER = "Commerce-Event-Id"
 EVENT_TYPE_HEADER = "Commerce-Event-Type"
 ATTEMPT_HEADER = "Commerce-Delivery-Attempt"
 SIGNATURE_HEADER = "Commerce-Signature"
+# Standard Webhooks (https://www.standardwebhooks.com): verifiable with the maintained libraries in any language
+STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER = "webhook-id", "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
 
 
 def make_client(
@@ -157,6 +160,9 @@ class Dispatcher:
                     "Content-Type": "application/json", EVENT_ID_HEADER: job.event_id,
                     EVENT_TYPE_HEADER: job.event_type, ATTEMPT_HEADER: str(job.attempt),
                     SIGNATURE_HEADER: domain.signature_header(job.secrets, timestamp, job.body),
+                    STANDARD_ID_HEADER: job.event_id, STANDARD_TIMESTAMP_HEADER: str(timestamp),
+                    STANDARD_SIGNATURE_HEADER: domain.standard_signature(
+                        job.secrets, msg_id=job.event_id, timestamp=timestamp, body=job.body),
                 }
                 with egress.pinned(pin):
                     async with self._client.stream("POST", job.url, content=job.body, headers=headers) as response:

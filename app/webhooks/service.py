@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +42,8 @@ _FIELDS = ("url", "description", "event_types", "status", "disabled_reason")
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """``whsec_`` + standard base64 of 32 random bytes: the Standard Webhooks secret format."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def endpoint_read(e: WebhookEndpoint) -> WebhookEndpointRead:
