@@ -26,7 +26,7 @@ from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
-from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
+from app.openapi import add_event_webhooks, add_problem_responses, close_input_schemas, openapi_config
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
@@ -148,6 +148,7 @@ def create_app(
         state=_initial_state(settings, clock),
     )
     add_problem_responses(app)
+    close_input_schemas(app)
     add_event_webhooks(app)
     return app
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
+import msgspec
 from litestar import Litestar, Router
+from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -13,6 +15,7 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     PathItem,
     Reference,
     RequestBody,
@@ -102,7 +105,18 @@ def add_problem_responses(app: Litestar) -> None:
                 p.name for p in (op.parameters or []) if getattr(p, "param_in", None) == "query")
             if handler_opt.get("public"):
                 continue
-            op.security = [{"BearerAuth": []}]
+            scope = handler_opt.get("scope")
+            # scopes of a bearer scheme name what the vendor key needs (session tokens: see the description)
+            op.security = [{"BearerAuth": [scope] if scope else []}]
+            ok = op.responses.get("200")
+            if handler_opt.get("event_stream") and isinstance(ok, OpenAPIResponse) and ok.content is not None:
+                ok.content["text/event-stream"] = OpenAPIMediaType(schema=Schema(
+                    type=OpenAPIType.STRING, description="Server-sent events (with 'Accept: text/event-stream'): "
+                    "'ready', 'changes' and 'heartbeat' events whose data is the JSON answer and whose id is its "
+                    "cursor"))
+            if handler_opt.get("idempotency"):
+                op.parameters = [*(op.parameters or []), _idempotency_header(
+                    required=handler_opt["idempotency"] == "required")]
             for status, description in _PROBLEM_STATUSES.items():
                 op.responses[status] = (OpenAPIResponse(
                     description=description,
@@ -113,6 +127,32 @@ def add_problem_responses(app: Litestar) -> None:
 
 _SIGNED = ("\n\nSigned by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature) "
            "and the Commerce-Signature header; see docs/webhooks.md.")
+
+
+def _idempotency_header(*, required: bool) -> Parameter:
+    return Parameter(
+        name="Idempotency-Key", param_in=ParamType.HEADER, required=required,
+        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+        description="Any unique string per intended operation (1 to 255 visible ASCII characters). The same key "
+                    "and request return the first answer (Idempotent-Replayed: true); the same key with another "
+                    "request is a 422; while the first is still running, a 409." + (
+                        " Required: this request moves money." if required else ""),
+    )
+
+
+def close_input_schemas(app: Litestar) -> None:
+    """Request bodies reject unknown fields (``forbid_unknown_fields``): say so (``additionalProperties: false``)."""
+    strict: set[str] = set()
+    pending: list[type] = [msgspec.Struct]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        config = getattr(cls, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            strict.add(cls.__name__)
+    for name, schema in (app.openapi_schema.components.schemas or {}).items():
+        if isinstance(schema, Schema) and name.rsplit("_", 1)[-1] in strict and schema.type == OpenAPIType.OBJECT:
+            schema.additional_properties = False
 
 
 def add_event_webhooks(app: Litestar) -> None:

@@ -105,7 +105,8 @@ class EntitlementController(Controller):
         return Response(runtime.snapshot_read(snap, view, now), headers=headers)
 
 
-    @get("/changes", opt={"scope": "entitlements:read", "user_access": "self", "owner": "self", "bound_keys": True},
+    @get("/changes", opt={"scope": "entitlements:read", "user_access": "self", "owner": "self", "bound_keys": True,
+                          "event_stream": True},
          summary="Which users' answers changed since a cursor (JSON), or a live stream of them (server-sent events)",
          description="Without 'Accept: text/event-stream': one batch of changes since 'cursor', at once. With it: an "
                      "event stream ('ready', then 'changes' as they commit, 'heartbeat' when idle), each event's id "
@@ -130,7 +131,8 @@ class GrantController(Controller):
     path = "/v1/accounts/{account:str}/grants"
     tags = ["Entitlements"]
 
-    @post("/", opt={"scope": "entitlements:write", "owner": "account"}, status_code=200,
+    @post("/", opt={"scope": "entitlements:write", "owner": "account", "idempotency": "optional"},
+          status_code=200,
           responses={201: ResponseSpec(GrantRead, description="The grant was created")},
           summary="Grant a module to a user or to the whole account (optionally as N seats)",
           description="Idempotent per (source, source_ref, module): a retry answers 200 with the first grant.")

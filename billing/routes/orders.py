@@ -58,7 +58,7 @@ class OrderController(Controller):
     path = "/v1/orders"
     tags = ["Quotes and orders"]
 
-    @post("/", opt={**USER_WRITE, "owner": "account"}, status_code=201,
+    @post("/", opt={**USER_WRITE, "owner": "account", "idempotency": "required"}, status_code=201,
           summary="Order a quote (auto-close); requires an Idempotency-Key",
           description="Budget route: captured and fulfilled at once, or held while an approver decides. "
                       "Card route: the order waits for payment (POST /v1/orders/{id}/pay).")
@@ -90,7 +90,7 @@ class OrderController(Controller):
         order = await service.cancel_order(db_session, principal, order_id, clock=clock)
         return await service.order_read(db_session, order)
 
-    @post("/{order_id:str}/pay", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/pay", opt={**USER_WRITE, "owner": "account", "idempotency": "required"}, status_code=200,
           summary="Pay a card order off-session with a saved card; requires an Idempotency-Key",
           description="Succeeded: the order is paid and fulfilled. The bank wants 3-D Secure: the order is "
                       "requires_action and payment.client_secret lets the widget confirm on-session (the order "
