@@ -21,7 +21,8 @@ Key = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 Text = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
 ConfigValue = Annotated[str, Meta(max_length=500, pattern=r"^[^\x00]*$")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+                                description="ISO 4217 code, e.g. USD")]
 AmountMinor = Annotated[int, Meta(ge=0, le=10**12, description="Integer minor units (cents)")]
 Quantity = Annotated[int, Meta(ge=0, le=10**12)]
 LimitValue = Annotated[int, Meta(ge=0, le=10**12)]
