@@ -227,6 +227,9 @@ def parse_toml(text: str) -> CatalogDoc:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogInvalidError(f"TOML syntax: {exc}", [FieldError(field="toml", message=str(exc))]) from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        message = "arrays or inline tables nest too deeply"
+        raise CatalogInvalidError(f"TOML syntax: {message}", [FieldError(field="toml", message=message)]) from None
     return convert(raw)
 
 
