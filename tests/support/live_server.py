@@ -22,18 +22,23 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
-                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory") -> Iterator[str]:
-    """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards."""
+                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
+                log_path: Path | None = None) -> Iterator[str]:
+    """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards.
+
+    With ``log_path`` the server's log (granian's and the app's, both on stderr) is written to that file.
+    """
     port = free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
         "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
         **(extra_env or {}),
     }
+    log_file = log_path.open("wb") if log_path is not None else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--log-level", "warning", target],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=log_file if log_file is not None else subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -45,7 +50,10 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                if proc.stderr:
+                    err = proc.stderr.read().decode()
+                else:
+                    err = log_path.read_text() if log_path is not None else ""
                 raise RuntimeError(f"live server did not start: {err[-2000:]}")
             time.sleep(0.1)
         yield base
@@ -55,3 +63,5 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log_file is not None:
+            log_file.close()
