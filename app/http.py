@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncGenerator
-from itertools import accumulate
 from typing import Any
 
 import msgspec
@@ -38,23 +37,42 @@ from app.errors import (
 # price tiers) needs 8; the cap keeps the decoder's recursion far from Python's limit.
 MAX_JSON_DEPTH = 32
 
-# A JSON string, escapes included (the unrolled form keeps the regex linear and fast).
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = tuple(1 if b in b"[{" else -1 for b in range(256))
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")  # for depth, an object is as deep as an array
+
+
+def _brackets(body: bytes) -> bytes:
+    """The body's brackets outside JSON strings, all as ``[`` and ``]`` (C-speed byte operations only)."""
+    if b"\\" in body:  # escaped backslashes, then escaped quotes: what is left of quotes delimits strings
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(body.split(b'"')[::2])  # every other piece between quotes is inside a string
+    return outside.translate(_AS_SQUARE, _NOT_BRACKETS)
 
 
 def json_depth(body: bytes) -> int:
     """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+    brackets, depth = _brackets(body), 0
+    while brackets:
+        peeled = brackets.replace(b"[]", b"")  # one pass peels the innermost level
+        if peeled == brackets:  # what is left never closes: each opener nests one deeper
+            return depth + brackets.count(b"[")
+        brackets, depth = peeled, depth + 1
+    return depth
 
 
 def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when the body nests deeper than ``limit``; free for bodies with few brackets (the hot path)."""
+    """True when the body nests deeper than ``limit``; free for bodies with few brackets (the hot path).
+
+    Brackets left after ``limit`` peels mean deeper nesting, or brackets that never close (malformed too).
+    """
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    return json_depth(body) > limit
+    brackets = _brackets(body)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
 
 
 @functools.cache
