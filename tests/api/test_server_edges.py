@@ -4,6 +4,7 @@ pins it down), and that a client hanging up is no error in the log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -58,7 +59,8 @@ def _connect(edge: Edge) -> socket.socket:
 def exchange(edge: Edge, raw: bytes) -> Answer:
     """Send raw bytes, read until the server closes (every request here says or forces Connection: close)."""
     with _connect(edge) as s:
-        s.sendall(raw)
+        with contextlib.suppress(ConnectionError):  # the server may refuse before reading everything
+            s.sendall(raw)
         received = b""
         while chunk := s.recv(65536):
             received += chunk
@@ -110,15 +112,18 @@ def test_invalid_utf8_and_deep_nesting_are_400_problems_through_the_server(edge:
     assert_problem(exchange(edge, request(edge, method="POST", body=deep)), 400, "malformed_body")
 
 
+_CLOSE = b"Host: x\r\nConnection: close\r\n"  # so that an answer from the app would not hang the test either
+
+
 @pytest.mark.parametrize(("raw", "status"), [
-    (b"GET /" + b"a" * 65_535 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # request target over 65,534 bytes
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(100)) + b"\r\n", 431),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"v" * 500_000 + b"\r\n\r\n", 431),  # head over the buffer
-    (b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+    (b"GET /" + b"a" * 65_535 + b" HTTP/1.1\r\n" + _CLOSE + b"\r\n", 414),  # request target over 65,534 bytes
+    (b"GET / HTTP/1.1\r\n" + _CLOSE + b"".join(b"X-H%d: v\r\n" % i for i in range(99)) + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\n" + _CLOSE + b"X-Big: " + b"v" * 1_000_000 + b"\r\n\r\n", 431),  # over the buffer
+    (b"POST /v1/accounts HTTP/1.1\r\n" + _CLOSE + b"Content-Length: -1\r\n\r\n", 400),
+    (b"POST /v1/accounts HTTP/1.1\r\n" + _CLOSE + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n", 400),  # a TLS hello to the plain port
     (b"HELLO WORLD\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + _CLOSE + b"Bad Header: x\r\n\r\n", 400),
 ])
 def test_what_the_server_rejects_itself_is_answered_as_documented(edge: Edge, raw: bytes, status: int) -> None:
     assert_server_answer(exchange(edge, raw), status)

@@ -26,7 +26,8 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
                 log_path: Path | None = None) -> Iterator[str]:
     """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards.
 
-    With ``log_path`` the server's log (granian's and the app's, both on stderr) is written to that file.
+    The server's log (granian's and the app's, both on stderr) goes to ``log_path`` (default: server.log in
+    ``data_dir``), never to a pipe that nobody reads and a chatty server could fill until it blocks.
     """
     port = free_port()
     env = {
@@ -34,11 +35,13 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
         "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
         **(extra_env or {}),
     }
-    log_file = log_path.open("wb") if log_path is not None else None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or data_dir / "server.log"
+    log_file = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--log-level", "warning", target],
-        env=env, stdout=subprocess.DEVNULL, stderr=log_file if log_file is not None else subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=log_file,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -50,11 +53,7 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                if proc.stderr:
-                    err = proc.stderr.read().decode()
-                else:
-                    err = log_path.read_text() if log_path is not None else ""
-                raise RuntimeError(f"live server did not start: {err[-2000:]}")
+                raise RuntimeError(f"live server did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
         yield base
     finally:
@@ -63,5 +62,4 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log_file is not None:
-            log_file.close()
+        log_file.close()
