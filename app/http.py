@@ -106,8 +106,6 @@ def decode_body(body: bytes, body_type: Any) -> Any:
         raise ValidationFailed(f"{error.field}: {error.message}"[:1000], errors=[error]) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"The body is not valid JSON ({exc}).") from None
-    except UnicodeDecodeError:
-        raise MalformedBody("The body is not valid UTF-8 (JSON text must be UTF-8).") from None
     except RecursionError:  # a second line of defence: the depth check should make this unreachable
         raise MalformedBody("The JSON body nests too deeply.") from None
 
