@@ -1,7 +1,7 @@
 """entitlement change log: what the SDK change stream reads, in commit order (xid)
 
 Revision ID: 0014
-Revises: 0013
+Revises: 0012
 Create Date: 2026-12-02 00:35:20.548667
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014'
-down_revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
