@@ -12,17 +12,20 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from app.accounts.routes import AccountController, SessionController
+from app.accounts.service import CORS_TOPIC
 from app.api.audit import AuditController
 from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
+from app.cors import AccountOrigins, CorsMiddleware, cors_config
 from app.db import create_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
+from app.ratelimit.limiter import RateLimiter
 from app.settings import Settings, load_settings
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
@@ -75,6 +78,8 @@ def create_app(
     """
     settings = settings or load_settings()
     clock = clock or SystemClock()
+    origins = AccountOrigins()
+    limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -87,6 +92,7 @@ def create_app(
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
+        listener.subscribe(CORS_TOPIC, origins.invalidate)
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
@@ -94,6 +100,9 @@ def create_app(
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
+        origins.bind(app.state.sessionmaker)
+        if limiter is not None:
+            await limiter.start(app.state.sessionmaker)
         await entitlements.start(app.state.sessionmaker)
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
@@ -108,6 +117,8 @@ def create_app(
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await entitlements.stop()
+            if limiter is not None:
+                await limiter.stop()
             await app.state.suggest_refresher.stop()
             await listener.stop()
             if app.state.stripe is not None:
@@ -121,13 +132,15 @@ def create_app(
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
         dependencies=DEPENDENCIES,
-        guards=[auth_guard],
+        guards=[auth_guard] if limiter is None else [auth_guard, limiter.guard],
+        middleware=[CorsMiddleware(cors_config(settings), origins)],
+        before_send=[] if limiter is None else [limiter.before_send],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         debug=False,
-        state=_initial_state(settings, clock),
+        state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
     add_problem_responses(app)
     add_event_webhooks(app)
@@ -146,11 +159,14 @@ def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | 
     return gateway
 
 
-def _initial_state(settings: Settings, clock: Clock) -> Any:
+def _initial_state(
+    settings: Settings, clock: Clock, *, origins: AccountOrigins, limiter: RateLimiter | None,
+) -> Any:
     from litestar.datastructures import State
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
+        "account_origins": origins, "rate_limiter": limiter,
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
         "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })

@@ -54,6 +54,7 @@ ApprovalState = Annotated[Literal["pending", "approved", "denied", "expired", "c
 
 USER_WRITE = {"scope": "commerce:write", "user_access": "self"}
 USER_READ = {"scope": "commerce:read", "user_access": "self"}
+MONEY = {**USER_WRITE, "rate_limit": "money"}  # moves or commits money: the tighter rate limit class
 
 
 def quote_read(q: Quote, account: Account, user: User) -> QuoteRead:
@@ -140,7 +141,7 @@ class OrderController(Controller):
     path = "/v1/orders"
     tags = ["Quotes and orders"]
 
-    @post("/", opt={**USER_WRITE, "owner": "account"}, status_code=201,
+    @post("/", opt={**MONEY, "owner": "account"}, status_code=201,
           summary="Order a quote (auto-close); requires an Idempotency-Key",
           description="Budget route: captured and fulfilled at once, or held while an approver decides. "
                       "Card route: the order waits for payment (POST /v1/orders/{id}/pay).")
@@ -172,13 +173,13 @@ class OrderController(Controller):
             await orders.expire_due_approvals(db_session, clock=clock, account_id=order.account_id)
         return await order_read(db_session, order, account, user)
 
-    @post("/{order_id:str}/cancel", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/cancel", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Cancel an order that is not paid yet (releases held budget)")
     async def cancel(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                      order_id: OrderId) -> OrderRead:
         return await order_read(db_session, await orders.cancel_order(db_session, principal, order_id, clock=clock))
 
-    @post("/{order_id:str}/pay", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/pay", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Pay a card order off-session with a saved card; requires an Idempotency-Key",
           description="Succeeded: the order is paid and fulfilled. The bank wants 3-D Secure: the order is "
                       "requires_action and payment.client_secret lets the widget confirm on-session (the order "
@@ -195,7 +196,7 @@ class OrderController(Controller):
 
         return await run_idempotent(request, db_session, produce, required=True)
 
-    @post("/{order_id:str}/refund", opt={"scope": "commerce:write", "user_access": "admin", "owner": "account"},
+    @post("/{order_id:str}/refund", opt={**MONEY, "user_access": "admin", "owner": "account"},
           status_code=200, summary="Refund a paid order (budget: in full to the budget; card: all or part)",
           description="A full refund revokes the order's access now and stops its renewals; a partial card "
                       "refund keeps access. Card refunds go through Stripe.")
@@ -253,7 +254,7 @@ class ApprovalController(Controller):
     async def read(self, db_session: DbSession, principal: CurrentPrincipal, approval_id: ApprovalId) -> ApprovalRead:
         return await approval_read(db_session, await orders.load_approval(db_session, principal, approval_id))
 
-    @post("/{approval_id:str}/approve", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{approval_id:str}/approve", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Approve: the held budget is captured and the purchase completes")
     async def approve(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                       clock: ClockDep, approval_id: ApprovalId, data: JSONBody[NoteIn]) -> ApprovalRead:
@@ -262,7 +263,7 @@ class ApprovalController(Controller):
                                                    clock=clock)
         return await approval_read(db_session, approval)
 
-    @post("/{approval_id:str}/deny", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{approval_id:str}/deny", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Deny with a reason: the held budget is released")
     async def deny(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                    clock: ClockDep, approval_id: ApprovalId, data: JSONBody[NoteIn]) -> ApprovalRead:

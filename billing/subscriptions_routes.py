@@ -42,7 +42,8 @@ class SubscriptionController(Controller):
         rows = await subscriptions.list_subscriptions(db_session, acc.account_id)
         return SubscriptionList(data=[await subscription_read(db_session, s) for s in rows])
 
-    @patch("/{subscription_id:str}", opt={"scope": "commerce:write", "user_access": "admin", "owner": "account"},
+    @patch("/{subscription_id:str}",
+           opt={"scope": "commerce:write", "user_access": "admin", "owner": "account", "rate_limit": "money"},
            summary="Change the seats charged from the next renewal on, or stop renewing")
     async def update(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                      account: AccountRef,
