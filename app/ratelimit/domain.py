@@ -1,11 +1,11 @@
-"""Rate-limit arithmetic over plain values: rates, sliding-window estimates and local budgets. No I/O.
+"""Rate-limit arithmetic over plain values: rates, the sliding-window estimate, leases. No I/O.
 
-Each process counts hits per bucket (a route class and a caller) in fixed windows aligned to the epoch and
-estimates the sliding window as ``prev * (1 - elapsed) + current``. ``shared`` is the count of every
-process as of the last sync with PostgreSQL; hits since then are ``inflight`` (being written) and
-``pending`` (not yet written). Between syncs a process admits at most ``budget`` hits, its share of what
-was left at the last sync (the remainder divided by the processes seen), so all processes together stay
-within the limit although none of them asks the database per request.
+Counts are kept per bucket (a route class and a caller) in fixed windows aligned to the epoch; the limit
+applies to the sliding estimate ``prev * (1 - elapsed) + current``. The shared counter in PostgreSQL holds
+every hit *handed out* in a window: a process asks it for a **lease** of a few hits at a time (granted
+atomically, never past the limit), admits that many requests from memory, and asks again when the lease is
+spent. Unused leases go back when the caller goes idle or the window closes. So all processes together
+never exceed the limit, and most requests never wait for the database.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 MAX_LIMIT = 1_000_000_000
+LEASE_FRACTION = 10  # a lease is at most a tenth of the limit, so no single process holds the quota
 _RATE = re.compile(r"^\s*(\d{1,10})\s*/\s*(second|minute|hour)\s*$")
 
 
@@ -32,6 +33,10 @@ class Rate:
         """The ``RateLimit-Policy`` value (IETF draft: quota and window in seconds)."""
         return f"{self.limit};w={self.window_s}"
 
+    @property
+    def max_lease(self) -> int:
+        return max(1, self.limit // LEASE_FRACTION)
+
 
 def parse_rate(text: str) -> Rate:
     """``"600/minute"`` -> Rate(600, 60); units second, minute, hour; ValueError when malformed."""
@@ -46,24 +51,23 @@ def parse_rate(text: str) -> Rate:
 
 @dataclass(slots=True)
 class Bucket:
-    """One caller's counts in one process (mutable; only touched on the event loop)."""
+    """One caller's state in one process (mutable; only touched on the event loop)."""
 
-    window: int = -1
-    prev: int = 0
-    shared: int = 0
-    inflight: int = 0
-    pending: int = 0
-    used: int = 0
-    budget: int = 0
-    nodes: int = 1
-    synced: bool = False
+    window: int = -1  # index of the current window (epoch seconds // window_s)
+    prev: int = 0  # hits of the previous window, every process (as last seen)
+    shared: int = 0  # hits handed out in this window, every process, leases included (as last seen)
+    lease: int = 0  # hits this process may still admit in this window without asking
+    denied_until: float = 0.0  # the last ask found the window full: refuse locally until then
+    used: int = 0  # hits admitted since the last ask (sizes the next lease)
+    asked_at: float = 0.0  # monotonic time of the last ask (0: never asked)
+    touched: bool = False  # admitted a hit since the last idle check
 
 
 class Decision(NamedTuple):
-    """What to do with one request: admit it, refuse it, or sync first (the local budget is spent)."""
+    """What to do with one request: admit it, refuse it, or ask for a lease first."""
 
     allowed: bool
-    sync: bool
+    ask: bool
     remaining: int
     reset_s: int
     retry_after_s: int
@@ -73,51 +77,66 @@ def _elapsed(bucket: Bucket, rate: Rate, now: float) -> float:
     return min(1.0, max(0.0, now / rate.window_s - bucket.window))
 
 
+def prev_weight(bucket: Bucket, rate: Rate, now: float) -> float:
+    """How much the previous window still counts now (1 at the start of this window, 0 at its end)."""
+    return 1.0 - _elapsed(bucket, rate, now)
+
+
 def estimate(bucket: Bucket, rate: Rate, now: float) -> float:
-    """Hits in the sliding window ending now, as far as this process knows."""
-    return bucket.prev * (1.0 - _elapsed(bucket, rate, now)) + bucket.shared + bucket.inflight + bucket.pending
-
-
-def _share(bucket: Bucket, rate: Rate, now: float) -> int:
-    left = rate.limit - estimate(bucket, rate, now)
-    return math.ceil(left / max(1, bucket.nodes)) if left > 0 else 0
+    """Hits in the sliding window ending now as far as this process knows (its unspent lease not counted)."""
+    return bucket.prev * prev_weight(bucket, rate, now) + bucket.shared - bucket.lease
 
 
 def roll(bucket: Bucket, rate: Rate, now: float) -> tuple[int, int] | None:
-    """Move to the window containing ``now``; returns (closed window start, its unwritten hits) to carry."""
+    """Move to the window containing ``now``; returns (closed window start, unused lease to give back)."""
     window = int(now // rate.window_s)
     if window <= bucket.window:
         return None
-    carry = (bucket.window * rate.window_s, bucket.pending) if bucket.pending and bucket.window >= 0 else None
-    adjacent = window == bucket.window + 1
-    bucket.prev = bucket.shared + bucket.inflight + bucket.pending if adjacent else 0
-    bucket.window, bucket.shared, bucket.inflight, bucket.pending, bucket.used = window, 0, 0, 0, 0
-    bucket.budget = _share(bucket, rate, now)
-    return carry
+    back = (bucket.window * rate.window_s, bucket.lease) if bucket.lease and bucket.window >= 0 else None
+    bucket.prev = bucket.shared - bucket.lease if window == bucket.window + 1 else 0
+    bucket.window, bucket.shared, bucket.lease, bucket.denied_until = window, 0, 0, 0.0
+    return back
 
 
 def decide(bucket: Bucket, rate: Rate, now: float) -> Decision:
-    """Admit, refuse or ask for a sync; the caller rolls the bucket first and counts the hit if admitted."""
+    """Admit from the lease, refuse while the window is known to be full, else ask for a lease."""
     reset = max(1, math.ceil((bucket.window + 1) * rate.window_s - now))
-    left = rate.limit - estimate(bucket, rate, now)
-    if left < 1:
+    if bucket.lease > 0:
+        remaining = max(0, math.floor(rate.limit - estimate(bucket, rate, now)) - 1)
+        return Decision(True, False, remaining, reset, 0)
+    if now < bucket.denied_until:
         return Decision(False, False, 0, reset, retry_after(bucket, rate, now))
-    if not bucket.synced or bucket.used >= bucket.budget:
-        return Decision(False, True, int(left), reset, 0)
-    return Decision(True, False, int(left - 1), reset, 0)
+    return Decision(False, True, 0, reset, 0)
 
 
 def count(bucket: Bucket) -> None:
-    """Record one admitted hit."""
-    bucket.pending += 1
+    """Spend one hit of the lease on an admitted request."""
+    bucket.lease -= 1
     bucket.used += 1
+    bucket.touched = True
+
+
+def release(bucket: Bucket) -> int:
+    """Give the unspent lease back (the caller went idle); returns how many hits to return."""
+    back, bucket.lease = bucket.lease, 0
+    bucket.shared -= back
+    return back
+
+
+def granted(bucket: Bucket, rate: Rate, now: float, *, lease: int, shared: int, prev: int, hold_s: float) -> None:
+    """Take in a grant: the lease and what every process has been handed in this window and the last."""
+    bucket.lease += lease
+    bucket.shared = max(bucket.shared, shared)  # totals seen by concurrent asks may arrive out of order
+    bucket.prev = max(bucket.prev, prev)
+    if lease == 0:
+        bucket.denied_until = now + min(hold_s, retry_after(bucket, rate, now))
 
 
 def retry_after(bucket: Bucket, rate: Rate, now: float) -> int:
     """Whole seconds until one more request fits, if nobody else calls meanwhile (at least 1)."""
     width, limit = rate.window_s, rate.limit
     elapsed = _elapsed(bucket, rate, now)
-    current = bucket.shared + bucket.inflight + bucket.pending
+    current = bucket.shared
     if current + 1 <= limit and bucket.prev > 0:
         # prev * (1 - f) + current + 1 <= limit once f reaches this point of the current window
         at = 1.0 - (limit - current - 1) / bucket.prev
@@ -127,41 +146,9 @@ def retry_after(bucket: Bucket, rate: Rate, now: float) -> int:
     return max(1, math.ceil((1.0 - elapsed + at_next) * width))
 
 
-def take_pending(bucket: Bucket) -> int:
-    """Hand the unwritten hits to a sync; they count as in flight until its answer is applied."""
-    hits, bucket.pending = bucket.pending, 0
-    bucket.inflight += hits
-    return hits
-
-
-def give_back(bucket: Bucket, window_start: int, rate: Rate, hits: int) -> tuple[int, int] | None:
-    """A sync failed: its hits are unwritten again (or carried, if the window closed meanwhile)."""
-    if window_start == bucket.window * rate.window_s:
-        bucket.inflight = max(0, bucket.inflight - hits)
-        bucket.pending += hits
-        return None
-    return (window_start, hits) if hits else None
-
-
-def apply_sync(
-    bucket: Bucket, rate: Rate, now: float, *, window_start: int, flushed: int, shared: int, prev: int, nodes: int,
-) -> None:
-    """Take in the totals of every process after our hits were written; recompute the local budget."""
-    if window_start == (bucket.window - 1) * rate.window_s:
-        bucket.prev = max(bucket.prev, shared)
-        return
-    if window_start != bucket.window * rate.window_s:
-        return
-    bucket.inflight = max(0, bucket.inflight - flushed)
-    bucket.shared = max(bucket.shared, shared)  # totals only grow within a window; answers may cross
-    bucket.prev = max(bucket.prev, prev)
-    bucket.nodes = max(1, nodes)
-    bucket.used = bucket.pending
-    bucket.synced = True
-    bucket.budget = _share(bucket, rate, now) + bucket.pending
-
-
-def fail_open(bucket: Bucket, rate: Rate, now: float) -> None:
-    """The database did not answer: go on with what this process knows, and sync again later."""
-    bucket.synced = True
-    bucket.budget = bucket.used + _share(bucket, rate, now)
+def lease_size(rate: Rate, bucket: Bucket, mono_now: float, hold_s: float) -> int:
+    """How many hits to ask for: what this caller used in about two sync intervals lately, 1..max_lease."""
+    if not bucket.asked_at:
+        return 1
+    pace_per_s = bucket.used / max(mono_now - bucket.asked_at, 1e-3)
+    return max(1, min(rate.max_lease, math.ceil(pace_per_s * 2 * hold_s)))

@@ -1,9 +1,10 @@
-"""The per-process rate limiter: an app-level guard after authentication, local buckets, periodic sync.
+"""The per-process rate limiter: an app-level guard after authentication, buckets with leases.
 
 A request is counted against its caller's bucket for the route's class (``opt["rate_limit"]``: ``check``,
-``money``, else ``default``): the API key for vendor calls, the user for session tokens. The decision is
-made in memory; PostgreSQL sees one batched upsert per process every ``COMMERCE_RATE_LIMIT_SYNC_SECONDS``
-plus one round trip when a bucket is first seen or its local share is spent (docs/decisions.md).
+``money``, else ``default``): the API key for vendor calls, the user for session tokens. Requests are admitted
+from a lease held in memory; PostgreSQL is asked (one statement) only when the lease is spent, and a
+background task gives idle leases back and writes the process heartbeat every
+``COMMERCE_RATE_LIMIT_SYNC_SECONDS`` (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from app.ratelimit.domain import (
     Bucket,
     Decision,
     Rate,
-    apply_sync,
     count,
     decide,
-    fail_open,
-    give_back,
+    granted,
+    lease_size,
     parse_rate,
+    prev_weight,
+    release,
     roll,
-    take_pending,
 )
 from app.settings import Settings
 
@@ -45,35 +46,39 @@ log = logging.getLogger("commerce.ratelimit")
 CLASSES = ("check", "money", "default")
 MAX_BUCKETS = 100_000
 PURGE_EVERY_S = 60.0
+WARN_EVERY_S = 10.0
 _SCOPE_KEY = "commerce.rate_limit"
-_SYNC_TRIES = 3
+_ASK_TRIES = 5
 
 
 class RateLimiter:
-    """Buckets of this process and their sync with the shared counters; safe to use on the event loop only."""
+    """Buckets of this process and their leases; safe to use on the event loop only."""
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.clock = clock
-        self.sync_s = settings.rate_limit_sync_seconds
-        self.alive_s = max(2.0, 4 * self.sync_s)
+        self.hold_s = settings.rate_limit_sync_seconds
+        self.alive_s = max(5.0, 10 * self.hold_s)
         self.node_id = "node_" + secrets.token_hex(8)
+        self.nodes = 1
         self.rates: dict[str, tuple[Rate, Rate]] = {
             cls: (parse_rate(getattr(settings, f"rate_limit_{cls}_key")),
                   parse_rate(getattr(settings, f"rate_limit_{cls}_user")))
             for cls in CLASSES
         }
         self._buckets: dict[str, tuple[Bucket, Rate]] = {}
-        self._carry: dict[tuple[str, int], list[int]] = {}
-        self._syncing: dict[str, asyncio.Task[None]] = {}
+        self._leased: set[str] = set()
+        self._returns: dict[tuple[str, int], int] = {}
+        self._asking: dict[str, asyncio.Task[None]] = {}
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._task: asyncio.Task[None] | None = None
         self._static: dict[Rate, list[tuple[bytes, bytes]]] = {}
+        self._warned_at = 0.0
 
     # -- wiring -----------------------------------------------------------------------------------------
 
     async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
-        self._task = asyncio.create_task(self._run(), name="rate-limit-sync")
+        self._task = asyncio.create_task(self._run(), name="rate-limit-leases")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,19 +86,19 @@ class RateLimiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self.sync()
+            await self.tick(everything=True)  # a stopping process gives back what it still holds
 
     async def _run(self) -> None:
-        purged_at = 0.0
+        purged_at = time.monotonic()
         while True:
-            await asyncio.sleep(self.sync_s)
+            await asyncio.sleep(self.hold_s)
             try:
-                await self.sync()
+                await self.tick()
                 if time.monotonic() - purged_at > PURGE_EVERY_S:
                     purged_at = time.monotonic()
                     await self._purge()
             except Exception:
-                log.warning("rate-limit sync failed; will retry", exc_info=True)
+                self._warn("rate-limit leases could not be given back; will retry")
 
     # -- the guard and the response headers -----------------------------------------------------------------
 
@@ -107,9 +112,11 @@ class RateLimiter:
         if not decision.allowed:
             who = "user" if isinstance(principal, UserPrincipal) else "API key"
             raise TooManyRequests(
-                f"This {who} made more than {rate.limit} requests in {rate.window_s} s to {cls} routes; "
+                f"This {who} reached its limit of {rate.limit} requests per {rate.window_s} s on {cls} routes; "
                 f"retry after {decision.retry_after_s} s.",
-                headers={"Retry-After": str(decision.retry_after_s), **_headers(rate, decision)},
+                headers={"Retry-After": str(decision.retry_after_s), "RateLimit-Limit": str(rate.limit),
+                         "RateLimit-Remaining": "0", "RateLimit-Reset": str(decision.retry_after_s),
+                         "RateLimit-Policy": rate.policy},
                 retry_after_seconds=decision.retry_after_s, limit=rate.limit, window_seconds=rate.window_s,
             )
         cast(dict[str, Any], connection.scope)[_SCOPE_KEY] = (rate, decision)
@@ -126,7 +133,7 @@ class RateLimiter:
         if static is None:
             static = self._static[rate] = [(b"ratelimit-limit", str(rate.limit).encode()),
                                            (b"ratelimit-policy", rate.policy.encode())]
-        headers = cast(list[tuple[bytes, bytes]], message.setdefault("headers", []))
+        headers = cast(list[tuple[bytes, bytes]], cast(dict[str, Any], message).setdefault("headers", []))
         headers.extend(static)
         headers.append((b"ratelimit-remaining", str(decision.remaining).encode()))
         headers.append((b"ratelimit-reset", str(decision.reset_s).encode()))
@@ -140,109 +147,105 @@ class RateLimiter:
         return f"{cls}:k:{principal.key_id}", key_rate
 
     async def admit(self, principal: Principal, cls: str) -> tuple[Rate, Decision]:
-        """Decide for one request; counts it when admitted. A DB round trip only to (re)sync the bucket."""
+        """Decide for one request; spends one hit of the lease when admitted. Asks PostgreSQL only for leases."""
         key, rate = self.bucket_key(principal, cls)
         entry = self._buckets.get(key)
         bucket = entry[0] if entry is not None else self._new(key, rate)
-        for _ in range(_SYNC_TRIES):
+        for _ in range(_ASK_TRIES):
             now = self.clock.now().timestamp()
-            carried = roll(bucket, rate, now)
-            if carried is not None:
-                self._carry_hits(key, rate, *carried)
+            back = roll(bucket, rate, now)
+            if back is not None:
+                self._give_back(key, *back)
             decision = decide(bucket, rate, now)
-            if not decision.sync:
+            if not decision.ask:
                 if decision.allowed:
                     count(bucket)
                 return rate, decision
-            await self._sync_bucket(key)
-        # still no share after fresh syncs: many concurrent requests of one caller in this process; the
-        # overshoot is bounded by the tries, and the next sync corrects the counts
-        count(bucket)
-        return rate, decision._replace(allowed=True, sync=False)
+            await self._ask(key, bucket, rate)
+        # every fresh lease went to concurrent requests of the same caller: refuse this one for a moment
+        return rate, decision._replace(ask=False, retry_after_s=1)
 
     def _new(self, key: str, rate: Rate) -> Bucket:
         if len(self._buckets) >= MAX_BUCKETS:
             for old in list(islice(self._buckets, MAX_BUCKETS // 10)):
                 gone, gone_rate = self._buckets.pop(old)
-                if gone.pending:
-                    self._carry_hits(old, gone_rate, gone.window * gone_rate.window_s, gone.pending)
+                self._leased.discard(old)
+                if gone.lease:
+                    self._give_back(old, gone.window * gone_rate.window_s, release(gone))
         bucket = Bucket()
         self._buckets[key] = (bucket, rate)
         return bucket
 
-    def _carry_hits(self, key: str, rate: Rate, window_start_s: int, hits: int) -> None:
-        slot = self._carry.setdefault((key, window_start_s), [0, rate.window_s])
-        slot[0] += hits
+    def _give_back(self, key: str, window_start_s: int, hits: int) -> None:
+        if hits:
+            self._returns[(key, window_start_s)] = self._returns.get((key, window_start_s), 0) + hits
 
-    # -- sync with the shared counters ---------------------------------------------------------------------
+    # -- leases ------------------------------------------------------------------------------------------------
 
-    async def _sync_bucket(self, key: str) -> None:
-        task = self._syncing.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self.sync([key]))
-            self._syncing[key] = task
-            task.add_done_callback(lambda _t: self._syncing.pop(key, None))
+    async def _ask(self, key: str, bucket: Bucket, rate: Rate) -> None:
+        task = self._asking.get(key)
+        if task is None:  # one ask per bucket at a time; concurrent requests wait for its answer
+            task = asyncio.get_running_loop().create_task(self._grant(key, bucket, rate))
+            self._asking[key] = task
+            task.add_done_callback(lambda _t: self._asking.pop(key, None))
         await asyncio.shield(task)
 
-    async def sync(self, keys: list[str] | None = None) -> None:
-        """Write the unwritten hits of these buckets (default: every bucket with some, and carried hits)."""
-        if self._sessionmaker is None:
+    async def _grant(self, key: str, bucket: Bucket, rate: Rate) -> None:
+        mono = time.monotonic()
+        want = lease_size(rate, bucket, mono, self.hold_s)
+        now = self.clock.now().timestamp()
+        start = bucket.window * rate.window_s
+        try:
+            assert self._sessionmaker is not None, "the limiter starts with the app"
+            async with self._sessionmaker() as session, session.begin():
+                answer = await store.grant(session, bucket=key, window_start_s=start, width_s=rate.window_s,
+                                           limit=rate.limit, weight=prev_weight(bucket, rate, now), want=want,
+                                           nodes=self.nodes)
+        except Exception:
+            # availability first: the database is only where processes share counts; decide locally meanwhile
+            self._warn("rate-limit lease could not be asked for; admitting locally")
+            answer = store.Grant(lease=want, hits=bucket.shared + want, prev_hits=bucket.prev)
+        bucket.used, bucket.asked_at = 0, mono
+        if bucket.window * rate.window_s != start:  # the window closed while we asked
+            self._give_back(key, start, answer.lease)
             return
-        taken: list[tuple[str, Bucket, Rate, int, int]] = []
-        rows: dict[tuple[str, int], list[int]] = {}
-        chosen = keys if keys is not None else [k for k, (b, _r) in self._buckets.items() if b.pending]
-        for key in chosen:
+        granted(bucket, rate, self.clock.now().timestamp(), lease=answer.lease, shared=answer.hits,
+                prev=answer.prev_hits, hold_s=self.hold_s)
+        if bucket.lease:
+            self._leased.add(key)
+
+    async def tick(self, *, everything: bool = False) -> None:
+        """Give back leases of callers idle since the last tick (all, when stopping); write the heartbeat."""
+        for key in list(self._leased):
             entry = self._buckets.get(key)
             if entry is None:
+                self._leased.discard(key)
                 continue
             bucket, rate = entry
-            start = bucket.window * rate.window_s
-            hits = take_pending(bucket)
-            taken.append((key, bucket, rate, start, hits))
-            rows.setdefault((key, start), [0, rate.window_s])[0] += hits
-        carried: dict[tuple[str, int], list[int]] = {}
-        if keys is None:
-            carried, self._carry = self._carry, {}
-            for slot_key, (hits, width) in carried.items():
-                rows.setdefault(slot_key, [0, width])[0] += hits
-        if not rows:
+            if bucket.lease == 0:
+                self._leased.discard(key)
+            elif everything or not bucket.touched:
+                self._give_back(key, bucket.window * rate.window_s, release(bucket))
+                self._leased.discard(key)
+            bucket.touched = False
+        returns, self._returns = self._returns, {}
+        if self._sessionmaker is None or (not returns and not self._buckets):
             return
         try:
             async with self._sessionmaker() as session, session.begin():
-                totals, nodes = await store.add_hits(
-                    session, [store.Hits(k, s, h, w) for (k, s), (h, w) in rows.items()],
-                    node_id=self.node_id, alive_s=self.alive_s)
+                await store.give_back(session, [store.Return(k, s, h) for (k, s), h in sorted(returns.items())])
+                self.nodes = await store.heartbeat(session, node_id=self.node_id, alive_s=self.alive_s)
         except Exception:
-            log.warning("rate-limit counters could not be written; deciding locally meanwhile", exc_info=True)
-            self._undo(taken, carried, failed_keys=keys)
-            return
-        by_slot = {(t.bucket, t.window_start_s): t for t in totals}
-        now = self.clock.now().timestamp()
-        for key, bucket, rate, start, hits in taken:
-            total = by_slot.get((key, start))
-            if total is not None:
-                apply_sync(bucket, rate, now, window_start=start, flushed=hits, shared=total.hits,
-                           prev=total.prev_hits, nodes=nodes)
-
-    def _undo(self, taken: list[tuple[str, Bucket, Rate, int, int]], carried: dict[tuple[str, int], list[int]],
-              *, failed_keys: list[str] | None) -> None:
-        now = self.clock.now().timestamp()
-        for key, bucket, rate, start, hits in taken:
-            back = give_back(bucket, start, rate, hits)
-            if back is not None:
-                self._carry_hits(key, rate, *back)
-            if failed_keys is not None:
-                fail_open(bucket, rate, now)  # availability first: the database is only our shared memory
-        for (key, start), (hits, width) in carried.items():
-            slot = self._carry.setdefault((key, start), [0, width])
-            slot[0] += hits
+            for slot, hits in returns.items():
+                self._returns[slot] = self._returns.get(slot, 0) + hits
+            raise
 
     async def _purge(self) -> None:
         assert self._sessionmaker is not None
         async with self._sessionmaker() as session, session.begin():
             await store.purge(session, now_s=int(self.clock.now().timestamp()))
 
-
-def _headers(rate: Rate, decision: Decision) -> dict[str, str]:
-    return {"RateLimit-Limit": str(rate.limit), "RateLimit-Remaining": str(decision.remaining),
-            "RateLimit-Reset": str(decision.retry_after_s or decision.reset_s), "RateLimit-Policy": rate.policy}
+    def _warn(self, message: str) -> None:
+        if time.monotonic() - self._warned_at > WARN_EVERY_S:
+            self._warned_at = time.monotonic()
+            log.warning(message, exc_info=True)

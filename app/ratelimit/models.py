@@ -1,4 +1,4 @@
-"""Shared rate-limit counters: one row per bucket and window, and the processes that write them.
+"""Shared rate-limit counters: one row per bucket and window, and the processes that ask for leases.
 
 Both tables are UNLOGGED: counters are worth nothing after a crash (a restart forgets at most one window)
 and skipping the WAL keeps the periodic upserts cheap. They are global, keyed by the caller.
@@ -23,7 +23,8 @@ class RateLimitCounter(Base):
 
     bucket: Mapped[str] = mapped_column(String(120), primary_key=True)
     window_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    hits: Mapped[int]
+    hits: Mapped[int]  # handed out in this window by every process: admitted or leased and not yet given back
+    last_grant: Mapped[int]  # what the latest grant handed out (read back by the process that asked)
     expires_at_s: Mapped[int]
 
 

@@ -1,4 +1,4 @@
-"""The shared side of rate limiting: one statement adds a batch of local hits and reads back the totals."""
+"""The shared side of rate limiting: atomic lease grants, batched returns, process heartbeats."""
 
 from __future__ import annotations
 
@@ -9,66 +9,95 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-class Hits(NamedTuple):
-    """Local hits of one bucket in one window, to be added to the shared counter."""
+class Grant(NamedTuple):
+    """A lease handed out, with every process's hits in this window (after it) and in the window before."""
 
-    bucket: str
-    window_start_s: int
-    hits: int
-    width_s: int
-
-
-class Totals(NamedTuple):
-    """Every process's hits of one bucket in one window (after ours were added) and in the window before."""
-
-    bucket: str
-    window_start_s: int
+    lease: int
     hits: int
     prev_hits: int
 
 
-# Rows go in sorted by key so two processes flushing the same buckets lock them in the same order (no deadlock).
-# The node heartbeat rides along: the number of processes writing lately sets each one's local share.
-_SYNC = text("""
-WITH node AS (
+class Return(NamedTuple):
+    """Unspent hits of a lease given back to the window they were taken from."""
+
+    bucket: str
+    window_start_s: int
+    hits: int
+
+
+# One statement, atomic under the row lock: hand out at most ``want`` hits, never past the limit minus the
+# previous window's weighted hits (``cap``), nor more than this process's share of what is left. ``last_grant``
+# carries the amount back (RETURNING sees only the new row).
+_GRANT = text("""
+WITH p AS (
+    SELECT coalesce(prev.hits, 0) AS hits,
+           FLOOR(CAST(:limit AS float8) - CAST(:weight AS float8) * coalesce(prev.hits, 0)) AS cap
+      FROM (SELECT 1) AS one
+      LEFT JOIN rate_limit_counters prev
+        ON prev.bucket = :bucket AND prev.window_start_s = CAST(:start AS bigint) - CAST(:width AS bigint)
+), g AS (
+    SELECT LEAST(CAST(:want AS bigint), GREATEST(0, CEIL(p.cap / CAST(:nodes AS float8))))::bigint AS first FROM p
+)
+INSERT INTO rate_limit_counters AS c (bucket, window_start_s, hits, last_grant, expires_at_s)
+SELECT :bucket, CAST(:start AS bigint), g.first, g.first, CAST(:start AS bigint) + 3 * CAST(:width AS bigint) FROM g
+ON CONFLICT (bucket, window_start_s) DO UPDATE
+   SET hits = c.hits + LEAST(CAST(:want AS bigint), GREATEST(0, CEIL(((SELECT cap FROM p) - c.hits)
+                                                                      / CAST(:nodes AS float8))))::bigint,
+       last_grant = LEAST(CAST(:want AS bigint), GREATEST(0, CEIL(((SELECT cap FROM p) - c.hits)
+                                                                   / CAST(:nodes AS float8))))::bigint
+RETURNING c.last_grant, c.hits, (SELECT hits FROM p)
+""")
+
+# Rows are locked in key order so two processes returning overlapping leases cannot deadlock.
+_RETURN = text("""
+WITH r AS (
+    SELECT * FROM unnest(CAST(:buckets AS text[]), CAST(:starts AS bigint[]), CAST(:hits AS bigint[]))
+        AS r(bucket, window_start_s, back)
+), locked AS (
+    SELECT c.bucket, c.window_start_s FROM rate_limit_counters c
+      JOIN r ON r.bucket = c.bucket AND r.window_start_s = c.window_start_s
+     ORDER BY c.bucket, c.window_start_s FOR UPDATE OF c
+)
+UPDATE rate_limit_counters c SET hits = GREATEST(0, c.hits - r.back)
+  FROM r JOIN locked ON locked.bucket = r.bucket AND locked.window_start_s = r.window_start_s
+ WHERE c.bucket = r.bucket AND c.window_start_s = r.window_start_s
+""")
+
+_HEARTBEAT = text("""
+WITH beat AS (
     INSERT INTO rate_limit_nodes (node_id, seen_at) VALUES (:node, now())
     ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
-), q AS (
-    SELECT * FROM unnest(CAST(:buckets AS text[]), CAST(:starts AS bigint[]), CAST(:hits AS bigint[]),
-                         CAST(:widths AS bigint[])) AS q(bucket, window_start_s, hits, width_s)
-), up AS (
-    INSERT INTO rate_limit_counters AS c (bucket, window_start_s, hits, expires_at_s)
-    SELECT bucket, window_start_s, hits, window_start_s + 3 * width_s FROM q ORDER BY bucket, window_start_s
-    ON CONFLICT (bucket, window_start_s) DO UPDATE SET hits = c.hits + EXCLUDED.hits
-    RETURNING c.bucket, c.window_start_s, c.hits
 )
-SELECT up.bucket, up.window_start_s, up.hits, coalesce(p.hits, 0) AS prev_hits,
-       (SELECT count(*) FROM rate_limit_nodes n
-         WHERE n.node_id <> :node AND n.seen_at > now() - make_interval(secs => :alive_s)) + 1 AS nodes
-  FROM up
-  JOIN q ON q.bucket = up.bucket AND q.window_start_s = up.window_start_s
-  LEFT JOIN rate_limit_counters p ON p.bucket = q.bucket AND p.window_start_s = q.window_start_s - q.width_s
+SELECT count(*) + 1 FROM rate_limit_nodes WHERE node_id <> :node AND seen_at > now() - make_interval(secs => :alive_s)
 """)
 
 _PURGE_COUNTERS = text("DELETE FROM rate_limit_counters WHERE expires_at_s < :now_s")
 _PURGE_NODES = text("DELETE FROM rate_limit_nodes WHERE seen_at < now() - interval '1 hour'")
 
 
-async def add_hits(
-    session: AsyncSession, rows: Sequence[Hits], *, node_id: str, alive_s: float,
-) -> tuple[list[Totals], int]:
-    """Add the hits (one row per bucket and window) and return the totals and the live process count."""
-    ordered = sorted(rows)
-    result = await session.execute(_SYNC, {
-        "node": node_id, "alive_s": alive_s, "buckets": [r.bucket for r in ordered],
-        "starts": [r.window_start_s for r in ordered], "hits": [r.hits for r in ordered],
-        "widths": [r.width_s for r in ordered],
-    })
-    totals, nodes = [], 1
-    for bucket, start, hits, prev_hits, live in result.all():
-        totals.append(Totals(bucket, int(start), int(hits), int(prev_hits)))
-        nodes = int(live)
-    return totals, nodes
+async def grant(
+    session: AsyncSession, *, bucket: str, window_start_s: int, width_s: int, limit: int, weight: float, want: int,
+    nodes: int,
+) -> Grant:
+    """Hand out up to ``want`` hits of this bucket's window (0 when it is full)."""
+    row = (await session.execute(_GRANT, {
+        "bucket": bucket, "start": window_start_s, "width": width_s, "limit": float(limit), "weight": weight,
+        "want": want, "nodes": max(1, nodes),
+    })).one()
+    return Grant(lease=int(row[0]), hits=int(row[1]), prev_hits=int(row[2]))
+
+
+async def give_back(session: AsyncSession, returns: Sequence[Return]) -> None:
+    """Return unspent leases in one statement."""
+    if returns:
+        await session.execute(_RETURN, {"buckets": [r.bucket for r in returns],
+                                        "starts": [r.window_start_s for r in returns],
+                                        "hits": [r.hits for r in returns]})
+
+
+async def heartbeat(session: AsyncSession, *, node_id: str, alive_s: float) -> int:
+    """Mark this process alive; returns how many processes asked for leases lately (itself included)."""
+    return int((await session.execute(_HEARTBEAT, {"node": node_id, "alive_s": alive_s})).scalar_one())
 
 
 async def purge(session: AsyncSession, *, now_s: int) -> None:

@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('bucket', sa.String(length=120), nullable=False),
     sa.Column('window_start_s', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('hits', sa.BigInteger(), nullable=False),
+    sa.Column('last_grant', sa.BigInteger(), nullable=False),
     sa.Column('expires_at_s', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('bucket', 'window_start_s', name=op.f('pk_rate_limit_counters')),
     prefixes=['UNLOGGED'],

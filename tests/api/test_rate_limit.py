@@ -1,0 +1,145 @@
+"""Rate limits through HTTP: per key, per user, per route class, shared by app instances on one database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from app.asgi import create_app
+from app.clock import FrozenClock
+from app.settings import Settings
+from tests.api.test_auth import assert_problem
+from tests.factories import Tenant, bearer, make_key, make_tenant
+
+LIMITS = {"rate_limit_default_key": "3/minute", "rate_limit_default_user": "2/minute",
+          "rate_limit_money_user": "1/minute", "rate_limit_check_key": "4/minute",
+          "rate_limit_sync_seconds": 0.05}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return msgspec.structs.replace(settings, cors_origins=("https://app.vendor.example",), **LIMITS)
+
+
+@pytest.fixture
+async def key(sessionmaker: Any, clock: FrozenClock) -> str:
+    return await make_key(sessionmaker, clock)
+
+
+@pytest.fixture
+async def tenant(settings: Settings, clock: FrozenClock, sessionmaker: Any) -> AsyncIterator[Tenant]:
+    """An account with two users, set up through an unlimited instance so the set-up spends no budget."""
+    app = create_app(msgspec.structs.replace(settings, rate_limit="off"), clock=clock)
+    async with AsyncTestClient(app=app) as setup:
+        yield await make_tenant(setup, await make_key(sessionmaker, clock, name="setup"), "acme")
+
+
+def assert_limited(r: Any) -> int:
+    body = assert_problem(r, 429, "too_many_requests")
+    retry = int(r.headers["retry-after"])
+    assert retry >= 1 and body["retry_after_seconds"] == retry
+    assert r.headers["ratelimit-remaining"] == "0" and r.headers["ratelimit-limit"] == str(body["limit"])
+    return retry
+
+
+async def test_key_over_its_limit_gets_429_problem_with_retry_after(client: AsyncTestClient[Any], key: str) -> None:
+    seen = []
+    for _ in range(3):
+        r = await client.get("/v1/accounts", headers=bearer(key))
+        assert r.status_code == 200
+        seen.append(r.headers["ratelimit-remaining"])
+        assert r.headers["ratelimit-limit"] == "3" and r.headers["ratelimit-policy"] == "3;w=60"
+    assert seen == ["2", "1", "0"]
+    retry = assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    assert retry <= 120
+
+
+async def test_requests_fit_again_after_retry_after(
+    client: AsyncTestClient[Any], key: str, clock: FrozenClock,
+) -> None:
+    for _ in range(3):
+        assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+    retry = assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    clock.advance(timedelta(seconds=retry - 1))
+    assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    clock.advance(timedelta(seconds=1))
+    assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+
+
+async def test_another_key_is_unaffected_by_a_limited_key(
+    client: AsyncTestClient[Any], key: str, sessionmaker: Any, clock: FrozenClock,
+) -> None:
+    other = await make_key(sessionmaker, clock, name="other")
+    for _ in range(3):
+        await client.get("/v1/accounts", headers=bearer(key))
+    assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    assert (await client.get("/v1/accounts", headers=bearer(other))).status_code == 200
+
+
+async def test_users_are_limited_one_by_one(client: AsyncTestClient[Any], tenant: Tenant) -> None:
+    t = tenant
+    for _ in range(2):
+        assert (await client.get("/v1/me", headers=bearer(t.user_token))).status_code == 200
+    assert_limited(await client.get("/v1/me", headers=bearer(t.user_token)))
+    assert (await client.get("/v1/me", headers=bearer(t.admin_token))).status_code == 200  # same account
+    r = await client.get("/v1/me", headers={**bearer(t.user_token), "Origin": "https://app.vendor.example"})
+    assert r.status_code == 429 and r.headers["access-control-allow-origin"] == "https://app.vendor.example"
+    assert "Retry-After" in r.headers["access-control-expose-headers"]  # the widget can read when to retry
+
+
+async def test_check_path_and_money_routes_have_their_own_limits(
+    client: AsyncTestClient[Any], key: str, tenant: Tenant,
+) -> None:
+    t = tenant
+    for _ in range(3):
+        assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+    assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    check = f"/v1/entitlements/check?user={t.user}&feature=reports"
+    for _ in range(4):  # the default class is spent, the check class is not (404: no such feature yet)
+        assert (await client.get(check, headers=bearer(key))).status_code != 429
+    assert_limited(await client.get(check, headers=bearer(key)))
+    order = {"quote": "quo_00000000000000000000000000"}
+    r = await client.post("/v1/orders", json=order, headers={**bearer(t.user_token), "Idempotency-Key": "a"})
+    assert r.status_code != 429  # counted even though the quote does not exist
+    assert_limited(await client.post("/v1/orders", json=order,
+                                     headers={**bearer(t.user_token), "Idempotency-Key": "b"}))
+    assert (await client.get("/v1/me", headers=bearer(t.user_token))).status_code == 200  # default class
+
+
+async def test_health_readiness_and_stripe_webhook_are_never_limited(client: AsyncTestClient[Any]) -> None:
+    for _ in range(6):
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+        r = await client.post("/v1/stripe/webhook", content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
+        assert r.status_code == 400 and "ratelimit-limit" not in r.headers
+
+
+async def test_a_second_app_instance_on_the_same_database_sees_the_shared_limit(
+    client: AsyncTestClient[Any], key: str, settings: Settings, clock: FrozenClock, sessionmaker: Any,
+) -> None:
+    async with AsyncTestClient(app=create_app(settings, clock=clock)) as other:
+        assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+        assert (await other.get("/v1/accounts", headers=bearer(key))).status_code == 200
+        assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+        assert_limited(await other.get("/v1/accounts", headers=bearer(key)))
+        assert_limited(await client.get("/v1/accounts", headers=bearer(key)))
+    async with sessionmaker() as session:
+        handed = await session.scalar(text("SELECT sum(hits) FROM rate_limit_counters WHERE bucket LIKE 'default:k:%'"))
+    assert handed == 3  # unused leases were given back; nothing admitted beyond the limit
+
+
+async def test_no_limits_and_no_headers_when_switched_off(
+    settings: Settings, clock: FrozenClock, sessionmaker: Any,
+) -> None:
+    key = await make_key(sessionmaker, clock)
+    app = create_app(msgspec.structs.replace(settings, rate_limit="off"), clock=clock)
+    async with AsyncTestClient(app=app) as c:
+        for _ in range(5):
+            r = await c.get("/v1/accounts", headers=bearer(key))
+            assert r.status_code == 200 and "ratelimit-limit" not in r.headers
