@@ -93,8 +93,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cors_allow_credentials: Switch = "off"
     cors_max_age_seconds: int = 600
     rate_limit: Switch = "on"
-    rate_limit_check_key: str = "10000/second"
-    rate_limit_check_user: str = "100/second"
+    rate_limit_check_key: str = "600000/minute"
+    rate_limit_check_user: str = "6000/minute"
     rate_limit_money_key: str = "3000/minute"
     rate_limit_money_user: str = "60/minute"
     rate_limit_default_key: str = "30000/minute"

@@ -121,8 +121,8 @@ class RateLimiter:
             )
         cast(dict[str, Any], connection.scope)[_SCOPE_KEY] = (rate, decision)
 
-    def before_send(self, message: Message, scope: Scope) -> None:
-        """Add the RateLimit headers of the admitted request to its response."""
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        """Add the RateLimit headers of the admitted request to its response (async: a sync hook runs in a thread)."""
         if message["type"] != "http.response.start":
             return
         admitted = cast(dict[str, Any], scope).get(_SCOPE_KEY)
