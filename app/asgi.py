@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from litestar import Litestar
-from litestar.types import ControllerRouterHandler
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ControllerRouterHandler, Guard
 
 from app.accounts.routes import AccountController, SessionController
 from app.accounts.service import CORS_TOPIC
@@ -132,9 +134,8 @@ def create_app(
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
         dependencies=DEPENDENCIES,
-        guards=[auth_guard] if limiter is None else [auth_guard, limiter.guard],
+        guards=[_guard(limiter)],
         middleware=[CorsMiddleware(cors_config(settings), origins)],
-        before_send=[] if limiter is None else [limiter.before_send],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION),
         lifespan=[lifespan],
@@ -145,6 +146,19 @@ def create_app(
     add_problem_responses(app)
     add_event_webhooks(app)
     return app
+
+
+def _guard(limiter: RateLimiter | None) -> Guard:
+    """Authentication, then the rate limit, as one guard: Litestar copies the route handler for each guard."""
+    if limiter is None:
+        return auth_guard
+    limit = limiter.guard
+
+    async def authenticate_and_limit(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await auth_guard(connection, handler)
+        await limit(connection, handler)
+
+    return authenticate_and_limit
 
 
 def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:

@@ -21,7 +21,6 @@ from typing import Any, cast
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,15 +78,16 @@ class AccountOrigins:
     def any_allows(self, origin: str) -> bool:
         return origin in self._accounts_per_origin
 
-    def _stale(self) -> bool:
+    def stale(self) -> bool:
+        """Something changed or the copy is old (cheap: callers check before awaiting ``refresh``)."""
         return self._full or bool(self._dirty) or time.monotonic() - self._loaded_at > self.ttl_s
 
     async def refresh(self) -> None:
         """Reload what changed (or everything, first and after the TTL); a failed load keeps the old copy."""
-        if not self._stale() or self._sessionmaker is None or time.monotonic() < self._retry_at:
+        if not self.stale() or self._sessionmaker is None or time.monotonic() < self._retry_at:
             return
         async with self._lock:
-            if not self._stale():
+            if not self.stale():
                 return
             full = self._full or time.monotonic() - self._loaded_at > self.ttl_s
             dirty, self._dirty, self._full = self._dirty, set(), False
@@ -138,6 +138,8 @@ class CorsMiddleware(ASGIMiddleware):
         self.deployment = frozenset(o for o in config.allow_origins if o != "*")
         self.allowed_request_headers = {h.lower() for h in config.preflight_headers.get(
             "Access-Control-Allow-Headers", "").split(", ") if h}
+        # the response headers, encoded once (no ACAO: it is the request's origin, or * below)
+        self._simple = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in config.simple_headers.items()]
         self._browser_methods: dict[str, frozenset[str]] | None = None
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -150,7 +152,8 @@ class CorsMiddleware(ASGIMiddleware):
         elif scope["route_handler"].opt.get("user_access") is None:
             await next_app(scope, receive, send)  # vendor-key-only routes never speak CORS
         else:
-            await self.origins.refresh()
+            if self.origins.stale():
+                await self.origins.refresh()
 
             async def send_with_cors(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -168,7 +171,8 @@ class CorsMiddleware(ASGIMiddleware):
         if any(h.strip().lower() not in self.allowed_request_headers for h in asked.split(",") if h.strip()):
             return False
         if not (self.allow_all or origin in self.deployment):
-            await self.origins.refresh()
+            if self.origins.stale():
+                await self.origins.refresh()
             if not self.origins.any_allows(origin):
                 return False
         headers = dict(self.config.preflight_headers)
@@ -187,16 +191,14 @@ class CorsMiddleware(ASGIMiddleware):
         return self._browser_methods.get(scope["path_template"], frozenset())
 
     def _decorate(self, message: Message, scope: Scope, origin: str) -> None:
-        cast(dict[str, Any], message).setdefault("headers", [])
-        headers = MutableScopeHeaders.from_message(message)
+        headers = cast(list[tuple[bytes, bytes]], cast(dict[str, Any], message).setdefault("headers", []))
         if not self.allow_all:
-            headers.extend_header_value("Vary", "Origin")
+            _add_vary_origin(headers)
         if not self._allowed(scope.get("auth"), origin):
             return
-        for name, value in self.config.simple_headers.items():
-            headers[name] = value
+        headers.extend(self._simple)  # our handlers never set CORS headers themselves: appending is enough
         if not self.allow_all:
-            headers["Access-Control-Allow-Origin"] = origin
+            headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
 
     def _allowed(self, principal: Any, origin: str) -> bool:
         if self.allow_all or origin in self.deployment:
@@ -206,6 +208,15 @@ class CorsMiddleware(ASGIMiddleware):
         if isinstance(principal, VendorPrincipal):
             return False  # per-account origins are for session tokens; vendor keys stay on servers
         return self.origins.any_allows(origin)
+
+
+def _add_vary_origin(headers: list[tuple[bytes, bytes]]) -> None:
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            if b"origin" not in value.lower():
+                headers[i] = (name, value + b", Origin")
+            return
+    headers.append((b"vary", b"Origin"))
 
 
 def _browser_methods(app: Litestar) -> dict[str, frozenset[str]]:

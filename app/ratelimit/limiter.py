@@ -14,16 +14,16 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from itertools import islice
-from typing import Any, cast
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import Principal, UserPrincipal
-from app.clock import Clock
+from app.clock import Clock, SystemClock
 from app.errors import TooManyRequests
 from app.ratelimit import store
 from app.ratelimit.domain import (
@@ -47,7 +47,6 @@ CLASSES = ("check", "money", "default")
 MAX_BUCKETS = 100_000
 PURGE_EVERY_S = 60.0
 WARN_EVERY_S = 10.0
-_SCOPE_KEY = "commerce.rate_limit"
 _ASK_TRIES = 5
 
 
@@ -56,6 +55,9 @@ class RateLimiter:
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.clock = clock
+        # epoch seconds; the system clock without building a datetime per request
+        self._now: Callable[[], float] = time.time if isinstance(clock, SystemClock) else (
+            lambda: clock.now().timestamp())
         self.hold_s = settings.rate_limit_sync_seconds
         self.alive_s = max(5.0, 10 * self.hold_s)
         self.node_id = "node_" + secrets.token_hex(8)
@@ -71,7 +73,6 @@ class RateLimiter:
         self._asking: dict[str, asyncio.Task[None]] = {}
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._static: dict[Rate, list[tuple[bytes, bytes]]] = {}
         self._warned_at = 0.0
 
     # -- wiring -----------------------------------------------------------------------------------------
@@ -103,11 +104,22 @@ class RateLimiter:
     # -- the guard and the response headers -----------------------------------------------------------------
 
     async def guard(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        """App-level guard, after ``auth_guard``: count the request or refuse it with a 429 problem."""
+        """App-level guard, after ``auth_guard``: count the request or refuse it with a 429 problem.
+
+        The common case (a known caller with hits left in its lease, same window) is a few attribute reads;
+        it is kept inline because this runs on every request of the entitlement check path.
+        """
         principal: Principal | None = connection.scope.get("auth")
         if principal is None:
             return  # public routes (health, readiness, Stripe's signed webhook) are not limited
         cls = handler.opt.get("rate_limit", "default")
+        key, rate = self.bucket_key(principal, cls)
+        entry = self._buckets.get(key)
+        if entry is not None:
+            bucket = entry[0]
+            if bucket.lease > 0 and self._now() // rate.window_s == bucket.window:
+                count(bucket)
+                return
         rate, decision = await self.admit(principal, cls)
         if not decision.allowed:
             who = "user" if isinstance(principal, UserPrincipal) else "API key"
@@ -119,24 +131,6 @@ class RateLimiter:
                          "RateLimit-Policy": rate.policy},
                 retry_after_seconds=decision.retry_after_s, limit=rate.limit, window_seconds=rate.window_s,
             )
-        cast(dict[str, Any], connection.scope)[_SCOPE_KEY] = (rate, decision)
-
-    async def before_send(self, message: Message, scope: Scope) -> None:
-        """Add the RateLimit headers of the admitted request to its response (async: a sync hook runs in a thread)."""
-        if message["type"] != "http.response.start":
-            return
-        admitted = cast(dict[str, Any], scope).get(_SCOPE_KEY)
-        if admitted is None:
-            return
-        rate, decision = admitted
-        static = self._static.get(rate)
-        if static is None:
-            static = self._static[rate] = [(b"ratelimit-limit", str(rate.limit).encode()),
-                                           (b"ratelimit-policy", rate.policy.encode())]
-        headers = cast(list[tuple[bytes, bytes]], cast(dict[str, Any], message).setdefault("headers", []))
-        headers.extend(static)
-        headers.append((b"ratelimit-remaining", str(decision.remaining).encode()))
-        headers.append((b"ratelimit-reset", str(decision.reset_s).encode()))
 
     # -- decisions --------------------------------------------------------------------------------------------
 
@@ -152,7 +146,7 @@ class RateLimiter:
         entry = self._buckets.get(key)
         bucket = entry[0] if entry is not None else self._new(key, rate)
         for _ in range(_ASK_TRIES):
-            now = self.clock.now().timestamp()
+            now = self._now()
             back = roll(bucket, rate, now)
             if back is not None:
                 self._give_back(key, *back)
@@ -193,7 +187,7 @@ class RateLimiter:
     async def _grant(self, key: str, bucket: Bucket, rate: Rate) -> None:
         mono = time.monotonic()
         want = lease_size(rate, bucket, mono, self.hold_s)
-        now = self.clock.now().timestamp()
+        now = self._now()
         start = bucket.window * rate.window_s
         try:
             assert self._sessionmaker is not None, "the limiter starts with the app"
@@ -209,7 +203,7 @@ class RateLimiter:
         if bucket.window * rate.window_s != start:  # the window closed while we asked
             self._give_back(key, start, answer.lease)
             return
-        granted(bucket, rate, self.clock.now().timestamp(), lease=answer.lease, shared=answer.hits,
+        granted(bucket, rate, self._now(), lease=answer.lease, shared=answer.hits,
                 prev=answer.prev_hits, hold_s=self.hold_s)
         if bucket.lease:
             self._leased.add(key)
@@ -243,7 +237,7 @@ class RateLimiter:
     async def _purge(self) -> None:
         assert self._sessionmaker is not None
         async with self._sessionmaker() as session, session.begin():
-            await store.purge(session, now_s=int(self.clock.now().timestamp()))
+            await store.purge(session, now_s=int(self._now()))
 
     def _warn(self, message: str) -> None:
         if time.monotonic() - self._warned_at > WARN_EVERY_S:
