@@ -101,7 +101,7 @@ async def test_check_path_and_money_routes_have_their_own_limits(
     for _ in range(4):  # the default class is spent, the check class is not (404: no such feature yet)
         assert (await client.get(check, headers=bearer(key))).status_code != 429
     assert_limited(await client.get(check, headers=bearer(key)))
-    order = {"quote": "quo_00000000000000000000000000"}
+    order = {"quote_id": "quo_" + "0" * 26}
     r = await client.post("/v1/orders", json=order, headers={**bearer(t.user_token), "Idempotency-Key": "a"})
     assert r.status_code != 429  # counted even though the quote does not exist
     assert_limited(await client.post("/v1/orders", json=order,
