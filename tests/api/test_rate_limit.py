@@ -16,6 +16,7 @@ from app.clock import FrozenClock
 from app.settings import Settings
 from tests.api.test_auth import assert_problem
 from tests.factories import Tenant, bearer, make_key, make_tenant
+from tests.support.database import wait_for
 
 LIMITS = {"rate_limit_default_key": "3/minute", "rate_limit_default_user": "2/minute",
           "rate_limit_money_user": "1/minute", "rate_limit_check_key": "4/minute",
@@ -140,3 +141,41 @@ async def test_no_limits_and_no_headers_when_switched_off(
         for _ in range(5):
             r = await c.get("/v1/accounts", headers=bearer(key))
             assert r.status_code == 200 and "ratelimit-limit" not in r.headers
+
+
+async def test_two_instances_hammering_one_key_admit_exactly_the_limit(
+    key: str, settings: Settings, clock: FrozenClock, sessionmaker: Any,
+) -> None:
+    import asyncio
+
+    roomy = msgspec.structs.replace(settings, rate_limit_default_key="20/minute")
+    async with AsyncTestClient(app=create_app(roomy, clock=clock)) as a, \
+            AsyncTestClient(app=create_app(roomy, clock=clock)) as b:
+        answers = await asyncio.gather(*(c.get("/v1/accounts", headers=bearer(key)) for c in (a, b) * 30))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) == 20 and statuses.count(429) == 40
+    async with sessionmaker() as session:
+        handed = await session.scalar(text("SELECT sum(hits) FROM rate_limit_counters WHERE bucket LIKE 'default:k:%'"))
+    assert handed == 20
+
+
+async def test_an_idle_callers_unused_lease_goes_back_to_the_shared_counter(
+    key: str, settings: Settings, clock: FrozenClock, sessionmaker: Any,
+) -> None:
+    # leases of up to 100 hits, sized to a second of the caller's pace; idle ones go back after 0.5 to 1 s
+    roomy = msgspec.structs.replace(settings, rate_limit_default_key="1000/minute", rate_limit_sync_seconds=0.5)
+
+    async def handed() -> int:
+        async with sessionmaker() as session:
+            return int(await session.scalar(
+                text("SELECT coalesce(sum(hits), 0) FROM rate_limit_counters WHERE bucket LIKE 'default:k:%'")) or 0)
+
+    async with AsyncTestClient(app=create_app(roomy, clock=clock)) as c:
+        for _ in range(3):
+            assert (await c.get("/v1/accounts", headers=bearer(key))).status_code == 200
+        assert await handed() > 3  # a lease is held beyond what was used ...
+        assert await wait_for(lambda: _equals(handed, 3), timeout=5)  # ... and given back once the key is idle
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return bool(await value() == expected)
