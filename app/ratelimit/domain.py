@@ -61,6 +61,7 @@ class Bucket:
     used: int = 0  # hits admitted since the last ask (sizes the next lease)
     asked_at: float = 0.0  # monotonic time of the last ask (0: never asked)
     touched: bool = False  # admitted a hit since the last idle check
+    idle_ticks: int = 0  # idle checks in a row without a hit
 
 
 class Decision(NamedTuple):
@@ -147,8 +148,11 @@ def retry_after(bucket: Bucket, rate: Rate, now: float) -> int:
 
 
 def lease_size(rate: Rate, bucket: Bucket, mono_now: float, hold_s: float) -> int:
-    """How many hits to ask for: what this caller used in about two sync intervals lately, 1..max_lease."""
-    if not bucket.asked_at:
-        return 1
-    pace_per_s = bucket.used / max(mono_now - bucket.asked_at, 1e-3)
-    return max(1, min(rate.max_lease, math.ceil(pace_per_s * 2 * hold_s)))
+    """How many hits to ask for, within 1..max_lease: the limit's own pace over one sync interval (so a
+    caller well within its limit rarely asks), or more when this caller went faster lately (two intervals
+    of its recent pace)."""
+    floor = math.ceil(rate.limit / rate.window_s * hold_s)
+    if bucket.asked_at:
+        pace_per_s = bucket.used / max(mono_now - bucket.asked_at, 1e-3)
+        floor = max(floor, math.ceil(pace_per_s * 2 * hold_s))
+    return max(1, min(rate.max_lease, floor))

@@ -47,6 +47,7 @@ CLASSES = ("check", "money", "default")
 MAX_BUCKETS = 100_000
 PURGE_EVERY_S = 60.0
 WARN_EVERY_S = 10.0
+IDLE_TICKS = 10  # a lease unused for this many sync intervals goes back (5 s by default)
 _ASK_TRIES = 5
 
 
@@ -209,19 +210,20 @@ class RateLimiter:
             self._leased.add(key)
 
     async def tick(self, *, everything: bool = False) -> None:
-        """Give back leases of callers idle since the last tick (all, when stopping); write the heartbeat."""
+        """Give back leases of callers idle for IDLE_TICKS ticks (all, when stopping); write the heartbeat."""
         for key in list(self._leased):
             entry = self._buckets.get(key)
             if entry is None:
                 self._leased.discard(key)
                 continue
             bucket, rate = entry
+            bucket.idle_ticks = 0 if bucket.touched else bucket.idle_ticks + 1
+            bucket.touched = False
             if bucket.lease == 0:
                 self._leased.discard(key)
-            elif everything or not bucket.touched:
+            elif everything or bucket.idle_ticks >= IDLE_TICKS:
                 self._give_back(key, bucket.window * rate.window_s, release(bucket))
                 self._leased.discard(key)
-            bucket.touched = False
         returns, self._returns = self._returns, {}
         if self._sessionmaker is None or (not returns and not self._buckets):
             return

@@ -162,8 +162,8 @@ async def test_two_instances_hammering_one_key_admit_exactly_the_limit(
 async def test_an_idle_callers_unused_lease_goes_back_to_the_shared_counter(
     key: str, settings: Settings, clock: FrozenClock, sessionmaker: Any,
 ) -> None:
-    # leases of up to 100 hits, sized to a second of the caller's pace; idle ones go back after 0.5 to 1 s
-    roomy = msgspec.structs.replace(settings, rate_limit_default_key="1000/minute", rate_limit_sync_seconds=0.5)
+    # leases of up to 100 hits; idle ones go back after ten sync intervals (0.5 s here)
+    roomy = msgspec.structs.replace(settings, rate_limit_default_key="1000/minute")
 
     async def handed() -> int:
         async with sessionmaker() as session:

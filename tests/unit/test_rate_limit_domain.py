@@ -102,11 +102,13 @@ def test_the_previous_window_weighs_less_as_time_passes() -> None:
     assert b.prev == 0 and estimate(b, rate, T0 + 300) == 0
 
 
-def test_leases_grow_with_the_callers_pace_up_to_a_tenth_of_the_limit() -> None:
+def test_leases_follow_the_limits_pace_or_the_callers_up_to_a_tenth_of_the_limit() -> None:
     rate = Rate(10_000, 60)
     b = Bucket()
-    assert lease_size(rate, b, 10.0, HOLD_S) == 1  # a new caller asks for one
-    b.used, b.asked_at = 250, 10.0
+    assert lease_size(rate, b, 10.0, HOLD_S) == 84  # the limit's pace for half a second: 10,000 / 60 / 2
+    b.used, b.asked_at = 10, 10.0
+    assert lease_size(rate, b, 12.0, HOLD_S) == 84  # a slow caller keeps that
+    b.used = 250
     assert lease_size(rate, b, 10.5, HOLD_S) == 500  # 500/s for two half-second holds
     b.used = 100_000
     assert lease_size(rate, b, 10.5, HOLD_S) == 1000  # never more than a tenth of the limit
