@@ -35,10 +35,16 @@ from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
 from billing.subscriptions_routes import SubscriptionController
-from catalog.routes import CatalogController, OfferController
+from catalog.routes import CatalogController
 from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController
-from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
+from entitlements.routes import (
+    EntitlementController,
+    GrantController,
+    OfferController,
+    TrialController,
+    UsageController,
+)
 from entitlements.runtime import Runtime
 
 VERSION = "0.1.0"

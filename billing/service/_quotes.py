@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import catalog
+import entitlements
 from app.accounts.models import Account, User
 from app.clock import Clock
 from app.errors import FieldError, NotFound, Unprocessable
@@ -101,7 +102,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     now = clock.now()
     live = await catalog.load_live(session)
     modules = {m.key: m for m in live.doc.modules}
-    owned = await catalog.owned_modules(session, account.account_id, user.user_id, now=now)
+    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
     wanted = list(items)
