@@ -36,8 +36,6 @@ from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
 from billing.subscriptions_routes import SubscriptionController
 from catalog.routes import CatalogController
-from catalog.suggest.peers import Refresher
-from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import (
     EntitlementController,
     GrantController,
@@ -46,6 +44,8 @@ from entitlements.routes import (
     UsageController,
 )
 from entitlements.runtime import Runtime
+from suggest.peers import Refresher
+from suggest.routes import AdvisorController, SuggestionController
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")

@@ -16,7 +16,7 @@ from app.db import make_sessionmaker
 from app.scopes import SCOPES
 from app.settings import Settings
 from catalog import service as catalog
-from catalog.suggest.signals import ModuleInfo
+from suggest.signals import ModuleInfo
 
 DEMO_SYNTH_ACCOUNTS = {"enterprise-00": "acme", "mid_market-00": "globex", "smb-00": "initech"}
 
@@ -136,13 +136,13 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
 
 async def seed_history(session: AsyncSession, clock: Clock) -> None:
     """A believable history so suggestions in the demo have facts to stand on: colleagues with roles in each
-    demo account (from the seeded synthetic customer base, catalog/suggest/synth.py), the modules they own,
+    demo account (from the seeded synthetic customer base, suggest/synth.py), the modules they own,
     their last two months of usage and their attempts on features they lack; then the peer statistics.
     Runs once (the first synthetic colleague marks it done); everything goes through the public services."""
     import entitlements
-    from catalog.suggest import refresh_account
-    from catalog.suggest.synth import generate
     from entitlements.schemas import UsageEventIn
+    from suggest import refresh_account
+    from suggest.synth import generate
 
     if await accounts.get_user(session, "acme-s000") is not None:
         return

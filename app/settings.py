@@ -236,7 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 
 def _check_suggest(settings: Settings) -> None:
     """Bounds of the suggestion engine's knobs; the weights must parse."""
-    from catalog.suggest.scoring import parse_weights
+    from suggest.scoring import parse_weights
 
     if not 0 <= settings.suggest_holdout_pct <= 50:
         raise SettingsError("COMMERCE_SUGGEST_HOLDOUT_PCT must be between 0 and 50")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
 import entitlements
+import suggest
 from app import audit, outbox
 from app.accounts.models import Account, User
 from app.auth import Principal, UserPrincipal
@@ -31,7 +32,6 @@ from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
 from billing.service._quotes import decide_for, decision_dict
-from catalog import suggest
 from catalog.spec import ConfigFeature, LimitFeature
 
 

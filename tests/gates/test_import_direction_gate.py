@@ -115,7 +115,7 @@ def violation(edge: Edge) -> str | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="catalog reads entitlements, the kernel and catalog hold the suggestion engine")
+@pytest.mark.xfail(strict=True, reason="the kernel's settings and billing import the suggestion engine")
 def test_every_import_points_down_the_stack() -> None:
     edges = product_edges()
     assert len(edges) > 300, "the gate found too few imports: is it reading the packages?"

@@ -9,8 +9,8 @@ Other packages call these (never the tables):
 The engine itself (``engine.rank``, ``signals``, ``scoring``, ``advisor``, ``stats``) is pure.
 """
 
-from catalog.suggest.outcomes import record_denial, record_purchase
-from catalog.suggest.peers import refresh_account
-from catalog.suggest.service import in_holdout
+from suggest.outcomes import record_denial, record_purchase
+from suggest.peers import refresh_account
+from suggest.service import in_holdout
 
 __all__ = ["in_holdout", "record_denial", "record_purchase", "refresh_account"]

@@ -15,8 +15,9 @@ from app.accounts.models import Account, User
 from billing.domain.periods import period_of
 from catalog.domain import Audience, availability
 from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPrice
-from catalog.suggest.engine import Candidate, Respect, UserFacts
-from catalog.suggest.models import (
+from entitlements.domain import CatalogView, Snapshot
+from suggest.engine import Candidate, Respect, UserFacts
+from suggest.models import (
     PeerStat,
     SegmentPair,
     SegmentStat,
@@ -24,9 +25,8 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
-from catalog.suggest.peers import Refresher
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
-from entitlements.domain import CatalogView, Snapshot
+from suggest.peers import Refresher
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
 
 HISTORY_MONTHS = 3
 
