@@ -17,7 +17,7 @@ from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
-from app.db import create_engine, make_sessionmaker
+from app.db import create_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -26,6 +26,7 @@ from app.openapi import add_event_webhooks, add_problem_responses, openapi_confi
 from app.settings import Settings, load_settings
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
+from app.wiring import check_settings, sessionmaker
 from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
 from billing.cards.routes import CardController
 from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
@@ -79,7 +80,7 @@ def create_app(
     which delivers its webhook events to this app shortly after each call; tests pass their own
     ``stripe_fake`` to deliver events when they choose.
     """
-    settings = settings or load_settings()
+    settings = check_settings(settings or load_settings())
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -96,7 +97,7 @@ def create_app(
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()

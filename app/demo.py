@@ -12,7 +12,6 @@ from app.accounts import service as accounts
 from app.accounts.schemas import AccountUpsert, UserUpsert
 from app.auth import VendorPrincipal
 from app.clock import Clock, SystemClock
-from app.db import make_sessionmaker
 from app.scopes import SCOPES
 from app.settings import Settings
 from catalog import service as catalog
@@ -112,7 +111,9 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
     clock = SystemClock()
     key_file = settings.data_dir / "demo-vendor-key"
-    async with make_sessionmaker(engine)() as session, session.begin():
+    from app.wiring import sessionmaker
+
+    async with sessionmaker(engine, settings)() as session, session.begin():
         doc = catalog.parse_source(toml=demo_catalog_toml())
         await catalog.apply_document(session, doc, actor="demo", clock=clock)  # a no-op when already applied
         for data in DEMO_ACCOUNTS:

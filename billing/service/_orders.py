@@ -8,25 +8,25 @@ is one transaction, so a crash leaves either all of it or none of it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
 import entitlements
-import suggest
 from app import audit, outbox
 from app.accounts.models import Account, User
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.events import publish
 from app.ids import new_id
-from app.webhooks.events import ProvisionedFeature, ProvisionItem, ProvisionRequested, emit_event
 from billing.domain import orders as machine
 from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
 from billing.errors import BudgetExhausted
+from billing.events import ApprovalDecided, ProvisionedFeature, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
@@ -69,8 +69,8 @@ async def _move(session: AsyncSession, order: Order, target: str, *, account: Ac
         raise IllegalOrderTransition(str(exc).capitalize() + ".", state=order.state) from exc
     order.updated_at = clock.now()
     await session.flush()
-    await outbox.emit(session, clock=clock, type=f"order.{target}", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), **extra})
+    event, beside = order_event(target, {**order_payload(order, account, user), **extra})
+    await publish(session, event, clock=clock, account_id=order.account_id, extra=beside)
     return order
 
 
@@ -230,21 +230,18 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                 amount_minor=int(line["total_minor"]), currency=order.currency,
                                 team=account.sales_team, rep=account.sales_rep,
                                 period=period_key(period_of(now)[0]), booked_at=now))
-        if not renewal:  # a purchase the suggestions engine may have led to (measured for the lift)
-            await suggest.record_purchase(session, account_id=account.account_id, user_id=user.user_id,
-                                          module=line["module"], order_id=order.order_id,
-                                          amount_minor=int(line["total_minor"]), currency=order.currency, at=now)
     await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
                                         source_ref=f"{order.order_id}:temporary", reason="purchase completed",
                                         clock=clock)
     await subscriptions.after_fulfil(session, order, clock=clock)
     order.fulfilled_at = now
     order.provision_status = "requested"
-    await emit_event(session, clock=clock, account_id=account.account_id, payload=ProvisionRequested(
+    await publish(session, ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id,
         user=user.external_id, requested_at=now,
         items=[ProvisionItem(module=line["module"], quantity=int(line["quantity"]),
-                             features=_provisioned(features[line["module"]], live)) for line in order.lines]))
+                             features=_provisioned(features[line["module"]], live)) for line in order.lines]),
+        clock=clock, account_id=account.account_id)
     await _move(session, order, "fulfilled", account=account, user=user, clock=clock)
 
 
@@ -303,7 +300,8 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
     await expire_if_due(session, approval, order, account, user, clock=clock)
     if approval.state != "pending":
         raise ApprovalConflict(f"This request was already {approval.state}.", state=approval.state)
-    approval.state, approval.decided_by, approval.decision_note = ("approved" if approve else "denied"), actor, note
+    decision: Literal["approved", "denied"] = "approved" if approve else "denied"
+    approval.state, approval.decided_by, approval.decision_note = decision, actor, note
     approval.decided_at = clock.now()
     hold = await _hold(session, order)
     if approve:
@@ -320,13 +318,10 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
         if hold is not None:
             await release(session, hold, currency=order.currency, clock=clock)
         await _end_temporary_access(session, order, clock=clock, why="request denied")
-        for line in order.lines:  # not suggested to this user again for a while
-            await suggest.record_denial(session, account_id=order.account_id, user_id=order.user_id,
-                                        module=line["module"], approval_id=approval.approval_id, at=clock.now())
         await _move(session, order, "denied", account=account, user=user, clock=clock, decided_by=actor, note=note)
-    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
-        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": approval.state,
-        "decided_by": actor, "note": note})
+    await publish(session, ApprovalDecided(approval_id=approval.approval_id, order_id=order.order_id,
+                                           decision=decision, decided_by=actor, note=note),
+                  clock=clock, account_id=order.account_id)
     await audit.record(session, clock=clock, actor=actor, action=f"approval.{approval.state}", target_type="approval",
                        target_id=approval.approval_id, account_id=order.account_id,
                        after={"order_id": order.order_id, "note": note})
@@ -349,9 +344,9 @@ async def expire_if_due(session: AsyncSession, approval: Approval, order: Order,
         await release(session, hold, currency=order.currency, clock=clock)
     await _end_temporary_access(session, order, clock=clock, why="request expired")
     await _move(session, order, "expired", account=account, user=user, clock=clock)
-    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
-        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": "expired",
-        "decided_by": None, "note": None})
+    await publish(session, ApprovalDecided(approval_id=approval.approval_id, order_id=order.order_id,
+                                           decision="expired", decided_by=None, note=None),
+                  clock=clock, account_id=order.account_id)
     return True
 
 
