@@ -66,10 +66,12 @@ def catalogue() -> list[EventSpec]:
 
 
 def event_types() -> set[str]:
+    """Every registered type name (any version)."""
     return {t for t, _ in _REGISTRY}
 
 
 def spec_of(payload: Event) -> EventSpec:
+    """The catalogue entry of a payload; only registered types can be published."""
     spec = _BY_CLASS.get(type(payload))
     assert spec is not None, f"{type(payload).__name__} is not a registered event payload"
     return spec
@@ -97,10 +99,12 @@ class Bus:
         self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
 
     def subscribe(self, event_type: type[E], subscriber: Subscriber[E]) -> None:
+        """Run ``subscriber`` for every ``event_type`` published on a session carrying this bus."""
         assert event_type in _BY_CLASS, f"{event_type.__name__} is not a registered event payload"
         self._subscribers.setdefault(event_type, []).append(subscriber)
 
     def subscribers(self, event_type: type[Event]) -> tuple[Subscriber[Any], ...]:
+        """The subscribers of exactly this type, in the order they subscribed."""
         return tuple(self._subscribers.get(event_type, ()))
 
     def session_info(self) -> dict[str, object]:
@@ -109,6 +113,7 @@ class Bus:
 
 
 def bus_of(session: AsyncSession) -> Bus | None:
+    """The bus this session publishes to (None: it was not opened by the app's wiring)."""
     bus = session.info.get(_SESSION_KEY)
     assert bus is None or isinstance(bus, Bus)
     return bus
