@@ -31,7 +31,6 @@ from billing.cards.routes import CardController
 from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
 from billing.reports_routes import AccountBillingController, BillingController
 from billing.routes import BudgetController, GuardrailController
-from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
 from billing.subscriptions_routes import SubscriptionController
@@ -40,6 +39,7 @@ from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
+from stripe_fake import FakeStripe
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")

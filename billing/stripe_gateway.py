@@ -22,7 +22,7 @@ from stripe._base_address import BaseAddresses
 
 from app.errors import BadRequest, Conflict, NotFound, PaymentFailed, UpstreamUnavailable
 from app.settings import Settings
-from billing.stripe_fake import FakeHTTPClient, FakeStripe
+from stripe_fake import FakeHTTPClient, FakeStripe
 
 log = logging.getLogger("commerce.stripe")
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import stripe
 
-from billing.stripe_fake.forms import FormError, parse_form
-from billing.stripe_fake.schema import undeclared_fields, unknown_params
 from billing.stripe_gateway import InvalidWebhookSignature, StripeGateway, create_gateway
+from stripe_fake.forms import FormError, parse_form
+from stripe_fake.schema import undeclared_fields, unknown_params
 from tests.stripe.test_payments import charge, charges
 from tests.stripe_server import WEBHOOK_SECRET, FakeStripe, FaultKind, fake_settings, saved_card, serve
 

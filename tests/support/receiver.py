@@ -1,11 +1,13 @@
-"""A tiny HTTP/1.1 receiver on loopback (asyncio.start_server, no dependencies) that records webhook requests."""
+"""A webhook receiver on loopback that records requests: a small ASGI app served by granian in the test's loop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from stripe_fake.asgi import Receive, Scope, Send, lifespan, read_body, respond
+from stripe_fake.server import LoopbackServer
 
 
 @dataclass
@@ -33,56 +35,35 @@ class Receiver:
     def __init__(self, responder: Responder | None = None) -> None:
         self.responder: Responder = responder or (lambda _req: Reply())
         self.requests: list[Received] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
+        self._server = LoopbackServer(self)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{self._server.base_url}/hooks"
 
     async def __aenter__(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._server.start()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
+        await self._server.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                request = Received(method=method, path=path, headers=headers, body=body)
-                self.requests.append(request)
-                reply = self.responder(request)
-                if reply.delay:
-                    await asyncio.sleep(reply.delay)
-                extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
-                writer.write(f"HTTP/1.1 {reply.status} X\r\nContent-Length: {len(reply.body)}\r\n{extra}"
-                             f"Connection: keep-alive\r\n\r\n".encode() + reply.body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        request = Received(method=str(scope["method"]), path=str(scope["path"]) + (f"?{query}" if query else ""),
+                           headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+                           body=await read_body(receive) or b"")
+        self.requests.append(request)
+        reply = self.responder(request)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        await respond(send, reply.status, reply.body, reply.headers)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from billing.stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
-from billing.stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
+from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
+from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
 
 # --- parameter helpers ------------------------------------------------------------------------------------
 

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import stripe
 
-from billing.stripe_fake.forms import FormError, parse_form
-from billing.stripe_fake.schema import undeclared_fields, unknown_params
+from stripe_fake.forms import FormError, parse_form
+from stripe_fake.schema import undeclared_fields, unknown_params
 
 log = logging.getLogger("commerce.stripe_fake")
 
@@ -144,7 +144,7 @@ class FakeStripe:
     # --- the request path -------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: str) -> Reply:
         """Answer one API request as Stripe would (thread-safe; every request is atomic)."""
-        from billing.stripe_fake.routes import ROUTES
+        from stripe_fake.routes import ROUTES
 
         method = method.upper()
         lower = {k.lower(): v for k, v in headers.items()}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import stripe
 
-from billing.stripe_fake.core import FakeStripe, FaultKind, Reply
+from stripe_fake.core import FakeStripe, FaultKind, Reply
 
 
 class FakeHTTPClient(stripe.HTTPClient):
