@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
@@ -24,22 +24,23 @@ from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import Settings, load_settings
+from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
-from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
-from billing.cards.routes import CardController
 from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
 from billing.reports_routes import AccountBillingController, BillingController
 from billing.routes import BudgetController, GuardrailController
-from billing.stripe_gateway import create_gateway
-from billing.stripe_webhook import stripe_webhook
+from billing.stripe import handlers as _stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
+from billing.stripe.routes import CardController, stripe_webhook
 from billing.subscriptions_routes import SubscriptionController
 from catalog.routes import CatalogController, OfferController
 from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
-from stripe_fake import FakeStripe
+
+if TYPE_CHECKING:
+    from stripe_fake import FakeStripe
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -92,7 +93,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
-        app.state.stripe = _stripe(app, settings, clock, stripe_fake)
+        app.state.stripe = app_gateway(app, settings, clock, stripe_fake)
         await listener.start()
         await entitlements.start(app.state.sessionmaker)
         stop_dispatcher = asyncio.Event()
@@ -132,18 +133,6 @@ def create_app(
     add_problem_responses(app)
     add_event_webhooks(app)
     return app
-
-
-def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
-    gateway = create_gateway(settings, fake=fake)
-    if gateway is not None and gateway.fake is not None and fake is None:
-        async def deliver(payload: bytes, signature: str) -> None:
-            await stripe_events.receive(app.state.sessionmaker, gateway, payload, signature, clock=clock)
-
-        gateway.fake.auto_deliver = True
-        gateway.fake.add_webhook_target(deliver)
-        log.info("card payments use the in-process Stripe fake (no STRIPE_SECRET_KEY)")
-    return gateway
 
 
 def _initial_state(settings: Settings, clock: Clock) -> Any:

@@ -26,7 +26,7 @@ from billing.models import (
     SalesCredit,
     Statement,
 )
-from billing.stripe_events import StripeEventRecord
+from billing.stripe.models import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,

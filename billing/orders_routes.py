@@ -36,12 +36,12 @@ from billing.schemas import (
     QuoteRead,
     RefundIn,
 )
-from billing.service import _card_refunds as card_refunds
 from billing.service import _orders as orders
 from billing.service import _payments as payments
 from billing.service._guardrails import current_policy
 from billing.service._quotes import QuoteItem, create_quote
-from billing.stripe_gateway import provide_gateway
+from billing.stripe import flows as stripe_flows
+from billing.stripe.gateway import provide_gateway
 
 QuoteId = Annotated[str, Parameter(description="Quote id (quo_...)", pattern=r"^quo_[0-9a-z]{26}$")]
 OrderId = Annotated[str, Parameter(description="Order id (ord_...)", pattern=r"^ord_[0-9a-z]{26}$")]
@@ -188,8 +188,8 @@ class OrderController(Controller):
                   clock: ClockDep, order_id: OrderId, data: JSONBody[PayIn]) -> Response[OrderRead]:
         async def produce() -> tuple[int, OrderRead]:
             gateway = provide_gateway(request.app.state)
-            await payments.pay_order(request.app.state.sessionmaker, gateway, principal, order_id,
-                                     payment_method_id=data.payment_method_id, clock=clock)
+            await stripe_flows.pay_order(request.app.state.sessionmaker, gateway, principal, order_id,
+                                         payment_method_id=data.payment_method_id, clock=clock)
             order, account, user = await orders.load_order(db_session, principal, order_id)
             return 200, await order_read(db_session, order, account, user)
 
@@ -201,7 +201,7 @@ class OrderController(Controller):
                       "refund keeps access. Card refunds go through Stripe.")
     async def refund(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                      clock: ClockDep, order_id: OrderId, data: JSONBody[RefundIn]) -> OrderRead:
-        await card_refunds.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
+        await stripe_flows.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
                                         order_id, amount_minor=data.amount_minor, note=data.note, clock=clock)
         order, account, user = await orders.load_order(db_session, principal, order_id)
         return await order_read(db_session, order, account, user)

@@ -120,12 +120,12 @@ def materialize_payment_method(fake: FakeStripe, pm_id: str, *, param: str = "pa
                  "regulated_status": "unregulated", "wallet": None},
         "created": now(), "customer": None, "livemode": False, "metadata": {}, "type": "card",
     })
-    fake.hidden[pm["id"]] = {"card": card}
+    fake.hidden[pm["id"]] = {"card": pm_id}  # the test card's name: its behaviour, kept as plain data
     return pm
 
 
 def _card_of(fake: FakeStripe, pm_id: str) -> Any:
-    return fake.hidden[pm_id]["card"]
+    return TEST_CARDS[fake.hidden[pm_id]["card"]]
 
 
 def list_payment_methods(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
