@@ -15,12 +15,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
 from granian.server.embed import Server
 
 from stripe_fake.asgi import ASGIApp, FakeStripeApp, Receive, Scope, Send
 from stripe_fake.core import FakeStripe
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# granian configures logging with dictConfig when a server is made; a full dictConfig closes every handler of
+# the process (a test run's included), so only adjust its own logger's level, incrementally.
+_QUIET_LOGGING: dict[str, Any] = {"version": 1, "incremental": True, "handlers": {}, "formatters": {}, "loggers": {}}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,7 +68,8 @@ class LoopbackServer:
         for _ in range(5):  # a free port can be taken between choosing it and binding it
             self.port = fixed or free_port(self.host)
             self._server = Server(self._tracked, address=self.host, port=self.port, interface=Interfaces.ASGINL,
-                                  http=HTTPModes.http1, log_enabled=False, runtime_threads=1)
+                                  http=HTTPModes.http1, runtime_threads=1, log_enabled=False,
+                                  log_level=LogLevels.critical, log_dictconfig=_QUIET_LOGGING)
             self._task = asyncio.create_task(self._server.serve(), name=f"granian-{self.port}")
             if await self._listening():
                 return

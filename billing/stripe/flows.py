@@ -83,6 +83,7 @@ async def start_card_setup(sessionmaker: Sessionmaker, gateway: StripeGateway, p
 
 async def list_saved_cards(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal,
                            user_ref: str) -> CardList:
+    """``GET /v1/payment-methods``: the user's saved cards, the default flagged (Stripe reads only)."""
     user = await _user(sessionmaker, principal, user_ref)
     if not user.stripe_customer_id:
         return CardList(data=[])
@@ -92,6 +93,7 @@ async def list_saved_cards(sessionmaker: Sessionmaker, gateway: StripeGateway, p
 
 async def remove_card(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal, user_ref: str,
                       payment_method_id: str, *, clock: Clock) -> None:
+    """``DELETE /v1/payment-methods/{id}``: detach the card (Stripe), then audit it (its own transaction)."""
     user = await _user(sessionmaker, principal, user_ref)
     pm = await cards.own_card(gateway, user, payment_method_id)
     await gateway.detach_payment_method(pm.id, key=idem("pm", pm.id, "detach"))
@@ -102,6 +104,7 @@ async def remove_card(sessionmaker: Sessionmaker, gateway: StripeGateway, princi
 
 async def set_default_card(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal, user_ref: str,
                            payment_method_id: str, *, clock: Clock) -> CardRead:
+    """``POST /v1/payment-methods/{id}/default``: make it the default (Stripe), then audit it."""
     user = await _user(sessionmaker, principal, user_ref)
     pm = await cards.own_card(gateway, user, payment_method_id)
     assert user.stripe_customer_id is not None
