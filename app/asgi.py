@@ -9,30 +9,35 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
-from litestar.types import ControllerRouterHandler
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ControllerRouterHandler, Guard
 
 from app import sessions
 from app.accounts.routes import AccountController, SessionController
+from app.accounts.service import CORS_TOPIC
 from app.api.audit import AuditController
 from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
-from app.db import create_engine, create_lock_engine, make_sessionmaker
+from app.cors import AccountOrigins, CorsMiddleware, cors_config
+from app.db import create_engine, create_lock_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.http import AppRequest, RequestLimits
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, close_input_schemas, openapi_config
+from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
+from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
-from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
-from billing.cards.routes import CardController
+from app.wiring import check_settings, sessionmaker
 from billing.routes import (
     AccountBillingController,
     AccountOrderController,
@@ -44,14 +49,22 @@ from billing.routes import (
     QuoteController,
     SubscriptionController,
 )
-from billing.stripe_fake import FakeStripe
-from billing.stripe_gateway import create_gateway
-from billing.stripe_webhook import stripe_webhook
-from catalog.routes import CatalogController, OfferController
-from catalog.suggest.peers import Refresher
-from catalog.suggest.routes import AdvisorController, SuggestionController
-from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
+from billing.stripe import handlers as _stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
+from billing.stripe.routes import CardController, stripe_webhook
+from catalog.routes import CatalogController
+from entitlements.routes import (
+    EntitlementController,
+    GrantController,
+    OfferController,
+    TrialController,
+    UsageController,
+)
 from entitlements.runtime import Runtime
+from suggest.peers import Refresher
+from suggest.routes import AdvisorController, SuggestionController
+
+if TYPE_CHECKING:
+    from stripe_fake import FakeStripe
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -86,9 +99,11 @@ def create_app(
     ``stripe_fake`` to deliver events when they choose. Refuses to build (SettingsError) while the way card
     payments run is undecided (no STRIPE_SECRET_KEY and no COMMERCE_STRIPE outside production).
     """
-    settings = settings or load_settings()
+    settings = check_settings(settings or load_settings())
     require_card_payments_decided(settings)
     clock = clock or SystemClock()
+    origins = AccountOrigins()
+    limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -104,14 +119,18 @@ def create_app(
         listener.subscribe("key", key_cache.invalidate)
         session_cache: sessions.GenerationCache = app.state.session_cache
         listener.subscribe(sessions.TOPIC, session_cache.invalidate)
+        listener.subscribe(CORS_TOPIC, origins.invalidate)
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.lock_engine = lock_engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
+        origins.bind(app.state.sessionmaker)
+        if limiter is not None:
+            await limiter.start(app.state.sessionmaker)
         await entitlements.start(app.state.sessionmaker)
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
@@ -126,6 +145,8 @@ def create_app(
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await entitlements.stop()
+            if limiter is not None:
+                await limiter.stop()
             await app.state.suggest_refresher.stop()
             await listener.stop()
             if app.state.stripe is not None:
@@ -140,15 +161,16 @@ def create_app(
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
         dependencies=DEPENDENCIES,
-        guards=[auth_guard],
+        guards=[_guard(limiter)],
+        middleware=[CorsMiddleware(cors_config(settings), origins),
+                    RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         request_class=AppRequest,
-        middleware=[RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         debug=False,
-        state=_initial_state(settings, clock),
+        state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
     add_problem_responses(app)
     close_input_schemas(app)
@@ -156,25 +178,35 @@ def create_app(
     return app
 
 
-def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
-    gateway = create_gateway(settings, fake=fake)
-    if gateway is not None and gateway.fake is not None and fake is None:
-        async def deliver(payload: bytes, signature: str) -> None:
-            await stripe_events.receive(app.state.sessionmaker, gateway, payload, signature, clock=clock)
+def _guard(limiter: RateLimiter | None) -> Guard:
+    """Authentication, then the rate limit, as one guard: Litestar copies the route handler for each guard."""
+    if limiter is None:
+        return auth_guard
+    limit = limiter.guard
 
-        gateway.fake.auto_deliver = True
-        gateway.fake.add_webhook_target(deliver)
+    async def authenticate_and_limit(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await auth_guard(connection, handler)
+        await limit(connection, handler)
+
+    return authenticate_and_limit
+
+
+def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
+    gateway = app_gateway(app, settings, clock, fake)
     if gateway is not None and gateway.fake is not None:
         log.warning(FAKE_STRIPE_WARNING)
     return gateway
 
 
-def _initial_state(settings: Settings, clock: Clock) -> Any:
+def _initial_state(
+    settings: Settings, clock: Clock, *, origins: AccountOrigins, limiter: RateLimiter | None,
+) -> Any:
     from litestar.datastructures import State
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
         "session_cache": sessions.GenerationCache(settings.session_cache_seconds),
+        "account_origins": origins, "rate_limiter": limiter,
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
         "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })

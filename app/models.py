@@ -6,6 +6,7 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from app.ratelimit.models import RateLimitCounter, RateLimitNode
 from app.webhooks.models import (
     WebhookAttempt,
     WebhookCursor,
@@ -25,8 +26,8 @@ from billing.models import (
     Quote,
     SalesCredit,
     Statement,
-    StripeEventRecord,
 )
+from billing.stripe.models import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,
@@ -37,7 +38,8 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from catalog.suggest.models import (
+from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
+from suggest.models import (
     PairStat,
     PeerStat,
     SegmentPair,
@@ -47,7 +49,6 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
-from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 
 metadata = Base.metadata
 
@@ -78,6 +79,8 @@ __all__ = [
     "PairStat",
     "PeerStat",
     "Quote",
+    "RateLimitCounter",
+    "RateLimitNode",
     "SalesCredit",
     "SeatAssignment",
     "SegmentPair",

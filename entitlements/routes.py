@@ -1,4 +1,4 @@
-"""HTTP routes of entitlements: decode, call one use case, encode."""
+"""HTTP routes of entitlements and of the offers a user sees: decode, call one use case, encode."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.idempotency import run_idempotent
 from app.params import AccountRef, CursorParam, Limit, UserRef
 from app.schemas import decode_cursor, encode_cursor
+from catalog.schemas import OfferList
 from entitlements import service
 from entitlements.changes import ChangeReader, stream
 from entitlements.runtime import Runtime
@@ -60,7 +61,7 @@ class EntitlementController(Controller):
     path = "/v1/entitlements"
     tags = ["Entitlements"]
 
-    @get("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
+    @get("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
          summary="May this user use this feature (for this quantity) now?",
          description="Answered from a per-process snapshot cache (no database round trip when warm). A denial "
                      "carries the offer that would unlock the feature and is recorded as a demand signal.")
@@ -74,7 +75,8 @@ class EntitlementController(Controller):
         snap, view = await runtime.snapshot(principal, user, now)
         return runtime.check(snap, view, feature, quantity, now)
 
-    @post("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"}, status_code=200,
+    @post("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
+          status_code=200,
           summary="Check many features of one user at once")
     async def check_many(
         self, request: Request[Any, Any, Any], principal: CurrentPrincipal, clock: ClockDep,
@@ -85,7 +87,7 @@ class EntitlementController(Controller):
         return BatchCheckRead(user=snap.user_ref, version=snap.version, results=[
             runtime.check(snap, view, c.feature, c.quantity, now) for c in data.checks])
 
-    @get("/snapshot", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
+    @get("/snapshot", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
          summary="Everything the user holds now, for client-side caching",
          description="The ETag is the snapshot's version; send it back as If-None-Match to get 304 while "
                      "nothing changed.",
@@ -227,7 +229,8 @@ class UsageController(Controller):
     path = "/v1/usage"
     tags = ["Usage"]
 
-    @post("/", opt={"scope": "usage:write", "user_access": "self", "owner": "user"}, status_code=200,
+    @post("/", opt={"scope": "usage:write", "user_access": "self", "owner": "user", "rate_limit": "check"},
+          status_code=200,
           summary="Record a batch of usage (or attempt) events",
           description="Idempotent by event_id per account: a replayed event is counted once and reported as a "
                       "duplicate. With enforce=true the whole batch is rejected (409 limit_exceeded) if any usage "
@@ -265,3 +268,17 @@ class TrialController(Controller):
         view = await _runtime(request).view(db_session)
         return await service.start_trial(db_session, principal, data.user, data.module, view=view,
                                          scope=settings.trial_scope, clock=clock)
+
+
+class OfferController(Controller):
+    path = "/v1/offers"
+    tags = ["Offers"]
+
+    @get("/", opt={"scope": "catalog:read", "user_access": "self", "owner": "user"},
+          summary="Modules a user may see and buy, each with the policy decision and its reason",
+         description="Hidden modules never appear. A session token may ask only for its own user "
+                     "(customer admins for users of their account).")
+    async def offers(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, user: UserRef,
+    ) -> OfferList:
+        return await service.user_offers(db_session, principal, user, now=clock.now())

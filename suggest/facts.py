@@ -1,0 +1,200 @@
+"""Gathering what the engine needs about one user, as plain values: a bounded number of small queries
+(catalog and entitlement snapshot from the process caches when warm; peer statistics precomputed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import entitlements
+from app.accounts.models import Account, User
+from billing.domain.periods import Interval, period_of
+from billing.domain.pricing import PriceModel
+from catalog.domain import Audience, availability
+from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPrice
+from entitlements.domain import CatalogView, Snapshot
+from suggest.engine import Candidate, Respect, UserFacts
+from suggest.models import (
+    PeerStat,
+    SegmentPair,
+    SegmentStat,
+    SuggestionFeedback,
+    SuggestionImpression,
+    SuggestionOutcome,
+)
+from suggest.peers import Refresher
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
+
+HISTORY_MONTHS = 3
+
+
+@dataclass(frozen=True)
+class PriceChoice:
+    price_id: str
+    model: PriceModel
+    interval: Interval | None
+    amount_minor: int  # per period (recurring), once (one-time), 0 (metered)
+    per_seat: bool
+
+    @property
+    def monthly_minor(self) -> int | None:
+        """Monthly equivalent for comparisons: yearly and one-time over 12 months (half up); metered: None."""
+        if self.model == "metered":
+            return None
+        if self.model == "recurring" and self.interval == "month":
+            return self.amount_minor
+        return (self.amount_minor + 6) // 12
+
+
+def pick_price(view: CatalogView, module: str, currency: str) -> PriceChoice | None:
+    """The price line a purchase would use: monthly, else yearly, one-time, metered (as the quote does)."""
+    best: tuple[int, str, PriceChoice] | None = None
+    for (mk, _), lp in view.live.prices.items():
+        p = lp.price
+        if mk != module or p.currency != currency:
+            continue
+        if isinstance(p, RecurringPrice):
+            choice = PriceChoice(lp.price_id, "recurring", p.interval, p.amount_minor, p.per_seat)
+            rank = 0 if p.interval == "month" else 1
+        elif isinstance(p, OneTimePrice):
+            choice, rank = PriceChoice(lp.price_id, "one_time", None, p.amount_minor, False), 2
+        else:
+            assert isinstance(p, MeteredPrice)
+            choice, rank = PriceChoice(lp.price_id, "metered", p.interval, 0, False), 3
+        if best is None or (rank, lp.price_id) < best[:2]:
+            best = (rank, lp.price_id, choice)
+    return best[2] if best else None
+
+
+def catalog_infos(view: CatalogView) -> tuple[dict[str, FeatureInfo], dict[str, ModuleInfo]]:
+    features = {k: FeatureInfo(key=k, name=f.name, kind=str(f.__struct_config__.tag),
+                               unit=f.unit if isinstance(f, LimitFeature) else None,
+                               period=f.period if isinstance(f, LimitFeature) else None)
+                for k, f in view.features.items()}
+    modules = {k: ModuleInfo(key=k, name=m.name, category=m.category, features=dict(m.features),
+                             requires=tuple(m.requires), trial_days=m.trial_days)
+               for k, m in view.modules.items() if m.status == "active"}
+    return features, modules
+
+
+def candidates(view: CatalogView, snap: Snapshot, account: Account, modules: Mapping[str, ModuleInfo],
+               prices: Mapping[str, PriceChoice | None], restricted: frozenset[str]) -> list[Candidate]:
+    """Active modules the availability policy shows this user and the guardrails' role rules allow
+    (owned ones included: they may come back as adoption nudges)."""
+    who = Audience(roles=snap.roles, segment=account.segment, region=account.region, owned=snap.modules)
+    out = []
+    for key, info in sorted(modules.items()):
+        if key in restricted and key not in snap.modules:
+            continue
+        has_any = any(mk == key for mk, _ in view.live.prices)
+        decision = availability(view.live.doc, view.modules[key], who, has_price=prices.get(key) is not None or
+                                not has_any)
+        if decision.effect == "hidden":
+            continue
+        price = prices.get(key)
+        out.append(Candidate(module=info, effect=decision.effect,
+                             amount_minor=price.monthly_minor if price else None))
+    return out
+
+
+SegmentFacts = tuple[dict[tuple[str, str], PeerCount], dict[tuple[str, str], int], dict[str, int]]
+
+
+async def segment_facts(session: AsyncSession, segment: str) -> SegmentFacts:
+    """(role, module) -> peers in the segment; co-owned pairs; owners per module."""
+    seg = {(r, m): PeerCount(owners=o, users=n) for r, m, o, n in await session.execute(
+        select(SegmentStat.role, SegmentStat.module, SegmentStat.owners, SegmentStat.role_users)
+        .where(SegmentStat.segment == segment))}
+    pairs: dict[tuple[str, str], int] = {}
+    owners: dict[str, int] = {}
+    for ma, mb, n in await session.execute(select(SegmentPair.module_a, SegmentPair.module_b, SegmentPair.users)
+                                           .where(SegmentPair.segment == segment)):
+        if ma == mb:
+            owners[ma] = n
+        else:
+            pairs[(ma, mb)] = n
+    return seg, pairs, owners
+
+
+async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *, now: datetime,
+                     signal_days: int, unused_days: int, features: Mapping[str, FeatureInfo],
+                     modules: Mapping[str, ModuleInfo], refresher: Refresher | None = None,
+                     ) -> tuple[UserFacts, dict[str, list[int]]]:
+    """Everything the signals read, and the per-feature monthly series (for the advisor)."""
+    a, u = snap.account_id, snap.user_id
+    demand = await entitlements.demand_signals(session, a, u, since=(now - timedelta(days=signal_days)).date())
+    raw = await entitlements.usage_series(session, a, u, since=now - timedelta(days=31 * HISTORY_MONTHS))
+    series = {f: [n for _, _, n in rows] for f, rows in raw.items()}
+    recent = {f for f, rows in raw.items() if any(n > 0 and end > now - timedelta(days=unused_days)
+                                                  for _, end, n in rows)}
+    usage = {f: (snap.used.get(f, (now, now, 0))[2], state.limit) for f, state in snap.features.items()
+             if state.granted and state.limit is not None}
+    roles = tuple(sorted(snap.roles))
+    team: dict[tuple[str, str], PeerCount] = {}
+    team_active: dict[tuple[str, str], PeerCount] = {}
+    for role, module, role_users, n_owners, active in await session.execute(
+            select(PeerStat.role, PeerStat.module, PeerStat.role_users, PeerStat.owners, PeerStat.active_owners)
+            .where(PeerStat.account_id == a, PeerStat.role.in_(roles))):
+        mine = 1 if module in snap.modules else 0
+        team[(role, module)] = PeerCount(owners=n_owners - mine, users=max(0, role_users - 1))
+        team_active[(role, module)] = PeerCount(owners=active, users=max(0, n_owners - mine))
+    cached = refresher.cached_segment(account.segment, now) if refresher is not None else None
+    if cached is None:
+        cached = await segment_facts(session, account.segment)
+        if refresher is not None:
+            refresher.keep_segment(account.segment, now, cached)
+    seg_all, pairs, owners = cached
+    seg = {(r, m): c for (r, m), c in seg_all.items() if r in roles}
+    tracked = {k for k, f in features.items() if f.kind in ("boolean", "limit")}
+    unused = frozenset(m for m in snap.modules if m in modules and set(modules[m].features) & tracked
+                       and not set(modules[m].features) & recent)
+    facts = UserFacts(roles=roles, segment=account.segment, owned=snap.modules, usage=usage, demand=demand,
+                      series=series, team=team, segment_peers=seg, team_active=team_active, pairs=pairs,
+                      owners=owners, unused=unused)
+    return facts, series
+
+
+@dataclass(frozen=True)
+class History:
+    respect: Respect
+    user_typical_minor: int | None
+    account_typical_minor: int | None
+    spent_this_month_minor: int
+
+
+async def history(session: AsyncSession, user: User, *, surface: str, now: datetime, cap: int, cap_hours: int,
+                  cooldown_days: int, recent_days: int) -> History:
+    """Respect rules' inputs and typical purchase amounts, from the suggestion tables only."""
+    a, u = user.account_id, user.user_id
+    shown = 0
+    if cap > 0:
+        shown = int(await session.scalar(
+            select(func.count(func.distinct(SuggestionImpression.request_id))).where(
+                SuggestionImpression.account_id == a, SuggestionImpression.user_id == u,
+                SuggestionImpression.surface == surface,
+                SuggestionImpression.shown_at > now - timedelta(hours=cap_hours))) or 0)
+    dismissed = frozenset(await session.scalars(select(SuggestionFeedback.module).where(
+        SuggestionFeedback.account_id == a, SuggestionFeedback.user_id == u, SuggestionFeedback.action == "dismiss",
+        SuggestionFeedback.at > now - timedelta(days=cooldown_days))))
+    rows = (await session.execute(
+        select(SuggestionOutcome.user_id, SuggestionOutcome.kind, SuggestionOutcome.module,
+               SuggestionOutcome.amount_minor, SuggestionOutcome.at)
+        .where(SuggestionOutcome.account_id == a, SuggestionOutcome.at > now - timedelta(days=365))
+        .order_by(SuggestionOutcome.at.desc()).limit(1000))).all()
+    mine = [r for r in rows if r.user_id == u]
+    recent = now - timedelta(days=recent_days)
+    month_start, _ = period_of(now)
+    purchases = [r for r in rows if r.kind == "purchase" and r.amount_minor > 0]
+    return History(
+        respect=Respect(
+            dismissed=dismissed, capped=cap > 0 and shown >= cap,
+            bought=frozenset(r.module for r in mine if r.kind == "purchase" and r.at > recent),
+            denied=frozenset(r.module for r in mine if r.kind == "admin_denied" and r.at > recent)),
+        user_typical_minor=median([r.amount_minor for r in purchases if r.user_id == u]),
+        account_typical_minor=median([r.amount_minor for r in purchases]),
+        spent_this_month_minor=sum(r.amount_minor for r in mine if r.kind == "purchase" and r.at >= month_start),
+    )

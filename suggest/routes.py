@@ -1,0 +1,90 @@
+"""HTTP routes of suggestions, feedback, the cheapest-plan advisor and the statistics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody, Parameter
+
+from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
+from app.params import AccountRef, UserRef
+from entitlements.runtime import Runtime
+from suggest import advice, outcomes, service
+from suggest.peers import Refresher
+from suggest.schemas import (
+    AccountAdvisorRead,
+    AdvisorRead,
+    FeedbackIn,
+    FeedbackRead,
+    StatsRead,
+    SuggestionList,
+    SuggestionRequest,
+)
+
+SuggestionId = Annotated[str, Parameter(description="Suggestion id (sug_...)", pattern=r"^sug_[0-9a-z]{26}$",
+                                        max_length=40)]
+Days = Annotated[int, Parameter(description="Window in days, ending now", ge=1, le=365)]
+TopLimit = Annotated[int, Parameter(description="How many users to list", ge=1, le=200)]
+
+
+def _ctx(request: Request[Any, Any, Any], settings: Any, clock: Any) -> service.Context:
+    state = request.app.state
+    runtime: Runtime = state.entitlements
+    refresher: Refresher = state.suggest_refresher
+    return service.Context(settings=settings, clock=clock, runtime=runtime, refresher=refresher,
+                           sessionmaker=state.get("sessionmaker"))
+
+
+class SuggestionController(Controller):
+    path = "/v1/suggestions"
+    tags = ["Suggestions"]
+
+    @post("/", opt={"scope": "suggestions:write", "user_access": "self", "owner": "user"}, status_code=200,
+          summary="Ranked suggestions for a user in a workflow moment",
+          description="Each item: module, kind (purchase, trial, adoption, plan_change), plain-language reasons "
+                      "built from facts, a quote preview, the payment route the guardrails would take and the score "
+                      "per signal. Holdout users get an empty list (holdout=true); every answer is recorded.")
+    async def suggest(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                      clock: ClockDep, settings: SettingsDep, data: JSONBody[SuggestionRequest]) -> SuggestionList:
+        return await service.suggest(db_session, principal, data, ctx=_ctx(request, settings, clock))
+
+    @post("/{suggestion_id:str}/feedback", opt={"scope": "suggestions:write", "user_access": "self", "owner": "user"},
+          status_code=200, summary="Record a click or a dismissal of a suggestion",
+          description="A dismissed module is not suggested again to this user during the cooldown.")
+    async def feedback(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+                       suggestion_id: SuggestionId, data: JSONBody[FeedbackIn]) -> FeedbackRead:
+        return await service.feedback(db_session, principal, suggestion_id, data, clock=clock)
+
+    @get("/stats", opt={"scope": "suggestions:read", "owner": "vendor"},
+         summary="Impressions, CTR, conversion, revenue and lift over the holdout, per module and overall")
+    async def stats(self, db_session: DbSession, clock: ClockDep, settings: SettingsDep, days: Days = 30,
+                    ) -> StatsRead:
+        now = clock.now()
+        return await outcomes.suggestion_stats(db_session, since=now - timedelta(days=days), until=now,
+                                               holdout_pct=settings.suggest_holdout_pct,
+                                               attribution_days=settings.suggest_attribution_days)
+
+
+class AdvisorController(Controller):
+    path = "/v1"
+    tags = ["Suggestions"]
+
+    @get("/advisor", opt={"scope": "suggestions:read", "user_access": "self", "owner": "user"},
+         summary="The cheapest set of modules covering a user's actual usage, and the saving")
+    async def user_advice(self, request: Request[Any, Any, Any], db_session: DbSession,
+                          principal: CurrentPrincipal, clock: ClockDep, user: UserRef) -> AdvisorRead:
+        runtime: Runtime = request.app.state.entitlements
+        return await advice.advise_user(db_session, principal, user, view=await runtime.view(db_session),
+                                        now=clock.now())
+
+    @get("/accounts/{account:str}/advisor", opt={"scope": "suggestions:read", "user_access": "admin",
+                                                  "owner": "account"},
+         summary="Users of the account who could save with a cheaper set of modules, biggest savings first")
+    async def account_advice(self, request: Request[Any, Any, Any], db_session: DbSession,
+                             principal: CurrentPrincipal, clock: ClockDep, account: AccountRef,
+                             limit: TopLimit = 50) -> AccountAdvisorRead:
+        runtime: Runtime = request.app.state.entitlements
+        return await advice.advise_account(db_session, principal, account, view=await runtime.view(db_session),
+                                           now=clock.now(), limit=limit)

@@ -1,0 +1,265 @@
+"""Suggestion use cases: answer a request (gather facts -> rank -> price -> record), feedback, the advisor.
+Never commits: the request's transaction does."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import entitlements
+from app.accounts import resolve_user
+from app.accounts.models import Account, User
+from app.auth import Principal
+from app.clock import Clock
+from app.errors import NotFound
+from app.ids import new_id
+from app.money import format_minor
+from app.settings import Settings
+from billing import service as billing
+from billing.domain import guardrails as g
+from billing.domain.pricing import LineInput, price_line
+from entitlements.domain import CatalogView, Snapshot
+from entitlements.runtime import Runtime
+from entitlements.service import load_snapshot
+from suggest import advisor as adv
+from suggest import engine, facts, peers
+from suggest.models import SuggestionFeedback, SuggestionImpression
+from suggest.schemas import (
+    FeedbackIn,
+    FeedbackRead,
+    PaymentRoute,
+    PlanChangeRead,
+    QuoteLinePreview,
+    QuotePreview,
+    SuggestionList,
+    SuggestionRead,
+    SuggestionRequest,
+)
+from suggest.scoring import parse_weights
+from suggest.signals import FeatureInfo, ModuleInfo, Trigger
+
+
+def in_holdout(user_id: str, *, salt: str, pct: int) -> bool:
+    """Stable per user: the same user is in or out for as long as the salt and share stay the same."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < pct * 100
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    clock: Clock
+    runtime: Runtime
+    refresher: peers.Refresher | None = None
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, user_ref: str,
+                    ) -> tuple[User, Account, Snapshot, CatalogView]:
+    """The user (tenancy enforced), the account, and the entitlement snapshot: from the process cache when
+    warm, else read in this request's transaction (not a second one)."""
+    user = await resolve_user(session, principal, user_ref)
+    account = await session.get_one(Account, user.account_id)
+    now = ctx.clock.now()
+    view = await ctx.runtime.view(session)
+    snap = ctx.runtime.snapshots.get(user_ref)
+    if (snap is None or now >= snap.valid_until or now < snap.computed_at or snap.catalog_revision != view.revision
+            or snap.user_id != user.user_id):
+        snap = await load_snapshot(session, user_ref, now=now, view=view)
+    if snap is None:
+        raise NotFound(f"User {user_ref!r} does not exist.")
+    return user, account, snap, view
+
+
+def _plan_modules(view: CatalogView, cands: list[engine.Candidate], owned: frozenset[str],
+                  prices: dict[str, facts.PriceChoice | None]) -> list[adv.PlanModule]:
+    out = []
+    shown = {c.module.key: c for c in cands}
+    for key, m in view.modules.items():
+        if key not in shown and key not in owned:
+            continue
+        price = prices.get(key)
+        c = shown.get(key)
+        out.append(adv.PlanModule(key=key, name=m.name, monthly_minor=price.monthly_minor if price else None,
+                                  features=dict(m.features), requires=tuple(m.requires),
+                                  buyable=c is not None and c.effect in engine.BUYABLE,
+                                  metered=price is not None and price.model == "metered"))
+    return out
+
+
+def _preview(modules: tuple[str, ...], prices: dict[str, facts.PriceChoice | None], account: Account,
+             now: datetime) -> QuotePreview | None:
+    lines = []
+    for key in modules:
+        p = prices.get(key)
+        if p is None:
+            return None
+        line = price_line(LineInput(module=key, price_id=p.price_id, model=p.model,
+                                    unit_amount_minor=p.amount_minor, quantity=1,
+                                    interval=p.interval if p.model == "recurring" else None),
+                          now=now, anchor_day=1, discount_bps=account.discount_bps)
+        lines.append(QuoteLinePreview(module=key, price_id=p.price_id, model=p.model, interval=p.interval,
+                                      quantity=1, unit_amount_minor=p.amount_minor, due_now_minor=line.total_minor))
+    total = sum(ln.due_now_minor for ln in lines)
+    return QuotePreview(currency=account.currency, lines=lines, total_minor=total,
+                        total=format_minor(total, account.currency))
+
+
+Catalog = tuple[dict[str, FeatureInfo], dict[str, ModuleInfo], dict[str, facts.PriceChoice | None]]
+
+
+def _catalog(ctx: Context, view: CatalogView, currency: str) -> Catalog:
+    """The catalog as the engine sees it, per (revision, currency), computed once per process."""
+    key = (view.revision, currency)
+    hit: Catalog | None = ctx.refresher.catalog.get(key) if ctx.refresher is not None else None
+    if hit is None:
+        features, modules = facts.catalog_infos(view)
+        hit = (features, modules, {k: facts.pick_price(view, k, currency) for k in modules})
+        if ctx.refresher is not None:
+            if len(ctx.refresher.catalog) >= 64:
+                ctx.refresher.catalog.clear()
+            ctx.refresher.catalog[key] = hit
+    return hit
+
+
+def _route(decision: g.Decision) -> PaymentRoute:
+    if decision.outcome == "blocked" or decision.route is None:
+        return "not_buyable"
+    if decision.outcome == "approval_required":
+        return "needs_approval"
+    return "budget_auto_approved" if decision.route == "budget" else "card"
+
+
+async def suggest(session: AsyncSession, principal: Principal, data: SuggestionRequest, *, ctx: Context,
+                  ) -> SuggestionList:
+    """Rank, price and record suggestions for one user in one workflow moment (holdout users get none)."""
+    s, now = ctx.settings, ctx.clock.now()
+    user, account, snap, view = await _snapshot(session, ctx, principal, data.user)
+    await _ensure_stats(session, ctx, account.account_id, now)
+    features, modules, prices = _catalog(ctx, view, account.currency)
+    _, policy = await billing.current_policy(session, account)
+    requester = g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center)
+    restricted = frozenset(k for k in modules if g.module_restrictions(
+        g.effective_policy(policy, requester), user.roles, [k]))
+    cands = facts.candidates(view, snap, account, modules, prices, restricted)
+    cands = [engine.Candidate(module=c.module, effect=c.effect, amount_minor=c.amount_minor,
+                              price_text=format_minor(c.amount_minor, account.currency) + " a month"
+                              if c.amount_minor else None) for c in cands]
+    user_facts, series = await facts.user_facts(session, snap, account, now=now, signal_days=s.suggest_signal_days,
+                                                unused_days=s.suggest_unused_days, features=features,
+                                                modules=modules, refresher=ctx.refresher)
+    hist = await facts.history(session, user, surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
+                               cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days,
+                               recent_days=s.suggest_recent_days)
+    user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
+                                     "account_typical_minor": hist.account_typical_minor})
+    own = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
+                                               own_only=True))[user.user_id]
+    advice = adv.advise(_plan_modules(view, cands, own, prices), own,
+                        adv.needs_from_usage(series, {k: f.kind for k, f in features.items()}),
+                        {k: f.kind for k, f in features.items()})
+    money = {n: format_minor(n, account.currency) for n in (advice.current_minor, advice.best_minor)}
+    trigger = Trigger(kind=data.trigger.kind, feature=data.trigger.feature) if data.trigger else None
+    opts = engine.Options(limit=data.limit, weights=parse_weights(s.suggest_weights), demand_days=s.suggest_signal_days,
+                          unused_days=s.suggest_unused_days, min_score=s.suggest_min_score)
+    items = engine.rank(cands, user_facts, trigger, hist.respect, features=features, opts=opts, advice=advice,
+                        money=money, all_names={k: m.name for k, m in view.modules.items()})
+    effects = {c.module.key: c.effect for c in cands}
+    holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
+    request_id = new_id("sgr")
+    budget = await billing.budget_for(session, account.account_id, user.cost_center) if items else None
+    state = await billing.budget_state(session, budget, clock=ctx.clock) if budget is not None else None
+    funds = g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None
+    reads = []
+    for rank, item in enumerate(items, start=1):
+        reads.append(_read(item, rank, modules, prices, account, now, effects, policy, requester, hist, funds))
+    if reads:
+        await session.execute(insert(SuggestionImpression), [{
+            "account_id": account.account_id, "suggestion_id": r.id, "request_id": request_id,
+            "user_id": user.user_id, "module": r.module, "kind": r.kind, "surface": data.surface,
+            "trigger": data.trigger.kind if data.trigger else None, "rank": r.rank, "score": r.score,
+            "holdout": holdout, "amount_minor": r.quote.total_minor if r.quote else None,
+            "currency": account.currency, "shown_at": now} for r in reads])
+    note = None
+    if holdout:
+        note = "This user is in the measurement holdout: no suggestions are shown (what would have been is recorded)."
+    elif hist.respect.capped:
+        note = (f"Suggestions on {data.surface!r} are paused for this user: shown {s.suggest_cap_per_surface} times "
+                f"in the last {s.suggest_cap_window_hours} hours.")
+    return SuggestionList(user=user.external_id, account=account.external_id, request_id=request_id,
+                          surface=data.surface, holdout=holdout, capped=hist.respect.capped, note=note,
+                          data=[] if holdout else reads)
+
+
+def _read(item: engine.Item, rank: int, modules: Mapping[str, ModuleInfo],
+          prices: dict[str, facts.PriceChoice | None], account: Account, now: datetime,
+          effects: Mapping[str, str], policy: g.GuardrailPolicy, requester: g.Requester, hist: facts.History,
+          funds: g.BudgetState | None) -> SuggestionRead:
+    info = modules[item.module]
+    plan = None
+    quote = None
+    route: PaymentRoute = "not_buyable"
+    reasons: tuple[str, ...] = ()
+    if item.kind in ("purchase", "trial"):
+        buy = (*item.bundle, item.module)
+        quote = _preview(buy, prices, account, now)
+        if quote is not None and all(effects.get(k) in engine.BUYABLE for k in buy):
+            decision = g.decide(policy, requester, g.Purchase(
+                modules=buy, total_minor=quote.total_minor, currency=account.currency,
+                vendor_approval_required=tuple(k for k in buy if effects.get(k) == "approval_required")),
+                spent_minor=hist.spent_this_month_minor, budget=funds)
+            route, reasons = _route(decision), decision.reasons
+        elif quote is None:
+            reasons = ("This module has no price in your account's currency.",)
+    elif item.kind == "adoption":
+        reasons = ("You already have it: nothing to pay.",)
+    elif item.advice is not None:
+        a = item.advice
+        plan = PlanChangeRead(current=list(a.current), current_monthly_minor=a.current_minor, best=list(a.best),
+                              best_monthly_minor=a.best_minor, saving_monthly_minor=a.saving_minor,
+                              add=list(a.add), remove=list(a.remove))
+        reasons = ("A plan change is made by your admin or in the catalog offers.",)
+    return SuggestionRead(
+        id=new_id("sug"), module=item.module, name=info.name, kind=item.kind, rank=rank, score=item.score,
+        reason=" ".join(item.reasons[:2]), reasons=list(item.reasons), score_breakdown=item.breakdown,
+        bundle=list(item.bundle), trial_days=info.trial_days if item.kind == "trial" else None, quote=quote,
+        payment_route=route, payment_reasons=list(reasons), plan_change=plan)
+
+
+async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
+    """First request of an account: count its peers now; later: recount in the background when stale."""
+    ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
+    if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
+        return
+    at = await peers.refreshed_at(session, account_id)
+    if at is None:
+        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
+    elif now - at > ttl and ctx.refresher is not None and ctx.sessionmaker is not None:
+        ctx.refresher.schedule(ctx.sessionmaker, account_id)
+    elif ctx.refresher is not None:
+        ctx.refresher.seen(account_id, at + ttl)
+
+
+async def feedback(session: AsyncSession, principal: Principal, suggestion_id: str, data: FeedbackIn, *,
+                   clock: Clock) -> FeedbackRead:
+    """Record a click or a dismissal once (a repeat answers recorded=false); the user must own the suggestion."""
+    user = await resolve_user(session, principal, data.user)
+    row = await session.get(SuggestionImpression, (user.account_id, suggestion_id))
+    if row is None or row.user_id != user.user_id:
+        raise NotFound(f"Suggestion {suggestion_id!r} does not exist.")
+    now = clock.now()
+    inserted = await session.scalar(pg_insert(SuggestionFeedback).values(
+        account_id=user.account_id, suggestion_id=suggestion_id, action=data.action, user_id=user.user_id,
+        module=row.module, at=now).on_conflict_do_nothing().returning(SuggestionFeedback.at))
+    at = inserted or await session.scalar(select(SuggestionFeedback.at).where(
+        SuggestionFeedback.account_id == user.account_id, SuggestionFeedback.suggestion_id == suggestion_id,
+        SuggestionFeedback.action == data.action))
+    return FeedbackRead(suggestion_id=suggestion_id, module=row.module, action=data.action,
+                        recorded=inserted is not None, at=at or now)
+
