@@ -44,6 +44,15 @@ def problem_json_for_4xx(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
+def valid_data_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Positive conformance: schema-valid input is never refused as invalid (a 400), so the document is no
+    looser than the server. Business refusals (404, 409, 422, ...) of valid input stay allowed."""
+    meta = case.meta
+    if meta is not None and meta.generation.mode.is_positive and response.status_code == 400:
+        raise AssertionError(f"schema-valid input refused as invalid: {response.text[:500]}")
+    return None
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 
@@ -88,7 +97,8 @@ def fuzz_operation(schema: Any, method: str, path: str, *, base_url: str, header
         if case.query:
             case.query = _on_the_wire(case.query, declared)
         response = case.call(base_url=base_url, headers=headers, session=http, timeout=10)
-        case.validate_response(response, checks=CHECKS, additional_checks=[problem_json_for_4xx])
+        case.validate_response(response, checks=CHECKS,
+                                additional_checks=[problem_json_for_4xx, valid_data_accepted])
 
     for case in reversed(boundary_cases(schema, method, path) if boundaries else []):
         run = example(case=case)(run)  # explicit examples run first, in the order given

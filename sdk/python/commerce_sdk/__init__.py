@@ -5,6 +5,7 @@
     if client.entitlements.check("user-42", "pdf_export").allowed: ...
 """
 
+from commerce_sdk import events
 from commerce_sdk._async import AsyncCommerce
 from commerce_sdk._http import RetryPolicy
 from commerce_sdk._sync import Commerce
@@ -13,6 +14,7 @@ from commerce_sdk.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    AuthenticationRequired,
     BadRequest,
     BudgetExhausted,
     CardDeclined,
@@ -39,11 +41,40 @@ from commerce_sdk.usage import UsagePolicy
 from commerce_sdk.webhooks import Event, WebhookVerificationError, verify
 
 __all__ = [
-    "APIConnectionError", "APIError", "APITimeoutError", "AsyncCommerce", "BadRequest", "BudgetExhausted",
-    "CachePolicy", "CardDeclined", "CardSetupRequired", "Commerce", "CommerceError", "Conflict", "Decision", "Event",
-    "FeatureNotFound", "Forbidden", "IdempotencyKeyReused", "LimitExceeded", "ModuleNotAvailable", "NotFound",
-    "PaymentFailed", "PurchaseBlocked", "QuoteUnusable", "RateLimited", "RetryPolicy", "SeatsExhausted",
-    "ServerError", "TrialAlreadyUsed", "Unauthorized", "Unprocessable", "UsagePolicy", "WebhookVerificationError",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncCommerce",
+    "AuthenticationRequired",
+    "BadRequest",
+    "BudgetExhausted",
+    "CachePolicy",
+    "CardDeclined",
+    "CardSetupRequired",
+    "Commerce",
+    "CommerceError",
+    "Conflict",
+    "Decision",
+    "Event",
+    "FeatureNotFound",
+    "Forbidden",
+    "IdempotencyKeyReused",
+    "LimitExceeded",
+    "ModuleNotAvailable",
+    "NotFound",
+    "PaymentFailed",
+    "PurchaseBlocked",
+    "QuoteUnusable",
+    "RateLimited",
+    "RetryPolicy",
+    "SeatsExhausted",
+    "ServerError",
+    "TrialAlreadyUsed",
+    "Unauthorized",
+    "Unprocessable",
+    "UsagePolicy",
+    "WebhookVerificationError",
+    "events",
     "verify",
 ]
 __version__ = "0.1.0"

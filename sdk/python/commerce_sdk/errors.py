@@ -98,8 +98,8 @@ class ModuleNotAvailable(Unprocessable):
     """422 module_not_available: the availability policy hides the module from this user, or it is retired."""
 
 
-class QuoteUnusable(Unprocessable):
-    """422 quote_unusable: the quote expired or was already ordered."""
+class QuoteUnusable(Conflict):
+    """409 quote_unusable: the quote expired or was already ordered."""
 
 
 class CardSetupRequired(Unprocessable):
@@ -108,6 +108,10 @@ class CardSetupRequired(Unprocessable):
 
 class CardDeclined(PaymentFailed):
     """402 card_declined."""
+
+
+class AuthenticationRequired(PaymentFailed):
+    """402 authentication_required: the bank wants 3-D Secure; confirm on-session with ``err["client_secret"]``."""
 
 
 class FeatureNotFound(NotFound):
@@ -122,7 +126,8 @@ BY_CODE: dict[str, type[APIError]] = {
     "limit_exceeded": LimitExceeded, "seats_exhausted": SeatsExhausted, "trial_already_used": TrialAlreadyUsed,
     "budget_exhausted": BudgetExhausted, "purchase_blocked": PurchaseBlocked,
     "module_not_available": ModuleNotAvailable, "quote_unusable": QuoteUnusable,
-    "card_setup_required": CardSetupRequired, "card_declined": CardDeclined, "feature_not_found": FeatureNotFound,
+    "card_setup_required": CardSetupRequired, "card_declined": CardDeclined,
+    "authentication_required": AuthenticationRequired, "feature_not_found": FeatureNotFound,
 }
 BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest, 401: Unauthorized, 402: PaymentFailed, 403: Forbidden, 404: NotFound, 409: Conflict,

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from commerce_sdk.events import EVENT_TYPES, Payload
+
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_HEADER_LENGTH = 4096
 
@@ -32,6 +34,13 @@ class Event(msgspec.Struct, kw_only=True, frozen=True):
     occurred_at: datetime
     account_id: str | None = None
     data: dict[str, Any] = {}
+
+    @property
+    def payload(self) -> Payload | None:
+        """``data`` as the typed struct of this type and version (commerce_sdk.events), None for one this SDK
+        does not know yet (a newer service): branch with ``match event.payload: case OrderFulfilled(): ...``."""
+        kind = EVENT_TYPES.get((self.type, self.version))
+        return None if kind is None else msgspec.convert(self.data, kind, strict=False)
 
 
 def _key(secret: str) -> bytes:
