@@ -20,7 +20,7 @@ from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal, UserPrincipal
-from app.errors import ValidationFailed
+from app.errors import FieldError, ValidationFailed
 from app.settings import Settings
 from entitlements.cache import ChangeSignal
 from entitlements.runtime import Runtime
@@ -47,7 +47,8 @@ class Cursor:
             if not (horizon.isdigit() and epoch.isdigit() and len(horizon) <= 19 and len(epoch) <= 12):
                 raise ValueError(raw)
         except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise ValidationFailed("The change cursor is not valid; pass back a cursor this API gave you.") from exc
+            raise ValidationFailed("The change cursor is not valid; pass back a cursor this API gave you.", errors=[
+                FieldError(field="cursor", message="not a cursor this API issued")]) from exc
         return Cursor(int(horizon), int(epoch))
 
 

@@ -9,9 +9,8 @@ from litestar import Controller, get, patch, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
-from app.errors import ValidationFailed
 from app.params import CursorParam, Limit
-from app.schemas import decode_cursor, encode_cursor
+from app.schemas import bad_cursor, decode_cursor, encode_cursor
 from app.webhooks import service
 from app.webhooks.schemas import (
     DELIVERY_ID,
@@ -44,7 +43,7 @@ def _after(cursor: str | None, pattern: str) -> str | None:
     """The id a cursor encodes; anything else (NUL bytes included) is a 400, never a query."""
     after = decode_cursor(cursor)
     if after is not None and not re.fullmatch(pattern, after):
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+        raise bad_cursor()
     return after
 
 
