@@ -166,6 +166,7 @@ class OrderApproved(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderCanceled(Payload, frozen=True, kw_only=True):
@@ -184,6 +185,7 @@ class OrderCanceled(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderCreated(Payload, frozen=True, kw_only=True):
@@ -202,6 +204,7 @@ class OrderCreated(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderDenied(Payload, frozen=True, kw_only=True):
@@ -220,6 +223,71 @@ class OrderDenied(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
+
+
+class OrderDisputeClosed(Payload, frozen=True, kw_only=True):
+    """A dispute closed in the vendor's favour (or was withdrawn)."""
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    dispute: str
+    status: str
+
+
+class OrderDisputeLost(Payload, frozen=True, kw_only=True):
+    """A dispute was lost: the money went back and access is revoked."""
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    dispute: str
+    status: str
+
+
+class OrderDisputed(Payload, frozen=True, kw_only=True):
+    """The card holder disputed the payment; access is kept until it closes."""
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    dispute: str
+    status: str
+    access: str
 
 
 class OrderExpired(Payload, frozen=True, kw_only=True):
@@ -238,6 +306,7 @@ class OrderExpired(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderFailed(Payload, frozen=True, kw_only=True):
@@ -256,6 +325,7 @@ class OrderFailed(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderFulfilled(Payload, frozen=True, kw_only=True):
@@ -274,6 +344,7 @@ class OrderFulfilled(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderPaid(Payload, frozen=True, kw_only=True):
@@ -292,6 +363,28 @@ class OrderPaid(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
+
+
+class OrderPartiallyRefunded(Payload, frozen=True, kw_only=True):
+    """Part of a card order was refunded; access is kept until the whole order is refunded."""
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    amount_minor: int
+    access: str
 
 
 class OrderPaymentPending(Payload, frozen=True, kw_only=True):
@@ -310,6 +403,7 @@ class OrderPaymentPending(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderRefunded(Payload, frozen=True, kw_only=True):
@@ -328,6 +422,7 @@ class OrderRefunded(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class OrderRequiresAction(Payload, frozen=True, kw_only=True):
@@ -346,6 +441,17 @@ class OrderRequiresAction(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
+
+
+class PaymentOrphaned(Payload, frozen=True, kw_only=True):
+    """A card payment succeeded for an order that was already canceled or expired; reconcile refunds it."""
+
+    order_id: str
+    state: str
+    payment_intent: str | None
+    amount_minor: int
+    currency: str
 
 
 class PaymentMethodSaved(Payload, frozen=True, kw_only=True):
@@ -389,6 +495,7 @@ class ProvisionAcknowledged(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class ProvisionFailed(Payload, frozen=True, kw_only=True):
@@ -407,6 +514,7 @@ class ProvisionFailed(Payload, frozen=True, kw_only=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: str | None = None
 
 
 class ProvisionRequested(Payload, frozen=True, kw_only=True):
@@ -422,6 +530,42 @@ class ProvisionRequested(Payload, frozen=True, kw_only=True):
     user: str | None = None
 
 
+class RenewalFailed(Payload, frozen=True, kw_only=True):
+    """A renewal could not be paid: the subscription is past due until the next attempt, or ends when none is
+    left (next_attempt_at null).
+    """
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    renewal_order_id: str
+    attempt: int
+    reason: str
+    grace_until: str
+    next_attempt_at: str | None
+
+
+class RenewalSucceeded(Payload, frozen=True, kw_only=True):
+    """A subscription renewed: the renewal order is paid, the period advanced."""
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    renewal_order_id: str
+    total_minor: int
+    currency: str
+
+
 class StatementFinalized(Payload, frozen=True, kw_only=True):
     """A period was closed: the account's bill-back statement is final."""
 
@@ -433,6 +577,87 @@ class StatementFinalized(Payload, frozen=True, kw_only=True):
     refunded_minor: int
     total_minor: int
     orders: int
+
+
+class StatementInvoiced(Payload, frozen=True, kw_only=True):
+    """A closed statement was sent as a Stripe invoice."""
+
+    statement_id: str
+    period: str
+    invoice: str
+    total_minor: int
+    currency: str
+    hosted_invoice_url: str | None
+    days_until_due: int
+
+
+class StatementPaid(Payload, frozen=True, kw_only=True):
+    """The statement's invoice was paid."""
+
+    statement_id: str
+    period: str
+    invoice: str
+    status: Literal['paid']
+
+
+class StatementPaymentFailed(Payload, frozen=True, kw_only=True):
+    """Collecting the statement's invoice failed."""
+
+    statement_id: str
+    period: str
+    invoice: str
+    status: Literal['payment_failed']
+
+
+class StatementVoided(Payload, frozen=True, kw_only=True):
+    """The statement's invoice was voided."""
+
+    statement_id: str
+    period: str
+    invoice: str
+    status: Literal['void']
+
+
+class SubscriptionCanceled(Payload, frozen=True, kw_only=True):
+    """A subscription was canceled (by an admin, a refund or a lost dispute)."""
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    reason: str
+
+
+class SubscriptionEnded(Payload, frozen=True, kw_only=True):
+    """A subscription stopped renewing (its renewals could not be paid)."""
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    reason: str
+
+
+class SubscriptionUpdated(Payload, frozen=True, kw_only=True):
+    """A subscription's seats changed."""
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    actor: str
 
 
 class TrialConverted(Payload, frozen=True, kw_only=True):
@@ -502,19 +727,33 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('order.canceled', 1): OrderCanceled,
     ('order.created', 1): OrderCreated,
     ('order.denied', 1): OrderDenied,
+    ('order.dispute_closed', 1): OrderDisputeClosed,
+    ('order.dispute_lost', 1): OrderDisputeLost,
+    ('order.disputed', 1): OrderDisputed,
     ('order.expired', 1): OrderExpired,
     ('order.failed', 1): OrderFailed,
     ('order.fulfilled', 1): OrderFulfilled,
     ('order.paid', 1): OrderPaid,
+    ('order.partially_refunded', 1): OrderPartiallyRefunded,
     ('order.payment_pending', 1): OrderPaymentPending,
     ('order.refunded', 1): OrderRefunded,
     ('order.requires_action', 1): OrderRequiresAction,
+    ('payment.orphaned', 1): PaymentOrphaned,
     ('payment_method.saved', 1): PaymentMethodSaved,
     ('price.change_scheduled', 1): PriceChangeScheduled,
     ('provision.acknowledged', 1): ProvisionAcknowledged,
     ('provision.failed', 1): ProvisionFailed,
     ('provision.requested', 1): ProvisionRequested,
+    ('renewal.failed', 1): RenewalFailed,
+    ('renewal.succeeded', 1): RenewalSucceeded,
     ('statement.finalized', 1): StatementFinalized,
+    ('statement.invoiced', 1): StatementInvoiced,
+    ('statement.paid', 1): StatementPaid,
+    ('statement.payment_failed', 1): StatementPaymentFailed,
+    ('statement.void', 1): StatementVoided,
+    ('subscription.canceled', 1): SubscriptionCanceled,
+    ('subscription.ended', 1): SubscriptionEnded,
+    ('subscription.updated', 1): SubscriptionUpdated,
     ('trial.converted', 1): TrialConverted,
     ('trial.ended', 1): TrialEnded,
     ('trial.ending', 1): TrialEnding,
