@@ -151,18 +151,63 @@ def _idempotency_header(*, required: bool) -> Parameter:
 
 
 def close_input_schemas(app: Litestar) -> None:
-    """Request bodies reject unknown fields (``forbid_unknown_fields``): say so (``additionalProperties: false``)."""
-    strict: set[str] = set()
+    """Request bodies reject unknown fields (``forbid_unknown_fields``): say so (``additionalProperties: false``),
+    and declare the constraints on list items that Litestar's schema leaves out (msgspec enforces them)."""
+    strict: dict[str, type[msgspec.Struct]] = {}
     pending: list[type] = [msgspec.Struct]
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
         config = getattr(cls, "__struct_config__", None)
         if config is not None and config.forbid_unknown_fields:
-            strict.add(cls.__name__)
+            strict[cls.__name__] = cls  # a struct that forbids unknown fields: an input
     for name, schema in (app.openapi_schema.components.schemas or {}).items():
-        if isinstance(schema, Schema) and name.rsplit("_", 1)[-1] in strict and schema.type == OpenAPIType.OBJECT:
+        struct = strict.get(name.rsplit("_", 1)[-1])
+        if isinstance(schema, Schema) and struct is not None and schema.type == OpenAPIType.OBJECT:
             schema.additional_properties = False
+            _add_item_constraints(schema, struct)
+
+
+_CONSTRAINTS = {"minLength": "min_length", "maxLength": "max_length", "pattern": "pattern", "minimum": "minimum",
+                "maximum": "maximum", "exclusiveMinimum": "exclusive_minimum", "exclusiveMaximum": "exclusive_maximum",
+                "minItems": "min_items", "maxItems": "max_items", "minProperties": "min_properties",
+                "maxProperties": "max_properties"}
+_TYPES = {"string": OpenAPIType.STRING, "integer": OpenAPIType.INTEGER, "number": OpenAPIType.NUMBER,
+          "boolean": OpenAPIType.BOOLEAN, "array": OpenAPIType.ARRAY, "object": OpenAPIType.OBJECT}
+
+
+def _add_item_constraints(schema: Schema, cls: type[msgspec.Struct]) -> None:
+    """Copy what msgspec's own schema enforces onto the document's properties where Litestar left it out: list
+    items, dictionary keys and values, bounds of optional numbers, a lower bound of 0."""
+    _, components = msgspec.json.schema_components([cls])
+    own = components.get(cls.__name__, {}).get("properties", {})
+    for field, declared in (schema.properties or {}).items():
+        if isinstance(declared, Schema) and field in own:
+            _merge(declared, own[field])
+
+
+def _merge(declared: Schema, enforced: dict[str, Any]) -> None:
+    branches = enforced.get("anyOf") or enforced.get("oneOf")
+    if branches:
+        for branch in [b for b in (declared.one_of or declared.any_of or []) if isinstance(b, Schema)]:
+            for other in branches:
+                if _TYPES.get(other.get("type", "")) == branch.type:
+                    _merge(branch, other)
+        if declared.one_of or declared.any_of:
+            return
+    for key, attribute in _CONSTRAINTS.items():
+        if key in enforced and getattr(declared, attribute) is None:
+            setattr(declared, attribute, enforced[key])
+    items = enforced.get("items")
+    if isinstance(items, dict) and isinstance(declared.items, Schema):
+        _merge(declared.items, items)
+    keys = enforced.get("propertyNames")
+    if isinstance(keys, dict) and declared.property_names is None:
+        declared.property_names = Schema(type=OpenAPIType.STRING, **{
+            attribute: keys[key] for key, attribute in _CONSTRAINTS.items() if key in keys})
+    values = enforced.get("additionalProperties")
+    if isinstance(values, dict) and isinstance(declared.additional_properties, Schema):
+        _merge(declared.additional_properties, values)
 
 
 def _retry_headers() -> dict[str, OpenAPIHeader | Reference]:
