@@ -38,3 +38,5 @@ def test_the_most_specific_template_serves_a_path() -> None:
     found = CONTRACT.operation("POST", "/v1/orders/ord_1/pay")
     assert found is not None and found[0] == "/v1/orders/{order_id}/pay"
     assert CONTRACT.operation("GET", "/v1/no-such-route") is None
+    assert CONTRACT.violations("GET", "/v1/no-such-route", 200, "application/json", b"{}")
+    assert CONTRACT.violations("OPTIONS", "/v1/quotes", 204, "text/plain", b"") == []  # a CORS preflight
