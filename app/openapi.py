@@ -195,7 +195,7 @@ def _merge(declared: Schema, enforced: dict[str, Any]) -> None:
                     _merge(branch, other)
         if declared.one_of or declared.any_of:
             return
-    for key, attribute in _CONSTRAINTS.items():
+    for key, attribute in {**_CONSTRAINTS, "enum": "enum"}.items():
         if key in enforced and getattr(declared, attribute) is None:
             setattr(declared, attribute, enforced[key])
     items = enforced.get("items")
