@@ -44,6 +44,7 @@ from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
+from web.widget import widget_router
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -130,7 +131,7 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), *extra_route_handlers],
         dependencies=DEPENDENCIES,
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
