@@ -152,9 +152,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
+    from web.demo_host import serve_host_page
 
     _check_card_payments(settings)
     with database_url(settings) as url:
@@ -164,7 +165,15 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
 
         demo_key = asyncio.run(_with_engine(url, settings, prepare))
         base = f"http://{settings.host}:{settings.port}"
+        host_port = args.host_page_port or settings.port + 1
+        host_origin = f"http://{settings.host}:{host_port}"
+        # the host page is another origin: the browser calls the API from there (CORS), as a vendor's page would
+        os.environ["COMMERCE_CORS_ORIGINS"] = ",".join(
+            o for o in (os.environ.get("COMMERCE_CORS_ORIGINS", ""), host_origin) if o)
+        host_page = serve_host_page(api_url=base, key_file=settings.data_dir / "demo-vendor-key",
+                                    host=settings.host, port=host_port)
         print("\n  Demo ready.")
+        print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
         print(f"  API docs:        {base}/schema")
         print(f"  Health:          {base}/healthz")
         print(f"  Demo vendor key: {demo_key}")
@@ -172,7 +181,8 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         stripe = {"stripe": "Stripe (STRIPE_SECRET_KEY)", "off": "off (COMMERCE_STRIPE=off)"}.get(
             settings.stripe_mode, "the local Stripe FAKE (COMMERCE_STRIPE=fake): no money moves")
         print(f"  Card payments:   {stripe}; see docs/payments.md\n")
-        _serve(settings, url)
+        with host_page:
+            _serve(settings, url)
     return 0
 
 
@@ -374,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int)
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    demo.add_argument("--host-page-port", type=int, help="port of the demo host page (default: the API's port + 1)")
     sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
     sub.add_parser("db-url", help="print the database URL (for psql)")
     keys = sub.add_parser("keys", help="vendor API keys")

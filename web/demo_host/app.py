@@ -7,8 +7,12 @@ without a reload once the service says the user has it. Development and tests on
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,7 @@ def _page(host: DemoHost, user: str, allowed: dict[str, bool], token: str) -> st
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>Acme Insights (demo vendor app)</title>
 <link rel="stylesheet" href="/static/{_BUNDLE.build}/host.css">
 <script src="{e(host.api_url)}/widget/v1/widget.js" defer></script>
@@ -163,3 +168,24 @@ def app_factory() -> Litestar:
     return create_host_app(DemoHost(api_url=os.environ["COMMERCE_DEMO_API_URL"].rstrip("/"), vendor_key=key,
                                     stripe_fake_url=os.environ.get("COMMERCE_DEMO_STRIPE_FAKE_URL") or None,
                                     token_ttl_seconds=int(ttl) if ttl else None))
+
+
+@contextlib.contextmanager
+def serve_host_page(*, api_url: str, key_file: Path, host: str, port: int,
+                    stripe_fake_url: str | None = None) -> Iterator[str]:
+    """Run the demo host page in its own granian process for the duration of the block; yields its URL."""
+    env = {**os.environ, "COMMERCE_DEMO_API_URL": api_url, "COMMERCE_DEMO_KEY_FILE": str(key_file.resolve())}
+    if stripe_fake_url:
+        env["COMMERCE_DEMO_STRIPE_FAKE_URL"] = stripe_fake_url
+    proc = subprocess.Popen(  # noqa: S603  (our own interpreter and module, no shell)
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+         "--workers", "1", "--log-level", "warning", "web.demo_host.app:app_factory"],
+        env=env, start_new_session=True)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

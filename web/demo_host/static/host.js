@@ -29,8 +29,8 @@
         done.textContent = panel.getAttribute("data-title") + " is unlocked.";
         var content = document.createElement("p");
         content.textContent = panel.getAttribute("data-content");
-        panel.querySelectorAll("commerce-offer, .mount").forEach(function (el) { el.remove(); });
-        panel.append(done, content);
+        // The widget stays: it shows its own confirmation (removing it would close its dialog mid-sentence).
+        panel.querySelector("h2").after(done, content);
         panel.setAttribute("data-state", "unlocked");
       });
   }
