@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from app.db import create_engine
@@ -98,6 +99,21 @@ class Stack:
                 if m.type == "error" and not m.text.startswith(EXPECTED_CONSOLE) else None)
         await page.goto(f"{self.host}/?user={user}")
         return page
+
+    async def axe(self, page: Page) -> None:
+        """axe-core (shipped inside axe-playwright-python) in the page: no serious or critical violation."""
+        results = await Axe().run(page)
+        bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert not bad, "accessibility violations:\n" + "\n".join(bad)
+
+    async def deep_focus(self, page: Page) -> str:
+        """The focused element through shadow roots, as 'tag:accessible text'."""
+        return str(await page.evaluate("""() => {
+            let a = document.activeElement;
+            while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+            return a ? `${a.tagName.toLowerCase()}:${(a.getAttribute('aria-label') || a.textContent || '').trim()}` : '';
+        }"""))
 
     async def shot(self, page: Page, name: str) -> Path:
         """A screenshot kept in test-artifacts/<test>/ (look at them)."""

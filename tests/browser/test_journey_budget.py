@@ -42,3 +42,13 @@ async def test_denied_feature_bought_on_budget_unlocks_without_reload(stack: Sta
     assert stack.allowed("acme-ana", "forecasting")
     orders = stack.vendor("GET", "/v1/orders", params={"user": "acme-ana"}).json()["data"]
     assert [(o["state"], o["route"]) for o in orders] == [("fulfilled", "budget")]
+
+
+async def test_offer_and_quote_have_no_serious_accessibility_violations(stack: Stack) -> None:
+    page = await stack.open("acme-ana")
+    await expect(page.get_by_role("heading", name="Unlock Forecasting")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Suggested for you")).to_be_visible()
+    await stack.axe(page)
+    await page.locator("section.panel[data-feature=forecasting]").get_by_role("button", name="Buy").click()
+    await expect(page.get_by_role("button", name="Confirm purchase")).to_be_visible()
+    await stack.axe(page)

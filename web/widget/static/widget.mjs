@@ -65,6 +65,12 @@ export function newKey(prefix) {
   return `${prefix}-${random}`;
 }
 
+/** A feature key as words, when the service gives no name ("advanced_charts" -> "Advanced charts"). */
+export function humanize(key) {
+  const words = String(key).replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A problem answer (RFC 9457) or a network failure, with the words to show. */
@@ -678,7 +684,7 @@ export class CommerceOffer extends CommerceElement {
     if (!feature) throw new Error("<commerce-offer> needs a feature attribute");
     const me = await this.me();
     const check = await this.api("GET", "/v1/entitlements/check", { query: { user: me.user, feature } });
-    const featureName = (check.offer && check.offer.name) || feature;
+    const featureName = (check.offer && check.offer.name) || humanize(feature);
     if (check.allowed) { this.setState({ step: "granted", feature, check, featureName }); return; }
     if (!check.offer || check.offer.effect === "hidden") { this.setState({ step: "unavailable", feature, check, featureName }); return; }
     const offers = await this.api("GET", "/v1/offers", { query: { user: me.user } });
