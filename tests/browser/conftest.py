@@ -154,6 +154,13 @@ async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, 
 
 
 @pytest.fixture
+async def settings_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of an app process on this test's own (empty, migrated) database."""
+    return {"DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(tmp_path / "data"),
+            "COMMERCE_TOKEN_SECRET": TOKEN_SECRET, "COMMERCE_DISPATCHER": "off", "COMMERCE_STRIPE": "fake"}
+
+
+@pytest.fixture
 def stack_env() -> dict[str, str]:
     """Extra settings for the app of one journey (override in a test module)."""
     return {}
