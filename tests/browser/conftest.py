@@ -112,7 +112,8 @@ class Stack:
         return str(await page.evaluate("""() => {
             let a = document.activeElement;
             while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
-            return a ? `${a.tagName.toLowerCase()}:${(a.getAttribute('aria-label') || a.textContent || '').trim()}` : '';
+            const name = a ? (a.getAttribute('aria-label') || a.textContent || '').trim() : '';
+            return a ? `${a.tagName.toLowerCase()}:${name}` : '';
         }"""))
 
     async def shot(self, page: Page, name: str) -> Path:
