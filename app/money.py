@@ -1,8 +1,10 @@
-"""Money is integer minor units plus an ISO 4217 currency; this module knows each currency's exponent."""
+"""Money is integer minor units plus an ISO 4217 currency; this module knows each currency's exponent and
+holds the one rounding rule every amount goes through."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from fractions import Fraction
 
 # ISO 4217 minor-unit exponents for the currencies the service accepts.
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -23,10 +25,10 @@ def exponent(currency: str) -> int:
     return CURRENCY_EXPONENTS[currency]
 
 
-def to_minor(amount: Decimal, currency: str, *, rounding: str = ROUND_HALF_EVEN) -> int:
-    """Convert a major-unit decimal amount to integer minor units with an explicit rounding mode."""
-    scaled = amount.scaleb(exponent(currency))
-    return int(scaled.quantize(Decimal(1), rounding=rounding))
+def round_half_up(value: Fraction) -> int:
+    """The rounding rule: an exact, non-negative amount of minor units to a whole one, halves away from zero."""
+    assert value >= 0
+    return int(value + Fraction(1, 2)) if value.denominator != 1 else int(value)
 
 
 def format_minor(amount_minor: int, currency: str) -> str:

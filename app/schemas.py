@@ -30,8 +30,6 @@ Role = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0
                            description="A vendor-defined role such as 'analyst' or 'admin'")]
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
-Cursor = Annotated[str, Meta(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$")]
-PageLimit = Annotated[int, Meta(ge=1, le=200)]
 
 
 def encode_cursor(value: str) -> str:

@@ -1,15 +1,38 @@
-"""Tables of budgets, their per-period balances, holds, the append-only ledger, alerts and guardrail versions."""
+"""Billing's tables: budgets and their ledger, guardrail versions, quotes, orders, approvals, sales credit,
+statements, card payments and refunds, subscriptions, and the inbound Stripe events.
+
+Status columns are typed with the Literals of billing.domain; JSONB columns hold typed msgspec values.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
+from app.types import StructJSONB
+from billing.domain.credit import Motion
+from billing.domain.guardrails import GuardrailPolicy, Route
+from billing.domain.ledger import HoldState, LedgerKind
+from billing.domain.orders import ApprovalState, OrderState, PaymentStatus, ProvisionStatus, RefundStatus
+from billing.domain.periods import Interval
+from billing.domain.quotes import QuoteDecision, QuoteLine, QuoteStatus
+from billing.domain.statements import StatementLine, StatementStatus
+from billing.domain.subscriptions import SubscriptionStatus
 
 
 class Budget(Base):
@@ -72,7 +95,7 @@ class BudgetHold(Base):
     order_id: Mapped[str] = mapped_column(String(40))
     amount_minor: Mapped[int]
     refunded_minor: Mapped[int] = mapped_column(default=0)
-    state: Mapped[str] = mapped_column(String(16))  # pending | posted | voided
+    state: Mapped[HoldState] = mapped_column(String(16))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
 
@@ -92,7 +115,7 @@ class LedgerEntry(Base):
     entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     budget_id: Mapped[str] = mapped_column(String(40))
     period: Mapped[str] = mapped_column(String(7))
-    kind: Mapped[str] = mapped_column(String(16))  # reserve | capture | release | refund
+    kind: Mapped[LedgerKind] = mapped_column(String(16))
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     hold_id: Mapped[str] = mapped_column(String(40))
@@ -124,7 +147,7 @@ class GuardrailVersion(Base):
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(primary_key=True)
-    policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    policy: Mapped[GuardrailPolicy] = mapped_column(StructJSONB(GuardrailPolicy))
     author: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
 
@@ -142,13 +165,13 @@ class Quote(Base):
     quote_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(40))
     currency: Mapped[str] = mapped_column(String(3))
-    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    lines: Mapped[list[QuoteLine]] = mapped_column(StructJSONB(list[QuoteLine]))
     subtotal_minor: Mapped[int]
     discount_minor: Mapped[int]
     total_minor: Mapped[int]
     unmet_requires: Mapped[list[str]] = mapped_column(JSONB)
-    decision: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16))  # open | ordered
+    decision: Mapped[QuoteDecision] = mapped_column(StructJSONB(QuoteDecision))
+    status: Mapped[QuoteStatus] = mapped_column(String(16))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
@@ -173,17 +196,17 @@ class Order(Base):
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     quote_id: Mapped[str] = mapped_column(String(40))
     user_id: Mapped[str] = mapped_column(String(40))
-    route: Mapped[str] = mapped_column(String(16))  # budget | card
-    state: Mapped[str] = mapped_column(String(24))
+    route: Mapped[Route] = mapped_column(String(16))
+    state: Mapped[OrderState] = mapped_column(String(24))
     currency: Mapped[str] = mapped_column(String(3))
     total_minor: Mapped[int]
     refunded_minor: Mapped[int] = mapped_column(default=0)
-    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    lines: Mapped[list[QuoteLine]] = mapped_column(StructJSONB(list[QuoteLine]))
     budget_id: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(2000))
     failure_reason: Mapped[str | None] = mapped_column(String(2000))
     payment_intent_id: Mapped[str | None] = mapped_column(String(120))
-    provision_status: Mapped[str | None] = mapped_column(String(16))  # requested | done | failed
+    provision_status: Mapped[ProvisionStatus | None] = mapped_column(String(16))
     provision_note: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -212,7 +235,7 @@ class Approval(Base):
     reason: Mapped[str | None] = mapped_column(String(2000))
     reasons: Mapped[list[str]] = mapped_column(JSONB)  # why approval is needed
     approver_roles: Mapped[list[str]] = mapped_column(JSONB)
-    state: Mapped[str] = mapped_column(String(16))  # pending | approved | denied | expired | canceled
+    state: Mapped[ApprovalState] = mapped_column(String(16))
     decided_by: Mapped[str | None] = mapped_column(String(120))
     decision_note: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime]
@@ -236,7 +259,7 @@ class SalesCredit(Base):
     order_id: Mapped[str] = mapped_column(String(40))
     module: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(100))
-    motion: Mapped[str] = mapped_column(String(16))
+    motion: Mapped[Motion] = mapped_column(String(16))
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     team: Mapped[str | None] = mapped_column(String(120))
@@ -258,11 +281,11 @@ class Statement(Base):
     statement_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     period: Mapped[str] = mapped_column(String(7))
     currency: Mapped[str] = mapped_column(String(3))
-    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    lines: Mapped[list[StatementLine]] = mapped_column(StructJSONB(list[StatementLine]))
     captured_minor: Mapped[int]
     refunded_minor: Mapped[int]
     total_minor: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))  # closed | invoiced | paid
+    status: Mapped[StatementStatus] = mapped_column(String(16))
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
 
@@ -292,7 +315,7 @@ class CardPayment(Base):
     payment_method_id: Mapped[str] = mapped_column(String(120))
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(24))  # pending | succeeded | requires_action | failed
+    status: Mapped[PaymentStatus] = mapped_column(String(24))
     payment_intent_id: Mapped[str | None] = mapped_column(String(120))
     client_secret: Mapped[str | None] = mapped_column(String(300))
     failure_code: Mapped[str | None] = mapped_column(String(80))
@@ -317,7 +340,7 @@ class OrderRefund(Base):
     order_id: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int]
     amount_minor: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    status: Mapped[RefundStatus] = mapped_column(String(16))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(String(2000))
     actor: Mapped[str] = mapped_column(String(120))
@@ -342,15 +365,15 @@ class Subscription(Base):
     order_id: Mapped[str] = mapped_column(String(40))  # the purchase that started it
     user_id: Mapped[str] = mapped_column(String(40))
     module: Mapped[str] = mapped_column(String(100))
-    route: Mapped[str] = mapped_column(String(16))  # budget | card
+    route: Mapped[Route] = mapped_column(String(16))
     price_id: Mapped[str] = mapped_column(String(60))
-    interval: Mapped[str] = mapped_column(String(8))  # month | year
+    interval: Mapped[Interval] = mapped_column(String(8))
     per_seat: Mapped[bool]
     quantity: Mapped[int]  # seats charged at the next renewal
     unit_amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    line: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the order line it came from (names, category)
-    status: Mapped[str] = mapped_column(String(16))  # active | past_due | ended | canceled
+    line: Mapped[QuoteLine] = mapped_column(StructJSONB(QuoteLine))  # the order line it came from
+    status: Mapped[SubscriptionStatus] = mapped_column(String(16))
     current_period_start: Mapped[datetime]
     current_period_end: Mapped[datetime]
     grace_until: Mapped[datetime | None]
@@ -360,3 +383,17 @@ class Subscription(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class StripeEventRecord(Base):
+    """Global table: one row per Stripe event id (Stripe's ids are unique per Stripe account)."""
+
+    __tablename__ = "stripe_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(120))
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the event as Stripe sent it

@@ -19,34 +19,17 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import stripe
-from sqlalchemy import SmallInteger, String, Text, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import Clock
-from app.db import Base
+from billing.models import StripeEventRecord
 from billing.stripe_gateway import StripeGateway
 
 log = logging.getLogger("commerce.stripe.events")
-
-
-class StripeEventRecord(Base):
-    """Global table: one row per Stripe event id (Stripe's ids are unique per Stripe account)."""
-
-    __tablename__ = "stripe_events"
-
-    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    type: Mapped[str] = mapped_column(String(120))
-    received_at: Mapped[datetime]
-    processed_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 @dataclass(frozen=True)

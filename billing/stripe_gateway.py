@@ -156,7 +156,7 @@ class StripeGateway:
 
     async def close(self) -> None:
         if self.http_client is not None:
-            await self.http_client.close_async()  # type: ignore[no-untyped-call]
+            await self.http_client.close_async()
 
     @staticmethod
     def _opts(key: str | None) -> Any:

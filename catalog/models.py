@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
+from catalog.spec import ModuleStatus
 
 
 class CatalogRevision(Base):
@@ -71,7 +72,7 @@ class CatalogModule(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(60), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ModuleStatus] = mapped_column(String(16))
     trial_days: Mapped[int | None]
     requires: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     excludes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)

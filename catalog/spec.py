@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
+from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -281,8 +282,7 @@ def find_requires_cycle(requires: dict[str, list[str]]) -> list[str] | None:
 
 
 def _duplicates(keys: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return sorted({k for k in keys if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+    return sorted(k for k, n in Counter(keys).items() if n > 1)
 
 
 def _check_grant(feature: Feature | None, value: GrantValue) -> str | None:

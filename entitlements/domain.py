@@ -113,7 +113,7 @@ class FeatureState:
     granted: bool
     limit: int | None
     value: str | None
-    period: str | None
+    period: LimitPeriod | None
     modules: tuple[str, ...]
 
 

@@ -203,7 +203,7 @@ class Runtime:
             used = remaining = None
             period_end = None
             if state.period is not None and state.limit is not None:
-                _, period_end, used = used_now(snap, key, state.period, now)  # type: ignore[arg-type]
+                _, period_end, used = used_now(snap, key, state.period, now)
                 remaining = max(0, state.limit - used)
             features[key] = FeatureSnapshot(kind=state.kind, granted=state.granted, limit=state.limit, used=used,
                                             remaining=remaining, period=state.period, period_end=period_end,

@@ -134,9 +134,11 @@ class Dispatcher:
         started_at = self._clock.now()
         began = time.perf_counter()
 
-        def outcome(kind: str, **fields: object) -> queue.Outcome:
+        def outcome(kind: str, *, error: str | None = None, response_status: int | None = None,
+                    response_body: str | None = None) -> queue.Outcome:
             latency_ms = int((time.perf_counter() - began) * 1000)
-            return queue.Outcome(outcome=kind, started_at=started_at, latency_ms=latency_ms, **fields)  # type: ignore[arg-type]
+            return queue.Outcome(outcome=kind, started_at=started_at, latency_ms=latency_ms, error=error,
+                                 response_status=response_status, response_body=response_body)
 
         timeout = self._settings.webhook_timeout_seconds
         try:

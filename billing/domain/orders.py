@@ -1,17 +1,30 @@
-"""The order state machine shared by the budget and card routes.
+"""The order and approval state machines shared by the budget and card routes, and the states around them.
 
 pending_approval -> approved -> payment_pending -> (requires_action) -> paid -> fulfilled,
 with denied, expired, failed, canceled and refunded as ends (failed may be retried with another card).
+An approval is pending until it is approved, denied, expired or canceled, once.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-State = Literal["pending_approval", "approved", "payment_pending", "requires_action", "paid", "fulfilled",
-                "denied", "expired", "failed", "canceled", "refunded"]
+from billing.domain.guardrails import Route
 
-TRANSITIONS: dict[str, frozenset[str]] = {
+__all__ = [
+    "APPROVAL_TRANSITIONS", "TERMINAL", "TRANSITIONS", "ApprovalState", "IllegalTransition", "OrderState",
+    "PaymentStatus", "ProvisionStatus", "RefundStatus", "Route", "State", "approval_transition", "transition",
+]
+
+OrderState = Literal["pending_approval", "approved", "payment_pending", "requires_action", "paid", "fulfilled",
+                     "denied", "expired", "failed", "canceled", "refunded"]
+State = OrderState  # the name the state machine has always exported
+ApprovalState = Literal["pending", "approved", "denied", "expired", "canceled"]
+ProvisionStatus = Literal["requested", "done", "failed"]
+PaymentStatus = Literal["pending", "succeeded", "requires_action", "failed"]  # one card payment attempt
+RefundStatus = Literal["pending", "succeeded", "failed"]  # one card refund through Stripe
+
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     "pending_approval": frozenset({"approved", "denied", "expired", "canceled"}),
     "approved": frozenset({"payment_pending", "paid", "canceled"}),
     "payment_pending": frozenset({"paid", "requires_action", "failed", "canceled"}),
@@ -25,17 +38,32 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "refunded": frozenset(),
 }
 
-TERMINAL: frozenset[str] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+TERMINAL: frozenset[OrderState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+APPROVAL_TRANSITIONS: dict[ApprovalState, frozenset[ApprovalState]] = {
+    "pending": frozenset({"approved", "denied", "expired", "canceled"}),
+    "approved": frozenset(),
+    "denied": frozenset(),
+    "expired": frozenset(),
+    "canceled": frozenset(),
+}
 
 
 class IllegalTransition(Exception):
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"an order that is {current} cannot become {target}")
+    def __init__(self, current: str, target: str, *, subject: str = "an order") -> None:
+        super().__init__(f"{subject} that is {current} cannot become {target}")
         self.current, self.target = current, target
 
 
-def transition(current: str, target: str) -> str:
+def transition(current: OrderState, target: OrderState) -> OrderState:
     """The new state, or IllegalTransition when the machine does not allow the move."""
     if target not in TRANSITIONS.get(current, frozenset()):
         raise IllegalTransition(current, target)
+    return target
+
+
+def approval_transition(current: ApprovalState, target: ApprovalState) -> ApprovalState:
+    """The approval's new state; an approval is decided (or expires, or is canceled) exactly once."""
+    if target not in APPROVAL_TRANSITIONS[current]:
+        raise IllegalTransition(current, target, subject="an approval")
     return target

@@ -1,8 +1,8 @@
-"""Quote arithmetic: proration of recurring prices, contract discounts, and the one rounding rule.
+"""Quote arithmetic: proration of recurring prices and contract discounts, under the one rounding rule.
 
-Rounding rule (documented in docs/commerce.md): every line is computed exactly as a fraction of minor
-units and rounded once, half up, to a whole minor unit; the discount is computed on the rounded line
-subtotal and rounded the same way; totals are sums of rounded lines. Nothing is ever a float.
+Rounding rule (app.money.round_half_up, documented in docs/commerce.md): every line is computed exactly as
+a fraction of minor units and rounded once, half up, to a whole minor unit; the discount is computed on the
+rounded line subtotal and rounded the same way; totals are sums of rounded lines. Nothing is ever a float.
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Literal
 
+from app.money import round_half_up
 from billing.domain.periods import Interval, period_of
 
 PriceModel = Literal["one_time", "recurring", "metered"]
-
-
-def round_half_up(value: Fraction) -> int:
-    """Round a non-negative exact amount to whole minor units, halves away from zero."""
-    assert value >= 0
-    return int(value + Fraction(1, 2)) if value.denominator != 1 else int(value)
 
 
 @dataclass(frozen=True)

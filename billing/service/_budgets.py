@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, outbox
 from app.accounts.models import Account
 from app.clock import Clock
+from app.errors import Unprocessable
 from app.ids import new_id
+from app.money import is_currency
 from billing.domain.guardrails import crossed_thresholds
+from billing.domain.ledger import LedgerKind
 from billing.domain.periods import period_key, period_of
 from billing.errors import BudgetBelowSpend, BudgetExhausted, BudgetExists, BudgetNotFound, HoldStateConflict
 from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, LedgerEntry
@@ -33,9 +37,18 @@ class BudgetState:
     def remaining_minor(self) -> int:
         return self.amount_minor - self.reserved_minor - self.captured_minor
 
+    @property
+    def used_pct(self) -> int:
+        """Reserved and captured as a whole percentage of this period's amount."""
+        used = self.reserved_minor + self.captured_minor
+        return used * 100 // self.amount_minor if self.amount_minor else 0
+
 
 async def create_budget(session: AsyncSession, account: Account, *, name: str, currency: str, amount_minor: int,
                         cost_center: str | None, anchor_day: int, actor: str, clock: Clock) -> Budget:
+    """A new budget of the account (or of one cost center); one per cost center."""
+    if not is_currency(currency):
+        raise Unprocessable(f"Currency {currency!r} is not supported.", field="currency")
     now = clock.now()
     budget_id = await session.scalar(
         insert(Budget).values(account_id=account.account_id, budget_id=new_id("bud"), name=name,
@@ -65,12 +78,50 @@ async def list_budgets(session: AsyncSession, account: Account) -> list[Budget]:
     return list((await session.scalars(query)).all())
 
 
+async def list_budget_states(session: AsyncSession, account: Account, *, clock: Clock) -> list[BudgetState]:
+    """The account's budgets with this period's balance, in one query (a period never used reads as untouched)."""
+    now = clock.now()
+    rows = (await session.execute(
+        select(Budget, BudgetPeriod)
+        .outerjoin(BudgetPeriod, and_(BudgetPeriod.account_id == Budget.account_id,
+                                      BudgetPeriod.budget_id == Budget.budget_id,
+                                      BudgetPeriod.starts_at <= now, BudgetPeriod.ends_at > now))
+        .where(Budget.account_id == account.account_id).order_by(Budget.budget_id)
+        .execution_options(populate_existing=True))).all()
+    return [_state(budget, row, now) for budget, row in rows]
+
+
+async def read_budget(session: AsyncSession, budget: Budget, *, clock: Clock) -> BudgetState:
+    """One budget with this period's balance, without creating the period's row (a read never writes)."""
+    now = clock.now()
+    row = await session.scalar(select(BudgetPeriod).where(
+        BudgetPeriod.account_id == budget.account_id, BudgetPeriod.budget_id == budget.budget_id,
+        BudgetPeriod.starts_at <= now, BudgetPeriod.ends_at > now).execution_options(populate_existing=True))
+    return _state(budget, row, now)
+
+
+def _state(budget: Budget, row: BudgetPeriod | None, now: datetime) -> BudgetState:
+    if row is not None:
+        return BudgetState(budget=budget, period=row.period, starts_at=row.starts_at, ends_at=row.ends_at,
+                           amount_minor=row.amount_minor, reserved_minor=row.reserved_minor,
+                           captured_minor=row.captured_minor)
+    start, end = period_of(now, anchor_day=budget.anchor_day)  # what _period would create on first use
+    return BudgetState(budget=budget, period=period_key(start), starts_at=start, ends_at=end,
+                       amount_minor=budget.amount_minor, reserved_minor=0, captured_minor=0)
+
+
+def pick_budget(budgets: Iterable[Budget], cost_center: str | None) -> Budget | None:
+    """The cost center's budget when it has one, else the account-wide budget."""
+    candidates = [b for b in budgets if b.cost_center is None or b.cost_center == cost_center]
+    return next((b for b in candidates if b.cost_center is not None), next(iter(candidates), None))
+
+
 async def budget_for(session: AsyncSession, account_id: str, cost_center: str | None) -> Budget | None:
     """The cost center's budget when it has one, else the account-wide budget."""
     rows = (await session.scalars(select(Budget).where(
         Budget.account_id == account_id,
         (Budget.cost_center == cost_center) | Budget.cost_center.is_(None)))).all()
-    return next((b for b in rows if b.cost_center is not None), next(iter(rows), None))
+    return pick_budget(rows, cost_center)
 
 
 async def _period(session: AsyncSession, budget: Budget, at: datetime) -> BudgetPeriod:
@@ -118,7 +169,8 @@ async def update_budget(session: AsyncSession, budget: Budget, *, amount_minor: 
     return budget
 
 
-async def _entry(session: AsyncSession, hold: BudgetHold, kind: str, amount: int, currency: str, now: datetime) -> None:
+async def _entry(session: AsyncSession, hold: BudgetHold, kind: LedgerKind, amount: int, currency: str,
+                 now: datetime) -> None:
     session.add(LedgerEntry(account_id=hold.account_id, budget_id=hold.budget_id, period=hold.period, kind=kind,
                             amount_minor=amount, currency=currency, hold_id=hold.hold_id, order_id=hold.order_id,
                             occurred_at=now))
@@ -245,9 +297,10 @@ async def refund(session: AsyncSession, hold: BudgetHold, *, amount_minor: int, 
 
 async def list_ledger(session: AsyncSession, budget: Budget, *, period: str | None, after_id: int | None,
                       limit: int) -> list[LedgerEntry]:
+    """Entries after ``after_id``, oldest first: up to ``limit``, plus one more when a next page exists."""
     query = (select(LedgerEntry).where(LedgerEntry.account_id == budget.account_id,
                                        LedgerEntry.budget_id == budget.budget_id)
-             .order_by(LedgerEntry.entry_id).limit(limit))
+             .order_by(LedgerEntry.entry_id).limit(limit + 1))
     if period is not None:
         query = query.where(LedgerEntry.period == period)
     if after_id is not None:

@@ -22,10 +22,10 @@ from app.auth import Principal
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.ids import new_id
+from billing.errors import IllegalOrderTransition, PaymentInProgress
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
-from billing.service._orders import IllegalOrderTransition, _move, load_order, order_payload, refund_budget_order
-from billing.service._payments import PaymentInProgress
+from billing.service._orders import _move, load_order, order_payload, refund_budget_order
 from billing.stripe_gateway import CardPaymentsDisabled, PaymentProviderUnavailable, StripeGateway, idem
 
 

@@ -25,7 +25,7 @@ async def current_policy(session: AsyncSession, account: Account) -> tuple[int, 
                                .order_by(GuardrailVersion.version.desc()).limit(1))
     if row is None:
         return 0, GuardrailPolicy()
-    return row.version, msgspec.convert(row.policy, GuardrailPolicy)
+    return row.version, row.policy
 
 
 async def save_policy(session: AsyncSession, account: Account, policy: GuardrailPolicy, *, actor: str,
@@ -38,7 +38,7 @@ async def save_policy(session: AsyncSession, account: Account, policy: Guardrail
         select(func.coalesce(func.max(GuardrailVersion.version), 0))
         .where(GuardrailVersion.account_id == account.account_id)) or 0) + 1
     session.add(GuardrailVersion(account_id=account.account_id, version=new_version,
-                                 policy=msgspec.to_builtins(policy), author=actor, created_at=clock.now()))
+                                 policy=policy, author=actor, created_at=clock.now()))
     await session.flush()
     await audit.record(session, clock=clock, actor=actor, action="guardrails.updated", target_type="guardrails",
                        target_id=f"v{new_version}", account_id=account.account_id,

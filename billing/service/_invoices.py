@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import outbox
 from app.accounts.models import Account
 from app.clock import Clock
+from billing.domain.statements import StatementStatus
 from billing.models import Statement
 from billing.stripe_events import EventContext
 from billing.stripe_gateway import StripeGateway, idem
@@ -28,8 +29,9 @@ log = logging.getLogger("commerce.invoices")
 
 # Statement status after each invoice event; a later status never moves back to an earlier one.
 _RANK = {"closed": 0, "invoiced": 1, "payment_failed": 2, "paid": 3, "void": 3}
-_EVENT_STATUS = {"invoice.finalized": "invoiced", "invoice.payment_failed": "payment_failed",
-                 "invoice.paid": "paid", "invoice.voided": "void"}
+_EVENT_STATUS: dict[str, StatementStatus] = {
+    "invoice.finalized": "invoiced", "invoice.payment_failed": "payment_failed", "invoice.paid": "paid",
+    "invoice.voided": "void"}
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,11 @@ class InvoiceLine:
 def invoice_lines(statement: Statement) -> list[InvoiceLine]:
     """One invoice item per statement line (an order's captures less its refunds); else one for the total."""
     lines: list[InvoiceLine] = []
-    for i, line in enumerate(statement.lines or []):
-        amount = line.get("net_minor", line.get("amount_minor"))
-        if not isinstance(amount, int) or amount == 0:
+    for line in statement.lines:
+        if line.net_minor == 0:
             continue
-        modules = ", ".join(str(m) for m in line.get("modules") or []) or "Purchase"
-        order = line.get("order_id")
-        what = line.get("description") or (f"{modules} (order {order})" if order else modules)
-        lines.append(InvoiceLine(amount, str(what)[:500], str(order or i)))
+        modules = ", ".join(line.modules) or "Purchase"
+        lines.append(InvoiceLine(line.net_minor, f"{modules} (order {line.order_id})"[:500], line.order_id))
     if not lines or sum(x.amount_minor for x in lines) != statement.total_minor:
         lines = [InvoiceLine(statement.total_minor, f"Purchases in {statement.period}", "total")]
     return lines
@@ -124,7 +123,7 @@ async def invoice_period(sessionmaker: async_sessionmaker[AsyncSession], gateway
     return counts
 
 
-def _advance(row: Statement, status: str) -> None:
+def _advance(row: Statement, status: StatementStatus) -> None:
     if _RANK.get(status, 0) > _RANK.get(row.status, 0):
         row.status = status
 

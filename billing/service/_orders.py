@@ -7,10 +7,10 @@ is one transaction, so a crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
@@ -19,50 +19,40 @@ from app import audit, outbox
 from app.accounts.models import Account, User
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
-from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import Forbidden, NotFound
 from app.ids import new_id
 from app.webhooks.events import ProvisionedFeature, ProvisionItem, ProvisionRequested, emit_event
 from billing.domain import orders as machine
 from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
-from billing.errors import BudgetExhausted
+from billing.domain.quotes import modules_of
+from billing.errors import (
+    ApprovalConflict,
+    BudgetExhausted,
+    IllegalOrderTransition,
+    OrderNotFound,
+    PurchaseBlocked,
+    QuoteUnusable,
+)
 from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
+from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
 from billing.service._guardrails import current_policy
+from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
 from billing.service._quotes import decide_for, decision_dict
 from catalog import suggest
-from catalog.spec import ConfigFeature, LimitFeature
-
-
-class OrderNotFound(NotFound):
-    code = "order_not_found"
-
-
-class QuoteUnusable(Conflict):
-    code, title = "quote_unusable", "Quote cannot be ordered"
-
-
-class PurchaseBlocked(Unprocessable):
-    code, title = "purchase_blocked", "Purchase blocked by your guardrails"
-
-
-class IllegalOrderTransition(Conflict):
-    code, title = "illegal_transition", "Not possible in the order's current state"
-
-
-class ApprovalConflict(Conflict):
-    code, title = "approval_conflict", "Approval already decided or expired"
+from catalog.spec import ConfigFeature, GrantValue, LimitFeature
 
 
 def order_payload(order: Order, account: Account, user: User) -> dict[str, Any]:
     return {"order_id": order.order_id, "account": account.external_id, "user": user.external_id,
             "state": order.state, "route": order.route, "total_minor": order.total_minor, "currency": order.currency,
-            "modules": [line["module"] for line in order.lines]}
+            "modules": list(modules_of(order.lines))}
 
 
-async def _move(session: AsyncSession, order: Order, target: str, *, account: Account, user: User, clock: Clock,
-                **extra: Any) -> Order:
+async def _move(session: AsyncSession, order: Order, target: machine.OrderState, *, account: Account, user: User,
+                clock: Clock, **extra: Any) -> Order:
     try:
         order.state = machine.transition(order.state, target)
     except machine.IllegalTransition as exc:
@@ -79,8 +69,8 @@ async def _hold(session: AsyncSession, order: Order) -> BudgetHold | None:
                                                          BudgetHold.order_id == order.order_id))
 
 
-async def load_order(session: AsyncSession, principal: Principal, order_id: str, *, lock: bool = False,
-                     whole_account: bool = False) -> tuple[Order, Account, User]:
+async def find_order(session: AsyncSession, principal: Principal, order_id: str, *, lock: bool = False,
+                     whole_account: bool = False) -> Order:
     """The order as this principal may see it (end users: their own; admins and approvers: their account's)."""
     query = select(Order).where(Order.order_id == order_id)
     if lock:
@@ -89,6 +79,13 @@ async def load_order(session: AsyncSession, principal: Principal, order_id: str,
     if order is None or not (principal.may_access_account(order.account_id) if whole_account
                              else principal.may_access_user(order.account_id, order.user_id)):
         raise OrderNotFound(f"Order {order_id!r} does not exist.")
+    return order
+
+
+async def load_order(session: AsyncSession, principal: Principal, order_id: str, *, lock: bool = False,
+                     whole_account: bool = False) -> tuple[Order, Account, User]:
+    """The order (see find_order) with its account and buyer."""
+    order = await find_order(session, principal, order_id, lock=lock, whole_account=whole_account)
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
     return order, account, user
@@ -102,10 +99,9 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
         raise QuoteUnusable("This quote was already ordered; ask for a new quote.")
     if quote.expires_at <= now:
         raise QuoteUnusable("This quote has expired; ask for a new quote (prices are locked only until expiry).")
-    vendor_approval = tuple(q for q in quote.decision.get("vendor_approval_required", []))
-    decision = await decide_for(session, account, user, modules=tuple(x["module"] for x in quote.lines),
+    decision = await decide_for(session, account, user, modules=modules_of(quote.lines),
                                 total_minor=quote.total_minor, currency=quote.currency,
-                                vendor_approval=vendor_approval, clock=clock)
+                                vendor_approval=quote.decision.vendor_approval_required, clock=clock)
     if decision.outcome == "blocked" or decision.route is None:
         raise PurchaseBlocked(" ".join(decision.reasons), reasons=list(decision.reasons))
     quote.status = "ordered"
@@ -179,13 +175,13 @@ async def _request_approval(session: AsyncSession, order: Order, account: Accoun
     if temporary_until is not None:
         for line in order.lines:
             await entitlements.grant(session, account_id=account.account_id, user_id=user.user_id,
-                                     module=line["module"], source="order",
+                                     module=line.module, source="order",
                                      source_ref=f"{order.order_id}:temporary", starts_at=now,
                                      ends_at=temporary_until, clock=clock)
     await outbox.emit(session, clock=clock, type="approval.requested", account_id=account.account_id, payload={
         "approval_id": approval.approval_id, "order_id": order.order_id, "account": account.external_id,
         "requester": user.external_id, "reason": order.reason, "why": reasons, "total_minor": order.total_minor,
-        "currency": order.currency, "modules": [line["module"] for line in order.lines],
+        "currency": order.currency, "modules": list(modules_of(order.lines)),
         "approver_roles": approval.approver_roles, "expires_at": approval.expires_at.isoformat(),
         "temporary_access_until": temporary_until.isoformat() if temporary_until else None})
     return approval
@@ -204,33 +200,31 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
     live = await catalog.load_live(session)
     modules = {m.key: m for m in live.doc.modules}
     owned_categories = await _owned_categories(session, account.account_id, exclude_order=order.order_id)
-    features: dict[str, Any] = {}
+    features: dict[str, dict[str, GrantValue]] = {}
     renewal = order.subscription_id is not None
     for line in order.lines:
-        ends_at = datetime.fromisoformat(line["period_end"]) if line.get("period_end") else None
         # a renewal is access from the period boundary on (a late run or a paid retry leaves no gap)
-        starts_at = min(now, datetime.fromisoformat(line["period_start"])) if renewal else now
-        per_seat_pool = bool(line.get("per_seat")) and int(line["quantity"]) > 1
+        starts_at = min(now, line.period_start) if renewal and line.period_start else now
         await entitlements.grant(
-            session, account_id=account.account_id, user_id=None if per_seat_pool else user.user_id,
-            module=line["module"], source="order", source_ref=order.order_id, starts_at=starts_at,
-            ends_at=ends_at, seats=int(line["quantity"]) if per_seat_pool else None, clock=clock)
+            session, account_id=account.account_id, user_id=None if line.seat_pool else user.user_id,
+            module=line.module, source="order", source_ref=order.order_id, starts_at=starts_at,
+            ends_at=line.period_end, seats=line.quantity if line.seat_pool else None, clock=clock)
         await entitlements.mark_trial_converted(session, account_id=account.account_id, user_id=user.user_id,
-                                                module=line["module"], clock=clock)
-        module = modules.get(line["module"])
-        features[line["module"]] = dict(module.features) if module else {}
-        category = line.get("category") or (module.category if module else "uncategorised")
+                                                module=line.module, clock=clock)
+        module = modules.get(line.module)
+        features[line.module] = dict(module.features) if module else {}
+        category = line.category or (module.category if module else "uncategorised")
         motion = classify(category=category, is_renewal=renewal, owned_categories=owned_categories)
         owned_categories.add(category)
         session.add(SalesCredit(account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
-                                module=line["module"], category=category, motion=motion,
-                                amount_minor=int(line["total_minor"]), currency=order.currency,
+                                module=line.module, category=category, motion=motion,
+                                amount_minor=line.total_minor, currency=order.currency,
                                 team=account.sales_team, rep=account.sales_rep,
                                 period=period_key(period_of(now)[0]), booked_at=now))
         if not renewal:  # a purchase the suggestions engine may have led to (measured for the lift)
             await suggest.record_purchase(session, account_id=account.account_id, user_id=user.user_id,
-                                          module=line["module"], order_id=order.order_id,
-                                          amount_minor=int(line["total_minor"]), currency=order.currency, at=now)
+                                          module=line.module, order_id=order.order_id,
+                                          amount_minor=line.total_minor, currency=order.currency, at=now)
     await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
                                         source_ref=f"{order.order_id}:temporary", reason="purchase completed",
                                         clock=clock)
@@ -240,12 +234,12 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
     await emit_event(session, clock=clock, account_id=account.account_id, payload=ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id,
         user=user.external_id, requested_at=now,
-        items=[ProvisionItem(module=line["module"], quantity=int(line["quantity"]),
-                             features=_provisioned(features[line["module"]], live)) for line in order.lines]))
+        items=[ProvisionItem(module=line.module, quantity=line.quantity,
+                             features=_provisioned(features[line.module], live)) for line in order.lines]))
     await _move(session, order, "fulfilled", account=account, user=user, clock=clock)
 
 
-def _provisioned(grants: dict[str, Any], live: catalog.Live) -> list[ProvisionedFeature]:
+def _provisioned(grants: dict[str, GrantValue], live: catalog.Live) -> list[ProvisionedFeature]:
     """What each granted feature switches on, in the terms the vendor's code checks."""
     kinds = {f.key: f for f in live.doc.features}
     out = []
@@ -301,6 +295,11 @@ async def _may_see(session: AsyncSession, principal: UserPrincipal, approval: Ap
     return bool(principal.roles & set(policy.approver_roles))  # the approver roles now (as the queue shows)
 
 
+async def approval_view(session: AsyncSession, principal: Principal, approval_id: str) -> ApprovalRead:
+    """GET /v1/approvals/{id}: read only by its requester, the account's admins and approvers, and vendor keys."""
+    return await approval_read(session, await visible_approval(session, principal, approval_id))
+
+
 def _check_approver(principal: Principal, approval: Approval) -> str:
     if isinstance(principal, UserPrincipal):
         if principal.user_id == approval.requester_user_id:
@@ -319,8 +318,8 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
     await expire_if_due(session, approval, order, account, user, clock=clock)
     if approval.state != "pending":
         raise ApprovalConflict(f"This request was already {approval.state}.", state=approval.state)
-    approval.state, approval.decided_by, approval.decision_note = ("approved" if approve else "denied"), actor, note
-    approval.decided_at = clock.now()
+    approval.state = machine.approval_transition(approval.state, "approved" if approve else "denied")
+    approval.decided_by, approval.decision_note, approval.decided_at = actor, note, clock.now()
     hold = await _hold(session, order)
     if approve:
         await _move(session, order, "approved", account=account, user=user, clock=clock, decided_by=actor)
@@ -338,7 +337,7 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
         await _end_temporary_access(session, order, clock=clock, why="request denied")
         for line in order.lines:  # not suggested to this user again for a while
             await suggest.record_denial(session, account_id=order.account_id, user_id=order.user_id,
-                                        module=line["module"], approval_id=approval.approval_id, at=clock.now())
+                                        module=line.module, approval_id=approval.approval_id, at=clock.now())
         await _move(session, order, "denied", account=account, user=user, clock=clock, decided_by=actor, note=note)
     await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
         "approval_id": approval.approval_id, "order_id": order.order_id, "decision": approval.state,
@@ -359,7 +358,7 @@ async def expire_if_due(session: AsyncSession, approval: Approval, order: Order,
     """Expire a pending approval whose time ran out: release its hold, end temporary access."""
     if approval.state != "pending" or approval.expires_at > clock.now():
         return False
-    approval.state, approval.decided_at = "expired", clock.now()
+    approval.state, approval.decided_at = machine.approval_transition(approval.state, "expired"), clock.now()
     hold = await _hold(session, order)
     if hold is not None:
         await release(session, hold, currency=order.currency, clock=clock)
@@ -374,18 +373,18 @@ async def expire_if_due(session: AsyncSession, approval: Approval, order: Order,
 async def expire_due_approvals(session: AsyncSession, *, clock: Clock, limit: int = 500,
                                account_id: str | None = None, approval_id: str | None = None) -> int:
     """Expire pending approvals whose time ran out (the sweep, and the lazy pass before reads and decisions)."""
-    query = (select(Approval).where(Approval.state == "pending", Approval.expires_at <= clock.now())
-             .order_by(Approval.expires_at).limit(limit).with_for_update(skip_locked=True))
+    query = (select(Approval, Order, Account, User)
+             .join(Order, and_(Order.account_id == Approval.account_id, Order.order_id == Approval.order_id))
+             .join(Account, Account.account_id == Order.account_id)
+             .join(User, and_(User.account_id == Order.account_id, User.user_id == Order.user_id))
+             .where(Approval.state == "pending", Approval.expires_at <= clock.now())
+             .order_by(Approval.expires_at).limit(limit).with_for_update(skip_locked=True, of=Approval))
     if account_id is not None:
         query = query.where(Approval.account_id == account_id)
     if approval_id is not None:
         query = query.where(Approval.approval_id == approval_id)
-    rows = (await session.scalars(query)).all()
     count = 0
-    for approval in rows:
-        order = await session.get_one(Order, (approval.account_id, approval.order_id))
-        account = await session.get_one(Account, order.account_id)
-        user = await session.get_one(User, (order.account_id, order.user_id))
+    for approval, order, account, user in (await session.execute(query)).all():
         count += await expire_if_due(session, approval, order, account, user, clock=clock)
     return count
 
@@ -414,7 +413,8 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
     approval = await session.scalar(select(Approval).where(Approval.account_id == order.account_id,
                                                            Approval.order_id == order.order_id).with_for_update())
     if approval is not None and approval.state == "pending":
-        approval.state, approval.decided_at, approval.decided_by = "canceled", clock.now(), principal.actor
+        approval.state = machine.approval_transition(approval.state, "canceled")
+        approval.decided_at, approval.decided_by = clock.now(), principal.actor
     await _end_temporary_access(session, order, clock=clock, why="order canceled")
     return await _move(session, order, "canceled", account=account, user=user, clock=clock)
 
@@ -453,23 +453,39 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
     return order
 
 
-async def list_orders(session: AsyncSession, *, account_id: str, user_id: str | None, state: str | None,
-                      after: str | None, limit: int) -> list[Order]:
-    query = select(Order).where(Order.account_id == account_id).order_by(Order.order_id.desc()).limit(limit)
-    if user_id is not None:
-        query = query.where(Order.user_id == user_id)
-    if state is not None:
-        query = query.where(Order.state == state)
-    if after is not None:
-        query = query.where(Order.order_id < after)
-    return list((await session.scalars(query)).all())
+async def order_quote(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
+                      clock: Clock) -> Order:
+    """POST /v1/orders: the quote's own user (or an admin or the vendor for them) orders it."""
+    quote, account, user = await load_quote(session, principal, quote_id)
+    if isinstance(principal, UserPrincipal) and principal.user_id != user.user_id:
+        raise Forbidden("Only the user a quote was made for can order it.")
+    return await place_order(session, quote, account, user, reason=reason, clock=clock)
 
 
-async def list_approvals(session: AsyncSession, *, account_id: str, state: str | None, limit: int,
-                         clock: Clock) -> list[Approval]:
-    query = select(Approval).where(Approval.account_id == account_id).order_by(Approval.created_at.desc()).limit(limit)
-    if state is not None:
-        query = query.where(Approval.state == state)
-    rows = list((await session.scalars(query)).all())
-    now = clock.now()
-    return [a for a in rows if not (state == "pending" and a.expires_at <= now)]
+async def read_order(session: AsyncSession, principal: Principal, order_id: str, *, clock: Clock) -> OrderRead:
+    """GET /v1/orders/{id}: a pending approval whose time ran out is expired first, so the state is current."""
+    order = await find_order(session, principal, order_id)
+    if order.state == "pending_approval":
+        await expire_due_approvals(session, clock=clock, account_id=order.account_id)
+    return await order_read(session, order)
+
+
+async def approval_queue(session: AsyncSession, principal: Principal, account: Account, *,
+                         state: machine.ApprovalState | None, limit: int, clock: Clock) -> list[ApprovalRead]:
+    """The account's approval requests, for its admins and the policy's approver roles (due ones expired first)."""
+    if isinstance(principal, UserPrincipal) and not principal.is_admin:
+        _, policy = await current_policy(session, account)
+        if not principal.roles & set(policy.approver_roles):
+            raise Forbidden("Only admins and approvers see the approval queue.")
+    await expire_due_approvals(session, clock=clock, account_id=account.account_id)
+    return list(await approval_reads(session, account_id=account.account_id, state=state, limit=limit,
+                                     now=clock.now()))
+
+
+async def decide(sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, principal: Principal,
+                 approval_id: str, *, approve: bool, note: str | None, clock: Clock) -> Approval:
+    """Approve or deny; an approval already due is expired in its own transaction first, so a refused
+    decision (409) still leaves the expiry (and its released hold) behind."""
+    await expire_apart(sessionmaker, clock=clock, approval_id=approval_id)
+    approval, _ = await decide_approval(session, principal, approval_id, approve=approve, note=note, clock=clock)
+    return approval

@@ -23,21 +23,14 @@ from app import outbox
 from app.accounts.models import Account, User
 from app.auth import Principal
 from app.clock import Clock
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import NotFound
 from app.ids import new_id
+from billing.errors import CardSetupRequired, IllegalOrderTransition
 from billing.models import CardPayment, Order
-from billing.service._orders import IllegalOrderTransition, _move, _pay_and_fulfil, load_order
+from billing.service._orders import _move, _pay_and_fulfil, load_order
 from billing.stripe_gateway import AuthenticationRequired, CardDeclined, StripeGateway, idem
 
 log = logging.getLogger("commerce.payments")
-
-
-class CardSetupRequired(Unprocessable):
-    code, title = "card_setup_required", "Save a card first"
-
-
-class PaymentInProgress(Conflict):
-    code, title = "payment_in_progress", "A payment of this order is in progress"
 
 
 @dataclass(frozen=True)

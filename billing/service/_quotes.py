@@ -4,43 +4,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import catalog
+from app.accounts import resolve_user
 from app.accounts.models import Account, User
+from app.auth import Principal
 from app.clock import Clock
-from app.errors import FieldError, NotFound, Unprocessable
+from app.errors import FieldError, NotFound
 from app.ids import new_id
 from billing.domain import guardrails as g
-from billing.domain.periods import period_of
+from billing.domain.orders import OrderState
+from billing.domain.periods import Interval, period_of
 from billing.domain.pricing import LineInput, price_line
+from billing.domain.quotes import QuoteDecision, QuoteLine, discount_minor, modules_of, quote_line, subtotal_minor
+from billing.errors import ModuleNotAvailable
 from billing.models import Order, Quote
+from billing.schemas import QuoteRead
 from billing.service._budgets import budget_for, budget_state
 from billing.service._guardrails import current_policy
+from billing.service._order_reads import quote_read
+from catalog.domain import LivePrice
 from catalog.spec import MeteredPrice, OneTimePrice, RecurringPrice
 
-SPENDING_STATES = ("pending_approval", "approved", "payment_pending", "requires_action", "paid", "fulfilled")
+SPENDING_STATES: tuple[OrderState, ...] = ("pending_approval", "approved", "payment_pending", "requires_action",
+                                           "paid", "fulfilled")
 
 
 @dataclass(frozen=True)
 class QuoteItem:
     module: str
     quantity: int = 1
-    interval: str | None = None  # choose the monthly or yearly price when a module has both
+    interval: Interval | None = None  # choose the monthly or yearly price when a module has both
 
 
-class ModuleNotAvailable(Unprocessable):
-    code, title = "module_not_available", "Module not available"
-
-
-def _pick_price(live: catalog.Live, module: str, currency: str, interval: str | None) -> Any:
+def _pick_price(live: catalog.Live, module: str, currency: str, interval: Interval | None) -> LivePrice | None:
     """The current price line to sell: the requested interval, else monthly, yearly, one-time, metered."""
     lines = [lp for (mk, _), lp in live.prices.items() if mk == module and lp.price.currency == currency]
 
-    def rank(lp: Any) -> int:
+    def rank(lp: LivePrice) -> int:
         p = lp.price
         if isinstance(p, RecurringPrice):
             if interval is not None:
@@ -56,7 +60,7 @@ def _pick_price(live: catalog.Live, module: str, currency: str, interval: str | 
     return ranked[0][2]
 
 
-def _line_input(lp: Any, module: str, quantity: int) -> LineInput:
+def _line_input(lp: LivePrice, module: str, quantity: int) -> LineInput:
     p = lp.price
     if isinstance(p, RecurringPrice):
         return LineInput(module=module, price_id=lp.price_id, model="recurring", unit_amount_minor=p.amount_minor,
@@ -64,9 +68,9 @@ def _line_input(lp: Any, module: str, quantity: int) -> LineInput:
     if isinstance(p, OneTimePrice):
         return LineInput(module=module, price_id=lp.price_id, model="one_time", unit_amount_minor=p.amount_minor,
                          quantity=quantity)
-    assert isinstance(p, MeteredPrice)
-    first = p.tiers[0].unit_amount_minor if p.tiers else 0
-    return LineInput(module=module, price_id=lp.price_id, model="metered", unit_amount_minor=first, quantity=1)
+    assert isinstance(p, MeteredPrice)  # tiers has at least one entry (the catalog's schema)
+    return LineInput(module=module, price_id=lp.price_id, model="metered",
+                     unit_amount_minor=p.tiers[0].unit_amount_minor, quantity=1)
 
 
 async def spent_this_period(session: AsyncSession, user: User, *, now: datetime) -> int:
@@ -80,8 +84,7 @@ async def spent_this_period(session: AsyncSession, user: User, *, now: datetime)
 
 
 async def decide_for(session: AsyncSession, account: Account, user: User, *, modules: tuple[str, ...],
-                     total_minor: int, currency: str, vendor_approval: tuple[str, ...], clock: Clock,
-                     exclude_order: str | None = None) -> g.Decision:
+                     total_minor: int, currency: str, vendor_approval: tuple[str, ...], clock: Clock) -> g.Decision:
     """The guardrail decision for this purchase as things stand now."""
     _, policy = await current_policy(session, account)
     budget = await budget_for(session, account.account_id, user.cost_center)
@@ -100,7 +103,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     """Price the items for this user (locked until expiry) with the guardrail decision."""
     now = clock.now()
     live = await catalog.load_live(session)
-    modules = {m.key: m for m in live.doc.modules}
+    modules_by_key = {m.key: m for m in live.doc.modules}
     owned = await catalog.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
@@ -109,7 +112,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     unmet: list[str] = []
     errors: list[FieldError] = []
     for i, item in enumerate(wanted):
-        module = modules.get(item.module)
+        module = modules_by_key.get(item.module)
         availability = catalog.evaluate_availability(live, item.module, audience) if module else None
         if module is None or availability is None or availability.effect == "hidden":
             raise NotFound(f"Module {item.module!r} does not exist.")
@@ -128,7 +131,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
         unmet = []
     if errors:
         raise ModuleNotAvailable("Some modules cannot be quoted for you.", errors=errors)
-    lines: list[dict[str, Any]] = []
+    lines: list[QuoteLine] = []
     vendor_approval: list[str] = []
     for i, item in enumerate(wanted):
         effect = catalog.evaluate_availability(live, item.module, audience)
@@ -142,40 +145,43 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
             raise ModuleNotAvailable(f"{item.module} has no price in {account.currency}"
                                      + (f" billed every {item.interval}" if item.interval else "") + ".",
                                      errors=[FieldError(field=f"items[{i}]", message="no price")])
-        line = price_line(_line_input(lp, item.module, item.quantity), now=now, anchor_day=1,
-                          discount_bps=account.discount_bps)
-        module = modules[item.module]
-        lines.append({
-            "module": item.module, "name": module.name, "category": module.category, "price_id": lp.price_id,
-            "price_version": lp.version, "model": line.model, "interval": (line.period_end and item.interval)
-            or getattr(lp.price, "interval", None), "per_seat": bool(getattr(lp.price, "per_seat", False)),
-            "quantity": item.quantity, "unit_amount_minor": line.unit_amount_minor,
-            "full_period_minor": line.full_period_minor, "prorated_minor": line.prorated_minor,
-            "discount_minor": line.discount_minor, "total_minor": line.total_minor,
-            "period_start": line.period_start.isoformat() if line.period_start else None,
-            "period_end": line.period_end.isoformat() if line.period_end else None,
-            "proration": f"{line.proration.numerator}/{line.proration.denominator}",
-            "trial_days": module.trial_days,
-        })
-    subtotal = sum(int(x["prorated_minor"]) for x in lines)
-    discount = sum(int(x["discount_minor"]) for x in lines)
+        priced = price_line(_line_input(lp, item.module, item.quantity), now=now, anchor_day=1,
+                            discount_bps=account.discount_bps)
+        module = modules_by_key[item.module]
+        price = lp.price
+        lines.append(quote_line(
+            priced, name=module.name, category=module.category, price_version=lp.version,
+            interval=None if isinstance(price, OneTimePrice) else price.interval,
+            per_seat=isinstance(price, RecurringPrice) and price.per_seat, trial_days=module.trial_days))
+    subtotal, discount = subtotal_minor(lines), discount_minor(lines)
     total = subtotal - discount
-    decision = await decide_for(session, account, user, modules=tuple(x["module"] for x in lines),
-                                total_minor=total, currency=account.currency, vendor_approval=tuple(vendor_approval),
-                                clock=clock)
+    decision = await decide_for(session, account, user, modules=modules_of(lines), total_minor=total,
+                                currency=account.currency, vendor_approval=tuple(vendor_approval), clock=clock)
     quote = Quote(account_id=account.account_id, quote_id=new_id("quo"), user_id=user.user_id,
                   currency=account.currency, lines=lines, subtotal_minor=subtotal, discount_minor=discount,
                   total_minor=total, unmet_requires=unmet,
-                  decision={**decision_dict(decision), "vendor_approval_required": vendor_approval},
+                  decision=stored_decision(decision, vendor_approval=tuple(vendor_approval)),
                   status="open", created_at=now, expires_at=now + ttl)
     session.add(quote)
     await session.flush()
     return quote
 
 
-def decision_dict(d: g.Decision) -> dict[str, Any]:
+def stored_decision(d: g.Decision, *, vendor_approval: tuple[str, ...]) -> QuoteDecision:
+    """The decision as a quote keeps it (placing the order decides again, with the vendor's approvals)."""
+    return QuoteDecision(route=d.route, outcome=d.outcome, reasons=d.reasons, vendor_approval_required=vendor_approval)
+
+
+def decision_dict(d: g.Decision) -> dict[str, object]:
+    """The decision as order.created's payload carries it."""
     return {"route": d.route, "outcome": d.outcome, "reasons": list(d.reasons)}
 
 
-async def get_quote(session: AsyncSession, account_id: str, quote_id: str) -> Quote | None:
-    return await session.get(Quote, (account_id, quote_id))
+async def auto_quote(session: AsyncSession, principal: Principal, *, user_ref: str, items: list[QuoteItem],
+                     include_requirements: bool, clock: Clock, ttl: timedelta) -> QuoteRead:
+    """POST /v1/quotes: quote for a user this principal may act for (an end user: only itself)."""
+    user = await resolve_user(session, principal, user_ref)
+    account = await session.get_one(Account, user.account_id)
+    quote = await create_quote(session, account, user, items, include_requirements=include_requirements,
+                               clock=clock, ttl=ttl)
+    return quote_read(quote, account_ref=account.external_id, user_ref=user.external_id)

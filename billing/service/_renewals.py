@@ -25,12 +25,13 @@ from app.ids import new_id
 from app.settings import Settings
 from billing.domain.periods import period_of
 from billing.domain.pricing import LineInput, price_line
-from billing.errors import BudgetExhausted
+from billing.domain.quotes import QuoteDecision, renewal_line
+from billing.errors import BudgetExhausted, CardSetupRequired
 from billing.models import Order, Quote, Subscription
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, reserve
 from billing.service._orders import _move, _pay_and_fulfil, order_payload
-from billing.service._payments import CardSetupRequired, choose_card, settle, start_attempt
+from billing.service._payments import choose_card, settle, start_attempt
 from billing.stripe_gateway import PaymentProviderUnavailable, StripeGateway
 
 log = logging.getLogger("commerce.billing.run")
@@ -187,7 +188,7 @@ async def _renew_from_budget(session: AsyncSession, sub: Subscription, order: Or
 async def renewal_order(session: AsyncSession, sub: Subscription, account: Account, user: User, *,
                         clock: Clock) -> Order:
     """The renewal order of the subscription's next period (made once: a unique index backs it)."""
-    start, end = period_of(sub.current_period_end, interval=sub.interval, anchor_day=1)  # type: ignore[arg-type]
+    start, end = period_of(sub.current_period_end, interval=sub.interval, anchor_day=1)
     start = sub.current_period_end
     existing = await session.scalar(select(Order).where(
         Order.account_id == sub.account_id, Order.subscription_id == sub.subscription_id,
@@ -196,18 +197,15 @@ async def renewal_order(session: AsyncSession, sub: Subscription, account: Accou
         return existing
     priced = price_line(LineInput(module=sub.module, price_id=sub.price_id, model="recurring",
                                   unit_amount_minor=sub.unit_amount_minor, quantity=sub.quantity,
-                                  interval=sub.interval),  # type: ignore[arg-type]
+                                  interval=sub.interval),
                         now=start, anchor_day=1, discount_bps=account.discount_bps)
-    line = {**sub.line, "quantity": sub.quantity, "unit_amount_minor": sub.unit_amount_minor,
-            "full_period_minor": priced.full_period_minor, "prorated_minor": priced.prorated_minor,
-            "discount_minor": priced.discount_minor, "total_minor": priced.total_minor,
-            "period_start": start.isoformat(), "period_end": end.isoformat(), "proration": "1/1"}
+    line = renewal_line(sub.line, priced, period_start=start, period_end=end)
     now = clock.now()
-    reasons = [f"Renewal of {sub.module} for the period starting {start.date().isoformat()}."]
+    reasons = (f"Renewal of {sub.module} for the period starting {start.date().isoformat()}.",)
     quote = Quote(account_id=sub.account_id, quote_id=new_id("quo"), user_id=sub.user_id, currency=sub.currency,
                   lines=[line], subtotal_minor=priced.prorated_minor, discount_minor=priced.discount_minor,
                   total_minor=priced.total_minor, unmet_requires=[],
-                  decision={"route": sub.route, "outcome": "auto_approved", "reasons": reasons, "renewal": True},
+                  decision=QuoteDecision(route=sub.route, outcome="auto_approved", reasons=reasons, renewal=True),
                   status="ordered", created_at=now, expires_at=now)
     session.add(quote)
     await session.flush()  # no ORM relationships: the quote must exist before the order references it

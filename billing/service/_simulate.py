@@ -13,24 +13,25 @@ from app.accounts.models import Account, User
 from app.clock import Clock
 from billing.domain import guardrails as g
 from billing.domain.periods import period_key, period_of
-from billing.models import Order, Quote
-from billing.service._budgets import budget_for
+from billing.domain.quotes import modules_of
+from billing.models import Budget, Order, Quote
+from billing.schemas import SimulatedChange, SimulationRead
+from billing.service._budgets import pick_budget
 
 
 @dataclass
-class Simulation:
+class _Tally:
     requests: int = 0
-    auto_approved: int = 0
-    approval_required: int = 0
-    blocked: int = 0
-    spend_auto_approved_minor: int = 0
-    spend_approval_required_minor: int = 0
-    spend_blocked_minor: int = 0
-    changed: list[dict[str, object]] = field(default_factory=list)
+    count: dict[g.Outcome, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES, 0))
+    spend: dict[g.Outcome, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES, 0))
+    changed: list[SimulatedChange] = field(default_factory=list)
+
+
+_OUTCOMES: tuple[g.Outcome, ...] = ("auto_approved", "approval_required", "blocked")
 
 
 async def simulate(session: AsyncSession, account: Account, policy: g.GuardrailPolicy, *, days: int,
-                   clock: Clock, sample: int = 20) -> Simulation:
+                   clock: Clock, sample: int = 20) -> SimulationRead:
     """Each order of the last ``days``, in time order, decided by the draft policy.
 
     The requester's spend and the budget's remaining amount run forward from the start of each period
@@ -39,38 +40,38 @@ async def simulate(session: AsyncSession, account: Account, policy: g.GuardrailP
     """
     since = clock.now() - timedelta(days=days)
     rows = (await session.execute(
-        select(Order, Quote).join(Quote, (Quote.account_id == Order.account_id) & (Quote.quote_id == Order.quote_id))
+        select(Order, Quote, User)
+        .join(Quote, (Quote.account_id == Order.account_id) & (Quote.quote_id == Order.quote_id))
+        .join(User, (User.account_id == Order.account_id) & (User.user_id == Order.user_id))
         .where(Order.account_id == account.account_id, Order.created_at >= since).order_by(Order.created_at))).all()
-    result = Simulation()
+    budgets = list((await session.scalars(select(Budget).where(Budget.account_id == account.account_id))).all())
+    tally = _Tally()
     spent: dict[tuple[str, str], int] = defaultdict(int)
-    used: dict[tuple[str | None, str], int] = defaultdict(int)
-    users: dict[str, User] = {}
-    for order, quote in rows:
-        if order.user_id not in users:
-            users[order.user_id] = await session.get_one(User, (order.account_id, order.user_id))
-        user = users[order.user_id]
+    used: dict[tuple[str, str], int] = defaultdict(int)
+    for order, quote, user in rows:
         period = period_key(period_of(order.created_at)[0])
-        budget = await budget_for(session, account.account_id, user.cost_center)
-        state = None
-        if budget is not None:
-            key = (budget.budget_id, period)
-            state = g.BudgetState(currency=budget.currency, remaining_minor=budget.amount_minor - used[key])
+        budget = pick_budget(budgets, user.cost_center)
+        state = None if budget is None else g.BudgetState(
+            currency=budget.currency, remaining_minor=budget.amount_minor - used[(budget.budget_id, period)])
         d = g.decide(policy, g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
-                     g.Purchase(modules=tuple(x["module"] for x in order.lines), total_minor=order.total_minor,
+                     g.Purchase(modules=modules_of(order.lines), total_minor=order.total_minor,
                                 currency=order.currency,
-                                vendor_approval_required=tuple(quote.decision.get("vendor_approval_required", []))),
+                                vendor_approval_required=quote.decision.vendor_approval_required),
                      spent_minor=spent[(order.user_id, period)], budget=state)
-        result.requests += 1
-        setattr(result, d.outcome, getattr(result, d.outcome) + 1)
-        spend_field = f"spend_{d.outcome}_minor"
-        setattr(result, spend_field, getattr(result, spend_field) + order.total_minor)
+        tally.requests += 1
+        tally.count[d.outcome] += 1
+        tally.spend[d.outcome] += order.total_minor
         if d.outcome != "blocked" and d.route == "budget":
             spent[(order.user_id, period)] += order.total_minor
             if budget is not None:
                 used[(budget.budget_id, period)] += order.total_minor
-        actual = quote.decision.get("outcome")
-        if actual != d.outcome and len(result.changed) < sample:
-            result.changed.append({"order_id": order.order_id, "user": user.external_id,
-                                   "total_minor": order.total_minor, "was": actual, "would_be": d.outcome,
-                                   "reasons": list(d.reasons)})
-    return result
+        if quote.decision.outcome != d.outcome and len(tally.changed) < sample:
+            tally.changed.append(SimulatedChange(
+                order_id=order.order_id, user=user.external_id, total_minor=order.total_minor,
+                was=quote.decision.outcome, would_be=d.outcome, reasons=list(d.reasons)))
+    return SimulationRead(
+        days=days, requests=tally.requests, auto_approved=tally.count["auto_approved"],
+        approval_required=tally.count["approval_required"], blocked=tally.count["blocked"],
+        spend_auto_approved_minor=tally.spend["auto_approved"],
+        spend_approval_required_minor=tally.spend["approval_required"],
+        spend_blocked_minor=tally.spend["blocked"], changed=tally.changed)

@@ -11,7 +11,7 @@ Rules (docs/payments.md, "Renewals and dunning"):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -20,14 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import entitlements
 from app import outbox
 from app.clock import Clock
-from app.errors import NotFound
+from app.errors import Unprocessable
 from app.ids import new_id
 from app.settings import Settings
+from billing.domain.subscriptions import EndStatus
+from billing.errors import SubscriptionNotFound
 from billing.models import Order, Subscription
-
-
-class SubscriptionNotFound(NotFound):
-    code = "subscription_not_found"
 
 
 def grace_ref(order_id: str) -> str:
@@ -56,8 +54,8 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
         sub = await locked(session, order.account_id, order.subscription_id)
         assert sub is not None, "renewal orders belong to a subscription"
         line = order.lines[0]
-        sub.current_period_start = datetime.fromisoformat(line["period_start"])
-        sub.current_period_end = datetime.fromisoformat(line["period_end"])
+        assert line.period_start is not None and line.period_end is not None, "renewal lines are recurring"
+        sub.current_period_start, sub.current_period_end = line.period_start, line.period_end
         sub.status = "active" if sub.status != "canceled" else sub.status
         sub.grace_until = sub.next_attempt_at = sub.ended_at = None
         await _carry_seats(session, sub, [sub.last_order_id, grace_ref(order.order_id)], order.order_id, clock=clock)
@@ -69,16 +67,17 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
                                               currency=order.currency))
         return
     for line in order.lines:
-        if line.get("model") != "recurring" or not line.get("period_end") or not line.get("interval"):
+        if not line.recurring:
             continue
+        assert line.interval is not None and line.period_start is not None and line.period_end is not None
         session.add(Subscription(
             account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
-            user_id=order.user_id, module=line["module"], route=order.route, price_id=line["price_id"],
-            interval=line["interval"], per_seat=bool(line.get("per_seat")), quantity=int(line["quantity"]),
-            unit_amount_minor=int(line["unit_amount_minor"]), currency=order.currency, line=dict(line),
-            status="active", current_period_start=datetime.fromisoformat(line["period_start"]),
-            current_period_end=datetime.fromisoformat(line["period_end"]), grace_until=None, dunning_attempts=0,
-            next_attempt_at=None, last_order_id=order.order_id, created_at=now, updated_at=now, ended_at=None))
+            user_id=order.user_id, module=line.module, route=order.route, price_id=line.price_id,
+            interval=line.interval, per_seat=line.per_seat, quantity=line.quantity,
+            unit_amount_minor=line.unit_amount_minor, currency=order.currency, line=line,
+            status="active", current_period_start=line.period_start, current_period_end=line.period_end,
+            grace_until=None, dunning_attempts=0, next_attempt_at=None, last_order_id=order.order_id,
+            created_at=now, updated_at=now, ended_at=None))
     await session.flush()
 
 
@@ -108,11 +107,11 @@ async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order,
         sub.grace_until = period_end + timedelta(days=settings.renewal_grace_days)
         if sub.grace_until > now:
             line = order.lines[0]
-            pool = bool(line.get("per_seat")) and int(line["quantity"]) > 1
-            await entitlements.grant(session, account_id=sub.account_id, user_id=None if pool else sub.user_id,
+            await entitlements.grant(session, account_id=sub.account_id,
+                                     user_id=None if line.seat_pool else sub.user_id,
                                      module=sub.module, source="order", source_ref=grace_ref(order.order_id),
                                      starts_at=min(period_end, now), ends_at=sub.grace_until,
-                                     seats=int(line["quantity"]) if pool else None, clock=clock)
+                                     seats=line.quantity if line.seat_pool else None, clock=clock)
             await _carry_seats(session, sub, [sub.last_order_id], grace_ref(order.order_id), clock=clock)
     sub.dunning_attempts, sub.updated_at = attempt, now
     schedule = settings.renewal_retry_days
@@ -130,7 +129,7 @@ async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order,
 
 
 async def end(session: AsyncSession, sub: Subscription, *, reason: str, clock: Clock,
-              renewal_order_id: str | None = None, status: str = "ended") -> None:
+              renewal_order_id: str | None = None, status: EndStatus = "ended") -> None:
     """Stop renewing; a grace grant ends now (access bought for a paid period is not touched here)."""
     now = clock.now()
     if sub.status in ("ended", "canceled"):
@@ -152,16 +151,9 @@ async def end_for_order(session: AsyncSession, order: Order, *, reason: str, clo
         await end(session, sub, reason=reason, clock=clock, status="canceled")
 
 
-async def list_subscriptions(session: AsyncSession, account_id: str, *, limit: int = 200) -> list[Subscription]:
-    return list((await session.scalars(select(Subscription).where(Subscription.account_id == account_id)
-                                       .order_by(Subscription.subscription_id).limit(limit))).all())
-
-
 async def update_subscription(session: AsyncSession, account_id: str, subscription_id: str, *, seats: int | None,
                               cancel: bool, actor: str, clock: Clock) -> Subscription:
     """Change the seats charged at the next renewal (per-seat only), or stop renewing."""
-    from app.errors import Unprocessable
-
     sub = await locked(session, account_id, subscription_id)
     if sub is None:
         raise SubscriptionNotFound(f"Subscription {subscription_id!r} does not exist.")

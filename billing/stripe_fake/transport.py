@@ -31,7 +31,7 @@ class FakeHTTPClient(stripe.HTTPClient):
     def _deliver(reply: Reply) -> tuple[bytes, int, Mapping[str, str]]:
         if reply.fault is not None:
             what = "timed out" if reply.fault in (FaultKind.TIMEOUT, FaultKind.LOST_RESPONSE) else "failed"
-            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
+            raise stripe.APIConnectionError(
                 f"Unexpected error communicating with Stripe (fake: the request {what}).", should_retry=True)
         return reply.body, reply.status, reply.headers
 

@@ -74,8 +74,14 @@ def parse_source(*, toml: str | None = None, document: CatalogDoc | dict[str, An
     if (toml is None) == (document is None):
         raise CatalogInvalid("Send the catalog as exactly one of 'toml' or 'document'.",
                              errors=[FieldError(field="toml", message="exactly one of toml, document")])
-    source: str | dict[str, Any] = toml if toml is not None else (
-        msgspec.to_builtins(document) if isinstance(document, CatalogDoc) else document)  # type: ignore[assignment]
+    source: str | dict[str, Any]
+    if toml is not None:
+        source = toml
+    elif isinstance(document, CatalogDoc):
+        source = msgspec.to_builtins(document)
+    else:
+        assert document is not None, "exactly one of toml and document is set (checked above)"
+        source = document
     try:
         return load(source, is_currency=is_currency)
     except CatalogInvalidError as exc:

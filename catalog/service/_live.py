@@ -19,7 +19,7 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from catalog.spec import CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
+from catalog.spec import EFFECTS, CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
 
 
 async def owned_modules(session: AsyncSession, account_id: str, user_id: str | None, *,
@@ -71,7 +71,7 @@ def grant_value(row: CatalogModuleFeature) -> GrantValue:
 def module_from_row(row: CatalogModule, grants: list[CatalogModuleFeature], prices: list[Price]) -> Module:
     return Module(
         key=row.key, name=row.name, description=row.description, category=row.category,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         trial_days=row.trial_days, requires=list(row.requires), excludes=list(row.excludes),
         features={g.feature_key: grant_value(g) for g in sorted(grants, key=lambda g: g.feature_key)},
         prices=prices,
@@ -108,9 +108,17 @@ async def load_live(session: AsyncSession) -> Live:
     return live
 
 
+def _effect(value: str) -> Effect:
+    """The stored default effect, checked against the known effects (settings are plain text)."""
+    for effect in EFFECTS:
+        if effect == value:
+            return effect
+    raise ValueError(f"unknown default effect {value!r} in catalog_settings")
+
+
 async def _load_live(session: AsyncSession, revision: int) -> Live:
     setting = await session.get(CatalogSetting, "default_effect")
-    default_effect: Effect = setting.value if setting is not None else "purchasable"  # type: ignore[assignment]
+    default_effect = _effect(setting.value) if setting is not None else "purchasable"
     categories = [Category(key=c.key, name=c.name, description=c.description)
                   for c in await session.scalars(select(CatalogCategory))]
     features = [feature_from_row(f) for f in await session.scalars(select(CatalogFeature))]

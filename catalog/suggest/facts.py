@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
 from app.accounts.models import Account, User
-from billing.domain.periods import period_of
+from billing.domain.periods import Interval, period_of
+from billing.domain.pricing import PriceModel
 from catalog.domain import Audience, availability
 from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPrice
 from catalog.suggest.engine import Candidate, Respect, UserFacts
@@ -34,8 +35,8 @@ HISTORY_MONTHS = 3
 @dataclass(frozen=True)
 class PriceChoice:
     price_id: str
-    model: str  # recurring | one_time | metered
-    interval: str | None
+    model: PriceModel
+    interval: Interval | None
     amount_minor: int  # per period (recurring), once (one-time), 0 (metered)
     per_seat: bool
 

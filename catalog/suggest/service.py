@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import entitlements
 from app.accounts import resolve_user
@@ -57,7 +57,7 @@ class Context:
     clock: Clock
     runtime: Runtime
     refresher: peers.Refresher | None = None
-    sessionmaker: object | None = None
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
 async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, user_ref: str,
@@ -100,9 +100,9 @@ def _preview(modules: tuple[str, ...], prices: dict[str, facts.PriceChoice | Non
         p = prices.get(key)
         if p is None:
             return None
-        line = price_line(LineInput(module=key, price_id=p.price_id, model=p.model,  # type: ignore[arg-type]
+        line = price_line(LineInput(module=key, price_id=p.price_id, model=p.model,
                                     unit_amount_minor=p.amount_minor, quantity=1,
-                                    interval=p.interval if p.model == "recurring" else None),  # type: ignore[arg-type]
+                                    interval=p.interval if p.model == "recurring" else None),
                           now=now, anchor_day=1, discount_bps=account.discount_bps)
         lines.append(QuoteLinePreview(module=key, price_id=p.price_id, model=p.model, interval=p.interval,
                                       quantity=1, unit_amount_minor=p.amount_minor, due_now_minor=line.total_minor))
@@ -241,7 +241,7 @@ async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, no
     if at is None:
         await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
     elif now - at > ttl and ctx.refresher is not None and ctx.sessionmaker is not None:
-        ctx.refresher.schedule(ctx.sessionmaker, account_id)  # type: ignore[arg-type]
+        ctx.refresher.schedule(ctx.sessionmaker, account_id)
     elif ctx.refresher is not None:
         ctx.refresher.seen(account_id, at + ttl)
 

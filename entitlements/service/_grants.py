@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,7 +189,7 @@ async def carry_seats(session: AsyncSession, *, account_id: str, from_grant_id: 
     return carried
 
 
-def held_by(account_id: str, user_id: str, now: datetime) -> list[object]:
+def held_by(account_id: str, user_id: str, now: datetime) -> list[ColumnElement[bool]]:
     """SQL conditions: grants of the account reaching the user (own, account-wide, assigned seat), not ended."""
     seat = exists().where(SeatAssignment.account_id == Grant.account_id, SeatAssignment.grant_id == Grant.grant_id,
                           SeatAssignment.user_id == user_id)
@@ -204,7 +204,7 @@ def held_by(account_id: str, user_id: str, now: datetime) -> list[object]:
 
 async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime) -> frozenset[str]:
     """Modules with an active grant for the user: its own, account-wide, or through an assigned seat."""
-    rows = await session.scalars(select(Grant.module).where(*held_by(account_id, user_id, now),  # type: ignore[arg-type]
+    rows = await session.scalars(select(Grant.module).where(*held_by(account_id, user_id, now),
                                                             Grant.starts_at <= now).distinct())
     return frozenset(rows)
 

@@ -46,7 +46,7 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
     account_id, user_id, roles, account_ref, segment, region, currency = found
     rows = (await session.execute(select(
         Grant.grant_id, Grant.module, Grant.user_id, Grant.seats, Grant.starts_at, Grant.ends_at, Grant.revoked_at,
-    ).where(*held_by(account_id, user_id, now)))).all()  # type: ignore[arg-type]
+    ).where(*held_by(account_id, user_id, now)))).all()
     held: list[HeldGrant] = []
     boundaries: list[datetime | None] = []
     for grant_id, module, g_user, seats, starts_at, ends_at, revoked_at in rows:
@@ -63,7 +63,7 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
     used = {f: (start, end, n) for f, start, end, n in counters}
     for state in features.values():
         if state.period is not None:
-            boundaries.append(period_bounds(state.period, now)[1])  # type: ignore[arg-type]
+            boundaries.append(period_bounds(state.period, now)[1])
     boundaries += [end for _, end, _ in used.values()]
     # Every period starts on a UTC midnight: reloading then keeps the period of ungranted features right too.
     boundaries.append(period_bounds("day", now)[1])

@@ -100,7 +100,7 @@ async def _limits(session: AsyncSession, view: CatalogView, account_id: str, use
                   ) -> dict[str, int | None]:
     """feature -> summed limit (None: granted without a limit) for features the user holds now."""
     rows = (await session.execute(select(Grant.grant_id, Grant.module, Grant.starts_at).where(
-        *held_by(account_id, user_id, now), Grant.starts_at <= now))).all()  # type: ignore[arg-type]
+        *held_by(account_id, user_id, now), Grant.starts_at <= now))).all()
     held = [HeldGrant(grant_id=g, module=m, subject="user", starts_at=s) for g, m, s in rows]
     return {k: s.limit for k, s in resolve(held, view).items()}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar import Litestar, get, post
+from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
@@ -100,7 +101,7 @@ async def _subscription(sessionmaker: Any, order_id: str) -> str:
         sub = Subscription(account_id=order.account_id, subscription_id="sub_" + "1" * 26, order_id=order_id,
                            user_id=order.user_id, module="reports_basic", route="budget", price_id="price_x",
                            interval="month", per_seat=True, quantity=1, unit_amount_minor=900, currency="USD",
-                           line=dict(order.lines[0]), status="active", current_period_start=at, current_period_end=at,
+                           line=order.lines[0], status="active", current_period_start=at, current_period_end=at,
                            grace_until=None, dunning_attempts=0, next_attempt_at=None, last_order_id=order_id,
                            created_at=at, updated_at=at, ended_at=None)
         session.add(sub)
@@ -151,7 +152,7 @@ async def wide_open() -> dict[str, str]:
 
 
 @get("/v1/broken/unknown/{widget_id:str}", opt={"scope": "accounts:read", "owner": "account"}, summary="unknown param")
-async def unknown_param(widget_id: str) -> dict[str, str]:
+async def unknown_param(widget_id: FromPath[str]) -> dict[str, str]:
     return {}
 
 

@@ -18,8 +18,9 @@ from app.errors import NotFound
 from app.params import AccountRef, UserRef
 from app.settings import Settings
 from billing.models import Approval, Order
-from billing.orders_routes import ApprovalId, OrderId, approval_read
+from billing.routes._params import ApprovalId, OrderId
 from billing.schemas import ApprovalRead
+from billing.service import approval_read
 from tests.factories import bearer, make_user, session_token
 from tests.gates.test_isolation_gate import _required_query, build_world
 from tests.gates.user_isolation import PeerWorld, check_user_isolation

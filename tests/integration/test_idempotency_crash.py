@@ -24,7 +24,7 @@ from app.idempotency import IdempotencyRecord
 from billing.models import CardPayment, Order
 from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant
 from tests.stripe_server import WEBHOOK_SECRET, FakeStripe, sdk_client, serve
-from tests.support.database import TestDatabases
+from tests.support import database
 from tests.support.live_server import live_process
 
 SECRET = "crash-secret-" + "c" * 40
@@ -43,7 +43,7 @@ def _charges(fake: FakeStripe) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 async def test_a_purchase_retried_after_its_server_was_killed_proceeds_at_once_and_charges_once(
-    template_ready: TestDatabases, tmp_path: Path,
+    template_ready: database.TestDatabases, tmp_path: Path,
 ) -> None:
     url = template_ready.url(await template_ready.create())
     engine = create_engine(url, pool_size=1, max_overflow=0)
