@@ -15,12 +15,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from litestar import Litestar, Response, get
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from web.assets import IMMUTABLE, load_bundle
 
@@ -127,7 +127,7 @@ def create_host_app(host: DemoHost) -> Litestar:
         return user
 
     @get("/", media_type="text/html")
-    async def page(user: str = "acme-ana") -> Response[str]:
+    async def page(user: Annotated[str, QueryParameter()] = "acme-ana") -> Response[str]:
         known(user)
         r = await client.post("/v1/entitlements/check", json={"user": user, "checks": [
             {"feature": f} for f, *_ in FEATURES]})
@@ -138,18 +138,19 @@ def create_host_app(host: DemoHost) -> Litestar:
                         headers={"Content-Security-Policy": _csp(host), "Cache-Control": "no-store"})
 
     @get("/api/session")
-    async def session(user: str) -> dict[str, Any]:
+    async def session(user: Annotated[str, QueryParameter()]) -> dict[str, Any]:
         data = await mint(known(user))
         return {"token": data["token"], "expires_at": data["expires_at"]}
 
     @get("/api/check")
-    async def check(user: str, feature: str = Parameter(pattern=r"^[a-z0-9_]{1,60}$")) -> dict[str, Any]:
+    async def check(user: Annotated[str, QueryParameter()],
+                    feature: Annotated[str, QueryParameter(pattern=r"^[a-z0-9_]{1,60}$")]) -> dict[str, Any]:
         r = await client.get("/v1/entitlements/check", params={"user": known(user), "feature": feature})
         r.raise_for_status()
         return {"feature": feature, "allowed": r.json()["allowed"]}
 
     @get("/static/{build:str}/{name:str}")
-    async def static(build: str, name: str) -> Response[bytes]:
+    async def static(build: Annotated[str, PathParameter()], name: Annotated[str, PathParameter()]) -> Response[bytes]:
         asset = _BUNDLE.get(name) if build == _BUNDLE.build else None
         if asset is None:
             raise HTTPException(status_code=404, detail="no such file")

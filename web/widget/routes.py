@@ -8,9 +8,12 @@ the hash of their contents: cached for a year, never changed. Every answer allow
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
+from litestar.params import PathParameter
 
 from app.errors import NotFound
 from app.settings import Settings
@@ -99,7 +102,8 @@ def widget_router(settings: Settings) -> Router:
         return _answer(request, config, LOADER_CACHE)
 
     @get("/{build:str}/{name:str}", opt=PUBLIC, include_in_schema=False)
-    async def widget_file(request: Request[object, object, State], build: str, name: str) -> Response[bytes]:
+    async def widget_file(request: Request[object, object, State], build: Annotated[str, PathParameter()],
+                          name: Annotated[str, PathParameter()]) -> Response[bytes]:
         asset = bundle.get(name) if build == bundle.build else None
         if asset is None:
             raise NotFound(f"No widget file {name!r} in build {build!r}; load {BASE}/widget.js for the current one.")
