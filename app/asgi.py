@@ -26,7 +26,7 @@ from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.notify import Listener
-from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
+from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
@@ -51,6 +51,7 @@ from catalog.suggest.peers import Refresher
 from catalog.suggest.routes import AdvisorController, SuggestionController
 from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
 from entitlements.runtime import Runtime
+from web.apidocs import apidocs_router, swagger_plugin
 from web.widget import widget_router
 
 VERSION = "0.1.0"
@@ -138,11 +139,11 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), *extra_route_handlers],
         dependencies=DEPENDENCIES,
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi_config(VERSION),
+        openapi_config=openapi_config(VERSION, swagger=swagger_plugin(path=SWAGGER_PATHS)),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         debug=False,
