@@ -33,6 +33,7 @@ FEATURES = [  # (feature, panel title, what the unlocked panel shows, how the pa
     ("forecasting", "Forecasting", "Next quarter: revenue +12% (80% band: +7% to +17%).", "mount"),
     ("advanced_charts", "Advanced charts", "Cohort heatmap and funnel charts are on.", "element"),
     ("shared_workspaces", "Shared workspaces", "Your team's workspace 'Q4 planning' is ready.", "element"),
+    ("nl_query", "Ask in plain words", "Ask: 'which region grew fastest?' (iframe mode)", "iframe"),
 ]
 
 
@@ -66,8 +67,8 @@ def _page(host: DemoHost, user: str, allowed: dict[str, bool], token: str) -> st
     for feature, title, content, how in FEATURES:
         if allowed.get(feature):
             body = f'<p class="unlocked">{e(title)} is unlocked.</p><p>{e(content)}</p>'
-        elif how == "mount":
-            body = f'<div class="mount" data-feature="{e(feature)}"></div>'
+        elif how in ("mount", "iframe"):
+            body = f'<div class="mount" data-feature="{e(feature)}" data-mode="{e(how)}"></div>'
         else:
             body = f'<commerce-offer feature="{e(feature)}" token="{e(token)}" poll-ms="500"></commerce-offer>'
         panels.append(f'<section class="panel" aria-labelledby="p-{e(feature)}" data-feature="{e(feature)}" '

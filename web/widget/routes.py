@@ -86,6 +86,7 @@ def widget_router(settings: Settings) -> Router:
     entry = loader(bundle)
     listing = make_asset("manifest.json", msgspec.json.encode(manifest(bundle, entry)))
     mode, publishable, fake_url = card_config(settings)
+    csp = frame_csp(fake_url)
     config = make_asset("config.json", msgspec.json.encode(WidgetConfig(
         build=bundle.build, card_mode=mode, stripe_publishable_key=publishable, stripe_fake_url=fake_url)))
 
@@ -107,15 +108,19 @@ def widget_router(settings: Settings) -> Router:
         asset = bundle.get(name) if build == bundle.build else None
         if asset is None:
             raise NotFound(f"No widget file {name!r} in build {build!r}; load {BASE}/widget.js for the current one.")
-        headers = {"Content-Security-Policy": FRAME_CSP} if name == "frame.html" else {}
         answer = _answer(request, asset, IMMUTABLE)
-        answer.headers.update(headers)
+        if name == "frame.html":
+            answer.headers["Content-Security-Policy"] = csp
         return answer
 
     return Router(path=BASE, route_handlers=[widget_js, widget_manifest, widget_config, widget_file])
 
 
-# The iframe page runs only our own files and talks only to this origin (and the fake, in development).
-FRAME_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' http://127.0.0.1:* "
-             "http://localhost:*; img-src 'self' data:; frame-src 'self' http://127.0.0.1:* http://localhost:*; "
-             "form-action 'none'; base-uri 'none'")
+def frame_csp(fake_url: str | None) -> str:
+    """The iframe page runs only our own files and talks only to this origin (and the local Stripe fake).
+
+    Any page may frame it: it acts only with the session token that the embedding page hands it.
+    """
+    extra = f" {fake_url}" if fake_url else ""
+    return (f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'{extra}; "
+            "img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors *")

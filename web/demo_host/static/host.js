@@ -50,12 +50,13 @@
     freshToken().then(function (token) { e.target.token = token; });
   });
 
-  // One feature is mounted from script, the other way the docs show.
+  // Some features are mounted from script (one of them in iframe mode), the others as tags.
   document.querySelectorAll(".mount[data-feature]").forEach(function (el) {
     var token = document.querySelector("commerce-suggestions").getAttribute("token");
     window.Commerce.mount(el, {
       token: token,
       feature: el.getAttribute("data-feature"),
+      mode: el.getAttribute("data-mode") === "iframe" ? "iframe" : "element",
       pollMs: 500,
       onTokenExpired: freshToken
     });

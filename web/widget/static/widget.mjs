@@ -984,6 +984,7 @@ if (!customElements.get("commerce-suggestions")) customElements.define("commerce
  */
 export function mount(container, options = {}) {
   if (!container) throw new Error("Commerce.mount needs an element");
+  if (options.mode === "iframe") return mountFrame(container, options);
   const tag = options.feature ? "commerce-offer" : "commerce-suggestions";
   const el = document.createElement(tag);
   el.options = { ...options };
@@ -993,4 +994,41 @@ export function mount(container, options = {}) {
   }
   container.replaceChildren(el);
   return el;
+}
+
+const CALLBACKS = { "commerce:access-granted": "onAccess", "commerce:approval-requested": "onApprovalRequested",
+  "commerce:dismissed": "onDismissed" };
+
+/**
+ * Iframe mode: the widget runs in a frame on the service's origin (frame.html); this page talks to it with
+ * postMessage, to that origin only. The frame's events are dispatched on the iframe element (bubbling).
+ */
+function mountFrame(container, options) {
+  const src = new URL("frame.html", MODULE_URL);
+  const origin = src.origin;
+  const frame = document.createElement("iframe");
+  frame.src = src.href;
+  frame.title = options.title || "Purchase options";
+  frame.style.cssText = "border:0;width:100%;max-width:36rem;height:320px;display:block;color-scheme:normal";
+  const send = (message) => frame.contentWindow && frame.contentWindow.postMessage(message, origin);
+  const listener = async (e) => {
+    if (e.source !== frame.contentWindow || e.origin !== origin || !e.data || typeof e.data !== "object") return;
+    const { type, detail } = e.data;
+    if (type === "commerce:frame-ready") {
+      const { onAccess, onApprovalRequested, onDismissed, onTokenExpired, mode, ...plain } = options;
+      send({ ...plain, type: "commerce:init" });
+    } else if (type === "commerce:resize") {
+      frame.style.height = `${Math.ceil(detail.height)}px`;
+    } else if (type === "commerce:token-expired") {
+      const token = typeof options.onTokenExpired === "function" ? await options.onTokenExpired() : null;
+      send({ type: "commerce:token", token });
+    } else if (CALLBACKS[type]) {
+      frame.dispatchEvent(new CustomEvent(type, { detail, bubbles: true }));
+      if (typeof options[CALLBACKS[type]] === "function") options[CALLBACKS[type]](detail);
+    }
+  };
+  window.addEventListener("message", listener);
+  frame.destroy = () => { window.removeEventListener("message", listener); frame.remove(); };
+  container.replaceChildren(frame);
+  return frame;
 }
