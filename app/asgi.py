@@ -25,6 +25,7 @@ from app.db import create_engine, create_lock_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
+from app.http import AppRequest, RequestLimits
 from app.notify import Listener
 from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
@@ -146,6 +147,8 @@ def create_app(
         openapi_config=openapi_config(VERSION, swagger=swagger_plugin(path=SWAGGER_PATHS)),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        request_class=AppRequest,
+        middleware=[RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         debug=False,
         state=_initial_state(settings, clock),
     )

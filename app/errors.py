@@ -80,6 +80,24 @@ class PayloadTooLarge(DomainError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class MalformedBody(DomainError):
+    status, code, title = 400, "malformed_body", "Malformed request body"
+
+
+class UriTooLong(DomainError):
+    status, code, title = 414, "uri_too_long", "URL too long"
+
+
+class HeaderFieldsTooLarge(DomainError):
+    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
+
+
+class ClientDisconnected(DomainError):
+    """The client hung up mid-request: nothing to answer and nothing wrong on our side (499, as nginx logs it)."""
+
+    status, code, title = 499, "client_disconnected", "Client closed the request"
+
+
 class PaymentFailed(DomainError):
     status, code, title = 402, "payment_failed", "Payment failed"
 
@@ -121,6 +139,11 @@ def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> 
         status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, instance=request.url.path,
         errors=exc.errors, extensions=exc.extensions, headers=headers,
     )
+
+
+def _client_disconnected_handler(request: Request[Any, Any, Any], exc: ClientDisconnected) -> Response[bytes]:
+    log.debug("client disconnected during %s %s", request.method, request.url.path)
+    return _domain_error_handler(request, exc)
 
 
 def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
@@ -176,6 +199,7 @@ def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ClientDisconnected: _client_disconnected_handler,
     DomainError: _domain_error_handler,
     ValidationException: _validation_handler,
     HTTPException: _http_exception_handler,

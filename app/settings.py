@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     admin_roles: tuple[str, ...] = ("admin",)
     quote_ttl_seconds: int = 1800
     max_body_bytes: int = 1_048_576
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 32_768
     idempotency_ttl_seconds: int = 86_400
     api_key_cache_seconds: float = 10.0
     session_cache_seconds: float = 10.0
@@ -130,6 +132,8 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_ADMIN_ROLES": "admin_roles",
     "COMMERCE_QUOTE_TTL_SECONDS": "quote_ttl_seconds",
     "COMMERCE_MAX_BODY_BYTES": "max_body_bytes",
+    "COMMERCE_MAX_URL_BYTES": "max_url_bytes",
+    "COMMERCE_MAX_HEADER_BYTES": "max_header_bytes",
     "COMMERCE_IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "COMMERCE_API_KEY_CACHE_SECONDS": "api_key_cache_seconds",
     "COMMERCE_SESSION_CACHE_SECONDS": "session_cache_seconds",
@@ -201,6 +205,7 @@ _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
 _FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds"}
+_INT_FIELDS |= {"max_url_bytes", "max_header_bytes"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -247,7 +252,22 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
+    _check_request_limits(settings)
     return _with_secrets(settings)
+
+
+# granian (hyper) rejects longer request targets and larger request heads itself, with empty bodies; the
+# app's own limits stay below them so that everything in between gets a problem document.
+SERVER_MAX_URL_BYTES = 65_534
+SERVER_MAX_HEAD_BYTES = 417_792
+
+
+def _check_request_limits(settings: Settings) -> None:
+    if not 1024 <= settings.max_url_bytes < SERVER_MAX_URL_BYTES:
+        raise SettingsError(f"COMMERCE_MAX_URL_BYTES must be 1024..{SERVER_MAX_URL_BYTES - 1}")
+    head_room = SERVER_MAX_HEAD_BYTES - SERVER_MAX_URL_BYTES
+    if not 4096 <= settings.max_header_bytes < head_room:
+        raise SettingsError(f"COMMERCE_MAX_HEADER_BYTES must be 4096..{head_room - 1}")
 
 
 def _check_suggest(settings: Settings) -> None:

@@ -22,8 +22,8 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     discount_bps: Mapped[int] = mapped_column(default=0)
     payment_terms_days: Mapped[int] = mapped_column(default=30)
-    sales_team: Mapped[str | None] = mapped_column(String(120))
-    sales_rep: Mapped[str | None] = mapped_column(String(120))
+    sales_team: Mapped[str | None] = mapped_column(String(200))
+    sales_rep: Mapped[str | None] = mapped_column(String(200))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
