@@ -40,6 +40,7 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extensions: Any) -> None:
         super().__init__(detail)
@@ -106,6 +107,16 @@ class UpstreamUnavailable(DomainError):
     status, code, title = 503, "upstream_unavailable", "A service we depend on is unavailable"
 
 
+class TooManyRequests(DomainError):
+    """A rate limit was reached; the response tells when to retry (Retry-After and RateLimit headers)."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, detail: str, *, headers: dict[str, str], **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = headers
+
+
 def problem_response(
     *,
     status: int,
@@ -134,10 +145,12 @@ def problem_response(
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    headers = {"WWW-Authenticate": 'Bearer realm="commerce"'} if exc.status == 401 else None
+    headers = dict(exc.headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="commerce"'
     return problem_response(
         status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, instance=request.url.path,
-        errors=exc.errors, extensions=exc.extensions, headers=headers,
+        errors=exc.errors, extensions=exc.extensions, headers=headers or None,
     )
 
 

@@ -6,6 +6,7 @@ from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from app.ratelimit.models import RateLimitCounter, RateLimitNode
 from app.webhooks.models import (
     WebhookAttempt,
     WebhookCursor,
@@ -78,6 +79,8 @@ __all__ = [
     "PairStat",
     "PeerStat",
     "Quote",
+    "RateLimitCounter",
+    "RateLimitNode",
     "SalesCredit",
     "SeatAssignment",
     "SegmentPair",

@@ -96,6 +96,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     suggest_stats_ttl_seconds: int = 3600
     suggest_min_score: float = 0.05
     suggest_weights: str = ""
+    cors_origins: tuple[str, ...] = ()
+    cors_allow_credentials: Switch = "off"
+    cors_max_age_seconds: int = 600
+    rate_limit: Switch = "on"
+    rate_limit_check_key: str = "600000/minute"
+    rate_limit_check_user: str = "6000/minute"
+    rate_limit_money_key: str = "3000/minute"
+    rate_limit_money_user: str = "60/minute"
+    rate_limit_default_key: str = "30000/minute"
+    rate_limit_default_user: str = "1200/minute"
+    rate_limit_sync_seconds: float = 0.5
 
     @property
     def is_production(self) -> bool:
@@ -185,6 +196,17 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_SUGGEST_STATS_TTL_SECONDS": "suggest_stats_ttl_seconds",
     "COMMERCE_SUGGEST_MIN_SCORE": "suggest_min_score",
     "COMMERCE_SUGGEST_WEIGHTS": "suggest_weights",
+    "COMMERCE_CORS_ORIGINS": "cors_origins",
+    "COMMERCE_CORS_ALLOW_CREDENTIALS": "cors_allow_credentials",
+    "COMMERCE_CORS_MAX_AGE_SECONDS": "cors_max_age_seconds",
+    "COMMERCE_RATE_LIMIT": "rate_limit",
+    "COMMERCE_RATE_LIMIT_CHECK_KEY": "rate_limit_check_key",
+    "COMMERCE_RATE_LIMIT_CHECK_USER": "rate_limit_check_user",
+    "COMMERCE_RATE_LIMIT_MONEY_KEY": "rate_limit_money_key",
+    "COMMERCE_RATE_LIMIT_MONEY_USER": "rate_limit_money_user",
+    "COMMERCE_RATE_LIMIT_DEFAULT_KEY": "rate_limit_default_key",
+    "COMMERCE_RATE_LIMIT_DEFAULT_USER": "rate_limit_default_user",
+    "COMMERCE_RATE_LIMIT_SYNC_SECONDS": "rate_limit_sync_seconds",
 }
 
 _INT_FIELDS = {
@@ -204,8 +226,9 @@ _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flus
 _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
-_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds"}
-_INT_FIELDS |= {"max_url_bytes", "max_header_bytes"}
+_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "rate_limit_sync_seconds"}
+_INT_FIELDS |= {"max_url_bytes", "max_header_bytes", "cors_max_age_seconds"}
+_LIST_FIELDS |= {"cors_origins"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -253,6 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
     _check_request_limits(settings)
+    settings = _check_web(settings)
     return _with_secrets(settings)
 
 
@@ -268,6 +292,36 @@ def _check_request_limits(settings: Settings) -> None:
     head_room = SERVER_MAX_HEAD_BYTES - SERVER_MAX_URL_BYTES
     if not 4096 <= settings.max_header_bytes < head_room:
         raise SettingsError(f"COMMERCE_MAX_HEADER_BYTES must be 4096..{head_room - 1}")
+
+
+def _check_web(settings: Settings) -> Settings:
+    """CORS origins exact (or one ``*``, never with credentials); rate limits parse; returns normalised origins."""
+    from app.origins import parse_origin
+    from app.ratelimit.domain import parse_rate
+
+    origins = settings.cors_origins
+    if "*" in origins:
+        if len(origins) > 1:
+            raise SettingsError("COMMERCE_CORS_ORIGINS is either '*' alone or a list of exact origins")
+        if settings.cors_allow_credentials == "on":
+            raise SettingsError("COMMERCE_CORS_ORIGINS='*' cannot be combined with COMMERCE_CORS_ALLOW_CREDENTIALS=on: "
+                                "list the exact origins that may send credentials")
+    else:
+        try:
+            origins = tuple(dict.fromkeys(parse_origin(o) for o in origins))
+        except ValueError as exc:
+            raise SettingsError(f"COMMERCE_CORS_ORIGINS: {exc}") from exc
+    if not 0 <= settings.cors_max_age_seconds <= 86_400:
+        raise SettingsError("COMMERCE_CORS_MAX_AGE_SECONDS must be between 0 and 86400")
+    for field in ("check", "money", "default"):
+        for who in ("key", "user"):
+            try:
+                parse_rate(getattr(settings, f"rate_limit_{field}_{who}"))
+            except ValueError as exc:
+                raise SettingsError(f"COMMERCE_RATE_LIMIT_{field.upper()}_{who.upper()}: {exc}") from exc
+    if not 0.01 <= settings.rate_limit_sync_seconds <= 60:
+        raise SettingsError("COMMERCE_RATE_LIMIT_SYNC_SECONDS must be between 0.01 and 60")
+    return msgspec.structs.replace(settings, cors_origins=origins)
 
 
 def _check_suggest(settings: Settings) -> None:
