@@ -7,7 +7,6 @@ and a fresh browser context. Any JavaScript error on a page fails the test.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,8 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:
-        dev = os.environ.get("CHROMIUM_DEV_ARGS", "").split()  # TEMPORARY until CORS lands on main
-        b = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", *dev])
+        b = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         yield b
         await b.close()
 
