@@ -610,7 +610,8 @@ class CheckoutDialog {
     const t = this.t;
     const s = this.state;
     if (!s.config || s.config.card_mode !== "fake") {
-      return h("p", { class: "error", role: "alert" }, t("pay.unavailable"));
+      return [h("p", { class: "error", role: "alert" }, t("pay.unavailable")),
+        h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.close() }, t("action.close")))];
     }
     const id = (n) => `${this.owner.ids}-${n}`;
     const field = (name, label, attrs) => h("div", { class: "field" }, h("label", { for: id(name) }, label),
