@@ -663,18 +663,25 @@ async function fakeStripe(base, path, form) {
   return data;
 }
 
+// The fake's test cards by number, as Stripe's own test payment methods (what Stripe.js would create).
+const FAKE_TEST_CARDS = {
+  "4242424242424242": "pm_card_visa",
+  "5555555555554444": "pm_card_mastercard",
+  "4000002760003184": "pm_card_authenticationRequired",
+  "4000000000000002": "pm_card_chargeDeclined",
+  "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+};
+
 async function confirmSetupWithFake(base, clientSecret, card) {
+  const paymentMethod = FAKE_TEST_CARDS[card.number];
+  if (!paymentMethod) throw new Error("Use one of the test cards listed below.");
   const id = clientSecret.split("_secret_")[0];
-  return fakeStripe(base, `v1/setup_intents/${id}/confirm`, {
-    client_secret: clientSecret, "payment_method_data[type]": "card", "payment_method_data[card][number]": card.number,
-    "payment_method_data[card][exp_month]": card.exp_month, "payment_method_data[card][exp_year]": card.exp_year,
-    "payment_method_data[card][cvc]": card.cvc });
+  return fakeStripe(base, `v1/setup_intents/${id}/confirm`, { client_secret: clientSecret, payment_method: paymentMethod });
 }
 
 async function answerFakeChallenge(base, clientSecret, passed) {
   const id = clientSecret.split("_secret_")[0];
-  return fakeStripe(base, `v1/payment_intents/${id}/confirm`, { client_secret: clientSecret,
-    "three_d_secure[outcome]": passed ? "authenticated" : "failed" });
+  return fakeStripe(base, `v1/_fake/authenticate/${id}`, { client_secret: clientSecret, success: passed ? "true" : "false" });
 }
 
 // ---------------------------------------------------------------- <commerce-offer feature="...">
