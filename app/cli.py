@@ -77,17 +77,16 @@ async def _bound_accounts(session: Any, refs: list[str] | None) -> dict[str, str
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
-    from app import audit, keys
+    from app import audit, keys, wiring
     from app.accounts.service import external_ids
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from app.notify import notify
     from app.scopes import parse_scopes
 
     clock = SystemClock()
 
     async def work(engine: Any) -> int:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.keys_command == "create":
                 scopes = parse_scopes(args.scopes)
                 bound = await _bound_accounts(session, args.account)
@@ -188,8 +187,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
     """Plan, apply or export the catalog as code (TOML)."""
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from app.errors import DomainError
     from catalog import service
     from catalog.domain import render_plan
@@ -201,7 +200,7 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
         from app.migrate import upgrade
 
         await upgrade(engine)  # like serve: a fresh embedded database is usable at once
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.catalog_command == "export":
                 print(to_toml(await service.export_document(session)), end="")
                 return 0
@@ -240,8 +239,9 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import create_engine, make_sessionmaker
+    from app.db import create_engine
     from app.webhooks.dispatcher import Dispatcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -253,7 +253,7 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await Dispatcher(make_sessionmaker(engine), settings=settings, clock=SystemClock()).run(stop)
+            await Dispatcher(wiring.sessionmaker(engine, settings), settings=settings, clock=SystemClock()).run(stop)
         finally:
             await engine.dispose()
 
@@ -265,14 +265,14 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
     """One sweep pass: emit entitlement.expired, trial.ending and trial.ended events that are due (idempotent)."""
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from entitlements.service import sweep
 
     async def work(engine: Any) -> int:
         total: dict[str, int] = {}
         while True:  # a pass handles a bounded batch; repeat until nothing is due
-            async with make_sessionmaker(engine)() as session, session.begin():
+            async with wiring.sessionmaker(engine, settings)() as session, session.begin():
                 counts = await sweep(session, clock=SystemClock(), trial_ending_days=settings.trial_ending_days)
             for k, v in counts.items():
                 total[k] = total.get(k, 0) + v
@@ -293,14 +293,14 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _close_period(args: argparse.Namespace, clock: Any) -> Any:
+def _close_period(args: argparse.Namespace, clock: Any, settings: Settings) -> Any:
     """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
-    from app.db import make_sessionmaker
+    from app import wiring
     from billing.service._orders import expire_due_approvals
     from billing.service._statements import close_period
 
     async def work(engine: Any) -> int:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.billing_command == "close":
                 result = await close_period(session, period=args.period, clock=clock)
                 for st in result.closed:
@@ -326,8 +326,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     empty in-process fake, which knows none of the service's payments: ``close`` only closes statements,
     ``reconcile`` and ``invoice`` refuse, and ``run`` renews budget-route subscriptions only.
     """
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from billing.stripe_gateway import create_gateway
 
     clock = SystemClock()
@@ -341,12 +341,12 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         from billing.service._renewals import run_billing
 
         if args.billing_command in ("close", "expire-approvals"):
-            code: int = await _close_period(args, clock)(engine)
+            code: int = await _close_period(args, clock, settings)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
                 if args.billing_command == "close":
                     print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")
                 return code
-        sessionmaker = make_sessionmaker(engine)
+        sessionmaker = wiring.sessionmaker(engine, settings)
         gateway = create_gateway(settings) if real_stripe else None
         try:
             if args.billing_command == "run":
@@ -428,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k in ("workers", "host", "port") if (v := getattr(args, k, None)) is not None}
     try:
-        settings = load_settings(**overrides)
+        from app.wiring import check_settings
+
+        settings = check_settings(load_settings(**overrides))
         return COMMANDS[args.command](settings, args)
     except (SettingsError, ValueError) as exc:
         print(f"commerce: {exc}", file=sys.stderr)

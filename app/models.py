@@ -38,7 +38,8 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from catalog.suggest.models import (
+from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
+from suggest.models import (
     PairStat,
     PeerStat,
     SegmentPair,
@@ -48,7 +49,6 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
-from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 
 metadata = Base.metadata
 

@@ -105,7 +105,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     now = clock.now()
     live = await catalog.load_live(session)
     modules_by_key = {m.key: m for m in live.doc.modules}
-    owned = await catalog.owned_modules(session, account.account_id, user.user_id, now=now)
+    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
     # a module held only on trial is bought to keep it (the order marks the trial converted)

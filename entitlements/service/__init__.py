@@ -24,6 +24,7 @@ from entitlements.service._insights import (
     demand_signals,
     usage_series,
 )
+from entitlements.service._offers import user_offers
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import mark_trial_converted, start_trial, sweep
 from entitlements.service._usage import add_signals, record_usage, usage_history
@@ -33,5 +34,5 @@ __all__ = [
     "carry_seats", "catalog_view", "demand_signals", "find_by_source", "get_grant", "grant", "grant_reads",
     "invalidate", "list_grants", "load_snapshot", "mark_trial_converted", "owned_modules", "record_admin",
     "record_usage", "revoke", "revoke_by_source", "start_trial", "sweep", "unassign_seat", "usage_history",
-    "usage_series",
+    "usage_series", "user_offers",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts.models import Account, User
 from app.clock import Clock
-from catalog.suggest.models import PairStat, PeerStat, StatsRefresh
+from suggest.models import PairStat, PeerStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
