@@ -154,6 +154,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
+    from app.stripe_wiring import demo_stripe_fake
     from web.demo_host import serve_host_page
 
     _check_card_payments(settings)
@@ -169,18 +170,26 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         # the host page is another origin: the browser calls the API from there (CORS), as a vendor's page would
         os.environ["COMMERCE_CORS_ORIGINS"] = ",".join(
             o for o in (os.environ.get("COMMERCE_CORS_ORIGINS", ""), host_origin) if o)
-        host_page = serve_host_page(api_url=base, key_file=settings.data_dir / "demo-vendor-key",
-                                    host=settings.host, port=host_port)
-        print("\n  Demo ready.")
-        print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
-        print(f"  API docs:        {base}/schema")
-        print(f"  Health:          {base}/healthz")
-        print(f"  Demo vendor key: {demo_key}")
-        print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
-        stripe = {"stripe": "Stripe (STRIPE_SECRET_KEY)", "off": "off (COMMERCE_STRIPE=off)"}.get(
-            settings.stripe_mode, "the local Stripe FAKE (COMMERCE_STRIPE=fake): no money moves")
-        print(f"  Card payments:   {stripe}; see docs/payments.md\n")
-        with host_page:
+        with contextlib.ExitStack() as stack:
+            real = settings.stripe_mode != "fake"
+            fake_url = None if real else stack.enter_context(demo_stripe_fake(settings, port=args.stripe_fake_port))
+            stack.enter_context(serve_host_page(api_url=base, key_file=settings.data_dir / "demo-vendor-key",
+                                                host=settings.host, port=host_port))
+            print("\n  Demo ready.")
+            print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
+            print(f"  API docs:        {base}/schema")
+            print(f"  Health:          {base}/healthz")
+            print(f"  Demo vendor key: {demo_key}")
+            print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
+            if settings.stripe_mode == "off":
+                print("  Card payments:   off (COMMERCE_STRIPE=off); see docs/payments.md\n")
+            elif fake_url is None:
+                print("  Card payments:   Stripe (STRIPE_SECRET_KEY); see docs/payments.md\n")
+            else:
+                print(f"  Stripe fake: {fake_url}  (card payments; see docs/payments.md)")
+                jobs = " ".join(f"{k}={os.environ[k]}" for k in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                                                                 "STRIPE_API_BASE"))
+                print(f"  Billing jobs:    {jobs} commerce billing run\n")
             _serve(settings, url)
     return 0
 
@@ -328,7 +337,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """
     from app import wiring
     from app.clock import SystemClock
-    from billing.stripe_gateway import create_gateway
+    from app.stripe_wiring import create_gateway
 
     clock = SystemClock()
     if args.billing_command in ("close", "invoice") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
@@ -336,9 +345,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     real_stripe = settings.stripe_mode == "stripe"
 
     async def work(engine: Any) -> int:
-        from billing.service._invoices import invoice_period
-        from billing.service._reconcile import reconcile
-        from billing.service._renewals import run_billing
+        from billing.stripe.flows import invoice_period, reconcile, run_billing
 
         if args.billing_command in ("close", "expire-approvals"):
             code: int = await _close_period(args, clock, settings)(engine)
@@ -385,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
     demo.add_argument("--host-page-port", type=int, help="port of the demo host page (default: the API's port + 1)")
+    demo.add_argument("--stripe-fake-port", type=int, default=12111,
+                      help="loopback port of the local Stripe fake (default 12111; unused with STRIPE_SECRET_KEY)")
     sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
     sub.add_parser("db-url", help="print the database URL (for psql)")
     keys = sub.add_parser("keys", help="vendor API keys")

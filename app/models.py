@@ -26,8 +26,8 @@ from billing.models import (
     Quote,
     SalesCredit,
     Statement,
-    StripeEventRecord,
 )
+from billing.stripe.models import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,
