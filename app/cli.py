@@ -174,7 +174,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             real = settings.stripe_mode != "fake"
             fake_url = None if real else stack.enter_context(demo_stripe_fake(settings, port=args.stripe_fake_port))
             stack.enter_context(serve_host_page(api_url=base, key_file=settings.data_dir / "demo-vendor-key",
-                                                host=settings.host, port=host_port))
+                                                host=settings.host, port=host_port, stripe_fake_url=fake_url))
             print("\n  Demo ready.")
             print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
             print(f"  API docs:        {base}/schema")

@@ -75,10 +75,21 @@ async def test_config_tells_the_widget_how_cards_are_added(client: AsyncTestClie
     base = {"env": "test", "database_url": database_url, "data_dir": tmp_path / "d", "token_secret": "s" * 40}
     fake = load_settings({}, **base, stripe_backend="fake", stripe_api_base="http://127.0.0.1:12111/")
     async with AsyncTestClient(app=create_app(fake, clock=clock)) as c:
-        assert (await c.get("/widget/v1/config.json")).json()["card_mode"] == "fake"
-        assert (await c.get("/widget/v1/config.json")).json()["stripe_fake_url"] == "http://127.0.0.1:12111"
+        cfg = (await c.get("/widget/v1/config.json")).json()
+        assert (cfg["card_mode"], cfg["stripe_fake_url"]) == ("fake", "http://127.0.0.1:12111")
+        assert cfg["stripe_publishable_key"].startswith("pk_test_")  # the test-card form calls the fake as Stripe.js
+        csp = await _frame_csp(c)
+        assert "frame-src http://127.0.0.1:12111;" in csp and "connect-src 'self' http://127.0.0.1:12111;" in csp
     stripe = load_settings({}, **base, stripe_secret_key="sk_test_x", stripe_webhook_secret="whsec_x",
                            stripe_publishable_key="pk_test_abc")
     async with AsyncTestClient(app=create_app(stripe, clock=clock)) as c:
         cfg = (await c.get("/widget/v1/config.json")).json()
         assert (cfg["card_mode"], cfg["stripe_publishable_key"]) == ("stripe", "pk_test_abc")
+        csp = await _frame_csp(c)
+        assert "script-src 'self' https://js.stripe.com;" in csp and "frame-src https://js.stripe.com" in csp
+    assert "frame-src 'none';" in await _frame_csp(client)  # no card service, no frames
+
+
+async def _frame_csp(c: AsyncTestClient[Litestar]) -> str:
+    frame = (await c.get("/widget/v1/manifest.json")).json()["files"]["frame.html"]["url"]
+    return str((await c.get(frame)).headers["content-security-policy"])

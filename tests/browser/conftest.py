@@ -132,8 +132,14 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
+def api_port() -> int:
+    """The loopback port this test's app listens on (known in advance: the Stripe fake posts its events there)."""
+    return free_port()
+
+
+@pytest.fixture
 async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, str], tmp_path: Path,
-                       stack_env: dict[str, str]) -> AsyncIterator[tuple[str, str, str]]:
+                       stack_env: dict[str, str], api_port: int) -> AsyncIterator[tuple[str, str, str]]:
     """This test's clone of the demo database, served by the app and the host page on two origins."""
     dbs = template_ready
     template, key = demo_template
@@ -144,8 +150,9 @@ async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, 
                "COMMERCE_TOKEN_SECRET": TOKEN_SECRET, "COMMERCE_DISPATCHER": "off", "COMMERCE_STRIPE": "fake",
                "COMMERCE_CORS_ORIGINS": host_origin, **stack_env}
     try:
-        with serve("app.asgi:app_factory", port=free_port(), env=api_env, ready_path="/readyz") as api:
-            host_env = {"COMMERCE_DEMO_API_URL": api, "COMMERCE_DEMO_VENDOR_KEY": key}
+        with serve("app.asgi:app_factory", port=api_port, env=api_env, ready_path="/readyz") as api:
+            host_env = {"COMMERCE_DEMO_API_URL": api, "COMMERCE_DEMO_VENDOR_KEY": key,
+                        "COMMERCE_DEMO_STRIPE_FAKE_URL": api_env.get("STRIPE_API_BASE", "")}
             with serve("web.demo_host.app:app_factory", port=host_port, env=host_env, ready_path="/api/none") as host:
                 yield api, host, key
     finally:

@@ -52,7 +52,7 @@ def _csp(host: DemoHost) -> str:
     """What docs/widget.md tells a vendor to allow: the service for scripts, calls and styles' fetch."""
     extra = f" {host.stripe_fake_url}" if host.stripe_fake_url else ""
     return (f"default-src 'self'; script-src 'self' {host.api_url}; connect-src 'self' {host.api_url}{extra}; "
-            f"style-src 'self'; img-src 'self' data:; frame-src {host.api_url}; object-src 'none'; "
+            f"style-src 'self'; img-src 'self' data:; frame-src {host.api_url}{extra}; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 

@@ -45,14 +45,14 @@ class WidgetConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     build: str
     card_mode: str  # "stripe": Stripe.js with the publishable key; "fake": the local fake's test-card form; "off"
-    stripe_publishable_key: str | None
+    stripe_publishable_key: str | None  # the fake takes any pk_ key, as Stripe.js would send it
     stripe_fake_url: str | None
 
 
 def card_config(settings: Settings) -> tuple[str, str | None, str | None]:
     """How the widget adds cards: a local fake wherever STRIPE_API_BASE points at one, else Stripe.js."""
     if settings.stripe_api_base and not settings.is_production:
-        return "fake", None, settings.stripe_api_base.rstrip("/")
+        return "fake", settings.stripe_publishable_key or "pk_test_fake", settings.stripe_api_base.rstrip("/")
     if settings.stripe_mode == "stripe" and settings.stripe_publishable_key:
         return "stripe", settings.stripe_publishable_key, None
     return "off", None, None
@@ -86,7 +86,7 @@ def widget_router(settings: Settings) -> Router:
     entry = loader(bundle)
     listing = make_asset("manifest.json", msgspec.json.encode(manifest(bundle, entry)))
     mode, publishable, fake_url = card_config(settings)
-    csp = frame_csp(fake_url)
+    csp = frame_csp(mode, fake_url)
     config = make_asset("config.json", msgspec.json.encode(WidgetConfig(
         build=bundle.build, card_mode=mode, stripe_publishable_key=publishable, stripe_fake_url=fake_url)))
 
@@ -116,11 +116,18 @@ def widget_router(settings: Settings) -> Router:
     return Router(path=BASE, route_handlers=[widget_js, widget_manifest, widget_config, widget_file])
 
 
-def frame_csp(fake_url: str | None) -> str:
-    """The iframe page runs only our own files and talks only to this origin (and the local Stripe fake).
-
-    Any page may frame it: it acts only with the session token that the embedding page hands it.
+def frame_csp(mode: str, fake_url: str | None) -> str:
+    """The iframe page runs only our own files and talks only to this origin and the card service it uses:
+    Stripe.js and its frames with a publishable key, the local Stripe fake (its API and challenge page) in
+    development. Any page may frame it: it acts only with the session token that the embedding page hands it.
     """
-    extra = f" {fake_url}" if fake_url else ""
-    return (f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'{extra}; "
-            "img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors *")
+    script, connect, frames = "'self'", "'self'", "'none'"
+    if mode == "stripe":
+        script += " https://js.stripe.com"
+        connect += " https://api.stripe.com"
+        frames = "https://js.stripe.com https://hooks.stripe.com"
+    elif fake_url:
+        connect += f" {fake_url}"
+        frames = fake_url
+    return (f"default-src 'none'; script-src {script}; style-src 'self'; connect-src {connect}; "
+            f"frame-src {frames}; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors *")

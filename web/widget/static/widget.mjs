@@ -293,6 +293,13 @@ class CommerceElement extends HTMLElement {
 
   api(method, path, opts) { return call(this.auth, method, path, opts); }
 
+  /** The light-DOM node Stripe Elements mounts its card field into (slotted into the dialog's card form). */
+  cardSlot() {
+    let slot = this.querySelector(':scope > [slot="commerce-card"]');
+    if (!slot) { slot = document.createElement("div"); slot.slot = "commerce-card"; this.append(slot); }
+    return slot;
+  }
+
   async me() {
     this._me ||= this.api("GET", "/v1/me");
     try { return await this._me; } catch (err) { this._me = null; throw err; }
@@ -351,6 +358,7 @@ class CheckoutDialog {
 
   closed() {
     this.stopCountdown();
+    if (this._challenge) this._challenge(false);
     const { step, module, feature } = this.state;
     if (step === "quote" || step === "error" || step === "quoting") {
       this.owner.emit("commerce:dismissed", { module, feature, where: "checkout" });
@@ -404,7 +412,7 @@ class CheckoutDialog {
     } else if (order.state === "payment_pending" || order.state === "requires_action") {
       this.set({ step: "pay", order, payKey: newKey(`pay-${order.id}`) });
       await this.loadCards();
-      if (order.state === "requires_action") await this.challenge(order);
+      if (order.state === "requires_action") await this.authenticate(order);
     } else {
       this.set({ step: "error", error: this.t("order.failed", { reason: order.failure_reason || order.state }) });
     }
@@ -418,11 +426,23 @@ class CheckoutDialog {
       const [cards, config] = await Promise.all([
         this.owner.api("GET", "/v1/payment-methods", { query: { user: me.user } }), widgetConfig()]);
       const list = cards.data || [];
-      const chosen = (list.find((c) => c.is_default) || list[0] || {}).id || null;
+      const chosen = (list.find((c) => c.id === this.state.chosen) || list.find((c) => c.is_default) || list[0] || {}).id || null;
       this.set({ cards: list, chosen, config, adding: list.length === 0 });
     } catch (err) {
       this.set({ step: "error", error: problemText(err, this.t) });
     }
+  }
+
+  /** Stripe.js with the publishable key, or the local fake's test-card client; null when cards cannot be added. */
+  cardClient() {
+    const { config } = this.state;
+    if (!config) return null;
+    if (config.card_mode === "fake") {
+      this._cards ||= new TestCardClient(config.stripe_fake_url, config.stripe_publishable_key, (u, o, i) => this.showChallenge(u, o, i));
+    } else if (config.card_mode === "stripe") {
+      this._cards ||= new StripeJsClient(config.stripe_publishable_key, () => this.owner.cardSlot());
+    }
+    return this._cards || null;
   }
 
   async pay(button) {
@@ -432,7 +452,7 @@ class CheckoutDialog {
     const { order, chosen, payKey } = this.state;
     try {
       const paid = await this.owner.api("POST", `/v1/orders/${order.id}/pay`, { body: chosen ? { payment_method_id: chosen } : {}, key: payKey });
-      if (paid.state === "requires_action") { this.set({ order: paid }); await this.challenge(paid); return; }
+      if (paid.state === "requires_action") { this.state.order = paid; await this.authenticate(paid); return; }
       if (paid.state === "failed") {
         // A decline is final for this attempt: the next try is a new payment with a new key.
         this.set({ order: paid, payKey: newKey(`pay-${order.id}`), declined: paid.failure_reason || (paid.payment && paid.payment.failure_reason) });
@@ -447,61 +467,80 @@ class CheckoutDialog {
   }
 
   async saveCard(form) {
-    const { config } = this.state;
-    const number = form.elements.number.value.replace(/\s+/g, "");
-    const expiry = form.elements.expiry.value.trim();
-    const cvc = form.elements.cvc.value.trim();
-    const match = /^(\d{1,2})\s*\/\s*(\d{2,4})$/.exec(expiry);
-    if (!/^\d{12,19}$/.test(number) || !match || !/^\d{3,4}$/.test(cvc)) { this.set({ cardError: this.t("card.invalid") }); return; }
+    const client = this.cardClient();
+    let card = null;
+    if (client instanceof TestCardClient) {
+      const number = form.elements.number.value.replace(/[\s-]+/g, "");
+      const expiry = /^(\d{1,2})\s*\/\s*(\d{2,4})$/.exec(form.elements.expiry.value.trim());
+      const cvc = form.elements.cvc.value.trim();
+      if (!/^\d{12,19}$/.test(number) || !expiry || !/^\d{3,4}$/.test(cvc)) { this.set({ cardError: this.t("card.invalid") }); return; }
+      card = { number, exp_month: expiry[1], exp_year: expiry[2], cvc };
+    }
     this.set({ savingCard: true, cardError: null });
     try {
       const me = await this.owner.me();
       const setup = await this.owner.api("POST", "/v1/payment-methods/setup", { query: { user: me.user }, key: newKey("setup") });
-      await confirmSetupWithFake(config.stripe_fake_url, setup.client_secret, { number, exp_month: match[1], exp_year: match[2], cvc });
+      const seti = await client.saveCard(setup.client_secret, card);
+      // The service lists the customer's cards from Stripe; the new one shows up once Stripe has attached it.
       await waitFor(async () => {
         const cards = await this.owner.api("GET", "/v1/payment-methods", { query: { user: me.user } });
-        return (cards.data || []).some((c) => number.endsWith(c.last4));
+        return (cards.data || []).some((c) => c.id === seti.payment_method);
       });
-      this.set({ savingCard: false, adding: false });
+      this.state.chosen = seti.payment_method;
+      this.set({ step: "pay", savingCard: false, adding: false, declined: null });
       await this.loadCards();
-      const fresh = (this.state.cards || []).find((c) => number.endsWith(c.last4));
-      if (fresh) this.set({ chosen: fresh.id, declined: null });
+      this.announce(this.t("card.saved"));
     } catch (err) {
-      this.set({ savingCard: false, cardError: err instanceof Problem ? problemText(err, this.t) : String(err.message || err) });
+      this.set({ step: "pay", savingCard: false, adding: true, cardError: cardErrorText(err, this.t) });
     }
   }
 
-  async challenge(order) {
-    const { config } = this.state;
-    this.set({ step: "challenge", order });
-    if (config && config.card_mode === "stripe" && globalThis.Stripe) {
-      const stripe = globalThis.Stripe(config.stripe_publishable_key);
-      const result = await stripe.handleNextAction({ clientSecret: order.payment.client_secret });
-      await this.challengeDone(!result.error);
-    }
-  }
+  announce(text) { this.owner.announce(text); }
 
-  async challengeDone(passed) {
-    const { order, config } = this.state;
-    if (config && config.card_mode === "fake") {
-      await answerFakeChallenge(config.stripe_fake_url, order.payment.client_secret, passed);
-    }
-    if (!passed) {
-      this.set({ step: "pay", declined: this.t("challenge.failed"), payKey: newKey(`pay-${order.id}`) });
-      return;
+  /** 3-D Secure on-session: confirm the order's PaymentIntent in the browser, then wait for Stripe's webhook. */
+  async authenticate(order) {
+    const client = this.cardClient();
+    if (!client) { this.set({ step: "pay", declined: this.t("pay.unavailable") }); return; }
+    this.set({ step: "paying" });
+    let passed = true;
+    try {
+      const intent = await client.confirmPayment(order.payment.client_secret, this.state.chosen);
+      passed = intent && ["succeeded", "processing"].includes(intent.status);
+    } catch (err) {
+      passed = false;
+      if (!(err instanceof CardError) || err.code !== "canceled") this.state.declined = cardErrorText(err, this.t);
     }
     this.set({ step: "paying" });
     try {
-      // The order completes on Stripe's webhook; read it until it does.
+      // The order completes (or fails) on Stripe's webhook; the answer in the browser was only a hint.
       const done = await waitFor(async () => {
         const o = await this.owner.api("GET", `/v1/orders/${order.id}`);
-        return ["fulfilled", "paid", "failed"].includes(o.state) ? o : null;
+        return ["fulfilled", "paid", "failed"].includes(o.state) || (!passed && o.state !== "payment_pending") ? o : null;
       });
-      if (done.state === "failed") this.set({ step: "pay", declined: done.failure_reason, payKey: newKey(`pay-${order.id}`) });
-      else await this.afterOrder(done);
+      if (done.state === "fulfilled" || done.state === "paid") { await this.afterOrder(done); return; }
+      this.set({ step: "pay", order: done, payKey: newKey(`pay-${order.id}`),
+        declined: this.state.declined || done.failure_reason || this.t("challenge.failed") });
     } catch (err) {
       this.set({ step: "error", error: problemText(err, this.t) });
     }
+  }
+
+  /** Show the bank's (here: the fake's) challenge page in the dialog until it reports back or the user leaves. */
+  showChallenge(url, origin, intentId) {
+    return new Promise((resolve, reject) => {
+      const listener = (e) => {
+        if (e.origin !== origin || !e.data || e.data.type !== "stripe-fake:3ds-complete" || e.data.intent !== intentId) return;
+        finish(true);
+      };
+      const finish = (answered) => {
+        window.removeEventListener("message", listener);
+        this._challenge = null;
+        if (answered) resolve(true); else reject(new CardError("canceled"));
+      };
+      window.addEventListener("message", listener);
+      this._challenge = finish;
+      this.set({ step: "challenge", challengeUrl: url });
+    });
   }
 
   // ------------------------------------------------------------ rendering
@@ -609,36 +648,39 @@ class CheckoutDialog {
   cardForm() {
     const t = this.t;
     const s = this.state;
-    if (!s.config || s.config.card_mode !== "fake") {
+    const client = this.cardClient();
+    if (!client) {
       return [h("p", { class: "error", role: "alert" }, t("pay.unavailable")),
         h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.close() }, t("action.close")))];
     }
     const id = (n) => `${this.owner.ids}-${n}`;
     const field = (name, label, attrs) => h("div", { class: "field" }, h("label", { for: id(name) }, label),
       h("input", { id: id(name), name, "data-key": name, required: true, ...attrs }));
-    return h("form", { class: "card-form", "aria-labelledby": id("card-title"), novalidate: true,
-      onsubmit: (e) => { e.preventDefault(); this.saveCard(e.currentTarget); } },
-      h("h3", { id: id("card-title") }, t("card.title")),
+    const inputs = client instanceof TestCardClient ? [
       field("number", t("card.number"), { inputmode: "numeric", autocomplete: "cc-number", "aria-describedby": id("test-cards") }),
       h("div", { class: "row" }, field("expiry", t("card.expiry"), { autocomplete: "cc-exp", placeholder: "12/34" }),
         field("cvc", t("card.cvc"), { inputmode: "numeric", autocomplete: "cc-csc" })),
-      h("div", { id: id("test-cards"), class: "muted small" }, t("card.test_cards"),
-        h("ul", {}, ["card.test.success", "card.test.3ds", "card.test.decline", "card.test.funds"].map((k) => h("li", {}, t(k))))),
+      h("div", { id: id("test-cards"), class: "muted small test-cards" }, h("p", {}, t("card.test_cards")),
+        h("ul", {}, ["card.test.success", "card.test.3ds", "card.test.decline", "card.test.funds"].map((k) => h("li", {}, t(k)))))]
+      : [h("div", { class: "field" }, h("p", { class: "label" }, t("card.details")), h("div", { class: "stripe-card" }, h("slot", { name: "commerce-card" })))];
+    const form = h("form", { class: "card-form", "aria-labelledby": id("card-title"), novalidate: true,
+      onsubmit: (e) => { e.preventDefault(); this.saveCard(e.currentTarget); } },
+      h("h3", { id: id("card-title") }, t("card.title")),
+      inputs,
       s.cardError ? h("p", { class: "error", role: "alert" }, s.cardError) : null,
       s.savingCard ? h("p", { role: "status" }, t("card.saving")) : null,
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", disabled: Boolean(s.savingCard) }, t("action.save_card")),
         h("button", { type: "button", onclick: () => this.set({ adding: false, cardError: null }) }, t("action.cancel"))));
+    if (client instanceof StripeJsClient) client.mount().catch(() => this.set({ cardError: t("card.elements_error") }));
+    return form;
   }
 
   challengeView(title) {
     const t = this.t;
-    const { order, config } = this.state;
-    const amount = money(order.total_minor, order.currency, this.owner.locale);
-    if (!config || config.card_mode !== "fake") return [title(t("challenge.title")), h("p", { role: "status" }, t("pay.paying"))];
-    return [title(t("challenge.title")), h("p", {}, t("challenge.text", { amount })),
-      h("div", { class: "actions" },
-        h("button", { type: "button", class: "primary", onclick: () => this.challengeDone(true) }, t("action.authenticate")),
-        h("button", { type: "button", onclick: () => this.challengeDone(false) }, t("action.fail_auth")))];
+    const s = this.state;
+    return [title(t("challenge.title")), h("p", {}, t("challenge.text")),
+      h("iframe", { class: "challenge", src: s.challengeUrl, title: t("challenge.frame") }),
+      h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.close() }, t("action.cancel")))];
   }
 }
 
@@ -653,35 +695,129 @@ async function waitFor(check, { timeoutMs = 20000, everyMs = 250 } = {}) {
   }
 }
 
-// The local Stripe fake, called the way Stripe.js calls Stripe with a publishable key and a client secret.
-async function fakeStripe(base, path, form) {
-  const res = await fetch(new URL(path, `${base}/`), { method: "POST", mode: "cors", credentials: "omit",
-    headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: "Bearer pk_test_fake" },
-    body: new URLSearchParams(form) });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error((data.error && data.error.message) || `card form failed (${res.status})`);
-  return data;
+// ---------------------------------------------------------------- adding cards and 3-D Secure
+
+/** A card problem with Stripe's code (decline_code first), shown through the messages file. */
+export class CardError extends Error {
+  constructor(code, message) { super(message || code); this.code = code || "card_error"; }
 }
 
-// The fake's test cards by number, as Stripe's own test payment methods (what Stripe.js would create).
-const FAKE_TEST_CARDS = {
-  "4242424242424242": "pm_card_visa",
-  "5555555555554444": "pm_card_mastercard",
-  "4000002760003184": "pm_card_authenticationRequired",
-  "4000000000000002": "pm_card_chargeDeclined",
-  "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
-};
-
-async function confirmSetupWithFake(base, clientSecret, card) {
-  const paymentMethod = FAKE_TEST_CARDS[card.number];
-  if (!paymentMethod) throw new Error("Use one of the test cards listed below.");
-  const id = clientSecret.split("_secret_")[0];
-  return fakeStripe(base, `v1/setup_intents/${id}/confirm`, { client_secret: clientSecret, payment_method: paymentMethod });
+/** Stripe's answer about a card, in plain words with what to do next. */
+export function cardErrorText(err, t) {
+  if (err instanceof Problem) return problemText(err, t);
+  const code = err instanceof CardError ? err.code : "card_error";
+  const known = t(`card.error.${code}`);
+  return known === `card.error.${code}` ? t("card.error.other", { detail: err.message }) : known;
 }
 
-async function answerFakeChallenge(base, clientSecret, passed) {
-  const id = clientSecret.split("_secret_")[0];
-  return fakeStripe(base, `v1/_fake/authenticate/${id}`, { client_secret: clientSecret, success: passed ? "true" : "false" });
+const intentOf = (clientSecret) => String(clientSecret).split("_secret_")[0];
+
+/**
+ * The local Stripe fake (demo and tests), called as Stripe.js calls Stripe: form posts with the publishable key
+ * and the intent's client secret, straight from the browser to the fake's own address (it answers CORS).
+ */
+export class TestCardClient {
+  constructor(base, publishableKey, showChallenge) {
+    this.base = `${String(base).replace(/\/+$/, "")}/`;
+    this.key = publishableKey;
+    this.showChallenge = showChallenge;
+  }
+
+  async request(method, path, fields) {
+    const url = new URL(path, this.base);
+    const form = new URLSearchParams({ key: this.key, ...fields });
+    let res;
+    try {
+      if (method === "GET") { url.search = form.toString(); res = await fetch(url, { mode: "cors", credentials: "omit", cache: "no-store" }); }
+      else res = await fetch(url, { method, mode: "cors", credentials: "omit", body: form });
+    } catch {
+      throw new CardError("network");
+    }
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) { const e = data.error || {}; throw new CardError(e.decline_code || e.code || "card_error", e.message); }
+    return data;
+  }
+
+  /** createPaymentMethod + confirmCardSetup (with its challenge); resolves to the succeeded SetupIntent. */
+  async saveCard(clientSecret, card) {
+    const pm = await this.request("POST", "v1/payment_methods", { type: "card", "card[number]": card.number,
+      "card[exp_month]": card.exp_month, "card[exp_year]": card.exp_year, "card[cvc]": card.cvc });
+    const id = intentOf(clientSecret);
+    let seti = await this.request("POST", `v1/setup_intents/${id}/confirm`, { client_secret: clientSecret, payment_method: pm.id });
+    seti = await this.nextAction(seti, "setup_intents", clientSecret);
+    if (seti.status !== "succeeded") {
+      const e = seti.last_setup_error || {};
+      throw new CardError(e.decline_code || e.code || "authentication_failed", e.message);
+    }
+    return seti;
+  }
+
+  /** confirmCardPayment on-session, or handleNextAction when the intent already waits for the card holder. */
+  async confirmPayment(clientSecret, paymentMethod) {
+    const id = intentOf(clientSecret);
+    let pi = await this.request("GET", `v1/payment_intents/${id}`, { client_secret: clientSecret });
+    if (["requires_payment_method", "requires_confirmation"].includes(pi.status)) {
+      const fields = { client_secret: clientSecret };
+      if (paymentMethod) fields.payment_method = paymentMethod;
+      pi = await this.request("POST", `v1/payment_intents/${id}/confirm`, fields);
+    }
+    return this.nextAction(pi, "payment_intents", clientSecret);
+  }
+
+  async nextAction(intent, kind, clientSecret) {
+    if (intent.status !== "requires_action") return intent;
+    const url = intent.next_action && intent.next_action.use_stripe_sdk && intent.next_action.use_stripe_sdk.stripe_js;
+    await this.showChallenge(url, new URL(this.base).origin, intent.id);
+    return this.request("GET", `v1/${kind}/${intent.id}`, { client_secret: clientSecret });
+  }
+}
+
+const STRIPE_JS = "https://js.stripe.com/v3/";
+let stripeJsPromise = null;
+
+/** Stripe.js, added to the page once and only when a publishable key is configured (card_mode "stripe"). */
+function loadStripeJs() {
+  stripeJsPromise ||= new Promise((resolve, reject) => {
+    if (globalThis.Stripe) { resolve(globalThis.Stripe); return; }
+    const script = document.createElement("script");
+    script.src = STRIPE_JS;
+    script.async = true;
+    script.onload = () => (globalThis.Stripe ? resolve(globalThis.Stripe) : reject(new CardError("elements_unavailable")));
+    script.onerror = () => { stripeJsPromise = null; reject(new CardError("elements_unavailable")); };
+    document.head.append(script);
+  });
+  return stripeJsPromise;
+}
+
+/** Stripe Elements: the card field lives in the host page's DOM (slotted into the dialog), Stripe's iframe in it. */
+export class StripeJsClient {
+  constructor(publishableKey, slot) { this.key = publishableKey; this.slot = slot; this.card = null; }
+
+  async stripe() { const Stripe = await loadStripeJs(); this._stripe ||= Stripe(this.key); return this._stripe; }
+
+  async mount() {
+    const stripe = await this.stripe();
+    if (this.card) return;
+    this.card = stripe.elements().create("card");
+    this.card.mount(this.slot());
+  }
+
+  async saveCard(clientSecret) {
+    const stripe = await this.stripe();
+    const r = await stripe.confirmCardSetup(clientSecret, { payment_method: { card: this.card } });
+    if (r.error) throw new CardError(r.error.decline_code || r.error.code, r.error.message);
+    return r.setupIntent;
+  }
+
+  async confirmPayment(clientSecret, paymentMethod) {
+    const stripe = await this.stripe();
+    const { paymentIntent } = await stripe.retrievePaymentIntent(clientSecret);
+    const r = paymentIntent && paymentIntent.status === "requires_action"
+      ? await stripe.handleNextAction({ clientSecret })
+      : await stripe.confirmCardPayment(clientSecret, paymentMethod ? { payment_method: paymentMethod } : undefined);
+    if (r.error) throw new CardError(r.error.decline_code || r.error.code, r.error.message);
+    return r.paymentIntent;
+  }
 }
 
 // ---------------------------------------------------------------- <commerce-offer feature="...">
