@@ -28,7 +28,7 @@ WEBHOOK_SECRET = "whsec_browser_" + "j" * 24
 def stack_env(api_port: int) -> Iterator[dict[str, str]]:
     """``python -m stripe_fake`` on its own port, posting its signed events to this test's app."""
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 (our interpreter, our module, fixed arguments)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "stripe_fake", "--port", str(port), "--quiet", "--webhook-secret", WEBHOOK_SECRET,
          "--webhook-url", f"http://127.0.0.1:{api_port}/v1/stripe/webhook"],
         env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True)
@@ -56,7 +56,7 @@ async def _checkout(stack: Stack, page: Page) -> Locator:
     await expect(offer.get_by_role("heading", name="Unlock Forecasting")).to_be_visible()
     await offer.get_by_role("button", name="Buy").click()
     dialog = page.get_by_role("dialog")
-    await expect(dialog.get_by_text("Your own card")).to_be_visible()
+    await expect(dialog.get_by_text("Your own card", exact=True)).to_be_visible()
     await dialog.get_by_role("button", name="Confirm purchase").click()
     await expect(dialog.get_by_role("heading", name="Pay with your card")).to_be_visible()
     await expect(dialog.get_by_text("You have no saved card yet.")).to_be_visible()
