@@ -1,9 +1,10 @@
 // Unit tests of the widget's pure helpers and its client function, run in Chromium (no Node needed).
 // The runner is this file: each test is a function; failures are collected in the returned list.
 const widget = await import(globalThis.WIDGET_MODULE_URL);
-const { format, money, clockText, daysLeft, priceText, problemText, humanize, call, Problem, newKey } = widget;
+const { format, money, clockText, daysLeft, priceText, problemText, humanize, call, Problem, newKey, CardError,
+  cardErrorText } = widget;
 const { messages } = await import(new URL("messages.js", globalThis.WIDGET_MODULE_URL).href);
-const t = (key, vars) => format(messages.en[key], vars);
+const t = (key, vars) => format(messages.en[key] ?? key, vars); // as the widget: an unknown key shows itself
 
 const tests = {};
 const eq = (actual, expected) => {
@@ -12,6 +13,21 @@ const eq = (actual, expected) => {
   if (a !== e) throw new Error(`expected ${e}, got ${a}`);
 };
 
+tests["cardErrorText says a decline in plain words, with what to do next"] = () => {
+  eq(cardErrorText(new CardError("insufficient_funds", "Your card has insufficient funds."), t),
+    "This card has insufficient funds. Use another card.");
+  eq(cardErrorText(new CardError("incorrect_number"), t), "That card number is not right. Check it and try again.");
+  eq(cardErrorText(new CardError("processing_error", "An error occurred while processing your card."), t),
+    "The card could not be used: An error occurred while processing your card.");
+  eq(cardErrorText(new Problem(0, null), t), t("error.network"));
+};
+tests["every card code the local Stripe fake answers has its own message"] = () => {
+  for (const code of ["card_declined", "generic_decline", "insufficient_funds", "incorrect_number", "invalid_expiry_month",
+    "invalid_expiry_year", "invalid_cvc", "test_mode_live_card", "setup_intent_authentication_failure",
+    "payment_intent_authentication_failure", "canceled", "network", "settle_timeout"]) {
+    if (!messages.en[`card.error.${code}`]) throw new Error(`no message for ${code}`);
+  }
+};
 tests["format fills placeholders and leaves unknown ones"] = () => {
   eq(format("{a} and {b}", { a: 1 }), "1 and {b}");
 };

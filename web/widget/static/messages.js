@@ -4,6 +4,7 @@
 export const messages = {
   en: {
     "loading": "Loading…",
+    "frame.title": "Purchase options",
     "region.offer": "Unlock {feature}",
     "region.suggestions": "Suggested for you",
     "offer.title.denied": "Unlock {feature}",
@@ -133,6 +134,7 @@ export const messages = {
     "card.error.elements_unavailable": "The card form could not load. Check your connection and try again.",
     "card.error.network": "We could not reach the payment service. Check your connection and try again.",
     "card.error.canceled": "You left the bank's check, so nothing happened. Try again when you are ready.",
+    "card.error.settle_timeout": "The payment is taking longer than usual. Close this and look again in a minute; you will not be charged twice.",
     "card.error.other": "The card could not be used: {detail}",
     "challenge.title": "Confirm it's you",
     "challenge.text": "Your bank wants to confirm it is you. Answer its check below; nothing is charged before you do.",

@@ -521,7 +521,7 @@ class CheckoutDialog {
       this.set({ step: "pay", order: done, payKey: newKey(`pay-${order.id}`),
         declined: this.state.declined || done.failure_reason || this.t("challenge.failed") });
     } catch (err) {
-      this.set({ step: "error", error: problemText(err, this.t) });
+      this.set({ step: "error", error: cardErrorText(err, this.t) });
     }
   }
 
@@ -690,7 +690,7 @@ async function waitFor(check, { timeoutMs = 20000, everyMs = 250 } = {}) {
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (Date.now() > until) throw new Error("timed out waiting for the payment to settle");
+    if (Date.now() > until) throw new CardError("settle_timeout");
     await delay(everyMs);
   }
 }
@@ -1152,7 +1152,9 @@ function mountFrame(container, options) {
   const origin = src.origin;
   const frame = document.createElement("iframe");
   frame.src = src.href;
-  frame.title = options.title || "Purchase options";
+  const lang = (options.lang || document.documentElement.lang || "en").slice(0, 2);
+  frame.title = options.title || (options.messages && options.messages["frame.title"])
+    || (MESSAGES[lang] || MESSAGES.en)["frame.title"] || MESSAGES.en["frame.title"];
   frame.style.cssText = "border:0;width:100%;max-width:36rem;height:320px;display:block;color-scheme:normal";
   const send = (message) => frame.contentWindow && frame.contentWindow.postMessage(message, origin);
   const listener = async (e) => {
