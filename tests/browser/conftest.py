@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
 
 from app.db import create_engine
 from app.demo import seed_demo
@@ -114,11 +114,14 @@ class Stack:
             return a ? `${a.tagName.toLowerCase()}:${name}` : '';
         }"""))
 
-    async def shot(self, page: Page, name: str) -> Path:
-        """A screenshot kept in test-artifacts/<test>/ (look at them)."""
+    async def shot(self, page: Page, name: str, *, only: Locator | None = None) -> Path:
+        """A screenshot kept in test-artifacts/<test>/ (look at them): the whole page, or ``only`` one element."""
         self.shots += 1
         path = self.artifacts / f"{self.shots:02d}-{name}.png"
-        await page.screenshot(path=str(path), full_page=True)
+        if only is not None:
+            await only.screenshot(path=str(path))
+        else:
+            await page.screenshot(path=str(path), full_page=True)
         return path
 
 
