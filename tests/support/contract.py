@@ -65,7 +65,9 @@ class Contract:
             return []  # CORS preflights and HEAD are the server's, for every route (docs/api.md), not operations
         found = self.operation(method, path)
         if found is None:
-            return [] if status in (404, 405) else [f"{method} {path}: no documented operation serves it"]
+            if status in (404, 405) or not path.startswith("/v1/"):
+                return []  # pages, assets and the widget are not API operations
+            return [f"{method} {path}: no documented operation serves it"]
         template, op = found
         where = f"{method} {template} -> {status}"
         responses = op.get("responses", {})
