@@ -25,6 +25,8 @@ from app.db import create_engine, create_lock_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
+from app.jobs.routes import list_jobs
+from app.jobs.wiring import JobsLoop
 from app.notify import Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
@@ -63,6 +65,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,
+    list_jobs,
 ]
 
 
@@ -112,14 +115,20 @@ def create_app(
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         await listener.start()
         await entitlements.start(app.state.sessionmaker)
+        jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
+                        stripe=app.state.stripe)
+        app.state.jobs, app.state.job_list = jobs, jobs.jobs
+        jobs.start()
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
         if settings.dispatcher == "on":
             dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
             dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
+        app.state.dispatcher_task = dispatcher_task
         try:
             yield
         finally:
+            await jobs.stop()
             stop_dispatcher.set()
             if dispatcher_task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):

@@ -4,6 +4,7 @@ from app.accounts.models import Account, User
 from app.audit import AuditEntry
 from app.db import Base
 from app.idempotency import IdempotencyRecord
+from app.jobs.models import JobRun
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
 from app.webhooks.models import (
@@ -72,6 +73,7 @@ __all__ = [
     "Grant",
     "GuardrailVersion",
     "IdempotencyRecord",
+    "JobRun",
     "LedgerEntry",
     "Order",
     "OutboxEvent",

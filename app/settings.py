@@ -51,6 +51,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     workers: int = 1
     dispatcher: Switch = "on"
+    scheduler: Switch = "on"
+    jobs_poll_seconds: float = 15.0
+    jobs_disabled: tuple[str, ...] = ()
+    job_history_days: int = 90
+    metrics: Switch = "on"
     webhook_timeout_seconds: float = 10.0
     webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     webhook_retry_jitter: float = 0.2
@@ -137,6 +142,11 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_PORT": "port",
     "COMMERCE_WORKERS": "workers",
     "COMMERCE_DISPATCHER": "dispatcher",
+    "COMMERCE_SCHEDULER": "scheduler",
+    "COMMERCE_JOBS_POLL_SECONDS": "jobs_poll_seconds",
+    "COMMERCE_JOBS_DISABLED": "jobs_disabled",
+    "COMMERCE_JOB_HISTORY_DAYS": "job_history_days",
+    "COMMERCE_METRICS": "metrics",
     "COMMERCE_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
     "COMMERCE_WEBHOOK_RETRY_SCHEDULE": "webhook_retry_schedule",
     "COMMERCE_WEBHOOK_RETRY_JITTER": "webhook_retry_jitter",
@@ -198,7 +208,9 @@ _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flus
 _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
-_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds"}
+_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "jobs_poll_seconds"}
+_INT_FIELDS |= {"job_history_days"}
+_LIST_FIELDS |= {"jobs_disabled"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -245,6 +257,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
+    if not 0.05 <= settings.jobs_poll_seconds <= 3600 or not 1 <= settings.job_history_days <= 3650:
+        raise SettingsError("COMMERCE_JOBS_POLL_SECONDS must be 0.05..3600 and COMMERCE_JOB_HISTORY_DAYS 1..3650")
     return _with_secrets(settings)
 
 

@@ -1,5 +1,6 @@
-"""The per-process side of entitlements: the check path over cached snapshots, the demand-signal flusher
-and the periodic sweep. One ``Runtime`` per app, created by the app factory and kept in ``app.state``."""
+"""The per-process side of entitlements: the check path over cached snapshots and the demand-signal flusher
+(the expiry and trial sweep is a scheduled job, app/jobs). One ``Runtime`` per app, created by the app factory
+and kept in ``app.state``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, che
 from entitlements.errors import FeatureNotFound
 from entitlements.schemas import CheckRead, FeatureSnapshot, SnapshotRead
 from entitlements.service._snapshot import catalog_view, load_snapshot
-from entitlements.service._trials import sweep
 from entitlements.service._usage import add_signals
 
 log = logging.getLogger("commerce.entitlements")
@@ -56,9 +56,6 @@ class Runtime:
         self.sessionmaker = sessionmaker
         self._tasks.append(asyncio.create_task(self._every(self.settings.demand_flush_seconds, self.flush_demand),
                                                name="demand-flush"))
-        if self.settings.sweep_seconds > 0:
-            self._tasks.append(asyncio.create_task(self._every(self.settings.sweep_seconds, self.sweep_once),
-                                                   name="entitlement-sweep"))
 
     async def stop(self) -> None:
         if self._catalog_refresh is not None:
@@ -91,11 +88,6 @@ class Runtime:
             self.demand.restore(taken)
             raise
         return len(taken)
-
-    async def sweep_once(self) -> dict[str, int]:
-        assert self.sessionmaker is not None
-        async with self.sessionmaker() as session, session.begin():
-            return await sweep(session, clock=self.clock, trial_ending_days=self.settings.trial_ending_days)
 
     # -- reads ------------------------------------------------------------------------------------------
 

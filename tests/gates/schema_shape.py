@@ -33,6 +33,7 @@ GLOBAL_TABLES: dict[str, str] = {
     "catalog_prices": "the vendor's catalog (reference table when sharded)",
     "catalog_policies": "the vendor's catalog (reference table when sharded)",
     "stripe_events": "Stripe's event ids are global; an event is matched to accounts by its handlers",
+    "job_runs": "the deployment's scheduled jobs (operations, no account data)",
 }
 
 _PRIMARY_KEYS = text("""
