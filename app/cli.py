@@ -1,4 +1,4 @@
-"""The ``commerce`` command: migrate, serve, worker, demo, keys (and more as the domains grow)."""
+"""The ``commerce`` command (click): migrate, serve, worker, demo, keys, billing, catalog, entitlements, jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+import click
 
 from app.settings import (
     FAKE_STRIPE_WARNING,
@@ -361,67 +363,191 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations up to head")
-    serve = sub.add_parser("serve", help="run the HTTP service (granian, N worker processes)")
-    serve.add_argument("--workers", type=int, help="worker processes (default COMMERCE_WORKERS or 1)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--no-migrate", dest="migrate", action="store_false", help="do not migrate at start")
-    demo = sub.add_parser("demo", help="migrate, seed demo data and serve")
-    demo.add_argument("--workers", type=int)
-    demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
-    sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
-    sub.add_parser("db-url", help="print the database URL (for psql)")
-    keys = sub.add_parser("keys", help="vendor API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key and print its secret once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated scopes, or 'all'")
-    create.add_argument("--account", action="append", metavar="EXTERNAL_ID",
-                        help="bind the key to this account (repeat for several); without it the key is global")
-    keys_sub.add_parser("list", help="list keys")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key_id")
-    billing = sub.add_parser("billing", help="statements, invoices, renewals, approval expiry, reconciliation")
-    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
-    close = billing_sub.add_parser("close", help="close a period: one statement per account with budget spend, "
-                                                 "then its Stripe invoice (with STRIPE_SECRET_KEY)")
-    close.add_argument("--period", required=True, help="YYYY-MM")
-    billing_sub.add_parser("expire-approvals", help="expire approval requests whose time ran out")
-    billing_sub.add_parser("run", help="renew due subscriptions (both routes) and run dunning; idempotent")
-    billing_sub.add_parser("reconcile", help="replay unresolved card payments and refunds, re-handle failed events")
-    invoice = billing_sub.add_parser("invoice", help="create the Stripe invoices of a closed period's statements")
-    invoice.add_argument("--period", required=True, help="YYYY-MM")
-    catalog = sub.add_parser("catalog", help="the module catalog as code (TOML)")
-    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    plan = catalog_sub.add_parser("plan", help="show what applying FILE would change")
-    plan.add_argument("file")
-    apply = catalog_sub.add_parser("apply", help="apply FILE as a new catalog revision (all or nothing)")
-    apply.add_argument("file")
-    catalog_sub.add_parser("export", help="print the live catalog as TOML")
-    ent = sub.add_parser("entitlements", help="entitlement maintenance")
-    ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
-    ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
-    return parser
+# --- the command line (click): options map onto the ``args`` namespace each cmd_* function reads -----------
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; work failed (retry later); bad input or configuration
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+SERVER_OPTIONS = ("workers", "host", "port")
 
 
-COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements}
+def _invoke(command: Any, **params: Any) -> None:
+    """Load settings (with --host/--port/--workers), run ``command`` and exit with its code."""
+    overrides = {k: params[k] for k in SERVER_OPTIONS if params.get(k) is not None}
+    settings = load_settings(**overrides)
+    raise SystemExit(command(settings, argparse.Namespace(**params)))
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option("0.1.0", prog_name="commerce")
+def cli() -> None:
+    """In-product commerce and entitlements.
+
+    Settings come from the environment (see the README's configuration table). Exit codes: 0 done,
+    1 some work failed and will be retried by the next run, 2 bad input or configuration.
+    """
+
+
+def _server_options(f: Any) -> Any:
+    f = click.option("--workers", type=click.IntRange(1, 256), help="worker processes (default COMMERCE_WORKERS)")(f)
+    f = click.option("--host", help="listen address (default COMMERCE_HOST)")(f)
+    return click.option("--port", type=click.IntRange(1, 65535), help="listen port (default COMMERCE_PORT)")(f)
+
+
+@cli.command(context_settings=CONTEXT)
+def migrate() -> None:
+    """Apply database migrations up to head."""
+    _invoke(cmd_migrate)
+
+
+@cli.command(context_settings=CONTEXT)
+@_server_options
+@click.option("--no-migrate", "migrate", flag_value=False, default=True, help="do not migrate at start")
+def serve(**params: Any) -> None:
+    """Run the HTTP service (granian, N worker processes)."""
+    _invoke(cmd_serve, **params)
+
+
+@cli.command(context_settings=CONTEXT)
+@_server_options
+def demo(**params: Any) -> None:
+    """Migrate, seed demo data and serve."""
+    _invoke(cmd_demo, **params)
+
+
+@cli.command(context_settings=CONTEXT)
+def worker() -> None:
+    """Run the webhook dispatcher (outbox -> signed deliveries) until SIGINT/SIGTERM."""
+    _invoke(cmd_worker)
+
+
+@cli.command("db-url", context_settings=CONTEXT)
+def db_url() -> None:
+    """Print the database URL (for psql)."""
+    _invoke(cmd_db_url)
+
+
+@cli.group(context_settings=CONTEXT)
+def keys() -> None:
+    """Vendor API keys."""
+
+
+@keys.command("create", context_settings=CONTEXT)
+@click.option("--name", required=True, help="a name for the key")
+@click.option("--scopes", required=True, help="comma-separated scopes, or 'all'")
+@click.option("--account", multiple=True, metavar="EXTERNAL_ID",
+              help="bind the key to this account (repeat for several); without it the key is global")
+def keys_create(name: str, scopes: str, account: tuple[str, ...]) -> None:
+    """Create a key and print its secret once."""
+    _invoke(cmd_keys, keys_command="create", name=name, scopes=scopes, account=list(account) or None)
+
+
+@keys.command("list", context_settings=CONTEXT)
+def keys_list() -> None:
+    """List keys."""
+    _invoke(cmd_keys, keys_command="list")
+
+
+@keys.command("revoke", context_settings=CONTEXT)
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key."""
+    _invoke(cmd_keys, keys_command="revoke", key_id=key_id)
+
+
+@cli.group(context_settings=CONTEXT)
+def billing() -> None:
+    """Statements, invoices, renewals, approval expiry, reconciliation (also scheduled jobs)."""
+
+
+PERIOD = click.option("--period", required=True, help="YYYY-MM")
+
+
+@billing.command("close", context_settings=CONTEXT)
+@PERIOD
+def billing_close(period: str) -> None:
+    """Close a period: one statement per account with budget spend, then its Stripe invoice (with Stripe)."""
+    _invoke(cmd_billing, billing_command="close", period=period)
+
+
+@billing.command("expire-approvals", context_settings=CONTEXT)
+def billing_expire_approvals() -> None:
+    """Expire approval requests whose time ran out."""
+    _invoke(cmd_billing, billing_command="expire-approvals")
+
+
+@billing.command("run", context_settings=CONTEXT)
+def billing_run() -> None:
+    """Renew due subscriptions (both routes) and run dunning; idempotent."""
+    _invoke(cmd_billing, billing_command="run")
+
+
+@billing.command("reconcile", context_settings=CONTEXT)
+def billing_reconcile() -> None:
+    """Replay unresolved card payments and refunds, re-handle failed events."""
+    _invoke(cmd_billing, billing_command="reconcile")
+
+
+@billing.command("invoice", context_settings=CONTEXT)
+@PERIOD
+def billing_invoice(period: str) -> None:
+    """Create the Stripe invoices of a closed period's statements."""
+    _invoke(cmd_billing, billing_command="invoice", period=period)
+
+
+@cli.group(context_settings=CONTEXT)
+def catalog() -> None:
+    """The module catalog as code (TOML)."""
+
+
+@catalog.command("plan", context_settings=CONTEXT)
+@click.argument("file")
+def catalog_plan(file: str) -> None:
+    """Show what applying FILE would change."""
+    _invoke(cmd_catalog, catalog_command="plan", file=file)
+
+
+@catalog.command("apply", context_settings=CONTEXT)
+@click.argument("file")
+def catalog_apply(file: str) -> None:
+    """Apply FILE as a new catalog revision (all or nothing)."""
+    _invoke(cmd_catalog, catalog_command="apply", file=file)
+
+
+@catalog.command("export", context_settings=CONTEXT)
+def catalog_export() -> None:
+    """Print the live catalog as TOML."""
+    _invoke(cmd_catalog, catalog_command="export")
+
+
+@cli.group(context_settings=CONTEXT)
+def entitlements() -> None:
+    """Entitlement maintenance."""
+
+
+@entitlements.command("sweep", context_settings=CONTEXT)
+def entitlements_sweep() -> None:
+    """Emit due expiry and trial events (idempotent; safe to run any time)."""
+    _invoke(cmd_entitlements, entitlements_command="sweep")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    overrides = {k: v for k in ("workers", "host", "port") if (v := getattr(args, k, None)) is not None}
+    """Run the command line; returns the exit code (usage errors and bad settings are 2)."""
     try:
-        settings = load_settings(**overrides)
-        return COMMANDS[args.command](settings, args)
+        cli.main(args=argv, prog_name="commerce", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return int(exc.exit_code)
+    except click.ClickException as exc:  # usage errors: click's own message, code 2
+        exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        print("commerce: aborted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     except (SettingsError, ValueError) as exc:
         print(f"commerce: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 if __name__ == "__main__":
