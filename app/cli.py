@@ -47,10 +47,35 @@ async def _with_engine(url: str, settings: Settings, work: Any) -> Any:
         await engine.dispose()
 
 
-def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _out(args: argparse.Namespace, text: str, data: Any) -> None:
+    """Print ``text`` for people, or ``data`` as one JSON document with ``--json`` (for scripts)."""
+    if getattr(args, "json", False):
+        import msgspec
+
+        print(msgspec.json.encode(data).decode())
+    else:
+        print(text)
+
+
+@contextlib.contextmanager
+def working(args: argparse.Namespace, message: str) -> Iterator[None]:
+    """A spinner with elapsed time on stderr while long work runs (only on a terminal, never with --json)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        progress.add_task(message, total=None)
+        yield
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
-    with database_url(settings) as url:
+    with database_url(settings) as url, working(args, "migrating the database"):
         asyncio.run(_with_engine(url, settings, upgrade))
     print("database migrated to head")
     return 0
@@ -99,17 +124,22 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
                                    target_type="api_key", target_id=new.key.key_id,
                                    after={"name": args.name, "scopes": sorted(scopes),
                                           "accounts": None if bound is None else sorted(bound.values())})
-                print(f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}")
-                print(f"accounts: {_binding(None if bound is None else bound.values())}")
-                print(f"secret:  {new.secret}\n(shown once: store it now)")
+                accounts = None if bound is None else sorted(bound.values())
+                _out(args, f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}\n"
+                           f"accounts: {_binding(accounts)}\nsecret:  {new.secret}\n(shown once: store it now)",
+                     {"key_id": new.key.key_id, "scopes": sorted(scopes), "accounts": accounts, "secret": new.secret})
             elif args.keys_command == "list":
                 rows = await keys.list_keys(session)
                 names = await external_ids(session, [a for k in rows for a in k.account_ids or ()])
+                lines, data = [], []
                 for k in rows:
                     state = "revoked" if k.revoked_at else "active"
                     binding = None if k.account_ids is None else [names[a] for a in k.account_ids]
-                    print(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  accounts: {_binding(binding)}  "
-                          f"last used: {k.last_used_at}")
+                    lines.append(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  accounts: "
+                                 f"{_binding(binding)}  last used: {k.last_used_at}")
+                    data.append({"key_id": k.key_id, "state": state, "name": k.name, "scopes": list(k.scopes),
+                                 "accounts": binding, "last_used_at": k.last_used_at})
+                _out(args, "\n".join(lines), data)
             else:
                 await keys.revoke_key(session, args.key_id, clock=clock)
                 await notify(session, "key", args.key_id)
@@ -220,39 +250,117 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     with database_url(settings) as url:
         try:
-            code: int = asyncio.run(_with_engine(url, settings, work))
+            with working(args, f"catalog {args.catalog_command}"):
+                code: int = asyncio.run(_with_engine(url, settings, work))
         except DomainError as exc:
             print(f"commerce: {exc.detail}", file=sys.stderr)
             for err in exc.errors or []:
                 print(f"  {err.field}: {err.message}", file=sys.stderr)
             return 1
         return code
+def _job_resources(url: str, settings: Settings) -> Any:
+    """Engines, the job list and the Stripe gateway (real Stripe only: a CLI's own fake knows no payments)."""
+    from app.clock import SystemClock
+    from app.db import create_engine, create_lock_engine, make_sessionmaker
+    from app.jobs.wiring import JobsLoop
+    from billing.stripe_gateway import create_gateway
+
+    engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
+    lock_engine = create_lock_engine(url, pool_size=2, max_overflow=4)
+    gateway = create_gateway(settings) if settings.stripe_mode == "stripe" else None
+    jobs = JobsLoop(sessionmaker=make_sessionmaker(engine), lock_engine=lock_engine, settings=settings,
+                    clock=SystemClock(), stripe=gateway)
+
+    async def close() -> None:
+        await jobs.stop()
+        if gateway is not None:
+            await gateway.close()
+        await engine.dispose()
+        await lock_engine.dispose()
+
+    return engine, jobs, close
+
+
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    """Run the webhook dispatcher until SIGINT/SIGTERM (as many workers as you like, on any hosts)."""
+    """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (any number, on any hosts)."""
     import logging
     import signal
 
     from app.clock import SystemClock
-    from app.db import create_engine, make_sessionmaker
+    from app.db import make_sessionmaker
     from app.webhooks.dispatcher import Dispatcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     async def work(url: str) -> None:
-        engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
+        engine, jobs, close = _job_resources(url, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        jobs.start()  # COMMERCE_SCHEDULER=off leaves the jobs to other processes
         try:
             await Dispatcher(make_sessionmaker(engine), settings=settings, clock=SystemClock()).run(stop)
         finally:
-            await engine.dispose()
+            await close()
 
     with database_url(settings) as url:
-        print("webhook dispatcher running (Ctrl-C to stop)")
+        jobs = "and job scheduler " if settings.scheduler == "on" else ""
+        print(f"webhook dispatcher {jobs}running (Ctrl-C to stop)")
         asyncio.run(work(url))
     return 0
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    """``jobs list``: each job's last run and next run; ``jobs run NAME``: run one now (once across instances)."""
+    from app.clock import SystemClock
+    from app.jobs.status import job_status
+
+    async def work(url: str) -> int:
+        _engine, jobs, close = _job_resources(url, settings)
+        try:
+            names = [j.name for j in jobs.jobs]
+            if args.jobs_command == "list":
+                async with jobs.scheduler.sessionmaker() as session:
+                    rows = await job_status(session, jobs.jobs, now=SystemClock().now())
+                _out(args, _jobs_table(rows), rows)
+                return 0
+            if args.name not in names:
+                raise ValueError(f"unknown job {args.name!r}; jobs: {', '.join(names)}")
+            with working(args, f"running {args.name}"):
+                ran = await jobs.scheduler.run_now(args.name)
+            if ran is None:
+                print(f"commerce: {args.name} is running in another process; try again later", file=sys.stderr)
+                return 1
+            _out(args, f"{ran.job}: {ran.status} in {ran.duration_ms} ms  {ran.error or ran.detail}", ran)
+            return 0 if ran.status == "succeeded" else 1
+        finally:
+            await close()
+
+    with database_url(settings) as url:
+        code: int = asyncio.run(work(url))
+        return code
+
+
+def _jobs_table(rows: list[Any]) -> str:
+    """The jobs as a table for people (rich renders it to text)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(t: Any) -> str:
+        return "-" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+
+    table = Table("job", "schedule", "last run", "outcome", "duration", "next run", box=None, pad_edge=False)
+    for r in rows:
+        duration = "-" if r.last_duration_ms is None else f"{r.last_duration_ms} ms"
+        outcome = r.last_status or "never ran"
+        if r.last_error and r.last_status != "succeeded":
+            outcome += f" ({r.last_error[:60]})"
+        table.add_row(r.name, r.schedule, when(r.last_started_at), outcome, duration, when(r.next_run_at))
+    console = Console(width=160, record=True, file=None, force_terminal=False)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get().rstrip()
 
 
 def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
@@ -270,10 +378,10 @@ def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
                 total[k] = total.get(k, 0) + v
             if not any(counts.values()):
                 break
-        print(", ".join(f"{k}: {v}" for k, v in sorted(total.items())))
+        _out(args, ", ".join(f"{k}: {v}" for k, v in sorted(total.items())), total)
         return 0
 
-    with database_url(settings) as url:
+    with database_url(settings) as url, working(args, "sweeping entitlements"):
         code: int = asyncio.run(_with_engine(url, settings, work))
         return code
 
@@ -343,7 +451,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         try:
             if args.billing_command == "run":
                 report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock)
-                print(report)
+                _out(args, str(report), report)
                 return 1 if report.errors else 0
             if gateway is None:
                 print("commerce: set STRIPE_SECRET_KEY (plus STRIPE_API_BASE for a fake on loopback)", file=sys.stderr)
@@ -352,13 +460,13 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                 counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
             else:  # invoice, or the invoicing step of close
                 counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
-            print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+            _out(args, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), counts)
             return 1 if counts.get("errors") or counts.get("failed") else 0
         finally:
             if gateway is not None:
                 await gateway.close()
 
-    with database_url(settings) as url:
+    with database_url(settings) as url, working(args, f"billing {args.billing_command}"):
         result: int = asyncio.run(_with_engine(url, settings, work))
         return result
 
@@ -431,20 +539,25 @@ def keys() -> None:
     """Vendor API keys."""
 
 
+JSON = click.option("--json", "json", is_flag=True, help="print one JSON document (for scripts)")
+
+
 @keys.command("create", context_settings=CONTEXT)
+@JSON
 @click.option("--name", required=True, help="a name for the key")
 @click.option("--scopes", required=True, help="comma-separated scopes, or 'all'")
 @click.option("--account", multiple=True, metavar="EXTERNAL_ID",
               help="bind the key to this account (repeat for several); without it the key is global")
-def keys_create(name: str, scopes: str, account: tuple[str, ...]) -> None:
+def keys_create(name: str, scopes: str, account: tuple[str, ...], json: bool) -> None:
     """Create a key and print its secret once."""
-    _invoke(cmd_keys, keys_command="create", name=name, scopes=scopes, account=list(account) or None)
+    _invoke(cmd_keys, keys_command="create", name=name, scopes=scopes, account=list(account) or None, json=json)
 
 
 @keys.command("list", context_settings=CONTEXT)
-def keys_list() -> None:
+@JSON
+def keys_list(json: bool) -> None:
     """List keys."""
-    _invoke(cmd_keys, keys_command="list")
+    _invoke(cmd_keys, keys_command="list", json=json)
 
 
 @keys.command("revoke", context_settings=CONTEXT)
@@ -476,22 +589,25 @@ def billing_expire_approvals() -> None:
 
 
 @billing.command("run", context_settings=CONTEXT)
-def billing_run() -> None:
+@JSON
+def billing_run(json: bool) -> None:
     """Renew due subscriptions (both routes) and run dunning; idempotent."""
-    _invoke(cmd_billing, billing_command="run")
+    _invoke(cmd_billing, billing_command="run", json=json)
 
 
 @billing.command("reconcile", context_settings=CONTEXT)
-def billing_reconcile() -> None:
+@JSON
+def billing_reconcile(json: bool) -> None:
     """Replay unresolved card payments and refunds, re-handle failed events."""
-    _invoke(cmd_billing, billing_command="reconcile")
+    _invoke(cmd_billing, billing_command="reconcile", json=json)
 
 
 @billing.command("invoice", context_settings=CONTEXT)
+@JSON
 @PERIOD
-def billing_invoice(period: str) -> None:
+def billing_invoice(period: str, json: bool) -> None:
     """Create the Stripe invoices of a closed period's statements."""
-    _invoke(cmd_billing, billing_command="invoice", period=period)
+    _invoke(cmd_billing, billing_command="invoice", period=period, json=json)
 
 
 @cli.group(context_settings=CONTEXT)
@@ -525,9 +641,30 @@ def entitlements() -> None:
 
 
 @entitlements.command("sweep", context_settings=CONTEXT)
-def entitlements_sweep() -> None:
+@JSON
+def entitlements_sweep(json: bool) -> None:
     """Emit due expiry and trial events (idempotent; safe to run any time)."""
-    _invoke(cmd_entitlements, entitlements_command="sweep")
+    _invoke(cmd_entitlements, entitlements_command="sweep", json=json)
+
+
+@cli.group(context_settings=CONTEXT)
+def jobs() -> None:
+    """Scheduled jobs (run inside `serve` and `worker`; each slot once across every instance)."""
+
+
+@jobs.command("list", context_settings=CONTEXT)
+@JSON
+def jobs_list(json: bool) -> None:
+    """Each job's schedule, last run (outcome, duration) and next run."""
+    _invoke(cmd_jobs, jobs_command="list", json=json)
+
+
+@jobs.command("run", context_settings=CONTEXT)
+@JSON
+@click.argument("name")
+def jobs_run(name: str, json: bool) -> None:
+    """Run job NAME now (exit 1 when it fails or another process is running it)."""
+    _invoke(cmd_jobs, jobs_command="run", name=name, json=json)
 
 
 def main(argv: list[str] | None = None) -> int:

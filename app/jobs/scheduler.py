@@ -86,7 +86,7 @@ class Scheduler:
                  on_failure: FailureHook | None = None, runner: str | None = None) -> None:
         assert len({j.name for j in jobs}) == len(jobs), "job names are unique"
         self.jobs = {j.name: j for j in jobs}
-        self._sessionmaker, self._lock_engine, self._clock = sessionmaker, lock_engine, clock
+        self.sessionmaker, self._lock_engine, self._clock = sessionmaker, lock_engine, clock
         self._poll_seconds, self._on_failure = poll_seconds, on_failure
         self.runner = runner or runner_name()
         self.last_tick_at: float | None = None  # monotonic; readiness asks whether the loop is alive
@@ -143,7 +143,7 @@ class Scheduler:
     async def _claim(self, job: Job, *, manual: bool) -> JobRun | None:
         """Pick the run to do now (orphan, due retry, new slot or manual) and mark it running."""
         now = self._clock.now()
-        async with self._sessionmaker() as session, session.begin():
+        async with self.sessionmaker() as session, session.begin():
             open_runs = list((await session.scalars(
                 select(JobRun).where(JobRun.job == job.name, JobRun.status.in_(OPEN)).order_by(JobRun.slot_at)
             )).all())
@@ -196,7 +196,7 @@ class Scheduler:
             error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
         duration_ms = int((time.perf_counter() - started) * 1000)
         now = self._clock.now()
-        async with self._sessionmaker() as session, session.begin():
+        async with self.sessionmaker() as session, session.begin():
             row = await session.get(JobRun, (run.job, run.slot_at), with_for_update=True)
             assert row is not None
             row.finished_at, row.duration_ms = now, duration_ms
