@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from app import sessions
+from app import metrics, observability, sessions
 from app.accounts.routes import AccountController, SessionController
 from app.api.audit import AuditController
 from app.api.health import healthz, readyz
@@ -27,7 +27,8 @@ from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.jobs.routes import list_jobs
 from app.jobs.wiring import JobsLoop
-from app.notify import Listener
+from app.logs import configure_logging
+from app.notify import LagProbe, Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
@@ -110,10 +111,14 @@ def create_app(
         entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.lock_engine = lock_engine
+        metrics.watch_pool("main", engine)
+        metrics.watch_pool("locks", lock_engine)
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
+        probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)
         await listener.start()
+        probe.start()
         await entitlements.start(app.state.sessionmaker)
         jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
                         stripe=app.state.stripe)
@@ -133,6 +138,7 @@ def create_app(
             if dispatcher_task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
+            await probe.stop()
             await entitlements.stop()
             await app.state.suggest_refresher.stop()
             await listener.stop()
@@ -146,7 +152,9 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, *observability.route_handlers(settings), *extra_route_handlers],
+        middleware=observability.middleware(settings),
+        logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
         dependencies=DEPENDENCIES,
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -202,8 +210,9 @@ def exit_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
 
 def app_factory() -> Litestar:
     """Entry point for ASGI servers (``--factory``): settings from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     parent = os.environ.get(SERVE_PID_ENV)
     if parent is not None and parent.isdigit() and int(parent) == os.getppid():
         exit_with_parent(int(parent))
-    return create_app(load_settings())
+    return create_app(settings)

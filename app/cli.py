@@ -283,14 +283,11 @@ def _job_resources(url: str, settings: Settings) -> Any:
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (any number, on any hosts)."""
-    import logging
     import signal
 
     from app.clock import SystemClock
     from app.db import make_sessionmaker
     from app.webhooks.dispatcher import Dispatcher
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     async def work(url: str) -> None:
         engine, jobs, close = _job_resources(url, settings)
@@ -480,8 +477,11 @@ SERVER_OPTIONS = ("workers", "host", "port")
 
 def _invoke(command: Any, **params: Any) -> None:
     """Load settings (with --host/--port/--workers), run ``command`` and exit with its code."""
+    from app.logs import configure_logging
+
     overrides = {k: params[k] for k in SERVER_OPTIONS if params.get(k) is not None}
     settings = load_settings(**overrides)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     raise SystemExit(command(settings, argparse.Namespace(**params)))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from litestar import Response, get
@@ -25,7 +25,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 NAMESPACE = "commerce"
 
@@ -75,6 +77,35 @@ POOLS = PoolCollector()
 REGISTRY.register(POOLS)
 
 
+def count_capture(*, currency: str, amount_minor: int) -> None:
+    BUDGET_CAPTURES.labels(currency=currency).inc()
+    BUDGET_CAPTURED_MINOR.labels(currency=currency).inc(amount_minor)
+
+
+_ON_COMMIT = "commerce_metrics_on_commit"
+
+
+def on_commit(session: AsyncSession, update: Callable[[], None]) -> None:
+    """Apply a metric update only if the caller's transaction commits (a rolled-back capture never happened)."""
+    sync = session.sync_session
+    if _ON_COMMIT not in sync.info:
+        sync.info[_ON_COMMIT] = []
+        event.listen(sync, "after_commit", _apply_updates)
+        event.listen(sync, "after_rollback", _drop_updates)
+    sync.info[_ON_COMMIT].append(update)
+
+
+def _apply_updates(sync: Session) -> None:
+    updates: list[Callable[[], None]] = sync.info.get(_ON_COMMIT, [])
+    sync.info[_ON_COMMIT] = []
+    for update in updates:
+        update()
+
+
+def _drop_updates(sync: Session) -> None:
+    sync.info[_ON_COMMIT] = []
+
+
 def watch_pool(name: str, engine: AsyncEngine) -> None:
     """Report this engine's pool under ``pool=name`` (the latest engine of a name wins)."""
     POOLS.engines[name] = engine
@@ -90,7 +121,13 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-@get("/metrics", opt={"public": True, "owner": "public", "metrics_exempt": True}, tags=["Operations"],
-     summary="Prometheus metrics", include_in_schema=False)
+@get("/metrics", opt={"scope": "ops:read", "owner": "vendor"}, tags=["Operations"],
+     summary="Prometheus metrics (a vendor key with ops:read)", include_in_schema=False)
 async def metrics_endpoint() -> Response[bytes]:
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/metrics", opt={"public": True, "owner": "public"}, tags=["Operations"],
+     summary="Prometheus metrics (COMMERCE_METRICS=public: no credentials)", include_in_schema=False)
+async def public_metrics_endpoint() -> Response[bytes]:
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.clock import Clock
 from app.db import Base
 from app.ids import new_id
+from app.logs import current_request_id
 
 
 class OutboxEvent(Base):
@@ -29,6 +30,7 @@ class OutboxEvent(Base):
     account_id: Mapped[str | None] = mapped_column(String(40))
     occurred_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(100))  # the request (X-Request-Id) that caused it
 
 
 async def emit(
@@ -39,7 +41,7 @@ async def emit(
     event_id = new_id("evt")
     session.add(OutboxEvent(
         event_id=event_id, type=type, version=version, account_id=account_id,
-        occurred_at=clock.now(), payload=msgspec.to_builtins(payload),
+        occurred_at=clock.now(), payload=msgspec.to_builtins(payload), request_id=current_request_id(),
     ))
     # No flush here: events of one transaction are inserted together at its next flush (in the order
     # they were emitted), which saves a round trip per event on the purchase path.

@@ -55,7 +55,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     jobs_poll_seconds: float = 15.0
     jobs_disabled: tuple[str, ...] = ()
     job_history_days: int = 90
-    metrics: Switch = "on"
+    metrics: Literal["on", "public", "off"] = "on"
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: Switch = "off"
     webhook_timeout_seconds: float = 10.0
     webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     webhook_retry_jitter: float = 0.2
@@ -147,6 +150,9 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_JOBS_DISABLED": "jobs_disabled",
     "COMMERCE_JOB_HISTORY_DAYS": "job_history_days",
     "COMMERCE_METRICS": "metrics",
+    "COMMERCE_LOG_FORMAT": "log_format",
+    "COMMERCE_LOG_LEVEL": "log_level",
+    "COMMERCE_ACCESS_LOG": "access_log",
     "COMMERCE_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
     "COMMERCE_WEBHOOK_RETRY_SCHEDULE": "webhook_retry_schedule",
     "COMMERCE_WEBHOOK_RETRY_JITTER": "webhook_retry_jitter",

@@ -20,6 +20,7 @@ import stripe
 from litestar.datastructures import State
 from stripe._base_address import BaseAddresses
 
+from app import metrics
 from app.errors import BadRequest, Conflict, NotFound, PaymentFailed, UpstreamUnavailable
 from app.settings import Settings
 from billing.stripe_fake import FakeHTTPClient, FakeStripe
@@ -137,9 +138,12 @@ def translate(exc: stripe.StripeError) -> Exception:
 
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
-        return await awaitable
+        result = await awaitable
     except stripe.StripeError as exc:
+        metrics.STRIPE_CALLS.labels(outcome=type(exc).__name__).inc()
         raise translate(exc) from exc
+    metrics.STRIPE_CALLS.labels(outcome="ok").inc()
+    return result
 
 
 # --- the gateway ------------------------------------------------------------------------------------------

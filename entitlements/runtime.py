@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
@@ -125,7 +126,10 @@ class Runtime:
         snap = self.snapshots.get(user_ref)
         if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
                 or snap.catalog_revision != view.revision):
+            metrics.ENTITLEMENT_CACHE.labels(result="miss").inc()
             snap, view = await self._load(user_ref, now)
+        else:
+            metrics.ENTITLEMENT_CACHE.labels(result="hit").inc()
         if not principal.may_access_user(snap.account_id, snap.user_id):
             raise NotFound(f"User {user_ref!r} does not exist.")
         return snap, view
