@@ -12,24 +12,30 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from litestar import Litestar
-from litestar.types import ControllerRouterHandler
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ControllerRouterHandler, Guard
 
 from app import metrics, observability, sessions
 from app.accounts.routes import AccountController, SessionController
+from app.accounts.service import CORS_TOPIC
 from app.api.audit import AuditController
 from app.api.health import healthz, readyz
 from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
+from app.cors import AccountOrigins, CorsMiddleware, cors_config
 from app.db import create_engine, create_lock_engine, make_sessionmaker
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
+from app.http import AppRequest, RequestLimits
 from app.jobs.routes import list_jobs
 from app.jobs.wiring import JobsLoop
 from app.logs import configure_logging
 from app.notify import LagProbe, Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
+from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
@@ -92,6 +98,8 @@ def create_app(
     settings = settings or load_settings()
     require_card_payments_decided(settings)
     clock = clock or SystemClock()
+    origins = AccountOrigins()
+    limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -107,6 +115,7 @@ def create_app(
         listener.subscribe("key", key_cache.invalidate)
         session_cache: sessions.GenerationCache = app.state.session_cache
         listener.subscribe(sessions.TOPIC, session_cache.invalidate)
+        listener.subscribe(CORS_TOPIC, origins.invalidate)
         entitlements: Runtime = app.state.entitlements
         entitlements.subscribe(listener)
         app.state.engine = engine
@@ -119,6 +128,9 @@ def create_app(
         probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)
         await listener.start()
         probe.start()
+        origins.bind(app.state.sessionmaker)
+        if limiter is not None:
+            await limiter.start(app.state.sessionmaker)
         await entitlements.start(app.state.sessionmaker)
         jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
                         stripe=app.state.stripe)
@@ -140,6 +152,8 @@ def create_app(
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
             await probe.stop()
             await entitlements.stop()
+            if limiter is not None:
+                await limiter.stop()
             await app.state.suggest_refresher.stop()
             await listener.stop()
             if app.state.stripe is not None:
@@ -153,20 +167,35 @@ def create_app(
 
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *observability.route_handlers(settings), *extra_route_handlers],
-        middleware=observability.middleware(settings),
         logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
         dependencies=DEPENDENCIES,
-        guards=[auth_guard],
+        guards=[_guard(limiter)],
+        middleware=[*observability.middleware(settings), CorsMiddleware(cors_config(settings), origins),
+                    RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        request_class=AppRequest,
         debug=False,
-        state=_initial_state(settings, clock),
+        state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
     add_problem_responses(app)
     add_event_webhooks(app)
     return app
+
+
+def _guard(limiter: RateLimiter | None) -> Guard:
+    """Authentication, then the rate limit, as one guard: Litestar copies the route handler for each guard."""
+    if limiter is None:
+        return auth_guard
+    limit = limiter.guard
+
+    async def authenticate_and_limit(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await auth_guard(connection, handler)
+        await limit(connection, handler)
+
+    return authenticate_and_limit
 
 
 def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
@@ -182,12 +211,15 @@ def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | 
     return gateway
 
 
-def _initial_state(settings: Settings, clock: Clock) -> Any:
+def _initial_state(
+    settings: Settings, clock: Clock, *, origins: AccountOrigins, limiter: RateLimiter | None,
+) -> Any:
     from litestar.datastructures import State
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
         "session_cache": sessions.GenerationCache(settings.session_cache_seconds),
+        "account_origins": origins, "rate_limiter": limiter,
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
         "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })

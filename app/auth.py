@@ -224,8 +224,8 @@ def authorize(principal: Principal, opt: dict[str, Any]) -> None:
 async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """App-level guard: every route authenticates unless it is declared public."""
     opt = handler.opt
-    if opt.get("public") or opt.get("exclude_from_auth"):
-        return
+    if opt.get("public") or opt.get("exclude_from_auth") or connection.scope.get("method") == "OPTIONS":
+        return  # OPTIONS: CORS preflights carry no credentials and answer nothing but headers
     principal = await authenticate(connection)
     authorize(principal, opt)
     connection.scope["auth"] = principal

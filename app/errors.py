@@ -40,6 +40,7 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extensions: Any) -> None:
         super().__init__(detail)
@@ -80,12 +81,40 @@ class PayloadTooLarge(DomainError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class MalformedBody(DomainError):
+    status, code, title = 400, "malformed_body", "Malformed request body"
+
+
+class UriTooLong(DomainError):
+    status, code, title = 414, "uri_too_long", "URL too long"
+
+
+class HeaderFieldsTooLarge(DomainError):
+    status, code, title = 431, "header_fields_too_large", "Request header fields too large"
+
+
+class ClientDisconnected(DomainError):
+    """The client hung up mid-request: nothing to answer and nothing wrong on our side (499, as nginx logs it)."""
+
+    status, code, title = 499, "client_disconnected", "Client closed the request"
+
+
 class PaymentFailed(DomainError):
     status, code, title = 402, "payment_failed", "Payment failed"
 
 
 class UpstreamUnavailable(DomainError):
     status, code, title = 503, "upstream_unavailable", "A service we depend on is unavailable"
+
+
+class TooManyRequests(DomainError):
+    """A rate limit was reached; the response tells when to retry (Retry-After and RateLimit headers)."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def __init__(self, detail: str, *, headers: dict[str, str], **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = headers
 
 
 def problem_response(
@@ -116,11 +145,18 @@ def problem_response(
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    headers = {"WWW-Authenticate": 'Bearer realm="commerce"'} if exc.status == 401 else None
+    headers = dict(exc.headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="commerce"'
     return problem_response(
         status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, instance=request.url.path,
-        errors=exc.errors, extensions=exc.extensions, headers=headers,
+        errors=exc.errors, extensions=exc.extensions, headers=headers or None,
     )
+
+
+def _client_disconnected_handler(request: Request[Any, Any, Any], exc: ClientDisconnected) -> Response[bytes]:
+    log.debug("client disconnected during %s %s", request.method, request.url.path)
+    return _domain_error_handler(request, exc)
 
 
 def _validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
@@ -176,6 +212,7 @@ def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ClientDisconnected: _client_disconnected_handler,
     DomainError: _domain_error_handler,
     ValidationException: _validation_handler,
     HTTPException: _http_exception_handler,

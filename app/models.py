@@ -7,6 +7,7 @@ from app.idempotency import IdempotencyRecord
 from app.jobs.models import JobRun
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
+from app.ratelimit.models import RateLimitCounter, RateLimitNode
 from app.webhooks.models import (
     WebhookAttempt,
     WebhookCursor,
@@ -80,6 +81,8 @@ __all__ = [
     "PairStat",
     "PeerStat",
     "Quote",
+    "RateLimitCounter",
+    "RateLimitNode",
     "SalesCredit",
     "SeatAssignment",
     "SegmentPair",

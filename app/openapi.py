@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
@@ -34,6 +35,14 @@ _PROBLEM_STATUSES = {
     "409": "Conflict with the current state (or a concurrent request with the same Idempotency-Key)",
     "413": "Request body too large",
     "422": "Semantically invalid (or an Idempotency-Key reused with a different request)",
+    "429": "Rate limit of this API key or user reached: retry after Retry-After seconds (RateLimit-* headers)",
+}
+_RETRY_HEADERS = {
+    "Retry-After": "Seconds to wait before one more request fits",
+    "RateLimit-Limit": "Requests allowed per window for this caller and route class",
+    "RateLimit-Remaining": "Requests left in the window (0 here)",
+    "RateLimit-Reset": "Seconds until the window allows a request again",
+    "RateLimit-Policy": "The limit and its window, e.g. 60;w=60",
 }
 
 _PROBLEM_SCHEMA = Schema(
@@ -108,7 +117,13 @@ def add_problem_responses(app: Litestar) -> None:
                     description=description,
                     content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
                         schema=Reference(ref="#/components/schemas/Problem"))},
+                    headers=_retry_headers() if status == "429" else None,
                 ))
+
+
+def _retry_headers() -> dict[str, OpenAPIHeader | Reference]:
+    return {name: OpenAPIHeader(description=text, schema=Schema(type=OpenAPIType.STRING))
+            for name, text in _RETRY_HEADERS.items()}
 
 
 def add_event_webhooks(app: Litestar) -> None:

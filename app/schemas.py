@@ -29,7 +29,8 @@ Slug = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0
 Role = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
                            description="A vendor-defined role such as 'analyst' or 'admin'")]
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+                                description="ISO 4217 code, e.g. USD")]
 
 
 def encode_cursor(value: str) -> str:

@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     admin_roles: tuple[str, ...] = ("admin",)
     quote_ttl_seconds: int = 1800
     max_body_bytes: int = 1_048_576
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 32_768
     idempotency_ttl_seconds: int = 86_400
     api_key_cache_seconds: float = 10.0
     session_cache_seconds: float = 10.0
@@ -101,6 +103,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     suggest_stats_ttl_seconds: int = 3600
     suggest_min_score: float = 0.05
     suggest_weights: str = ""
+    cors_origins: tuple[str, ...] = ()
+    cors_allow_credentials: Switch = "off"
+    cors_max_age_seconds: int = 600
+    rate_limit: Switch = "on"
+    rate_limit_check_key: str = "600000/minute"
+    rate_limit_check_user: str = "6000/minute"
+    rate_limit_money_key: str = "3000/minute"
+    rate_limit_money_user: str = "60/minute"
+    rate_limit_default_key: str = "30000/minute"
+    rate_limit_default_user: str = "1200/minute"
+    rate_limit_sync_seconds: float = 0.5
 
     @property
     def is_production(self) -> bool:
@@ -137,6 +150,8 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_ADMIN_ROLES": "admin_roles",
     "COMMERCE_QUOTE_TTL_SECONDS": "quote_ttl_seconds",
     "COMMERCE_MAX_BODY_BYTES": "max_body_bytes",
+    "COMMERCE_MAX_URL_BYTES": "max_url_bytes",
+    "COMMERCE_MAX_HEADER_BYTES": "max_header_bytes",
     "COMMERCE_IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "COMMERCE_API_KEY_CACHE_SECONDS": "api_key_cache_seconds",
     "COMMERCE_SESSION_CACHE_SECONDS": "session_cache_seconds",
@@ -195,6 +210,17 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_SUGGEST_STATS_TTL_SECONDS": "suggest_stats_ttl_seconds",
     "COMMERCE_SUGGEST_MIN_SCORE": "suggest_min_score",
     "COMMERCE_SUGGEST_WEIGHTS": "suggest_weights",
+    "COMMERCE_CORS_ORIGINS": "cors_origins",
+    "COMMERCE_CORS_ALLOW_CREDENTIALS": "cors_allow_credentials",
+    "COMMERCE_CORS_MAX_AGE_SECONDS": "cors_max_age_seconds",
+    "COMMERCE_RATE_LIMIT": "rate_limit",
+    "COMMERCE_RATE_LIMIT_CHECK_KEY": "rate_limit_check_key",
+    "COMMERCE_RATE_LIMIT_CHECK_USER": "rate_limit_check_user",
+    "COMMERCE_RATE_LIMIT_MONEY_KEY": "rate_limit_money_key",
+    "COMMERCE_RATE_LIMIT_MONEY_USER": "rate_limit_money_user",
+    "COMMERCE_RATE_LIMIT_DEFAULT_KEY": "rate_limit_default_key",
+    "COMMERCE_RATE_LIMIT_DEFAULT_USER": "rate_limit_default_user",
+    "COMMERCE_RATE_LIMIT_SYNC_SECONDS": "rate_limit_sync_seconds",
 }
 
 _INT_FIELDS = {
@@ -214,7 +240,10 @@ _FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flus
 _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
                 "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
                 "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
-_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "jobs_poll_seconds"}
+_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "rate_limit_sync_seconds"}
+_INT_FIELDS |= {"max_url_bytes", "max_header_bytes", "cors_max_age_seconds"}
+_LIST_FIELDS |= {"cors_origins"}
+_FLOAT_FIELDS |= {"jobs_poll_seconds"}
 _INT_FIELDS |= {"job_history_days"}
 _LIST_FIELDS |= {"jobs_disabled"}
 
@@ -263,9 +292,55 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
+    _check_request_limits(settings)
+    settings = _check_web(settings)
     if not 0.05 <= settings.jobs_poll_seconds <= 3600 or not 1 <= settings.job_history_days <= 3650:
         raise SettingsError("COMMERCE_JOBS_POLL_SECONDS must be 0.05..3600 and COMMERCE_JOB_HISTORY_DAYS 1..3650")
     return _with_secrets(settings)
+
+
+# granian (hyper) rejects longer request targets and larger request heads itself, with empty bodies; the
+# app's own limits stay below them so that everything in between gets a problem document.
+SERVER_MAX_URL_BYTES = 65_534
+SERVER_MAX_HEAD_BYTES = 417_792
+
+
+def _check_request_limits(settings: Settings) -> None:
+    if not 1024 <= settings.max_url_bytes < SERVER_MAX_URL_BYTES:
+        raise SettingsError(f"COMMERCE_MAX_URL_BYTES must be 1024..{SERVER_MAX_URL_BYTES - 1}")
+    head_room = SERVER_MAX_HEAD_BYTES - SERVER_MAX_URL_BYTES
+    if not 4096 <= settings.max_header_bytes < head_room:
+        raise SettingsError(f"COMMERCE_MAX_HEADER_BYTES must be 4096..{head_room - 1}")
+
+
+def _check_web(settings: Settings) -> Settings:
+    """CORS origins exact (or one ``*``, never with credentials); rate limits parse; returns normalised origins."""
+    from app.origins import parse_origin
+    from app.ratelimit.domain import parse_rate
+
+    origins = settings.cors_origins
+    if "*" in origins:
+        if len(origins) > 1:
+            raise SettingsError("COMMERCE_CORS_ORIGINS is either '*' alone or a list of exact origins")
+        if settings.cors_allow_credentials == "on":
+            raise SettingsError("COMMERCE_CORS_ORIGINS='*' cannot be combined with COMMERCE_CORS_ALLOW_CREDENTIALS=on: "
+                                "list the exact origins that may send credentials")
+    else:
+        try:
+            origins = tuple(dict.fromkeys(parse_origin(o) for o in origins))
+        except ValueError as exc:
+            raise SettingsError(f"COMMERCE_CORS_ORIGINS: {exc}") from exc
+    if not 0 <= settings.cors_max_age_seconds <= 86_400:
+        raise SettingsError("COMMERCE_CORS_MAX_AGE_SECONDS must be between 0 and 86400")
+    for field in ("check", "money", "default"):
+        for who in ("key", "user"):
+            try:
+                parse_rate(getattr(settings, f"rate_limit_{field}_{who}"))
+            except ValueError as exc:
+                raise SettingsError(f"COMMERCE_RATE_LIMIT_{field.upper()}_{who.upper()}: {exc}") from exc
+    if not 0.01 <= settings.rate_limit_sync_seconds <= 60:
+        raise SettingsError("COMMERCE_RATE_LIMIT_SYNC_SECONDS must be between 0.01 and 60")
+    return msgspec.structs.replace(settings, cors_origins=origins)
 
 
 def _check_suggest(settings: Settings) -> None:

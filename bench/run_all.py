@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.entitlements_bench", "bench.purchase_bench", "bench.webhooks_bench"]
+BENCHES = ["bench.entitlements_bench", "bench.purchase_bench", "bench.webhooks_bench", "bench.ratelimit_bench"]
 
 
 def main() -> int:

@@ -262,8 +262,8 @@ class SalesCredit(Base):
     motion: Mapped[Motion] = mapped_column(String(16))
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    team: Mapped[str | None] = mapped_column(String(120))
-    rep: Mapped[str | None] = mapped_column(String(120))
+    team: Mapped[str | None] = mapped_column(String(200))
+    rep: Mapped[str | None] = mapped_column(String(200))
     period: Mapped[str] = mapped_column(String(7))
     booked_at: Mapped[datetime]
 

@@ -177,7 +177,8 @@ class PaymentRead(Output, frozen=True):
 
 class PayIn(Input):
     payment_method_id: Annotated[str, Meta(
-        pattern=r"^pm_[A-Za-z0-9_]{1,100}$", description="A saved card (default: the user's default card)"),
+        pattern=r"^pm_[A-Za-z0-9_]{1,100}$", max_length=103,
+        description="A saved card (default: the user's default card)"),
     ] | None = None
 
 
@@ -255,7 +256,8 @@ class ApprovalList(Output, frozen=True):
     data: list[ApprovalRead]
 
 
-PeriodKey = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A period, YYYY-MM")]
+PeriodKey = Annotated[str, Meta(min_length=7, max_length=7, pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                                 description="A period, YYYY-MM")]
 
 
 class SimulateRequest(Input):

@@ -22,7 +22,8 @@ Key = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 Text = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
 ConfigValue = Annotated[str, Meta(max_length=500, pattern=r"^[^\x00]*$")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+                                description="ISO 4217 code, e.g. USD")]
 AmountMinor = Annotated[int, Meta(ge=0, le=10**12, description="Integer minor units (cents)")]
 Quantity = Annotated[int, Meta(ge=0, le=10**12)]
 LimitValue = Annotated[int, Meta(ge=0, le=10**12)]
@@ -227,6 +228,9 @@ def parse_toml(text: str) -> CatalogDoc:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogInvalidError(f"TOML syntax: {exc}", [FieldError(field="toml", message=str(exc))]) from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        message = "arrays or inline tables nest too deeply"
+        raise CatalogInvalidError(f"TOML syntax: {message}", [FieldError(field="toml", message=message)]) from None
     return convert(raw)
 
 

@@ -51,7 +51,7 @@ class EntitlementController(Controller):
     path = "/v1/entitlements"
     tags = ["Entitlements"]
 
-    @get("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
+    @get("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
          summary="May this user use this feature (for this quantity) now?",
          description="Answered from a per-process snapshot cache (no database round trip when warm). A denial "
                      "carries the offer that would unlock the feature and is recorded as a demand signal.")
@@ -65,7 +65,8 @@ class EntitlementController(Controller):
         snap, view = await runtime.snapshot(principal, user, now)
         return runtime.check(snap, view, feature, quantity, now)
 
-    @post("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"}, status_code=200,
+    @post("/check", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
+          status_code=200,
           summary="Check many features of one user at once")
     async def check_many(
         self, request: Request[Any, Any, Any], principal: CurrentPrincipal, clock: ClockDep,
@@ -76,7 +77,7 @@ class EntitlementController(Controller):
         return BatchCheckRead(user=snap.user_ref, version=snap.version, results=[
             runtime.check(snap, view, c.feature, c.quantity, now) for c in data.checks])
 
-    @get("/snapshot", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
+    @get("/snapshot", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user", "rate_limit": "check"},
          summary="Everything the user holds now, for client-side caching",
          description="The ETag is the snapshot's version; send it back as If-None-Match to get 304 while "
                      "nothing changed.",
@@ -192,7 +193,8 @@ class UsageController(Controller):
     path = "/v1/usage"
     tags = ["Usage"]
 
-    @post("/", opt={"scope": "usage:write", "user_access": "self", "owner": "user"}, status_code=200,
+    @post("/", opt={"scope": "usage:write", "user_access": "self", "owner": "user", "rate_limit": "check"},
+          status_code=200,
           summary="Record a batch of usage (or attempt) events",
           description="Idempotent by event_id per account: a replayed event is counted once and reported as a "
                       "duplicate. With enforce=true the whole batch is rejected (409 limit_exceeded) if any usage "

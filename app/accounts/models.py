@@ -13,6 +13,10 @@ from app.db import Base
 
 class Account(Base):
     __tablename__ = "accounts"
+    __table_args__ = (
+        Index("ix_accounts_with_allowed_origins", "account_id",
+              postgresql_where=text("cardinality(allowed_origins) > 0")),
+    )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
@@ -22,9 +26,11 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     discount_bps: Mapped[int] = mapped_column(default=0)
     payment_terms_days: Mapped[int] = mapped_column(default=30)
-    sales_team: Mapped[str | None] = mapped_column(String(120))
-    sales_rep: Mapped[str | None] = mapped_column(String(120))
+    sales_team: Mapped[str | None] = mapped_column(String(200))
+    sales_rep: Mapped[str | None] = mapped_column(String(200))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
+    # web origins (scheme://host[:port]) where the vendor embeds the widget for this account (CORS)
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default=text("'{}'"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -12,6 +12,13 @@ from app.schemas import Currency, Email, ExternalId, Input, Name, Output, Role, 
 DiscountBps = Annotated[int, Meta(ge=0, le=10_000, description="Contract discount in basis points")]
 TermsDays = Annotated[int, Meta(ge=0, le=365)]
 TtlSeconds = Annotated[int, Meta(ge=30, le=86_400)]
+WebOrigin = Annotated[str, Meta(
+    min_length=8, max_length=255, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#*@\s]+$",
+    description="A web origin as browsers send it: scheme://host[:port], no path", examples=["https://app.example.com"],
+)]
+AllowedOrigins = Annotated[list[WebOrigin], Meta(
+    max_length=20, description="Web origins where the widget runs for this account (CORS for its session tokens); "
+                               "omitted = unchanged, [] = none")]
 
 
 class AccountUpsert(Input):
@@ -26,6 +33,7 @@ class AccountUpsert(Input):
     payment_terms_days: TermsDays = 30
     sales_team: Name | None = None
     sales_rep: Name | None = None
+    allowed_origins: AllowedOrigins | None = None
 
 
 class AccountRead(Output, frozen=True):
@@ -39,6 +47,7 @@ class AccountRead(Output, frozen=True):
     payment_terms_days: int
     sales_team: str | None
     sales_rep: str | None
+    allowed_origins: list[str]
     created_at: datetime
     updated_at: datetime
 

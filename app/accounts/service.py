@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,14 +25,16 @@ from app.accounts.schemas import (
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, FieldError, NotFound, Unprocessable, ValidationFailed
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
+from app.origins import parse_origin
 from app.settings import Settings
 
 _ACCOUNT_FIELDS = ("external_id", "name", "segment", "region", "currency", "discount_bps",
-                   "payment_terms_days", "sales_team", "sales_rep")
+                   "payment_terms_days", "sales_team", "sales_rep", "allowed_origins")
+CORS_TOPIC = "cors"
 _USER_FIELDS = ("external_id", "email", "name", "roles", "cost_center")
 
 
@@ -40,7 +42,8 @@ def account_read(a: Account) -> AccountRead:
     return AccountRead(
         id=a.account_id, external_id=a.external_id, name=a.name, segment=a.segment, region=a.region,
         currency=a.currency, discount_bps=a.discount_bps, payment_terms_days=a.payment_terms_days,
-        sales_team=a.sales_team, sales_rep=a.sales_rep, created_at=a.created_at, updated_at=a.updated_at,
+        sales_team=a.sales_team, sales_rep=a.sales_rep, allowed_origins=list(a.allowed_origins),
+        created_at=a.created_at, updated_at=a.updated_at,
     )
 
 
@@ -106,6 +109,10 @@ async def upsert_account(
         raise Unprocessable(f"Currency {data.currency!r} is not supported.", field="currency")
     now = clock.now()
     values = msgspec.structs.asdict(data)
+    if data.allowed_origins is None:
+        del values["allowed_origins"]  # omitted: unchanged (a vendor's account sync need not know them)
+    else:
+        values["allowed_origins"] = normalize_origins(data.allowed_origins)
     existing = await session.scalar(
         select(Account).where(Account.external_id == data.external_id).with_for_update()
     )
@@ -121,6 +128,8 @@ async def upsert_account(
             await audit.record(session, clock=clock, actor=actor, action="account.created",
                                target_type="account", target_id=account.external_id,
                                account_id=account.account_id, after=model_to_dict(account, _ACCOUNT_FIELDS))
+            if account.allowed_origins:
+                await notify(session, CORS_TOPIC, account.account_id)
             return account, True
         existing = await session.scalar(
             select(Account).where(Account.external_id == data.external_id).with_for_update()
@@ -135,8 +144,33 @@ async def upsert_account(
         await audit.record(session, clock=clock, actor=actor, action="account.updated", target_type="account",
                            target_id=existing.external_id, account_id=existing.account_id,
                            before=before, after=after)
+        if after["allowed_origins"] != before["allowed_origins"]:
+            await notify(session, CORS_TOPIC, existing.account_id)
     await session.flush()
     return existing, False
+
+
+def normalize_origins(values: list[str]) -> list[str]:
+    """Each origin in the form browsers send it, duplicates dropped; every bad one named in a 400."""
+    out, errors = [], []
+    for i, value in enumerate(values):
+        try:
+            out.append(parse_origin(value))
+        except ValueError as exc:
+            errors.append(FieldError(field=f"allowed_origins[{i}]", message=str(exc)))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors)[:1000], errors=errors)
+    return list(dict.fromkeys(out))
+
+
+async def allowed_origins(session: AsyncSession, account_ids: Collection[str] | None) -> dict[str, list[str]]:
+    """Allowed web origins by account id: of these accounts, or of every account that has any."""
+    query = select(Account.account_id, Account.allowed_origins)
+    if account_ids is None:
+        query = query.where(func.cardinality(Account.allowed_origins) > 0)
+    else:
+        query = query.where(Account.account_id.in_(list(account_ids)))
+    return {account_id: list(origins) for account_id, origins in (await session.execute(query)).all()}
 
 
 async def list_accounts(session: AsyncSession, principal: Principal, *, after: str | None, limit: int,

@@ -24,13 +24,14 @@ from billing.schemas import (
 
 READ = {"scope": "commerce:read", "user_access": "admin", "owner": "account"}
 WRITE = {"scope": "commerce:write", "user_access": "admin", "owner": "account"}
+MONEY = {**WRITE, "rate_limit": "money"}
 
 
 class BudgetController(Controller):
     path = "/v1/accounts/{account:str}/budgets"
     tags = ["Budgets"]
 
-    @post("/", opt=WRITE, summary="Create a budget for the account (or one cost center)")
+    @post("/", opt=MONEY, summary="Create a budget for the account (or one cost center)")
     async def create_budget(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                             account: AccountRef, data: JSONBody[BudgetCreate]) -> BudgetRead:
         acc = await resolve_account(db_session, principal, account)
@@ -52,7 +53,7 @@ class BudgetController(Controller):
         budget = await service.get_budget(db_session, acc, budget_id)
         return await service.read_budget_state(db_session, budget, clock=clock)
 
-    @patch("/{budget_id:str}", opt=WRITE, summary="Rename a budget or change its amount from this period on")
+    @patch("/{budget_id:str}", opt=MONEY, summary="Rename a budget or change its amount from this period on")
     async def update_budget(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                             account: AccountRef, budget_id: BudgetId, data: JSONBody[BudgetUpdate]) -> BudgetRead:
         acc = await resolve_account(db_session, principal, account)

@@ -33,6 +33,7 @@ from billing.service import _payments as payments
 from billing.stripe_gateway import provide_gateway
 
 USER_WRITE = {"scope": "commerce:write", "user_access": "self"}
+MONEY = {**USER_WRITE, "rate_limit": "money"}  # moves or commits money: the tighter rate limit class
 USER_READ = {"scope": "commerce:read", "user_access": "self"}
 
 
@@ -58,7 +59,7 @@ class OrderController(Controller):
     path = "/v1/orders"
     tags = ["Quotes and orders"]
 
-    @post("/", opt={**USER_WRITE, "owner": "account"}, status_code=201,
+    @post("/", opt={**MONEY, "owner": "account"}, status_code=201,
           summary="Order a quote (auto-close); requires an Idempotency-Key",
           description="Budget route: captured and fulfilled at once, or held while an approver decides. "
                       "Card route: the order waits for payment (POST /v1/orders/{id}/pay).")
@@ -83,14 +84,14 @@ class OrderController(Controller):
                    order_id: OrderId) -> OrderRead:
         return await service.read_order(db_session, principal, order_id, clock=clock)
 
-    @post("/{order_id:str}/cancel", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/cancel", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Cancel an order that is not paid yet (releases held budget)")
     async def cancel(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                      order_id: OrderId) -> OrderRead:
         order = await service.cancel_order(db_session, principal, order_id, clock=clock)
         return await service.order_read(db_session, order)
 
-    @post("/{order_id:str}/pay", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/pay", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Pay a card order off-session with a saved card; requires an Idempotency-Key",
           description="Succeeded: the order is paid and fulfilled. The bank wants 3-D Secure: the order is "
                       "requires_action and payment.client_secret lets the widget confirm on-session (the order "
@@ -105,7 +106,7 @@ class OrderController(Controller):
 
         return await run_idempotent(request, db_session, produce, required=True)
 
-    @post("/{order_id:str}/refund", opt={"scope": "commerce:write", "user_access": "admin", "owner": "account"},
+    @post("/{order_id:str}/refund", opt={**MONEY, "user_access": "admin", "owner": "account"},
           status_code=200, summary="Refund a paid order (budget: in full to the budget; card: all or part)",
           description="A full refund revokes the order's access now and stops its renewals; a partial card "
                       "refund keeps access. Card refunds go through Stripe.")
@@ -155,7 +156,7 @@ class ApprovalController(Controller):
     async def read(self, db_session: DbSession, principal: CurrentPrincipal, approval_id: ApprovalId) -> ApprovalRead:
         return await service.approval_view(db_session, principal, approval_id)
 
-    @post("/{approval_id:str}/approve", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{approval_id:str}/approve", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Approve: the held budget is captured and the purchase completes")
     async def approve(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                       clock: ClockDep, approval_id: ApprovalId, data: JSONBody[NoteIn]) -> ApprovalRead:
@@ -163,7 +164,7 @@ class ApprovalController(Controller):
                                         approve=True, note=data.note, clock=clock)
         return await service.approval_read(db_session, approval)
 
-    @post("/{approval_id:str}/deny", opt={**USER_WRITE, "owner": "account"}, status_code=200,
+    @post("/{approval_id:str}/deny", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Deny with a reason: the held budget is released")
     async def deny(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                    clock: ClockDep, approval_id: ApprovalId, data: JSONBody[NoteIn]) -> ApprovalRead:

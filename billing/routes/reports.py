@@ -17,7 +17,8 @@ class BillingController(Controller):
     path = "/v1/billing"
     tags = ["Bill-back and sales credit"]
 
-    @post("/statements/close", opt={"scope": "commerce:write", "owner": "vendor"}, status_code=200,
+    @post("/statements/close", opt={"scope": "commerce:write", "owner": "vendor", "rate_limit": "money"},
+          status_code=200,
           summary="Close a period: one statement per account with budget spend (idempotent)")
     async def close(self, db_session: DbSession, clock: ClockDep, data: JSONBody[CloseRequest]) -> CloseRead:
         result = await service.close_period(db_session, period=data.period, clock=clock)

@@ -24,7 +24,8 @@ class SubscriptionController(Controller):
         acc = await resolve_account(db_session, principal, account)
         return await service.subscription_list(db_session, acc.account_id)
 
-    @patch("/{subscription_id:str}", opt={"scope": "commerce:write", "user_access": "admin", "owner": "account"},
+    @patch("/{subscription_id:str}",
+           opt={"scope": "commerce:write", "user_access": "admin", "owner": "account", "rate_limit": "money"},
            summary="Change the seats charged from the next renewal on, or stop renewing")
     async def update(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
                      account: AccountRef,

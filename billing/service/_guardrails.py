@@ -67,6 +67,8 @@ def import_toml(text: str) -> GuardrailPolicy:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise GuardrailInvalid(f"The TOML is not valid: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise GuardrailInvalid("The TOML is not valid: arrays or inline tables nest too deeply.") from None
     try:
         return msgspec.convert(raw, GuardrailPolicy)
     except msgspec.ValidationError as exc:

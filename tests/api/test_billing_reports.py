@@ -77,6 +77,24 @@ async def test_sales_credit_lands_then_expands_per_category(client: AsyncTestCli
     assert all(r["team"] == "east" and r["rep"] == "dana" for r in report["rows"])
 
 
+async def test_sales_team_and_rep_of_200_characters_are_stored_and_credited(
+    client: AsyncTestClient[Any], key: str, acme: Tenant,
+) -> None:
+    team, rep = "t" * 200, "r" * 199 + "é"  # the schema's maximum (the columns held 120: a 500 before)
+    r = await client.post("/v1/accounts", json={"external_id": "acme", "name": "Acme", "sales_team": team,
+                                                "sales_rep": rep}, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    assert (r.json()["sales_team"], r.json()["sales_rep"]) == (team, rep)
+    await budget(client, key, 100_000)
+    await buy(client, acme, "reports_basic")
+    report = (await client.get("/v1/billing/sales-credit", params={"period": "2026-11"},
+                               headers=bearer(key))).json()
+    assert [(row["team"], row["rep"]) for row in report["rows"]] == [(team, rep)]
+    too_long = await client.post("/v1/accounts", json={"external_id": "acme", "name": "Acme",
+                                                       "sales_rep": "r" * 201}, headers=bearer(key))
+    assert_problem(too_long, 400, "validation_failed")
+
+
 async def test_simulation_replays_recent_purchases_under_a_draft(client: AsyncTestClient[Any], key: str,
                                                                 acme: Tenant) -> None:
     await budget(client, key, 100_000)

@@ -56,7 +56,11 @@ async def live(template_ready: TestDatabases, tmp_path_factory: pytest.TempPathF
     engine = create_engine(url, pool_size=1, max_overflow=0)
     key = await make_key(make_sessionmaker(engine), SystemClock())
     await engine.dispose()
-    with live_server(url, tmp_path_factory.mktemp("live"), SECRET) as base:
+    # limits stay on (the limiter runs on every request) but high enough that the fuzzer's bursts with one key
+    # or token reach the deep code paths instead of 429s
+    roomy = {f"COMMERCE_RATE_LIMIT_{c}_{w}": "1000000/minute" for c in ("CHECK", "MONEY", "DEFAULT")
+             for w in ("KEY", "USER")}
+    with live_server(url, tmp_path_factory.mktemp("live"), SECRET, extra_env=roomy) as base:
         # a live catalog, so feature and module keys the fuzzer draws from examples reach the deeper code paths
         httpx.post(f"{base}/v1/catalog/apply", json={"toml": demo_catalog_toml()}, headers={
             "Authorization": f"Bearer {key}"}, timeout=30).raise_for_status()

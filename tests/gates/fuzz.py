@@ -3,15 +3,20 @@
 Fails on any 5xx, on a 4xx that is not application/problem+json, and on responses that do not match
 their documented status codes, content types or schemas. Positive (schema-valid) and negative
 (schema-violating) data are both generated; hypothesis prints a reproducible example on failure.
+With ``boundaries`` every operation also gets schemathesis's coverage-phase cases: each field in turn
+at its boundaries (shortest and longest strings, smallest and largest integers), all schema-valid, so
+a value the schema accepts but the database cannot store shows up as the 5xx it causes.
+``malformed_json`` sends what a JSON parser chokes on (invalid UTF-8, nesting 1,000 deep) to a route.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings, strategies
+from hypothesis import HealthCheck, Phase, example, given, settings, strategies
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -51,20 +56,96 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return [(m.upper(), p) for p, item in spec["paths"].items() for m in item if m in HTTP_METHODS]
 
 
+_boundaries: dict[tuple[int, str, str], list[Any]] = {}
+
+
+def boundary_cases(schema: Any, method: str, path: str) -> list[Any]:
+    """Schemathesis's coverage phase for one operation, valid cases only: every field at its boundaries.
+    Generated once per operation (the catalog document's take seconds)."""
+    key = (id(schema), method, path)
+    if key not in _boundaries:
+        _boundaries[key] = list(schema.iter_coverage_cases(
+            schema[path][method], generation_modes=[GenerationMode.POSITIVE],
+            generation_config=schema.config.generation))
+    return _boundaries[key]
+
+
 def fuzz_operation(schema: Any, method: str, path: str, *, base_url: str, headers: dict[str, str],
-                   max_examples: int, session: requests.Session | None = None) -> None:
-    """Run one operation with positive and negative examples; raises on the first failing example."""
+                   max_examples: int, session: requests.Session | None = None, boundaries: bool = False) -> None:
+    """Run one operation with positive and negative examples (and, with ``boundaries``, every boundary case
+    first); raises on the first failing example."""
     operation = schema[path][method]
     strategy = strategies.one_of(
         operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
     http = session or requests.Session()
+    declared = {p.name for p in operation.query}
 
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink],
               print_blob=True)
     @given(case=strategy)
     def run(case: Any) -> None:
+        if case.query:
+            case.query = _on_the_wire(case.query, declared)
         response = case.call(base_url=base_url, headers=headers, session=http, timeout=10)
         case.validate_response(response, checks=CHECKS, additional_checks=[problem_json_for_4xx])
 
+    for case in reversed(boundary_cases(schema, method, path) if boundaries else []):
+        run = example(case=case)(run)  # explicit examples run first, in the order given
     run()
+
+
+def json_body_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The operations that take a JSON request body."""
+    return [(method, path) for method, path in operations(spec)
+            if "application/json" in (spec["paths"][path][method.lower()].get("requestBody") or {}).get(
+                "content", {})]
+
+
+def malformed_bodies(valid: Any) -> list[tuple[str, bytes]]:
+    """(what, body) pairs a JSON parser chokes on, built around a valid body where that matters."""
+    raw = json.dumps(valid).encode()
+    in_string = raw.replace(b'": "', b'": "\xff\xfe', 1) if b'": "' in raw else b'{"note": "\xff\xfe"}'
+    return [
+        ("invalid UTF-8 inside a string", in_string),
+        ("invalid UTF-8 in a key", b'{"\xed\xa0\x80": 1}'),  # an encoded surrogate: not UTF-8
+        ("arrays nested 1,000 deep", b"[" * 1000 + b"1" + b"]" * 1000),
+        ("objects nested 1,000 deep", b'{"a":' * 1000 + b"1" + b"}" * 1000),
+    ]
+
+
+def _reproduce(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
+    escaped = "".join(chr(b) if 32 <= b < 127 and b not in b"'%\\" else f"\\x{b:02x}" for b in body)
+    header_args = " ".join(f"-H '{k}: {v}'" for k, v in headers.items())
+    return f"printf '{escaped}' | curl -X {method} {header_args} --data-binary @- '{url}'"
+
+
+def malformed_json(schema: Any, method: str, path: str, *, base_url: str, headers: dict[str, str],
+                   session: requests.Session | None = None) -> list[str]:
+    """Send each malformed body to one JSON operation; every answer must be a 4xx problem document."""
+    first = boundary_cases(schema, method, path)[0]  # a valid request: the malformed bodies replace its body
+    kwargs = first.as_transport_kwargs(base_url=base_url, headers=headers)
+    url = requests.Request("GET", kwargs["url"], params=kwargs.get("params")).prepare().url or kwargs["url"]
+    sent = {**headers, "Content-Type": "application/json"}
+    http = session or requests.Session()
+    problems = []
+    for what, body in malformed_bodies(first.body if isinstance(first.body, dict | list) else {}):
+        response = http.request(method, url, data=body, headers=sent, timeout=10)
+        content_type = response.headers.get("content-type", "")
+        if response.status_code >= 500 or not (400 <= response.status_code < 500 and content_type.startswith(
+                PROBLEM)):
+            problems.append(f"{method} {path}: {what} answered {response.status_code} {content_type!r}, "
+                            f"not a 4xx problem document. Reproduce with:\n    {_reproduce(method, url, sent, body)}")
+    return problems
+def _on_the_wire(query: dict[str, Any], declared: set[str]) -> dict[str, Any]:
+    """Undeclared query parameters valued null are sent as the text 'null'.
+
+    requests leaves out parameters whose value is None, so a negative case made of an unknown parameter
+    would reach the server as a valid request, and a 200 would be reported as accepted invalid data.
+    """
+    def text(value: Any) -> Any:
+        if isinstance(value, list):
+            return [text(v) for v in value]
+        return "null" if value is None else value
+
+    return {k: v if k in declared else text(v) for k, v in query.items()}

@@ -33,6 +33,8 @@ GLOBAL_TABLES: dict[str, str] = {
     "catalog_prices": "the vendor's catalog (reference table when sharded)",
     "catalog_policies": "the vendor's catalog (reference table when sharded)",
     "stripe_events": "Stripe's event ids are global; an event is matched to accounts by its handlers",
+    "rate_limit_counters": "keyed by the caller (API key or user), like idempotency keys; ephemeral (UNLOGGED)",
+    "rate_limit_nodes": "the app processes writing rate-limit counters; no account data",
     "job_runs": "the deployment's scheduled jobs (operations, no account data)",
 }
 

@@ -23,16 +23,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
-                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory") -> Iterator[str]:
-    """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards."""
-    with live_process(database_url, data_dir, token_secret, workers, extra_env, target) as (base, _proc):
+                extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
+                log_path: Path | None = None) -> Iterator[str]:
+    """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards.
+
+    The server's log (granian's and the app's, both on stderr) goes to ``log_path`` (default: server.log in
+    ``data_dir``), never to a pipe that nobody reads and a chatty server could fill until it blocks.
+    """
+    with live_process(database_url, data_dir, token_secret, workers, extra_env, target, log_path) as (base, _proc):
         yield base
 
 
 @contextlib.contextmanager
 def live_process(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                  extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
-                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+                 log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``live_server`` that also yields the granian process, leader of its own process group (kill it whole)."""
     port = free_port()
     env = {
@@ -42,10 +47,13 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
         **({} if "STRIPE_SECRET_KEY" in (extra_env or {}) else {"COMMERCE_STRIPE": "fake"}),
         **(extra_env or {}),
     }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or data_dir / "server.log"
+    log_file = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--log-level", "warning", target],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -57,8 +65,7 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"live server did not start: {err[-2000:]}")
+                raise RuntimeError(f"live server did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
         yield base, proc
     finally:
@@ -70,3 +77,4 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
                 proc.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # granian workers left behind by a killed leader
+        log_file.close()

@@ -73,6 +73,8 @@ def test_session_cache_seconds_come_from_the_environment_within_bounds(tmp_path:
     for bad in ("0", "-1", "3601"):
         with pytest.raises(SettingsError, match="COMMERCE_SESSION_CACHE_SECONDS"):
             load_settings({**base, "COMMERCE_SESSION_CACHE_SECONDS": bad})
+
+
 def test_card_payments_must_be_decided_outside_production(tmp_path: Path) -> None:
     base = {"COMMERCE_DATA_DIR": str(tmp_path)}
     for env in ({}, {"COMMERCE_ENV": "test"}):
@@ -96,3 +98,28 @@ def test_card_payments_must_be_decided_outside_production(tmp_path: Path) -> Non
 def test_contradictory_card_payment_settings_are_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings({"COMMERCE_DATA_DIR": str(tmp_path), **env})
+def test_cors_origins_are_exact_and_never_a_wildcard_with_credentials(tmp_path: Path) -> None:
+    base = {"COMMERCE_DATA_DIR": str(tmp_path)}
+    s = load_settings({**base, "COMMERCE_CORS_ORIGINS": "https://App.example.com:443, http://localhost:5173"})
+    assert s.cors_origins == ("https://app.example.com", "http://localhost:5173")
+    assert load_settings({**base, "COMMERCE_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    with pytest.raises(SettingsError, match="COMMERCE_CORS_ALLOW_CREDENTIALS"):
+        load_settings({**base, "COMMERCE_CORS_ORIGINS": "*", "COMMERCE_CORS_ALLOW_CREDENTIALS": "on"})
+    for bad in ("https://*.example.com", "https://app.example.com/path", "*,https://app.example.com"):
+        with pytest.raises(SettingsError, match="COMMERCE_CORS_ORIGINS"):
+            load_settings({**base, "COMMERCE_CORS_ORIGINS": bad})
+    ok = load_settings({**base, "COMMERCE_CORS_ORIGINS": "https://app.example.com",
+                        "COMMERCE_CORS_ALLOW_CREDENTIALS": "on"})
+    assert ok.cors_allow_credentials == "on"
+
+
+def test_rate_limits_must_parse_and_are_reported_by_variable_name(tmp_path: Path) -> None:
+    base = {"COMMERCE_DATA_DIR": str(tmp_path)}
+    s = load_settings({**base, "COMMERCE_RATE_LIMIT_MONEY_USER": "10/minute", "COMMERCE_RATE_LIMIT": "off"})
+    assert s.rate_limit_money_user == "10/minute" and s.rate_limit == "off"
+    for var, bad in (("COMMERCE_RATE_LIMIT_CHECK_KEY", "fast"), ("COMMERCE_RATE_LIMIT_DEFAULT_USER", "0/second"),
+                     ("COMMERCE_RATE_LIMIT_MONEY_KEY", "5/fortnight")):
+        with pytest.raises(SettingsError, match=var):
+            load_settings({**base, var: bad})
+    with pytest.raises(SettingsError, match="COMMERCE_RATE_LIMIT_SYNC_SECONDS"):
+        load_settings({**base, "COMMERCE_RATE_LIMIT_SYNC_SECONDS": "0"})

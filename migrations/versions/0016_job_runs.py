@@ -1,7 +1,7 @@
 """job runs: one row per (job, scheduled slot) so each slot runs once across every instance
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0014
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0014'
-down_revision = '0013'
+revision = '0016'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,164 @@
+"""The HTTP edge: how a request body becomes a typed value, and the limits checked before any handler runs.
+
+Litestar decodes a JSON body to builtins and converts it with ``strict=False`` (the lax rules meant for
+query strings: ``"123"`` and ``8000000.0`` become integers). ``AppRequest.json`` replaces that for every
+route: the body is decoded straight into the handler's ``data`` type with msgspec's strict rules, after a
+cheap check of its nesting depth; malformed bytes, invalid UTF-8 and too-deep nesting are 400
+``malformed_body`` problems, values of the wrong type are 400 ``validation_failed``. Query and path
+parameters keep Litestar's lax parsing (they are strings on the wire) and their declared bounds.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.connection.base import empty_receive, empty_send
+from litestar.enums import ScopeType
+from litestar.exceptions import InternalServerException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.types.empty import Empty
+
+from app.errors import (
+    ClientDisconnected,
+    FieldError,
+    HeaderFieldsTooLarge,
+    MalformedBody,
+    UriTooLong,
+    ValidationFailed,
+)
+
+# Deepest nesting of arrays and objects a JSON body may have. Our deepest contract (a catalog document's
+# price tiers) needs 8; the cap keeps the decoder's recursion far from Python's limit.
+MAX_JSON_DEPTH = 32
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")  # for depth, an object is as deep as an array
+
+
+def _brackets(body: bytes) -> bytes:
+    """The body's brackets outside JSON strings, all as ``[`` and ``]`` (C-speed byte operations only)."""
+    if b"\\" in body:  # escaped backslashes, then escaped quotes: what is left of quotes delimits strings
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(body.split(b'"')[::2])  # every other piece between quotes is inside a string
+    return outside.translate(_AS_SQUARE, _NOT_BRACKETS)
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    brackets, depth = _brackets(body), 0
+    while brackets:
+        peeled = brackets.replace(b"[]", b"")  # one pass peels the innermost level
+        if peeled == brackets:  # what is left never closes: each opener nests one deeper
+            return depth + brackets.count(b"[")
+        brackets, depth = peeled, depth + 1
+    return depth
+
+
+def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the body nests deeper than ``limit``; free for bodies with few brackets (the hot path).
+
+    Brackets left after ``limit`` peels mean deeper nesting, or brackets that never close (malformed too).
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _brackets(body)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+@functools.cache
+def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type, strict=True)
+
+
+def _field_error(exc: msgspec.ValidationError) -> FieldError:
+    """msgspec's ``"Expected `int`, got `str` - at `$.items[0].quantity`"`` as a field error."""
+    message, _, where = str(exc).partition(" - at `")
+    field = where.rstrip("`").removeprefix("$").removeprefix(".")
+    named = re.search(r"(?:unknown|missing required) field `([^`]*)`", message)
+    if named:
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
+    return FieldError(field=field or "body", message=message)
+
+
+def decode_body(body: bytes, body_type: Any) -> Any:
+    """A JSON body decoded strictly into ``body_type``; every way it can be bad is a 400 problem."""
+    if too_deep(body):
+        raise MalformedBody(f"The JSON body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.")
+    if not body.isascii():  # checked as a whole: msgspec only looks at the strings it decodes, in field order
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedBody("The body is not valid UTF-8 (JSON text must be UTF-8).") from None
+    try:
+        return _decoder(body_type).decode(body)
+    except msgspec.ValidationError as exc:
+        error = _field_error(exc)
+        raise ValidationFailed(f"{error.field}: {error.message}"[:1000], errors=[error]) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"The body is not valid JSON ({exc}).") from None
+    except RecursionError:  # a second line of defence: the depth check should make this unreachable
+        raise MalformedBody("The JSON body nests too deeply.") from None
+
+
+class AppRequest(Request[Any, Any, Any]):
+    """Litestar's request with a strict, typed ``json()`` and client disconnects told apart from errors."""
+
+    def __init__(self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send) -> None:
+        self._client_left = False
+        inner = receive
+
+        async def watched() -> ReceiveMessage:
+            message = await inner()
+            if message["type"] == "http.disconnect":
+                self._client_left = True
+            return message
+
+        super().__init__(scope, watched if receive is not empty_receive else receive, send)
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        """The body in chunks; a client that hangs up before sending all of it is ``ClientDisconnected``."""
+        try:
+            async for chunk in super().stream():
+                yield chunk
+        except InternalServerException as exc:
+            if self._client_left:
+                raise ClientDisconnected("The client closed the connection before sending the whole body.") from exc
+            raise
+
+    async def json(self) -> Any:
+        """The body decoded into the route handler's ``data`` type (strict), or builtins for a route without one."""
+        if self._json is Empty:
+            field = self.route_handler.parsed_fn_signature.parameters.get("data")
+            self._json = decode_body(await self.body() or b"null", field.annotation if field is not None else Any)
+        return self._json
+
+
+class RequestLimits(ASGIMiddleware):
+    """Answers an over-long URL (414) or oversized header block (431) with a problem document.
+
+    The server (granian) rejects larger ones itself, with an empty body: see docs/operations.md.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, *, max_url_bytes: int, max_header_bytes: int) -> None:
+        self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        path = scope.get("raw_path") or scope["path"].encode()
+        if len(path) + len(scope.get("query_string", b"")) > self.max_url_bytes:
+            raise UriTooLong(f"The URL is longer than {self.max_url_bytes} bytes.")
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+            raise HeaderFieldsTooLarge(f"The request headers are larger than {self.max_header_bytes} bytes in all.")
+        await next_app(scope, receive, send)
