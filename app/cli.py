@@ -667,6 +667,20 @@ def jobs_run(name: str, json: bool) -> None:
     _invoke(cmd_jobs, jobs_command="run", name=name, json=json)
 
 
+@cli.command("settings", context_settings=CONTEXT)
+@click.option("--markdown", is_flag=True, help="print the README's configuration table (every setting documented)")
+@JSON
+def settings_command(markdown: bool, json: bool) -> None:
+    """Show every setting's variable and current value (secrets masked), or the documentation table."""
+    from app.settings import described, settings_table
+
+    if markdown:
+        print(settings_table())
+        return
+    current = described(load_settings())
+    _out(argparse.Namespace(json=json), "\n".join(f"{name}={value}" for name, value in current), dict(current))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (usage errors and bad settings are 2)."""
     try:
