@@ -158,6 +158,13 @@ def _serve(settings: Settings, url: str) -> None:
     from granian.constants import Interfaces
 
     os.environ["DATABASE_URL"] = url  # worker processes share the one database (embedded or not)
+    if settings.workers > 1:  # a scrape of /metrics reaches one worker: each writes, any one sums them all
+        import shutil
+
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["COMMERCE_SERVE_PID"] = str(os.getpid())  # workers exit when this process dies (app_factory)
     Granian(
         "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,

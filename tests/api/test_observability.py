@@ -169,3 +169,21 @@ async def test_notify_lag_is_measured_by_a_probe_through_postgresql(client: Asyn
     text = await scrape(client, key)
     assert sample(text, "commerce_notify_lag_seconds_count") > 0
     assert 0 <= sample(text, "commerce_notify_lag_seconds_sum") < 5
+
+
+async def test_the_example_dashboard_only_queries_metrics_the_service_exports(
+        client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenClock) -> None:
+    from pathlib import Path
+
+    key = await make_key(sessionmaker, clock, scopes="ops:read")
+    await client.get("/v1/accounts", headers=bearer(key))  # the per-route series exist after a request
+    text = await scrape(client, key)
+    exported = set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            exported.add(line.split()[2])
+    dashboard = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.json").read_text()
+    import re
+
+    queried = {re.sub(r"_bucket$", "", m) for m in re.findall(r"commerce_[a-z_]+", dashboard)} - {"commerce_ops"}
+    assert queried and queried <= exported, sorted(queried - exported)
