@@ -49,7 +49,15 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
-from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
+from entitlements.models import (
+    DemandSignal,
+    Grant,
+    SeatAssignment,
+    Trial,
+    UsageCounter,
+    UsageEvent,
+    UsageEventKey,
+)
 
 metadata = Base.metadata
 
@@ -96,6 +104,7 @@ __all__ = [
     "Trial",
     "UsageCounter",
     "UsageEvent",
+    "UsageEventKey",
     "User",
     "WebhookAttempt",
     "WebhookCursor",

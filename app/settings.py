@@ -89,6 +89,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     entitlement_cache_max_entries: int = 100_000
     entitlement_cache_ttl_seconds: float = 30.0
     usage_backfill_days: int = 35
+    usage_retention_months: int = 13
     trial_scope: Literal["user", "account"] = "user"
     trial_ending_days: int = 3
     sweep_seconds: float = 60.0
@@ -245,6 +246,9 @@ DOCS: dict[str, Doc] = {
     "entitlement_cache_max_entries": Doc("per-process LRU of user entitlement snapshots"),
     "entitlement_cache_ttl_seconds": Doc(
         "safety-net age of cached snapshots and catalog (changes are pushed by NOTIFY)"),
+    "usage_retention_months": Doc(
+        "usage events older than this many months are dropped (whole monthly partitions, by the "
+        "`usage_partitions` job); `0` keeps them forever; counters and statements are kept regardless"),
     "usage_backfill_days": Doc("how far in the past a usage event's `occurred_at` may lie"),
     "trial_scope": Doc("a module's trial once per `user`, or once per `account`"),
     "trial_ending_days": Doc("`trial.ending` is emitted this many days before a trial ends"),
@@ -371,6 +375,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     _check_suggest(settings)
     _check_request_limits(settings)
     settings = _check_web(settings)
+    if settings.usage_retention_months < 0 or 0 < settings.usage_retention_months * 28 <= settings.usage_backfill_days:
+        raise SettingsError("COMMERCE_USAGE_RETENTION_MONTHS must be 0 (keep) or longer than "
+                            "COMMERCE_USAGE_BACKFILL_DAYS")
     if not 0.05 <= settings.jobs_poll_seconds <= 3600 or not 1 <= settings.job_history_days <= 3650:
         raise SettingsError("COMMERCE_JOBS_POLL_SECONDS must be 0.05..3600 and COMMERCE_JOB_HISTORY_DAYS 1..3650")
     return _with_secrets(settings)

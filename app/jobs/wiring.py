@@ -52,6 +52,8 @@ class JobWiring:
                 "one dispatcher pass (fan-out and due deliveries) even where no dispatcher loop runs"),
             Job("job_history_purge", Every(DAY, offset_seconds=3 * HOUR), self.job_history_purge,
                 "delete finished job runs older than COMMERCE_JOB_HISTORY_DAYS"),
+            Job("usage_partitions", Every(DAY, offset_seconds=2 * HOUR), self.usage_partitions,
+                "prepare the coming months' usage event partitions, drop those past COMMERCE_USAGE_RETENTION_MONTHS"),
         ]
         if s.sweep_seconds > 0:
             jobs.append(Job("trial_sweep", Every(max(1, int(s.sweep_seconds))), self.trial_sweep,
@@ -159,6 +161,15 @@ class JobWiring:
             return {"work": await dispatcher.run_once()}
         finally:
             await dispatcher.aclose()
+
+    async def usage_partitions(self, _slot: datetime) -> JobResult:
+        from entitlements.service import drop_expired, ensure_partitions
+
+        now = self.clock.now()
+        async with self.sessionmaker() as session, session.begin():
+            created = await ensure_partitions(session, now=now)
+            dropped = await drop_expired(session, now=now, retention_months=self.settings.usage_retention_months)
+        return {"created": len(created), "dropped": len(dropped)}
 
     async def job_history_purge(self, _slot: datetime) -> JobResult:
         before = self.clock.now() - timedelta(days=self.settings.job_history_days)
