@@ -346,6 +346,22 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
+def cmd_citus_ddl(settings: Settings, _args: argparse.Namespace) -> int:
+    """Migrate (a fresh embedded database is usable at once), then print the distribution statements."""
+    from app.citus import distribution_ddl
+    from app.migrate import upgrade
+
+    async def work(engine: Any) -> str:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            ddl: str = await distribution_ddl(conn)
+            return ddl
+
+    with database_url(settings) as url:
+        print(asyncio.run(_with_engine(url, settings, work)))
+    return 0
+
+
 def _jobs_table(rows: list[Any]) -> str:
     """The jobs as a table for people (rich renders it to text)."""
     from rich.console import Console
@@ -672,6 +688,12 @@ def jobs_list(json: bool) -> None:
 def jobs_run(name: str, json: bool) -> None:
     """Run job NAME now (exit 1 when it fails or another process is running it)."""
     _invoke(cmd_jobs, jobs_command="run", name=name, json=json)
+
+
+@cli.command("citus-ddl", context_settings=CONTEXT)
+def citus_ddl() -> None:
+    """Print the Citus distribution DDL of the migrated schema (tenant tables by account_id, catalog as reference)."""
+    _invoke(cmd_citus_ddl)
 
 
 @cli.command("settings", context_settings=CONTEXT)
