@@ -12,6 +12,7 @@ COPY app ./app
 COPY catalog ./catalog
 COPY billing ./billing
 COPY entitlements ./entitlements
+COPY suggest ./suggest
 COPY migrations ./migrations
 RUN pip install -c constraints.txt .
 

@@ -25,7 +25,7 @@ from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
 from app.cors import AccountOrigins, CorsMiddleware, cors_config
-from app.db import create_engine, create_lock_engine, make_sessionmaker
+from app.db import create_engine, create_lock_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -39,6 +39,7 @@ from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
+from app.wiring import check_settings, sessionmaker
 from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
 from billing.cards.routes import CardController
 from billing.routes import (
@@ -55,11 +56,17 @@ from billing.routes import (
 from billing.stripe_fake import FakeStripe
 from billing.stripe_gateway import create_gateway
 from billing.stripe_webhook import stripe_webhook
-from catalog.routes import CatalogController, OfferController
-from catalog.suggest.peers import Refresher
-from catalog.suggest.routes import AdvisorController, SuggestionController
-from entitlements.routes import EntitlementController, GrantController, TrialController, UsageController
+from catalog.routes import CatalogController
+from entitlements.routes import (
+    EntitlementController,
+    GrantController,
+    OfferController,
+    TrialController,
+    UsageController,
+)
 from entitlements.runtime import Runtime
+from suggest.peers import Refresher
+from suggest.routes import AdvisorController, SuggestionController
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -95,7 +102,7 @@ def create_app(
     ``stripe_fake`` to deliver events when they choose. Refuses to build (SettingsError) while the way card
     payments run is undecided (no STRIPE_SECRET_KEY and no COMMERCE_STRIPE outside production).
     """
-    settings = settings or load_settings()
+    settings = check_settings(settings or load_settings())
     require_card_payments_decided(settings)
     clock = clock or SystemClock()
     origins = AccountOrigins()
@@ -122,7 +129,7 @@ def create_app(
         app.state.lock_engine = lock_engine
         metrics.watch_pool("main", engine)
         metrics.watch_pool("locks", lock_engine)
-        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
         probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)

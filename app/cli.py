@@ -104,17 +104,16 @@ async def _bound_accounts(session: Any, refs: list[str] | None) -> dict[str, str
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
-    from app import audit, keys
+    from app import audit, keys, wiring
     from app.accounts.service import external_ids
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from app.notify import notify
     from app.scopes import parse_scopes
 
     clock = SystemClock()
 
     async def work(engine: Any) -> int:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.keys_command == "create":
                 scopes = parse_scopes(args.scopes)
                 bound = await _bound_accounts(session, args.account)
@@ -217,8 +216,8 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
     """Plan, apply or export the catalog as code (TOML)."""
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from app.errors import DomainError
     from catalog import service
     from catalog.domain import render_plan
@@ -230,7 +229,7 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
         from app.migrate import upgrade
 
         await upgrade(engine)  # like serve: a fresh embedded database is usable at once
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.catalog_command == "export":
                 print(to_toml(await service.export_document(session)), end="")
                 return 0
@@ -267,15 +266,16 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
         return code
 def _job_resources(url: str, settings: Settings) -> Any:
     """Engines, the job list and the Stripe gateway (real Stripe only: a CLI's own fake knows no payments)."""
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import create_engine, create_lock_engine, make_sessionmaker
+    from app.db import create_engine, create_lock_engine
     from app.jobs.wiring import JobsLoop
     from billing.stripe_gateway import create_gateway
 
     engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
     lock_engine = create_lock_engine(url, pool_size=2, max_overflow=4)
     gateway = create_gateway(settings) if settings.stripe_mode == "stripe" else None
-    jobs = JobsLoop(sessionmaker=make_sessionmaker(engine), lock_engine=lock_engine, settings=settings,
+    jobs = JobsLoop(sessionmaker=wiring.sessionmaker(engine, settings), lock_engine=lock_engine, settings=settings,
                     clock=SystemClock(), stripe=gateway)
 
     async def close() -> None:
@@ -292,8 +292,8 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (any number, on any hosts)."""
     import signal
 
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from app.webhooks.dispatcher import Dispatcher
 
     async def work(url: str) -> None:
@@ -304,7 +304,7 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         jobs.start()  # COMMERCE_SCHEDULER=off leaves the jobs to other processes
         try:
-            await Dispatcher(make_sessionmaker(engine), settings=settings, clock=SystemClock()).run(stop)
+            await Dispatcher(wiring.sessionmaker(engine, settings), settings=settings, clock=SystemClock()).run(stop)
         finally:
             await close()
 
@@ -385,14 +385,14 @@ def _jobs_table(rows: list[Any]) -> str:
 
 def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
     """One sweep pass: emit entitlement.expired, trial.ending and trial.ended events that are due (idempotent)."""
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from entitlements.service import sweep
 
     async def work(engine: Any) -> int:
         total: dict[str, int] = {}
         while True:  # a pass handles a bounded batch; repeat until nothing is due
-            async with make_sessionmaker(engine)() as session, session.begin():
+            async with wiring.sessionmaker(engine, settings)() as session, session.begin():
                 counts = await sweep(session, clock=SystemClock(), trial_ending_days=settings.trial_ending_days)
             for k, v in counts.items():
                 total[k] = total.get(k, 0) + v
@@ -413,14 +413,14 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _close_period(args: argparse.Namespace, clock: Any) -> Any:
+def _close_period(args: argparse.Namespace, clock: Any, settings: Settings) -> Any:
     """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
-    from app.db import make_sessionmaker
+    from app import wiring
     from billing.service._orders import expire_due_approvals
     from billing.service._statements import close_period
 
     async def work(engine: Any) -> int:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.billing_command == "close":
                 result = await close_period(session, period=args.period, clock=clock)
                 for st in result.closed:
@@ -446,8 +446,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     empty in-process fake, which knows none of the service's payments: ``close`` only closes statements,
     ``reconcile`` and ``invoice`` refuse, and ``run`` renews budget-route subscriptions only.
     """
+    from app import wiring
     from app.clock import SystemClock
-    from app.db import make_sessionmaker
     from billing.stripe_gateway import create_gateway
 
     clock = SystemClock()
@@ -461,12 +461,12 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         from billing.service._renewals import run_billing
 
         if args.billing_command in ("close", "expire-approvals"):
-            code: int = await _close_period(args, clock)(engine)
+            code: int = await _close_period(args, clock, settings)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
                 if args.billing_command == "close":
                     print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")
                 return code
-        sessionmaker = make_sessionmaker(engine)
+        sessionmaker = wiring.sessionmaker(engine, settings)
         gateway = create_gateway(settings) if real_stripe else None
         try:
             if args.billing_command == "run":
@@ -501,9 +501,10 @@ SERVER_OPTIONS = ("workers", "host", "port")
 def _invoke(command: Any, **params: Any) -> None:
     """Load settings (with --host/--port/--workers), run ``command`` and exit with its code."""
     from app.logs import configure_logging
+    from app.wiring import check_settings
 
     overrides = {k: params[k] for k in SERVER_OPTIONS if params.get(k) is not None}
-    settings = load_settings(**overrides)
+    settings = check_settings(load_settings(**overrides))
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     raise SystemExit(command(settings, argparse.Namespace(**params)))
 

@@ -61,8 +61,10 @@ def create_lock_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncE
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(engine: AsyncEngine, *,
+                      info: dict[str, object] | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``info`` is copied into each (the app's wiring passes its event bus there)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 AfterTransaction = Callable[[], Awaitable[None]]

@@ -12,11 +12,10 @@ from app.accounts import service as accounts
 from app.accounts.schemas import AccountUpsert, UserUpsert
 from app.auth import VendorPrincipal
 from app.clock import Clock, SystemClock
-from app.db import make_sessionmaker
 from app.scopes import SCOPES
 from app.settings import Settings
 from catalog import service as catalog
-from catalog.suggest.signals import ModuleInfo
+from suggest.signals import ModuleInfo
 
 DEMO_SYNTH_ACCOUNTS = {"enterprise-00": "acme", "mid_market-00": "globex", "smb-00": "initech"}
 
@@ -112,7 +111,9 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
     clock = SystemClock()
     key_file = settings.data_dir / "demo-vendor-key"
-    async with make_sessionmaker(engine)() as session, session.begin():
+    from app.wiring import sessionmaker
+
+    async with sessionmaker(engine, settings)() as session, session.begin():
         doc = catalog.parse_source(toml=demo_catalog_toml())
         await catalog.apply_document(session, doc, actor="demo", clock=clock)  # a no-op when already applied
         for data in DEMO_ACCOUNTS:
@@ -136,13 +137,13 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
 
 async def seed_history(session: AsyncSession, clock: Clock) -> None:
     """A believable history so suggestions in the demo have facts to stand on: colleagues with roles in each
-    demo account (from the seeded synthetic customer base, catalog/suggest/synth.py), the modules they own,
+    demo account (from the seeded synthetic customer base, suggest/synth.py), the modules they own,
     their last two months of usage and their attempts on features they lack; then the peer statistics.
     Runs once (the first synthetic colleague marks it done); everything goes through the public services."""
     import entitlements
-    from catalog.suggest import refresh_account
-    from catalog.suggest.synth import generate
     from entitlements.schemas import UsageEventIn
+    from suggest import refresh_account
+    from suggest.synth import generate
 
     if await accounts.get_user(session, "acme-s000") is not None:
         return

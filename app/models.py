@@ -39,16 +39,6 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from catalog.suggest.models import (
-    PairStat,
-    PeerStat,
-    SegmentPair,
-    SegmentStat,
-    StatsRefresh,
-    SuggestionFeedback,
-    SuggestionImpression,
-    SuggestionOutcome,
-)
 from entitlements.models import (
     DemandSignal,
     Grant,
@@ -57,6 +47,16 @@ from entitlements.models import (
     UsageCounter,
     UsageEvent,
     UsageEventKey,
+)
+from suggest.models import (
+    PairStat,
+    PeerStat,
+    SegmentPair,
+    SegmentStat,
+    StatsRefresh,
+    SuggestionFeedback,
+    SuggestionImpression,
+    SuggestionOutcome,
 )
 
 metadata = Base.metadata

@@ -1,4 +1,7 @@
-"""Transactional outbox: events are written in the caller's transaction and delivered later."""
+"""Transactional outbox: events are written in the caller's transaction and delivered later.
+
+Packages publish typed events (app/events.py), which end here; ``emit`` writes a raw type and payload.
+"""
 
 from __future__ import annotations
 
@@ -33,16 +36,21 @@ class OutboxEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(100))  # the request (X-Request-Id) that caused it
 
 
+def write(session: AsyncSession, *, event_id: str, type: str, version: int, account_id: str | None,
+          occurred_at: datetime, payload: dict[str, Any]) -> None:
+    """Add one outbox row to the caller's transaction; it exists only if that transaction commits."""
+    session.add(OutboxEvent(event_id=event_id, type=type, version=version, account_id=account_id,
+                            occurred_at=occurred_at, payload=payload, request_id=current_request_id()))
+    # No flush here: events of one transaction are inserted together at its next flush (in the order
+    # they were written), which saves a round trip per event on the purchase path.
+
+
 async def emit(
     session: AsyncSession, *, clock: Clock, type: str, payload: Any, account_id: str | None = None,
     version: int = 1,
 ) -> str:
-    """Write one event in the caller's transaction; it exists only if that transaction commits."""
+    """Write one event of a raw type and payload in the caller's transaction (typed events: app.events)."""
     event_id = new_id("evt")
-    session.add(OutboxEvent(
-        event_id=event_id, type=type, version=version, account_id=account_id,
-        occurred_at=clock.now(), payload=msgspec.to_builtins(payload), request_id=current_request_id(),
-    ))
-    # No flush here: events of one transaction are inserted together at its next flush (in the order
-    # they were emitted), which saves a round trip per event on the purchase path.
+    write(session, event_id=event_id, type=type, version=version, account_id=account_id, occurred_at=clock.now(),
+          payload=msgspec.to_builtins(payload))
     return event_id

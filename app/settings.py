@@ -428,9 +428,7 @@ def _check_web(settings: Settings) -> Settings:
 
 
 def _check_suggest(settings: Settings) -> None:
-    """Bounds of the suggestion engine's knobs; the weights must parse."""
-    from catalog.suggest.scoring import parse_weights
-
+    """Bounds of the suggestion engine's knobs (the weights are the engine's to judge: app/wiring.py)."""
     if not 0 <= settings.suggest_holdout_pct <= 50:
         raise SettingsError("COMMERCE_SUGGEST_HOLDOUT_PCT must be between 0 and 50")
     days = ("suggest_attribution_days", "suggest_dismiss_cooldown_days", "suggest_recent_days",
@@ -441,10 +439,6 @@ def _check_suggest(settings: Settings) -> None:
         raise SettingsError("COMMERCE_SUGGEST_CAP_PER_SURFACE must be 0..1000 (0: no cap) and the window 1..720 hours")
     if not 60 <= settings.suggest_stats_ttl_seconds <= 7 * 86_400 or not 0 <= settings.suggest_min_score < 1:
         raise SettingsError("COMMERCE_SUGGEST_STATS_TTL_SECONDS must be 60..604800 and the minimum score in [0, 1)")
-    try:
-        parse_weights(settings.suggest_weights)
-    except ValueError as exc:
-        raise SettingsError(f"COMMERCE_SUGGEST_WEIGHTS: {exc}") from exc
 
 
 def _check_webhooks(settings: Settings) -> None:

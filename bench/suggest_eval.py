@@ -1,4 +1,4 @@
-"""Offline evaluation of the suggestion engine on a seeded synthetic customer base (catalog/suggest/synth.py).
+"""Offline evaluation of the suggestion engine on a seeded synthetic customer base (suggest/synth.py).
 
 Time split: the engine sees the world as it was at the start of month ``split`` (ownership, the last month's
 attempts and usage, three months of usage history, peers in the account and the segment, co-ownership) and
@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from app.demo import demo_catalog_toml
 from catalog.service import parse_source
 from catalog.spec import LimitFeature
-from catalog.suggest import engine as e
-from catalog.suggest.scoring import DEFAULT, Weights, fit_logistic
-from catalog.suggest.signals import SIGNALS, FeatureInfo, ModuleInfo, PeerCount
-from catalog.suggest.synth import SynthUser, World, generate
+from suggest import engine as e
+from suggest.scoring import DEFAULT, Weights, fit_logistic
+from suggest.signals import SIGNALS, FeatureInfo, ModuleInfo, PeerCount
+from suggest.synth import SynthUser, World, generate
 
 K = 3
 

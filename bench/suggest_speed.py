@@ -43,9 +43,9 @@ from app.scopes import SCOPES
 from app.settings import load_settings
 from catalog import service as catalog
 from catalog.spec import BooleanFeature, Module, RecurringPrice
-from catalog.suggest import peers, service
-from catalog.suggest.schemas import SuggestionRequest, TriggerIn
 from entitlements.runtime import Runtime
+from suggest import peers, service
+from suggest.schemas import SuggestionRequest, TriggerIn
 from tests.support.live_server import live_server
 
 ROLES = ["analyst", "analyst", "analyst", "manager", "engineer", "viewer"]

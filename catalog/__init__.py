@@ -6,8 +6,9 @@ Other packages call these (never the tables):
     ``modules_granting`` (which modules unlock a feature: a denial becomes an offer);
   * availability: ``load_live`` + ``evaluate_availability(live, module, Audience(...))`` -> ``Decision`` (effect and
     reason), or the pure ``availability(doc, module, audience)``;
-  * offers: ``offers_for(session, principal, user_external_id)``;
-  * seams fed by entitlements (issue #4): ``owned_modules``, ``price_owners``;
+  * offers: ``offers_for(session, user, owned=...)``: the caller passes the modules the user holds (the
+    catalog sits below entitlements and never asks it);
+  * the seam for price migrations: ``price_owners``;
   * catalog as code: ``parse_source``, ``plan_document``, ``apply_document``.
 """
 
@@ -24,7 +25,6 @@ from catalog.service import (
     load_live,
     modules_granting,
     offers_for,
-    owned_modules,
     parse_source,
     plan_document,
     price_owners,
@@ -33,6 +33,6 @@ from catalog.service import (
 __all__ = [
     "Audience", "Decision", "Live", "Offer", "PriceView", "Unlock", "apply_document", "availability",
     "current_prices", "evaluate", "evaluate_availability", "get_feature", "get_module", "get_price",
-    "list_features", "list_modules", "load_live", "modules_granting", "offers_for", "owned_modules",
-    "parse_source", "plan_document", "price_owners",
+    "list_features", "list_modules", "load_live", "modules_granting", "offers_for", "parse_source",
+    "plan_document", "price_owners",
 ]

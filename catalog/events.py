@@ -1,21 +1,21 @@
-"""Payload schemas of the events the catalog emits (registered in the webhook event catalogue)."""
+"""The events the catalog publishes: their payload types are their entries in the event catalogue."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from app.webhooks.events import Payload, event
+from app.events import Event, event
 
 
-class CatalogChange(Payload, frozen=True):
+class CatalogChange(Event, frozen=True):
     kind: str
     action: str
     key: str
 
 
 @event("catalog.revision_applied", description="A new catalog revision was applied (catalog as code).")
-class CatalogRevisionApplied(Payload, frozen=True):
+class CatalogRevisionApplied(Event, frozen=True):
     revision: int
     summary: dict[str, Any]
     changes: list[CatalogChange]
@@ -23,7 +23,7 @@ class CatalogRevisionApplied(Payload, frozen=True):
 
 @event("price.change_scheduled", description=(
     "A price an owner pays will change at migrate_existing_at (sent ahead of the date, per owner)."))
-class PriceChangeScheduled(Payload, frozen=True):
+class PriceChangeScheduled(Event, frozen=True):
     revision: int
     module: str | None
     slot: str | None

@@ -1,4 +1,4 @@
-"""HTTP routes of the catalog and of offers: decode, call one use case, encode."""
+"""HTTP routes of the catalog: decode, call one use case, encode (offers: entitlements/routes.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession
 from app.idempotency import run_idempotent
-from app.params import CursorParam, Limit, UserRef
+from app.params import CursorParam, Limit
 from app.schemas import decode_int_cursor, encode_cursor
 from catalog import service
 from catalog.schemas import (
@@ -20,7 +20,6 @@ from catalog.schemas import (
     FeatureRead,
     ModuleList,
     ModuleRead,
-    OfferList,
     PlanRead,
     PolicyList,
     PolicyRead,
@@ -145,17 +144,3 @@ class CatalogController(Controller):
           summary="Get a catalog revision with its document")
     async def get_revision(self, db_session: DbSession, revision: RevisionNo) -> RevisionDetail:
         return await service.get_revision(db_session, revision)
-
-
-class OfferController(Controller):
-    path = "/v1/offers"
-    tags = ["Offers"]
-
-    @get("/", opt={"scope": "catalog:read", "user_access": "self", "owner": "user"},
-          summary="Modules a user may see and buy, each with the policy decision and its reason",
-         description="Hidden modules never appear. A session token may ask only for its own user "
-                     "(customer admins for users of their account).")
-    async def offers(
-        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, user: UserRef,
-    ) -> OfferList:
-        return await service.offers_for(db_session, principal, user, now=clock.now())

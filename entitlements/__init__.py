@@ -1,8 +1,9 @@
 """Entitlements: grants, seats, the check path and its cache, usage events and counters, trials.
 
-The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted``; the catalog's
-offers ask ``owned_modules``; suggestions read ``demand_signals``, ``usage_series``,
-``account_holdings``, ``account_usage_series`` and ``active_features``).
+The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
+``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
+read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series`` and
+``active_features``).
 """
 
 from entitlements.models import Grant

@@ -1,13 +1,14 @@
-"""Payload schemas of the events entitlements emit (registered in the webhook event catalogue)."""
+"""The events entitlements publish: their payload types are their entries in the event catalogue."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from app.webhooks.events import Payload, event
+from app.events import Event, event
 
 
-class GrantEvent(Payload, frozen=True):
+# omit_defaults: ``reason`` and ``effective_at`` appear in revocations only
+class GrantEvent(Event, frozen=True, omit_defaults=True):
     """A grant after the change; ``user_id`` is null for an account-wide grant (``seats`` for a seat pool)."""
 
     grant_id: str
@@ -35,7 +36,7 @@ class EntitlementRevoked(GrantEvent, frozen=True):
 
 
 @event("entitlement.expired", description="A grant reached its end (sent once by the sweep).")
-class EntitlementExpired(Payload, frozen=True):
+class EntitlementExpired(Event, frozen=True):
     grant_id: str
     user_id: str | None
     module: str
@@ -44,7 +45,7 @@ class EntitlementExpired(Payload, frozen=True):
     ended_at: datetime
 
 
-class SeatEvent(Payload, frozen=True):
+class SeatEvent(Event, frozen=True):
     grant_id: str
     module: str
     user_id: str
@@ -61,7 +62,7 @@ class SeatUnassigned(SeatEvent, frozen=True):
 
 
 @event("trial.started", description="A trial began.")
-class TrialStarted(Payload, frozen=True):
+class TrialStarted(Event, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -72,7 +73,7 @@ class TrialStarted(Payload, frozen=True):
 
 
 @event("trial.ending", description="A trial ends in a few days (sent once, COMMERCE_TRIAL_ENDING_DAYS before).")
-class TrialEnding(Payload, frozen=True):
+class TrialEnding(Event, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -81,7 +82,7 @@ class TrialEnding(Payload, frozen=True):
 
 
 @event("trial.ended", description="A trial ended (converted or not).")
-class TrialEnded(Payload, frozen=True):
+class TrialEnded(Event, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -90,7 +91,7 @@ class TrialEnded(Payload, frozen=True):
 
 
 @event("trial.converted", description="A trialed module was bought.")
-class TrialConverted(Payload, frozen=True):
+class TrialConverted(Event, frozen=True):
     trial_id: str
     user_id: str | None
     module: str

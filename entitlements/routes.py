@@ -1,4 +1,4 @@
-"""HTTP routes of entitlements: decode, call one use case, encode."""
+"""HTTP routes of entitlements and of the offers a user sees: decode, call one use case, encode."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.idempotency import run_idempotent
 from app.params import AccountRef, CursorParam, Limit, UserRef
 from app.schemas import decode_cursor, encode_cursor
+from catalog.schemas import OfferList
 from entitlements import service
 from entitlements.runtime import Runtime
 from entitlements.schemas import (
@@ -232,3 +233,17 @@ class TrialController(Controller):
         view = await _runtime(request).view(db_session)
         return await service.start_trial(db_session, principal, data.user, data.module, view=view,
                                          scope=settings.trial_scope, clock=clock)
+
+
+class OfferController(Controller):
+    path = "/v1/offers"
+    tags = ["Offers"]
+
+    @get("/", opt={"scope": "catalog:read", "user_access": "self", "owner": "user"},
+          summary="Modules a user may see and buy, each with the policy decision and its reason",
+         description="Hidden modules never appear. A session token may ask only for its own user "
+                     "(customer admins for users of their account).")
+    async def offers(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, user: UserRef,
+    ) -> OfferList:
+        return await service.user_offers(db_session, principal, user, now=clock.now())

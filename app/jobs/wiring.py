@@ -142,7 +142,7 @@ class JobWiring:
         return {"migrated": 0, "note": "price migration is not implemented yet"}
 
     async def suggestion_stats(self, _slot: datetime) -> JobResult:
-        from catalog.suggest.peers import refresh_account, stale_accounts
+        from suggest.peers import refresh_account, stale_accounts
 
         now = self.clock.now()
         before = now - timedelta(seconds=self.settings.suggest_stats_ttl_seconds)

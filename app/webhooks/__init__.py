@@ -1,6 +1,6 @@
 """Events to the vendor's app: endpoints, signed deliveries with retries, the event catalogue.
 
-Other packages emit catalogued events with ``emit_event`` (see ``events``); the dispatcher does the rest.
+Packages publish catalogued events with ``app.events.publish``; the outbox and the dispatcher do the rest.
 """
 
 from app.webhooks.events import Payload, emit_event, event

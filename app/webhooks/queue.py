@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, metrics
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from app.outbox import OutboxEvent
 from app.settings import Settings
@@ -244,9 +245,9 @@ async def _track_endpoint_health(
         .returning(WebhookEndpoint.url))).one_or_none()
     if disabled is None:
         return
-    await events.emit_event(session, clock=clock, payload=events.WebhookEndpointDisabled(
+    await publish(session, events.WebhookEndpointDisabled(
         endpoint_id=endpoint_id, url=disabled.url, reason="failing", disabled_at=now,
-        failing_since=row.failing_since, consecutive_failures=row.consecutive_failures))
+        failing_since=row.failing_since, consecutive_failures=row.consecutive_failures), clock=clock)
     await audit.record(session, clock=clock, actor=SYSTEM_ACTOR, action="webhook_endpoint.disabled",
                        target_type="webhook_endpoint", target_id=endpoint_id,
                        before={"status": ENABLED}, after={

@@ -15,6 +15,7 @@ from app import audit
 from app.clock import Clock
 from app.db import model_to_dict
 from app.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from app.events import publish
 from app.ids import new_id
 from app.outbox import OutboxEvent
 from app.settings import Settings
@@ -158,9 +159,9 @@ async def set_enabled(
         endpoint.consecutive_failures = 0
     else:
         endpoint.disabled_reason, endpoint.disabled_at = "manual", now
-        await events.emit_event(session, clock=clock, payload=events.WebhookEndpointDisabled(
+        await publish(session, events.WebhookEndpointDisabled(
             endpoint_id=endpoint_id, url=endpoint.url, reason="manual", disabled_at=now,
-            failing_since=endpoint.failing_since, consecutive_failures=endpoint.consecutive_failures))
+            failing_since=endpoint.failing_since, consecutive_failures=endpoint.consecutive_failures), clock=clock)
     await audit.record(session, clock=clock, actor=actor,
                        action="webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled",
                        target_type="webhook_endpoint", target_id=endpoint_id, before=before,

@@ -1,4 +1,4 @@
-"""Billing use cases (load, decide with billing.domain, persist, emit) and read models.
+"""Billing use cases (load, decide with billing.domain, persist, publish events) and read models.
 
 They work in the caller's transaction (the request's, or a job's) and never commit it; the few that need
 a transaction of their own take a sessionmaker instead of a session and say why (``decide`` expires a due
@@ -56,13 +56,53 @@ from billing.service._quotes import QuoteItem, auto_quote, create_quote
 from billing.service._simulate import simulate
 from billing.service._statements import close_period
 from billing.service._subscriptions import update_subscription
+from billing.service._summary import LineSummary, OrderSummary, order_summary
 
 __all__ = [
-    "QuoteItem", "acknowledge_provisioning", "approval_queue", "approval_read", "approval_view", "auto_quote",
-    "budget_for", "budget_list", "budget_state", "cancel_order", "capture", "close_period", "close_read",
-    "create_budget", "create_quote", "credit_report", "current_policy", "decide", "export_toml", "get_budget",
-    "import_toml", "ledger_page", "list_budget_states", "list_budgets", "list_ledger", "order_page", "order_quote",
-    "order_read", "order_view", "quote_read", "read_budget_state", "read_order", "read_quote", "read_subscription",
-    "refund", "release", "reserve", "save_policy", "simulate", "statement_list", "subscription_list",
-    "update_budget", "update_subscription",
+    "LineSummary",
+    "OrderSummary",
+    "QuoteItem",
+    "acknowledge_provisioning",
+    "approval_queue",
+    "approval_read",
+    "approval_view",
+    "auto_quote",
+    "budget_for",
+    "budget_list",
+    "budget_state",
+    "cancel_order",
+    "capture",
+    "close_period",
+    "close_read",
+    "create_budget",
+    "create_quote",
+    "credit_report",
+    "current_policy",
+    "decide",
+    "export_toml",
+    "get_budget",
+    "import_toml",
+    "ledger_page",
+    "list_budget_states",
+    "list_budgets",
+    "list_ledger",
+    "order_page",
+    "order_quote",
+    "order_read",
+    "order_summary",
+    "order_view",
+    "quote_read",
+    "read_budget_state",
+    "read_order",
+    "read_quote",
+    "read_subscription",
+    "refund",
+    "release",
+    "reserve",
+    "save_policy",
+    "simulate",
+    "statement_list",
+    "subscription_list",
+    "update_budget",
+    "update_subscription",
 ]

@@ -8,7 +8,7 @@ is one transaction, so a crash leaves either all of it or none of it.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,8 +20,8 @@ from app.accounts.models import Account, User
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.errors import Forbidden, NotFound
+from app.events import publish
 from app.ids import new_id
-from app.webhooks.events import ProvisionedFeature, ProvisionItem, ProvisionRequested, emit_event
 from billing.domain import orders as machine
 from billing.domain.credit import classify
 from billing.domain.periods import period_key, period_of
@@ -34,6 +34,7 @@ from billing.errors import (
     PurchaseBlocked,
     QuoteUnusable,
 )
+from billing.events import ApprovalDecided, ProvisionedFeature, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
@@ -41,7 +42,6 @@ from billing.service._budgets import budget_for, capture, refund, release, reser
 from billing.service._guardrails import current_policy
 from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
 from billing.service._quotes import decide_for, decision_dict
-from catalog import suggest
 from catalog.spec import ConfigFeature, GrantValue, LimitFeature
 
 
@@ -59,8 +59,8 @@ async def _move(session: AsyncSession, order: Order, target: machine.OrderState,
         raise IllegalOrderTransition(str(exc).capitalize() + ".", state=order.state) from exc
     order.updated_at = clock.now()
     await session.flush()
-    await outbox.emit(session, clock=clock, type=f"order.{target}", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), **extra})
+    event, beside = order_event(target, {**order_payload(order, account, user), **extra})
+    await publish(session, event, clock=clock, account_id=order.account_id, extra=beside)
     return order
 
 
@@ -221,21 +221,18 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                 amount_minor=line.total_minor, currency=order.currency,
                                 team=account.sales_team, rep=account.sales_rep,
                                 period=period_key(period_of(now)[0]), booked_at=now))
-        if not renewal:  # a purchase the suggestions engine may have led to (measured for the lift)
-            await suggest.record_purchase(session, account_id=account.account_id, user_id=user.user_id,
-                                          module=line.module, order_id=order.order_id,
-                                          amount_minor=line.total_minor, currency=order.currency, at=now)
     await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
                                         source_ref=f"{order.order_id}:temporary", reason="purchase completed",
                                         clock=clock)
     await subscriptions.after_fulfil(session, order, clock=clock)
     order.fulfilled_at = now
     order.provision_status = "requested"
-    await emit_event(session, clock=clock, account_id=account.account_id, payload=ProvisionRequested(
+    await publish(session, ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id,
         user=user.external_id, requested_at=now,
         items=[ProvisionItem(module=line.module, quantity=line.quantity,
-                             features=_provisioned(features[line.module], live)) for line in order.lines]))
+                             features=_provisioned(features[line.module], live)) for line in order.lines]),
+        clock=clock, account_id=account.account_id)
     await _move(session, order, "fulfilled", account=account, user=user, clock=clock)
 
 
@@ -335,13 +332,11 @@ async def decide_approval(session: AsyncSession, principal: Principal, approval_
         if hold is not None:
             await release(session, hold, currency=order.currency, clock=clock)
         await _end_temporary_access(session, order, clock=clock, why="request denied")
-        for line in order.lines:  # not suggested to this user again for a while
-            await suggest.record_denial(session, account_id=order.account_id, user_id=order.user_id,
-                                        module=line.module, approval_id=approval.approval_id, at=clock.now())
         await _move(session, order, "denied", account=account, user=user, clock=clock, decided_by=actor, note=note)
-    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
-        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": approval.state,
-        "decided_by": actor, "note": note})
+    decision: Literal["approved", "denied"] = "approved" if approve else "denied"
+    await publish(session, ApprovalDecided(approval_id=approval.approval_id, order_id=order.order_id,
+                                           decision=decision, decided_by=actor, note=note),
+                  clock=clock, account_id=order.account_id)
     await audit.record(session, clock=clock, actor=actor, action=f"approval.{approval.state}", target_type="approval",
                        target_id=approval.approval_id, account_id=order.account_id,
                        after={"order_id": order.order_id, "note": note})
@@ -364,9 +359,9 @@ async def expire_if_due(session: AsyncSession, approval: Approval, order: Order,
         await release(session, hold, currency=order.currency, clock=clock)
     await _end_temporary_access(session, order, clock=clock, why="request expired")
     await _move(session, order, "expired", account=account, user=user, clock=clock)
-    await outbox.emit(session, clock=clock, type="approval.decided", account_id=order.account_id, payload={
-        "approval_id": approval.approval_id, "order_id": order.order_id, "decision": "expired",
-        "decided_by": None, "note": None})
+    await publish(session, ApprovalDecided(approval_id=approval.approval_id, order_id=order.order_id,
+                                           decision="expired", decided_by=None, note=None),
+                  clock=clock, account_id=order.account_id)
     return True
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import catalog
+import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
 from app.auth import Principal
@@ -104,7 +105,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     now = clock.now()
     live = await catalog.load_live(session)
     modules_by_key = {m.key: m for m in live.doc.modules}
-    owned = await catalog.owned_modules(session, account.account_id, user.user_id, now=now)
+    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
     wanted = list(items)

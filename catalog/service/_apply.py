@@ -11,15 +11,17 @@ import msgspec
 from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, outbox
+from app import audit
 from app.clock import Clock
 from app.errors import FieldError
+from app.events import publish
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
 from catalog import domain
 from catalog.domain import Change, Live
 from catalog.errors import CatalogInvalid, CatalogRevisionConflict
+from catalog.events import CatalogChange, CatalogRevisionApplied, PriceChangeScheduled
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,
@@ -151,18 +153,16 @@ async def _announce(session: AsyncSession, changes: list[Change], *, revision: i
     await audit.record(session, clock=clock, actor=actor, action="catalog.revision_applied",
                        target_type="catalog_revision", target_id=str(revision),
                        after={"summary": summary, "changes": [c.detail for c in changes[:200]]})
-    await outbox.emit(session, clock=clock, type="catalog.revision_applied",
-                      payload={"revision": revision, "summary": summary,
-                               "changes": [{"kind": c.kind, "action": c.action, "key": c.key} for c in changes]})
+    await publish(session, CatalogRevisionApplied(
+        revision=revision, summary=dict(summary),
+        changes=[CatalogChange(kind=c.kind, action=c.action, key=c.key) for c in changes]), clock=clock)
     for c in changes:
         for owner in c.affected_owners:
-            await outbox.emit(session, clock=clock, type="price.change_scheduled", account_id=owner.account_id,
-                              payload={"revision": revision, "module": c.module, "slot": c.slot,
-                                       "user_id": owner.user_id, "from_price_id": owner.price_id,
-                                       "to_version": c.to_version, "currency": c.currency,
-                                       "amount_minor_before": c.amount_minor_before,
-                                       "amount_minor_after": c.amount_minor_after,
-                                       "migrate_existing_at": c.migrate_existing_at})
+            await publish(session, PriceChangeScheduled(
+                revision=revision, module=c.module, slot=c.slot, user_id=owner.user_id,
+                from_price_id=owner.price_id, to_version=c.to_version, currency=c.currency,
+                amount_minor_before=c.amount_minor_before, amount_minor_after=c.amount_minor_after,
+                migrate_existing_at=c.migrate_existing_at), clock=clock, account_id=owner.account_id)
 
 
 class _Writer:

@@ -1,8 +1,6 @@
-"""Loading the live catalog from its tables into plain domain values, and the ownership seams."""
+"""Loading the live catalog from its tables into plain domain values, and the price-owner seam."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import msgspec
 from sqlalchemy import func, select
@@ -20,20 +18,6 @@ from catalog.models import (
     CatalogSetting,
 )
 from catalog.spec import EFFECTS, CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
-
-
-async def owned_modules(session: AsyncSession, account_id: str, user_id: str | None, *,
-                        now: datetime) -> frozenset[str]:
-    """Module keys this user holds now (own grants, account-wide grants, assigned seats).
-
-    The seam through which entitlements feed offers and availability; the import is local because
-    entitlements reads the catalog (the dependency points from entitlements to catalog).
-    """
-    if user_id is None:
-        return frozenset()
-    from entitlements import owned_modules as entitled
-
-    return await entitled(session, account_id, user_id, now=now)
 
 
 async def price_owners(session: AsyncSession, module: str, slot: str, *, before_version: int) -> list[PriceOwner]:

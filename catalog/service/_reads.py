@@ -3,14 +3,10 @@ revisions, and the offers a user sees."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import resolve_user
-from app.accounts.models import Account
-from app.auth import Principal
+from app.accounts.models import Account, User
 from catalog import domain
 from catalog.domain import Audience, Decision, Live, PriceView, price_view
 from catalog.errors import CatalogObjectNotFound
@@ -37,7 +33,6 @@ from catalog.service._live import (
     grant_value,
     load_live,
     module_from_row,
-    owned_modules,
     policy_from_row,
     price_from_row,
 )
@@ -205,12 +200,11 @@ def evaluate_availability(live: Live, module: str, who: Audience) -> Decision:
     return domain.availability(live.doc, found, who)
 
 
-async def offers_for(session: AsyncSession, principal: Principal, user_ref: str, *, now: datetime) -> OfferList:
+async def offers_for(session: AsyncSession, user: User, *, owned: frozenset[str]) -> OfferList:
     """Every module the user may see, with effect and reason, price in the account's currency, what it
-    unlocks, trial availability and unmet requirements. Tenancy as ``resolve_user`` enforces it."""
-    user = await resolve_user(session, principal, user_ref)
+    unlocks, trial availability and unmet requirements. ``owned``: the modules the user holds now (the
+    caller asks entitlements; the catalog never does)."""
     account = await session.get_one(Account, user.account_id)
-    owned = await owned_modules(session, account.account_id, user.user_id, now=now)
     who = Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region, owned=owned)
     live = await load_live(session)
     return OfferList(user=user.external_id, account=account.external_id, roles=sorted(user.roles),

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, outbox
+from app import audit
 from app.accounts.models import User
 from app.auth import Principal
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from app.notify import notify
 from catalog import service as catalog
 from catalog.errors import CatalogObjectNotFound
 from entitlements.domain import grant_status
 from entitlements.errors import GrantInactive, GrantNotFound, InvalidGrant, NotASeatPool, SeatsExhausted
+from entitlements.events import (
+    EntitlementGranted,
+    EntitlementRevoked,
+    GrantEvent,
+    SeatAssigned,
+    SeatUnassigned,
+)
 from entitlements.models import Grant, SeatAssignment
 from entitlements.schemas import GrantRead
 
@@ -31,11 +39,15 @@ async def invalidate(session: AsyncSession, account_id: str, user_id: str | None
     await notify(session, TOPIC, account_id if user_id is None else f"{account_id}:{user_id}")
 
 
-def _payload(g: Grant, now: datetime, **extra: object) -> dict[str, object]:
-    return {"grant_id": g.grant_id, "account_id": g.account_id, "user_id": g.user_id, "module": g.module,
-            "source": g.source, "source_ref": g.source_ref, "starts_at": g.starts_at, "ends_at": g.ends_at,
-            "seats": g.seats, "status": grant_status(starts_at=g.starts_at, ends_at=g.ends_at,
-                                                     revoked_at=g.revoked_at, now=now), **extra}
+G = TypeVar("G", bound=GrantEvent)
+
+
+def _event(kind: type[G], g: Grant, now: datetime, *, reason: str | None = None,
+           effective_at: datetime | None = None) -> G:
+    return kind(grant_id=g.grant_id, account_id=g.account_id, user_id=g.user_id, module=g.module, source=g.source,
+                source_ref=g.source_ref, starts_at=g.starts_at, ends_at=g.ends_at, seats=g.seats,
+                status=grant_status(starts_at=g.starts_at, ends_at=g.ends_at, revoked_at=g.revoked_at, now=now),
+                reason=reason, effective_at=effective_at)
 
 
 async def find_by_source(session: AsyncSession, *, account_id: str, source: str, source_ref: str,
@@ -74,8 +86,7 @@ async def grant(
         assert existing is not None
         return existing
     row = await session.get_one(Grant, (account_id, grant_id))
-    await outbox.emit(session, clock=clock, type="entitlement.granted", account_id=account_id,
-                      payload=_payload(row, now))
+    await publish(session, _event(EntitlementGranted, row, now), clock=clock, account_id=account_id)
     await invalidate(session, account_id, user_id)
     return row
 
@@ -99,8 +110,8 @@ async def _revoke_row(session: AsyncSession, row: Grant, *, reason: str, clock: 
     row.ends_at = effective if row.ends_at is None else min(row.ends_at, effective)
     row.updated_at = now
     await session.flush()
-    await outbox.emit(session, clock=clock, type="entitlement.revoked", account_id=row.account_id,
-                      payload=_payload(row, now, reason=row.revoke_reason, effective_at=effective))
+    await publish(session, _event(EntitlementRevoked, row, now, reason=row.revoke_reason, effective_at=effective),
+                  clock=clock, account_id=row.account_id)
     await invalidate(session, row.account_id, row.user_id)
     return row
 
@@ -147,8 +158,8 @@ async def assign_seat(session: AsyncSession, *, account_id: str, grant_id: str, 
         raise SeatsExhausted(f"All {row.seats} seats of grant {grant_id!r} are assigned.", grant=grant_id,
                              seats=row.seats)
     await session.refresh(row)
-    await outbox.emit(session, clock=clock, type="entitlement.seat_assigned", account_id=account_id,
-                      payload={"grant_id": grant_id, "module": row.module, "user_id": user_id})
+    await publish(session, SeatAssigned(grant_id=grant_id, module=row.module, user_id=user_id), clock=clock,
+                  account_id=account_id)
     await invalidate(session, account_id, user_id)
     return row
 
@@ -166,8 +177,8 @@ async def unassign_seat(session: AsyncSession, *, account_id: str, grant_id: str
         await session.execute(update(Grant).where(Grant.account_id == account_id, Grant.grant_id == grant_id)
                               .values(seats_assigned=Grant.seats_assigned - 1, updated_at=clock.now()))
         await session.refresh(row)
-        await outbox.emit(session, clock=clock, type="entitlement.seat_unassigned", account_id=account_id,
-                          payload={"grant_id": grant_id, "module": row.module, "user_id": user_id})
+        await publish(session, SeatUnassigned(grant_id=grant_id, module=row.module, user_id=user_id), clock=clock,
+                      account_id=account_id)
         await invalidate(session, account_id, user_id)
     return row
 

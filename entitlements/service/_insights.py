@@ -1,4 +1,4 @@
-"""Reads for the suggestion engine (catalog.suggest): a user's demand signals and usage history across
+"""Reads for the suggestion engine (suggest): a user's demand signals and usage history across
 features, and an account's holdings and recent activity in bulk (for precomputed peer statistics).
 
 Plain values out, so the engine stays testable without this package. Every query is bounded by account (and

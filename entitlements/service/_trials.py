@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from app import outbox
 from app.accounts import resolve_user
 from app.accounts.models import Account
 from app.auth import Principal
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from catalog.domain import BUYABLE, Audience, availability
 from entitlements.domain import CatalogView
 from entitlements.errors import ModuleNotFound, TrialAlreadyUsed, TrialNotAvailable
+from entitlements.events import EntitlementExpired, TrialConverted, TrialEnded, TrialEnding, TrialStarted
 from entitlements.models import Grant, Trial
 from entitlements.schemas import TrialRead
 from entitlements.service._grants import grant, owned_modules
@@ -66,9 +67,9 @@ async def start_trial(
     if created is None:  # raising rolls the caller's transaction back, the grant above with it
         raise TrialAlreadyUsed(f"The trial of {module!r} was already used "
                                f"{'by this user' if scope == 'user' else 'in this account'}.", module=module)
-    await outbox.emit(session, clock=clock, type="trial.started", account_id=user.account_id, payload={
-        "trial_id": trial_id, "user_id": user.user_id, "module": module, "scope": scope, "grant_id": g.grant_id,
-        "started_at": now, "ends_at": ends_at})
+    await publish(session, TrialStarted(trial_id=trial_id, user_id=user.user_id, module=module, scope=scope,
+                                        grant_id=g.grant_id, started_at=now, ends_at=ends_at),
+                  clock=clock, account_id=user.account_id)
     return TrialRead(id=trial_id, account=account.external_id, user=user.external_id, module=module,
                      grant_id=g.grant_id, started_at=now, ends_at=ends_at, converted_at=None)
 
@@ -82,9 +83,9 @@ async def mark_trial_converted(session: AsyncSession, *, account_id: str, user_i
         Trial.converted_at.is_(None),
     ).values(converted_at=now).returning(Trial.trial_id, Trial.started_at))).all()
     for trial_id, started_at in rows:
-        await outbox.emit(session, clock=clock, type="trial.converted", account_id=account_id, payload={
-            "trial_id": trial_id, "user_id": user_id, "module": module, "converted_at": now,
-            "days_to_convert": (now - started_at).days})
+        await publish(session, TrialConverted(trial_id=trial_id, user_id=user_id, module=module, converted_at=now,
+                                              days_to_convert=(now - started_at).days),
+                      clock=clock, account_id=account_id)
 
 
 async def sweep(session: AsyncSession, *, clock: Clock, trial_ending_days: int) -> dict[str, int]:
@@ -102,20 +103,21 @@ async def sweep(session: AsyncSession, *, clock: Clock, trial_ending_days: int) 
     ).values(expired_event_at=now).returning(Grant.account_id, Grant.grant_id, Grant.user_id, Grant.module,
                                              Grant.source, Grant.source_ref, Grant.ends_at))).all()
     for account_id, grant_id, user_id, module, source, source_ref, ends_at in expired:
-        await outbox.emit(session, clock=clock, type="entitlement.expired", account_id=account_id, payload={
-            "grant_id": grant_id, "user_id": user_id, "module": module, "source": source, "source_ref": source_ref,
-            "ended_at": ends_at})
+        assert ends_at is not None  # selected because it has ended
+        await publish(session, EntitlementExpired(grant_id=grant_id, user_id=user_id, module=module, source=source,
+                                                  source_ref=source_ref, ended_at=ends_at),
+                      clock=clock, account_id=account_id)
     ending = await _claim_trials(session, Trial.ending_event_at, and_(
         Trial.ends_at > now, Trial.ends_at <= now + timedelta(days=trial_ending_days)), now)
     for t in ending:
-        await outbox.emit(session, clock=clock, type="trial.ending", account_id=t.account_id, payload={
-            "trial_id": t.trial_id, "user_id": t.user_id, "module": t.module, "ends_at": t.ends_at,
-            "days_left": max(0, (t.ends_at - now).days)})
+        await publish(session, TrialEnding(trial_id=t.trial_id, user_id=t.user_id, module=t.module, ends_at=t.ends_at,
+                                           days_left=max(0, (t.ends_at - now).days)),
+                      clock=clock, account_id=t.account_id)
     ended = await _claim_trials(session, Trial.ended_event_at, Trial.ends_at <= now, now)
     for t in ended:
-        await outbox.emit(session, clock=clock, type="trial.ended", account_id=t.account_id, payload={
-            "trial_id": t.trial_id, "user_id": t.user_id, "module": t.module, "ended_at": t.ends_at,
-            "converted": t.converted_at is not None})
+        await publish(session, TrialEnded(trial_id=t.trial_id, user_id=t.user_id, module=t.module, ended_at=t.ends_at,
+                                          converted=t.converted_at is not None),
+                      clock=clock, account_id=t.account_id)
     return {"entitlement.expired": len(expired), "trial.ending": len(ending), "trial.ended": len(ended)}
 
 

@@ -19,6 +19,7 @@ from litestar import Litestar
 from msgspec import inspect as mi
 from sqlalchemy import BigInteger, Integer, SmallInteger, String, Table
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import TypeDecorator
 
 # "Struct.field" (or "Struct") -> the "table.column"s it is written to.
 STORED: dict[str, tuple[str, ...]] = {
@@ -26,6 +27,7 @@ STORED: dict[str, tuple[str, ...]] = {
     "AccountUpsert.external_id": ("accounts.external_id",), "AccountUpsert.name": ("accounts.name",),
     "AccountUpsert.segment": ("accounts.segment", "sug_segment_stats.segment", "sug_segment_pairs.segment"),
     "AccountUpsert.region": ("accounts.region",), "AccountUpsert.currency": ("accounts.currency",),
+    "AccountUpsert.allowed_origins": ("accounts.allowed_origins",),
     "AccountUpsert.discount_bps": ("accounts.discount_bps",),
     "AccountUpsert.payment_terms_days": ("accounts.payment_terms_days",),
     "AccountUpsert.sales_team": ("accounts.sales_team", "sales_credits.team"),
@@ -259,7 +261,9 @@ def check_field_limits(app: Litestar, tables: Mapping[str, Table], *, stored: Ma
             if table is None or column not in table.c:
                 problems.append(f"{where}: STORED names {target}, which does not exist")
             else:
-                columns[target] = table.c[column].type
+                column_type = table.c[column].type
+                # a typed column (app.types.StructJSONB) is judged by the type it stores
+                columns[target] = column_type.impl_instance if isinstance(column_type, TypeDecorator) else column_type
         for leaf in leaves if columns else []:
             problems.extend(_check_leaf(where, leaf, columns))
     structs = {key.split(".", 1)[0] for key in fields}

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.accounts.models import User
 from app.demo import DEMO_GRANTS, seed_demo
 from app.settings import Settings
-from catalog.suggest.models import PeerStat
 from entitlements.models import Grant, SeatAssignment, UsageCounter
+from suggest.models import PeerStat
 
 
 async def test_demo_seed_is_idempotent_and_has_entitlements(engine: AsyncEngine, settings: Settings,

@@ -12,8 +12,8 @@ from app.asgi import create_app
 from app.clock import FrozenClock
 from app.demo import DEMO_USERS
 from app.settings import Settings
-from catalog.suggest import record_purchase
-from catalog.suggest.service import in_holdout
+from suggest import record_purchase
+from suggest.service import in_holdout
 from tests.api.test_auth import assert_problem
 from tests.api.test_catalog import seed_demo
 from tests.factories import bearer, make_key, make_user, session_token

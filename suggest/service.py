@@ -24,10 +24,13 @@ from app.settings import Settings
 from billing import service as billing
 from billing.domain import guardrails as g
 from billing.domain.pricing import LineInput, price_line
-from catalog.suggest import advisor as adv
-from catalog.suggest import engine, facts, peers
-from catalog.suggest.models import SuggestionFeedback, SuggestionImpression
-from catalog.suggest.schemas import (
+from entitlements.domain import CatalogView, Snapshot
+from entitlements.runtime import Runtime
+from entitlements.service import load_snapshot
+from suggest import advisor as adv
+from suggest import engine, facts, peers
+from suggest.models import SuggestionFeedback, SuggestionImpression
+from suggest.schemas import (
     FeedbackIn,
     FeedbackRead,
     PaymentRoute,
@@ -38,11 +41,8 @@ from catalog.suggest.schemas import (
     SuggestionRead,
     SuggestionRequest,
 )
-from catalog.suggest.scoring import parse_weights
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, Trigger
-from entitlements.domain import CatalogView, Snapshot
-from entitlements.runtime import Runtime
-from entitlements.service import load_snapshot
+from suggest.scoring import parse_weights
+from suggest.signals import FeatureInfo, ModuleInfo, Trigger
 
 
 def in_holdout(user_id: str, *, salt: str, pct: int) -> bool:

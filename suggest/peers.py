@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts.models import Account, User
 from app.clock import Clock
-from catalog.suggest.models import PairStat, PeerStat, StatsRefresh
+from suggest.models import PairStat, PeerStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
@@ -176,7 +176,6 @@ class Refresher:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-
 
 
 async def stale_accounts(session: AsyncSession, *, before: datetime, limit: int) -> list[str]:

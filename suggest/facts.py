@@ -16,8 +16,9 @@ from billing.domain.periods import Interval, period_of
 from billing.domain.pricing import PriceModel
 from catalog.domain import Audience, availability
 from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPrice
-from catalog.suggest.engine import Candidate, Respect, UserFacts
-from catalog.suggest.models import (
+from entitlements.domain import CatalogView, Snapshot
+from suggest.engine import Candidate, Respect, UserFacts
+from suggest.models import (
     PeerStat,
     SegmentPair,
     SegmentStat,
@@ -25,9 +26,8 @@ from catalog.suggest.models import (
     SuggestionImpression,
     SuggestionOutcome,
 )
-from catalog.suggest.peers import Refresher
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
-from entitlements.domain import CatalogView, Snapshot
+from suggest.peers import Refresher
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
 
 HISTORY_MONTHS = 3
 

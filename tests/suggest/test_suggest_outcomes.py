@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.accounts.models import Account, User
 from app.clock import FrozenClock
 from app.ids import new_id
-from catalog.suggest import record_denial, record_purchase, refresh_account
-from catalog.suggest.models import PeerStat, SegmentStat, SuggestionImpression, SuggestionOutcome
-from catalog.suggest.peers import count_peers
 from entitlements import grant
+from suggest import record_denial, record_purchase, refresh_account
+from suggest.models import PeerStat, SegmentStat, SuggestionImpression, SuggestionOutcome
+from suggest.peers import count_peers
 from tests.factories import apply_demo_catalog
 
 

@@ -10,9 +10,10 @@ from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.params import AccountRef, UserRef
-from catalog.suggest import advice, outcomes, service
-from catalog.suggest.peers import Refresher
-from catalog.suggest.schemas import (
+from entitlements.runtime import Runtime
+from suggest import advice, outcomes, service
+from suggest.peers import Refresher
+from suggest.schemas import (
     AccountAdvisorRead,
     AdvisorRead,
     FeedbackIn,
@@ -21,7 +22,6 @@ from catalog.suggest.schemas import (
     SuggestionList,
     SuggestionRequest,
 )
-from entitlements.runtime import Runtime
 
 SuggestionId = Annotated[str, Parameter(description="Suggestion id (sug_...)", pattern=r"^sug_[0-9a-z]{26}$",
                                         max_length=40)]

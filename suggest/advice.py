@@ -13,10 +13,10 @@ from app.accounts.models import Account, User
 from app.auth import Principal
 from app.money import format_minor
 from catalog.domain import Audience, availability
-from catalog.suggest import advisor as adv
-from catalog.suggest import facts
-from catalog.suggest.schemas import AccountAdvisorRead, AdvisorRead, UserAdviceRead
 from entitlements.domain import CatalogView
+from suggest import advisor as adv
+from suggest import facts
+from suggest.schemas import AccountAdvisorRead, AdvisorRead, UserAdviceRead
 
 MAX_ACCOUNT_USERS = 5_000
 

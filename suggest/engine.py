@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from catalog.suggest import signals as sig
-from catalog.suggest.advisor import Advice
-from catalog.suggest.scoring import ADOPTION_WEIGHT, DEFAULT, Weights, score, sigmoid
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Signal, Trigger
+from suggest import signals as sig
+from suggest.advisor import Advice
+from suggest.scoring import ADOPTION_WEIGHT, DEFAULT, Weights, score, sigmoid
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Signal, Trigger
 
 Kind = Literal["purchase", "trial", "adoption", "plan_change"]
 Effect = Literal["visible", "purchasable", "approval_required"]

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.ids import new_id
-from catalog.suggest import peers
-from catalog.suggest import stats as st
-from catalog.suggest.models import SuggestionFeedback, SuggestionImpression, SuggestionOutcome
-from catalog.suggest.schemas import FunnelRead, LiftRead, ModuleStatsRead, StatsRead
+from suggest import peers
+from suggest import stats as st
+from suggest.models import SuggestionFeedback, SuggestionImpression, SuggestionOutcome
+from suggest.schemas import FunnelRead, LiftRead, ModuleStatsRead, StatsRead
 
 
 async def record_purchase(session: AsyncSession, *, account_id: str, user_id: str, module: str, order_id: str,

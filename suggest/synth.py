@@ -19,7 +19,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from catalog.suggest.signals import ModuleInfo
+from suggest.signals import ModuleInfo
 
 SEGMENTS = {"smb": (4, 12), "mid_market": (15, 45), "enterprise": (50, 120)}  # users per account (min, max)
 ROLES = {"analyst": 0.45, "manager": 0.2, "engineer": 0.2, "viewer": 0.15}

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from catalog.suggest.signals import SIGNALS
+from suggest.signals import SIGNALS
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "trigger": 5.0,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from catalog.suggest import signals as s
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Trigger
+from suggest import signals as s
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Trigger
 
 F = {
     "reports": FeatureInfo("reports", "Reports", "limit", unit="report", period="month"),

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from catalog.suggest import advisor as adv
-from catalog.suggest import engine as e
-from catalog.suggest import scoring, stats
-from catalog.suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Trigger
+from suggest import advisor as adv
+from suggest import engine as e
+from suggest import scoring, stats
+from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Trigger
 
 F = {
     "reports": FeatureInfo("reports", "Reports", "limit", unit="report", period="month"),

@@ -1,0 +1,1 @@
+"""Tests of the suggestion engine (suggest/): delete this folder with the package."""
