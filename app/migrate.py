@@ -25,7 +25,7 @@ def alembic_config() -> Config:
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Autogenerate compares the models with the parents only: monthly partitions are made by a job."""
-    from entitlements.service import is_partition
+    from app.partitions import is_partition
 
     return not (type_ == "table" and reflected and name is not None and is_partition(name))
 

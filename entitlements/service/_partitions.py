@@ -7,15 +7,16 @@ ingestion never touches old months. A default partition catches any event outsid
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import partitions as names
+from app.partitions import is_partition
+
 PARENT = "ent_usage_events"
-DEFAULT = f"{PARENT}_default"
-_NAME = re.compile(rf"^{PARENT}_y(\d{{4}})m(\d{{2}})$")
+DEFAULT = names.default_name(PARENT)
 MONTHS_AHEAD = 3
 
 _PARTITIONS = text("""
@@ -35,18 +36,14 @@ def add_months(month: datetime, n: int) -> datetime:
 
 
 def partition_name(month: datetime) -> str:
-    return f"{PARENT}_y{month.year:04d}m{month.month:02d}"
+    return names.monthly_name(PARENT, month)
 
 
 def partition_month(name: str) -> datetime | None:
-    """The month a partition holds, from its name (None for the default partition and anything else)."""
-    m = _NAME.match(name)
-    return datetime(int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC) if m else None
+    return names.month_of(PARENT, name)
 
 
-def is_partition(name: str) -> bool:
-    """A child table of the usage events (migrations and the schema gate look at the parent only)."""
-    return name == DEFAULT or partition_month(name) is not None
+__all__ = ["drop_expired", "ensure_partitions", "is_partition", "partitions"]
 
 
 async def partitions(session: AsyncSession) -> list[str]:
