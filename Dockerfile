@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# Production image. Multi-stage: the builder installs the hashed pins of requirements.lock (runtime
-# dependencies only; `make lock` regenerates it from pyproject.toml at the versions of constraints.txt) and
+# Production image. Multi-stage: the builder installs the hashed pins of requirements.lock (runtime and
+# tracing dependencies; `make lock` regenerates it from pyproject.toml at the versions of constraints.txt) and
 # then the project itself without dependencies; the runtime stage copies that virtualenv, runs as a non-root
 # user, and needs DATABASE_URL (no embedded PostgreSQL in the image: that is the `embedded` extra, for
 # development). The same image runs the API (`commerce serve`, the default) and workers (`commerce worker`).

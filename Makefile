@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,embedded]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,embedded,tracing]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,7 +43,8 @@ bench: install
 clean:
 	rm -rf $(VENV) .commerce-data
 
-## make lock: the production image's hashed pins (runtime dependencies only, the versions of constraints.txt)
+## make lock: the production image's hashed pins (runtime dependencies and the tracing extra, at the versions
+## of constraints.txt)
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --constraint constraints.txt \
+	$(BIN)/uv pip compile pyproject.toml --extra tracing --python-version 3.11 --generate-hashes --constraint constraints.txt \
 		--no-header --quiet --output-file requirements.lock

@@ -16,7 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ControllerRouterHandler, Guard
 
-from app import metrics, observability, sessions
+from app import metrics, observability, sessions, tracing
 from app.accounts.routes import AccountController, SessionController
 from app.accounts.service import CORS_TOPIC
 from app.api.audit import AuditController
@@ -129,6 +129,8 @@ def create_app(
         app.state.lock_engine = lock_engine
         metrics.watch_pool("main", engine)
         metrics.watch_pool("locks", lock_engine)
+        tracing.instrument_engine(settings, engine)
+        tracing.instrument_engine(settings, lock_engine)
         app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
@@ -175,6 +177,7 @@ def create_app(
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *observability.route_handlers(settings), *extra_route_handlers],
         logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
+        plugins=tracing.plugins(settings),
         dependencies=DEPENDENCIES,
         guards=[_guard(limiter)],
         middleware=[*observability.middleware(settings), CorsMiddleware(cors_config(settings), origins),

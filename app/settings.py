@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: Switch = "off"
+    tracing: Switch = "off"
+    tracing_service_name: str = "commerce"
     webhook_timeout_seconds: float = 10.0
     webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     webhook_retry_jitter: float = 0.2
@@ -200,6 +202,10 @@ DOCS: dict[str, Doc] = {
         "`DEBUG`, `INFO`, `WARNING` or `ERROR` (the SQL, HTTP client and Stripe libraries log warnings only, "
         "whatever this says)"),
     "access_log": Doc("`on` logs one line per request (method, path, status, duration, request id)"),
+    "tracing": Doc(
+        "`on` sends OpenTelemetry spans (requests, SQL, Stripe, webhook deliveries, jobs) to the OTLP/HTTP "
+        "collector named by `OTEL_EXPORTER_OTLP_ENDPOINT`; needs the `tracing` extra"),
+    "tracing_service_name": Doc("`service.name` of the spans"),
     "webhook_timeout_seconds": Doc("bound on one delivery attempt (connect + send + answer), 0.1 to 60"),
     "webhook_retry_schedule": Doc(
         "delays (s) before retries 2, 3, ...; then the delivery is `failed` (about 2.9 days)"),

@@ -30,6 +30,7 @@ from app import metrics
 from app.clock import Clock
 from app.jobs.models import JobRun
 from app.jobs.schedule import Schedule, retry_delay
+from app.tracing import job_span
 
 log = logging.getLogger("commerce.jobs")
 
@@ -190,7 +191,8 @@ class Scheduler:
         detail: JobResult | None = None
         error: str | None = None
         try:
-            detail = await asyncio.wait_for(job.run(run.slot_at), timeout=job.timeout_seconds)
+            with job_span(job.name, run.slot_at.isoformat()):
+                detail = await asyncio.wait_for(job.run(run.slot_at), timeout=job.timeout_seconds)
         except Exception as exc:  # any failure of the work is recorded, retried and alerted; never fatal here
             log.exception("job %s failed (slot %s, attempt %d)", job.name, run.slot_at.isoformat(), run.attempts)
             error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
