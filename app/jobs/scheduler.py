@@ -84,44 +84,56 @@ class Scheduler:
 
     def __init__(self, jobs: Sequence[Job], *, sessionmaker: async_sessionmaker[AsyncSession],
                  lock_engine: AsyncEngine, clock: Clock, poll_seconds: float = 15.0,
-                 on_failure: FailureHook | None = None, runner: str | None = None) -> None:
+                 on_failure: FailureHook | None = None, runner: str | None = None, concurrency: int = 4) -> None:
         assert len({j.name for j in jobs}) == len(jobs), "job names are unique"
         self.jobs = {j.name: j for j in jobs}
         self.sessionmaker, self._lock_engine, self._clock = sessionmaker, lock_engine, clock
         self._poll_seconds, self._on_failure = poll_seconds, on_failure
         self.runner = runner or runner_name()
+        self._slots = asyncio.Semaphore(concurrency)
         self.last_tick_at: float | None = None  # monotonic; readiness asks whether the loop is alive
 
     # -- the loop ---------------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set; a failed tick is logged and retried, never fatal."""
+    async def run(self, stop: asyncio.Event, *, grace_seconds: float = 10.0) -> None:
+        """Every poll, start each job that is not already running here as a task of its own, so a long job
+        (a billing run) neither delays the others nor the loop; on stop, running jobs get ``grace_seconds``,
+        then are cancelled (their slots are retried by another process, or this one after a restart)."""
         log.info("scheduler started", extra={"jobs": sorted(self.jobs)})
+        running: dict[str, asyncio.Task[Ran | None]] = {}
         while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("scheduler pass failed; retrying")
+            for name, job in self.jobs.items():
+                if name not in running or running[name].done():
+                    running[name] = asyncio.create_task(self._guarded(job), name=f"job-{name}")
             self.last_tick_at = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._poll_seconds)
+        pending = [t for t in running.values() if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         log.info("scheduler stopped")
 
+    async def _guarded(self, job: Job) -> Ran | None:
+        try:
+            return await self._under_lock(job, manual=False)
+        except Exception:  # the database is away, say: the next poll tries again
+            log.exception("scheduler pass for %s failed; retrying", job.name)
+            return None
+
     def healthy(self) -> bool:
-        """The loop ticked recently (a job that runs long holds only its own job, not the loop's health)."""
+        """The loop polled recently (long jobs run in their own tasks and never hold it up)."""
         if self.last_tick_at is None:
             return True  # still starting
         return time.monotonic() - self.last_tick_at < max(60.0, 4 * self._poll_seconds)
 
     async def tick(self) -> list[Ran]:
-        """One pass: every job that is due (new slot, retry, or orphaned run) runs here unless another has it."""
-        ran = []
+        """One pass over every job, waiting for what it runs (tests and ``commerce jobs``)."""
         self.last_tick_at = time.monotonic()
-        for job in self.jobs.values():
-            result = await self._under_lock(job, manual=False)
-            if result is not None:
-                ran.append(result)
-        return ran
+        results = await asyncio.gather(*(self._under_lock(job, manual=False) for job in self.jobs.values()))
+        return [r for r in results if r is not None]
 
     async def run_now(self, name: str) -> Ran | None:
         """Run one job at once (``commerce jobs run``); None when another process is running it."""
@@ -130,6 +142,10 @@ class Scheduler:
     # -- one job ----------------------------------------------------------------------------------------
 
     async def _under_lock(self, job: Job, *, manual: bool) -> Ran | None:
+        async with self._slots:  # bounds the lock connections (and concurrent jobs) of this process
+            return await self._locked(job, manual=manual)
+
+    async def _locked(self, job: Job, *, manual: bool) -> Ran | None:
         conn = await self._lock_engine.connect()
         try:
             if not await _try_lock(conn, job.name):

@@ -202,9 +202,9 @@ class JobsLoop:
             return "stalled"
         return "ok"
 
-    async def stop(self, *, grace_seconds: float = 10.0) -> None:
-        """Stop ticking; a job still running after the grace is cancelled (its slot is retried elsewhere)."""
+    async def stop(self) -> None:
+        """Stop polling; a job still running after the scheduler's grace is cancelled (its slot is retried)."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=grace_seconds)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
