@@ -158,3 +158,30 @@ async def test_a_run_abandoned_by_a_dead_instance_is_retried_by_another(
     assert [(r.status, r.attempts) for r in ran] == [("succeeded", 2)] and calls == ["run", "retry"]
     async with sessionmaker() as s:
         assert await s.scalar(select(func.count()).select_from(JobRun)) == 1
+
+
+async def test_a_long_job_delays_neither_the_other_jobs_nor_the_loop(
+        sessionmaker: async_sessionmaker[AsyncSession], lock_engines: list[AsyncEngine], clock: FrozenClock) -> None:
+    release, quick_ran = asyncio.Event(), asyncio.Event()
+
+    async def slow(slot: datetime) -> JobResult:
+        await release.wait()
+        return {}
+
+    async def quick(slot: datetime) -> JobResult:
+        quick_ran.set()
+        return {}
+
+    one = Scheduler([Job("slow", Every(3600), slow, "test"), Job("quick", Every(60), quick, "test")],
+                    sessionmaker=sessionmaker, lock_engine=lock_engines[0], clock=clock, poll_seconds=0.05)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(one.run(stop))
+    await asyncio.wait_for(quick_ran.wait(), 10)
+    quick_ran.clear()
+    clock.advance(timedelta(seconds=60))
+    await asyncio.wait_for(quick_ran.wait(), 10)  # the next slot of quick ran while slow still runs
+    assert one.healthy() and not release.is_set()
+    release.set()
+    stop.set()
+    await asyncio.wait_for(loop, 10)
+    assert {r.job: r.status for r in await runs(sessionmaker, "slow")} == {"slow": "succeeded"}
