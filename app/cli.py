@@ -157,13 +157,6 @@ def _serve(settings: Settings, url: str) -> None:
     from granian.constants import Interfaces
 
     os.environ["DATABASE_URL"] = url  # worker processes share the one database (embedded or not)
-    if settings.workers > 1:  # a scrape of /metrics reaches one worker: each writes, any one sums them all
-        import shutil
-
-        metrics_dir = settings.data_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["COMMERCE_SERVE_PID"] = str(os.getpid())  # workers exit when this process dies (app_factory)
     Granian(
         "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,
@@ -711,8 +704,26 @@ def settings_command(markdown: bool, json: bool) -> None:
     _out(argparse.Namespace(json=json), "\n".join(f"{name}={value}" for name, value in current), dict(current))
 
 
+def _multiprocess_metrics(argv: list[str]) -> None:
+    """``serve``/``demo``: every granian worker writes its metrics to one folder, any worker's /metrics sums them.
+
+    It must be set before the first import of prometheus_client (the CLI's own imports reach it), so it is
+    decided here from the environment, before anything else loads; the folder starts empty.
+    """
+    if not argv or argv[0] not in ("serve", "demo") or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    import shutil
+    from pathlib import Path
+
+    folder = Path(os.environ.get("COMMERCE_DATA_DIR") or ".commerce-data") / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (usage errors and bad settings are 2)."""
+    _multiprocess_metrics(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="commerce", standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, --version

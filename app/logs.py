@@ -30,7 +30,8 @@ access_log = logging.getLogger("commerce.access")
 
 # Libraries whose INFO/DEBUG lines carry request parameters or URLs (SQL parameters, webhook URLs with their
 # query strings, Stripe request bodies): they log warnings and errors only, whatever the level.
-QUIET = ("sqlalchemy", "httpx", "httpcore", "stripe", "asyncpg", "granian.access")
+QUIET = ("sqlalchemy", "httpx", "httpcore", "stripe", "asyncpg", "granian.access",
+         "alembic.runtime.plugins")  # the last only for noise: a line per autogenerate plugin at every start
 
 
 def configure_logging(*, fmt: LogFormat, level: str = "INFO", stream: TextIO | None = None) -> None:

@@ -41,15 +41,18 @@ class Every:
         return self.latest(now) + timedelta(seconds=self.seconds)
 
     def describe(self) -> str:
-        if self.seconds % 86_400 == 0:
-            unit = f"{self.seconds // 86_400} day(s)"
-        elif self.seconds % 3600 == 0:
-            unit = f"{self.seconds // 3600} hour(s)"
-        elif self.seconds % 60 == 0:
-            unit = f"{self.seconds // 60} minute(s)"
+        at = self.offset_seconds
+        if self.seconds == 86_400:
+            return f"daily at {at // 3600:02d}:{at % 3600 // 60:02d} UTC"
+        if self.seconds == 3600:
+            return f"hourly at :{at // 60:02d}"
+        for size, unit in ((86_400, "days"), (3600, "hours"), (60, "minutes")):
+            if self.seconds % size == 0:
+                every = f"every {self.seconds // size} {unit}"
+                break
         else:
-            unit = f"{self.seconds} second(s)"
-        return f"every {unit}" + (f" (+{self.offset_seconds} s)" if self.offset_seconds else "")
+            every = f"every {self.seconds} seconds"
+        return every + (f" (+{at} s)" if at else "")
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,9 @@ async def test_jobs_list_shows_last_outcome_duration_and_next_run_after_a_tick(
     assert close["last_duration_ms"] >= 0 and close["last_attempts"] == 1 and close["last_success_at"]
     assert close["next_run_at"].startswith("2026-12-01T01:00:00")
     assert jobs["reconcile"]["last_detail"] == {"skipped": "no Stripe secret key"}
-    assert jobs["approval_expiry"]["schedule"] == "every 5 minute(s)"
+    assert jobs["approval_expiry"]["schedule"] == "every 5 minutes"
+    assert jobs["billing_run"]["schedule"] == "hourly at :05"
+    assert jobs["job_history_purge"]["schedule"] == "daily at 03:00 UTC"
 
 
 async def test_jobs_list_needs_the_ops_scope_and_a_vendor_key(client: AsyncTestClient[Any], sessionmaker: Any,
