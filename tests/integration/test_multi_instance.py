@@ -211,3 +211,36 @@ def _catalog() -> str:
     from app.demo import demo_catalog_toml
 
     return demo_catalog_toml()
+
+
+async def test_metrics_of_several_workers_are_summed_by_any_of_them(
+        settings: Settings, sessionmaker: Any, tmp_path: Path) -> None:
+    from app.cli import _multiprocess_metrics
+
+    assert settings.database_url is not None
+    env = {"COMMERCE_DATA_DIR": str(tmp_path / "data")}
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("COMMERCE_DATA_DIR", env["COMMERCE_DATA_DIR"])
+            _multiprocess_metrics(["serve"])  # what `commerce serve` does before anything imports prometheus
+            folder = os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    finally:
+        if before is not None:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = before
+    assert Path(folder) == (tmp_path / "data" / "metrics").resolve() and list(Path(folder).iterdir()) == []
+    key = await make_key(sessionmaker, SystemClock(), scopes="ops:read")
+    with live_process(settings.database_url, tmp_path / "data", settings.token_secret, workers=2,
+                      extra_env={"PROMETHEUS_MULTIPROC_DIR": folder}) as (base, _):
+        async with httpx.AsyncClient(base_url=base, headers=bearer(key), timeout=20) as c:
+            for _ in range(20):  # new connections: both workers answer some of them
+                async with httpx.AsyncClient(base_url=base, headers=bearer(key), timeout=20) as one:
+                    assert (await one.get("/v1/ops/jobs")).status_code == 200
+            for _ in range(5):  # whichever worker answers the scrape sums all twenty
+                text = (await c.get("/metrics")).text
+                counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                              if line.startswith("commerce_requests_total{") and 'path="/v1/ops/jobs"' in line)
+                assert counted == 20
+    pids = {p.name.rsplit("_", 1)[1] for p in Path(folder).iterdir() if p.name.startswith("counter_")}
+    assert len(pids) >= 2, "only one worker wrote metrics"
