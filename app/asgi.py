@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
 from litestar.connection import ASGIConnection
@@ -37,11 +37,10 @@ from app.notify import LagProbe, Listener
 from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
 from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
+from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from app.wiring import check_settings, sessionmaker
-from billing import stripe_events, stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
-from billing.cards.routes import CardController
 from billing.routes import (
     AccountBillingController,
     AccountOrderController,
@@ -53,9 +52,8 @@ from billing.routes import (
     QuoteController,
     SubscriptionController,
 )
-from billing.stripe_fake import FakeStripe
-from billing.stripe_gateway import create_gateway
-from billing.stripe_webhook import stripe_webhook
+from billing.stripe import handlers as _stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
+from billing.stripe.routes import CardController, stripe_webhook
 from catalog.routes import CatalogController
 from entitlements.routes import (
     EntitlementController,
@@ -67,6 +65,9 @@ from entitlements.routes import (
 from entitlements.runtime import Runtime
 from suggest.peers import Refresher
 from suggest.routes import AdvisorController, SuggestionController
+
+if TYPE_CHECKING:
+    from stripe_fake import FakeStripe
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
@@ -209,13 +210,7 @@ def _guard(limiter: RateLimiter | None) -> Guard:
 
 
 def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
-    gateway = create_gateway(settings, fake=fake)
-    if gateway is not None and gateway.fake is not None and fake is None:
-        async def deliver(payload: bytes, signature: str) -> None:
-            await stripe_events.receive(app.state.sessionmaker, gateway, payload, signature, clock=clock)
-
-        gateway.fake.auto_deliver = True
-        gateway.fake.add_webhook_target(deliver)
+    gateway = app_gateway(app, settings, clock, fake)
     if gateway is not None and gateway.fake is not None:
         log.warning(FAKE_STRIPE_WARNING)
     return gateway

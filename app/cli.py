@@ -183,9 +183,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
+    from app.stripe_wiring import demo_stripe_fake
 
     _check_card_payments(settings)
     with database_url(settings) as url:
@@ -195,15 +196,24 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
 
         demo_key = asyncio.run(_with_engine(url, settings, prepare))
         base = f"http://{settings.host}:{settings.port}"
-        print("\n  Demo ready.")
-        print(f"  API docs:        {base}/schema")
-        print(f"  Health:          {base}/healthz")
-        print(f"  Demo vendor key: {demo_key}")
-        print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
-        stripe = {"stripe": "Stripe (STRIPE_SECRET_KEY)", "off": "off (COMMERCE_STRIPE=off)"}.get(
-            settings.stripe_mode, "the local Stripe FAKE (COMMERCE_STRIPE=fake): no money moves")
-        print(f"  Card payments:   {stripe}; see docs/payments.md\n")
-        _serve(settings, url)
+        with contextlib.ExitStack() as stack:
+            real = settings.stripe_mode != "fake"
+            fake_url = None if real else stack.enter_context(demo_stripe_fake(settings, port=args.stripe_fake_port))
+            print("\n  Demo ready.")
+            print(f"  API docs:        {base}/schema")
+            print(f"  Health:          {base}/healthz")
+            print(f"  Demo vendor key: {demo_key}")
+            print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
+            if settings.stripe_mode == "off":
+                print("  Card payments:   off (COMMERCE_STRIPE=off); see docs/payments.md\n")
+            elif fake_url is None:
+                print("  Card payments:   Stripe (STRIPE_SECRET_KEY); see docs/payments.md\n")
+            else:
+                print(f"  Stripe fake: {fake_url}  (card payments; see docs/payments.md)")
+                jobs = " ".join(f"{k}={os.environ[k]}" for k in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                                                                 "STRIPE_API_BASE"))
+                print(f"  Billing jobs:    {jobs} commerce billing run\n")
+            _serve(settings, url)
     return 0
 
 
@@ -263,7 +273,7 @@ def _job_resources(url: str, settings: Settings) -> Any:
     from app.clock import SystemClock
     from app.db import create_engine, create_lock_engine
     from app.jobs.wiring import JobsLoop
-    from billing.stripe_gateway import create_gateway
+    from app.stripe_wiring import create_gateway
 
     engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
     lock_engine = create_lock_engine(url, pool_size=2, max_overflow=4)
@@ -441,7 +451,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """
     from app import wiring
     from app.clock import SystemClock
-    from billing.stripe_gateway import create_gateway
+    from app.stripe_wiring import create_gateway
 
     clock = SystemClock()
     if args.billing_command in ("close", "invoice") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
@@ -449,9 +459,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     real_stripe = settings.stripe_mode == "stripe"
 
     async def work(engine: Any) -> int:
-        from billing.service._invoices import invoice_period
-        from billing.service._reconcile import reconcile
-        from billing.service._renewals import run_billing
+        from billing.stripe.flows import invoice_period, reconcile, run_billing
 
         if args.billing_command in ("close", "expire-approvals"):
             code: int = await _close_period(args, clock, settings)(engine)
@@ -534,6 +542,8 @@ def serve(**params: Any) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @_server_options
+@click.option("--stripe-fake-port", type=click.IntRange(1, 65535), default=12111, show_default=True,
+              help="loopback port of the local Stripe fake (unused with STRIPE_SECRET_KEY)")
 def demo(**params: Any) -> None:
     """Migrate, seed demo data and serve."""
     _invoke(cmd_demo, **params)

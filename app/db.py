@@ -1,13 +1,20 @@
-"""Database wiring: the declarative base, the engine, and the one-transaction-per-request session."""
+"""Database wiring: the declarative base, the engine, and the one-transaction-per-request session.
+
+The unit of work: a request (or a job step) owns one transaction; services never commit. Network calls that
+may be slow (Stripe) must not run while the calling task holds an open transaction: ``in_transaction`` tells,
+from the engine's own begin/commit/rollback events, whether the current asyncio task has one open, and
+``assert_outside_transaction`` is the guard the Stripe gateway runs before every call.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from litestar.datastructures import State
-from sqlalchemy import BigInteger, DateTime, MetaData
+from sqlalchemy import BigInteger, Connection, DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -37,13 +44,73 @@ def async_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     """An asyncpg engine; UTC session time zone so timestamps never depend on the server's setting."""
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "commerce"}},
     )
+    track_transactions(engine)
+    return engine
+
+
+# --- which tasks hold an open transaction ------------------------------------------------------------------
+
+# id(DBAPI connection) -> the task that began a transaction on it; an entry lives from BEGIN to COMMIT or
+# ROLLBACK (or the connection's return to the pool, whichever comes first).
+_OPEN: dict[int, asyncio.Task[Any]] = {}
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a synchronous caller): nothing to guard
+        return None
+
+
+def _key(conn: Connection) -> int:
+    return id(conn.connection.dbapi_connection)
+
+
+def _began(conn: Connection) -> None:
+    task = _current_task()
+    if task is not None:
+        _OPEN[_key(conn)] = task
+
+
+def _ended(conn: Connection) -> None:
+    _OPEN.pop(_key(conn), None)
+
+
+def _checked_in(dbapi_connection: Any, _record: Any) -> None:
+    _OPEN.pop(id(dbapi_connection), None)
+
+
+def track_transactions(engine: AsyncEngine) -> None:
+    """Record which task begins and ends each transaction of ``engine`` (cheap: a dict write per BEGIN)."""
+    sync = engine.sync_engine
+    event.listen(sync, "begin", _began)
+    event.listen(sync, "commit", _ended)
+    event.listen(sync, "rollback", _ended)
+    event.listen(sync.pool, "checkin", _checked_in)
+
+
+def in_transaction() -> bool:
+    """Whether the current asyncio task holds an open database transaction (of an engine made here)."""
+    task = _current_task()
+    return task is not None and any(owner is task for owner in _OPEN.values())
+
+
+class TransactionOpen(AssertionError):
+    """A call that must run outside any transaction was made while the task held one (a programming error)."""
+
+
+def assert_outside_transaction(what: str) -> None:
+    """Raise TransactionOpen when the current task holds an open transaction: commit first, then call out."""
+    if in_transaction():
+        raise TransactionOpen(f"{what} while this task holds an open database transaction; commit the pending "
+                              "state first, call outside any transaction, record the answer in a new one")
 
 
 def create_lock_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:

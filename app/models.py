@@ -27,8 +27,8 @@ from billing.models import (
     Quote,
     SalesCredit,
     Statement,
-    StripeEventRecord,
 )
+from billing.stripe.models import StripeEventRecord
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,

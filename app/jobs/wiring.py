@@ -73,7 +73,7 @@ class JobWiring:
         return self.stripe if self.settings.stripe_mode == "stripe" else None
 
     async def billing_run(self, _slot: datetime) -> JobResult:
-        from billing.service._renewals import run_billing
+        from billing.stripe.flows import run_billing
 
         report = await run_billing(self.sessionmaker, self.stripe, settings=self.settings, clock=self.clock)
         if report.errors:
@@ -82,8 +82,8 @@ class JobWiring:
                 "pending": report.pending, "skipped": report.skipped}
 
     async def statement_close(self, slot: datetime) -> JobResult:
-        from billing.service._invoices import invoice_period
         from billing.service._statements import close_period
+        from billing.stripe.flows import invoice_period
 
         period = previous_period(slot)
         async with self.sessionmaker() as session, session.begin():
@@ -99,7 +99,7 @@ class JobWiring:
         return out
 
     async def reconcile(self, _slot: datetime) -> JobResult:
-        from billing.service._reconcile import reconcile
+        from billing.stripe.flows import reconcile
 
         gateway = self._real_stripe()
         if gateway is None:

@@ -28,9 +28,8 @@ from billing.schemas import (
     QuoteRead,
     RefundIn,
 )
-from billing.service import _card_refunds as card_refunds
-from billing.service import _payments as payments
-from billing.stripe_gateway import provide_gateway
+from billing.stripe import flows as stripe_flows
+from billing.stripe.gateway import provide_gateway
 
 USER_WRITE = {"scope": "commerce:write", "user_access": "self"}
 MONEY = {**USER_WRITE, "rate_limit": "money"}  # moves or commits money: the tighter rate limit class
@@ -100,7 +99,7 @@ class OrderController(Controller):
     async def pay(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                   clock: ClockDep, order_id: OrderId, data: JSONBody[PayIn]) -> Response[OrderRead]:
         async def produce() -> tuple[int, OrderRead]:
-            await payments.pay_order(request.app.state.sessionmaker, provide_gateway(request.app.state), principal,
+            await stripe_flows.pay_order(request.app.state.sessionmaker, provide_gateway(request.app.state), principal,
                                      order_id, payment_method_id=data.payment_method_id, clock=clock)
             return 200, await service.order_view(db_session, principal, order_id)
 
@@ -112,7 +111,7 @@ class OrderController(Controller):
                       "refund keeps access. Card refunds go through Stripe.")
     async def refund(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                      clock: ClockDep, order_id: OrderId, data: JSONBody[RefundIn]) -> OrderRead:
-        await card_refunds.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
+        await stripe_flows.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
                                         order_id, amount_minor=data.amount_minor, note=data.note, clock=clock)
         return await service.order_view(db_session, principal, order_id)
 

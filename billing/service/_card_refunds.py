@@ -4,67 +4,44 @@ Rule: a refund that brings the refunded amount to the order total, or a lost dis
 grants now and cancels the subscriptions it started; a partial refund keeps access; an open dispute keeps
 access until it closes (won: nothing changes; lost: revoked). Every step emits an order event.
 
-A refund follows the payment rule: a ``pending`` OrderRefund row (with its idempotency key
-``order:{id}:refund:{seq}``) is committed before Stripe is called, so a retry replays the same request.
+A refund follows the payment rule (billing.stripe.flows.refund_order): a ``pending`` OrderRefund row (with its
+idempotency key ``order:{id}:refund:{seq}``) is committed before Stripe is called, so a retry replays the same
+request; its answer is recorded in a new transaction. No Stripe call here.
 ``charge.refunded`` carries the cumulative ``amount_refunded`` and is applied as a maximum, so the
 webhook and our own answer may arrive in any order, any number of times.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
 from app import audit, outbox
 from app.accounts.models import Account, User
-from app.auth import Principal
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.ids import new_id
 from billing.errors import IllegalOrderTransition, PaymentInProgress
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
-from billing.service._orders import _move, load_order, order_payload, refund_budget_order
-from billing.stripe_gateway import CardPaymentsDisabled, PaymentProviderUnavailable, StripeGateway, idem
+from billing.service._orders import _move, order_payload
+from billing.stripe.gateway import idem
 
 
-async def refund_order(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway | None,
-                       principal: Principal, order_id: str, *, amount_minor: int | None, note: str | None,
-                       clock: Clock) -> None:
-    """Refund a paid order: budget orders in full to their budget, card orders (full or part) through Stripe."""
-    async with sessionmaker() as session, session.begin():
-        order, _, _ = await load_order(session, principal, order_id, lock=True)
-        if order.route == "budget":
-            if amount_minor is not None and amount_minor != order.total_minor - order.refunded_minor:
-                raise Unprocessable("Budget orders are refunded in full.", field="amount_minor")
-            await refund_budget_order(session, principal, order_id, clock=clock, note=note)
-            return
-        if gateway is None:
-            raise CardPaymentsDisabled("Card payments are not configured on this service (STRIPE_SECRET_KEY).")
-        refund = await _start_refund(session, order, amount_minor=amount_minor, note=note, actor=principal.actor,
-                                     clock=clock)
-        payment_intent_id = order.payment_intent_id
-    assert payment_intent_id is not None
-    try:
-        stripe_refund = await gateway.refund(
-            payment_intent_id=payment_intent_id, key=idem("order", order_id, "refund", refund.seq),
-            amount_minor=refund.amount_minor, reason="requested_by_customer",
-            metadata={"commerce_account_id": refund.account_id, "commerce_order_id": order_id,
-                      "commerce_refund_id": refund.refund_id})
-    except PaymentProviderUnavailable:
-        raise  # stays pending: the next call (or reconcile) replays the same request
-    except Exception:
-        async with sessionmaker() as session, session.begin():
-            row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True)
-            row.status, row.resolved_at = "failed", clock.now()
-        raise
-    async with sessionmaker() as session, session.begin():
-        await record_refund(session, refund, stripe_refund_id=stripe_refund.id, clock=clock)
+def refund_key(refund: OrderRefund) -> str:
+    """The Stripe idempotency key of a refund: a replay of the same refund sends the same request."""
+    return idem("order", refund.order_id, "refund", refund.seq)
 
 
-async def _start_refund(session: AsyncSession, order: Order, *, amount_minor: int | None, note: str | None,
-                        actor: str, clock: Clock) -> OrderRefund:
+def refund_metadata(refund: OrderRefund) -> dict[str, str]:
+    return {"commerce_account_id": refund.account_id, "commerce_order_id": refund.order_id,
+            "commerce_refund_id": refund.refund_id}
+
+
+async def start_refund(session: AsyncSession, order: Order, *, amount_minor: int | None, note: str | None,
+                       actor: str, clock: Clock) -> OrderRefund:
+    """The pending refund to send (an unresolved one is returned again, to be replayed, never doubled)."""
     if order.state not in ("paid", "fulfilled") or order.payment_intent_id is None:
         raise IllegalOrderTransition(f"A {order.state} order has nothing to refund.", state=order.state)
     pending = await session.scalar(select(OrderRefund).where(
@@ -89,7 +66,22 @@ async def _start_refund(session: AsyncSession, order: Order, *, amount_minor: in
     return row
 
 
+async def refund_failed(session: AsyncSession, refund: OrderRefund, *, clock: Clock) -> None:
+    """Stripe refused the refund for good (not an outage): it is failed, the order unchanged."""
+    row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True)
+    row.status, row.resolved_at = "failed", clock.now()
+
+
+async def refund_target(session: AsyncSession, refund: OrderRefund) -> str:
+    """The PaymentIntent a refund goes back to."""
+    pi_id = await session.scalar(select(Order.payment_intent_id).where(
+        Order.account_id == refund.account_id, Order.order_id == refund.order_id))
+    assert pi_id is not None, "only paid card orders are refunded"
+    return pi_id
+
+
 async def record_refund(session: AsyncSession, refund: OrderRefund, *, stripe_refund_id: str, clock: Clock) -> None:
+    """Step 3 of a refund: it succeeded; the order follows Stripe's cumulative amount."""
     row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True,
                                 populate_existing=True)
     if row.status != "succeeded":
@@ -186,3 +178,24 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
 async def pending_refunds(session: AsyncSession, *, limit: int = 200) -> list[OrderRefund]:
     return list((await session.scalars(select(OrderRefund).where(OrderRefund.status == "pending")
                                        .order_by(OrderRefund.created_at).limit(limit))).all())
+
+
+async def refunds_for_orphans(session: AsyncSession, *, clock: Clock, limit: int = 100) -> list[OrderRefund]:
+    """Pending refunds for payments that succeeded on orders closed without them (the flow commits them)."""
+    rows = (await session.execute(
+        select(CardPayment, Order).join(Order, (Order.account_id == CardPayment.account_id)
+                                        & (Order.order_id == CardPayment.order_id))
+        .where(CardPayment.status == "succeeded", Order.state.in_(("canceled", "expired", "denied")),
+               Order.refunded_minor == 0, ~exists().where(OrderRefund.account_id == Order.account_id,
+                                                           OrderRefund.order_id == Order.order_id))
+        .limit(limit).with_for_update(of=Order, skip_locked=True))).all()
+    made: list[OrderRefund] = []
+    for payment, order in rows:
+        row = OrderRefund(account_id=order.account_id, refund_id=new_id("rfd"), order_id=order.order_id, seq=1,
+                          amount_minor=payment.amount_minor, status="pending", stripe_refund_id=None,
+                          note="paid after the order was closed", actor="reconcile", created_at=clock.now(),
+                          resolved_at=None)
+        session.add(row)
+        made.append(row)
+    await session.flush()
+    return made

@@ -1,13 +1,13 @@
-"""Card payments of orders: an off-session PaymentIntent per attempt, never inside a database transaction.
+"""Card payments of orders, the database side: attempts and their outcomes (no Stripe call here).
 
-The three steps (STYLE.md, "Transactions"):
+billing.stripe.flows.pay_order runs the three steps (STYLE.md, "Transactions"):
 1. ``start_attempt`` records a ``pending`` CardPayment with the exact request (customer, card, amount) and
-   its idempotency key ``order:{id}:pi:{attempt}``, and commits;
-2. ``charge`` calls Stripe with that key;
+   its idempotency key ``order:{id}:pi:{attempt}``; the flow commits it;
+2. the flow calls Stripe with that key (``flows.charge``), outside any transaction;
 3. ``record_outcome`` stores the answer and moves the order (paid -> fulfilled, requires_action, failed).
 A crash or timeout between 1 and 3 leaves the attempt ``pending``: the next ``pay`` (or reconcile) replays
 the *same* request under the *same* key, so Stripe answers with the first outcome and never charges twice.
-Webhooks (billing.stripe_handlers) feed the same ``record_outcome``; it is idempotent and order-safe.
+Webhooks (billing.stripe.handlers) feed the same ``record_outcome``; it is idempotent and order-safe.
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
 from app.accounts.models import Account, User
-from app.auth import Principal
 from app.clock import Clock
-from app.errors import NotFound
 from app.ids import new_id
 from billing.errors import CardSetupRequired, IllegalOrderTransition
 from billing.models import CardPayment, Order
-from billing.service._orders import _move, _pay_and_fulfil, load_order
-from billing.stripe_gateway import AuthenticationRequired, CardDeclined, StripeGateway, idem
+from billing.service._orders import _move, _pay_and_fulfil
+from billing.stripe.gateway import idem
 
 log = logging.getLogger("commerce.payments")
 
@@ -53,30 +51,6 @@ async def latest_attempt(session: AsyncSession, order: Order) -> CardPayment | N
     return await session.scalar(select(CardPayment).where(
         CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id)
         .order_by(CardPayment.attempt.desc()).limit(1))
-
-
-async def choose_card(gateway: StripeGateway, customer_id: str | None, payment_method_id: str | None) -> str:
-    """The card to charge: the one asked for (if saved on this customer), else the default, else the only one."""
-    setup = CardSetupRequired("No saved card: run card setup first (POST /v1/payment-methods/setup), then pay.",
-                              setup_url="/v1/payment-methods/setup")
-    if not customer_id:
-        raise setup
-    cards = await gateway.list_cards(customer_id)
-    ids = [c.id for c in cards]
-    if payment_method_id is not None:
-        if payment_method_id not in ids:
-            raise NotFound("This card is not saved for this user.")
-        return payment_method_id
-    customer = await gateway.get_customer(customer_id)
-    settings = customer.invoice_settings
-    default = settings.default_payment_method if settings is not None else None
-    default_id = default if isinstance(default, str) or default is None else default.id
-    if default_id in ids:
-        assert default_id is not None
-        return default_id
-    if not ids:
-        raise setup
-    return ids[0]
 
 
 async def start_attempt(session: AsyncSession, order: Order, account: Account, user: User, *,
@@ -107,27 +81,6 @@ async def start_attempt(session: AsyncSession, order: Order, account: Account, u
     session.add(payment)
     await session.flush()
     return payment
-
-
-async def charge(gateway: StripeGateway, payment: CardPayment) -> Outcome:
-    """Step 2: the Stripe call (replays the first answer for a known key). Unavailability propagates."""
-    try:
-        pi = await gateway.charge_off_session(
-            amount_minor=payment.amount_minor, currency=payment.currency, customer_id=payment.customer_id,
-            payment_method_id=payment.payment_method_id, metadata=metadata(payment), key=payment.idempotency_key,
-            description=f"Order {payment.order_id}")
-    except AuthenticationRequired as exc:
-        return Outcome("requires_action", exc.extensions.get("payment_intent"), exc.extensions.get("client_secret"),
-                       "authentication_required", exc.detail)
-    except CardDeclined as exc:
-        return Outcome("failed", exc.extensions.get("payment_intent"), None,
-                       str(exc.extensions.get("decline_code") or "card_declined"), exc.detail)
-    if pi.status == "succeeded":
-        return Outcome("succeeded", pi.id)
-    if pi.status == "requires_action":
-        return Outcome("requires_action", pi.id, pi.client_secret, "authentication_required",
-                       "Your bank asks you to confirm this payment.")
-    return Outcome("pending", pi.id)  # processing: the webhook completes it
 
 
 async def record_outcome(session: AsyncSession, payment: CardPayment, outcome: Outcome, *, clock: Clock) -> Order:
@@ -185,31 +138,6 @@ async def _paid(session: AsyncSession, order: Order, account: Account, user: Use
     await outbox.emit(session, clock=clock, type="payment.orphaned", account_id=order.account_id, payload={
         "order_id": order.order_id, "state": order.state, "payment_intent": payment.payment_intent_id,
         "amount_minor": payment.amount_minor, "currency": payment.currency})
-
-
-async def settle(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, payment: CardPayment, *,
-                 clock: Clock) -> Order:
-    """Steps 2 and 3 for a committed attempt."""
-    outcome = await charge(gateway, payment)
-    async with sessionmaker() as session, session.begin():
-        return await record_outcome(session, payment, outcome, clock=clock)
-
-
-async def pay_order(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, principal: Principal,
-                    order_id: str, *, payment_method_id: str | None, clock: Clock) -> None:
-    """POST /v1/orders/{id}/pay: charge the order's card off-session (no transaction spans a Stripe call)."""
-    async with sessionmaker() as session:
-        order, _, user = await load_order(session, principal, order_id)
-        replay = await latest_attempt(session, order)
-        needs_card = (order.route == "card" and order.state in ("payment_pending", "failed")
-                      and not (replay is not None and replay.status == "pending"))
-        customer_id = user.stripe_customer_id
-    card = await choose_card(gateway, customer_id, payment_method_id) if needs_card else None
-    async with sessionmaker() as session, session.begin():
-        order, account, user = await load_order(session, principal, order_id, lock=True)
-        payment = await start_attempt(session, order, account, user, payment_method_id=card, clock=clock)
-    if payment is not None:
-        await settle(sessionmaker, gateway, payment, clock=clock)
 
 
 async def unresolved_attempts(session: AsyncSession, *, older_than: timedelta, clock: Clock,

@@ -1,11 +1,12 @@
-"""The billing run (``commerce billing run``): renew due subscriptions on both routes, with dunning.
+"""Renewals, the database side: claim a due subscription, its renewal order, budget renewals, the outcome.
 
 Each subscription is renewed by a renewal order (one per subscription and period: a unique index), so the
 renewal uses the same state machine, grants, sales credit (motion ``renewal``), refunds and statements as a
 purchase. Safe to run twice at once: a subscription is claimed with ``FOR UPDATE SKIP LOCKED`` and marked
-``renewing`` in the claiming transaction; the card is charged after that commits (key
-``order:{id}:pi:{attempt}``), so a run that dies mid-way is finished by the next one, which replays the same
-request. Budget renewals capture from the budget period the renewal falls in, all in one transaction.
+``renewing`` in the claiming transaction; a card is charged after that commits (key
+``order:{id}:pi:{attempt}``; billing.stripe.flows.renew_one runs the steps), so a run that dies mid-way is
+finished by the next one, which replays the same request. Budget renewals capture from the budget period
+the renewal falls in, all in the claiming transaction. No Stripe call here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import outbox
@@ -26,13 +27,13 @@ from app.settings import Settings
 from billing.domain.periods import period_of
 from billing.domain.pricing import LineInput, price_line
 from billing.domain.quotes import QuoteDecision, renewal_line
-from billing.errors import BudgetExhausted, CardSetupRequired
-from billing.models import Order, Quote, Subscription
+from billing.errors import BudgetExhausted
+from billing.models import CardPayment, Order, Quote, Subscription
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, reserve
 from billing.service._orders import _move, _pay_and_fulfil, order_payload
-from billing.service._payments import choose_card, settle, start_attempt
-from billing.stripe_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.service._payments import start_attempt
+from billing.stripe.errors import CardSetupRequired
 
 log = logging.getLogger("commerce.billing.run")
 
@@ -51,7 +52,8 @@ class RunReport:
                 f"skipped: {self.skipped}, errors: {len(self.errors)}")
 
 
-def _due(now_clock: Clock, settings: Settings) -> ColumnElement[bool]:
+def due(now_clock: Clock, settings: Settings) -> ColumnElement[bool]:
+    """Subscriptions to renew now: active past their period, past due at their retry, or a run that died."""
     now = now_clock.now()
     stale = now - timedelta(seconds=settings.reconcile_after_seconds)
     return or_(and_(Subscription.status == "active", Subscription.current_period_end <= now),
@@ -59,93 +61,64 @@ def _due(now_clock: Clock, settings: Settings) -> ColumnElement[bool]:
                and_(Subscription.status == "renewing", Subscription.updated_at <= stale))
 
 
-async def run_billing(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway | None, *,
-                      settings: Settings, clock: Clock, limit: int = 500) -> RunReport:
-    """Renew every due subscription (repeating while a pass makes progress, e.g. several missed periods)."""
-    report = RunReport()
-    seen: dict[tuple[str, str], int] = {}
-    while True:
-        async with sessionmaker() as session:
-            due = (await session.execute(
-                select(Subscription.account_id, Subscription.subscription_id).where(_due(clock, settings))
-                .order_by(Subscription.current_period_end).limit(limit))).all()
-        progress = False
-        for account_id, subscription_id in due:
-            key = (account_id, subscription_id)
-            seen[key] = seen.get(key, 0) + 1
-            if seen[key] > 24:  # bounded: never loop on one subscription
-                continue
-            try:
-                result = await renew_one(sessionmaker, gateway, account_id, subscription_id, settings=settings,
-                                         clock=clock)
-            except Exception as exc:  # one subscription's surprise must not stop the others' renewals
-                log.exception("renewing subscription %s failed", subscription_id)
-                report.errors.append(f"{subscription_id}: {type(exc).__name__}")
-                continue
-            setattr(report, result, getattr(report, result) + 1)
-            progress = progress or result in ("renewed", "failed", "ended")
-        if not progress:
-            return report
+async def due_subscriptions(session: AsyncSession, *, settings: Settings, clock: Clock,
+                            limit: int = 500) -> list[tuple[str, str]]:
+    """(account id, subscription id) of due subscriptions, the oldest period end first."""
+    rows = (await session.execute(
+        select(Subscription.account_id, Subscription.subscription_id).where(due(clock, settings))
+        .order_by(Subscription.current_period_end).limit(limit))).all()
+    return [(account_id, subscription_id) for account_id, subscription_id in rows]
 
 
-async def renew_one(sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway | None, account_id: str,
-                    subscription_id: str, *, settings: Settings, clock: Clock) -> str:
-    """One renewal attempt of one subscription: renewed | failed | ended | pending | skipped."""
-    card: str | None = None
-    async with sessionmaker() as session:
-        sub = await session.get(Subscription, (account_id, subscription_id))
-        if sub is None:
-            return "skipped"
-        route, user_id = sub.route, sub.user_id
-        customer_id = (await session.get_one(User, (account_id, user_id))).stripe_customer_id
-    if route == "card":
-        if gateway is None:
-            return "skipped"
+@dataclass(frozen=True)
+class Claim:
+    """What the claiming transaction decided: a final result, or a card attempt to charge (then finish)."""
+
+    result: str | None  # renewed | failed | ended | skipped, when nothing is left to do
+    order_id: str | None = None
+    attempt: int = 0
+    payment: CardPayment | None = None
+
+
+async def claim_renewal(session: AsyncSession, account_id: str, subscription_id: str, *, card: str | None,
+                        settings: Settings, clock: Clock) -> Claim:
+    """Step 1: lock the due subscription, make its renewal order, renew from the budget or start a card attempt."""
+    sub = await subscriptions.locked(session, account_id, subscription_id, skip_locked=True)
+    if sub is None or (await session.scalar(select(Subscription.subscription_id).where(
+            Subscription.account_id == account_id, Subscription.subscription_id == subscription_id,
+            due(clock, settings)))) is None:
+        return Claim("skipped")  # another run holds it, or it is not due any more
+    attempt = sub.dunning_attempts if sub.status == "renewing" else sub.dunning_attempts + 1
+    sub.status, sub.dunning_attempts, sub.updated_at = "renewing", attempt, clock.now()
+    account = await session.get_one(Account, account_id)
+    user = await session.get_one(User, (account_id, sub.user_id))
+    order = await renewal_order(session, sub, account, user, clock=clock)
+    if order.total_minor == 0 and order.state == "approved":
+        await _pay_and_fulfil(session, order, account, user, clock=clock)
+        return Claim(_result(sub, order))
+    if sub.route == "budget":
+        await _renew_from_budget(session, sub, order, account, user, attempt=attempt, settings=settings, clock=clock)
+        return Claim(_result(sub, order))
+    payment = None
+    if order.state != "requires_action":  # waiting for the customer: never start a second charge
         try:
-            card = await choose_card(gateway, customer_id, None)  # a network call: before any transaction
-        except CardSetupRequired:
-            card = None
-        except PaymentProviderUnavailable:
-            return "pending"
-    async with sessionmaker() as session, session.begin():
-        sub = await subscriptions.locked(session, account_id, subscription_id, skip_locked=True)
-        if sub is None or (await session.scalar(select(Subscription.subscription_id).where(
-                Subscription.account_id == account_id, Subscription.subscription_id == subscription_id,
-                _due(clock, settings)))) is None:
-            return "skipped"  # another run holds it, or it is not due any more
-        attempt = sub.dunning_attempts if sub.status == "renewing" else sub.dunning_attempts + 1
-        sub.status, sub.dunning_attempts, sub.updated_at = "renewing", attempt, clock.now()
-        account = await session.get_one(Account, account_id)
-        user = await session.get_one(User, (account_id, sub.user_id))
-        order = await renewal_order(session, sub, account, user, clock=clock)
-        if order.total_minor == 0 and order.state == "approved":
-            await _pay_and_fulfil(session, order, account, user, clock=clock)
-            return _result(sub, order)
-        if route == "budget":
-            await _renew_from_budget(session, sub, order, account, user, attempt=attempt, settings=settings,
-                                     clock=clock)
-            return _result(sub, order)
-        payment = None
-        if order.state != "requires_action":  # waiting for the customer: never start a second charge
-            try:
-                payment = await start_attempt(session, order, account, user, payment_method_id=card, clock=clock)
-            except CardSetupRequired as exc:
-                await _fail(session, order, account, user, reason=exc.detail, clock=clock)
-    if payment is not None:
-        assert gateway is not None
-        try:
-            await settle(sessionmaker, gateway, payment, clock=clock)
-        except PaymentProviderUnavailable:
-            return "pending"  # stays renewing; the next run (after reconcile_after_seconds) replays the charge
-    async with sessionmaker() as session, session.begin():
-        sub = await subscriptions.locked(session, account_id, subscription_id)
-        order = await session.get_one(Order, (account_id, order.order_id), populate_existing=True)
-        assert sub is not None
-        if order.state != "fulfilled":
-            await subscriptions.renewal_failed(session, sub, order, attempt=attempt,
-                                               reason=order.failure_reason or "The bank asks the customer to "
-                                               "confirm the payment.", settings=settings, clock=clock)
-        return _result(sub, order)
+            payment = await start_attempt(session, order, account, user, payment_method_id=card, clock=clock)
+        except CardSetupRequired as exc:
+            await _fail(session, order, account, user, reason=exc.detail, clock=clock)
+    return Claim(None, order.order_id, attempt, payment)
+
+
+async def finish_renewal(session: AsyncSession, account_id: str, subscription_id: str, order_id: str, *,
+                         attempt: int, settings: Settings, clock: Clock) -> str:
+    """Last step: the renewal order's state decides; an unpaid renewal starts (or continues) dunning."""
+    sub = await subscriptions.locked(session, account_id, subscription_id)
+    order = await session.get_one(Order, (account_id, order_id), populate_existing=True)
+    assert sub is not None
+    if order.state != "fulfilled":
+        await subscriptions.renewal_failed(session, sub, order, attempt=attempt,
+                                           reason=order.failure_reason or "The bank asks the customer to "
+                                           "confirm the payment.", settings=settings, clock=clock)
+    return _result(sub, order)
 
 
 def _result(sub: Subscription, order: Order) -> str:

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from app.accounts.models import Account
 from app.clock import FrozenClock
 from billing.models import Statement
-from billing.service._invoices import invoice_period, invoice_statement
-from billing.stripe_gateway import PaymentProviderUnavailable
+from billing.stripe.errors import PaymentProviderUnavailable
+from billing.stripe.flows import invoice_period, invoice_statement
 from tests.api.stripe_app import CardWorld
 from tests.stripe_server import FaultKind
 

@@ -12,8 +12,8 @@ from app.accounts.models import Account, User
 from app.clock import FrozenClock
 from app.settings import Settings
 from billing.models import CardPayment, Order
-from billing.service._payments import charge, start_attempt
-from billing.service._reconcile import reconcile
+from billing.service._payments import start_attempt
+from billing.stripe.flows import charge, reconcile
 from tests.api.stripe_app import CardWorld, allowed, card_order, pay, save_card, succeeded_charges
 from tests.api.test_auth import assert_problem
 from tests.factories import bearer

@@ -10,9 +10,8 @@ import msgspec
 
 from app.clock import FrozenClock
 from app.settings import Settings
-from billing.service._reconcile import reconcile
-from billing.service._renewals import run_billing
-from billing.stripe_gateway import create_gateway
+from app.stripe_wiring import create_gateway
+from billing.stripe.flows import reconcile, run_billing
 from tests.api.stripe_app import CardWorld, allowed, card_order, pay, save_card, succeeded_charges
 from tests.api.test_card_faults import _crash_after_charge
 from tests.factories import bearer

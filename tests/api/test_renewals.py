@@ -12,7 +12,7 @@ from app.clock import FrozenClock
 from app.outbox import OutboxEvent
 from app.settings import Settings
 from billing.models import LedgerEntry, Order, SalesCredit, Subscription
-from billing.service._renewals import run_billing
+from billing.stripe.flows import run_billing
 from entitlements.models import Grant, SeatAssignment
 from tests.api.stripe_app import CardWorld, allowed, card_order, idem_header, pay, save_card, succeeded_charges
 from tests.factories import bearer

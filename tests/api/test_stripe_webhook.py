@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.outbox import OutboxEvent
-from billing import stripe_events
-from billing.stripe_events import EventContext, StripeEventRecord
+from billing.stripe import inbound as stripe_events
+from billing.stripe.inbound import EventContext, StripeEventRecord
 from tests.api.stripe_app import CardWorld
 from tests.factories import bearer
 from tests.stripe_server import widget_saves_card

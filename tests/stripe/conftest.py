@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.stripe_gateway import StripeGateway, create_gateway
+from app.stripe_wiring import create_gateway
+from billing.stripe.gateway import StripeGateway
 from tests.stripe_server import WEBHOOK_SECRET, FakeStripe, fake_settings
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import stripe
 
-from billing.stripe_fake.forms import FormError, parse_form
-from billing.stripe_fake.schema import undeclared_fields, unknown_params
-from billing.stripe_gateway import InvalidWebhookSignature, StripeGateway, create_gateway
+from app.stripe_wiring import create_gateway
+from billing.stripe.errors import InvalidWebhookSignature
+from billing.stripe.gateway import StripeGateway
+from stripe_fake.forms import FormError, parse_form
+from stripe_fake.schema import undeclared_fields, unknown_params
 from tests.stripe.test_payments import charge, charges
 from tests.stripe_server import WEBHOOK_SECRET, FakeStripe, FaultKind, fake_settings, saved_card, serve
 
@@ -124,3 +126,52 @@ async def test_a_loopback_timeout_is_retried_and_charges_once(tmp_path: Path) ->
     assert len(charges(fake)) == 1
     keys = {r.idempotency_key for r in fake.requests if r.path == "/v1/payment_intents"}
     assert keys == {"order:o1:pi:1"}
+
+
+async def test_faults_and_deliveries_are_driven_over_the_control_endpoints(tmp_path: Path) -> None:
+    import httpx
+
+    from billing.stripe.errors import PaymentProviderUnavailable
+    from tests.support.receiver import Receiver
+
+    fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
+    async with serve(fake) as server, Receiver() as receiver, httpx.AsyncClient(base_url=server.base_url) as control:
+        fake.add_webhook_target(receiver.url)
+        gateway = create_gateway(fake_settings(tmp_path, stripe_secret_key="sk_test_loopback",
+                                               stripe_api_base=server.base_url))
+        assert gateway is not None
+        try:
+            fault = {"kind": "connection_error", "method": "POST", "path": "/v1/customers", "times": 3}
+            assert (await control.post("/_control/faults", json=fault)).status_code == 204
+            with pytest.raises(PaymentProviderUnavailable):  # the first try and both retries meet a broken connection
+                await gateway.create_customer(key="user:u1:customer", metadata={})
+            assert fake.of_kind("customer") == []
+            lasting = {"kind": "server_error", "times": 9}
+            assert (await control.post("/_control/faults", json=lasting)).status_code == 204
+            assert (await control.delete("/_control/faults")).status_code == 204
+            _, card = await saved_card(gateway, user="u1")
+            assert (await control.post("/_control/deliver")).json() == {"delivered": 1}
+            [delivery] = receiver.requests
+            event = gateway.construct_event(delivery.body, delivery.headers["stripe-signature"])
+            assert event.type == "setup_intent.succeeded" and event.data.object.payment_method == card
+            assert (await control.post("/_control/faults", json={"kind": "meteor"})).status_code == 400
+            assert (await control.get("/_control/nothing")).status_code == 404
+        finally:
+            await gateway.close()
+
+
+async def test_the_fakes_objects_survive_a_restart_through_its_state_file(tmp_path: Path) -> None:
+    before = FakeStripe(webhook_secret=WEBHOOK_SECRET)
+    first = create_gateway(fake_settings(tmp_path), fake=before)
+    assert first is not None
+    customer, pm = await saved_card(first, "pm_card_chargeDeclinedInsufficientFunds")
+    paid = await first.create_customer(key="user:u9:customer", metadata={})
+    before.save(tmp_path / "stripe-fake.json")
+    after = FakeStripe(webhook_secret=WEBHOOK_SECRET)
+    after.restore(tmp_path / "stripe-fake.json")
+    again = create_gateway(fake_settings(tmp_path), fake=after)
+    assert again is not None
+    assert [c.id for c in await again.list_cards(customer)] == [pm]
+    assert (await again.create_customer(key="user:u9:customer", metadata={})).id == paid.id  # replayed by key
+    with pytest.raises(Exception, match="insufficient funds"):  # the saved test card still behaves as itself
+        await charge(again, customer, pm)

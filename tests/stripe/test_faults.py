@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from billing.stripe_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.stripe.errors import PaymentProviderUnavailable
+from billing.stripe.gateway import StripeGateway
 from tests.stripe.test_payments import charge, charges
 from tests.stripe_server import FakeStripe, FaultKind, saved_card
 
@@ -53,7 +54,7 @@ async def test_charged_but_the_answer_was_lost_then_our_retry_gets_the_same_paym
 
 
 async def test_a_lost_decline_is_replayed_as_the_same_decline(gateway: StripeGateway, fake: FakeStripe) -> None:
-    from billing.stripe_gateway import CardDeclined
+    from billing.stripe.errors import CardDeclined
 
     customer = (await gateway.create_customer(key="user:u5:customer", metadata={})).id
     fake.inject(FaultKind.LOST_RESPONSE, path="/v1/payment_intents")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.errors import NotFound
-from billing.stripe_gateway import PaymentProviderRejected, StripeGateway, idem
+from billing.stripe.errors import PaymentProviderRejected
+from billing.stripe.gateway import StripeGateway, idem
 from tests.stripe_server import FakeStripe
 
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from billing.stripe_gateway import (
-    AuthenticationRequired,
-    CardDeclined,
-    IdempotencyKeyReused,
-    PaymentProviderRejected,
-    StripeGateway,
-    idem,
-)
+from billing.stripe.errors import AuthenticationRequired, CardDeclined, IdempotencyKeyReused, PaymentProviderRejected
+from billing.stripe.gateway import StripeGateway, idem
 from tests.stripe_server import FakeStripe, saved_card
 
 

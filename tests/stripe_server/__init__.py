@@ -1,4 +1,4 @@
-"""The local Stripe the SDK talks to in tests: the fake of billing.stripe_fake, with test helpers."""
+"""The local Stripe the SDK talks to in tests: the top-level stripe_fake tool, with test helpers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import stripe
 
-from billing.stripe_fake import FakeHTTPClient, FakeStripe, FakeStripeServer, FaultKind, serve
-from billing.stripe_gateway import StripeGateway
+from billing.stripe.gateway import StripeGateway
+from stripe_fake import FakeHTTPClient, FakeStripe, FakeStripeServer, FaultKind, serve
 
 __all__ = [
     "WEBHOOK_SECRET",

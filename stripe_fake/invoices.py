@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from billing.stripe_fake.core import FakeStripe, Json, invalid, new_id, now
-from billing.stripe_fake.resources import _bool, _expand, _int, _metadata, _str
+from stripe_fake.core import FakeStripe, Json, invalid, new_id, now
+from stripe_fake.resources import _bool, _expand, _int, _metadata, _str
 
 _DAY = 86_400
 

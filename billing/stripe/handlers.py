@@ -1,10 +1,11 @@
-"""Handlers of Stripe's webhook events (registered on import; billing.stripe_events stores and dispatches).
+"""Handlers of Stripe's webhook events (registered on import; billing.stripe.inbound stores and dispatches).
 
 Every handler is idempotent and order-safe: it finds our own record (payment attempt, order, statement)
 and merges the event into it monotonically (a success is final, a late failure of an older attempt is
 ignored, refunds are cumulative maxima, a closed dispute is not reopened, a paid invoice stays paid).
-They run inside the event's transaction, so they never call Stripe; the snapshots they trust are the
-terminal facts of the object (a succeeded PaymentIntent, a charge's cumulative refunds, a dispute's status).
+They run inside the event's transaction, so they never call Stripe (their context has no gateway); the
+snapshots they trust are the terminal facts of the object (a succeeded PaymentIntent, a charge's cumulative
+refunds, a dispute's status). The one handler that needs Stripe, a saved card, is in billing.stripe.cards.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import CardPayment
 from billing.service._card_refunds import apply_refunded, dispute_closed, dispute_opened, order_for_payment_intent
-from billing.service._invoices import invoice_event
+from billing.service._invoices import invoice_status_changed
 from billing.service._payments import Outcome, record_outcome
-from billing.stripe_events import EventContext, register
-from billing.stripe_gateway import decline_message
+from billing.stripe import cards as _cards  # noqa: F401  (registers the card-saved handler)
+from billing.stripe.gateway import decline_message
+from billing.stripe.inbound import EventContext, register
 
 log = logging.getLogger("commerce.stripe.handlers")
 
@@ -107,5 +109,13 @@ async def dispute_closed_(session: AsyncSession, event: stripe.Event, ctx: Event
         await dispute_closed(session, order, dispute_id=dispute.id, status=dispute.status, clock=ctx.clock)
 
 
+async def invoice_changed(session: AsyncSession, event: stripe.Event, ctx: EventContext) -> None:
+    """invoice.finalized / paid / payment_failed / voided: the statement of the invoice follows."""
+    invoice = event.data.object
+    metadata = invoice.metadata.to_dict() if invoice.metadata is not None else {}
+    await invoice_status_changed(session, invoice_id=invoice.id, metadata=metadata, event_type=event.type,
+                                 clock=ctx.clock)
+
+
 for _type in ("invoice.finalized", "invoice.paid", "invoice.payment_failed", "invoice.voided"):
-    register(_type)(invoice_event)
+    register(_type)(invoice_changed)

@@ -1,4 +1,4 @@
-"""HTTP contract of saved cards."""
+"""HTTP contract of billing.stripe: saved cards and the webhook receipt."""
 
 from __future__ import annotations
 
@@ -31,3 +31,9 @@ class CardRead(Output, frozen=True):
 
 class CardList(Output, frozen=True):
     data: list[CardRead]
+
+
+class WebhookReceipt(Output, frozen=True):
+    received: bool
+    event: str
+    duplicate: bool

@@ -1,4 +1,4 @@
-"""Stripe webhook events in: verify, store once per event id, dispatch to the handlers registered by type.
+"""Stripe's webhook events in: verify, store once per event id, dispatch to the handlers registered by type.
 
 Stripe delivers at least once, late and out of order, so:
 * the ``stripe_events`` row (event id primary key) makes a second delivery a no-op once processed;
@@ -6,11 +6,14 @@ Stripe delivers at least once, late and out of order, so:
   lock (two concurrent deliveries of one event serialize) and marks it processed; a failing handler
   rolls back its work, records the error and answers 500 so Stripe delivers again;
 * handlers must be idempotent and order-safe on their own: re-read the current object (from our tables,
-  or from Stripe through the gateway) instead of trusting the event's snapshot.
+  or from Stripe) instead of trusting the event's snapshot.
 
-Register a handler with ``@register("payment_intent.succeeded")``; it receives
-``(session, event, ctx)`` where ``ctx`` carries the clock and the Stripe gateway. Events without a handler
-are stored and marked processed (nothing to do).
+Two kinds of handlers, and neither calls Stripe inside a transaction:
+* ``@register("payment_intent.succeeded")``: ``(session, event, ctx)``, runs inside the event's transaction;
+  ``ctx`` carries the clock and deliberately no gateway;
+* ``@register_prepared("setup_intent.succeeded")``: ``(event, gateway)``, runs first, outside any transaction
+  (it may call Stripe), and returns the step to run inside the event's transaction (or None).
+Events without a handler are stored and marked processed (nothing to do).
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock
-from billing.models import StripeEventRecord
-from billing.stripe_gateway import StripeGateway
+from billing.stripe.gateway import StripeGateway
+from billing.stripe.models import StripeEventRecord
+
+__all__ = ["EventContext", "Receipt", "StripeEventRecord", "process", "receive", "register", "register_prepared",
+           "reprocess_pending"]
 
 log = logging.getLogger("commerce.stripe.events")
 
@@ -35,11 +41,13 @@ log = logging.getLogger("commerce.stripe.events")
 @dataclass(frozen=True)
 class EventContext:
     clock: Clock
-    gateway: StripeGateway
 
 
 EventHandler = Callable[[AsyncSession, stripe.Event, EventContext], Awaitable[None]]
+Step = Callable[[AsyncSession, EventContext], Awaitable[None]]
+Prepare = Callable[[stripe.Event, StripeGateway], Awaitable[Step | None]]
 _HANDLERS: dict[str, list[EventHandler]] = {}
+_PREPARED: dict[str, list[Prepare]] = {}
 
 
 def register(event_type: str) -> Callable[[EventHandler], EventHandler]:
@@ -48,6 +56,16 @@ def register(event_type: str) -> Callable[[EventHandler], EventHandler]:
     def add(handler: EventHandler) -> EventHandler:
         _HANDLERS.setdefault(event_type, []).append(handler)
         return handler
+
+    return add
+
+
+def register_prepared(event_type: str) -> Callable[[Prepare], Prepare]:
+    """Decorator for handlers that need Stripe: run ``prepare`` outside any transaction, then its step inside."""
+
+    def add(prepare: Prepare) -> Prepare:
+        _PREPARED.setdefault(event_type, []).append(prepare)
+        return prepare
 
     return add
 
@@ -83,9 +101,17 @@ async def receive(
 async def process(
     sessionmaker: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: stripe.Event, *, clock: Clock,
 ) -> bool:
-    """Run the handlers of a stored event unless it was processed already; True when they ran now."""
-    ctx = EventContext(clock=clock, gateway=gateway)
+    """Run the handlers of a stored event unless it was processed already; True when they ran now.
+
+    The three steps: prepared handlers call Stripe (no transaction open), then the event's transaction runs
+    every handler and marks the event processed. A concurrent duplicate may prepare too (prepared handlers
+    are idempotent by key), but only one of them runs the transaction's steps.
+    """
+    ctx = EventContext(clock=clock)
+    if await _processed(sessionmaker, event.id):
+        return False
     try:
+        steps = [step for prepare in _PREPARED.get(event.type, ()) if (step := await prepare(event, gateway))]
         async with sessionmaker() as session, session.begin():
             row = await session.scalar(
                 select(StripeEventRecord).where(StripeEventRecord.event_id == event.id).with_for_update())
@@ -94,6 +120,8 @@ async def process(
                 return False
             for handler in handlers_for(event.type):
                 await handler(session, event, ctx)
+            for step in steps:
+                await step(session, ctx)
             row.processed_at, row.attempts, row.last_error = clock.now(), row.attempts + 1, None
     except Exception as exc:
         log.exception("handling Stripe event %s (%s) failed", event.id, event.type)
@@ -103,6 +131,12 @@ async def process(
                 .values(attempts=StripeEventRecord.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]))
         raise
     return True
+
+
+async def _processed(sessionmaker: async_sessionmaker[AsyncSession], event_id: str) -> bool:
+    async with sessionmaker() as session:
+        at = await session.scalar(select(StripeEventRecord.processed_at).where(StripeEventRecord.event_id == event_id))
+        return at is not None
 
 
 async def reprocess_pending(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import stripe
 
-from billing.stripe_fake.core import FakeStripe, FaultKind, Reply
+from stripe_fake.core import FakeStripe, FaultKind, Reply
+
+# The SDK's exception (its constructor is unannotated), as the SDK's own HTTP clients raise it on a network error.
+_CONNECTION_ERROR: Callable[..., Exception] = stripe.APIConnectionError
 
 
 class FakeHTTPClient(stripe.HTTPClient):
@@ -31,8 +34,8 @@ class FakeHTTPClient(stripe.HTTPClient):
     def _deliver(reply: Reply) -> tuple[bytes, int, Mapping[str, str]]:
         if reply.fault is not None:
             what = "timed out" if reply.fault in (FaultKind.TIMEOUT, FaultKind.LOST_RESPONSE) else "failed"
-            raise stripe.APIConnectionError(
-                f"Unexpected error communicating with Stripe (fake: the request {what}).", should_retry=True)
+            raise _CONNECTION_ERROR(f"Unexpected error communicating with Stripe (fake: the request {what}).",
+                                    should_retry=True)
         return reply.body, reply.status, reply.headers
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, *,
