@@ -9,6 +9,7 @@ from the engine's own begin/commit/rollback events, whether the current asyncio 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -57,9 +58,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
 
 # --- which tasks hold an open transaction ------------------------------------------------------------------
 
-# id(DBAPI connection) -> the task that began a transaction on it; an entry lives from BEGIN to COMMIT or
-# ROLLBACK (or the connection's return to the pool, whichever comes first).
-_OPEN: dict[int, asyncio.Task[Any]] = {}
+# Connection -> the task that began its transaction; an entry lives from BEGIN to COMMIT or ROLLBACK, and goes
+# with the Connection object itself (weak keys) when a broken connection is discarded without either.
+_OPEN: weakref.WeakKeyDictionary[Connection, asyncio.Task[Any]] = weakref.WeakKeyDictionary()
 
 
 def _current_task() -> asyncio.Task[Any] | None:
@@ -69,22 +70,17 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None
 
 
-def _key(conn: Connection) -> int:
-    return id(conn.connection.dbapi_connection)
-
-
+# The listeners touch nothing but the Connection object: reading ``conn.connection`` in a ROLLBACK of an
+# invalidated connection would try to revalidate it, and an error raised here would replace the
+# CancelledError or driver error that is unwinding the transaction.
 def _began(conn: Connection) -> None:
     task = _current_task()
     if task is not None:
-        _OPEN[_key(conn)] = task
+        _OPEN[conn] = task
 
 
 def _ended(conn: Connection) -> None:
-    _OPEN.pop(_key(conn), None)
-
-
-def _checked_in(dbapi_connection: Any, _record: Any) -> None:
-    _OPEN.pop(id(dbapi_connection), None)
+    _OPEN.pop(conn, None)
 
 
 def track_transactions(engine: AsyncEngine) -> None:
@@ -93,7 +89,6 @@ def track_transactions(engine: AsyncEngine) -> None:
     event.listen(sync, "begin", _began)
     event.listen(sync, "commit", _ended)
     event.listen(sync, "rollback", _ended)
-    event.listen(sync.pool, "checkin", _checked_in)
 
 
 def in_transaction() -> bool:

@@ -67,3 +67,23 @@ async def test_a_rolled_back_transaction_no_longer_counts(gateway: StripeGateway
             raise RuntimeError("the handler failed")
     assert not in_transaction()
     assert (await gateway.create_customer(key="user:u4:customer", metadata={})).id.startswith("cus_")
+
+
+async def test_a_cancelled_query_still_unwinds_as_a_cancellation_and_leaves_no_transaction(sessionmaker: Any) -> None:
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(text("select 1"))
+            started.set()
+            await session.execute(text("select pg_sleep(10)"))
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    await asyncio.sleep(0.2)  # inside pg_sleep now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):  # the guard's bookkeeping never turns it into another error
+        await task
+    assert not in_transaction()
+    async with sessionmaker() as session:  # and the pool still works
+        assert (await session.execute(text("select 2"))).scalar() == 2
