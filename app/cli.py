@@ -37,11 +37,15 @@ def database_url(settings: Settings) -> Iterator[str]:
         server.cleanup()
 
 
-async def _with_engine(url: str, settings: Settings, work: Any) -> Any:
+async def _with_engine(url: str, settings: Settings, work: Any, *, migrates: bool = False) -> Any:
+    """Run ``work(engine)``; unless the work migrates the database itself, its schema must be at head first."""
     from app.db import create_engine
+    from app.migrate import require_head
 
     engine = create_engine(url, pool_size=2, max_overflow=2)
     try:
+        if not migrates:
+            await require_head(engine)
         return await work(engine)
     finally:
         await engine.dispose()
@@ -76,7 +80,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
     with database_url(settings) as url, working(args, "migrating the database"):
-        asyncio.run(_with_engine(url, settings, upgrade))
+        asyncio.run(_with_engine(url, settings, upgrade, migrates=True))
     print("database migrated to head")
     return 0
 
@@ -144,7 +148,7 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
                 await notify(session, "key", args.key_id)
                 await audit.record(session, clock=clock, actor="cli", action="api_key.revoked",
                                    target_type="api_key", target_id=args.key_id)
-                print(f"revoked {args.key_id}")
+                _out(args, f"revoked {args.key_id}", {"key_id": args.key_id, "state": "revoked"})
         return 0
 
     with database_url(settings) as url:
@@ -177,7 +181,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     _check_card_payments(settings)
     with database_url(settings) as url:
         if args.migrate:
-            asyncio.run(_with_engine(url, settings, upgrade))
+            asyncio.run(_with_engine(url, settings, upgrade, migrates=True))
         print(f"serving on http://{settings.host}:{settings.port}  (API docs: /schema, health: /healthz)")
         _serve(settings, url)
     return 0
@@ -194,7 +198,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             await upgrade(engine)
             return await seed_demo(engine, settings)
 
-        demo_key = asyncio.run(_with_engine(url, settings, prepare))
+        demo_key = asyncio.run(_with_engine(url, settings, prepare, migrates=True))
         base = f"http://{settings.host}:{settings.port}"
         with contextlib.ExitStack() as stack:
             real = settings.stripe_mode != "fake"
@@ -260,7 +264,7 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
     with database_url(settings) as url:
         try:
             with working(args, f"catalog {args.catalog_command}"):
-                code: int = asyncio.run(_with_engine(url, settings, work))
+                code: int = asyncio.run(_with_engine(url, settings, work, migrates=True))
         except DomainError as exc:
             print(f"commerce: {exc.detail}", file=sys.stderr)
             for err in exc.errors or []:
@@ -297,23 +301,25 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
 
     from app import wiring
     from app.clock import SystemClock
+    from app.migrate import require_head
     from app.webhooks.dispatcher import Dispatcher
 
     async def work(url: str) -> None:
         engine, jobs, close = _job_resources(url, settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        jobs.start()  # COMMERCE_SCHEDULER=off leaves the jobs to other processes
         try:
+            await require_head(engine)  # started before `commerce migrate`: exit 2, the orchestrator restarts it
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            jobs.start()  # COMMERCE_SCHEDULER=off leaves the jobs to other processes
+            role = "and job scheduler " if settings.scheduler == "on" else ""
+            print(f"webhook dispatcher {role}running (Ctrl-C to stop)", flush=True)
             await Dispatcher(wiring.sessionmaker(engine, settings), settings=settings, clock=SystemClock()).run(stop)
         finally:
             await close()
 
     with database_url(settings) as url:
-        jobs = "and job scheduler " if settings.scheduler == "on" else ""
-        print(f"webhook dispatcher {jobs}running (Ctrl-C to stop)")
         asyncio.run(work(url))
     return 0
 
@@ -322,10 +328,12 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     """``jobs list``: each job's last run and next run; ``jobs run NAME``: run one now (once across instances)."""
     from app.clock import SystemClock
     from app.jobs.status import job_status
+    from app.migrate import require_head
 
     async def work(url: str) -> int:
-        _engine, jobs, close = _job_resources(url, settings)
+        engine, jobs, close = _job_resources(url, settings)
         try:
+            await require_head(engine)
             names = [j.name for j in jobs.jobs]
             if args.jobs_command == "list":
                 async with jobs.scheduler.sessionmaker() as session:
@@ -361,7 +369,7 @@ def cmd_citus_ddl(settings: Settings, _args: argparse.Namespace) -> int:
             return ddl
 
     with database_url(settings) as url:
-        print(asyncio.run(_with_engine(url, settings, work)))
+        print(asyncio.run(_with_engine(url, settings, work, migrates=True)))
     return 0
 
 
@@ -417,25 +425,33 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _close_period(args: argparse.Namespace, clock: Any, settings: Settings) -> Any:
-    """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
+    """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe.
+
+    The work returns (text for people, data for ``--json``); the caller prints them once.
+    """
     from app import wiring
     from billing.service._orders import expire_due_approvals
     from billing.service._statements import close_period
 
-    async def work(engine: Any) -> int:
+    async def work(engine: Any) -> tuple[str, dict[str, Any]]:
         async with wiring.sessionmaker(engine, settings)() as session, session.begin():
-            if args.billing_command == "close":
-                result = await close_period(session, period=args.period, clock=clock)
-                for st in result.closed:
-                    print(f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}")
-                for st in result.already_closed:
-                    print(f"unchanged {st.statement_id}  account {st.account_id} (closed before)")
-                for external_id in result.still_open:
-                    print(f"open      account {external_id}: its budget period has not ended yet")
-                print(f"{len(result.closed)} statement(s) closed for {args.period}")
-            else:
-                print(f"{await expire_due_approvals(session, clock=clock)} approval request(s) expired")
-        return 0
+            if args.billing_command != "close":
+                expired = await expire_due_approvals(session, clock=clock)
+                return f"{expired} approval request(s) expired", {"expired": expired}
+            result = await close_period(session, period=args.period, clock=clock)
+        lines = [f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}"
+                 for st in result.closed]
+        lines += [f"unchanged {st.statement_id}  account {st.account_id} (closed before)"
+                  for st in result.already_closed]
+        lines += [f"open      account {external_id}: its budget period has not ended yet"
+                  for external_id in result.still_open]
+        lines.append(f"{len(result.closed)} statement(s) closed for {args.period}")
+        return "\n".join(lines), {
+            "period": args.period,
+            "closed": [{"statement_id": st.statement_id, "account_id": st.account_id, "total_minor": st.total_minor,
+                        "currency": st.currency} for st in result.closed],
+            "already_closed": [st.statement_id for st in result.already_closed],
+            "still_open": list(result.still_open)}
 
     return work
 
@@ -461,12 +477,15 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     async def work(engine: Any) -> int:
         from billing.stripe.flows import invoice_period, reconcile, run_billing
 
+        closed: tuple[str, dict[str, Any]] | None = None
         if args.billing_command in ("close", "expire-approvals"):
-            code: int = await _close_period(args, clock, settings)(engine)
+            closed = await _close_period(args, clock, settings)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
+                _out(args, *closed)
                 if args.billing_command == "close":
-                    print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")
-                return code
+                    print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`",
+                          file=sys.stderr)
+                return 0
         sessionmaker = wiring.sessionmaker(engine, settings)
         gateway = create_gateway(settings) if real_stripe else None
         try:
@@ -481,7 +500,11 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                 counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
             else:  # invoice, or the invoicing step of close
                 counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
-            _out(args, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), counts)
+            text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            if closed is None:
+                _out(args, text, counts)
+            else:  # close, then its invoices: one report
+                _out(args, f"{closed[0]}\ninvoices: {text}", {**closed[1], "invoices": counts})
             return 1 if counts.get("errors") or counts.get("failed") else 0
         finally:
             if gateway is not None:
@@ -551,7 +574,7 @@ def demo(**params: Any) -> None:
 
 @cli.command(context_settings=CONTEXT)
 def worker() -> None:
-    """Run the webhook dispatcher (outbox -> signed deliveries) until SIGINT/SIGTERM."""
+    """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (as many as you like)."""
     _invoke(cmd_worker)
 
 
@@ -588,10 +611,11 @@ def keys_list(json: bool) -> None:
 
 
 @keys.command("revoke", context_settings=CONTEXT)
+@JSON
 @click.argument("key_id")
-def keys_revoke(key_id: str) -> None:
-    """Revoke a key."""
-    _invoke(cmd_keys, keys_command="revoke", key_id=key_id)
+def keys_revoke(key_id: str, json: bool) -> None:
+    """Revoke a key (exit 2 when no key has that id)."""
+    _invoke(cmd_keys, keys_command="revoke", key_id=key_id, json=json)
 
 
 @cli.group(context_settings=CONTEXT)
@@ -603,16 +627,18 @@ PERIOD = click.option("--period", required=True, help="YYYY-MM")
 
 
 @billing.command("close", context_settings=CONTEXT)
+@JSON
 @PERIOD
-def billing_close(period: str) -> None:
+def billing_close(period: str, json: bool) -> None:
     """Close a period: one statement per account with budget spend, then its Stripe invoice (with Stripe)."""
-    _invoke(cmd_billing, billing_command="close", period=period)
+    _invoke(cmd_billing, billing_command="close", period=period, json=json)
 
 
 @billing.command("expire-approvals", context_settings=CONTEXT)
-def billing_expire_approvals() -> None:
+@JSON
+def billing_expire_approvals(json: bool) -> None:
     """Expire approval requests whose time ran out."""
-    _invoke(cmd_billing, billing_command="expire-approvals")
+    _invoke(cmd_billing, billing_command="expire-approvals", json=json)
 
 
 @billing.command("run", context_settings=CONTEXT)
@@ -734,6 +760,9 @@ def _multiprocess_metrics(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (usage errors and bad settings are 2)."""
     _multiprocess_metrics(sys.argv[1:] if argv is None else argv)
+    from app.errors import DomainError
+    from app.migrate import SchemaNotAtHead
+
     try:
         cli.main(args=argv, prog_name="commerce", standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, --version
@@ -746,10 +775,33 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, SchemaNotAtHead) as exc:
         print(f"commerce: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DomainError as exc:  # refused as the API would refuse it (an unknown key id, a closed period...)
+        print(f"commerce: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED if exc.status >= 500 else EXIT_USAGE
+    except _database_errors() as exc:  # unreachable, refused the login, or failed mid-way: retry later
+        print(f"commerce: the database failed: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import socket
+
+    import asyncpg
+    import sqlalchemy.exc
+
+    return (ConnectionError, TimeoutError, socket.gaierror, sqlalchemy.exc.DBAPIError, asyncpg.PostgresError,
+            asyncpg.InterfaceError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error's own message without SQLAlchemy's statement dump (which may carry parameters)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0] if text else ''}"
 
 
 if __name__ == "__main__":

@@ -34,6 +34,19 @@ QUIET = ("sqlalchemy", "httpx", "httpcore", "stripe", "asyncpg", "granian.access
          "alembic.runtime.plugins")  # the last only for noise: a line per autogenerate plugin at every start
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a line is emitted, not the one current at configuration (a
+    test harness or an embedding tool may swap and close it later; a stale stream would lose the lines)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.stream = sys.stderr
+        super().flush()
+
+
 def configure_logging(*, fmt: LogFormat, level: str = "INFO", stream: TextIO | None = None) -> None:
     """Route every standard-library logger through structlog's renderer (idempotent)."""
     shared: list[Any] = [
@@ -49,7 +62,7 @@ def configure_logging(*, fmt: LogFormat, level: str = "INFO", stream: TextIO | N
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer])
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(formatter)
     handler.set_name("commerce")
     root = logging.getLogger()

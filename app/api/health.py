@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
 from litestar import Request, Response, get
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.migrate import head_revision
+from app.migrate import head_revision, revision_of
 from app.schemas import Output
 
 
@@ -40,10 +39,6 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-def _current_revision(sync_conn: Any) -> str | None:
-    return MigrationContext.configure(sync_conn).get_current_revision()
-
-
 @get("/readyz", opt={"public": True, "owner": "public"}, tags=["Operations"],
      summary="Database reachable and migrated, background loops alive",
      description="503 until the database answers and its schema is at the migrations' head, and while this "
@@ -54,7 +49,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     try:
         async with request.app.state.engine.connect() as conn:
             c: AsyncConnection = conn
-            current = await c.run_sync(_current_revision)
+            current = await revision_of(c)
     except Exception:
         body = Readiness(status="unavailable", database="unreachable", migrations="unknown", expected=expected,
                          dispatcher=dispatcher, scheduler=scheduler)

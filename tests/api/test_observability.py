@@ -192,3 +192,19 @@ async def test_the_example_dashboard_only_queries_metrics_the_service_exports(
 
     queried = {re.sub(r"_bucket$", "", m) for m in re.findall(r"commerce_[a-z_]+", dashboard)} - {"commerce_ops"}
     assert queried and queried <= exported, sorted(queried - exported)
+
+
+def test_the_default_log_handler_follows_sys_stderr_when_it_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr("sys.stderr", first)
+        configure_logging(fmt="json", level="INFO")
+        monkeypatch.setattr("sys.stderr", second)
+        first.close()  # what a test harness does with its capture after the test that configured logging
+        logging.getLogger("commerce.test").info("after the swap")
+        assert "after the swap" in second.getvalue()
+    finally:
+        root.handlers, _ = saved
+        root.setLevel(saved[1])

@@ -31,4 +31,4 @@ def test_stripe_steps_need_a_key_and_the_run_works_without_one(
     assert main(["billing", "run"]) == 0
     assert "renewed: 0" in capsys.readouterr().out
     assert main(["billing", "close", "--period", "2026-10"]) == 0
-    assert "invoices not created" in capsys.readouterr().out
+    assert "invoices not created" in capsys.readouterr().err
