@@ -165,6 +165,63 @@ async def test_logs_of_a_whole_journey_carry_request_ids_and_no_secret(
     assert "Bearer" not in text and "Authorization" not in text.replace("authorization_", "")
 
 
+async def test_logs_of_a_card_journey_carry_no_stripe_secret(
+        captured_logs: io.StringIO, settings: Settings, sessionmaker: Any, clock: FrozenClock) -> None:
+    """Card setup, a 3-D Secure purchase, signed Stripe webhooks and a forged one: none of their secrets is logged."""
+    from tests.api.stripe_app import CardWorld
+    from tests.stripe_server import WEBHOOK_SECRET, FakeStripe
+
+    await apply_demo_catalog(sessionmaker, clock)
+    fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
+    chatty = msgspec.structs.replace(settings, stripe_webhook_secret=WEBHOOK_SECRET, access_log="on")
+    async with AsyncTestClient(app=create_app(chatty, clock=clock, stripe_fake=fake)) as client:
+        key = await make_key(sessionmaker, clock)
+        shop = CardWorld(client=client, fake=fake, key=key, a=await make_tenant(client, key, "acme"),
+                         b=await make_tenant(client, key, "globex"))
+        await _card_journey(shop, captured_logs)
+
+
+async def _card_journey(shop: Any, captured_logs: io.StringIO) -> None:
+    """Save a 3-D Secure card, buy with it, let Stripe's signed events complete the order; then read the logs."""
+    from tests.api.stripe_app import card_order, pay, save_card
+    from tests.stripe_server import WEBHOOK_SECRET
+
+    secrets = {WEBHOOK_SECRET, "sk_test_fake", shop.key, shop.a.user_token}
+    setup = await shop.client.post(f"/v1/payment-methods/setup?user={shop.a.user}", headers=bearer(shop.a.user_token))
+    assert setup.status_code == 201, setup.text
+    secrets.add(setup.json()["client_secret"])
+    card = await save_card(shop, "pm_card_authenticationRequired")
+    order = await card_order(shop, "reports_basic")
+    paying = (await pay(shop, order["id"])).json()
+    assert paying["state"] == "requires_action"
+    secrets.add(paying["payment"]["client_secret"])
+    gateway = shop.client.app.state.stripe
+    pi = paying["payment"]["payment_intent"]
+    await gateway.client.v1.payment_intents.confirm_async(pi, {"payment_method": card})
+    await gateway.client.raw_request_async("post", f"/v1/_fake/authenticate/{pi}", success="true")
+    signatures: list[str] = []
+
+    async def post(payload: bytes, header: str) -> None:
+        signatures.append(header)
+        r = await shop.client.post("/v1/stripe/webhook", content=payload, headers={"Stripe-Signature": header})
+        assert r.status_code == 200, r.text
+
+    shop.fake._targets[:] = [post]
+    await shop.fake.deliver_events()
+    forged = "t=1700000000,v1=" + "ab" * 32
+    r = await shop.client.post("/v1/stripe/webhook", content=b'{"id": "evt_forged"}',
+                               headers={"Stripe-Signature": forged})
+    assert r.status_code == 400
+    got = (await shop.client.get(f"/v1/orders/{order['id']}", headers=bearer(shop.a.user_token))).json()
+    assert got["state"] == "fulfilled" and signatures
+    secrets |= {s.split("v1=")[1].split(",")[0] for s in [*signatures, forged]}
+    text = captured_logs.getvalue()
+    assert text.count('"logger": "commerce.access"') >= 10, "no request was logged: the test would prove nothing"
+    leaked = sorted(s for s in secrets if s and s in text)
+    assert leaked == [], f"secrets in the logs: {[s[:8] + '...' for s in leaked]}"
+    assert "_secret_" not in text and "whsec_" not in text
+
+
 async def test_notify_lag_is_measured_by_a_probe_through_postgresql(client: AsyncTestClient[Any], sessionmaker: Any,
                                                                     clock: FrozenClock) -> None:
     key = await make_key(sessionmaker, clock, scopes="ops:read")
