@@ -81,7 +81,8 @@ async def distribution_ddl(conn: Any) -> str:
         raise ValueError(f"tables of no known kind (see app/citus.py): {', '.join(unknown)}")
     edges = [(src, dst) for src, dst in (await conn.execute(_REFERENCES)).all()]
     lines = ["-- Run on the Citus coordinator, in one transaction, after `commerce migrate`.",
-             "BEGIN;", "CREATE EXTENSION IF NOT EXISTS citus;", "", "-- the vendor's catalog, on every node"]
+             "BEGIN;", "CREATE EXTENSION IF NOT EXISTS citus;", "",
+             "-- reference tables, copied to every node: the vendor's catalog, accounts and users"]
     reference = _referenced_first([t for t, k in kinds.items() if k == "reference"], edges)
     lines += [f"SELECT create_reference_table('{t}');" for t in reference]
     distributed = _referenced_first([t for t, k in kinds.items() if k == "distributed"], edges)

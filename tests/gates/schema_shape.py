@@ -75,7 +75,8 @@ _UNIQUES = text("""
 
 async def check_distribution(conn: Any, global_tables: dict[str, str] = GLOBAL_TABLES) -> list[str]:
     """What would stop Citus from distributing by account_id: uniqueness across accounts in a distributed table,
-    foreign keys to a coordinator-local table or from a reference table to a distributed one, tables of no kind.
+    foreign keys between a distributed table and a coordinator-local one (either way) or from a reference table
+    to a distributed one, tables of no kind.
     """
     from app.citus import LOCAL_TABLES, REFERENCE_TABLES, classify
 
@@ -95,6 +96,9 @@ async def check_distribution(conn: Any, global_tables: dict[str, str] = GLOBAL_T
     for name, _table, referred, _columns in (await conn.execute(_FOREIGN_KEYS)).all():
         if kinds.get(_table) == "reference" and kinds.get(referred) == "distributed":
             problems.append(f"{_table}: foreign key {name} from a reference table to the distributed {referred}")
+        if kinds.get(_table) == "local" and kinds.get(referred) == "distributed":  # Citus cannot keep it either
+            problems.append(f"{_table}: foreign key {name} from a coordinator-local table to the distributed "
+                            f"{referred}")
     return problems
 
 

@@ -47,8 +47,12 @@ async def test_distribution_gate_catches_uniqueness_across_accounts_and_unknown_
         await conn.execute(text(
             "CREATE TABLE coupon_keys (account_id text, coupon_id text, key_id text REFERENCES api_keys (key_id),"
             " PRIMARY KEY (account_id, coupon_id))"))
+        await conn.execute(text(  # the coordinator's bookkeeping pointing into one account's rows
+            "ALTER TABLE job_runs ADD COLUMN account_id varchar(40), ADD COLUMN order_id varchar(40),"
+            " ADD CONSTRAINT fk_job_order FOREIGN KEY (account_id, order_id) REFERENCES orders (account_id, order_id)"))
         problems = await check_distribution(conn)
     assert any(p.startswith("coupons: unique index uq_coupons_code on ['code'] spans accounts") for p in problems)
     assert "gizmos: neither a tenant table nor listed in app/citus.py (reference or local)" in problems
     assert any(p.startswith("coupon_keys: foreign key") and "api_keys" in p for p in problems)
+    assert "job_runs: foreign key fk_job_order from a coordinator-local table to the distributed orders" in problems
     assert not any(p.startswith("coupons: primary") for p in problems)
