@@ -61,19 +61,31 @@ def _out(args: argparse.Namespace, text: str, data: Any) -> None:
         print(text)
 
 
+def _no_progress(done: int, total: int | None) -> None:
+    """Progress reports go nowhere off a terminal and with --json."""
+
+
 @contextlib.contextmanager
-def working(args: argparse.Namespace, message: str) -> Iterator[None]:
-    """A spinner with elapsed time on stderr while long work runs (only on a terminal, never with --json)."""
+def working(args: argparse.Namespace, message: str) -> Iterator[Any]:
+    """A progress bar with elapsed time on stderr while long work runs (only on a terminal, never with --json).
+
+    Yields ``progress(done, total)`` for work that counts its items (a pulsing bar with the count while the
+    total is unknown); work that does not count shows the bar pulsing with the elapsed time.
+    """
     if getattr(args, "json", False) or not sys.stderr.isatty():
-        yield
+        yield _no_progress
         return
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        progress.add_task(message, total=None)
-        yield
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(message, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -490,7 +502,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         gateway = create_gateway(settings) if real_stripe else None
         try:
             if args.billing_command == "run":
-                report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock)
+                report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock, progress=progress)
                 _out(args, str(report), report)
                 return 1 if report.errors else 0
             if gateway is None:
@@ -499,7 +511,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
             if args.billing_command == "reconcile":
                 counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
             else:  # invoice, or the invoicing step of close
-                counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
+                counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock, progress=progress)
             text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
             if closed is None:
                 _out(args, text, counts)
@@ -510,7 +522,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
             if gateway is not None:
                 await gateway.close()
 
-    with database_url(settings) as url, working(args, f"billing {args.billing_command}"):
+    with database_url(settings) as url, working(args, f"billing {args.billing_command}") as progress:
         result: int = asyncio.run(_with_engine(url, settings, work))
         return result
 
