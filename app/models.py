@@ -4,6 +4,7 @@ from app.accounts.models import Account, User
 from app.audit import AuditEntry
 from app.db import Base
 from app.idempotency import IdempotencyRecord
+from app.jobs.models import JobRun
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
 from app.ratelimit.models import RateLimitCounter, RateLimitNode
@@ -38,7 +39,15 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
+from entitlements.models import (
+    DemandSignal,
+    Grant,
+    SeatAssignment,
+    Trial,
+    UsageCounter,
+    UsageEvent,
+    UsageEventKey,
+)
 from suggest.models import (
     PairStat,
     PeerStat,
@@ -73,6 +82,7 @@ __all__ = [
     "Grant",
     "GuardrailVersion",
     "IdempotencyRecord",
+    "JobRun",
     "LedgerEntry",
     "Order",
     "OutboxEvent",
@@ -94,6 +104,7 @@ __all__ = [
     "Trial",
     "UsageCounter",
     "UsageEvent",
+    "UsageEventKey",
     "User",
     "WebhookAttempt",
     "WebhookCursor",

@@ -296,7 +296,9 @@ class CardPayment(Base):
     __table_args__ = (
         ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
         Index("uq_card_payments_account_id_order_id_attempt", "account_id", "order_id", "attempt", unique=True),
-        Index("uq_card_payments_idempotency_key", "idempotency_key", unique=True),
+        # per account, like every unique key of a tenant table (distributable by account_id); the key embeds the
+        # order id, so it is unique deployment-wide all the same
+        Index("uq_card_payments_account_id_idempotency_key", "account_id", "idempotency_key", unique=True),
         Index("ix_card_payments_payment_intent_id", "payment_intent_id",
               postgresql_where=text("payment_intent_id IS NOT NULL")),
         Index("ix_card_payments_status_created_at", "status", "created_at"),

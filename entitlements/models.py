@@ -101,23 +101,39 @@ class Trial(Base):
 
 
 class UsageEvent(Base):
-    """One usage (or attempt) event; the natural key ``event_id`` makes ingestion idempotent."""
+    """One usage (or attempt) event, in a monthly partition of ``occurred_at`` (old months are dropped whole).
+
+    A partitioned table's keys must include the partition column, so idempotency by ``event_id`` lives in
+    ``UsageEventKey``; partitions are made ahead and retired by the ``usage_partitions`` job.
+    """
 
     __tablename__ = "ent_usage_events"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_ent_usage_events_user", "account_id", "user_id", "feature", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(String(40))
     feature: Mapped[str] = mapped_column(String(60))
     kind: Mapped[str] = mapped_column(String(16))
     quantity: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime]
     period_start: Mapped[datetime]
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime]
+
+
+class UsageEventKey(Base):
+    """The natural key of every recorded usage event: a replay (same ``event_id``) is counted once."""
+
+    __tablename__ = "ent_usage_event_keys"
+    __table_args__ = (Index("ix_ent_usage_event_keys_recorded_at", "recorded_at"),)
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     recorded_at: Mapped[datetime]
 
 
@@ -171,4 +187,5 @@ class EntitlementChange(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
 
-__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent"]
+__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent",
+           "UsageEventKey"]

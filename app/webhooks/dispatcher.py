@@ -18,6 +18,7 @@ import httpcore
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.clock import Clock
 from app.settings import Settings
 from app.webhooks import domain, egress, queue
@@ -128,6 +129,8 @@ class Dispatcher:
         try:
             async with self._sessionmaker() as session, session.begin():
                 await queue.record(session, results, clock=self._clock, settings=self._settings, rand=self._rand)
+            for _job, outcome in results:
+                metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome.outcome).inc()
         except Exception:
             # The leases expire and a later pass retries: at least once, still never concurrently.
             log.exception("could not record %d webhook attempts", len(results))

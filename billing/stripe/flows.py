@@ -18,6 +18,7 @@ steps in billing.stripe.inbound.process (the card-saved handler calls Stripe bef
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -49,6 +50,8 @@ from billing.stripe.schemas import CardList, CardRead, CardSetupRead
 
 log = logging.getLogger("commerce.stripe.flows")
 Sessionmaker = async_sessionmaker[AsyncSession]
+# ``progress(done, total)`` after each item of a long run (the CLI's progress bar); total None when unknown
+Progress = Callable[[int, int | None], None]
 
 
 # --- card setup ------------------------------------------------------------------------------------------
@@ -240,14 +243,15 @@ async def renew_one(sessionmaker: Sessionmaker, gateway: StripeGateway | None, a
 
 
 async def run_billing(sessionmaker: Sessionmaker, gateway: StripeGateway | None, *, settings: Settings, clock: Clock,
-                      limit: int = 500) -> renewals.RunReport:
+                      limit: int = 500, progress: Progress | None = None) -> renewals.RunReport:
     """``commerce billing run``: renew every due subscription (repeating while a pass makes progress)."""
     report = renewals.RunReport()
     seen: dict[tuple[str, str], int] = {}
+    handled = 0
     while True:
         async with sessionmaker() as session:
             due = await renewals.due_subscriptions(session, settings=settings, clock=clock, limit=limit)
-        progress = False
+        moved = False
         for key in due:
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 24:  # bounded: never loop on one subscription
@@ -259,8 +263,11 @@ async def run_billing(sessionmaker: Sessionmaker, gateway: StripeGateway | None,
                 report.errors.append(f"{key[1]}: {type(exc).__name__}")
                 continue
             setattr(report, result, getattr(report, result) + 1)
-            progress = progress or result in ("renewed", "failed", "ended")
-        if not progress:
+            moved = moved or result in ("renewed", "failed", "ended")
+            handled += 1
+            if progress is not None:
+                progress(handled, None)  # later passes may find more: the total is not known up front
+        if not moved:
             return report
 
 
@@ -314,18 +321,22 @@ async def invoice_statement(sessionmaker: Sessionmaker, gateway: StripeGateway, 
 
 
 async def invoice_period(sessionmaker: Sessionmaker, gateway: StripeGateway, period: str, *,
-                         clock: Clock) -> dict[str, int]:
+                         clock: Clock, progress: Progress | None = None) -> dict[str, int]:
     """Invoice every closed statement of ``period`` with spend (the invoicing step of closing a period)."""
     async with sessionmaker() as session:
         todo = await invoices.statements_to_invoice(session, period)
     counts = {"invoiced": 0, "failed": 0}
-    for account_id, statement_id in todo:
+    for done, (account_id, statement_id) in enumerate(todo, start=1):
+        if progress is not None:
+            progress(done - 1, len(todo))
         try:
             await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock)
             counts["invoiced"] += 1
         except Exception:
             log.exception("invoicing statement %s failed; the next run retries it", statement_id)
             counts["failed"] += 1
+    if progress is not None:
+        progress(len(todo), len(todo))
     return counts
 
 

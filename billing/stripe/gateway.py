@@ -20,6 +20,7 @@ import stripe
 from litestar.datastructures import State
 from stripe._base_address import BaseAddresses
 
+from app import metrics
 from app.db import assert_outside_transaction
 from app.errors import NotFound
 from app.settings import Settings
@@ -117,9 +118,12 @@ async def _call(call: Coroutine[Any, Any, T]) -> T:
         call.close()  # never sent
         raise
     try:
-        return await call
+        result = await call
     except stripe.StripeError as exc:
+        metrics.STRIPE_CALLS.labels(outcome=type(exc).__name__).inc()
         raise translate(exc) from exc
+    metrics.STRIPE_CALLS.labels(outcome="ok").inc()
+    return result
 
 
 # --- the gateway ------------------------------------------------------------------------------------------

@@ -21,14 +21,23 @@ from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, Us
 from entitlements.service._changes import record_changes
 from entitlements.service._grants import held_by
 
+# The key table decides what is new (the partitioned events table can only be unique per month); both inserts
+# are one statement, so a batch is still one round trip.
 _INSERT_EVENTS = text("""
+    WITH batch AS (
+        SELECT * FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
+                             CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
+                             CAST(:p AS timestamptz[]), CAST(:pr AS text[])) AS t(a, e, u, f, k, q, o, p, pr)
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM batch
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    )
     INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at, period_start,
                                   properties, recorded_at)
-    SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now
-      FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
-                  CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]), CAST(:p AS timestamptz[]),
-                  CAST(:pr AS text[])) AS t(a, e, u, f, k, q, o, p, pr)
-    ON CONFLICT (account_id, event_id) DO NOTHING
+    SELECT b.a, b.e, b.u, b.f, b.k, b.q, b.o, b.p, CAST(b.pr AS jsonb), :now
+      FROM batch b JOIN fresh ON fresh.account_id = b.a AND fresh.event_id = b.e
     RETURNING account_id, event_id
 """)
 

@@ -45,7 +45,8 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
     port = port or free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
-        "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
+        "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "COMMERCE_SCHEDULER": "off",
+        "PYTHONWARNINGS": "ignore",
         **({} if "STRIPE_SECRET_KEY" in (extra_env or {}) else {"COMMERCE_STRIPE": "fake"}),
         **(extra_env or {}),
     }
