@@ -18,6 +18,7 @@ COPY catalog ./catalog
 COPY billing ./billing
 COPY entitlements ./entitlements
 COPY suggest ./suggest
+COPY web ./web
 COPY migrations ./migrations
 # the project itself: no dependencies (all pinned above); its build backend (setuptools) stays in the builder
 RUN pip install --no-deps . \
