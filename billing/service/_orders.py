@@ -99,6 +99,9 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
         raise QuoteUnusable("This quote was already ordered; ask for a new quote.")
     if quote.expires_at <= now:
         raise QuoteUnusable("This quote has expired; ask for a new quote (prices are locked only until expiry).")
+    modules = modules_of(quote.lines)
+    if len(set(modules)) != len(modules):  # quoted before duplicates were refused: never grant a module twice
+        raise QuoteUnusable("This quote lists a module twice; ask for a new quote.")
     decision = await decide_for(session, account, user, modules=modules_of(quote.lines),
                                 total_minor=quote.total_minor, currency=quote.currency,
                                 vendor_approval=quote.decision.vendor_approval_required, clock=clock)

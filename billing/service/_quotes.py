@@ -112,7 +112,13 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     keys = [i.module for i in wanted]
     unmet: list[str] = []
     errors: list[FieldError] = []
+    seen: set[str] = set()
     for i, item in enumerate(wanted):
+        if item.module in seen:  # one line per module: a second one would price and grant it twice
+            errors.append(FieldError(field=f"items[{i}].module",
+                                     message=f"{item.module} is listed twice; ask for its quantity on one line"))
+            continue
+        seen.add(item.module)
         module = modules_by_key.get(item.module)
         availability = catalog.evaluate_availability(live, item.module, audience) if module else None
         if module is None or availability is None or availability.effect == "hidden":
