@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
-from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
+from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, missing, new_id, now
 
 # --- parameter helpers ------------------------------------------------------------------------------------
 
@@ -264,6 +264,25 @@ def create_payment_intent(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json
     if _bool(p, "confirm"):
         return _confirm(fake, pi, p)
     return _expand(fake, pi, p)
+
+
+def list_payment_intents(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
+    """Newest first, optionally one customer's; ``limit`` (1-100) and ``starting_after`` page through them."""
+    customer = _str(p, "customer")
+    items = [pi for pi in fake.of_kind("payment_intent") if customer is None or pi["customer"] == customer]
+    items.sort(key=lambda pi: (pi["created"], pi["id"]), reverse=True)
+    after = _str(p, "starting_after")
+    if after is not None:
+        ids = [pi["id"] for pi in items]
+        if after not in ids:
+            raise missing("payment_intent", after, "starting_after")
+        items = items[ids.index(after) + 1:]
+    limit = _int(p, "limit") or 10
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100.", param="limit")
+    result = _list([_expand(fake, pi, p) for pi in items[:limit]], "/v1/payment_intents")
+    result["has_more"] = len(items) > limit
+    return result
 
 
 def get_payment_intent(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:

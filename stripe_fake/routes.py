@@ -27,6 +27,7 @@ ROUTES: list[Route] = [
     _r("GET", "/v1/setup_intents/{id}", res.get_setup_intent, "SetupIntentRetrieveParams"),
     _r("POST", "/v1/setup_intents/{id}/confirm", res.confirm_setup_intent, "SetupIntentConfirmParams"),
     _r("POST", "/v1/payment_intents", res.create_payment_intent, "PaymentIntentCreateParams"),
+    _r("GET", "/v1/payment_intents", res.list_payment_intents, "PaymentIntentListParams"),
     _r("GET", "/v1/payment_intents/{id}", res.get_payment_intent, "PaymentIntentRetrieveParams"),
     _r("POST", "/v1/payment_intents/{id}/confirm", res.confirm_payment_intent, "PaymentIntentConfirmParams"),
     _r("GET", "/v1/charges/{id}", res.get_charge, "ChargeRetrieveParams"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -139,9 +140,44 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     return payments.Outcome("pending", pi.id)  # processing: the webhook completes it
 
 
+# Stripe forgets an idempotency key 24 hours after its first use; replaying an attempt older than this margin
+# could make a second charge, so such an attempt first looks its PaymentIntent up (our payment id in metadata).
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def outcome_of(pi: stripe.PaymentIntent) -> payments.Outcome:
+    """What a PaymentIntent found at Stripe says about the attempt that made it."""
+    if pi.status == "succeeded":
+        return payments.Outcome("succeeded", pi.id)
+    if pi.status == "requires_action":
+        return payments.Outcome("requires_action", pi.id, pi.client_secret, "authentication_required",
+                                "Your bank asks you to confirm this payment.")
+    if pi.status in ("requires_payment_method", "canceled"):
+        error = pi.last_payment_error
+        code = (error.decline_code or error.code) if error is not None else pi.status
+        message = (error.message if error is not None else None) or "The payment did not go through."
+        return payments.Outcome("failed", pi.id, None, code or "card_declined", message)
+    return payments.Outcome("pending", pi.id)  # processing, requires_confirmation: the webhook completes it
+
+
+async def adopt(gateway: StripeGateway, payment: CardPayment) -> payments.Outcome | None:
+    """The outcome of the PaymentIntent this attempt already made at Stripe, if it made one."""
+    pi = await gateway.find_payment_intent(customer_id=payment.customer_id, metadata_key="commerce_payment_id",
+                                           metadata_value=payment.payment_id)
+    return None if pi is None else outcome_of(pi)
+
+
 async def settle(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: CardPayment, *, clock: Clock) -> Order:
-    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction."""
-    outcome = await charge(gateway, payment)
+    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction.
+
+    An attempt older than Stripe's idempotency window adopts the PaymentIntent it made, if any, instead of
+    replaying its key (which Stripe no longer knows, so a replay would charge again).
+    """
+    outcome = None
+    if payment.created_at <= clock.now() - IDEMPOTENCY_WINDOW:
+        outcome = await adopt(gateway, payment)
+    if outcome is None:
+        outcome = await charge(gateway, payment)
     async with sessionmaker() as session, session.begin():
         return await payments.record_outcome(session, payment, outcome, clock=clock)
 

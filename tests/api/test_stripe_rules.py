@@ -1,0 +1,60 @@
+"""Stripe's real rules, enforced by the fake too: idempotency keys expire after 24 hours, refunds have a
+status that can fail, card minimums and amount rules per currency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from app.clock import FrozenClock
+from app.settings import Settings
+from billing.stripe.flows import reconcile
+from tests.api.stripe_app import CardWorld, allowed, card_order, pay, save_card, succeeded_charges
+from tests.api.test_auth import assert_problem
+from tests.factories import bearer
+from tests.stripe_server import FaultKind
+
+DAY = 24 * 3600
+
+
+async def _order(world: CardWorld, order_id: str) -> dict[str, Any]:
+    return dict((await world.client.get(f"/v1/orders/{order_id}", headers=bearer(world.key))).json())
+
+
+async def test_the_fake_forgets_idempotency_keys_after_24_hours(shop: CardWorld) -> None:
+    gateway = shop.client.app.state.stripe
+    first = await gateway.create_customer(key="cust-1", metadata={})
+    assert (await gateway.create_customer(key="cust-1", metadata={})).id == first.id
+    shop.fake.advance(DAY + 60)
+    assert (await gateway.create_customer(key="cust-1", metadata={})).id != first.id
+
+
+async def test_reconcile_adopts_a_payment_older_than_stripes_key_window_instead_of_charging_again(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
+    await save_card(shop)
+    order = await card_order(shop, "reports_basic")
+    shop.fake.inject(FaultKind.LOST_RESPONSE, method="POST", path="/v1/payment_intents", times=3)
+    assert_problem(await pay(shop, order["id"]), 503, "payment_provider_unavailable")
+    assert len(succeeded_charges(shop.fake)) == 1  # Stripe charged; the answer was lost
+    clock.advance(timedelta(hours=30))
+    shop.fake.advance(30 * 3600)  # Stripe no longer remembers the attempt's key
+    counts = await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert counts["errors"] == 0
+    assert (await _order(shop, order["id"]))["state"] == "fulfilled" and await allowed(shop)
+    assert len(succeeded_charges(shop.fake)) == 1 and len(shop.fake.of_kind("payment_intent")) == 1
+    again = await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert again["errors"] == 0 and len(succeeded_charges(shop.fake)) == 1
+
+
+async def test_an_old_attempt_that_never_reached_stripe_is_charged_once_on_reconcile(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
+    await save_card(shop)
+    order = await card_order(shop, "reports_basic")
+    shop.fake.inject(FaultKind.TIMEOUT, method="POST", path="/v1/payment_intents", times=3)
+    assert_problem(await pay(shop, order["id"]), 503, "payment_provider_unavailable")
+    assert succeeded_charges(shop.fake) == []
+    clock.advance(timedelta(hours=30))
+    shop.fake.advance(30 * 3600)
+    await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert (await _order(shop, order["id"]))["state"] == "fulfilled"
+    assert len(succeeded_charges(shop.fake)) == 1
