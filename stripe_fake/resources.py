@@ -238,12 +238,30 @@ def _succeed_setup(fake: FakeStripe, seti: Json) -> None:
 # --- payment intents and charges --------------------------------------------------------------------------
 
 
+# Stripe's minimum charge per currency (minor units) and its three-decimal rule; amounts in other currencies
+# are taken as they come.
+MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "chf": 50, "cad": 50, "aud": 50, "nzd": 50, "sek": 300,
+                  "nok": 300, "dkk": 250, "pln": 200, "czk": 1500, "brl": 50, "mxn": 1000, "inr": 50, "sgd": 50,
+                  "hkd": 400, "jpy": 50, "huf": 17500, "aed": 200, "thb": 1000, "myr": 200, "ron": 200, "bgn": 100}
+THREE_DECIMAL = ("bhd", "jod", "kwd", "omr", "tnd")
+
+
+def _check_amount(amount: int, currency: str) -> None:
+    cur = currency.lower()
+    minimum = MINIMUM_CHARGE.get(cur, 1)
+    if amount < minimum:
+        raise invalid(f"Amount must be at least {minimum} minor units of {cur}", param="amount",
+                      code="amount_too_small")
+    if cur in THREE_DECIMAL and amount % 10:
+        raise invalid("Amounts in three-decimal currencies must be divisible by 10 (the last digit must be 0).",
+                      param="amount", code="invalid_amount")
+
+
 def create_payment_intent(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
     amount = _int(p, "amount", required=True)
     currency = _str(p, "currency", required=True)
     assert amount is not None and currency is not None
-    if amount < 50 and currency.lower() in ("usd", "eur", "gbp"):
-        raise invalid("Amount must be at least 50 cents", param="amount", code="amount_too_small")
+    _check_amount(amount, currency)
     customer = _str(p, "customer")
     if customer is not None:
         fake.get("customer", customer, param="customer")

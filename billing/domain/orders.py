@@ -31,7 +31,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     "requires_action": frozenset({"paid", "failed", "canceled"}),
     "paid": frozenset({"fulfilled", "refunded"}),
     "fulfilled": frozenset({"refunded"}),
-    "failed": frozenset({"payment_pending"}),
+    "failed": frozenset({"payment_pending", "canceled"}),  # a failed order can be retried or given up
     "denied": frozenset(),
     "expired": frozenset(),
     "canceled": frozenset(),

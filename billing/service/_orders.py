@@ -35,7 +35,7 @@ from billing.errors import (
     QuoteUnusable,
 )
 from billing.events import ApprovalDecided, ProvisionedFeature, ProvisionItem, ProvisionRequested, order_event
-from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
+from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
@@ -399,12 +399,8 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
     order, account, user = await load_order(session, principal, order_id, lock=True)
     if order.state in ("paid", "fulfilled"):
         raise IllegalOrderTransition("This order is paid; refund it instead.", state=order.state)
-    in_flight = await session.scalar(select(CardPayment.payment_id).where(
-        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id,
-        CardPayment.status == "pending"))
-    if in_flight is not None:  # Stripe may have charged: pay again (it replays the answer), then refund
-        raise IllegalOrderTransition("A card payment of this order has no answer yet; pay again to learn it, "
-                                     "then cancel or refund.", state=order.state)
+    # A card attempt without an answer does not stop the cancel: reconcile later learns its outcome from Stripe
+    # (never charging again for a closed order) and refunds it if it was in fact charged.
     hold = await _hold(session, order)
     if hold is not None and hold.state == "pending":
         await release(session, hold, currency=order.currency, clock=clock)

@@ -43,6 +43,7 @@ from billing.stripe.errors import (
     CardDeclined,
     CardPaymentsDisabled,
     CardSetupRequired,
+    PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
 from billing.stripe.gateway import StripeGateway, idem
@@ -132,6 +133,10 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     except CardDeclined as exc:
         return payments.Outcome("failed", exc.extensions.get("payment_intent"), None,
                                 str(exc.extensions.get("decline_code") or "card_declined"), exc.detail)
+    except PaymentProviderRejected:  # Stripe refused the request itself: nothing was charged, ever will be
+        return payments.Outcome("failed", None, None, "payment_rejected",
+                                "The card payment was refused by the payment provider; nothing was charged. "
+                                "Cancel the order or ask your admin for another way to pay.")
     if pi.status == "succeeded":
         return payments.Outcome("succeeded", pi.id)
     if pi.status == "requires_action":
@@ -388,8 +393,12 @@ async def _reconcile_payment(sessionmaker: Sessionmaker, gateway: StripeGateway,
         async with sessionmaker() as session:
             state = await session.scalar(select(Order.state).where(Order.account_id == payment.account_id,
                                                                    Order.order_id == payment.order_id))
-        if state in ("canceled", "expired", "denied"):
-            log.error("payment %s of a closed order is unresolved; check it in Stripe", payment.payment_id)
+        if state in ("canceled", "expired", "denied"):  # never charge for a closed order: only learn the truth
+            outcome = await adopt(gateway, payment) or payments.Outcome(
+                "failed", None, None, "order_closed", "The order was closed before this payment reached Stripe.")
+            async with sessionmaker() as session, session.begin():
+                await payments.record_outcome(session, payment, outcome, clock=clock)
+            counts["payments_completed"] += 1
             return
         await settle(sessionmaker, gateway, payment, clock=clock)  # replays the committed attempt under its key
         counts["payments_replayed"] += 1
