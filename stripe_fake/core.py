@@ -114,6 +114,7 @@ class FakeStripe:
     requests: list[RecordedRequest] = field(default_factory=list)
     hidden: dict[str, Json] = field(default_factory=dict)  # per-object facts Stripe keeps to itself
     observers: list[Callable[[str, str], None]] = field(default_factory=list)  # (method, path) of each request
+    refunds_pending: bool = False  # new refunds start ``pending`` (settled by POST /v1/_fake/refunds/{id}/settle)
     idempotency_ttl_seconds: int = 24 * 3600  # Stripe prunes idempotency keys after 24 hours
     elapsed_seconds: int = 0  # how far a test moved this fake's time on (``advance``)
     _idempotency: dict[str, tuple[str, int, bytes, int]] = field(default_factory=dict)

@@ -435,11 +435,30 @@ def create_refund(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
         "id": new_id("re"), "object": "refund", "amount": amount, "balance_transaction": None,
         "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": _metadata(p),
         "payment_intent": charge["payment_intent"], "reason": _str(p, "reason"), "receipt_number": None,
-        "status": "succeeded",
+        "status": "pending" if fake.refunds_pending else "succeeded", "failure_reason": None,
     })
-    charge["amount_refunded"] += amount
+    charge["amount_refunded"] += amount  # as at Stripe: a pending refund already counts
     charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+    fake.emit("refund.created", refund)
     fake.emit("charge.refunded", charge)
+    return copy.deepcopy(refund)
+
+
+def settle_refund(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
+    """Fake-only: a pending refund ends ``succeeded``, ``failed`` (the bank returned it) or ``canceled``."""
+    refund = fake.get("refund", ids[0])
+    status = _str(p, "status", required=True)
+    if status not in ("succeeded", "failed", "canceled") or refund["status"] != "pending":
+        raise invalid("Only a pending refund settles, as succeeded, failed or canceled.", param="status")
+    refund["status"] = status
+    if status != "succeeded":  # the money stays with the merchant: the charge no longer counts it
+        refund["failure_reason"] = "expired_or_canceled_card" if status == "failed" else None
+        charge = fake.objects[refund["charge"]]
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = False
+    fake.emit("refund.updated", refund)
+    if status == "failed":
+        fake.emit("refund.failed", refund)
     return copy.deepcopy(refund)
 
 

@@ -45,4 +45,5 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/_fake/charges/{id}/dispute", res.open_dispute, None),
     _r("POST", "/v1/_fake/disputes/{id}/close", res.close_dispute, None),
     _r("POST", "/v1/_fake/invoices/{id}/pay", inv.pay_invoice, None),
+    _r("POST", "/v1/_fake/refunds/{id}/settle", res.settle_refund, None),
 ]

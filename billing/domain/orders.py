@@ -22,7 +22,9 @@ State = OrderState  # the name the state machine has always exported
 ApprovalState = Literal["pending", "approved", "denied", "expired", "canceled"]
 ProvisionStatus = Literal["requested", "done", "failed"]
 PaymentStatus = Literal["pending", "succeeded", "requires_action", "failed"]  # one card payment attempt
-RefundStatus = Literal["pending", "succeeded", "failed"]  # one card refund through Stripe
+# One card refund through Stripe: ``pending`` until Stripe answers (replayed under its key), ``processing`` while
+# Stripe says the money is on its way, then ``succeeded``, ``failed`` or ``canceled`` (the money stayed with us).
+RefundStatus = Literal["pending", "processing", "succeeded", "failed", "canceled"]
 
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     "pending_approval": frozenset({"approved", "denied", "expired", "canceled"}),

@@ -222,7 +222,13 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
             await refunds.refund_failed(session, refund, clock=clock)
         raise
     async with sessionmaker() as session, session.begin():
-        await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        if sent.status == "succeeded":
+            await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        elif sent.status in ("failed", "canceled"):
+            await refunds.refund_failed(session, refund, clock=clock, status="canceled" if sent.status == "canceled"
+                                        else "failed", reason=sent.failure_reason)
+        else:  # pending (or requires_action): Stripe's refund.updated event settles it
+            await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
 
 
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,

@@ -58,3 +58,66 @@ async def test_an_old_attempt_that_never_reached_stripe_is_charged_once_on_recon
     await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
     assert (await _order(shop, order["id"]))["state"] == "fulfilled"
     assert len(succeeded_charges(shop.fake)) == 1
+
+
+async def _paid(world: CardWorld) -> dict[str, Any]:
+    await save_card(world)
+    order = await card_order(world, "reports_basic")
+    o = (await pay(world, order["id"])).json()
+    assert o["state"] == "fulfilled"
+    await world.deliver()
+    return dict(o)
+
+
+async def _refund(world: CardWorld, order_id: str, key: str, **body: Any) -> Any:
+    return await world.client.post(f"/v1/orders/{order_id}/refund", json=body,
+                                   headers={**bearer(world.a.admin_token), "Idempotency-Key": key})
+
+
+async def _settle(world: CardWorld, status: str) -> None:
+    [refund] = [r for r in world.fake.of_kind("refund") if r["status"] == "pending"]
+    gateway = world.client.app.state.stripe
+    await gateway.client.raw_request_async("post", f"/v1/_fake/refunds/{refund['id']}/settle", status=status)
+    await world.deliver()
+
+
+async def _event_types(sessionmaker: Any) -> list[str]:
+    from sqlalchemy import select
+
+    from app.outbox import OutboxEvent
+    async with sessionmaker() as s:
+        return list((await s.scalars(select(OutboxEvent.type).where(OutboxEvent.type.like("order.%refund%"))
+                                     .order_by(OutboxEvent.seq))).all())
+
+
+async def test_a_pending_refund_changes_nothing_until_stripe_says_it_succeeded(shop: CardWorld,
+                                                                               sessionmaker: Any) -> None:
+    o = await _paid(shop)
+    shop.fake.refunds_pending = True
+    r = await _refund(shop, o["id"], "pending-1")
+    assert r.status_code == 200 and (r.json()["state"], r.json()["refunded_minor"]) == ("fulfilled", 0)
+    await shop.deliver()  # refund.created (pending) and charge.refunded counting the pending amount
+    got = await _order(shop, o["id"])
+    assert (got["state"], got["refunded_minor"]) == ("fulfilled", 0) and await allowed(shop)
+    assert_problem(await _refund(shop, o["id"], "pending-2", amount_minor=50), 409, "payment_in_progress")
+    await _settle(shop, "succeeded")
+    got = await _order(shop, o["id"])
+    assert (got["state"], got["refunded_minor"]) == ("refunded", 225) and not await allowed(shop)
+    assert await _event_types(sessionmaker) == ["order.refund_pending", "order.refunded"]
+
+
+async def test_a_failed_refund_returns_no_money_keeps_the_order_and_tells_the_vendor(shop: CardWorld,
+                                                                                     sessionmaker: Any) -> None:
+    o = await _paid(shop)
+    shop.fake.refunds_pending = True
+    assert (await _refund(shop, o["id"], "fail-1", amount_minor=100)).status_code == 200
+    await shop.deliver()
+    await _settle(shop, "failed")
+    shop.fake._undelivered.extend(shop.fake.events_of("charge.refunded"))  # the old snapshot again: ignored
+    await shop.deliver()
+    got = await _order(shop, o["id"])
+    assert (got["state"], got["refunded_minor"]) == ("fulfilled", 0) and await allowed(shop)
+    assert await _event_types(sessionmaker) == ["order.refund_pending", "order.refund_failed"]
+    shop.fake.refunds_pending = False
+    again = await _refund(shop, o["id"], "fail-2", amount_minor=100)  # the money is still owed: refund again
+    assert again.status_code == 200 and again.json()["refunded_minor"] == 100
