@@ -19,7 +19,14 @@ from app.notify import notify
 from catalog import service as catalog
 from catalog.errors import CatalogObjectNotFound
 from entitlements.domain import grant_status
-from entitlements.errors import GrantInactive, GrantNotFound, InvalidGrant, NotASeatPool, SeatsExhausted
+from entitlements.errors import (
+    GrantInactive,
+    GrantNotFound,
+    GrantSourceConflict,
+    InvalidGrant,
+    NotASeatPool,
+    SeatsExhausted,
+)
 from entitlements.events import (
     EntitlementGranted,
     EntitlementRevoked,
@@ -84,6 +91,10 @@ async def grant(
         existing = await find_by_source(session, account_id=account_id, source=source, source_ref=source_ref,
                                         module=module)
         assert existing is not None
+        if (existing.user_id, existing.seats) != (user_id, seats):  # its identity includes the holder
+            raise GrantSourceConflict(
+                f"source_ref {source_ref!r} already granted {module!r} to another holder; use a new source_ref.",
+                grant=existing.grant_id, source_ref=source_ref)
         return existing
     row = await session.get_one(Grant, (account_id, grant_id))
     await publish(session, _event(EntitlementGranted, row, now), clock=clock, account_id=account_id)

@@ -57,3 +57,19 @@ async def test_a_session_token_reports_only_bounded_attempts(client: AsyncTestCl
     ok = await client.post("/v1/usage", json={"events": [_ev("s-3", 1, kind="attempt")]}, headers=bearer(ana))
     assert ok.status_code == 200 and ok.json()["accepted"] == 1
     assert await _used(client, key) == 0  # attempts are demand signals, never counted usage
+
+
+async def test_a_grant_reusing_another_users_source_ref_is_a_conflict_not_a_silent_success(
+        client: AsyncTestClient[Any], key: str) -> None:
+    ana = await client.post("/v1/accounts/acme/grants", json={"module": "reports_pro", "user": "acme-ana",
+                                                              "source_ref": "deal-7"}, headers=bearer(key))
+    assert ana.status_code == 201
+    again = await client.post("/v1/accounts/acme/grants", json={"module": "reports_pro", "user": "acme-ana",
+                                                                "source_ref": "deal-7"}, headers=bearer(key))
+    assert again.status_code == 200 and again.json()["id"] == ana.json()["id"]
+    bob = await client.post("/v1/accounts/acme/grants", json={"module": "reports_pro", "user": "acme-vic",
+                                                              "source_ref": "deal-7"}, headers=bearer(key))
+    assert assert_problem(bob, 409, "grant_source_conflict")["grant"] == ana.json()["id"]
+    check = await client.get("/v1/entitlements/check", params={"user": "acme-vic", "feature": "pdf_export"},
+                             headers=bearer(key))
+    assert check.json()["allowed"] is False
