@@ -34,7 +34,7 @@ from entitlements.events import (
     SeatAssigned,
     SeatUnassigned,
 )
-from entitlements.models import Grant, SeatAssignment
+from entitlements.models import Grant, SeatAssignment, Trial
 from entitlements.schemas import GrantRead
 
 Source = Literal["order", "trial", "admin", "plan"]
@@ -224,10 +224,20 @@ def held_by(account_id: str, user_id: str, now: datetime) -> list[ColumnElement[
     ]
 
 
-async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime) -> frozenset[str]:
-    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat."""
-    rows = await session.scalars(select(Grant.module).where(*held_by(account_id, user_id, now),
-                                                            Grant.starts_at <= now).distinct())
+async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime,
+                        paid_only: bool = False) -> frozenset[str]:
+    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat
+    (``paid_only``: not counting trials, which a purchase replaces)."""
+    query = select(Grant.module).where(*held_by(account_id, user_id, now), Grant.starts_at <= now)
+    if paid_only:
+        query = query.where(Grant.source != "trial")
+    return frozenset(await session.scalars(query.distinct()))
+
+
+async def trials_used(session: AsyncSession, account_id: str, user_id: str) -> frozenset[str]:
+    """Modules whose trial this user, or its whole account, already had (a trial is offered once)."""
+    rows = await session.scalars(select(Trial.module).where(Trial.account_id == account_id,
+                                                            Trial.subject.in_([user_id, "*"])).distinct())
     return frozenset(rows)
 
 
