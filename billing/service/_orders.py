@@ -441,7 +441,18 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
     order, account, user = await load_order(session, principal, order_id, lock=True)
     if order.state != "fulfilled":
         raise IllegalOrderTransition("Only fulfilled orders are provisioned.", state=order.state)
-    order.provision_status, order.provision_note, order.updated_at = ("done" if ok else "failed"), note, clock.now()
+    target: machine.ProvisionStatus = "done" if ok else "failed"
+    try:
+        moves = machine.provision_step(order.provision_status, target)
+    except machine.IllegalTransition as exc:
+        raise IllegalOrderTransition(f"Provisioning is already {exc.current}; it cannot become {exc.target}.",
+                                     state=order.state, provision_status=exc.current) from exc
+    if not moves:
+        return order  # a repeated acknowledgement: no second event
+    order.provision_status, order.provision_note, order.updated_at = target, note, clock.now()
+    await audit.record(session, clock=clock, actor=principal.actor, action=f"order.provision_{target}",
+                       target_type="order", target_id=order.order_id, account_id=order.account_id,
+                       after={"provision_status": target, "note": note})
     await outbox.emit(session, clock=clock, type="provision.acknowledged" if ok else "provision.failed",
                       account_id=order.account_id, payload={**order_payload(order, account, user), "note": note})
     return order
