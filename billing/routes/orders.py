@@ -79,9 +79,8 @@ class OrderController(Controller):
                                         after=decode_cursor(cursor), limit=limit)
 
     @get("/{order_id:str}", opt={**USER_READ, "owner": "account"}, summary="An order")
-    async def read(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
-                   order_id: OrderId) -> OrderRead:
-        return await service.read_order(db_session, principal, order_id, clock=clock)
+    async def read(self, db_session: DbSession, principal: CurrentPrincipal, order_id: OrderId) -> OrderRead:
+        return await service.read_order(db_session, principal, order_id)
 
     @post("/{order_id:str}/cancel", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Cancel an order that is not paid yet (releases held budget)")

@@ -467,22 +467,20 @@ async def order_quote(session: AsyncSession, principal: Principal, quote_id: str
     return await place_order(session, quote, account, user, reason=reason, clock=clock)
 
 
-async def read_order(session: AsyncSession, principal: Principal, order_id: str, *, clock: Clock) -> OrderRead:
-    """GET /v1/orders/{id}: a pending approval whose time ran out is expired first, so the state is current."""
+async def read_order(session: AsyncSession, principal: Principal, order_id: str) -> OrderRead:
+    """GET /v1/orders/{id}: the stored state. Reads never write: a pending approval past its time is expired by
+    the scheduled job (``commerce billing expire-approvals``) or when someone tries to decide it."""
     order = await find_order(session, principal, order_id)
-    if order.state == "pending_approval":
-        await expire_due_approvals(session, clock=clock, account_id=order.account_id)
     return await order_read(session, order)
 
 
 async def approval_queue(session: AsyncSession, principal: Principal, account: Account, *,
                          state: machine.ApprovalState | None, limit: int, clock: Clock) -> list[ApprovalRead]:
-    """The account's approval requests, for its admins and the policy's approver roles (due ones expired first)."""
+    """The account's approval requests, for its admins and the policy's approver roles (a read: nothing expires)."""
     if isinstance(principal, UserPrincipal) and not principal.is_admin:
         _, policy = await current_policy(session, account)
         if not principal.roles & set(policy.approver_roles):
             raise Forbidden("Only admins and approvers see the approval queue.")
-    await expire_due_approvals(session, clock=clock, account_id=account.account_id)
     return list(await approval_reads(session, account_id=account.account_id, state=state, limit=limit,
                                      now=clock.now()))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from app.audit import AuditEntry
+from app.clock import FrozenClock
 from app.outbox import OutboxEvent
 from tests.api.test_auth import assert_problem
 from tests.api.test_purchase import acme, budget, key, order, quote
@@ -38,3 +40,26 @@ async def test_provisioning_acknowledgements_are_a_state_machine_with_idempotent
     assert await _count(sessionmaker, OutboxEvent, OutboxEvent.type, "provision.acknowledged") == 1
     assert await _count(sessionmaker, AuditEntry, AuditEntry.action, "order.provision_failed") == 1
     assert await _count(sessionmaker, AuditEntry, AuditEntry.action, "order.provision_done") == 1
+
+
+async def test_reading_an_order_or_the_approval_queue_never_expires_anything(
+        client: AsyncTestClient[Any], key: str, acme: Tenant, clock: FrozenClock, sessionmaker: Any) -> None:
+    b = await budget(client, key, 100_000)
+    await client.put("/v1/accounts/acme/guardrails", json={"auto_approve_limit_minor": 0, "approval_expiry_hours": 1},
+                     headers=bearer(key))
+    o = (await order(client, acme.user_token, (await quote(client, acme.user_token, acme.user, "reports_basic"))["id"]))
+    clock.advance(timedelta(hours=2))  # the request is due, nobody expired it yet
+    async with sessionmaker() as s:
+        before = int(await s.scalar(select(func.count()).select_from(OutboxEvent)))
+    got = await client.get(f"/v1/orders/{o.json()['id']}", headers=bearer(key))
+    queue = await client.get("/v1/accounts/acme/approvals", headers=bearer(key))
+    assert got.json()["state"] == "pending_approval" and queue.json()["data"][0]["state"] == "pending"
+    held = (await client.get(f"/v1/accounts/acme/budgets/{b['id']}", headers=bearer(key))).json()
+    assert held["reserved_minor"] == 225
+    async with sessionmaker() as s:
+        assert int(await s.scalar(select(func.count()).select_from(OutboxEvent))) == before
+    late = await client.post(f"/v1/approvals/{o.json()['approval_id']}/approve", json={}, headers=bearer(key))
+    assert_problem(late, 409, "approval_conflict")  # deciding is when the expiry happens
+    assert (await client.get(f"/v1/orders/{o.json()['id']}", headers=bearer(key))).json()["state"] == "expired"
+    released = (await client.get(f"/v1/accounts/acme/budgets/{b['id']}", headers=bearer(key))).json()
+    assert released["reserved_minor"] == 0
