@@ -27,6 +27,7 @@ from app.ids import new_id
 from billing.errors import IllegalOrderTransition, PaymentInProgress
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
+from billing.service._credit import reverse_credit
 from billing.service._orders import _move, order_payload
 from billing.stripe.gateway import idem
 
@@ -183,6 +184,7 @@ async def apply_refunded(session: AsyncSession, order: Order, *, cumulative_mino
     if cumulative_minor <= order.refunded_minor:
         return
     delta, order.refunded_minor = cumulative_minor - order.refunded_minor, cumulative_minor
+    await reverse_credit(session, order, amount_minor=delta, reference=f"refunded:{cumulative_minor}", clock=clock)
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
     if cumulative_minor < order.total_minor:
@@ -233,6 +235,7 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
     await _revoke(session, order, reason="dispute lost", clock=clock)
     if order.state in ("paid", "fulfilled"):
         delta, order.refunded_minor = order.total_minor - order.refunded_minor, order.total_minor
+        await reverse_credit(session, order, amount_minor=delta, reference=f"dispute:{dispute_id}", clock=clock)
         await _move(session, order, "refunded", account=account, user=user, clock=clock, refunded_minor=delta,
                     dispute=dispute_id)
 

@@ -39,6 +39,7 @@ from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
+from billing.service._credit import reverse_credit
 from billing.service._guardrails import current_policy
 from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
 from billing.service._quotes import decide_for, decision_dict
@@ -426,6 +427,7 @@ async def refund_budget_order(session: AsyncSession, principal: Principal, order
     if hold is not None and remaining > 0:
         await refund(session, hold, amount_minor=remaining, currency=order.currency, clock=clock)
     order.refunded_minor = order.total_minor
+    await reverse_credit(session, order, amount_minor=remaining, reference="refund:budget", clock=clock)
     await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
                                         source_ref=order.order_id, reason="order refunded", clock=clock)
     await audit.record(session, clock=clock, actor=principal.actor, action="order.refunded", target_type="order",

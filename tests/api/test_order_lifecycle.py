@@ -13,7 +13,7 @@ from app.clock import FrozenClock
 from app.outbox import OutboxEvent
 from tests.api.test_auth import assert_problem
 from tests.api.test_purchase import acme, budget, key, order, quote
-from tests.factories import Tenant, bearer
+from tests.factories import Tenant, bearer, session_token
 
 __all__ = ["acme", "key"]
 
@@ -63,3 +63,24 @@ async def test_reading_an_order_or_the_approval_queue_never_expires_anything(
     assert (await client.get(f"/v1/orders/{o.json()['id']}", headers=bearer(key))).json()["state"] == "expired"
     released = (await client.get(f"/v1/accounts/acme/budgets/{b['id']}", headers=bearer(key))).json()
     assert released["reserved_minor"] == 0
+
+
+async def _credit(client: AsyncTestClient[Any], key: str, period: str) -> list[tuple[str, str, int, int]]:
+    r = await client.get("/v1/billing/sales-credit", params={"period": period}, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    return [(row["motion"], row["kind"], row["bookings"], row["amount_minor"]) for row in r.json()["rows"]]
+
+
+async def test_a_refund_in_a_later_period_reverses_the_sales_credit_there(
+        client: AsyncTestClient[Any], key: str, acme: Tenant, clock: FrozenClock) -> None:
+    await budget(client, key, 100_000)
+    o = await order(client, acme.user_token, (await quote(client, acme.user_token, acme.user, "reports_basic"))["id"])
+    assert o.json()["state"] == "fulfilled"
+    assert await _credit(client, key, "2026-11") == [("land", "booking", 1, 225)]
+    clock.advance(timedelta(days=10))  # December
+    admin = await session_token(client, key, "acme", acme.admin)
+    r = await client.post(f"/v1/orders/{o.json()['id']}/refund", json={},
+                          headers={**bearer(admin), "Idempotency-Key": "late-refund"})
+    assert r.status_code == 200 and r.json()["state"] == "refunded", r.text
+    assert await _credit(client, key, "2026-11") == [("land", "booking", 1, 225)]  # history is not edited
+    assert await _credit(client, key, "2026-12") == [("land", "reversal", 1, -225)]

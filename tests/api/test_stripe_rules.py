@@ -121,3 +121,19 @@ async def test_a_failed_refund_returns_no_money_keeps_the_order_and_tells_the_ve
     shop.fake.refunds_pending = False
     again = await _refund(shop, o["id"], "fail-2", amount_minor=100)  # the money is still owed: refund again
     assert again.status_code == 200 and again.json()["refunded_minor"] == 100
+
+
+async def test_a_partial_card_refund_and_a_lost_dispute_reverse_the_sales_credit(shop: CardWorld) -> None:
+    o = await _paid(shop)
+    assert (await _refund(shop, o["id"], "credit-1", amount_minor=100)).status_code == 200
+    await shop.deliver()
+    [charge] = shop.fake.of_kind("charge")
+    gateway = shop.client.app.state.stripe
+    await gateway.client.raw_request_async("post", f"/v1/_fake/charges/{charge['id']}/dispute")
+    dispute_id = shop.fake.of_kind("dispute")[0]["id"]
+    await gateway.client.raw_request_async("post", f"/v1/_fake/disputes/{dispute_id}/close", status="lost")
+    await shop.deliver()
+    await shop.deliver()
+    r = await shop.client.get("/v1/billing/sales-credit", params={"period": "2026-11"}, headers=bearer(shop.key))
+    rows = [(x["kind"], x["bookings"], x["amount_minor"]) for x in r.json()["rows"]]
+    assert rows == [("booking", 1, 225), ("reversal", 2, -225)]
