@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
@@ -87,6 +87,13 @@ class WebhookEndpointController(Controller):
         endpoint = await service.update_endpoint(db_session, endpoint_id, data, actor=principal.actor,
                                                  settings=settings, clock=clock)
         return service.endpoint_read(endpoint)
+
+    @delete("/{endpoint_id:str}", opt=WRITE, status_code=204,
+            summary="Delete a webhook endpoint: nothing more is delivered to it (its delivery log is kept)")
+    async def delete_endpoint(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, endpoint_id: EndpointId,
+    ) -> None:
+        await service.delete_endpoint(db_session, endpoint_id, actor=principal.actor, clock=clock)
 
     @post("/{endpoint_id:str}/disable", opt=WRITE, status_code=200,
           summary="Disable a webhook endpoint (deliveries wait until it is enabled)")

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.webhooks.models import WebhookDelivery
 
 from tests.api.stripe_app import CardWorld, allowed, card_order, pay, save_card
 from tests.api.test_auth import assert_problem
 from tests.api.test_catalog import seed_demo
-from tests.factories import bearer, make_key
+from tests.factories import bearer, emit_test_event, make_key
 
 
 async def _paid(world: CardWorld) -> dict[str, Any]:
@@ -87,3 +91,39 @@ async def test_a_retried_secret_rotation_returns_the_same_secret(
     assert again.json()["secret"] == first.json()["secret"] != created.json()["secret"]
     fresh = await client.post(path, json={}, headers=bearer(key) | {"Idempotency-Key": "rot-2"})
     assert fresh.json()["secret"] != first.json()["secret"]
+
+
+async def test_a_deleted_webhook_endpoint_is_gone_and_gets_nothing_more(
+        client: AsyncTestClient[Any], sessionmaker: Any, clock: Any, settings: Any) -> None:
+    from app.webhooks.queue import fan_out
+
+    key = await make_key(sessionmaker, clock)
+    created = (await client.post("/v1/webhook-endpoints", json={"url": "https://hooks.example.com/x"},
+                                 headers=bearer(key))).json()
+    kept = (await client.post("/v1/webhook-endpoints", json={"url": "https://hooks.example.com/y"},
+                              headers=bearer(key))).json()
+    path = f"/v1/webhook-endpoints/{created['id']}"
+    assert (await client.delete(path, headers=bearer(key))).status_code == 204
+    assert_problem(await client.get(path, headers=bearer(key)), 404)
+    assert_problem(await client.delete(path, headers=bearer(key)), 404)
+    listed = (await client.get("/v1/webhook-endpoints", headers=bearer(key))).json()["data"]
+    assert [e["id"] for e in listed] == [kept["id"]]
+    await emit_test_event(sessionmaker, clock)
+    async with sessionmaker() as s, s.begin():
+        await fan_out(s, clock=clock, settings=settings, limit=100)
+    async with sessionmaker() as s:
+        assert list((await s.scalars(select(WebhookDelivery.endpoint_id)))) == [kept["id"]]
+
+
+async def test_accounts_and_users_can_be_fetched_by_our_ids_as_events_carry_them(
+        client: AsyncTestClient[Any], sessionmaker: Any, clock: Any) -> None:
+    key = await make_key(sessionmaker, clock)
+    await seed_demo(client, key)
+    async with sessionmaker() as s:
+        account_id, user_id = (await s.execute(select(User.account_id, User.user_id)
+                                               .where(User.external_id == "acme-ana"))).one()
+    got = await client.get(f"/v1/accounts/{account_id}", headers=bearer(key))
+    assert got.status_code == 200 and got.json()["external_id"] == "acme"
+    offers = await client.get("/v1/offers", params={"user": user_id}, headers=bearer(key))
+    assert offers.status_code == 200 and offers.json()["user"] == "acme-ana"
+    assert_problem(await client.get("/v1/accounts/acct_00000000000000000000000000", headers=bearer(key)), 404)
