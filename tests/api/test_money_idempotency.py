@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.accounts.models import User
 from app.webhooks.models import WebhookDelivery
-
 from tests.api.stripe_app import CardWorld, allowed, card_order, pay, save_card
 from tests.api.test_auth import assert_problem
 from tests.api.test_catalog import seed_demo
@@ -112,7 +111,7 @@ async def test_a_deleted_webhook_endpoint_is_gone_and_gets_nothing_more(
     async with sessionmaker() as s, s.begin():
         await fan_out(s, clock=clock, settings=settings, limit=100)
     async with sessionmaker() as s:
-        assert list((await s.scalars(select(WebhookDelivery.endpoint_id)))) == [kept["id"]]
+        assert list(await s.scalars(select(WebhookDelivery.endpoint_id))) == [kept["id"]]
 
 
 async def test_accounts_and_users_can_be_fetched_by_our_ids_as_events_carry_them(
