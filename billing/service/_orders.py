@@ -411,6 +411,8 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
         approval.state = machine.approval_transition(approval.state, "canceled")
         approval.decided_at, approval.decided_by = clock.now(), principal.actor
     await _end_temporary_access(session, order, clock=clock, why="order canceled")
+    await audit.record(session, clock=clock, actor=principal.actor, action="order.canceled", target_type="order",
+                       target_id=order.order_id, account_id=order.account_id, after={"from": order.state})
     return await _move(session, order, "canceled", account=account, user=user, clock=clock)
 
 
@@ -466,7 +468,12 @@ async def order_quote(session: AsyncSession, principal: Principal, quote_id: str
     quote, account, user = await load_quote(session, principal, quote_id)
     if isinstance(principal, UserPrincipal) and principal.user_id != user.user_id:
         raise Forbidden("Only the user a quote was made for can order it.")
-    return await place_order(session, quote, account, user, reason=reason, clock=clock)
+    order = await place_order(session, quote, account, user, reason=reason, clock=clock)
+    await audit.record(session, clock=clock, actor=principal.actor, action="order.placed", target_type="order",
+                       target_id=order.order_id, account_id=order.account_id,
+                       after={"quote": quote.quote_id, "route": order.route, "state": order.state,
+                              "total_minor": order.total_minor, "currency": order.currency, "user": user.external_id})
+    return order
 
 
 async def read_order(session: AsyncSession, principal: Principal, order_id: str) -> OrderRead:
