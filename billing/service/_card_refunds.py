@@ -19,12 +19,22 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
-from app import audit, outbox
+from app import audit
 from app.accounts.models import Account, User
 from app.clock import Clock
 from app.errors import Unprocessable
+from app.events import publish
 from app.ids import new_id
 from billing.errors import IllegalOrderTransition, PaymentInProgress
+from billing.events import (
+    OrderDisputeClosed,
+    OrderDisputed,
+    OrderDisputeLost,
+    OrderPartiallyRefunded,
+    OrderRefundFailed,
+    OrderRefundPending,
+    typed_event,
+)
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
 from billing.service._credit import reverse_credit
@@ -91,10 +101,10 @@ async def refund_failed(session: AsyncSession, refund: OrderRefund, *, clock: Cl
     await audit.record(session, clock=clock, actor="stripe", action=f"order.refund_{status}", target_type="order",
                        target_id=row.order_id, account_id=row.account_id,
                        after={"amount_minor": row.amount_minor, "refund": row.stripe_refund_id, "reason": reason})
-    await outbox.emit(session, clock=clock, type="order.refund_failed", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "amount_minor": row.amount_minor,
-                               "refund": row.stripe_refund_id, "status": status, "reason": reason,
-                               "refunded_minor": order.refunded_minor, "money_returned": False})
+    failed, beside = typed_event(OrderRefundFailed, {
+        **order_payload(order, account, user), "amount_minor": row.amount_minor, "refund": row.stripe_refund_id,
+        "status": status, "reason": reason, "money_returned": False})
+    await publish(session, failed, clock=clock, account_id=order.account_id, extra=beside)
 
 
 async def refund_processing(session: AsyncSession, refund: OrderRefund, *, stripe_refund_id: str,
@@ -108,9 +118,9 @@ async def refund_processing(session: AsyncSession, refund: OrderRefund, *, strip
     order = await _locked_order(session, row.account_id, row.order_id)
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
-    await outbox.emit(session, clock=clock, type="order.refund_pending", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "amount_minor": row.amount_minor,
-                               "refund": stripe_refund_id})
+    pending, beside = typed_event(OrderRefundPending, {
+        **order_payload(order, account, user), "amount_minor": row.amount_minor, "refund": stripe_refund_id})
+    await publish(session, pending, clock=clock, account_id=order.account_id, extra=beside)
 
 
 async def refund_by_stripe_id(session: AsyncSession, stripe_refund_id: str,
@@ -189,9 +199,10 @@ async def apply_refunded(session: AsyncSession, order: Order, *, cumulative_mino
     user = await session.get_one(User, (order.account_id, order.user_id))
     if cumulative_minor < order.total_minor:
         order.updated_at = clock.now()
-        await outbox.emit(session, clock=clock, type="order.partially_refunded", account_id=order.account_id,
-                          payload={**order_payload(order, account, user), "amount_minor": delta,
-                                   "refunded_minor": cumulative_minor, "access": "kept"})
+        partial, beside = typed_event(OrderPartiallyRefunded, {
+            **order_payload(order, account, user), "amount_minor": delta, "refunded_minor": cumulative_minor,
+            "access": "kept"})
+        await publish(session, partial, clock=clock, account_id=order.account_id, extra=beside)
         return
     await _revoke(session, order, reason="order refunded", clock=clock)
     if order.state in ("paid", "fulfilled"):
@@ -214,9 +225,10 @@ async def dispute_opened(session: AsyncSession, order: Order, *, dispute_id: str
     order.dispute_id, order.dispute_status, order.updated_at = dispute_id, status, clock.now()
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
-    await outbox.emit(session, clock=clock, type="order.disputed", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "dispute": dispute_id, "status": status,
-                               "access": "kept until the dispute closes"})
+    disputed, beside = typed_event(OrderDisputed, {
+        **order_payload(order, account, user), "dispute": dispute_id, "status": status,
+        "access": "kept until the dispute closes"})
+    await publish(session, disputed, clock=clock, account_id=order.account_id, extra=beside)
 
 
 async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str, status: str,
@@ -227,9 +239,9 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
     order.dispute_id, order.dispute_status, order.updated_at = dispute_id, status, clock.now()
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
-    await outbox.emit(session, clock=clock, type=f"order.dispute_{'lost' if status == 'lost' else 'closed'}",
-                      account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "dispute": dispute_id, "status": status})
+    closed, beside = typed_event(OrderDisputeLost if status == "lost" else OrderDisputeClosed, {
+        **order_payload(order, account, user), "dispute": dispute_id, "status": status})
+    await publish(session, closed, clock=clock, account_id=order.account_id, extra=beside)
     if status != "lost":
         return
     await _revoke(session, order, reason="dispute lost", clock=clock)
