@@ -106,9 +106,10 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     live = await catalog.load_live(session)
     modules_by_key = {m.key: m for m in live.doc.modules}
     owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
-    paid = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now, paid_only=True)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
+    # a module held only on trial is bought to keep it (the order marks the trial converted)
+    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now, trials=False)
     wanted = list(items)
     keys = [i.module for i in wanted]
     unmet: list[str] = []
@@ -124,7 +125,7 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
         availability = catalog.evaluate_availability(live, item.module, audience) if module else None
         if module is None or availability is None or availability.effect == "hidden":
             raise NotFound(f"Module {item.module!r} does not exist.")
-        if item.module in paid:  # held on a trial only: buying it is the conversion
+        if item.module in owned:  # held on a trial only: buying it is the conversion
             errors.append(FieldError(field=f"items[{i}].module", message=f"you already have {item.module}"))
         elif module.status != "active" or availability.effect not in ("purchasable", "approval_required"):
             errors.append(FieldError(field=f"items[{i}].module",

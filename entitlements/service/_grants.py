@@ -225,13 +225,16 @@ def held_by(account_id: str, user_id: str, now: datetime) -> list[ColumnElement[
 
 
 async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime,
-                        paid_only: bool = False) -> frozenset[str]:
-    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat
-    (``paid_only``: not counting trials, which a purchase replaces)."""
+                        trials: bool = True) -> frozenset[str]:
+    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat.
+
+    ``trials=False`` leaves out modules held only by a trial grant (they may still be bought).
+    """
     query = select(Grant.module).where(*held_by(account_id, user_id, now), Grant.starts_at <= now)
-    if paid_only:
+    if not trials:
         query = query.where(Grant.source != "trial")
-    return frozenset(await session.scalars(query.distinct()))
+    rows = await session.scalars(query.distinct())
+    return frozenset(rows)
 
 
 async def trials_used(session: AsyncSession, account_id: str, user_id: str) -> frozenset[str]:
