@@ -126,12 +126,12 @@ async def record_usage(
     view: CatalogView, backfill_days: int, future_skew_seconds: int = 300,
 ) -> UsageResult:
     """Record a batch atomically: new events are counted once, replays are reported as duplicates."""
-    if isinstance(principal, UserPrincipal):
-        _session_may_report(events)
     now = clock.now()
     _check_events(events, view, now=now, backfill=timedelta(days=backfill_days),
                   skew=timedelta(seconds=future_skew_seconds))
-    users = await _users(session, principal, sorted({e.user for e in events}))
+    users = await _users(session, principal, sorted({e.user for e in events}))  # another's user: 404 first
+    if isinstance(principal, UserPrincipal):
+        _session_may_report(events)
     cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
     bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
 
