@@ -238,10 +238,14 @@ class UsageController(Controller):
     async def record(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
         settings: SettingsDep, data: JSONBody[UsageBatch],
-    ) -> UsageResult:
-        view = await _runtime(request).view(db_session)
-        return await service.record_usage(db_session, data.events, principal=principal, enforce=data.enforce,
-                                          clock=clock, view=view, backfill_days=settings.usage_backfill_days)
+    ) -> Response[UsageResult]:
+        async def produce() -> tuple[int, UsageResult]:
+            view = await _runtime(request).view(db_session)
+            return 200, await service.record_usage(db_session, data.events, principal=principal,
+                                                   enforce=data.enforce, clock=clock, view=view,
+                                                   backfill_days=settings.usage_backfill_days)
+
+        return await run_idempotent(request, db_session, produce)
 
     @get("/history", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
          summary="Usage of one feature by one user, per period, newest first")
@@ -264,10 +268,13 @@ class TrialController(Controller):
     async def start(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
         settings: SettingsDep, data: JSONBody[TrialStart],
-    ) -> TrialRead:
-        view = await _runtime(request).view(db_session)
-        return await service.start_trial(db_session, principal, data.user, data.module, view=view,
-                                         scope=settings.trial_scope, clock=clock)
+    ) -> Response[TrialRead]:
+        async def produce() -> tuple[int, TrialRead]:
+            view = await _runtime(request).view(db_session)
+            return 201, await service.start_trial(db_session, principal, data.user, data.module, view=view,
+                                                  scope=settings.trial_scope, clock=clock)
+
+        return await run_idempotent(request, db_session, produce)
 
 
 class OfferController(Controller):

@@ -169,9 +169,13 @@ class UsageBatch(Input):
 
 
 class UsageResult(Output, frozen=True):
+    """accepted + duplicates + conflicts is the number of events sent."""
+
     accepted: int
     duplicates: int
     duplicate_event_ids: list[str]
+    conflicts: int = 0  # an event id already used (before, or earlier in this batch) for a different event
+    conflict_event_ids: list[str] = []
 
 
 class UsagePeriodRead(Output, frozen=True):

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +44,7 @@ from billing.stripe.errors import (
     CardDeclined,
     CardPaymentsDisabled,
     CardSetupRequired,
+    PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
 from billing.stripe.gateway import StripeGateway, idem
@@ -134,6 +136,10 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     except CardDeclined as exc:
         return payments.Outcome("failed", exc.extensions.get("payment_intent"), None,
                                 str(exc.extensions.get("decline_code") or "card_declined"), exc.detail)
+    except PaymentProviderRejected:  # Stripe refused the request itself: nothing was charged, ever will be
+        return payments.Outcome("failed", None, None, "payment_rejected",
+                                "The card payment was refused by the payment provider; nothing was charged. "
+                                "Cancel the order or ask your admin for another way to pay.")
     if pi.status == "succeeded":
         return payments.Outcome("succeeded", pi.id)
     if pi.status == "requires_action":
@@ -142,9 +148,44 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     return payments.Outcome("pending", pi.id)  # processing: the webhook completes it
 
 
+# Stripe forgets an idempotency key 24 hours after its first use; replaying an attempt older than this margin
+# could make a second charge, so such an attempt first looks its PaymentIntent up (our payment id in metadata).
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def outcome_of(pi: stripe.PaymentIntent) -> payments.Outcome:
+    """What a PaymentIntent found at Stripe says about the attempt that made it."""
+    if pi.status == "succeeded":
+        return payments.Outcome("succeeded", pi.id)
+    if pi.status == "requires_action":
+        return payments.Outcome("requires_action", pi.id, pi.client_secret, "authentication_required",
+                                "Your bank asks you to confirm this payment.")
+    if pi.status in ("requires_payment_method", "canceled"):
+        error = pi.last_payment_error
+        code = (error.decline_code or error.code) if error is not None else pi.status
+        message = (error.message if error is not None else None) or "The payment did not go through."
+        return payments.Outcome("failed", pi.id, None, code or "card_declined", message)
+    return payments.Outcome("pending", pi.id)  # processing, requires_confirmation: the webhook completes it
+
+
+async def adopt(gateway: StripeGateway, payment: CardPayment) -> payments.Outcome | None:
+    """The outcome of the PaymentIntent this attempt already made at Stripe, if it made one."""
+    pi = await gateway.find_payment_intent(customer_id=payment.customer_id, metadata_key="commerce_payment_id",
+                                           metadata_value=payment.payment_id)
+    return None if pi is None else outcome_of(pi)
+
+
 async def settle(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: CardPayment, *, clock: Clock) -> Order:
-    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction."""
-    outcome = await charge(gateway, payment)
+    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction.
+
+    An attempt older than Stripe's idempotency window adopts the PaymentIntent it made, if any, instead of
+    replaying its key (which Stripe no longer knows, so a replay would charge again).
+    """
+    outcome = None
+    if payment.created_at <= clock.now() - IDEMPOTENCY_WINDOW:
+        outcome = await adopt(gateway, payment)
+    if outcome is None:
+        outcome = await charge(gateway, payment)
     async with sessionmaker() as session, session.begin():
         return await payments.record_outcome(session, payment, outcome, clock=clock)
 
@@ -184,7 +225,13 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
             await refunds.refund_failed(session, refund, clock=clock)
         raise
     async with sessionmaker() as session, session.begin():
-        await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        if sent.status == "succeeded":
+            await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        elif sent.status in ("failed", "canceled"):
+            await refunds.refund_failed(session, refund, clock=clock, status="canceled" if sent.status == "canceled"
+                                        else "failed", reason=sent.failure_reason)
+        else:  # pending (or requires_action): Stripe's refund.updated event settles it
+            await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
 
 
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
@@ -363,8 +410,12 @@ async def _reconcile_payment(sessionmaker: Sessionmaker, gateway: StripeGateway,
         async with sessionmaker() as session:
             state = await session.scalar(select(Order.state).where(Order.account_id == payment.account_id,
                                                                    Order.order_id == payment.order_id))
-        if state in ("canceled", "expired", "denied"):
-            log.error("payment %s of a closed order is unresolved; check it in Stripe", payment.payment_id)
+        if state in ("canceled", "expired", "denied"):  # never charge for a closed order: only learn the truth
+            outcome = await adopt(gateway, payment) or payments.Outcome(
+                "failed", None, None, "order_closed", "The order was closed before this payment reached Stripe.")
+            async with sessionmaker() as session, session.begin():
+                await payments.record_outcome(session, payment, outcome, clock=clock)
+            counts["payments_completed"] += 1
             return
         await settle(sessionmaker, gateway, payment, clock=clock)  # replays the committed attempt under its key
         counts["payments_replayed"] += 1

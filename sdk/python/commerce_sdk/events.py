@@ -150,6 +150,16 @@ class SeatUnassigned(Payload, frozen=True, kw_only=True):
     user_id: str
 
 
+class JobFailed(Payload, frozen=True, kw_only=True):
+    """A scheduled job failed on its last attempt (the next slot will run it again); an operations alert."""
+
+    job: str
+    slot_at: datetime
+    attempts: int
+    error: str
+    failed_at: datetime
+
+
 class OrderApproved(Payload, frozen=True, kw_only=True):
     """An approver agreed to the purchase."""
 
@@ -404,6 +414,53 @@ class OrderPaymentPending(Payload, frozen=True, kw_only=True):
     refunded_minor: int | None = None
     failure_reason: str | None = None
     renewal_of: str | None = None
+
+
+class OrderRefundFailed(Payload, frozen=True, kw_only=True):
+    """A refund returned no money (Stripe refused it, or the bank sent it back): the customer is still owed it;
+    the order keeps its state.
+    """
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    amount_minor: int
+    status: str
+    money_returned: bool = False
+    refund: str | None = None
+    reason: str | None = None
+
+
+class OrderRefundPending(Payload, frozen=True, kw_only=True):
+    """Stripe accepted a refund but the money is still on its way; the order is unchanged until it succeeds."""
+
+    order_id: str
+    account: str
+    user: str
+    state: str
+    route: Literal['budget', 'card']
+    total_minor: int
+    currency: str
+    modules: list[str]
+    decision: DecisionPayload | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    refunded_minor: int | None = None
+    failure_reason: str | None = None
+    renewal_of: str | None = None
+    amount_minor: int
+    refund: str
 
 
 class OrderRefunded(Payload, frozen=True, kw_only=True):
@@ -723,6 +780,7 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('entitlement.revoked', 1): EntitlementRevoked,
     ('entitlement.seat_assigned', 1): SeatAssigned,
     ('entitlement.seat_unassigned', 1): SeatUnassigned,
+    ('job.failed', 1): JobFailed,
     ('order.approved', 1): OrderApproved,
     ('order.canceled', 1): OrderCanceled,
     ('order.created', 1): OrderCreated,
@@ -736,6 +794,8 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('order.paid', 1): OrderPaid,
     ('order.partially_refunded', 1): OrderPartiallyRefunded,
     ('order.payment_pending', 1): OrderPaymentPending,
+    ('order.refund_failed', 1): OrderRefundFailed,
+    ('order.refund_pending', 1): OrderRefundPending,
     ('order.refunded', 1): OrderRefunded,
     ('order.requires_action', 1): OrderRequiresAction,
     ('payment.orphaned', 1): PaymentOrphaned,
