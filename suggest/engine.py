@@ -50,6 +50,7 @@ class UserFacts:
     user_typical_minor: int | None = None
     account_typical_minor: int | None = None
     unused: frozenset[str] = frozenset()  # owned modules none of whose features the user used lately
+    account_peers: Mapping[str, PeerCount] = field(default_factory=dict)  # module -> anyone in the account
 
 
 @dataclass(frozen=True)
