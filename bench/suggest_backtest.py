@@ -21,6 +21,7 @@ from bench.suggest_worlds import STRUCTURES, World, generate
 from suggest import backtest as bt
 from suggest import engine as e
 from suggest.history import facts_at
+from suggest.signals import PeerCount
 
 K = 3
 
@@ -58,8 +59,8 @@ def heuristic(world: World) -> bt.Recommender:
         for m in modules:
             if m in f.owned or bt.next_step(modules, m, f.owned) != m:
                 continue
-            role = max((f.team.get((r, m), e.PeerCount(0, 0)) for r in f.roles), key=lambda c: c.owners)
-            acct = f.account_peers.get(m, e.PeerCount(0, 0))
+            role = max((f.team.get((r, m), PeerCount(0, 0)) for r in f.roles), key=lambda c: c.owners)
+            acct = f.account_peers.get(m, PeerCount(0, 0))
             score[m] = score.get(m, 0.0) + (role.owners / role.users if role.users else 0.0) + (
                 acct.owners / acct.users if acct.users else 0.0)
         return sorted(score, key=lambda m: (-score[m], m))[:K]
@@ -123,7 +124,7 @@ def main() -> None:
     print(f"{'world':<14}{'buyers':>7}  " + "".join(f"{n[:24]:>26}" for n in names))
     for r in rows:
         rec, of = r["recall@3"], r["of_oracle"]
-        print(f"{r['structure'] + '/' + str(r['seed']):<14}{r['buyers']:>7}  "
+        print(f"{r['structure']}/{r['seed']:<10}{r['buyers']:>7}  "
               + "".join(f"{rec[n]:>18.3f} ({of[n]:.2f})" for n in names))  # type: ignore[index]
 
 

@@ -141,8 +141,8 @@ def _simulate(rng: random.Random, h: History, need: dict[str, dict[str, float]],
               growth: dict[str, dict[str, float]], owned: dict[str, set[str]]) -> None:
     modules = h.modules
     granting: dict[str, list[str]] = defaultdict(list)
-    for k, m in modules.items():
-        for f in m.features:
+    for k, info in modules.items():
+        for f in info.features:
             granting[f].append(k)
     by_account: dict[str, list[HUser]] = defaultdict(list)
     for u in h.users:

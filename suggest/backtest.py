@@ -107,3 +107,10 @@ def evaluate(history: History, at: datetime, recommenders: Mapping[str, Recommen
             for name, s in scores.items()}
     return Report(at=at, window_days=window_days, k=k, users=len(facts), buyers=len(buyers),
                   purchases=sum(len(truth[u]) for u in buyers), scores=scores, lift_over_popularity=lift)
+
+
+def engine_learned(history: History, at: datetime, *, k: int, window_days: int = 30) -> Recommender:
+    """The engine with weights fitted on the history before ``at`` (suggest.learn), as a vendor would run it."""
+    from suggest.learn import fit  # the fit needs scikit-learn; the rest of the backtest does not
+
+    return engine_rules(history, k=k, weights=fit(history, at, window_days=window_days).weights)

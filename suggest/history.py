@@ -104,6 +104,7 @@ class PeerTables:
     segment_role_owners: Mapping[tuple[str, str, str], int]  # (segment, role, module)
     segment_pairs: Mapping[str, Mapping[tuple[str, str], int]]
     segment_owners: Mapping[str, Mapping[str, int]]
+    segment_users: Mapping[str, int]
     legacy_users: Mapping[tuple[str, str, str], int] | None = None  # the pre-issue-19 denominator (backtest only)
 
 
@@ -121,11 +122,13 @@ def count_tables(users: Sequence[HUser], segments: Mapping[str, str], held: Mapp
     seg_role_owners: Counter[tuple[str, str, str]] = Counter()
     seg_pairs: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     seg_owners: dict[str, Counter[str]] = defaultdict(Counter)
+    seg_users: Counter[str] = Counter()
     for u in users:
         seg = segments.get(u.account, "")
         mods = sorted(held.get(u.user_id, frozenset()))
         used = (active or {}).get(u.user_id, frozenset())
         account_users[u.account] += 1
+        seg_users[seg] += 1
         for m in mods:
             account_owners[(u.account, m)] += 1
             seg_owners[seg][m] += 1
@@ -140,7 +143,7 @@ def count_tables(users: Sequence[HUser], segments: Mapping[str, str], held: Mapp
                 if used & (features_of or {}).get(m, frozenset()):
                     role_active[(u.account, role, m)] += 1
     return PeerTables(role_users, role_owners, role_active, account_users, account_owners, seg_role_users,
-                      seg_role_owners, seg_pairs, seg_owners)
+                      seg_role_owners, seg_pairs, seg_owners, seg_users)
 
 
 def _months_back(t: datetime, n: int) -> list[tuple[datetime, datetime]]:
@@ -167,7 +170,7 @@ def facts_at(history: History, t: datetime, *, signal_days: int = 30, older_days
             if lo <= row.period_start < hi:
                 series[row.user][row.feature][i] += row.used
         key = (row.user, row.feature)
-        if row.period_end > t and (key not in last_used or row.period_start > last_used[key][0]):
+        if key not in last_used or row.period_start > last_used[key][0]:  # the latest period begun before t
             last_used[key] = (row.period_start, row.used)
     tables = count_tables(history.users, history.segments, held, {u: frozenset(f) for u, f in active.items()},
                           features_of)
@@ -175,11 +178,14 @@ def facts_at(history: History, t: datetime, *, signal_days: int = 30, older_days
         tables = _legacy(tables, history.segments)
     recent_day = (t - timedelta(days=signal_days)).date()
     older_day = (t - timedelta(days=older_days)).date()
-    demand: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    week_day = (t - timedelta(days=7)).date()
+    demand: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     for d in history.demand:
         if d.day >= t.date() or d.day < older_day:
             continue
         demand[d.user][d.feature][0 if d.day >= recent_day else 1] += d.count
+        if d.day >= week_day:
+            demand[d.user][d.feature][2] += d.count
     out: dict[str, UserFacts] = {}
     for u in users if users is not None else history.users:
         out[u.user_id] = user_facts_from(u, history, tables, held, demand.get(u.user_id, {}),
@@ -196,7 +202,7 @@ def _legacy(tables: PeerTables, segments: Mapping[str, str]) -> PeerTables:
             users[(segments.get(account, ""), role, m)] += tables.role_users.get((account, role), 0)
     return PeerTables(tables.role_users, tables.role_owners, tables.role_active, tables.account_users,
                       tables.account_owners, tables.segment_role_users, tables.segment_role_owners,
-                      tables.segment_pairs, tables.segment_owners, legacy_users=dict(users))
+                      tables.segment_pairs, tables.segment_owners, tables.segment_users, legacy_users=dict(users))
 
 
 def limits_of(owned: frozenset[str], modules: Mapping[str, ModuleInfo]) -> dict[str, int]:
@@ -247,4 +253,7 @@ def user_facts_from(u: HUser, history: History, tables: PeerTables, held: Mappin
         demand={f: (0, c[0]) for f, c in demand.items() if c[0] > 0},
         series={f: list(v) for f, v in series.items()}, team=team, segment_peers=seg_peers, team_active=team_active,
         pairs=tables.segment_pairs.get(seg, {}), owners=tables.segment_owners.get(seg, {}), unused=unused,
-        account_peers=account_peers)
+        account_peers=account_peers, demand_week={f: c[2] for f, c in demand.items() if c[2] > 0},
+        older_demand={f: c[1] for f, c in demand.items() if c[1] > 0},
+        segment_all={m: PeerCount(owners=n, users=tables.segment_users.get(seg, 0))
+                     for m, n in tables.segment_owners.get(seg, {}).items()})
