@@ -369,6 +369,48 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         return result
 
 
+def cmd_suggest(settings: Settings, args: argparse.Namespace) -> int:
+    """``suggest backtest --at DATE``: how well suggestions made then named what users bought after;
+    ``suggest fit``: learn weights from the history so far and store them as a new version (served at once)."""
+    from datetime import UTC, date, datetime, time
+
+    from app import wiring
+    from app.clock import SystemClock
+    from app.errors import DomainError
+    from suggest import learning
+
+    clock = SystemClock()
+
+    async def work(engine: Any) -> int:
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+            if args.suggest_command == "backtest":
+                at = datetime.combine(date.fromisoformat(args.at), time.min, tzinfo=UTC)
+                report = await learning.backtest(session, at=at, now=clock.now(), window_days=args.window_days,
+                                                 k=args.k)
+                print(f"at {report.at.date()}, window {report.window_days} days: {report.users} users, "
+                      f"{report.buyers} bought {report.purchases} modules"
+                      + (" (history truncated)" if report.truncated else ""))
+                print(f"{'strategy':<28}{'recall@' + str(report.k):>10}{'precision':>11}{'hit rate':>10}{'lift':>7}")
+                for s in report.scores:
+                    lift = f"{s.lift_over_popularity:.2f}" if s.lift_over_popularity is not None else "-"
+                    print(f"{s.strategy:<28}{s.recall:>10.3f}{s.precision:>11.3f}{s.hit_rate:>10.3f}{lift:>7}")
+                if report.learned_note:
+                    print(f"learned weights: {report.learned_note}")
+            else:
+                w = await learning.fit_weights(session, now=clock.now(), window_days=args.window_days)
+                print(f"weights version {w.version}: {'learned' if w.learned else 'defaults'}; {w.note}")
+                print(", ".join(f"{k}={v}" for k, v in [("bias", w.bias), *w.weights.items()]))
+        return 0
+
+    with database_url(settings) as url:
+        try:
+            code: int = asyncio.run(_with_engine(url, settings, work))
+        except DomainError as exc:
+            print(f"commerce: {exc.detail}", file=sys.stderr)
+            return 1
+        return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -416,11 +458,20 @@ def build_parser() -> argparse.ArgumentParser:
     ent = sub.add_parser("entitlements", help="entitlement maintenance")
     ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
     ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
+    sug = sub.add_parser("suggest", help="the suggestion engine on the vendor's own history")
+    sug_sub = sug.add_subparsers(dest="suggest_command", required=True)
+    back = sug_sub.add_parser("backtest", help="suggest as of --at from history before it; score on purchases after")
+    back.add_argument("--at", required=True, help="the split date, YYYY-MM-DD (UTC)")
+    back.add_argument("--window-days", type=int, default=30, help="days after --at whose purchases are the truth")
+    back.add_argument("-k", type=int, default=3, help="suggestions per user")
+    fit = sug_sub.add_parser("fit", help="learn weights from the history so far; stored as a new version")
+    fit.add_argument("--window-days", type=int, default=30)
     return parser
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements}
+            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements,
+            "suggest": cmd_suggest}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,7 @@ from catalog.models import (
 )
 from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
 from suggest.models import (
+    LearnedWeights,
     PairStat,
     PeerStat,
     SegmentPair,
@@ -73,6 +74,7 @@ __all__ = [
     "Grant",
     "GuardrailVersion",
     "IdempotencyRecord",
+    "LearnedWeights",
     "LedgerEntry",
     "Order",
     "OutboxEvent",

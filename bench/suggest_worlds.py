@@ -95,7 +95,7 @@ def make_catalog(rng: random.Random, *, prereq_share: float, limit_share: float,
 def generate(structure: str, *, seed: int, accounts_per_segment: int = 16) -> World:
     """One world: about 60 accounts, 1,200-1,700 users, 120 days of events."""
     assert structure in _SHAPE, structure
-    rng = random.Random(f"{structure}:{seed}")  # noqa: S311 - a simulation, not security
+    rng = random.Random(f"{structure}:{seed}")
     w_role, w_acct, w_seg, prereq_share, limit_share = _SHAPE[structure]
     modules, features = make_catalog(rng, prereq_share=prereq_share, limit_share=limit_share)
     keys = sorted(modules)

@@ -224,8 +224,8 @@ def user_facts_from(u: HUser, history: History, tables: PeerTables, held: Mappin
     owned = held.get(u.user_id, frozenset())
     seg = history.segments.get(u.account, "")
     limits = limits_of(owned, history.modules)
-    usage = {f: (last_used.get((u.user_id, f), (t0, 0))[1], lim) for f, lim in limits.items() if lim > 0
-             for t0 in (datetime.min,)}
+    usage = {f: (last_used[(u.user_id, f)][1] if (u.user_id, f) in last_used else 0, lim)
+             for f, lim in limits.items() if lim > 0}
     team: dict[tuple[str, str], PeerCount] = {}
     team_active: dict[tuple[str, str], PeerCount] = {}
     seg_peers: dict[tuple[str, str], PeerCount] = {}

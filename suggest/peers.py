@@ -134,6 +134,13 @@ class Refresher:
         # engine sees it; per segment its aggregates (re-read after SEGMENT_TTL). Both small and bounded.
         self.catalog: dict[tuple[int, str], Any] = {}
         self.segments: dict[str, tuple[datetime, Any]] = {}
+        self.weights: tuple[datetime, Any] | None = None
+
+    def cached_weights(self, now: datetime) -> Any | None:
+        return self.weights[1] if self.weights is not None and now < self.weights[0] else None
+
+    def keep_weights(self, now: datetime, value: Any) -> None:
+        self.weights = (now + SEGMENT_TTL, value)
 
     def cached_segment(self, segment: str, now: datetime) -> Any | None:
         hit = self.segments.get(segment)

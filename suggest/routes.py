@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -11,21 +11,25 @@ from litestar.params import JSONBody, Parameter
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.params import AccountRef, UserRef
 from entitlements.runtime import Runtime
-from suggest import advice, outcomes, service
+from suggest import advice, learning, outcomes, service
 from suggest.peers import Refresher
 from suggest.schemas import (
     AccountAdvisorRead,
     AdvisorRead,
+    BacktestRead,
     FeedbackIn,
     FeedbackRead,
     StatsRead,
     SuggestionList,
     SuggestionRequest,
+    WeightsRead,
 )
 
 SuggestionId = Annotated[str, Parameter(description="Suggestion id (sug_...)", pattern=r"^sug_[0-9a-z]{26}$",
                                         max_length=40)]
 Days = Annotated[int, Parameter(description="Window in days, ending now", ge=1, le=365)]
+WindowDays = Annotated[int, Parameter(description="Days after `at` whose purchases are the truth", ge=1, le=120)]
+K = Annotated[int, Parameter(description="Suggestions per user", ge=1, le=10)]
 TopLimit = Annotated[int, Parameter(description="How many users to list", ge=1, le=200)]
 
 
@@ -65,6 +69,23 @@ class SuggestionController(Controller):
         return await outcomes.suggestion_stats(db_session, since=now - timedelta(days=days), until=now,
                                                holdout_pct=settings.suggest_holdout_pct,
                                                attribution_days=settings.suggest_attribution_days)
+
+
+    @get("/backtest", opt={"scope": "suggestions:read", "owner": "vendor"},
+         summary="How well suggestions made at a past date named what users then bought",
+         description="Time split on the vendor's own history: the engine (default and learned weights) and the "
+                     "popularity baseline suggest `k` modules per user from what was known before `at`; the truth "
+                     "is each user's purchases in the `window_days` after it. recall@k, precision@k, hit rate and "
+                     "lift over popularity. The window must have ended.")
+    async def backtest(self, db_session: DbSession, clock: ClockDep, at: date, window_days: WindowDays = 30,
+                       k: K = 3) -> BacktestRead:
+        start = datetime.combine(at, time.min, tzinfo=UTC)
+        return await learning.backtest(db_session, at=start, now=clock.now(), window_days=window_days, k=k)
+
+    @get("/weights", opt={"scope": "suggestions:read", "owner": "vendor"},
+         summary="The weights the engine serves: the newest fit on the vendor's history, or the defaults")
+    async def weights(self, db_session: DbSession) -> WeightsRead:
+        return await learning.current_weights(db_session)
 
 
 class AdvisorController(Controller):

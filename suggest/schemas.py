@@ -76,6 +76,7 @@ class SuggestionRead(Output, frozen=True):
     payment_route: PaymentRoute
     payment_reasons: list[str]
     plan_change: PlanChangeRead | None = None
+    leads_to: str | None = None  # a first step: the module the user is on the way to ("start with X")
 
 
 class SuggestionList(Output, frozen=True):
@@ -173,3 +174,40 @@ class StatsRead(Output, frozen=True):
     overall: FunnelRead
     lift: LiftRead
     modules: list[ModuleStatsRead]
+
+
+class BacktestScoreRead(Output, frozen=True):
+    strategy: str
+    recall: float
+    precision: float
+    hit_rate: float
+    lift_over_popularity: float | None
+
+
+class BacktestRead(Output, frozen=True):
+    """How well suggestions made at ``at`` from history before it named what users bought in the window after."""
+
+    at: datetime
+    window_days: int
+    k: int
+    users: int
+    buyers: int
+    purchases: int
+    truncated: bool
+    learned_note: str | None
+    scores: list[BacktestScoreRead]
+
+
+class WeightsRead(Output, frozen=True):
+    """The weights the engine serves: a stored fit on the vendor's history, or the documented defaults."""
+
+    version: int | None
+    learned: bool
+    bias: float
+    weights: dict[str, float]
+    note: str
+    fitted_at: datetime | None = None
+    rows: int | None = None
+    positives: int | None = None
+    recall_at_3: float | None = None
+    popularity_recall_at_3: float | None = None

@@ -28,7 +28,7 @@ from entitlements.domain import CatalogView, Snapshot
 from entitlements.runtime import Runtime
 from entitlements.service import load_snapshot
 from suggest import advisor as adv
-from suggest import engine, facts, peers
+from suggest import engine, facts, learning, peers
 from suggest.models import SuggestionFeedback, SuggestionImpression
 from suggest.schemas import (
     FeedbackIn,
@@ -41,7 +41,7 @@ from suggest.schemas import (
     SuggestionRead,
     SuggestionRequest,
 )
-from suggest.scoring import parse_weights
+from suggest.scoring import Weights
 from suggest.signals import FeatureInfo, ModuleInfo, Trigger
 
 
@@ -166,8 +166,9 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                         {k: f.kind for k, f in features.items()})
     money = {n: format_minor(n, account.currency) for n in (advice.current_minor, advice.best_minor)}
     trigger = Trigger(kind=data.trigger.kind, feature=data.trigger.feature) if data.trigger else None
-    opts = engine.Options(limit=data.limit, weights=parse_weights(s.suggest_weights), demand_days=s.suggest_signal_days,
-                          unused_days=s.suggest_unused_days, min_score=s.suggest_min_score)
+    opts = engine.Options(limit=data.limit, weights=await _weights(session, ctx, now),
+                          demand_days=s.suggest_signal_days, unused_days=s.suggest_unused_days,
+                          min_score=s.suggest_min_score)
     items = engine.rank(cands, user_facts, trigger, hist.respect, features=features, opts=opts, advice=advice,
                         money=money, all_names={k: m.name for k, m in view.modules.items()})
     effects = {c.module.key: c.effect for c in cands}
@@ -229,7 +230,19 @@ def _read(item: engine.Item, rank: int, modules: Mapping[str, ModuleInfo],
         id=new_id("sug"), module=item.module, name=info.name, kind=item.kind, rank=rank, score=item.score,
         reason=" ".join(item.reasons[:2]), reasons=list(item.reasons), score_breakdown=item.breakdown,
         bundle=list(item.bundle), trial_days=info.trial_days if item.kind == "trial" else None, quote=quote,
-        payment_route=route, payment_reasons=list(reasons), plan_change=plan)
+        payment_route=route, payment_reasons=list(reasons), plan_change=plan, leads_to=item.leads_to)
+
+
+async def _weights(session: AsyncSession, ctx: Context, now: datetime) -> Weights:
+    """The served weights (explicit setting, else the newest learned fit, else defaults), read at most once a
+    minute per process."""
+    hit: Weights | None = ctx.refresher.cached_weights(now) if ctx.refresher is not None else None
+    if hit is not None:
+        return hit
+    weights = await learning.served_weights(session, ctx.settings.suggest_weights)
+    if ctx.refresher is not None:
+        ctx.refresher.keep_weights(now, weights)
+    return weights
 
 
 async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:

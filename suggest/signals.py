@@ -13,8 +13,8 @@ from typing import Literal
 
 TriggerKind = Literal["feature_denied", "limit_near", "limit_reached", "browse"]
 
-SIGNALS = ("trigger", "demand", "demand_week", "demand_older", "limit", "peers", "account_peers", "segment", "co_ownership",
-           "trajectory", "price", "next_step")
+SIGNALS = ("trigger", "demand", "demand_week", "demand_older", "limit", "peers", "account_peers", "segment",
+           "co_ownership", "trajectory", "price", "next_step")
 
 TEAM_MIN_PEERS = 3  # below this a team share is noise (and would single people out)
 SEGMENT_MIN_USERS = 20  # same role in similar accounts: only with enough users behind the share
