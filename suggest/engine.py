@@ -74,7 +74,7 @@ class Options:
     demand_days: int = 30
     older_days: int = 90
     unused_days: int = 30
-    min_score: float = 0.05
+    min_score: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,8 @@ def rank(candidates: Sequence[Candidate], facts: UserFacts, context: Trigger | N
             items.append(item)
     if advice is not None and not respect.capped:
         plan = _plan_item(advice, names, money or {}, opts)
-        if plan is not None and plan.module not in respect.dismissed:
+        just_got = respect.bought & frozenset(advice.remove)  # never "drop X" days after X was granted
+        if plan is not None and plan.module not in respect.dismissed and not just_got:
             items.append(plan)
     if respect.capped:
         # The surface has shown enough today; only the user's own explicit moment still gets an answer.

@@ -143,6 +143,27 @@ class SegmentPair(Base):
     users: Mapped[int]
 
 
+class RoleStat(Base):
+    """Per account and role: how many users have the role (``*``: every user of the account). The denominator of
+    every share, kept apart from PeerStat so a role none of whose users owns anything still counts."""
+
+    __tablename__ = "sug_role_stats"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
+class SegmentRole(Base):
+    """RoleStat summed over the (recounted) accounts of one segment."""
+
+    __tablename__ = "sug_segment_roles"
+
+    segment: Mapped[str] = mapped_column(String(60), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
 class LearnedWeights(Base):
     """One fit of the engine's weights on the vendor's history (versions are kept; the newest is served).
     ``weights`` is the COMMERCE_SUGGEST_WEIGHTS form (``bias=-4.1,demand=2.3,...``), parsed by scoring."""
@@ -163,5 +184,16 @@ class LearnedWeights(Base):
     popularity_recall_at_3: Mapped[float | None] = mapped_column(Float)
 
 
-__all__ = ["LearnedWeights", "PairStat", "PeerStat", "SegmentPair", "SegmentStat", "StatsRefresh", "SuggestionFeedback",
-           "SuggestionImpression", "SuggestionOutcome"]
+__all__ = [
+    "LearnedWeights",
+    "PairStat",
+    "PeerStat",
+    "RoleStat",
+    "SegmentPair",
+    "SegmentRole",
+    "SegmentStat",
+    "StatsRefresh",
+    "SuggestionFeedback",
+    "SuggestionImpression",
+    "SuggestionOutcome",
+]

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts.models import Account, User
 from app.clock import Clock
-from suggest.models import PairStat, PeerStat, StatsRefresh
+from suggest.models import PairStat, PeerStat, RoleStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
 SEGMENT_TTL = timedelta(seconds=60)
+ALL = "*"  # the role row that counts every user of an account (or segment)
 
 
 def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]],
@@ -63,6 +64,9 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
     features_of = {k: frozenset(m.features) for k, m in view.modules.items()}
     role_users, owners, active_owners, pairs = count_peers(users, holdings, active, features_of)
     await session.execute(delete(PeerStat).where(PeerStat.account_id == account_id))
+    await session.execute(delete(RoleStat).where(RoleStat.account_id == account_id))
+    role_rows = [{"account_id": account_id, "role": role, "users": n} for role, n in sorted(role_users.items())]
+    await session.execute(insert(RoleStat), [*role_rows, {"account_id": account_id, "role": ALL, "users": len(users)}])
     await session.execute(delete(PairStat).where(PairStat.account_id == account_id))
     peer_rows = [{"account_id": account_id, "role": role, "module": m, "role_users": role_users[role], "owners": n,
                   "active_owners": active_owners.get((role, m), 0)} for (role, m), n in sorted(owners.items())]
@@ -81,10 +85,19 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
     return len(users)
 
 
+# Shares in a segment are over every user with the role in the segment's recounted accounts (sug_segment_roles),
+# not only over the accounts where someone with the role owns the module (issue 19: that inflated them).
+_SEGMENT_ROLES = text("""
+    INSERT INTO sug_segment_roles (segment, role, users)
+    SELECT a.segment, r.role, sum(r.users)
+      FROM sug_role_stats r JOIN accounts a ON a.account_id = r.account_id
+     WHERE a.segment = :segment GROUP BY a.segment, r.role
+""")
 _SEGMENT_STATS = text("""
     INSERT INTO sug_segment_stats (segment, role, module, accounts, role_users, owners)
-    SELECT a.segment, p.role, p.module, count(*), sum(p.role_users), sum(p.owners)
+    SELECT a.segment, p.role, p.module, count(*), max(sr.users), sum(p.owners)
       FROM sug_peer_stats p JOIN accounts a ON a.account_id = p.account_id
+      JOIN sug_segment_roles sr ON sr.segment = a.segment AND sr.role = p.role
      WHERE a.segment = :segment GROUP BY a.segment, p.role, p.module
 """)
 _SEGMENT_PAIRS = text("""
@@ -99,6 +112,8 @@ async def refresh_segment(session: AsyncSession, segment: str) -> None:
     """Re-sum one segment from its accounts' rows (bounded: roles x modules per account)."""
     await session.execute(text("DELETE FROM sug_segment_stats WHERE segment = :segment"), {"segment": segment})
     await session.execute(text("DELETE FROM sug_segment_pairs WHERE segment = :segment"), {"segment": segment})
+    await session.execute(text("DELETE FROM sug_segment_roles WHERE segment = :segment"), {"segment": segment})
+    await session.execute(_SEGMENT_ROLES, {"segment": segment})
     await session.execute(_SEGMENT_STATS, {"segment": segment})
     await session.execute(_SEGMENT_PAIRS, {"segment": segment})
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.params import AccountRef, UserRef
@@ -30,6 +30,7 @@ SuggestionId = Annotated[str, Parameter(description="Suggestion id (sug_...)", p
 Days = Annotated[int, Parameter(description="Window in days, ending now", ge=1, le=365)]
 WindowDays = Annotated[int, Parameter(description="Days after `at` whose purchases are the truth", ge=1, le=120)]
 K = Annotated[int, Parameter(description="Suggestions per user", ge=1, le=10)]
+SplitDate = Annotated[date, QueryParameter(description="The split date (UTC day): history before it, truth after it")]
 TopLimit = Annotated[int, Parameter(description="How many users to list", ge=1, le=200)]
 
 
@@ -77,7 +78,7 @@ class SuggestionController(Controller):
                      "popularity baseline suggest `k` modules per user from what was known before `at`; the truth "
                      "is each user's purchases in the `window_days` after it. recall@k, precision@k, hit rate and "
                      "lift over popularity. The window must have ended.")
-    async def backtest(self, db_session: DbSession, clock: ClockDep, at: date, window_days: WindowDays = 30,
+    async def backtest(self, db_session: DbSession, clock: ClockDep, at: SplitDate, window_days: WindowDays = 30,
                        k: K = 3) -> BacktestRead:
         start = datetime.combine(at, time.min, tzinfo=UTC)
         return await learning.backtest(db_session, at=start, now=clock.now(), window_days=window_days, k=k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
@@ -159,6 +159,10 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                                recent_days=s.suggest_recent_days)
     user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
                                      "account_typical_minor": hist.account_typical_minor})
+    # "Just got it" is any grant of the recent days (orders, imports, admins, trials), not only our orders.
+    granted = await entitlements.recent_grants(session, account.account_id, user.user_id,
+                                               since=now - timedelta(days=s.suggest_recent_days), now=now)
+    respect = replace(hist.respect, bought=hist.respect.bought | granted)
     own = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
                                                own_only=True))[user.user_id]
     advice = adv.advise(_plan_modules(view, cands, own, prices), own,
@@ -169,7 +173,7 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     opts = engine.Options(limit=data.limit, weights=await _weights(session, ctx, now),
                           demand_days=s.suggest_signal_days, unused_days=s.suggest_unused_days,
                           min_score=s.suggest_min_score)
-    items = engine.rank(cands, user_facts, trigger, hist.respect, features=features, opts=opts, advice=advice,
+    items = engine.rank(cands, user_facts, trigger, respect, features=features, opts=opts, advice=advice,
                         money=money, all_names={k: m.name for k, m in view.modules.items()})
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)

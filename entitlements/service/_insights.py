@@ -26,6 +26,19 @@ async def demand_signals(session: AsyncSession, account_id: str, user_id: str, *
     return {f: (int(d or 0), int(a or 0)) for f, d, a in rows}
 
 
+async def demand_by_day(session: AsyncSession, account_id: str, user_id: str, *, since: date,
+                        ) -> dict[str, list[tuple[date, int, int]]]:
+    """feature -> [(UTC day, denied checks, attempts)] of the user from ``since`` on, oldest first."""
+    rows = await session.execute(
+        select(DemandSignal.feature, DemandSignal.day, DemandSignal.denied_checks, DemandSignal.attempts)
+        .where(DemandSignal.account_id == account_id, DemandSignal.user_id == user_id, DemandSignal.day >= since)
+        .order_by(DemandSignal.feature, DemandSignal.day))
+    out: dict[str, list[tuple[date, int, int]]] = defaultdict(list)
+    for feature, day, denied, attempts in rows:
+        out[feature].append((day, int(denied), int(attempts)))
+    return dict(out)
+
+
 async def usage_series(session: AsyncSession, account_id: str, user_id: str, *, since: datetime,
                        ) -> dict[str, list[tuple[datetime, datetime, int]]]:
     """feature -> [(period start, period end, used)] of the user's counters starting from ``since``, oldest first."""
