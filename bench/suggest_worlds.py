@@ -5,7 +5,7 @@ limits, some with prerequisite chains), not the demo's, so the engine is judged 
 for. The hidden model: a user's need for a module is a logistic mix of a role taste, an account taste, a
 segment taste and personal noise, weighted by the structure; needs drive use of what the user owns (limits
 pressed), attempts on what the user lacks (denied checks), and purchases: a small base rate, much higher right
-after friction, higher still when colleagues in the account own the module (contagion). A module whose
+after friction (tries early in a week, purchases later in it), higher still when colleagues in the account own the module (contagion). A module whose
 prerequisite is missing is bought by buying the prerequisite first (the next step), as real users do.
 
 Structures (the weight of each latent source, and the shape of the catalog):
@@ -174,7 +174,7 @@ def _simulate(rng: random.Random, h: History, need: dict[str, dict[str, float]],
                             if k not in mine:
                                 friction[(uid, k)] = week
                 elif want > 0.3 and rng.random() < want * 0.6:
-                    day = (day0 + timedelta(days=rng.randrange(7))).date()
+                    day = (day0 + timedelta(days=rng.randrange(3))).date()
                     h.demand.append(HDemand(uid, f, day, rng.randint(1, 1 + int(want * 4))))
                     for k in ks:
                         friction[(uid, k)] = week
@@ -185,7 +185,7 @@ def _simulate(rng: random.Random, h: History, need: dict[str, dict[str, float]],
                 p = now_need[m] * (0.003 + (0.12 if recent else 0.0) + 0.05 * share[u.account][m])
                 if rng.random() < p:
                     step = next((r for r in _chain(modules, m) if r not in mine), m)
-                    at = day0 + timedelta(days=rng.randrange(7), hours=rng.randrange(24))
+                    at = day0 + timedelta(days=3 + rng.randrange(4), hours=rng.randrange(24))
                     mine.add(step)
                     h.grants.append(HGrant(u.account, uid, step, at, purchased=True))
     h.usage.extend(HUsage(uid, f, start, start + timedelta(days=30), n) for (uid, f, start), n in sorted(used.items()))

@@ -210,7 +210,7 @@ def _adoption_item(c: Candidate, facts: UserFacts, opts: Options) -> Item | None
     contribution = round(ADOPTION_WEIGHT * share, 4)
     reasons = (f"You have {m.name} but have not used it in the last {opts.unused_days} days.",
                f"{active.owners} of the {active.users} other {sig.role_label(role)} in your team who have it used "
-               "it in that time.")
+               "it lately.")
     return Item(module=m.key, kind="adoption", score=round(sigmoid(opts.weights.bias + contribution), 4),
                 breakdown={"adoption": contribution}, reasons=reasons)
 

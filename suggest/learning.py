@@ -90,19 +90,26 @@ def weights_text(w: Weights) -> str:
 
 
 async def fit_weights(session: AsyncSession, *, now: datetime, window_days: int = 30) -> WeightsRead:
-    """Fit weights on the history up to ``now`` and store them as a new version (defaults, with the reason,
-    when there is too little history); measured on the last window with weights fitted before it."""
+    """Fit weights on the history up to ``now`` and store them as a new version. They are served only when
+    weights fitted the same way one window earlier beat the defaults on the last window (recall@3): a fit must
+    earn its place. Too little history, or no gain, keeps the defaults, and the note says why."""
     loaded = await load_history(session, until=now)
     h = loaded.history
     fitted = await asyncio.to_thread(learn.fit, h, now, window_days=window_days)
     check_at = now - timedelta(days=window_days)
     earlier = await asyncio.to_thread(learn.fit, h, check_at, window_days=window_days)
     report = await asyncio.to_thread(bt.evaluate, h, check_at, {
-        "popularity": bt.popularity(h, check_at, k=3), "engine": bt.engine_rules(h, k=3, weights=earlier.weights)},
-        k=3, window_days=window_days)
+        "popularity": bt.popularity(h, check_at, k=3), "default": bt.engine_rules(h, k=3),
+        "learned": bt.engine_rules(h, k=3, weights=earlier.weights)}, k=3, window_days=window_days)
+    learned_recall, default_recall = report.scores["learned"].recall, report.scores["default"].recall
+    serve = fitted.learned and earlier.learned and report.buyers > 0 and learned_recall >= default_recall
+    note = fitted.note
+    if fitted.learned and not serve:
+        note += (f" Not served: on the last {window_days} days they named {learned_recall:.3f} of purchases in the "
+                 f"top 3 against {default_recall:.3f} for the defaults.")
     row = LearnedWeights(fitted_at=now, trained_until=now, window_days=window_days, rows=fitted.rows,
-                         positives=fitted.positives, learned=fitted.learned, weights=weights_text(fitted.weights),
-                         note=fitted.note, recall_at_3=report.scores["engine"].recall if report.buyers else None,
+                         positives=fitted.positives, learned=serve, weights=weights_text(fitted.weights),
+                         note=note, recall_at_3=learned_recall if report.buyers else None,
                          popularity_recall_at_3=report.scores["popularity"].recall if report.buyers else None)
     session.add(row)
     await session.flush()
@@ -113,7 +120,7 @@ def _weights_read(row: LearnedWeights | None) -> WeightsRead:
     if row is None:
         return WeightsRead(version=None, learned=False, bias=DEFAULT.bias, weights=dict(DEFAULT.weights),
                            note="No fit yet: the documented default weights are served.")
-    w = parse_weights(row.weights)
+    w = parse_weights(row.weights) if row.learned else DEFAULT  # what is served: a fit only when it earned it
     return WeightsRead(version=row.version, learned=row.learned, bias=w.bias, weights=dict(w.weights),
                        note=row.note, fitted_at=row.fitted_at, rows=row.rows, positives=row.positives,
                        recall_at_3=row.recall_at_3, popularity_recall_at_3=row.popularity_recall_at_3)
@@ -126,10 +133,10 @@ async def current_weights(session: AsyncSession) -> WeightsRead:
 
 
 async def served_weights(session: AsyncSession, override: str) -> Weights:
-    """What a request scores with: an explicit COMMERCE_SUGGEST_WEIGHTS wins; else the newest learned fit;
-    else the defaults."""
+    """What a request scores with: an explicit COMMERCE_SUGGEST_WEIGHTS wins; else the newest fit when it earned
+    its place; else the defaults."""
     if override.strip():
         return parse_weights(override)
-    text = await session.scalar(select(LearnedWeights.weights).where(LearnedWeights.learned.is_(True))
-                                .order_by(LearnedWeights.version.desc()).limit(1))
-    return parse_weights(text) if text else DEFAULT
+    row = (await session.execute(select(LearnedWeights.learned, LearnedWeights.weights)
+                                 .order_by(LearnedWeights.version.desc()).limit(1))).first()
+    return parse_weights(row.weights) if row is not None and row.learned else DEFAULT
