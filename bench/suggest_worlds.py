@@ -5,8 +5,9 @@ limits, some with prerequisite chains), not the demo's, so the engine is judged 
 for. The hidden model: a user's need for a module is a logistic mix of a role taste, an account taste, a
 segment taste and personal noise, weighted by the structure; needs drive use of what the user owns (limits
 pressed), attempts on what the user lacks (denied checks), and purchases: a small base rate, much higher right
-after friction (tries early in a week, purchases later in it), higher still when colleagues in the account own the module (contagion). A module whose
-prerequisite is missing is bought by buying the prerequisite first (the next step), as real users do.
+after friction (tries early in a week, purchases later in it), higher still when colleagues in the account own
+the module (contagion). A module whose prerequisite is missing is bought by buying the prerequisite first (the
+next step), as real users do.
 
 Structures (the weight of each latent source, and the shape of the catalog):
   role      needs follow the role (analysts want reports, engineers data)

@@ -54,7 +54,8 @@ class Checker:
                         r"months\."), self.grew),
             (re.compile(r"Start with (.+): (.+) needs it first\."), self.start),
             (re.compile(r"You have (.+) but have not used it in the last (\d+) days\."), self.unused),
-            (re.compile(r"(\d+) of the (\d+) other (.+) in your team who have it used it lately\."), self.used_by_peers),
+            (re.compile(r"(\d+) of the (\d+) other (.+) in your team who have it used it lately\."),
+             self.used_by_peers),
         ]
 
     def check(self, user: str, item: e.Item, sentence: str) -> None:
