@@ -79,7 +79,8 @@ def strategies(world: World) -> dict[str, bt.Recommender]:
     out: dict[str, bt.Recommender] = {
         "popularity": bt.popularity(h, world.split, k=K),
         "heuristic": heuristic(world),
-        "engine (default weights)": before(world),
+        # An engine from before issue 19 (no learned weights) is judged on the facts it counted then.
+        "engine (default weights)": bt.engine_rules(h, k=K) if hasattr(bt, "engine_learned") else before(world),
     }
     out.update(extra_strategies(world))
     out["oracle (true needs)"] = oracle(world)
