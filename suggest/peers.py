@@ -188,6 +188,7 @@ class Refresher:
         try:
             async with sessionmaker() as session, session.begin():
                 await refresh_account(session, account_id, now=self.clock.now(), unused_days=self.unused_days)
+            self.segments.clear()  # this process re-reads its segments' sums after a recount
         except Exception:
             log.warning("refreshing suggestion statistics of %s failed; the next request retries", account_id,
                         exc_info=True)

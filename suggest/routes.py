@@ -19,6 +19,8 @@ from suggest.schemas import (
     BacktestRead,
     FeedbackIn,
     FeedbackRead,
+    RecountIn,
+    RecountRead,
     StatsRead,
     SuggestionList,
     SuggestionRequest,
@@ -82,6 +84,16 @@ class SuggestionController(Controller):
                        k: K = 3) -> BacktestRead:
         start = datetime.combine(at, time.min, tzinfo=UTC)
         return await learning.backtest(db_session, at=start, now=clock.now(), window_days=window_days, k=k)
+
+    @post("/recount", opt={"scope": "suggestions:write", "owner": "vendor"}, status_code=200,
+          summary="Recount the peer statistics of some accounts now",
+          description="Requests never recount on their path: the background refresher does, when statistics are "
+                      "older than the TTL. After a bulk change (an import, roles reassigned) this recounts at once.")
+    async def recount(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                      clock: ClockDep, settings: SettingsDep, data: JSONBody[RecountIn]) -> RecountRead:
+        return await service.recount_accounts(db_session, principal, data.accounts, now=clock.now(),
+                                              unused_days=settings.suggest_unused_days,
+                                              refresher=request.app.state.suggest_refresher)
 
     @get("/weights", opt={"scope": "suggestions:read", "owner": "vendor"},
          summary="The weights the engine serves: the newest fit on the vendor's history, or the defaults")

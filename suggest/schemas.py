@@ -211,3 +211,14 @@ class WeightsRead(Output, frozen=True):
     positives: int | None = None
     recall_at_3: float | None = None
     popularity_recall_at_3: float | None = None
+
+
+class RecountIn(Input):
+    """Recount these accounts' peer statistics now (after a bulk change, an import, a migration of roles)."""
+
+    accounts: Annotated[list[ExternalId], Meta(min_length=1, max_length=1000)]
+
+
+class RecountRead(Output, frozen=True):
+    accounts: int
+    users: int

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
+from app.accounts.service import resolve_accounts
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
@@ -37,6 +38,7 @@ from suggest.schemas import (
     PlanChangeRead,
     QuoteLinePreview,
     QuotePreview,
+    RecountRead,
     SuggestionList,
     SuggestionRead,
     SuggestionRequest,
@@ -250,17 +252,44 @@ async def _weights(session: AsyncSession, ctx: Context, now: datetime) -> Weight
 
 
 async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
-    """First request of an account: count its peers now; later: recount in the background when stale."""
+    """Recounts never run on the request path when the app can run them in the background: an account never
+    counted, or counted longer ago than the TTL, is recounted by the refresher and this answer uses what is
+    there (none yet: peers say nothing until then). Without a refresher (a bare call) the first count is done
+    here."""
     ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
     if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
         return
     at = await peers.refreshed_at(session, account_id)
-    if at is None:
-        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
-    elif now - at > ttl and ctx.refresher is not None and ctx.sessionmaker is not None:
+    background = ctx.refresher is not None and ctx.sessionmaker is not None
+    if (at is None or now - at > ttl) and background:
+        assert ctx.refresher is not None and ctx.sessionmaker is not None
         ctx.refresher.schedule(ctx.sessionmaker, account_id)
+    elif at is None:
+        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
     elif ctx.refresher is not None:
         ctx.refresher.seen(account_id, at + ttl)
+
+
+async def recount_accounts(session: AsyncSession, principal: Principal, refs: list[str], *, now: datetime,
+                           unused_days: int, refresher: peers.Refresher | None) -> RecountRead:
+    """Recount the named accounts (as the principal may see them) now."""
+    accounts = await resolve_accounts(session, principal, refs)
+    users = await recount(session, account_ids=[a.account_id for a in accounts], now=now, unused_days=unused_days,
+                          refresher=refresher)
+    return RecountRead(accounts=len(accounts), users=users)
+
+
+async def recount(session: AsyncSession, *, account_ids: list[str], now: datetime, unused_days: int,
+                  refresher: peers.Refresher | None = None) -> int:
+    """Recount the given accounts' peer statistics now, in this transaction; returns users counted."""
+    total = 0
+    for account_id in account_ids:
+        total += await peers.refresh_account(session, account_id, now=now, unused_days=unused_days)
+    if refresher is not None:
+        refresher.segments.clear()
+        for account_id in account_ids:
+            refresher.fresh_until.pop(account_id, None)
+    return total
 
 
 async def feedback(session: AsyncSession, principal: Principal, suggestion_id: str, data: FeedbackIn, *,
