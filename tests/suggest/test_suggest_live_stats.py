@@ -104,10 +104,9 @@ async def test_vendor_sees_the_served_weights_and_a_backtest_needs_an_ended_wind
 
 async def test_the_first_request_of_an_account_leaves_the_count_to_the_background(
         client: AsyncTestClient[Any], key: str, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
+    from app.accounts.models import Account
     from entitlements.runtime import Runtime
     from suggest import peers, service
-
-    from app.accounts.models import Account
 
     await make_account(client, key, "west", segment="public_sector")
     async with sessionmaker() as s:
