@@ -61,7 +61,7 @@ from entitlements.routes import (
 )
 from entitlements.runtime import Runtime
 from suggest.peers import Refresher
-from suggest.routes import AdvisorController, SuggestionController
+from suggest.routes import AdvisorController, ImportController, SuggestionController
 
 if TYPE_CHECKING:
     from stripe_fake import FakeStripe
@@ -73,7 +73,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController, QuoteController, OrderController, AccountOrderController,
     ApprovalController, BillingController, AccountBillingController,
-    CatalogController, OfferController, SuggestionController, AdvisorController,
+    CatalogController, OfferController, SuggestionController, AdvisorController, ImportController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,

@@ -411,6 +411,56 @@ def cmd_suggest(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """``import FILE``: a customer history as NDJSON (the format of POST /v1/imports), streamed, in one
+    transaction, with a progress bar on stderr; invalid lines are listed and the rest is imported."""
+    import time
+    from pathlib import Path
+
+    from app import wiring
+    from app.clock import SystemClock
+    from entitlements.service import catalog_view
+    from suggest import imports
+
+    path = Path(args.file)
+    try:
+        total = path.stat().st_size
+        source = path.open("rb")  # read in the CLI's own thread pool below: the event loop never blocks on disk
+    except OSError as exc:
+        print(f"commerce: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    read = [0]
+    started = time.monotonic()
+
+    async def chunks() -> Any:
+        while chunk := await asyncio.to_thread(source.read, 1 << 20):
+            read[0] += len(chunk)
+            yield chunk
+
+    def progress(lines: int) -> None:
+        done = read[0] / total if total else 1.0
+        rate = lines / max(time.monotonic() - started, 1e-6)
+        bar = "#" * int(30 * done)
+        print(f"\r[{bar:<30}] {100 * done:5.1f}%  {lines:,} lines  {rate:,.0f} lines/s", end="", file=sys.stderr)
+
+    async def work(engine: Any) -> int:
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+            view = await catalog_view(session)
+            report = await imports.import_history(session, chunks(), clock=SystemClock(), view=view,
+                                                  actor="cli:import", unused_days=settings.suggest_unused_days,
+                                                  progress=progress)
+        print(file=sys.stderr)
+        print(f"{report.lines:,} lines: " + ", ".join(f"{k} {v:,}" for k, v in report.imported.items())
+              + f"; {report.errors:,} invalid; {report.recounted_accounts} accounts recounted")
+        for err in report.first_errors:
+            print(f"  line {err.line}: {err.message}")
+        return 1 if report.errors else 0
+
+    with source, database_url(settings) as url:
+        code: int = asyncio.run(_with_engine(url, settings, work))
+        return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -458,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     ent = sub.add_parser("entitlements", help="entitlement maintenance")
     ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
     ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
+    imp = sub.add_parser("import", help="import a customer history (NDJSON: accounts, users, grants, purchases, "
+                                        "usage and attempts), idempotent by your ids")
+    imp.add_argument("file", help="the NDJSON file")
     sug = sub.add_parser("suggest", help="the suggestion engine on the vendor's own history")
     sug_sub = sug.add_subparsers(dest="suggest_command", required=True)
     back = sug_sub.add_parser("backtest", help="suggest as of --at from history before it; score on purchases after")
@@ -471,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
             "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements,
-            "suggest": cmd_suggest}
+            "suggest": cmd_suggest, "import": cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:

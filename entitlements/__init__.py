@@ -8,6 +8,8 @@ read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage
 
 from entitlements.models import Grant
 from entitlements.service import (
+    PastEvent,
+    PastGrant,
     account_holdings,
     account_usage_series,
     active_features,
@@ -18,6 +20,8 @@ from entitlements.service import (
     find_by_source,
     grant,
     grant_history,
+    import_events,
+    import_grants,
     mark_trial_converted,
     owned_modules,
     recent_grants,
@@ -29,6 +33,8 @@ from entitlements.service import (
 
 __all__ = [
     "Grant",
+    "PastEvent",
+    "PastGrant",
     "account_holdings",
     "account_usage_series",
     "active_features",
@@ -39,6 +45,8 @@ __all__ = [
     "find_by_source",
     "grant",
     "grant_history",
+    "import_events",
+    "import_grants",
     "mark_trial_converted",
     "owned_modules",
     "recent_grants",

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.params import AccountRef, UserRef
 from entitlements.runtime import Runtime
-from suggest import advice, learning, outcomes, service
+from suggest import advice, imports, learning, outcomes, service
 from suggest.peers import Refresher
 from suggest.schemas import (
     AccountAdvisorRead,
@@ -19,6 +19,7 @@ from suggest.schemas import (
     BacktestRead,
     FeedbackIn,
     FeedbackRead,
+    ImportRead,
     RecountIn,
     RecountRead,
     StatsRead,
@@ -99,6 +100,28 @@ class SuggestionController(Controller):
          summary="The weights the engine serves: the newest fit on the vendor's history, or the defaults")
     async def weights(self, db_session: DbSession) -> WeightsRead:
         return await learning.current_weights(db_session)
+
+
+IMPORT_MAX_BYTES = 4 * 1024**3  # a streamed import: memory stays flat, so only the transaction bounds it
+
+
+class ImportController(Controller):
+    path = "/v1/imports"
+    tags = ["Suggestions"]
+
+    @post("/", opt={"scope": "accounts:write", "owner": "vendor"}, status_code=200,
+          request_max_body_size=IMPORT_MAX_BYTES,
+          summary="Import a customer history (NDJSON, streamed, idempotent by your ids)",
+          description="One JSON object a line with `type`: account, user, grant, purchase, usage, attempt. "
+                      "Invalid lines are reported with their number and nothing of them is written; the rest is "
+                      "imported in this request's transaction. Importing the same lines again writes nothing new. "
+                      "The accounts touched are recounted for suggestions before the answer.")
+    async def create(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                     clock: ClockDep, settings: SettingsDep) -> ImportRead:
+        runtime: Runtime = request.app.state.entitlements
+        return await imports.import_history(db_session, request.stream(), clock=clock,
+                                            view=await runtime.view(db_session), actor=principal.actor,
+                                            unused_days=settings.suggest_unused_days)
 
 
 class AdvisorController(Controller):

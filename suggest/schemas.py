@@ -222,3 +222,19 @@ class RecountIn(Input):
 class RecountRead(Output, frozen=True):
     accounts: int
     users: int
+
+
+class ImportLineError(Output, frozen=True):
+    line: int
+    message: str
+
+
+class ImportRead(Output, frozen=True):
+    """What an import did: lines read, valid lines per type (a replayed line counts and writes nothing), the
+    number of invalid lines with the first of them, and how many accounts were recounted for suggestions."""
+
+    lines: int
+    imported: dict[str, int]
+    errors: int
+    first_errors: list[ImportLineError]
+    recounted_accounts: int

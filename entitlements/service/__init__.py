@@ -17,6 +17,7 @@ from entitlements.service._grants import (
     revoke_by_source,
     unassign_seat,
 )
+from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
     account_holdings,
     account_usage_series,
@@ -35,6 +36,8 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
+    "PastEvent",
+    "PastGrant",
     "Source",
     "account_holdings",
     "account_usage_series",
@@ -51,6 +54,8 @@ __all__ = [
     "grant",
     "grant_history",
     "grant_reads",
+    "import_events",
+    "import_grants",
     "invalidate",
     "list_grants",
     "load_snapshot",

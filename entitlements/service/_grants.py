@@ -30,7 +30,7 @@ from entitlements.events import (
 from entitlements.models import Grant, SeatAssignment
 from entitlements.schemas import GrantRead
 
-Source = Literal["order", "trial", "admin", "plan"]
+Source = Literal["order", "trial", "admin", "plan", "import"]
 TOPIC = "ent"
 
 
