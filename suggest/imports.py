@@ -161,7 +161,7 @@ async def import_history(session: AsyncSession, chunks: AsyncIterator[bytes], *,
     for account_id in sorted(st.touched):
         await peers.refresh_account(session, account_id, now=st.now, unused_days=unused_days)
     return ImportRead(lines=st.lines, imported=dict(sorted(st.counts.items())), errors=st.error_count,
-                      first_errors=st.errors, recounted_accounts=len(st.touched))
+                      first_errors=sorted(st.errors, key=lambda e: e.line), recounted_accounts=len(st.touched))
 
 
 async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
