@@ -9,7 +9,7 @@ external id (upserted), grants and purchases by (account, id, module), events by
 the same file twice writes nothing new. Purchases (and grants with a price paid) are grants of source
 ``import`` and purchase outcomes of the engine (attribution, "just bought"). Accounts and users must come
 before the lines that name them (earlier in the file). Never commits: the request or command does; the
-accounts touched are recounted for suggestions before it returns.
+accounts that got something new are recounted for suggestions before it returns.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
@@ -36,7 +35,6 @@ from app.schemas import Currency, Email, ExternalId, Input, Name, Role, Slug
 from entitlements.domain import CatalogView
 from entitlements.schemas import ModuleKey, SourceRef, UtcTime
 from suggest import peers
-from suggest.models import SuggestionOutcome
 from suggest.schemas import ImportLineError, ImportRead
 
 BATCH = 5_000
@@ -105,6 +103,23 @@ class AttemptLine(Input, tag="attempt", tag_field="type"):
     denied: bool = False
 
 
+# Bulk writes as one statement over arrays (a multi-row VALUES would be compiled anew for every batch size).
+_INSERT_USERS = text("""
+    INSERT INTO users (account_id, user_id, external_id, email, name, roles, created_at, updated_at)
+    SELECT a, u, e, m, n, CASE WHEN r = '' THEN '{}'::text[] ELSE string_to_array(r, E'\\x1f') END, :now, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:e AS text[]), CAST(:m AS text[]),
+                  CAST(:n AS text[]), CAST(:r AS text[])) AS t(a, u, e, m, n, r)
+    ON CONFLICT (external_id) DO NOTHING
+""")
+_INSERT_OUTCOMES = text("""
+    INSERT INTO sug_outcomes (account_id, outcome_id, user_id, module, kind, source_ref, amount_minor, currency, at)
+    SELECT a, o, u, m, 'purchase', r, n, c, t
+      FROM unnest(CAST(:a AS text[]), CAST(:o AS text[]), CAST(:u AS text[]), CAST(:m AS text[]),
+                  CAST(:r AS text[]), CAST(:n AS bigint[]), CAST(:c AS text[]), CAST(:t AS timestamptz[]))
+           AS t(a, o, u, m, r, n, c, t)
+    ON CONFLICT DO NOTHING
+""")
+
 Line = AccountLine | UserLine | GrantLine | PurchaseLine | UsageLine | AttemptLine
 _decoder = msgspec.json.Decoder(Line)
 
@@ -117,7 +132,7 @@ class _State:
     actor: str
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (account id, currency)
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (account id, user id)
-    touched: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)  # accounts with something new: recounted at the end
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[ImportLineError] = field(default_factory=list)
     error_count: int = 0
@@ -159,7 +174,10 @@ async def import_history(session: AsyncSession, chunks: AsyncIterator[bytes], *,
     if progress is not None:
         progress(st.lines)
     for account_id in sorted(st.touched):
-        await peers.refresh_account(session, account_id, now=st.now, unused_days=unused_days)
+        await peers.refresh_account(session, account_id, now=st.now, unused_days=unused_days, segment=False)
+    segments = set(await session.scalars(select(Account.segment).where(Account.account_id.in_(sorted(st.touched)))))
+    for segment in sorted(segments):  # each segment re-summed once, not once per account
+        await peers.refresh_segment(session, segment)
     return ImportRead(lines=st.lines, imported=dict(sorted(st.counts.items())), errors=st.error_count,
                       first_errors=sorted(st.errors, key=lambda e: e.line), recounted_accounts=len(st.touched))
 
@@ -194,14 +212,15 @@ async def _accounts(session: AsyncSession, st: _State, lines: list[tuple[int, Ac
     for number, a in lines:
         try:
             async with session.begin_nested():  # a failing line leaves nothing behind
-                row, _ = await upsert_account(session, AccountUpsert(
+                row, created = await upsert_account(session, AccountUpsert(
                     external_id=a.id, name=a.name or a.id, segment=a.segment, region=a.region, currency=a.currency),
                     actor=st.actor, clock=st.clock)
         except DomainError as exc:
             st.fail(number, exc.detail)
             continue
         st.accounts[a.id] = (row.account_id, row.currency)
-        st.touched.add(row.account_id)
+        if created:
+            st.touched.add(row.account_id)
         st.count("account", 1)
 
 
@@ -210,7 +229,7 @@ async def _users(session: AsyncSession, st: _State, lines: list[tuple[int, UserL
     existing = {e: (a, u, sorted(r or [])) for e, a, u, r in await session.execute(
         select(User.external_id, User.account_id, User.user_id, User.roles)
         .where(User.external_id.in_([u.id for _, u in lines])))} if lines else {}
-    fresh: list[dict[str, object]] = []
+    fresh: list[dict[str, str | None]] = []
     for number, u in lines:
         account = st.accounts.get(u.account)
         if account is None:
@@ -222,18 +241,20 @@ async def _users(session: AsyncSession, st: _State, lines: list[tuple[int, UserL
             continue
         if known is None:
             user_id = new_id("usr")
-            fresh.append({"account_id": account[0], "user_id": user_id, "external_id": u.id, "email": u.email,
-                          "name": u.name, "roles": sorted(set(u.roles)), "created_at": st.now, "updated_at": st.now})
+            fresh.append({"a": account[0], "u": user_id, "e": u.id, "m": u.email, "n": u.name,
+                          "r": "\x1f".join(sorted(set(u.roles)))})
             existing[u.id] = (account[0], user_id, sorted(set(u.roles)))
+            st.touched.add(account[0])
         elif known is not None and known[2] != sorted(set(u.roles)):
             account_row = await session.get_one(Account, account[0])
             await upsert_user(session, account_row, UserUpsert(external_id=u.id, email=u.email, name=u.name,
                                                                roles=u.roles), actor=st.actor, clock=st.clock)
+            st.touched.add(account[0])
         st.users[u.id] = (account[0], existing[u.id][1])
-        st.touched.add(account[0])
         st.count("user", 1)
     if fresh:
-        await session.execute(pg_insert(User).values(fresh).on_conflict_do_nothing(index_elements=["external_id"]))
+        await session.execute(_INSERT_USERS, {k: [f[k] for f in fresh] for k in ("a", "u", "e", "m", "n", "r")}
+                              | {"now": st.now})
 
 
 async def _known_accounts(session: AsyncSession, st: _State, refs: set[str]) -> None:
@@ -279,14 +300,15 @@ async def _grants(session: AsyncSession, st: _State, lines: list[tuple[int, Gran
         if purchase and user is not None:
             bought[(account[0], f"import:{g.id}", g.module)] = (number, user[1], g.amount_minor,
                                                                  g.currency or account[1], starts)
-        st.touched.add(account[0])
     inserted = await entitlements.import_grants(session, rows, now=st.now)
+    st.touched |= {a for a, _, _ in inserted}
     st.count("grant", len(rows))
-    outcomes = [{"account_id": a, "outcome_id": new_id("sgo"), "user_id": v[1], "module": m, "kind": "purchase",
-                 "source_ref": ref, "amount_minor": v[2], "currency": v[3], "at": v[4]}
-                for (a, ref, m), v in bought.items() if (a, ref, m) in inserted]
-    if outcomes:
-        await session.execute(pg_insert(SuggestionOutcome).values(outcomes).on_conflict_do_nothing())
+    new = [(k, v) for k, v in bought.items() if k in inserted]
+    if new:
+        await session.execute(_INSERT_OUTCOMES, {
+            "a": [k[0] for k, _ in new], "o": [new_id("sgo") for _ in new], "u": [v[1] for _, v in new],
+            "m": [k[2] for k, _ in new], "r": [k[1] for k, _ in new], "n": [v[2] for _, v in new],
+            "c": [v[3] for _, v in new], "t": [v[4] for _, v in new]})
     st.count("purchase", len(bought))
 
 
@@ -303,6 +325,5 @@ async def _events(session: AsyncSession, st: _State, lines: list[tuple[int, Usag
         events.append(entitlements.PastEvent(
             user[0], user[1], f"import:{ev.id}", ev.feature, "attempt" if isinstance(ev, AttemptLine) else "usage",
             ev.quantity, ev.occurred_at, denied=isinstance(ev, AttemptLine) and ev.denied))
-        st.touched.add(user[0])
-    await entitlements.import_events(session, events, view=st.view, now=st.now)
+    st.touched |= await entitlements.import_events(session, events, view=st.view, now=st.now)
     st.count("event", len(events))

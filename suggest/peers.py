@@ -54,8 +54,9 @@ def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]]
     return dict(role_users), owners, active_owners, pairs
 
 
-async def refresh_account(session: AsyncSession, account_id: str, *, now: datetime, unused_days: int) -> int:
-    """Recount one account's statistics (and its segment's); returns the number of users counted."""
+async def refresh_account(session: AsyncSession, account_id: str, *, now: datetime, unused_days: int,
+                          segment: bool = True) -> int:
+    """Recount one account's statistics (and, unless told not to, its segment's); returns users counted."""
     users = {u: list(r) for u, r in await session.execute(
         select(User.user_id, User.roles).where(User.account_id == account_id))}
     holdings = await entitlements.account_holdings(session, account_id, list(users), now=now)
@@ -79,9 +80,9 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
     await session.execute(insert(StatsRefresh).values(account_id=account_id, users=len(users), refreshed_at=now)
                           .on_conflict_do_update(index_elements=["account_id"],
                                                  set_={"users": len(users), "refreshed_at": now}))
-    segment = await session.scalar(select(Account.segment).where(Account.account_id == account_id))
-    if segment is not None:
-        await refresh_segment(session, segment)
+    name = await session.scalar(select(Account.segment).where(Account.account_id == account_id)) if segment else None
+    if name is not None:
+        await refresh_segment(session, name)
     return len(users)
 
 

@@ -10,13 +10,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ids import new_id
 from app.notify import notify_many
 from entitlements.domain import CatalogView, counter_period, period_bounds
-from entitlements.models import Grant
 from entitlements.service._grants import TOPIC
 from entitlements.service._usage import _ADD_COUNTERS, _INSERT_EVENTS, add_signals
 
@@ -44,27 +43,37 @@ class PastEvent:
     denied: bool = False  # an attempt that was a denied check
 
 
+_INSERT_GRANTS = text("""
+    INSERT INTO ent_grants (account_id, grant_id, user_id, module, source, source_ref, starts_at, ends_at, seats,
+                            seats_assigned, created_at, updated_at)
+    SELECT a, g, u, m, s, r, st, en, NULL, 0, :now, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:g AS text[]), CAST(:u AS text[]), CAST(:m AS text[]),
+                  CAST(:s AS text[]), CAST(:r AS text[]), CAST(:st AS timestamptz[]), CAST(:en AS timestamptz[]))
+           AS t(a, g, u, m, s, r, st, en)
+    ON CONFLICT (account_id, source, source_ref, module) DO NOTHING
+    RETURNING account_id, source_ref, module
+""")
+
+
 async def import_grants(session: AsyncSession, rows: list[PastGrant], *, now: datetime) -> set[tuple[str, str, str]]:
-    """Insert the grants not yet there; returns (account, source_ref, module) of those inserted."""
+    """Insert the grants not yet there (one statement); returns (account, source_ref, module) of those inserted."""
     if not rows:
         return set()
-    inserted = await session.execute(
-        pg_insert(Grant).values([
-            {"account_id": g.account_id, "grant_id": new_id("grt"), "user_id": g.user_id, "module": g.module,
-             "source": g.source, "source_ref": g.source_ref, "starts_at": g.starts_at, "ends_at": g.ends_at,
-             "seats": None, "seats_assigned": 0, "created_at": now, "updated_at": now} for g in rows])
-        .on_conflict_do_nothing(index_elements=["account_id", "source", "source_ref", "module"])
-        .returning(Grant.account_id, Grant.source_ref, Grant.module))
+    inserted = await session.execute(_INSERT_GRANTS, {
+        "a": [g.account_id for g in rows], "g": [new_id("grt") for _ in rows], "u": [g.user_id for g in rows],
+        "m": [g.module for g in rows], "s": [g.source for g in rows], "r": [g.source_ref for g in rows],
+        "st": [g.starts_at for g in rows], "en": [g.ends_at for g in rows], "now": now})
     out = {(a, r, m) for a, r, m in inserted}
     await notify_many(session, TOPIC, sorted({a for a, _, _ in out}))
     return out
 
 
 async def import_events(session: AsyncSession, events: list[PastEvent], *, view: CatalogView, now: datetime,
-                        ) -> int:
-    """Record past usage and attempt events once each (counters and demand per day); returns how many were new."""
+                        ) -> set[str]:
+    """Record past usage and attempt events once each (counters and demand per day); returns the accounts that
+    got a new event."""
     if not events:
-        return 0
+        return set()
     bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
 
     def period_of(feature: str, at: datetime) -> tuple[datetime, datetime]:
@@ -101,4 +110,4 @@ async def import_events(session: AsyncSession, events: list[PastEvent], *, view:
     if demand:
         await add_signals(session, dict(demand), now=now)
     await notify_many(session, TOPIC, sorted({f"{k[0]}:{k[1]}" for k in usage}))
-    return len(inserted)
+    return {a for a, _ in inserted}

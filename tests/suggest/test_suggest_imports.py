@@ -94,6 +94,7 @@ async def test_an_import_reports_bad_lines_writes_the_rest_and_a_replay_writes_n
     again = await client.post("/v1/imports", content=body,
                               headers={**bearer(key), "Content-Type": "application/x-ndjson"})
     assert again.status_code == 200 and again.json()["imported"] == report["imported"]
+    assert again.json()["recounted_accounts"] == 0  # nothing new: nothing to recount
     assert await counts(sessionmaker) == after  # idempotent: nothing new
     users = (await client.get("/v1/accounts/imp-a/users", headers=bearer(key))).json()["data"]
     assert sorted(u["external_id"] for u in users) == [f"imp-u{i}" for i in range(6)]
