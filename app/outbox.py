@@ -1,6 +1,7 @@
 """Transactional outbox: events are written in the caller's transaction and delivered later.
 
-Packages publish typed events (app/events.py), which end here; ``emit`` writes a raw type and payload.
+Packages publish typed events (app/events.py), which end here: ``write`` has no other caller in the product,
+so every event the service sends is one of the catalogue's types (tests/gates/test_event_catalogue_gate.py).
 """
 
 from __future__ import annotations
@@ -8,15 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import BigInteger, Identity, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.clock import Clock
 from app.db import Base
-from app.ids import new_id
 
 
 class OutboxEvent(Base):
@@ -41,14 +39,3 @@ def write(session: AsyncSession, *, event_id: str, type: str, version: int, acco
                             occurred_at=occurred_at, payload=payload))
     # No flush here: events of one transaction are inserted together at its next flush (in the order
     # they were written), which saves a round trip per event on the purchase path.
-
-
-async def emit(
-    session: AsyncSession, *, clock: Clock, type: str, payload: Any, account_id: str | None = None,
-    version: int = 1,
-) -> str:
-    """Write one event of a raw type and payload in the caller's transaction (typed events: app.events)."""
-    event_id = new_id("evt")
-    write(session, event_id=event_id, type=type, version=version, account_id=account_id, occurred_at=clock.now(),
-          payload=msgspec.to_builtins(payload))
-    return event_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -34,6 +34,7 @@ class OrderEvent(Event, frozen=True, omit_defaults=True):
     note: str | None = None
     refunded_minor: int | None = None
     failure_reason: str | None = None
+    renewal_of: Annotated[str | None, Meta(description="The subscription a renewal order renews")] = None
 
 
 @event("order.created", description="An order was placed from a quote (with the guardrail decision).")
@@ -98,15 +99,106 @@ ORDER_EVENTS: dict[str, type[OrderEvent]] = {
 }
 
 
-def order_event(state: str, members: Mapping[str, object]) -> tuple[OrderEvent, dict[str, object]]:
-    """The typed event of an order that entered ``state``, and the members to write beside it: those the
-    catalogue does not describe yet (``retry``, ``reason``, ``code``, ``payment_intent``, ``dispute``) and
-    optional ones set to null (the payload leaves unset ones out), so the webhook body stays as it was."""
-    cls = ORDER_EVENTS[state]
+T = TypeVar("T", bound=Event)
+
+
+def typed_event(cls: type[T], members: Mapping[str, object]) -> tuple[T, dict[str, object]]:
+    """The event ``cls`` built from ``members``, and the members to write beside it: those the catalogue
+    does not describe yet and optional ones set to null (the payload leaves unset ones out), so the webhook
+    body stays as it was."""
     fields = set(cls.__struct_fields__)
     typed = {k: v for k, v in members.items() if k in fields and v is not None}
     extra = {k: v for k, v in members.items() if k not in fields or v is None}
     return msgspec.convert(typed, cls), extra
+
+
+def order_event(state: str, members: Mapping[str, object]) -> tuple[OrderEvent, dict[str, object]]:
+    """The typed event of an order that entered ``state`` (see ``typed_event``); members the catalogue does
+    not describe yet (``retry``, ``reason``, ``code``, ``payment_intent``) travel beside it."""
+    return typed_event(ORDER_EVENTS[state], members)
+
+
+@event("order.partially_refunded",
+       description="Part of a card order was refunded; access is kept until the whole order is refunded.")
+class OrderPartiallyRefunded(OrderEvent, frozen=True, kw_only=True):
+    amount_minor: Annotated[int, Meta(description="What this refund returned")]
+    access: str
+
+
+class DisputeEvent(OrderEvent, frozen=True, kw_only=True):
+    dispute: Annotated[str, Meta(description="Stripe's dispute id")]
+    status: Annotated[str, Meta(description="Stripe's dispute status")]
+
+
+@event("order.disputed", description="The card holder disputed the payment; access is kept until it closes.")
+class OrderDisputed(DisputeEvent, frozen=True, kw_only=True):
+    access: str
+
+
+@event("order.dispute_closed", description="A dispute closed in the vendor's favour (or was withdrawn).")
+class OrderDisputeClosed(DisputeEvent, frozen=True):
+    pass
+
+
+@event("order.dispute_lost", description="A dispute was lost: the money went back and access is revoked.")
+class OrderDisputeLost(DisputeEvent, frozen=True):
+    pass
+
+
+@event("payment.orphaned", description=(
+    "A card payment succeeded for an order that was already canceled or expired; reconcile refunds it."))
+class PaymentOrphaned(Event, frozen=True):
+    order_id: str
+    state: str
+    payment_intent: str | None
+    amount_minor: int
+    currency: str
+
+
+class SubscriptionEvent(Event, frozen=True):
+    """The subscription after the change (times are ISO 8601 strings in UTC)."""
+
+    subscription_id: str
+    order_id: Annotated[str, Meta(description="The order that started the subscription")]
+    module: str
+    route: Literal["budget", "card"]
+    seats: int
+    status: Literal["active", "renewing", "past_due", "ended", "canceled"]
+    current_period_start: str
+    current_period_end: str
+
+
+@event("renewal.succeeded", description="A subscription renewed: the renewal order is paid, the period advanced.")
+class RenewalSucceeded(SubscriptionEvent, frozen=True):
+    renewal_order_id: str
+    total_minor: int
+    currency: str
+
+
+@event("renewal.failed", description=(
+    "A renewal could not be paid: the subscription is past due until the next attempt, or ends when none is "
+    "left (next_attempt_at null)."))
+class RenewalFailed(SubscriptionEvent, frozen=True):
+    renewal_order_id: str
+    attempt: int
+    reason: str
+    grace_until: str
+    next_attempt_at: str | None
+
+
+@event("subscription.ended", description="A subscription stopped renewing (its renewals could not be paid).")
+class SubscriptionEnded(SubscriptionEvent, frozen=True):
+    reason: str
+
+
+@event("subscription.canceled", description="A subscription was canceled (by an admin, a refund or a lost dispute).")
+class SubscriptionCanceled(SubscriptionEvent, frozen=True):
+    reason: str
+
+
+@event("subscription.updated", description="A subscription's seats changed.")
+class SubscriptionUpdated(SubscriptionEvent, frozen=True):
+    actor: str
 
 
 @event("approval.requested", description="A purchase needs an approver: the money is held until it is decided.")
@@ -155,6 +247,39 @@ class StatementFinalized(Event, frozen=True):
     refunded_minor: int
     total_minor: int
     orders: int
+
+
+class StatementEvent(Event, frozen=True):
+    statement_id: str
+    period: str
+    invoice: Annotated[str, Meta(description="Stripe's invoice id")]
+
+
+@event("statement.invoiced", description="A closed statement was sent as a Stripe invoice.")
+class StatementInvoiced(StatementEvent, frozen=True):
+    total_minor: int
+    currency: str
+    hosted_invoice_url: str | None
+    days_until_due: int
+
+
+@event("statement.paid", description="The statement's invoice was paid.")
+class StatementPaid(StatementEvent, frozen=True):
+    status: Literal["paid"]
+
+
+@event("statement.payment_failed", description="Collecting the statement's invoice failed.")
+class StatementPaymentFailed(StatementEvent, frozen=True):
+    status: Literal["payment_failed"]
+
+
+@event("statement.void", description="The statement's invoice was voided.")
+class StatementVoided(StatementEvent, frozen=True):
+    status: Literal["void"]
+
+
+STATEMENT_STATUS_EVENTS: dict[str, type[StatementEvent]] = {
+    "paid": StatementPaid, "payment_failed": StatementPaymentFailed, "void": StatementVoided}
 
 
 @event("provision.acknowledged", description="The vendor's app confirmed it switched the order's modules on.")

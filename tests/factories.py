@@ -99,7 +99,7 @@ async def make_endpoint(
 async def emit_test_event(
     sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, type: str = "test.ping", **payload: Any,
 ) -> str:
-    from app.outbox import emit
+    from tests.support.outbox import emit
 
     async with sessionmaker() as session, session.begin():
         return await emit(session, clock=clock, type=type, payload=payload or {"n": 1})

@@ -10,16 +10,18 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, outbox
+from app import audit
 from app.accounts.models import Account
 from app.clock import Clock
 from app.errors import Unprocessable
+from app.events import publish
 from app.ids import new_id
 from app.money import is_currency
 from billing.domain.guardrails import crossed_thresholds
 from billing.domain.ledger import LedgerKind
 from billing.domain.periods import period_key, period_of
 from billing.errors import BudgetBelowSpend, BudgetExhausted, BudgetExists, BudgetNotFound, HoldStateConflict
+from billing.events import BudgetThresholdReached
 from billing.models import Budget, BudgetAlert, BudgetHold, BudgetPeriod, LedgerEntry
 
 
@@ -185,10 +187,10 @@ async def _alerts(session: AsyncSession, budget: Budget, row: BudgetPeriod, befo
                                        threshold_pct=pct, reached_at=clock.now())
             .on_conflict_do_nothing().returning(BudgetAlert.threshold_pct))
         if inserted is not None:
-            await outbox.emit(session, clock=clock, type="budget.threshold_reached", account_id=row.account_id,
-                              payload={"budget_id": row.budget_id, "name": budget.name, "period": row.period,
-                                       "threshold_pct": pct, "amount_minor": row.amount_minor,
-                                       "used_minor": after_used, "currency": budget.currency})
+            await publish(session, BudgetThresholdReached(
+                budget_id=row.budget_id, name=budget.name, period=row.period, threshold_pct=pct,
+                amount_minor=row.amount_minor, used_minor=after_used, currency=budget.currency),
+                clock=clock, account_id=row.account_id)
 
 
 async def reserve(session: AsyncSession, budget: Budget, *, order_id: str, amount_minor: int, clock: Clock,

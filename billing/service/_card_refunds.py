@@ -17,12 +17,14 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
-from app import audit, outbox
+from app import audit
 from app.accounts.models import Account, User
 from app.clock import Clock
 from app.errors import Unprocessable
+from app.events import publish
 from app.ids import new_id
 from billing.errors import IllegalOrderTransition, PaymentInProgress
+from billing.events import OrderDisputeClosed, OrderDisputed, OrderDisputeLost, OrderPartiallyRefunded, typed_event
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
 from billing.service._orders import _move, order_payload
@@ -125,9 +127,10 @@ async def apply_refunded(session: AsyncSession, order: Order, *, cumulative_mino
     user = await session.get_one(User, (order.account_id, order.user_id))
     if cumulative_minor < order.total_minor:
         order.updated_at = clock.now()
-        await outbox.emit(session, clock=clock, type="order.partially_refunded", account_id=order.account_id,
-                          payload={**order_payload(order, account, user), "amount_minor": delta,
-                                   "refunded_minor": cumulative_minor, "access": "kept"})
+        partial, beside = typed_event(OrderPartiallyRefunded, {
+            **order_payload(order, account, user), "amount_minor": delta, "refunded_minor": cumulative_minor,
+            "access": "kept"})
+        await publish(session, partial, clock=clock, account_id=order.account_id, extra=beside)
         return
     await _revoke(session, order, reason="order refunded", clock=clock)
     if order.state in ("paid", "fulfilled"):
@@ -150,9 +153,10 @@ async def dispute_opened(session: AsyncSession, order: Order, *, dispute_id: str
     order.dispute_id, order.dispute_status, order.updated_at = dispute_id, status, clock.now()
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
-    await outbox.emit(session, clock=clock, type="order.disputed", account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "dispute": dispute_id, "status": status,
-                               "access": "kept until the dispute closes"})
+    disputed, beside = typed_event(OrderDisputed, {
+        **order_payload(order, account, user), "dispute": dispute_id, "status": status,
+        "access": "kept until the dispute closes"})
+    await publish(session, disputed, clock=clock, account_id=order.account_id, extra=beside)
 
 
 async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str, status: str,
@@ -163,9 +167,9 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
     order.dispute_id, order.dispute_status, order.updated_at = dispute_id, status, clock.now()
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
-    await outbox.emit(session, clock=clock, type=f"order.dispute_{'lost' if status == 'lost' else 'closed'}",
-                      account_id=order.account_id,
-                      payload={**order_payload(order, account, user), "dispute": dispute_id, "status": status})
+    closed, beside = typed_event(OrderDisputeLost if status == "lost" else OrderDisputeClosed, {
+        **order_payload(order, account, user), "dispute": dispute_id, "status": status})
+    await publish(session, closed, clock=clock, account_id=order.account_id, extra=beside)
     if status != "lost":
         return
     await _revoke(session, order, reason="dispute lost", clock=clock)

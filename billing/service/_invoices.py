@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import outbox
 from app.accounts.models import Account
 from app.clock import Clock
+from app.events import publish
 from billing.domain.statements import StatementStatus
+from billing.events import STATEMENT_STATUS_EVENTS, StatementInvoiced
 from billing.models import Statement
 
 # Statement status after each invoice event; a later status never moves back to an earlier one.
@@ -69,10 +71,10 @@ async def record_invoice(session: AsyncSession, account: Account, statement_id: 
     row = await session.get_one(Statement, (account.account_id, statement_id), with_for_update=True)
     row.stripe_invoice_id = invoice_id
     _advance(row, "paid" if paid else "invoiced")
-    await outbox.emit(session, clock=clock, type="statement.invoiced", account_id=account.account_id, payload={
-        "statement_id": statement_id, "period": row.period, "invoice": invoice_id, "total_minor": row.total_minor,
-        "currency": row.currency, "hosted_invoice_url": hosted_invoice_url,
-        "days_until_due": account.payment_terms_days})
+    await publish(session, StatementInvoiced(
+        statement_id=statement_id, period=row.period, invoice=invoice_id, total_minor=row.total_minor,
+        currency=row.currency, hosted_invoice_url=hosted_invoice_url, days_until_due=account.payment_terms_days),
+        clock=clock, account_id=account.account_id)
 
 
 def _advance(row: Statement, status: StatementStatus) -> None:
@@ -93,7 +95,15 @@ async def invoice_status_changed(session: AsyncSession, *, invoice_id: str, meta
     before = row.status
     row.stripe_invoice_id = row.stripe_invoice_id or invoice_id
     _advance(row, _EVENT_STATUS[event_type])
-    if row.status != before:
-        await outbox.emit(session, clock=clock, type=f"statement.{row.status}", account_id=row.account_id,
-                          payload={"statement_id": row.statement_id, "period": row.period, "invoice": invoice_id,
-                                   "status": row.status})
+    if row.status == before:
+        return
+    if row.status == "invoiced":  # finalized before our own record of sending it arrived
+        account = await session.get_one(Account, row.account_id)
+        await publish(session, StatementInvoiced(
+            statement_id=row.statement_id, period=row.period, invoice=invoice_id, total_minor=row.total_minor,
+            currency=row.currency, hosted_invoice_url=None, days_until_due=account.payment_terms_days),
+            clock=clock, account_id=row.account_id)
+        return
+    changed = msgspec.convert({"statement_id": row.statement_id, "period": row.period, "invoice": invoice_id,
+                               "status": row.status}, STATEMENT_STATUS_EVENTS[row.status])
+    await publish(session, changed, clock=clock, account_id=row.account_id)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
 import entitlements
-from app import audit, outbox
+from app import audit
 from app.accounts.models import Account, User
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
@@ -34,7 +34,17 @@ from billing.errors import (
     PurchaseBlocked,
     QuoteUnusable,
 )
-from billing.events import ApprovalDecided, ProvisionedFeature, ProvisionItem, ProvisionRequested, order_event
+from billing.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ProvisionAcknowledged,
+    ProvisionedFeature,
+    ProvisionFailed,
+    ProvisionItem,
+    ProvisionRequested,
+    order_event,
+    typed_event,
+)
 from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
@@ -113,8 +123,9 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
         order.state = "pending_approval"
     session.add(order)
     await session.flush()
-    await outbox.emit(session, clock=clock, type="order.created", account_id=account.account_id,
-                      payload={**order_payload(order, account, user), "decision": decision_dict(decision)})
+    created, beside = order_event("created", {**order_payload(order, account, user),
+                                              "decision": decision_dict(decision)})
+    await publish(session, created, clock=clock, account_id=account.account_id, extra=beside)
     if decision.route == "budget":
         await _budget_route(session, order, account, user, approval=decision.outcome == "approval_required",
                             reasons=list(decision.reasons), clock=clock)
@@ -178,12 +189,13 @@ async def _request_approval(session: AsyncSession, order: Order, account: Accoun
                                      module=line.module, source="order",
                                      source_ref=f"{order.order_id}:temporary", starts_at=now,
                                      ends_at=temporary_until, clock=clock)
-    await outbox.emit(session, clock=clock, type="approval.requested", account_id=account.account_id, payload={
-        "approval_id": approval.approval_id, "order_id": order.order_id, "account": account.external_id,
-        "requester": user.external_id, "reason": order.reason, "why": reasons, "total_minor": order.total_minor,
-        "currency": order.currency, "modules": list(modules_of(order.lines)),
-        "approver_roles": approval.approver_roles, "expires_at": approval.expires_at.isoformat(),
-        "temporary_access_until": temporary_until.isoformat() if temporary_until else None})
+    await publish(session, ApprovalRequested(
+        approval_id=approval.approval_id, order_id=order.order_id, account=account.external_id,
+        requester=user.external_id, reason=order.reason, why=reasons, total_minor=order.total_minor,
+        currency=order.currency, modules=list(modules_of(order.lines)), approver_roles=approval.approver_roles,
+        expires_at=approval.expires_at.isoformat(),
+        temporary_access_until=temporary_until.isoformat() if temporary_until else None),
+        clock=clock, account_id=account.account_id)
     return approval
 
 
@@ -443,8 +455,9 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
     if order.state != "fulfilled":
         raise IllegalOrderTransition("Only fulfilled orders are provisioned.", state=order.state)
     order.provision_status, order.provision_note, order.updated_at = ("done" if ok else "failed"), note, clock.now()
-    await outbox.emit(session, clock=clock, type="provision.acknowledged" if ok else "provision.failed",
-                      account_id=order.account_id, payload={**order_payload(order, account, user), "note": note})
+    provisioned, beside = typed_event(ProvisionAcknowledged if ok else ProvisionFailed,
+                                      {**order_payload(order, account, user), "note": note})
+    await publish(session, provisioned, clock=clock, account_id=order.account_id, extra=beside)
     return order
 
 

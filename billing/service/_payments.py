@@ -19,11 +19,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import outbox
 from app.accounts.models import Account, User
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from billing.errors import CardSetupRequired, IllegalOrderTransition
+from billing.events import PaymentOrphaned
 from billing.models import CardPayment, Order
 from billing.service._orders import _move, _pay_and_fulfil
 from billing.stripe.gateway import idem
@@ -135,9 +136,9 @@ async def _paid(session: AsyncSession, order: Order, account: Account, user: Use
         return
     # Canceled (or expired) while the bank still took the money: keep the fact loud; reconcile refunds it.
     log.error("order %s is %s but its payment %s succeeded", order.order_id, order.state, payment.payment_id)
-    await outbox.emit(session, clock=clock, type="payment.orphaned", account_id=order.account_id, payload={
-        "order_id": order.order_id, "state": order.state, "payment_intent": payment.payment_intent_id,
-        "amount_minor": payment.amount_minor, "currency": payment.currency})
+    await publish(session, PaymentOrphaned(
+        order_id=order.order_id, state=order.state, payment_intent=payment.payment_intent_id,
+        amount_minor=payment.amount_minor, currency=payment.currency), clock=clock, account_id=order.account_id)
 
 
 async def unresolved_attempts(session: AsyncSession, *, older_than: timedelta, clock: Clock,

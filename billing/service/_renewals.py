@@ -19,15 +19,16 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app import outbox
 from app.accounts.models import Account, User
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from app.settings import Settings
 from billing.domain.periods import period_of
 from billing.domain.pricing import LineInput, price_line
 from billing.domain.quotes import QuoteDecision, renewal_line
 from billing.errors import BudgetExhausted
+from billing.events import order_event
 from billing.models import CardPayment, Order, Quote, Subscription
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, reserve
@@ -189,8 +190,9 @@ async def renewal_order(session: AsyncSession, sub: Subscription, account: Accou
                   renewal_period=start.isoformat())
     session.add(order)
     await session.flush()
-    await outbox.emit(session, clock=clock, type="order.created", account_id=sub.account_id, payload={
-        **order_payload(order, account, user), "renewal_of": sub.subscription_id})
+    created, beside = order_event("created", {**order_payload(order, account, user),
+                                              "renewal_of": sub.subscription_id})
+    await publish(session, created, clock=clock, account_id=sub.account_id, extra=beside)
     if priced.total_minor == 0:
         return order
     await _move(session, order, "payment_pending", account=account, user=user, clock=clock)

@@ -9,13 +9,14 @@ from sqlalchemy import BigInteger, cast, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import outbox
 from app.accounts.models import Account
 from app.clock import Clock
+from app.events import publish
 from app.ids import new_id
 from billing.domain.ledger import LedgerKind
 from billing.domain.quotes import modules_of
 from billing.domain.statements import StatementLine, statement_line
+from billing.events import StatementFinalized
 from billing.models import BudgetPeriod, LedgerEntry, Order, Statement
 
 
@@ -111,8 +112,8 @@ async def _statement(session: AsyncSession, account: Account, period: str, lines
         assert existing is not None
         return existing, False
     statement = await session.get_one(Statement, (account.account_id, statement_id))
-    await outbox.emit(session, clock=clock, type="statement.finalized", account_id=account.account_id, payload={
-        "statement_id": statement_id, "account": account.external_id, "period": period,
-        "currency": statement.currency, "captured_minor": captured, "refunded_minor": refunded,
-        "total_minor": captured - refunded, "orders": len(lines)})
+    await publish(session, StatementFinalized(
+        statement_id=statement_id, account=account.external_id, period=period, currency=statement.currency,
+        captured_minor=captured, refunded_minor=refunded, total_minor=captured - refunded, orders=len(lines)),
+        clock=clock, account_id=account.account_id)
     return statement, True

@@ -12,19 +12,28 @@ Rules (docs/payments.md, "Renewals and dunning"):
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
-from app import outbox
 from app.clock import Clock
 from app.errors import Unprocessable
+from app.events import publish
 from app.ids import new_id
 from app.settings import Settings
 from billing.domain.subscriptions import EndStatus
 from billing.errors import SubscriptionNotFound
+from billing.events import (
+    RenewalFailed,
+    RenewalSucceeded,
+    SubscriptionCanceled,
+    SubscriptionEnded,
+    SubscriptionEvent,
+    SubscriptionUpdated,
+)
 from billing.models import Order, Subscription
 
 
@@ -32,11 +41,16 @@ def grace_ref(order_id: str) -> str:
     return f"{order_id}:grace"
 
 
-def sub_payload(sub: Subscription, **extra: Any) -> dict[str, Any]:
-    return {"subscription_id": sub.subscription_id, "order_id": sub.order_id, "module": sub.module,
-            "route": sub.route, "seats": sub.quantity, "status": sub.status,
-            "current_period_start": sub.current_period_start.isoformat(),
-            "current_period_end": sub.current_period_end.isoformat(), **extra}
+S = TypeVar("S", bound=SubscriptionEvent)
+
+
+def sub_event(cls: type[S], sub: Subscription, **extra: object) -> S:
+    """The subscription after the change as the event ``cls``, with that event's own members."""
+    return msgspec.convert({
+        "subscription_id": sub.subscription_id, "order_id": sub.order_id, "module": sub.module,
+        "route": sub.route, "seats": sub.quantity, "status": sub.status,
+        "current_period_start": sub.current_period_start.isoformat(),
+        "current_period_end": sub.current_period_end.isoformat(), **extra}, cls)
 
 
 async def locked(session: AsyncSession, account_id: str, subscription_id: str, *,
@@ -62,9 +76,9 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
         sub.dunning_attempts, sub.last_order_id, sub.updated_at = 0, order.order_id, now
         await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
                                             source_ref=grace_ref(order.order_id), reason="renewal paid", clock=clock)
-        await outbox.emit(session, clock=clock, type="renewal.succeeded", account_id=order.account_id,
-                          payload=sub_payload(sub, renewal_order_id=order.order_id, total_minor=order.total_minor,
-                                              currency=order.currency))
+        await publish(session, sub_event(RenewalSucceeded, sub, renewal_order_id=order.order_id,
+                                         total_minor=order.total_minor, currency=order.currency),
+                      clock=clock, account_id=order.account_id)
         return
     for line in order.lines:
         if not line.recurring:
@@ -118,13 +132,14 @@ async def renewal_failed(session: AsyncSession, sub: Subscription, order: Order,
     next_at = period_end + timedelta(days=schedule[attempt - 1]) if attempt <= len(schedule) else None
     if next_at is not None and next_at <= sub.grace_until:
         sub.status, sub.next_attempt_at = "past_due", max(next_at, now)
-        await outbox.emit(session, clock=clock, type="renewal.failed", account_id=sub.account_id, payload=sub_payload(
-            sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
-            grace_until=sub.grace_until.isoformat(), next_attempt_at=sub.next_attempt_at.isoformat()))
+        await publish(session, sub_event(
+            RenewalFailed, sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
+            grace_until=sub.grace_until.isoformat(), next_attempt_at=sub.next_attempt_at.isoformat()),
+            clock=clock, account_id=sub.account_id)
         return
-    await outbox.emit(session, clock=clock, type="renewal.failed", account_id=sub.account_id, payload=sub_payload(
-        sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
-        grace_until=sub.grace_until.isoformat(), next_attempt_at=None))
+    await publish(session, sub_event(
+        RenewalFailed, sub, renewal_order_id=order.order_id, attempt=attempt, reason=reason,
+        grace_until=sub.grace_until.isoformat(), next_attempt_at=None), clock=clock, account_id=sub.account_id)
     await end(session, sub, reason="renewal payment failed", clock=clock, renewal_order_id=order.order_id)
 
 
@@ -138,8 +153,8 @@ async def end(session: AsyncSession, sub: Subscription, *, reason: str, clock: C
     if renewal_order_id is not None:
         await entitlements.revoke_by_source(session, account_id=sub.account_id, source="order",
                                             source_ref=grace_ref(renewal_order_id), reason=reason, clock=clock)
-    await outbox.emit(session, clock=clock, type=f"subscription.{status}", account_id=sub.account_id,
-                      payload=sub_payload(sub, reason=reason))
+    await publish(session, sub_event(SubscriptionEnded if status == "ended" else SubscriptionCanceled, sub,
+                                     reason=reason), clock=clock, account_id=sub.account_id)
 
 
 async def end_for_order(session: AsyncSession, order: Order, *, reason: str, clock: Clock) -> None:
@@ -161,8 +176,8 @@ async def update_subscription(session: AsyncSession, account_id: str, subscripti
         if not sub.per_seat:
             raise Unprocessable("Only per-seat subscriptions have seats.", field="seats")
         sub.quantity, sub.updated_at = seats, clock.now()
-        await outbox.emit(session, clock=clock, type="subscription.updated", account_id=account_id,
-                          payload=sub_payload(sub, actor=actor))
+        await publish(session, sub_event(SubscriptionUpdated, sub, actor=actor), clock=clock,
+                      account_id=account_id)
     if cancel:
         await end(session, sub, reason=f"canceled by {actor}", clock=clock, status="canceled")
     await session.flush()

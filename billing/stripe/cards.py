@@ -11,10 +11,11 @@ import stripe
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import outbox
 from app.accounts.models import User
 from app.errors import NotFound
+from app.events import publish
 from app.ids import new_id
+from billing.events import PaymentMethodSaved
 from billing.stripe.errors import CardSetupRequired
 from billing.stripe.gateway import StripeGateway, idem
 from billing.stripe.inbound import EventContext, Step, register_prepared
@@ -125,8 +126,8 @@ async def card_saved(event: stripe.Event, gateway: StripeGateway) -> Step | None
         user = await session.scalar(select(User).where(User.stripe_customer_id == customer_id))
         if user is None:
             return
-        await outbox.emit(session, clock=ctx.clock, type="payment_method.saved", account_id=user.account_id,
-                          payload={"user": user.external_id, "payment_method": pm_id, "is_default": made_default,
-                                   "brand": brand, "last4": last4})
+        await publish(session, PaymentMethodSaved(user=user.external_id, payment_method=pm_id,
+                                                  is_default=made_default, brand=brand, last4=last4),
+                      clock=ctx.clock, account_id=user.account_id)
 
     return record

@@ -7,7 +7,9 @@ every outbox row must name a registered (type, version) and its payload must dec
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,10 +17,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.clock import FrozenClock
-from app.outbox import OutboxEvent, emit
+from app.outbox import OutboxEvent
 from app.webhooks import events
 from tests.api.test_purchase import budget, order, quote
 from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant, make_user, session_token
+from tests.support.outbox import emit
 
 
 async def check_catalogue(sessionmaker: Any) -> tuple[set[str], list[str]]:
@@ -88,3 +91,20 @@ async def test_the_gate_reports_an_uncatalogued_event(sessionmaker: Any, clock: 
     _, problems = await check_catalogue(sessionmaker)
     assert any(p.startswith("widget.exploded v1: not in the event catalogue") for p in problems)
     assert any(p.startswith("approval.decided v1: payload does not match ApprovalDecided") for p in problems)
+
+
+def test_only_the_event_bus_writes_to_the_outbox() -> None:
+    """Every event the product sends is a typed catalogue payload: nothing but app/events.py (``publish``)
+    reaches the outbox's ``write``, so an uncatalogued type or an untyped dict cannot be sent at all."""
+    root = Path(__file__).resolve().parents[2]
+    writers = []
+    for top in ("app", "catalog", "entitlements", "billing", "suggest", "web"):
+        for path in sorted((root / top).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.ImportFrom)
+                         and node.module in ("app.outbox", "app") else [])
+                if "write" in names or "outbox" in names or "emit" in names:
+                    writers.append(str(path.relative_to(root)))
+    assert len(list((root / "billing").rglob("*.py"))) > 20, "the gate is not reading the packages"
+    assert writers == ["app/events.py"], f"modules writing raw outbox rows: {writers}"

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from app.clock import FrozenClock
-from app.outbox import OutboxEvent, emit
+from app.outbox import OutboxEvent
+from tests.support.outbox import emit
 
 
 async def test_committed_events_are_stored_in_order(sessionmaker: Any, clock: FrozenClock) -> None:

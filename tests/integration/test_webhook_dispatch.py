@@ -13,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import AuditEntry
 from app.clock import FrozenClock
-from app.outbox import OutboxEvent, emit
+from app.outbox import OutboxEvent
 from app.settings import Settings
 from app.webhooks import service
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.verify import verify
 from tests.factories import emit_test_event, make_endpoint
+from tests.support.outbox import emit
 from tests.support.receiver import Receiver, Reply
 
 Maker = async_sessionmaker[AsyncSession]

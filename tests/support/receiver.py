@@ -1,4 +1,9 @@
-"""A tiny HTTP/1.1 receiver on loopback (asyncio.start_server, no dependencies) that records webhook requests."""
+"""A webhook receiver on loopback that records requests: a small ASGI app served by granian in the test's loop.
+
+With ``tls``, a TLS terminator sits in front of it: it accepts TLS with the given context (so a test sees
+the SNI name through the context's callback and the client checks the certificate it serves), then pipes the
+decrypted bytes to the ASGI server unchanged. Nothing here parses HTTP by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import contextlib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from stripe_fake.asgi import Receive, Scope, Send, lifespan, read_body, respond
+from stripe_fake.server import LoopbackServer
 
 
 @dataclass
@@ -33,58 +41,72 @@ class Receiver:
 
     def __init__(self, responder: Responder | None = None, *, tls: ssl.SSLContext | None = None) -> None:
         self.responder: Responder = responder or (lambda _req: Reply())
-        self.tls = tls
         self.requests: list[Received] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
+        self.tls = tls
+        self._server = LoopbackServer(self)
+        self._terminator: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._tls_port = 0
+
+    @property
+    def port(self) -> int:
+        return self._tls_port or self._server.port
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks"
 
     async def __aenter__(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._server.start()
+        if self.tls is not None:
+            self._terminator = await asyncio.start_server(self._terminate, "127.0.0.1", 0, ssl=self.tls)
+            self._tls_port = self._terminator.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
+        if self._terminator is not None:
+            self._terminator.close()
+        for task in list(self._pipes):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._server.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        request = Received(method=str(scope["method"]), path=str(scope["path"]) + (f"?{query}" if query else ""),
+                           headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+                           body=await read_body(receive) or b"")
+        self.requests.append(request)
+        reply = self.responder(request)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        await respond(send, reply.status, reply.body, reply.headers)
+
+    async def _terminate(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        """One TLS connection: its plaintext is piped both ways to the ASGI server."""
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self._pipes.add(task)
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                request = Received(method=method, path=path, headers=headers, body=body)
-                self.requests.append(request)
-                reply = self.responder(request)
-                if reply.delay:
-                    await asyncio.sleep(reply.delay)
-                extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
-                writer.write(f"HTTP/1.1 {reply.status} X\r\nContent-Length: {len(reply.body)}\r\n{extra}"
-                             f"Connection: keep-alive\r\n\r\n".encode() + reply.body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self._server.port)
+            await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
+        except (OSError, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)
-            writer.close()
+            self._pipes.discard(task)
+            client_w.close()
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            sink.close()
