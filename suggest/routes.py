@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
 from app.params import AccountRef, UserRef
 from entitlements.runtime import Runtime
-from suggest import advice, imports, learning, outcomes, service
+from suggest import advice, health, imports, learning, outcomes, service
 from suggest.peers import Refresher
 from suggest.schemas import (
     AccountAdvisorRead,
@@ -19,6 +19,7 @@ from suggest.schemas import (
     BacktestRead,
     FeedbackIn,
     FeedbackRead,
+    HealthRead,
     ImportRead,
     RecountIn,
     RecountRead,
@@ -127,6 +128,17 @@ class ImportController(Controller):
 class AdvisorController(Controller):
     path = "/v1"
     tags = ["Suggestions"]
+
+    @get("/accounts/{account:str}/health", opt={"scope": "suggestions:read", "user_access": "admin",
+                                                 "owner": "account"},
+         summary="Adoption and health of an account: breadth, depth, seats, usage and spend trends, risk flags",
+         description="score = round(100 x (0.35 breadth + 0.25 depth + 0.20 seat utilisation + 0.20 clamp(0.5 + "
+                     "usage trend / 2))); see docs/suggestions.md.")
+    async def health(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                     clock: ClockDep, account: AccountRef, days: Days = 30) -> HealthRead:
+        runtime: Runtime = request.app.state.entitlements
+        return await health.account_health(db_session, principal, account, view=await runtime.view(db_session),
+                                           now=clock.now(), days=days)
 
     @get("/advisor", opt={"scope": "suggestions:read", "user_access": "self", "owner": "user"},
          summary="The cheapest set of modules covering a user's actual usage, and the saving")

@@ -238,3 +238,39 @@ class ImportRead(Output, frozen=True):
     errors: int
     first_errors: list[ImportLineError]
     recounted_accounts: int
+
+
+class ModuleAdoptionRead(Output, frozen=True):
+    module: str
+    holders: int
+    active_users: int
+
+
+RiskCode = Literal["unused_paid_module", "falling_usage_before_renewal", "idle_seats"]
+
+
+class RiskRead(Output, frozen=True):
+    code: RiskCode
+    message: str
+    module: str | None
+
+
+class HealthRead(Output, frozen=True):
+    """Adoption and health of one account over the last ``days`` (formula in docs/suggestions.md)."""
+
+    account: str
+    days: int
+    score: int
+    breadth: float
+    depth: float
+    seat_utilisation: float
+    usage_trend: float
+    spend_trend: float
+    users: int
+    usage_now: int
+    usage_before: int
+    spend_now_minor: int
+    spend_before_minor: int
+    currency: str
+    modules: list[ModuleAdoptionRead]
+    risks: list[RiskRead]
