@@ -28,6 +28,7 @@ from suggest.scoring import DEFAULT, Weights, parse_weights
 from suggest.signals import SIGNALS
 
 MAX_ROWS = 2_000_000
+MAX_BACK_DAYS = 3 * 366  # a backtest looks back at most three years
 PURCHASE_SOURCES = frozenset({"order", "import"})
 
 
@@ -72,7 +73,9 @@ async def backtest(session: AsyncSession, *, at: datetime, now: datetime, window
                    ) -> BacktestRead:
     """Suggest as of ``at`` from history before it; score on the purchases of the following window. The window
     must have ended (``at + window_days <= now``): a backtest never guesses the future."""
-    if at + timedelta(days=window_days) > now:
+    if at < now - timedelta(days=MAX_BACK_DAYS):
+        raise Unprocessable(f"Choose a date within the last {MAX_BACK_DAYS} days.", field="at")
+    if at > now - timedelta(days=window_days):  # (no arithmetic on ``at``: a far date must not overflow)
         raise Unprocessable(f"The window after {at.date()} has not ended yet: choose a date at least "
                             f"{window_days} days ago.")
     loaded = await load_history(session, until=at + timedelta(days=window_days))

@@ -84,7 +84,7 @@ class SuggestionController(Controller):
                      "lift over popularity. The window must have ended.")
     async def backtest(self, db_session: DbSession, clock: ClockDep, at: SplitDate, window_days: WindowDays = 30,
                        k: K = 3) -> BacktestRead:
-        start = datetime.combine(at, time.min, tzinfo=UTC)
+        start = datetime.combine(max(at, date(1970, 1, 1)), time.min, tzinfo=UTC)  # no date arithmetic overflow
         return await learning.backtest(db_session, at=start, now=clock.now(), window_days=window_days, k=k)
 
     @post("/recount", opt={"scope": "suggestions:write", "owner": "vendor"}, status_code=200,

@@ -65,6 +65,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "budget_id": lambda w: w.extra["budget_id"],
     "quote_id": lambda w: w.extra["quote_id"],
     "period": lambda w: "2026-11",  # vendor-level reports name a period, not an account's object
+    "at": lambda w: "2026-01-05",  # a backtest's split date: vendor-level, names no account's object
     "order_id": lambda w: w.extra["order_id"],
     "approval_id": lambda w: w.extra["approval_id"],
     "subscription_id": lambda w: w.extra["subscription_id"],

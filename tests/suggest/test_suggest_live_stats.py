@@ -95,6 +95,9 @@ async def test_vendor_sees_the_served_weights_and_a_backtest_needs_an_ended_wind
     assert r.status_code == 422 and "has not ended" in r.json()["detail"]
     r = await client.get("/v1/suggestions/backtest", params={"at": "yesterday"}, headers=bearer(key))
     assert r.status_code == 400
+    for far in ("0001-01-01", "9999-12-31"):  # out of range, never an overflow
+        r = await client.get("/v1/suggestions/backtest", params={"at": far}, headers=bearer(key))
+        assert r.status_code == 422, r.text
     r = await client.get("/v1/suggestions/backtest", params={"at": str(today - timedelta(days=40))},
                          headers=bearer(key))
     assert r.status_code == 200, r.text
