@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo serve migrate test lint typecheck unit bench clean
+.PHONY: install demo serve migrate test lint typecheck unit bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,23 @@ serve: install
 migrate: install
 	$(BIN)/commerce migrate
 
-## make test: install, lint, type-check and run the whole suite
-test: install lint typecheck
+## make test: install, lint, type-check and run the whole suite (browser journeys included: Chromium is needed)
+test: install lint typecheck chromium
 	$(BIN)/python -m pytest -q -n auto
+
+# Browser tests drive Debian's Chromium through Playwright (browser downloads are not possible here):
+# install it when missing (as root), or stop at once with the command to run. They never skip.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the browser tests (apt-get install -y chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing; browser tests need it. Run: sudo apt-get update && sudo apt-get install -y chromium"; \
+	    exit 1; \
+	  fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

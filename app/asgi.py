@@ -31,7 +31,7 @@ from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.http import AppRequest, RequestLimits
 from app.notify import Listener
-from app.openapi import add_event_webhooks, add_problem_responses, openapi_config
+from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, openapi_config
 from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.stripe_wiring import app_gateway
@@ -62,6 +62,8 @@ from entitlements.routes import (
 from entitlements.runtime import Runtime
 from suggest.peers import Refresher
 from suggest.routes import AdvisorController, ImportController, SuggestionController
+from web.apidocs import apidocs_router, swagger_plugin
+from web.widget import widget_router
 
 if TYPE_CHECKING:
     from stripe_fake import FakeStripe
@@ -159,13 +161,13 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), *extra_route_handlers],
         dependencies=DEPENDENCIES,
         guards=[_guard(limiter)],
         middleware=[CorsMiddleware(cors_config(settings), origins),
                     RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi_config(VERSION),
+        openapi_config=openapi_config(VERSION, swagger=swagger_plugin(path=SWAGGER_PATHS)),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         request_class=AppRequest,

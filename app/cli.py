@@ -155,6 +155,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import seed_demo
     from app.migrate import upgrade
     from app.stripe_wiring import demo_stripe_fake
+    from web.demo_host import serve_host_page
 
     _check_card_payments(settings)
     with database_url(settings) as url:
@@ -164,10 +165,18 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
         demo_key = asyncio.run(_with_engine(url, settings, prepare))
         base = f"http://{settings.host}:{settings.port}"
+        host_port = args.host_page_port or settings.port + 1
+        host_origin = f"http://{settings.host}:{host_port}"
+        # the host page is another origin: the browser calls the API from there (CORS), as a vendor's page would
+        os.environ["COMMERCE_CORS_ORIGINS"] = ",".join(
+            o for o in (os.environ.get("COMMERCE_CORS_ORIGINS", ""), host_origin) if o)
         with contextlib.ExitStack() as stack:
             real = settings.stripe_mode != "fake"
             fake_url = None if real else stack.enter_context(demo_stripe_fake(settings, port=args.stripe_fake_port))
+            stack.enter_context(serve_host_page(api_url=base, key_file=settings.data_dir / "demo-vendor-key",
+                                                host=settings.host, port=host_port, stripe_fake_url=fake_url))
             print("\n  Demo ready.")
+            print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
             print(f"  API docs:        {base}/schema")
             print(f"  Health:          {base}/healthz")
             print(f"  Demo vendor key: {demo_key}")
@@ -474,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int)
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    demo.add_argument("--host-page-port", type=int, help="port of the demo host page (default: the API's port + 1)")
     demo.add_argument("--stripe-fake-port", type=int, default=12111,
                       help="loopback port of the local Stripe fake (default 12111; unused with STRIPE_SECRET_KEY)")
     sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")

@@ -38,6 +38,9 @@ DEMO_USERS = {
         UserUpsert(external_id="acme-alice", email="alice@acme.test", name="Alice Admin", roles=["admin", "manager"]),
         UserUpsert(external_id="acme-ana", email="ana@acme.test", name="Ana Analyst", roles=["analyst"]),
         UserUpsert(external_id="acme-vic", email="vic@acme.test", name="Vic Viewer", roles=["viewer"]),
+        # a consultant whose cost center pays with its own cards (the widget's card route in the demo)
+        UserUpsert(external_id="acme-cara", email="cara@acme.test", name="Cara Consultant", roles=["analyst"],
+                   cost_center="consulting"),
     ],
     "globex": [
         UserUpsert(external_id="globex-gert", email="gert@globex.test", name="Gert Admin", roles=["admin"]),
@@ -90,7 +93,7 @@ DEMO_BUDGETS = {"acme": ("USD", 500_000), "globex": ("EUR", 200_000), "initech":
 async def seed_commerce(session: AsyncSession, clock: SystemClock) -> None:
     """A budget per demo account and guardrails for acme, so quotes show every route and outcome."""
     from billing import service as billing
-    from billing.domain.guardrails import GuardrailPolicy, RoleRule
+    from billing.domain.guardrails import GuardrailPolicy, Override, RoleRule
 
     for external_id, (currency, amount) in DEMO_BUDGETS.items():
         account = await accounts.get_account(session, external_id)
@@ -101,10 +104,14 @@ async def seed_commerce(session: AsyncSession, clock: SystemClock) -> None:
                                         clock=clock)
     acme = await accounts.get_account(session, "acme")
     assert acme is not None
-    await billing.save_policy(session, acme, GuardrailPolicy(
+    policy = GuardrailPolicy(
         auto_approve_limit_minor=10_000, per_user_cap_minor=50_000, approver_roles=["admin", "manager"],
         role_rules=[RoleRule(role="viewer", deny_modules=["ai_insights"])], temporary_access_hours=24,
-    ), actor="demo", clock=clock)
+        # the widget's three routes in the demo: viewers ask an approver for everything, consultants pay by card
+        overrides=[Override(role="viewer", auto_approve_limit_minor=0),
+                   Override(cost_center="consulting", routes=["card"], preferred_route="card")],
+    )
+    await billing.save_policy(session, acme, policy, actor="demo", clock=clock)  # unchanged: no new version
 
 
 async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:

@@ -64,7 +64,11 @@ _PROBLEM_SCHEMA = Schema(
 )
 
 
-def openapi_config(version: str) -> OpenAPIConfig:
+SWAGGER_PATHS = ["/", "/swagger"]
+
+
+def openapi_config(version: str, *, swagger: SwaggerRenderPlugin | None = None) -> OpenAPIConfig:
+    """The OpenAPI document and its UIs; ``swagger`` brings a page with local assets (web/apidocs)."""
     return OpenAPIConfig(
         title="Commerce and entitlements API",
         version=version,
@@ -74,7 +78,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "BearerAuth": SecurityScheme(type="http", scheme="bearer",
                                          description="Vendor API key (sk_...) or user session token"),
         }),
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin()],
+        render_plugins=[swagger or SwaggerRenderPlugin(path=SWAGGER_PATHS), JsonRenderPlugin()],
         openapi_router=Router(path=OPENAPI_PATH, route_handlers=[], opt={"public": True}, include_in_schema=False),
     )
 

@@ -69,6 +69,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str | None = None
+    stripe_publishable_key: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     stripe_webhook_tolerance_seconds: int = 300
@@ -168,6 +169,7 @@ _ENV_MAP: dict[str, str] = {
     "STRIPE_SECRET_KEY": "stripe_secret_key",
     "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secret",
     "STRIPE_API_BASE": "stripe_api_base",
+    "STRIPE_PUBLISHABLE_KEY": "stripe_publishable_key",
     "STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
     "STRIPE_MAX_NETWORK_RETRIES": "stripe_max_network_retries",
     "STRIPE_WEBHOOK_TOLERANCE_SECONDS": "stripe_webhook_tolerance_seconds",
@@ -376,6 +378,8 @@ def _with_stripe(settings: Settings) -> Settings:
     if any(not 0 < d <= 90 for d in settings.renewal_retry_days) or list(settings.renewal_retry_days) != sorted(
             settings.renewal_retry_days):
         raise SettingsError("COMMERCE_RENEWAL_RETRY_DAYS must list increasing days between 1 and 90")
+    if settings.stripe_publishable_key and not settings.stripe_publishable_key.startswith("pk_"):
+        raise SettingsError("STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_test_... or pk_live_...)")
     if settings.stripe_secret_key and not settings.stripe_webhook_secret:
         raise SettingsError("STRIPE_WEBHOOK_SECRET (whsec_...) is required with STRIPE_SECRET_KEY")
     backend = settings.stripe_backend

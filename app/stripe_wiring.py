@@ -5,7 +5,7 @@
   through the SDK's HTTP-client seam, delivering its events to this app; imported only in that case;
 * no key in production: none (card routes answer 503 card_payments_disabled);
 * ``commerce demo`` runs the fake as its own process on a loopback port (``demo_stripe_fake``) and points the
-  app's workers at it over HTTP, as if it were Stripe.
+  app's workers at it over HTTP, as if it were Stripe; browsers (the widget's test-card form) call it too.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def app_gateway(app: Litestar, settings: Settings, clock: Clock, fake: FakeStrip
 
 
 DEMO_SECRET_KEY = "sk_test_demo"  # the fake accepts any sk_ key; a real key never reaches it
+DEMO_PUBLISHABLE_KEY = "pk_test_demo"  # what the widget's test-card form sends from the browser, as Stripe.js would
 
 
 def _reachable(host: str) -> str:
@@ -112,7 +113,7 @@ def demo_stripe_fake(settings: Settings, *, port: int) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     # the workers see a Stripe on loopback (COMMERCE_STRIPE=stripe with its key); the fake is this process's
     names = {"COMMERCE_STRIPE": "stripe", "STRIPE_SECRET_KEY": DEMO_SECRET_KEY, "STRIPE_API_BASE": url,
-             "STRIPE_WEBHOOK_SECRET": secret}
+             "STRIPE_WEBHOOK_SECRET": secret, "STRIPE_PUBLISHABLE_KEY": DEMO_PUBLISHABLE_KEY}
     before = {name: os.environ.get(name) for name in names}
     try:
         _wait_listening(process, port)

@@ -13,11 +13,13 @@ starts a response and aborts the connection mid-body, which an HTTP client repor
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal, NoReturn
 
 import msgspec
 
+from stripe_fake.challenge import answer_challenge, challenge_page
 from stripe_fake.core import FakeStripe, FaultKind
 
 Scope = MutableMapping[str, Any]
@@ -27,6 +29,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY = 1_048_576
+# Stripe's API answers browsers from any origin (Stripe.js calls it with the publishable key, never a cookie).
+CORS = {"access-control-allow-origin": "*"}
+PREFLIGHT = {**CORS, "access-control-allow-methods": "GET, POST, DELETE",
+             "access-control-allow-headers": "Authorization, Content-Type, Idempotency-Key, Stripe-Version",
+             "access-control-max-age": "600"}
+_CHALLENGE = re.compile(r"/_fake/3ds/([A-Za-z0-9_]+)")
 
 
 class FaultIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,18 +110,28 @@ class FakeStripeApp:
                           {"content-type": "application/json"})
             return
         method, path = str(scope["method"]), str(scope["path"])
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
         if path.startswith("/_control/"):
             await self._control(send, method, path, body)
             return
+        if method == "OPTIONS":
+            await respond(send, 204, b"", PREFLIGHT)
+            return
+        challenge = _CHALLENGE.fullmatch(path)
+        if challenge is not None and method in ("GET", "POST"):
+            status, page = (challenge_page(self.fake, challenge.group(1), query) if method == "GET"
+                            else answer_challenge(self.fake, challenge.group(1), body.decode("utf-8", "replace")))
+            self.fake.after_request()
+            await respond(send, status, page, {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"})
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = bytes(scope.get("query_string", b"")).decode("latin-1")
         reply = self.fake.handle(method, path, query, headers, body.decode("utf-8", "replace"))
         self.fake.after_request()
         if reply.fault is FaultKind.TIMEOUT:
             await asyncio.sleep(self.hang_seconds)
         if reply.fault is not None:
             await drop_connection(send)  # raises: the server aborts the connection
-        await respond(send, reply.status, reply.body, reply.headers)
+        await respond(send, reply.status, reply.body, {**reply.headers, **CORS})
 
     async def _control(self, send: Send, method: str, path: str, body: bytes) -> None:
         json = {"content-type": "application/json"}

@@ -35,3 +35,25 @@ DECLINE_MESSAGES = {
     "generic_decline": "Your card was declined.",
     "insufficient_funds": "Your card has insufficient funds.",
 }
+
+# What Stripe.js sends for a card typed into a form (test mode): the number decides the test card.
+TEST_NUMBERS: dict[str, str] = {
+    "4242424242424242": "pm_card_visa",
+    "5555555555554444": "pm_card_mastercard",
+    "378282246310005": "pm_card_amex",
+    "4000002760003184": "pm_card_authenticationRequired",
+    "4000000000000002": "pm_card_chargeDeclined",
+    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+    "4000000000000341": "pm_card_chargeCustomerFail",
+}
+
+
+def luhn_valid(number: str) -> bool:
+    """The card number's check digit is right (what Stripe checks before anything else)."""
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0

@@ -98,6 +98,7 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     params_class: str | None  # the SDK TypedDict the params must fit; None for the fake-only endpoints
+    publishable: bool = False  # also answers a browser's publishable key (with the object's client secret)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class FakeStripe:
     """
 
     webhook_secret: str = "whsec_fake"
+    base_url: str = "http://127.0.0.1:12111"  # where browsers reach it (the server sets it); challenge pages
     auto_deliver: bool = False
     objects: dict[str, Json] = field(default_factory=dict)
     events: list[Json] = field(default_factory=list)
@@ -182,12 +184,13 @@ class FakeStripe:
             if fault is FaultKind.SERVER_ERROR:
                 self._record(method, path, {}, key, False, 500)
                 return self._error_reply(StripeApiError(500, "api_error", "An unknown error occurred (injected)."))
-            if not lower.get("authorization", "").startswith("Bearer sk_"):
-                return self._error_reply(StripeApiError(401, "invalid_request_error", "Invalid API Key provided."))
             try:
                 params = parse_form(body if method == "POST" else query)
             except FormError as exc:
                 return self._error_reply(invalid(str(exc)))
+            refused = self._authorize(ROUTES, method, path, lower.get("authorization", ""), params)
+            if refused is not None:
+                return self._error_reply(refused)
             fingerprint = hashlib.sha256(f"{method} {path} {json.dumps(params, sort_keys=True)}".encode()).hexdigest()
             if method == "POST" and key is not None and key in self._idempotency:
                 stored_fp, status, stored = self._idempotency[key]
@@ -208,6 +211,35 @@ class FakeStripe:
         if fault is FaultKind.LOST_RESPONSE:
             return Reply(0, b"", {}, fault)
         return Reply(status, encoded, self._headers(key))
+
+    def _authorize(self, routes: list[Route], method: str, path: str, authorization: str,
+                   params: Json) -> StripeApiError | None:
+        """A secret key may call anything; a publishable key (a browser: Stripe.js sends it as ``key``) only the
+        client-side endpoints, and for an intent only with that intent's client secret (both consumed here)."""
+        browser_key = params.pop("key", None)
+        api_key = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else browser_key
+        if not isinstance(api_key, str) or not api_key.startswith(("sk_", "pk_")):
+            return StripeApiError(401, "invalid_request_error", "Invalid API Key provided.")
+        if api_key.startswith("sk_"):
+            return None
+        route, ids = self._match(routes, method, path)
+        if route is None or not route.publishable:
+            return StripeApiError(401, "invalid_request_error", "This API call cannot be made with a publishable "
+                                  "API key. Please use a secret API key.")
+        secret = params.pop("client_secret", None)
+        target = self.objects.get(ids[0]) if ids else None
+        if ids and (target is None or not secret or secret != target.get("client_secret")):
+            kind = str(target.get("object")) if target else "intent"
+            return missing(kind, ids[0])  # Stripe answers a wrong client secret as an unknown object
+        return None
+
+    @staticmethod
+    def _match(routes: list[Route], method: str, path: str) -> tuple[Route | None, tuple[str, ...]]:
+        for route in routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None and route.method == method:
+                return route, match.groups()
+        return None, ()
 
     def _route(self, routes: list[Route], method: str, path: str, params: Json, key: str | None) -> tuple[int, Json]:
         self._request_context = (new_id("req"), key)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import re
+import time
 from typing import Any
 
-from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS
+from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS, TEST_NUMBERS, luhn_valid
 from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
 
 # --- parameter helpers ------------------------------------------------------------------------------------
@@ -105,7 +107,8 @@ def update_customer(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
 # --- payment methods --------------------------------------------------------------------------------------
 
 
-def materialize_payment_method(fake: FakeStripe, pm_id: str, *, param: str = "payment_method") -> Json:
+def materialize_payment_method(fake: FakeStripe, pm_id: str, *, param: str = "payment_method",
+                               exp_month: int = 12, exp_year: int = 2034) -> Json:
     """A saved PaymentMethod, or a new one made from a test token such as ``pm_card_visa``."""
     card = TEST_CARDS.get(pm_id)
     if card is None:
@@ -115,13 +118,50 @@ def materialize_payment_method(fake: FakeStripe, pm_id: str, *, param: str = "pa
         "billing_details": {"address": None, "email": None, "name": None, "phone": None, "tax_id": None},
         "card": {"brand": card.brand, "checks": {"address_line1_check": None, "address_postal_code_check": None,
                                                   "cvc_check": "pass"},
-                 "country": card.country, "display_brand": card.brand, "exp_month": 12, "exp_year": 2034,
+                 "country": card.country, "display_brand": card.brand, "exp_month": exp_month, "exp_year": exp_year,
                  "fingerprint": new_id("fp")[3:19], "funding": "credit", "last4": card.last4,
                  "regulated_status": "unregulated", "wallet": None},
         "created": now(), "customer": None, "livemode": False, "metadata": {}, "type": "card",
     })
     fake.hidden[pm["id"]] = {"card": pm_id}  # the test card's name: its behaviour, kept as plain data
     return pm
+
+
+def create_payment_method(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
+    """A card typed into a form (Stripe.js ``createPaymentMethod``): test numbers only, checked as Stripe does."""
+    if _str(p, "type", required=True) != "card":
+        raise invalid("The fake makes card payment methods only.", param="type")
+    raw = p.get("card")
+    details: Json = raw if isinstance(raw, dict) else {}
+    number = str(details.get("number") or "").replace(" ", "")
+    if not luhn_valid(number):
+        raise StripeApiError(402, "card_error", "Your card number is incorrect.", code="incorrect_number",
+                             param="card[number]")
+    month, year = _int(details, "exp_month", required=True), _int(details, "exp_year", required=True)
+    assert month is not None and year is not None
+    year = year + 2000 if year < 100 else year
+    today = time.gmtime()
+    if not 1 <= month <= 12:
+        raise StripeApiError(402, "card_error", "Your card's expiration month is invalid.",
+                             code="invalid_expiry_month", param="card[exp_month]")
+    if (year, month) < (today.tm_year, today.tm_mon) or year > today.tm_year + 50:
+        raise StripeApiError(402, "card_error", "Your card's expiration year is invalid.",
+                             code="invalid_expiry_year", param="card[exp_year]")
+    if not re.fullmatch(r"\d{3,4}", str(details.get("cvc") or "")):
+        raise StripeApiError(402, "card_error", "Your card's security code is invalid.", code="invalid_cvc",
+                             param="card[cvc]")
+    token = TEST_NUMBERS.get(number)
+    if token is None:
+        raise StripeApiError(402, "card_error", "Your card was declined. Your request was in test mode, but used a "
+                             "non test card. For a list of valid test cards, visit: https://stripe.com/docs/testing.",
+                             code="card_declined", decline_code="test_mode_live_card")
+    return copy.deepcopy(materialize_payment_method(fake, token, exp_month=month, exp_year=year))
+
+
+def challenge_action(fake: FakeStripe, intent: Json) -> Json:
+    """``next_action`` of an intent waiting for 3-D Secure: the fake's challenge page (Stripe.js opens the bank's)."""
+    url = f"{fake.base_url}/_fake/3ds/{intent['id']}?client_secret={intent['client_secret']}"
+    return {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url}}
 
 
 def _card_of(fake: FakeStripe, pm_id: str) -> Any:
@@ -221,7 +261,7 @@ def confirm_setup_intent(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Jso
         raise _card_declined(pm["id"], card.decline_code or "generic_decline", setup_intent=copy.deepcopy(seti))
     if card.behaviour == "authenticate":
         seti["status"] = "requires_action"
-        seti["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+        seti["next_action"] = challenge_action(fake, seti)
         fake.emit("setup_intent.requires_action", seti)
         return copy.deepcopy(seti)
     _succeed_setup(fake, seti)
@@ -300,7 +340,7 @@ def _confirm(fake: FakeStripe, pi: Json, p: Json) -> Json:
                              payment_intent=copy.deepcopy(pi))
     if card.behaviour == "authenticate":
         pi["status"] = "requires_action"
-        pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+        pi["next_action"] = challenge_action(fake, pi)
         fake.emit("payment_intent.requires_action", pi)
         return _expand(fake, pi, p)
     if card.behaviour in ("decline", "decline_on_setup"):

@@ -11,24 +11,27 @@ from stripe_fake.core import Handler, Route
 _ID = r"([A-Za-z0-9_]+)"
 
 
-def _r(method: str, path: str, handler: Handler, params_class: str | None) -> Route:
-    return Route(method, re.compile(path.replace("{id}", _ID)), handler, params_class)
+def _r(method: str, path: str, handler: Handler, params_class: str | None, *, browser: bool = False) -> Route:
+    return Route(method, re.compile(path.replace("{id}", _ID)), handler, params_class, publishable=browser)
 
 
+# browser=True: Stripe.js calls it with the publishable key (and, for an intent, its client secret).
 ROUTES: list[Route] = [
     _r("POST", "/v1/customers", res.create_customer, "CustomerCreateParams"),
     _r("GET", "/v1/customers/{id}", res.get_customer, "CustomerRetrieveParams"),
     _r("POST", "/v1/customers/{id}", res.update_customer, "CustomerUpdateParams"),
     _r("GET", "/v1/payment_methods", res.list_payment_methods, "PaymentMethodListParams"),
+    _r("POST", "/v1/payment_methods", res.create_payment_method, "PaymentMethodCreateParams", browser=True),
     _r("GET", "/v1/payment_methods/{id}", res.get_payment_method, "PaymentMethodRetrieveParams"),
     _r("POST", "/v1/payment_methods/{id}/attach", res.attach_payment_method, "PaymentMethodAttachParams"),
     _r("POST", "/v1/payment_methods/{id}/detach", res.detach_payment_method, "PaymentMethodDetachParams"),
     _r("POST", "/v1/setup_intents", res.create_setup_intent, "SetupIntentCreateParams"),
-    _r("GET", "/v1/setup_intents/{id}", res.get_setup_intent, "SetupIntentRetrieveParams"),
-    _r("POST", "/v1/setup_intents/{id}/confirm", res.confirm_setup_intent, "SetupIntentConfirmParams"),
+    _r("GET", "/v1/setup_intents/{id}", res.get_setup_intent, "SetupIntentRetrieveParams", browser=True),
+    _r("POST", "/v1/setup_intents/{id}/confirm", res.confirm_setup_intent, "SetupIntentConfirmParams", browser=True),
     _r("POST", "/v1/payment_intents", res.create_payment_intent, "PaymentIntentCreateParams"),
-    _r("GET", "/v1/payment_intents/{id}", res.get_payment_intent, "PaymentIntentRetrieveParams"),
-    _r("POST", "/v1/payment_intents/{id}/confirm", res.confirm_payment_intent, "PaymentIntentConfirmParams"),
+    _r("GET", "/v1/payment_intents/{id}", res.get_payment_intent, "PaymentIntentRetrieveParams", browser=True),
+    _r("POST", "/v1/payment_intents/{id}/confirm", res.confirm_payment_intent, "PaymentIntentConfirmParams",
+       browser=True),
     _r("GET", "/v1/charges/{id}", res.get_charge, "ChargeRetrieveParams"),
     _r("POST", "/v1/refunds", res.create_refund, "RefundCreateParams"),
     _r("GET", "/v1/refunds/{id}", res.get_refund, "RefundRetrieveParams"),
@@ -40,7 +43,7 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/invoices/{id}/send", inv.send_invoice, "InvoiceSendInvoiceParams"),
     _r("POST", "/v1/invoices/{id}/void", inv.void_invoice, "InvoiceVoidInvoiceParams"),
     # fake-only test controls (what a card holder, a bank or a payer would do)
-    _r("POST", "/v1/_fake/authenticate/{id}", res.authenticate, None),
+    _r("POST", "/v1/_fake/authenticate/{id}", res.authenticate, None, browser=True),
     _r("POST", "/v1/_fake/charges/{id}/dispute", res.open_dispute, None),
     _r("POST", "/v1/_fake/disputes/{id}/close", res.close_dispute, None),
     _r("POST", "/v1/_fake/invoices/{id}/pay", inv.pay_invoice, None),

@@ -113,6 +113,10 @@ class FakeStripeServer(LoopbackServer):
         super().__init__(FakeStripeApp(fake, hang_seconds=hang_seconds), host=host, port=port)
         self.fake = fake
 
+    async def start(self) -> None:
+        await super().start()
+        self.fake.base_url = self.base_url  # the challenge pages it names are on this server
+
 
 @contextlib.asynccontextmanager
 async def serve(fake: FakeStripe, *, port: int = 0, hang_seconds: float = 5.0) -> AsyncIterator[FakeStripeServer]:

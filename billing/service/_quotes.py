@@ -108,6 +108,8 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=owned)
+    # a module held only on trial is bought to keep it (the order marks the trial converted)
+    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now, trials=False)
     wanted = list(items)
     keys = [i.module for i in wanted]
     unmet: list[str] = []

@@ -213,10 +213,16 @@ def held_by(account_id: str, user_id: str, now: datetime) -> list[ColumnElement[
     ]
 
 
-async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime) -> frozenset[str]:
-    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat."""
-    rows = await session.scalars(select(Grant.module).where(*held_by(account_id, user_id, now),
-                                                            Grant.starts_at <= now).distinct())
+async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *, now: datetime,
+                        trials: bool = True) -> frozenset[str]:
+    """Modules with an active grant for the user: its own, account-wide, or through an assigned seat.
+
+    ``trials=False`` leaves out modules held only by a trial grant (they may still be bought).
+    """
+    query = select(Grant.module).where(*held_by(account_id, user_id, now), Grant.starts_at <= now)
+    if not trials:
+        query = query.where(Grant.source != "trial")
+    rows = await session.scalars(query.distinct())
     return frozenset(rows)
 
 

@@ -34,6 +34,9 @@ OWNERS = {"public", "vendor", "catalog", "account", "user", "self"}
 # The only routes that may be called without credentials.
 PUBLIC_ALLOWLIST = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/stripe/webhook"),
+    # the widget's static files and its public configuration (nothing account-specific, nothing secret)
+    ("GET", "/widget/v1/widget.js"), ("GET", "/widget/v1/manifest.json"), ("GET", "/widget/v1/config.json"),
+    ("GET", "/widget/v1/{build}/{name}"),
 }
 
 
@@ -64,6 +67,8 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "key_id": lambda w: w.extra["key_id"],
     "budget_id": lambda w: w.extra["budget_id"],
     "quote_id": lambda w: w.extra["quote_id"],
+    "build": lambda w: "0" * 16,  # the widget's static files: public, no account's object
+    "name": lambda w: "widget.mjs",
     "period": lambda w: "2026-11",  # vendor-level reports name a period, not an account's object
     "at": lambda w: "2026-01-05",  # a backtest's split date: vendor-level, names no account's object
     "order_id": lambda w: w.extra["order_id"],

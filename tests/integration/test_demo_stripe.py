@@ -19,7 +19,7 @@ from tests.support.receiver import Receiver
 
 async def test_the_demo_serves_the_fake_in_its_own_process_and_its_events_reach_the_app(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_PUBLISHABLE_KEY"):
         monkeypatch.delenv(name, raising=False)
     async with Receiver() as app_endpoint:  # stands in for the app's POST /v1/stripe/webhook
         demo = load_settings({}, env="development", data_dir=tmp_path, token_secret="t" * 40, port=app_endpoint.port)
@@ -29,6 +29,7 @@ async def test_the_demo_serves_the_fake_in_its_own_process_and_its_events_reach_
             assert url == f"http://127.0.0.1:{port}"
             worker = load_settings(dict(os.environ), env="development", data_dir=tmp_path, token_secret="t" * 40)
             assert (worker.stripe_mode, worker.stripe_api_base) == ("stripe", url)
+            assert worker.stripe_publishable_key.startswith("pk_test_")  # browsers call the fake as Stripe.js
             gateway = create_gateway(worker)
             assert gateway is not None and gateway.fake is None  # HTTPX over loopback, not in-process
             try:

@@ -1,0 +1,186 @@
+"""Journeys in a real Chromium over two origins: the service (API and widget) and the demo host page.
+
+Per worker (xdist): one Chromium and one demo database seeded once as a template. Per test: a database cloned
+from it, the app served by granian with CORS for the host page's origin, the host page served on another port,
+and a fresh browser context. Any JavaScript error on a page fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
+
+from app.db import create_engine
+from app.demo import seed_demo
+from app.settings import load_settings
+from tests.support.browser import ARTIFACTS, chromium_path, serve
+from tests.support.database import TestDatabases
+from tests.support.live_server import free_port
+
+TOKEN_SECRET = "browser-secret-" + "x" * 40
+DEMO_TEMPLATE = "commerce_demo_template"
+# Chromium logs every failed request; journeys provoke some on purpose (an expired token, a dropped answer).
+EXPECTED_CONSOLE = ("Failed to load resource",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        await b.close()
+
+
+@pytest.fixture(scope="session")
+async def demo_template(template_ready: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A database with the demo seeded once (make demo's data); returns its name and the demo vendor key."""
+    dbs = template_ready
+    name = await dbs.create()
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    settings = load_settings({}, env="test", database_url=dbs.url(name), data_dir=data_dir,
+                             token_secret=TOKEN_SECRET, stripe_backend="fake")
+    engine = create_engine(dbs.url(name), pool_size=2, max_overflow=2)
+    try:
+        key = await seed_demo(engine, settings)
+    finally:
+        await engine.dispose()
+    conn = await dbs._admin()
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DEMO_TEMPLATE} WITH (FORCE)")
+        await conn.execute(f"ALTER DATABASE {name} RENAME TO {DEMO_TEMPLATE}")
+    finally:
+        await conn.close()
+    return DEMO_TEMPLATE, key
+
+
+@dataclass
+class Stack:
+    """The service and the demo host page, each on its own loopback origin, and helpers for one journey."""
+
+    api: str
+    host: str
+    key: str
+    artifacts: Path
+    context: BrowserContext
+    errors: list[str] = field(default_factory=list)
+    shots: int = 0
+
+    def vendor(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the API as the vendor's backend (demo vendor key)."""
+        return httpx.request(method, self.api + path, headers={"Authorization": f"Bearer {self.key}"}, timeout=10,
+                             **kwargs)
+
+    def allowed(self, user: str, feature: str) -> bool:
+        r = self.vendor("GET", "/v1/entitlements/check", params={"user": user, "feature": feature})
+        r.raise_for_status()
+        return bool(r.json()["allowed"])
+
+    async def open(self, user: str) -> Page:
+        """The demo host page signed in as ``user``; JavaScript errors are recorded and fail the test."""
+        page = await self.context.new_page()
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+                if m.type == "error" and not m.text.startswith(EXPECTED_CONSOLE) else None)
+        await page.goto(f"{self.host}/?user={user}")
+        return page
+
+    async def axe(self, page: Page) -> None:
+        """axe-core (shipped inside axe-playwright-python) in the page: no serious or critical violation."""
+        results = await Axe().run(page)
+        bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert not bad, "accessibility violations:\n" + "\n".join(bad)
+
+    async def deep_focus(self, page: Page) -> str:
+        """The focused element through shadow roots, as 'tag:accessible text'."""
+        return str(await page.evaluate("""() => {
+            let a = document.activeElement;
+            while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+            const name = a ? (a.getAttribute('aria-label') || a.textContent || '').trim() : '';
+            return a ? `${a.tagName.toLowerCase()}:${name}` : '';
+        }"""))
+
+    async def shot(self, page: Page, name: str, *, only: Locator | None = None) -> Path:
+        """A screenshot kept in test-artifacts/<test>/ (look at them): the whole page, or ``only`` one element."""
+        self.shots += 1
+        path = self.artifacts / f"{self.shots:02d}-{name}.png"
+        if only is not None:
+            await only.screenshot(path=str(path))
+        else:
+            await page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
+
+
+@pytest.fixture
+def api_port() -> int:
+    """The loopback port this test's app listens on (known in advance: the Stripe fake posts its events there)."""
+    return free_port()
+
+
+@pytest.fixture
+async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, str], tmp_path: Path,
+                       stack_env: dict[str, str], api_port: int) -> AsyncIterator[tuple[str, str, str]]:
+    """This test's clone of the demo database, served by the app and the host page on two origins."""
+    dbs = template_ready
+    template, key = demo_template
+    name = await dbs.create(template=template)
+    host_port = free_port()
+    host_origin = f"http://127.0.0.1:{host_port}"
+    api_env = {"DATABASE_URL": dbs.url(name), "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(tmp_path / "data"),
+               "COMMERCE_TOKEN_SECRET": TOKEN_SECRET, "COMMERCE_DISPATCHER": "off", "COMMERCE_STRIPE": "fake",
+               "COMMERCE_CORS_ORIGINS": host_origin, **stack_env}
+    try:
+        with serve("app.asgi:app_factory", port=api_port, env=api_env, ready_path="/readyz") as api:
+            host_env = {"COMMERCE_DEMO_API_URL": api, "COMMERCE_DEMO_VENDOR_KEY": key,
+                        "COMMERCE_DEMO_STRIPE_FAKE_URL": api_env.get("STRIPE_API_BASE", "")}
+            with serve("web.demo_host.app:app_factory", port=host_port, env=host_env, ready_path="/api/none") as host:
+                yield api, host, key
+    finally:
+        await dbs.drop(name)
+
+
+@pytest.fixture
+async def settings_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of an app process on this test's own (empty, migrated) database."""
+    return {"DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(tmp_path / "data"),
+            "COMMERCE_TOKEN_SECRET": TOKEN_SECRET, "COMMERCE_DISPATCHER": "off", "COMMERCE_STRIPE": "fake"}
+
+
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    """Extra settings for the app of one journey (override in a test module)."""
+    return {}
+
+
+@pytest.fixture
+async def stack(browser: Browser, demo_servers: tuple[str, str, str], artifacts: Path) -> AsyncIterator[Stack]:
+    api, host, key = demo_servers
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    s = Stack(api=api, host=host, key=key, artifacts=artifacts, context=context)
+    yield s
+    await context.close()
+    assert not s.errors, f"JavaScript errors on the page: {s.errors}"

@@ -1,0 +1,50 @@
+"""Journey 6: a purchase with the keyboard alone; focus moves into the dialog and back out of it."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import Stack
+
+
+async def tab_to(stack: Stack, page: Page, target: str, *, limit: int = 60) -> None:
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await stack.deep_focus(page) == target:
+            return
+    raise AssertionError(f"{target!r} not reachable with Tab; focus is on {await stack.deep_focus(page)!r}")
+
+
+async def test_purchase_with_the_keyboard_only(stack: Stack) -> None:
+    page = await stack.open("acme-ana")
+    panel = page.locator("section.panel[data-feature=shared_workspaces]")
+    await expect(panel.get_by_role("heading", name="Unlock Shared workspaces")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Suggested for you")).to_be_visible()
+
+    # Escape closes the dialog and gives focus back to the widget
+    await tab_to(stack, page, "button:Buy")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Confirm purchase")).to_be_visible()
+    assert await stack.deep_focus(page) == "h2:Confirm your purchase"
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+    assert (await stack.deep_focus(page)).startswith("h2:Unlock Forecasting")
+    await expect(page.locator("#event-log")).to_contain_text("dismissed: forecasting (checkout)")
+
+    # the first Buy belongs to Forecasting: go on to the Shared workspaces offer
+    for _ in range(3):
+        await tab_to(stack, page, "button:Buy")
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Confirm your purchase")
+    await expect(dialog.get_by_text("Shared Workspaces", exact=True)).to_be_visible()
+    await tab_to(stack, page, "button:Confirm purchase", limit=5)
+    await stack.shot(page, "keyboard-confirm-focused")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog", name="Shared Workspaces is yours")).to_be_visible()
+    await tab_to(stack, page, "button:Continue", limit=5)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+    await expect(panel).to_have_attribute("data-state", "unlocked")
+    assert (await stack.deep_focus(page)).startswith("h2:Shared workspaces is on")
+    await stack.shot(page, "keyboard-done")
+    assert stack.allowed("acme-ana", "shared_workspaces")
