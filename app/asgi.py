@@ -64,7 +64,7 @@ from entitlements.routes import (
 )
 from entitlements.runtime import Runtime
 from suggest.peers import Refresher
-from suggest.routes import AdvisorController, SuggestionController
+from suggest.routes import AdvisorController, ImportController, SuggestionController
 from web.apidocs import apidocs_router, swagger_plugin
 from web.widget import widget_router
 
@@ -78,7 +78,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
     BudgetController, GuardrailController, QuoteController, OrderController, AccountOrderController,
     ApprovalController, BillingController, AccountBillingController,
-    CatalogController, OfferController, SuggestionController, AdvisorController,
+    CatalogController, OfferController, SuggestionController, AdvisorController, ImportController,
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,

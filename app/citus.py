@@ -24,7 +24,8 @@ REFERENCE_TABLES = frozenset({
 LOCAL_TABLES = frozenset({
     "alembic_version", "api_keys", "audit_log", "outbox_events", "idempotency_keys", "webhook_endpoints",
     "webhook_deliveries", "webhook_attempts", "webhook_fanouts", "webhook_cursors", "sug_segment_stats",
-    "sug_segment_pairs", "stripe_events", "rate_limit_counters", "rate_limit_nodes", "job_runs",
+    "sug_segment_roles", "sug_weights", "sug_segment_pairs", "stripe_events", "rate_limit_counters",
+    "rate_limit_nodes", "job_runs",
 })
 
 _TABLES = text("""

@@ -536,6 +536,98 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         return result
 
 
+def cmd_suggest(settings: Settings, args: argparse.Namespace) -> int:
+    """``suggest backtest --at DATE``: how well suggestions made then named what users bought after;
+    ``suggest fit``: learn weights from the history so far and store them as a new version (served at once)."""
+    from datetime import UTC, date, datetime, time
+
+    from app import wiring
+    from app.clock import SystemClock
+    from app.errors import DomainError
+    from suggest import learning
+
+    clock = SystemClock()
+
+    async def work(engine: Any) -> int:
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+            if args.suggest_command == "backtest":
+                at = datetime.combine(date.fromisoformat(args.at), time.min, tzinfo=UTC)
+                report = await learning.backtest(session, at=at, now=clock.now(), window_days=args.window_days,
+                                                 k=args.k)
+                print(f"at {report.at.date()}, window {report.window_days} days: {report.users} users, "
+                      f"{report.buyers} bought {report.purchases} modules"
+                      + (" (history truncated)" if report.truncated else ""))
+                print(f"{'strategy':<28}{'recall@' + str(report.k):>10}{'precision':>11}{'hit rate':>10}{'lift':>7}")
+                for s in report.scores:
+                    lift = f"{s.lift_over_popularity:.2f}" if s.lift_over_popularity is not None else "-"
+                    print(f"{s.strategy:<28}{s.recall:>10.3f}{s.precision:>11.3f}{s.hit_rate:>10.3f}{lift:>7}")
+                if report.learned_note:
+                    print(f"learned weights: {report.learned_note}")
+            else:
+                w = await learning.fit_weights(session, now=clock.now(), window_days=args.window_days)
+                print(f"weights version {w.version}: {'learned' if w.learned else 'defaults'}; {w.note}")
+                print(", ".join(f"{k}={v}" for k, v in [("bias", w.bias), *w.weights.items()]))
+        return 0
+
+    with database_url(settings) as url:
+        try:
+            code: int = asyncio.run(_with_engine(url, settings, work))
+        except DomainError as exc:
+            print(f"commerce: {exc.detail}", file=sys.stderr)
+            return 1
+        return code
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """``import FILE``: a customer history as NDJSON (the format of POST /v1/imports), streamed, in one
+    transaction, with a progress bar on stderr; invalid lines are listed and the rest is imported."""
+    import time
+    from pathlib import Path
+
+    from app import wiring
+    from app.clock import SystemClock
+    from entitlements.service import catalog_view
+    from suggest import imports
+
+    path = Path(args.file)
+    try:
+        total = path.stat().st_size
+        source = path.open("rb")  # read in the CLI's own thread pool below: the event loop never blocks on disk
+    except OSError as exc:
+        print(f"commerce: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    read = [0]
+    started = time.monotonic()
+
+    async def chunks() -> Any:
+        while chunk := await asyncio.to_thread(source.read, 1 << 20):
+            read[0] += len(chunk)
+            yield chunk
+
+    def progress(lines: int) -> None:
+        done = read[0] / total if total else 1.0
+        rate = lines / max(time.monotonic() - started, 1e-6)
+        bar = "#" * int(30 * done)
+        print(f"\r[{bar:<30}] {100 * done:5.1f}%  {lines:,} lines  {rate:,.0f} lines/s", end="", file=sys.stderr)
+
+    async def work(engine: Any) -> int:
+        async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+            view = await catalog_view(session)
+            report = await imports.import_history(session, chunks(), clock=SystemClock(), view=view,
+                                                  actor="cli:import", unused_days=settings.suggest_unused_days,
+                                                  progress=progress)
+        print(file=sys.stderr)
+        print(f"{report.lines:,} lines: " + ", ".join(f"{k} {v:,}" for k, v in report.imported.items())
+              + f"; {report.errors:,} invalid; {report.recounted_accounts} accounts recounted")
+        for err in report.first_errors:
+            print(f"  line {err.line}: {err.message}")
+        return 1 if report.errors else 0
+
+    with source, database_url(settings) as url:
+        code: int = asyncio.run(_with_engine(url, settings, work))
+        return code
+
+
 # --- the command line (click): options map onto the ``args`` namespace each cmd_* function reads -----------
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; work failed (retry later); bad input or configuration
@@ -742,6 +834,36 @@ def jobs_run(name: str, json: bool) -> None:
     """Run job NAME now (exit 1 when it fails or another process is running it)."""
     _invoke(cmd_jobs, jobs_command="run", name=name, json=json)
 
+
+
+@cli.command("import", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_history(**params: Any) -> None:
+    """Import a customer history (NDJSON: accounts, users, grants, purchases, usage and attempts), idempotent
+    by your ids; invalid lines are listed by number and the rest is imported (exit 1 when any was invalid)."""
+    _invoke(cmd_import, **params)
+
+
+@cli.group(context_settings=CONTEXT)
+def suggest() -> None:
+    """The suggestion engine on the vendor's own history."""
+
+
+@suggest.command("backtest", context_settings=CONTEXT)
+@click.option("--at", required=True, help="the split date, YYYY-MM-DD (UTC)")
+@click.option("--window-days", type=click.IntRange(1, 365), default=30, show_default=True,
+              help="days after --at whose purchases are the truth")
+@click.option("-k", "k", type=click.IntRange(1, 20), default=3, show_default=True, help="suggestions per user")
+def suggest_backtest(**params: Any) -> None:
+    """Suggest as of --at from history before it; score on the purchases after."""
+    _invoke(cmd_suggest, suggest_command="backtest", **params)
+
+
+@suggest.command("fit", context_settings=CONTEXT)
+@click.option("--window-days", type=click.IntRange(1, 365), default=30, show_default=True)
+def suggest_fit(**params: Any) -> None:
+    """Learn weights from the history so far; stored as a new version (served only if it beats the defaults)."""
+    _invoke(cmd_suggest, suggest_command="fit", **params)
 
 @cli.command("citus-ddl", context_settings=CONTEXT)
 def citus_ddl() -> None:

@@ -111,7 +111,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     suggest_unused_days: int = 30
     suggest_signal_days: int = 30
     suggest_stats_ttl_seconds: int = 3600
-    suggest_min_score: float = 0.05
+    suggest_min_score: float = 0.02
     suggest_weights: str = ""
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: Switch = "off"

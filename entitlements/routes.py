@@ -262,7 +262,8 @@ class TrialController(Controller):
     path = "/v1/trials"
     tags = ["Entitlements"]
 
-    @post("/", opt={"scope": "entitlements:write", "user_access": "self", "owner": "user"}, status_code=201,
+    @post("/", opt={"scope": "entitlements:write", "user_access": "self", "owner": "user",
+                    "idempotency": "optional"}, status_code=201,
           summary="Start a module's trial for a user",
           description="Once per user (or per account, by COMMERCE_TRIAL_SCOPE); 409 trial_already_used after that.")
     async def start(

@@ -50,6 +50,10 @@ class UserFacts:
     user_typical_minor: int | None = None
     account_typical_minor: int | None = None
     unused: frozenset[str] = frozenset()  # owned modules none of whose features the user used lately
+    account_peers: Mapping[str, PeerCount] = field(default_factory=dict)  # module -> anyone in the account
+    segment_all: Mapping[str, PeerCount] = field(default_factory=dict)  # module -> anyone in the segment
+    older_demand: Mapping[str, int] = field(default_factory=dict)  # feature -> tries before the recent window
+    demand_week: Mapping[str, int] = field(default_factory=dict)  # feature -> tries in the last 7 days
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ class Options:
     limit: int = 3
     weights: Weights = DEFAULT
     demand_days: int = 30
+    older_days: int = 90
     unused_days: int = 30
-    min_score: float = 0.05
+    min_score: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Item:
     reasons: tuple[str, ...]
     bundle: tuple[str, ...] = ()  # unmet prerequisites quoted together with the module, prerequisites first
     trigger_hit: bool = False
+    leads_to: str | None = None  # the module this first step is on the way to ("start with X")
     advice: Advice | None = None
 
 
@@ -107,20 +113,30 @@ def _unmet(key: str, by_key: Mapping[str, Candidate], owned: frozenset[str]) -> 
 
 
 def signals_for(c: Candidate, facts: UserFacts, context: Trigger | None, features: Mapping[str, FeatureInfo],
-                names: Mapping[str, str], related: Sequence[str], opts: Options) -> dict[str, Signal]:
+                names: Mapping[str, str], related: Sequence[str], opts: Options, *, next_step: bool = False,
+                ) -> dict[str, Signal]:
     """Every signal of one candidate (each a separately tested function of signals.py)."""
     m = c.module
-    peers = [sig.peer_adoption(m, role, facts.team.get((role, m.key)), facts.segment_peers.get((role, m.key)),
-                               segment_name=facts.segment) for role in facts.roles] or [sig.NONE]
+    team = [sig.peer_adoption(m, role, facts.team.get((role, m.key)), facts.segment_peers.get((role, m.key)),
+                              segment_name=facts.segment) for role in facts.roles] or [sig.NONE]
+    segment = [sig.segment_adoption(m, role, facts.segment_peers.get((role, m.key)), segment_name=facts.segment)
+               for role in facts.roles] or [sig.NONE]
+    everyone = facts.segment_all.get(m.key)
     return {
         "trigger": sig.trigger(m, context, features),
         "demand": sig.recorded_demand(m, facts.demand, features, days=opts.demand_days),
+        "demand_week": sig.week_demand(m, facts.demand_week),
+        "demand_older": sig.older_demand(m, facts.older_demand, features, recent_days=opts.demand_days,
+                                         older_days=opts.older_days),
         "limit": sig.limit_pressure(m, facts.usage, features),
-        "peers": max(peers, key=lambda s: s.value),
+        "peers": max(team, key=lambda s: s.value),
+        "account_peers": sig.account_adoption(m, facts.account_peers.get(m.key), sig.segment_prior(everyone)),
+        "segment": max(segment, key=lambda s: s.value),
         "co_ownership": sig.co_ownership(m, facts.owned, facts.pairs, facts.owners, names),
         "trajectory": sig.usage_trajectory(m, facts.series, related, features),
         "price": sig.price_fit(c.amount_minor, user_typical_minor=facts.user_typical_minor,
                                account_typical_minor=facts.account_typical_minor, formatted=c.price_text),
+        "next_step": Signal(1.0) if next_step else sig.NONE,
     }
 
 
@@ -137,25 +153,42 @@ def _related(candidates: Sequence[Candidate]) -> dict[str, list[str]]:
 def _purchase_item(c: Candidate, facts: UserFacts, context: Trigger | None, by_key: Mapping[str, Candidate],
                    features: Mapping[str, FeatureInfo], names: Mapping[str, str], opts: Options,
                    related: Sequence[str]) -> Item | None:
+    """One purchase (or trial) item for a candidate. A candidate whose prerequisites the user lacks becomes, at
+    the user's own moment (its feature just denied), a bundle quoted together; otherwise its first step: the
+    item is the deepest missing prerequisite, scored by the evidence for the module it leads to ("start with
+    X"), since that is what users then buy."""
     m = c.module
     bundle = _unmet(m.key, by_key, facts.owned)
-    signals = signals_for(c, facts, context, features, names, related, opts)
-    hit = signals["trigger"].value > 0 and context is not None and context.kind != "browse"
-    if bundle is None or (c.effect not in BUYABLE and not hit):
+    if bundle is None:
         return None
+    first = by_key[bundle[0]] if bundle else c
+    signals = signals_for(c, facts, context, features, names, related, opts, next_step=bool(bundle))
+    hit = signals["trigger"].value > 0 and context is not None and context.kind != "browse"
+    if c.effect not in BUYABLE and not hit:
+        return None
+    if bundle and not hit:
+        price = sig.price_fit(first.amount_minor, user_typical_minor=facts.user_typical_minor,
+                              account_typical_minor=facts.account_typical_minor, formatted=first.price_text)
+        signals = {**signals, "price": price}
     propensity, breakdown = score({k: s.value for k, s in signals.items()}, opts.weights)
     reasons = [s.fact for k, s in signals.items() if s.fact and s.value > 0 and k != "price"]
     if not reasons or (propensity < opts.min_score and not hit):
         return None  # nothing true and specific to say: say nothing
     if signals["price"].fact:
         reasons.append(signals["price"].fact)
-    if bundle:
+    if bundle and hit:
         reasons.append(f"{m.name} needs {', '.join(names.get(b, b) for b in bundle)} first; the quote includes "
                        f"{'both' if len(bundle) == 1 else 'all of them'}.")
+    elif bundle:
+        reasons.append(f"Start with {names.get(first.module.key, first.module.key)}: {m.name} needs it first.")
     if c.effect not in BUYABLE:
         reasons.append(f"{m.name} is not offered to your role for purchase; ask your admin.")
     own_need = max(signals[k].value for k in OWN_NEED)
-    kind: Kind = "trial" if m.trial_days and c.effect in BUYABLE and own_need < 0.5 else "purchase"
+    target = first.module if bundle and not hit else m
+    kind: Kind = "trial" if target.trial_days and first.effect in BUYABLE and own_need < 0.5 else "purchase"
+    if bundle and not hit:
+        return Item(module=target.key, kind=kind, score=round(propensity, 4), breakdown=breakdown,
+                    reasons=tuple(reasons), leads_to=m.key)
     return Item(module=m.key, kind=kind, score=round(propensity, 4), breakdown=breakdown, reasons=tuple(reasons),
                 bundle=bundle, trigger_hit=hit)
 
@@ -175,9 +208,9 @@ def _adoption_item(c: Candidate, facts: UserFacts, opts: Options) -> Item | None
         return None
     share, role, active = best
     contribution = round(ADOPTION_WEIGHT * share, 4)
-    label = role.replace("_", " ") + ("" if role.endswith("s") else "s")
     reasons = (f"You have {m.name} but have not used it in the last {opts.unused_days} days.",
-               f"{active.owners} of the {active.users} other {label} in your team who have it used it in that time.")
+               f"{active.owners} of the {active.users} other {sig.role_label(role)} in your team who have it used "
+               "it lately.")
     return Item(module=m.key, kind="adoption", score=round(sigmoid(opts.weights.bias + contribution), 4),
                 breakdown={"adoption": contribution}, reasons=reasons)
 
@@ -222,7 +255,8 @@ def rank(candidates: Sequence[Candidate], facts: UserFacts, context: Trigger | N
             items.append(item)
     if advice is not None and not respect.capped:
         plan = _plan_item(advice, names, money or {}, opts)
-        if plan is not None and plan.module not in respect.dismissed:
+        just_got = respect.bought & frozenset(advice.remove)  # never "drop X" days after X was granted
+        if plan is not None and plan.module not in respect.dismissed and not just_got:
             items.append(plan)
     if respect.capped:
         # The surface has shown enough today; only the user's own explicit moment still gets an answer.

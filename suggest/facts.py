@@ -17,10 +17,14 @@ from billing.domain.pricing import PriceModel
 from catalog.domain import Audience, availability
 from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPrice
 from entitlements.domain import CatalogView, Snapshot
+from suggest import peers
 from suggest.engine import Candidate, Respect, UserFacts
 from suggest.models import (
+    PairStat,
     PeerStat,
+    RoleStat,
     SegmentPair,
+    SegmentRole,
     SegmentStat,
     SuggestionFeedback,
     SuggestionImpression,
@@ -30,6 +34,7 @@ from suggest.peers import Refresher
 from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
 
 HISTORY_MONTHS = 3
+OLDER_DAYS = 90  # demand before the signal window is read back to this many days
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,19 @@ def candidates(view: CatalogView, snap: Snapshot, account: Account, modules: Map
     return out
 
 
-SegmentFacts = tuple[dict[tuple[str, str], PeerCount], dict[tuple[str, str], int], dict[str, int]]
+@dataclass(frozen=True)
+class SegmentFacts:
+    peers: dict[tuple[str, str], PeerCount]  # (role, module) -> owners among every user with the role
+    pairs: dict[tuple[str, str], int]
+    owners: dict[str, int]  # module -> owners in the segment
+    role_users: dict[str, int]  # role (and peers.ALL) -> users in the segment's recounted accounts
 
 
 async def segment_facts(session: AsyncSession, segment: str) -> SegmentFacts:
-    """(role, module) -> peers in the segment; co-owned pairs; owners per module."""
-    seg = {(r, m): PeerCount(owners=o, users=n) for r, m, o, n in await session.execute(
+    """(role, module) -> peers in the segment; co-owned pairs; owners per module; users per role."""
+    role_users = {r: int(n) for r, n in await session.execute(
+        select(SegmentRole.role, SegmentRole.users).where(SegmentRole.segment == segment))}
+    seg = {(r, m): PeerCount(owners=o, users=role_users.get(r, n)) for r, m, o, n in await session.execute(
         select(SegmentStat.role, SegmentStat.module, SegmentStat.owners, SegmentStat.role_users)
         .where(SegmentStat.segment == segment))}
     pairs: dict[tuple[str, str], int] = {}
@@ -117,7 +129,7 @@ async def segment_facts(session: AsyncSession, segment: str) -> SegmentFacts:
             owners[ma] = n
         else:
             pairs[(ma, mb)] = n
-    return seg, pairs, owners
+    return SegmentFacts(seg, pairs, owners, role_users)
 
 
 async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *, now: datetime,
@@ -126,7 +138,7 @@ async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *,
                      ) -> tuple[UserFacts, dict[str, list[int]]]:
     """Everything the signals read, and the per-feature monthly series (for the advisor)."""
     a, u = snap.account_id, snap.user_id
-    demand = await entitlements.demand_signals(session, a, u, since=(now - timedelta(days=signal_days)).date())
+    demand, week, older = await _demand(session, a, u, now=now, signal_days=signal_days)
     raw = await entitlements.usage_series(session, a, u, since=now - timedelta(days=31 * HISTORY_MONTHS))
     series = {f: [n for _, _, n in rows] for f, rows in raw.items()}
     recent = {f for f, rows in raw.items() if any(n > 0 and end > now - timedelta(days=unused_days)
@@ -142,20 +154,59 @@ async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *,
         mine = 1 if module in snap.modules else 0
         team[(role, module)] = PeerCount(owners=n_owners - mine, users=max(0, role_users - 1))
         team_active[(role, module)] = PeerCount(owners=active, users=max(0, n_owners - mine))
-    cached = refresher.cached_segment(account.segment, now) if refresher is not None else None
+    cached: SegmentFacts | None = refresher.cached_segment(account.segment, now) if refresher is not None else None
     if cached is None:
         cached = await segment_facts(session, account.segment)
         if refresher is not None:
             refresher.keep_segment(account.segment, now, cached)
-    seg_all, pairs, owners = cached
-    seg = {(r, m): c for (r, m), c in seg_all.items() if r in roles}
+    seg = {(r, m): cached.peers.get((r, m), PeerCount(0, cached.role_users.get(r, 0))) for r in roles for m in modules}
+    everyone = {m: PeerCount(owners=n, users=cached.role_users.get(peers.ALL, 0)) for m, n in cached.owners.items()}
+    account_peers = await _account_peers(session, a, snap.modules)
     tracked = {k for k, f in features.items() if f.kind in ("boolean", "limit")}
     unused = frozenset(m for m in snap.modules if m in modules and set(modules[m].features) & tracked
                        and not set(modules[m].features) & recent)
     facts = UserFacts(roles=roles, segment=account.segment, owned=snap.modules, usage=usage, demand=demand,
-                      series=series, team=team, segment_peers=seg, team_active=team_active, pairs=pairs,
-                      owners=owners, unused=unused)
+                      series=series, team=team, segment_peers=seg, team_active=team_active, pairs=cached.pairs,
+                      owners=cached.owners, unused=unused, account_peers=account_peers, segment_all=everyone,
+                      demand_week=week, older_demand=older)
     return facts, series
+
+
+async def _demand(session: AsyncSession, account_id: str, user_id: str, *, now: datetime, signal_days: int,
+                  ) -> tuple[dict[str, tuple[int, int]], dict[str, int], dict[str, int]]:
+    """Tries per feature: (denied, attempts) of the last ``signal_days`` days, the last 7 days' total, and the
+    total of the days before the window back to OLDER_DAYS. Days are UTC days and "the last 30 days" are 30 of
+    them, today included (not 31)."""
+    today = now.date()
+    recent_from = today - timedelta(days=signal_days - 1)
+    week_from = today - timedelta(days=6)
+    rows = await entitlements.demand_by_day(session, account_id, user_id,
+                                            since=today - timedelta(days=OLDER_DAYS - 1))
+    recent: dict[str, tuple[int, int]] = {}
+    week: dict[str, int] = {}
+    older: dict[str, int] = {}
+    for feature, days in rows.items():
+        d = sum(n for day, n, _ in days if day >= recent_from)
+        t = sum(n for day, _, n in days if day >= recent_from)
+        if d + t:
+            recent[feature] = (d, t)
+        if w := sum(n + m for day, n, m in days if day >= week_from):
+            week[feature] = w
+        if o := sum(n + m for day, n, m in days if day < recent_from):
+            older[feature] = o
+    return recent, week, older
+
+
+async def _account_peers(session: AsyncSession, account_id: str, mine: frozenset[str]) -> dict[str, PeerCount]:
+    """module -> owners among the other users of the account (any role), from the recount."""
+    users = await session.scalar(select(RoleStat.users).where(RoleStat.account_id == account_id,
+                                                              RoleStat.role == peers.ALL))
+    if not users:
+        return {}
+    return {m: PeerCount(owners=max(0, int(n) - (1 if m in mine else 0)), users=int(users) - 1)
+            for m, n in await session.execute(
+                select(PairStat.module_a, PairStat.users).where(PairStat.account_id == account_id,
+                                                                PairStat.module_a == PairStat.module_b))}
 
 
 @dataclass(frozen=True)

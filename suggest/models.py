@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -143,5 +143,57 @@ class SegmentPair(Base):
     users: Mapped[int]
 
 
-__all__ = ["PairStat", "PeerStat", "SegmentPair", "SegmentStat", "StatsRefresh", "SuggestionFeedback",
-           "SuggestionImpression", "SuggestionOutcome"]
+class RoleStat(Base):
+    """Per account and role: how many users have the role (``*``: every user of the account). The denominator of
+    every share, kept apart from PeerStat so a role none of whose users owns anything still counts."""
+
+    __tablename__ = "sug_role_stats"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
+class SegmentRole(Base):
+    """RoleStat summed over the (recounted) accounts of one segment."""
+
+    __tablename__ = "sug_segment_roles"
+
+    segment: Mapped[str] = mapped_column(String(60), primary_key=True)
+    role: Mapped[str] = mapped_column(String(60), primary_key=True)
+    users: Mapped[int]
+
+
+class LearnedWeights(Base):
+    """One fit of the engine's weights on the vendor's history (versions are kept; the newest is served).
+    ``weights`` is the COMMERCE_SUGGEST_WEIGHTS form (``bias=-4.1,demand=2.3,...``), parsed by scoring."""
+
+    __tablename__ = "sug_weights"
+    __table_args__ = (CheckConstraint("rows >= 0 AND positives >= 0", name="counts_not_negative"),)
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    fitted_at: Mapped[datetime]
+    trained_until: Mapped[datetime]
+    window_days: Mapped[int]
+    rows: Mapped[int]
+    positives: Mapped[int]
+    learned: Mapped[bool]
+    weights: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    recall_at_3: Mapped[float | None] = mapped_column(Float)  # the fit's own backtest on the last window
+    popularity_recall_at_3: Mapped[float | None] = mapped_column(Float)
+
+
+__all__ = [
+    "LearnedWeights",
+    "PairStat",
+    "PeerStat",
+    "RoleStat",
+    "SegmentPair",
+    "SegmentRole",
+    "SegmentStat",
+    "StatsRefresh",
+    "SuggestionFeedback",
+    "SuggestionImpression",
+    "SuggestionOutcome",
+]

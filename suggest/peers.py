@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts.models import Account, User
 from app.clock import Clock
-from suggest.models import PairStat, PeerStat, StatsRefresh
+from suggest.models import PairStat, PeerStat, RoleStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
 SEGMENT_TTL = timedelta(seconds=60)
+ALL = "*"  # the role row that counts every user of an account (or segment)
 
 
 def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]],
@@ -53,8 +54,9 @@ def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]]
     return dict(role_users), owners, active_owners, pairs
 
 
-async def refresh_account(session: AsyncSession, account_id: str, *, now: datetime, unused_days: int) -> int:
-    """Recount one account's statistics (and its segment's); returns the number of users counted."""
+async def refresh_account(session: AsyncSession, account_id: str, *, now: datetime, unused_days: int,
+                          segment: bool = True) -> int:
+    """Recount one account's statistics (and, unless told not to, its segment's); returns users counted."""
     users = {u: list(r) for u, r in await session.execute(
         select(User.user_id, User.roles).where(User.account_id == account_id))}
     holdings = await entitlements.account_holdings(session, account_id, list(users), now=now)
@@ -63,6 +65,9 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
     features_of = {k: frozenset(m.features) for k, m in view.modules.items()}
     role_users, owners, active_owners, pairs = count_peers(users, holdings, active, features_of)
     await session.execute(delete(PeerStat).where(PeerStat.account_id == account_id))
+    await session.execute(delete(RoleStat).where(RoleStat.account_id == account_id))
+    role_rows = [{"account_id": account_id, "role": role, "users": n} for role, n in sorted(role_users.items())]
+    await session.execute(insert(RoleStat), [*role_rows, {"account_id": account_id, "role": ALL, "users": len(users)}])
     await session.execute(delete(PairStat).where(PairStat.account_id == account_id))
     peer_rows = [{"account_id": account_id, "role": role, "module": m, "role_users": role_users[role], "owners": n,
                   "active_owners": active_owners.get((role, m), 0)} for (role, m), n in sorted(owners.items())]
@@ -75,16 +80,25 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
     await session.execute(insert(StatsRefresh).values(account_id=account_id, users=len(users), refreshed_at=now)
                           .on_conflict_do_update(index_elements=["account_id"],
                                                  set_={"users": len(users), "refreshed_at": now}))
-    segment = await session.scalar(select(Account.segment).where(Account.account_id == account_id))
-    if segment is not None:
-        await refresh_segment(session, segment)
+    name = await session.scalar(select(Account.segment).where(Account.account_id == account_id)) if segment else None
+    if name is not None:
+        await refresh_segment(session, name)
     return len(users)
 
 
+# Shares in a segment are over every user with the role in the segment's recounted accounts (sug_segment_roles),
+# not only over the accounts where someone with the role owns the module (issue 19: that inflated them).
+_SEGMENT_ROLES = text("""
+    INSERT INTO sug_segment_roles (segment, role, users)
+    SELECT a.segment, r.role, sum(r.users)
+      FROM sug_role_stats r JOIN accounts a ON a.account_id = r.account_id
+     WHERE a.segment = :segment GROUP BY a.segment, r.role
+""")
 _SEGMENT_STATS = text("""
     INSERT INTO sug_segment_stats (segment, role, module, accounts, role_users, owners)
-    SELECT a.segment, p.role, p.module, count(*), sum(p.role_users), sum(p.owners)
+    SELECT a.segment, p.role, p.module, count(*), max(sr.users), sum(p.owners)
       FROM sug_peer_stats p JOIN accounts a ON a.account_id = p.account_id
+      JOIN sug_segment_roles sr ON sr.segment = a.segment AND sr.role = p.role
      WHERE a.segment = :segment GROUP BY a.segment, p.role, p.module
 """)
 _SEGMENT_PAIRS = text("""
@@ -99,6 +113,8 @@ async def refresh_segment(session: AsyncSession, segment: str) -> None:
     """Re-sum one segment from its accounts' rows (bounded: roles x modules per account)."""
     await session.execute(text("DELETE FROM sug_segment_stats WHERE segment = :segment"), {"segment": segment})
     await session.execute(text("DELETE FROM sug_segment_pairs WHERE segment = :segment"), {"segment": segment})
+    await session.execute(text("DELETE FROM sug_segment_roles WHERE segment = :segment"), {"segment": segment})
+    await session.execute(_SEGMENT_ROLES, {"segment": segment})
     await session.execute(_SEGMENT_STATS, {"segment": segment})
     await session.execute(_SEGMENT_PAIRS, {"segment": segment})
 
@@ -134,6 +150,13 @@ class Refresher:
         # engine sees it; per segment its aggregates (re-read after SEGMENT_TTL). Both small and bounded.
         self.catalog: dict[tuple[int, str], Any] = {}
         self.segments: dict[str, tuple[datetime, Any]] = {}
+        self.weights: tuple[datetime, Any] | None = None
+
+    def cached_weights(self, now: datetime) -> Any | None:
+        return self.weights[1] if self.weights is not None and now < self.weights[0] else None
+
+    def keep_weights(self, now: datetime, value: Any) -> None:
+        self.weights = (now + SEGMENT_TTL, value)
 
     def cached_segment(self, segment: str, now: datetime) -> Any | None:
         hit = self.segments.get(segment)
@@ -166,6 +189,7 @@ class Refresher:
         try:
             async with sessionmaker() as session, session.begin():
                 await refresh_account(session, account_id, now=self.clock.now(), unused_days=self.unused_days)
+            self.segments.clear()  # this process re-reads its segments' sums after a recount
         except Exception:
             log.warning("refreshing suggestion statistics of %s failed; the next request retries", account_id,
                         exc_info=True)

@@ -76,6 +76,7 @@ class SuggestionRead(Output, frozen=True):
     payment_route: PaymentRoute
     payment_reasons: list[str]
     plan_change: PlanChangeRead | None = None
+    leads_to: str | None = None  # a first step: the module the user is on the way to ("start with X")
 
 
 class SuggestionList(Output, frozen=True):
@@ -173,3 +174,103 @@ class StatsRead(Output, frozen=True):
     overall: FunnelRead
     lift: LiftRead
     modules: list[ModuleStatsRead]
+
+
+class BacktestScoreRead(Output, frozen=True):
+    strategy: str
+    recall: float
+    precision: float
+    hit_rate: float
+    lift_over_popularity: float | None
+
+
+class BacktestRead(Output, frozen=True):
+    """How well suggestions made at ``at`` from history before it named what users bought in the window after."""
+
+    at: datetime
+    window_days: int
+    k: int
+    users: int
+    buyers: int
+    purchases: int
+    truncated: bool
+    learned_note: str | None
+    scores: list[BacktestScoreRead]
+
+
+class WeightsRead(Output, frozen=True):
+    """The weights the engine serves: a stored fit on the vendor's history, or the documented defaults."""
+
+    version: int | None
+    learned: bool
+    bias: float
+    weights: dict[str, float]
+    note: str
+    fitted_at: datetime | None = None
+    rows: int | None = None
+    positives: int | None = None
+    recall_at_3: float | None = None
+    popularity_recall_at_3: float | None = None
+
+
+class RecountIn(Input):
+    """Recount these accounts' peer statistics now (after a bulk change, an import, a migration of roles)."""
+
+    accounts: Annotated[list[ExternalId], Meta(min_length=1, max_length=1000)]
+
+
+class RecountRead(Output, frozen=True):
+    accounts: int
+    users: int
+
+
+class ImportLineError(Output, frozen=True):
+    line: int
+    message: str
+
+
+class ImportRead(Output, frozen=True):
+    """What an import did: lines read, valid lines per type (a replayed line counts and writes nothing), the
+    number of invalid lines with the first of them, and how many accounts were recounted for suggestions."""
+
+    lines: int
+    imported: dict[str, int]
+    errors: int
+    first_errors: list[ImportLineError]
+    recounted_accounts: int
+
+
+class ModuleAdoptionRead(Output, frozen=True):
+    module: str
+    holders: int
+    active_users: int
+
+
+RiskCode = Literal["unused_paid_module", "falling_usage_before_renewal", "idle_seats"]
+
+
+class RiskRead(Output, frozen=True):
+    code: RiskCode
+    message: str
+    module: str | None
+
+
+class HealthRead(Output, frozen=True):
+    """Adoption and health of one account over the last ``days`` (formula in docs/suggestions.md)."""
+
+    account: str
+    days: int
+    score: int
+    breadth: float
+    depth: float
+    seat_utilisation: float
+    usage_trend: float
+    spend_trend: float
+    users: int
+    usage_now: int
+    usage_before: int
+    spend_now_minor: int
+    spend_before_minor: int
+    currency: str
+    modules: list[ModuleAdoptionRead]
+    risks: list[RiskRead]

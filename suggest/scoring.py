@@ -17,13 +17,18 @@ from suggest.signals import SIGNALS
 DEFAULT_WEIGHTS: dict[str, float] = {
     "trigger": 5.0,
     "demand": 4.0,
+    "demand_week": 1.5,
+    "demand_older": 1.0,
     "limit": 2.5,
-    "peers": 1.5,
-    "co_ownership": 1.0,
+    "peers": 2.0,
+    "account_peers": 3.0,
+    "segment": 1.0,
+    "co_ownership": 0.5,
     "trajectory": 0.5,
-    "price": 0.5,
+    "price": 0.3,
+    "next_step": 0.0,
 }
-DEFAULT_BIAS = -3.5
+DEFAULT_BIAS = -4.0
 ADOPTION_WEIGHT = 2.5  # adoption nudges: weight of the share of peers who actively use the module
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
+from app.accounts.service import resolve_accounts
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
@@ -28,7 +29,7 @@ from entitlements.domain import CatalogView, Snapshot
 from entitlements.runtime import Runtime
 from entitlements.service import load_snapshot
 from suggest import advisor as adv
-from suggest import engine, facts, peers
+from suggest import engine, facts, learning, peers
 from suggest.models import SuggestionFeedback, SuggestionImpression
 from suggest.schemas import (
     FeedbackIn,
@@ -37,11 +38,12 @@ from suggest.schemas import (
     PlanChangeRead,
     QuoteLinePreview,
     QuotePreview,
+    RecountRead,
     SuggestionList,
     SuggestionRead,
     SuggestionRequest,
 )
-from suggest.scoring import parse_weights
+from suggest.scoring import Weights
 from suggest.signals import FeatureInfo, ModuleInfo, Trigger
 
 
@@ -160,6 +162,10 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                                recent_days=s.suggest_recent_days)
     user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
                                      "account_typical_minor": hist.account_typical_minor})
+    # "Just got it" is any grant of the recent days (orders, imports, admins, trials), not only our orders.
+    granted = await entitlements.recent_grants(session, account.account_id, user.user_id,
+                                               since=now - timedelta(days=s.suggest_recent_days), now=now)
+    respect = replace(hist.respect, bought=hist.respect.bought | granted)
     bought = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
                                                   own_only=True, sources=("order",)))[user.user_id]
     own = frozenset(k for k in bought if (p := prices.get(k)) is not None and p.model == "recurring")
@@ -168,9 +174,10 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                         {k: f.kind for k, f in features.items()}, held_free=snap.modules - own)
     money = {n: format_minor(n, account.currency) for n in (advice.current_minor, advice.best_minor)}
     trigger = Trigger(kind=data.trigger.kind, feature=data.trigger.feature) if data.trigger else None
-    opts = engine.Options(limit=data.limit, weights=parse_weights(s.suggest_weights), demand_days=s.suggest_signal_days,
-                          unused_days=s.suggest_unused_days, min_score=s.suggest_min_score)
-    items = engine.rank(cands, user_facts, trigger, hist.respect, features=features, opts=opts, advice=advice,
+    opts = engine.Options(limit=data.limit, weights=await _weights(session, ctx, now),
+                          demand_days=s.suggest_signal_days, unused_days=s.suggest_unused_days,
+                          min_score=s.suggest_min_score)
+    items = engine.rank(cands, user_facts, trigger, respect, features=features, opts=opts, advice=advice,
                         money=money, all_names={k: m.name for k, m in view.modules.items()})
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
@@ -231,21 +238,60 @@ def _read(item: engine.Item, rank: int, modules: Mapping[str, ModuleInfo],
         id=new_id("sug"), module=item.module, name=info.name, kind=item.kind, rank=rank, score=item.score,
         reason=" ".join(item.reasons[:2]), reasons=list(item.reasons), score_breakdown=item.breakdown,
         bundle=list(item.bundle), trial_days=info.trial_days if item.kind == "trial" else None, quote=quote,
-        payment_route=route, payment_reasons=list(reasons), plan_change=plan)
+        payment_route=route, payment_reasons=list(reasons), plan_change=plan, leads_to=item.leads_to)
+
+
+async def _weights(session: AsyncSession, ctx: Context, now: datetime) -> Weights:
+    """The served weights (explicit setting, else the newest learned fit, else defaults), read at most once a
+    minute per process."""
+    hit: Weights | None = ctx.refresher.cached_weights(now) if ctx.refresher is not None else None
+    if hit is not None:
+        return hit
+    weights = await learning.served_weights(session, ctx.settings.suggest_weights)
+    if ctx.refresher is not None:
+        ctx.refresher.keep_weights(now, weights)
+    return weights
 
 
 async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
-    """First request of an account: count its peers now; later: recount in the background when stale."""
+    """Recounts never run on the request path when the app can run them in the background: an account never
+    counted, or counted longer ago than the TTL, is recounted by the refresher and this answer uses what is
+    there (none yet: peers say nothing until then). Without a refresher (a bare call) the first count is done
+    here."""
     ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
     if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
         return
     at = await peers.refreshed_at(session, account_id)
-    if at is None:
-        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
-    elif now - at > ttl and ctx.refresher is not None and ctx.sessionmaker is not None:
+    background = ctx.refresher is not None and ctx.sessionmaker is not None
+    if (at is None or now - at > ttl) and background:
+        assert ctx.refresher is not None and ctx.sessionmaker is not None
         ctx.refresher.schedule(ctx.sessionmaker, account_id)
+    elif at is None:
+        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
     elif ctx.refresher is not None:
         ctx.refresher.seen(account_id, at + ttl)
+
+
+async def recount_accounts(session: AsyncSession, principal: Principal, refs: list[str], *, now: datetime,
+                           unused_days: int, refresher: peers.Refresher | None) -> RecountRead:
+    """Recount the named accounts (as the principal may see them) now."""
+    accounts = await resolve_accounts(session, principal, refs)
+    users = await recount(session, account_ids=[a.account_id for a in accounts], now=now, unused_days=unused_days,
+                          refresher=refresher)
+    return RecountRead(accounts=len(accounts), users=users)
+
+
+async def recount(session: AsyncSession, *, account_ids: list[str], now: datetime, unused_days: int,
+                  refresher: peers.Refresher | None = None) -> int:
+    """Recount the given accounts' peer statistics now, in this transaction; returns users counted."""
+    total = 0
+    for account_id in account_ids:
+        total += await peers.refresh_account(session, account_id, now=now, unused_days=unused_days)
+    if refresher is not None:
+        refresher.segments.clear()
+        for account_id in account_ids:
+            refresher.fresh_until.pop(account_id, None)
+    return total
 
 
 async def feedback(session: AsyncSession, principal: Principal, suggestion_id: str, data: FeedbackIn, *,

@@ -13,11 +13,17 @@ from typing import Literal
 
 TriggerKind = Literal["feature_denied", "limit_near", "limit_reached", "browse"]
 
-SIGNALS = ("trigger", "demand", "limit", "peers", "co_ownership", "trajectory", "price")
+SIGNALS = ("trigger", "demand", "demand_week", "demand_older", "limit", "peers", "account_peers", "segment",
+           "co_ownership", "trajectory", "price", "next_step")
 
 TEAM_MIN_PEERS = 3  # below this a team share is noise (and would single people out)
 SEGMENT_MIN_USERS = 20  # same role in similar accounts: only with enough users behind the share
 CO_OWNERSHIP_MIN_SUPPORT = 10  # owners of the antecedent module needed before "most users who have A" means much
+EVIDENCE_FLOOR = 0.10  # a share below this is not evidence for anything: it is never said as a reason
+PRIOR_STRENGTH = 4.0  # pseudo-users of the wider group's share added to a small group's count (smoothing)
+# Roles that are fields rather than people: no plural "s" ("7 of the 9 other people in finance").
+MASS_ROLES = frozenset({"finance", "sales", "support", "legal", "marketing", "operations", "ops", "hr", "it",
+                        "engineering", "security", "design", "procurement", "research", "admin_staff"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,23 @@ class PeerCount:
 
 _PERIOD_WORDS = {"day": "today", "week": "this week", "month": "this month", "year": "this year",
                  "lifetime": "so far"}
+
+
+def role_label(role: str) -> str:
+    """The plural a sentence uses for a role: "analysts", "people in finance"."""
+    word = role.replace("_", " ")
+    if role.casefold() in MASS_ROLES:
+        return f"people in {word}"
+    return word if word.endswith("s") else word + "s"
+
+
+def smoothed(owners: int, users: int, prior: float, strength: float = PRIOR_STRENGTH) -> float:
+    """A share shrunk toward a wider group's share: (owners + k * prior) / (users + k). Small groups say little
+    on their own; large ones speak for themselves."""
+    assert 0 <= owners <= max(users, 0) or users <= 0, (owners, users)
+    if users <= 0:
+        return prior
+    return (owners + strength * prior) / (users + strength)
 
 
 def _plural(n: int, unit: str | None) -> str:
@@ -123,6 +146,28 @@ def recorded_demand(module: ModuleInfo, demand: Mapping[str, tuple[int, int]], f
                   f"You tried to use {name} {times} in the last {days} days without having it.")
 
 
+def week_demand(module: ModuleInfo, week: Mapping[str, int]) -> Signal:
+    """Tries of the last 7 days for the module's features: the freshest need. It weighs the recent demand
+    toward this week; the 30-day sentence of ``recorded_demand`` already states these tries, so it says nothing."""
+    total = sum(week.get(k, 0) for k in module.features)
+    return Signal(1.0 - math.exp(-total / 2.0)) if total > 0 else NONE
+
+
+def older_demand(module: ModuleInfo, older: Mapping[str, int], features: Mapping[str, FeatureInfo], *,
+                 recent_days: int, older_days: int) -> Signal:
+    """Denied checks and attempts before the recent window (a need the user may still have)."""
+    total = sum(older.get(k, 0) for k in module.features)
+    if total <= 0:
+        return NONE
+    best = max(module.features, key=lambda k: (older.get(k, 0), k))
+    f = features.get(best)
+    name = f.name if f else best
+    n = older.get(best, 0)
+    times = "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+    return Signal(1.0 - math.exp(-total / 3.0), f"You tried to use {name} {times} between {older_days} and "
+                                                 f"{recent_days} days ago without having it.")
+
+
 def limit_pressure(module: ModuleInfo, usage: Mapping[str, tuple[int, int | None]],
                    features: Mapping[str, FeatureInfo]) -> Signal:
     """How close the user is to a limit the module raises: 0 below half the limit, 1 at the limit."""
@@ -145,25 +190,51 @@ def limit_pressure(module: ModuleInfo, usage: Mapping[str, tuple[int, int | None
     return Signal(value, f"You used {used:,} of {_plural(limit, unit)} {when}.")
 
 
+def segment_prior(segment: PeerCount | None) -> float:
+    """The share of the role owning the module across the segment (0 when unknown): every smoothed share's prior."""
+    if segment is None or segment.users <= 0:
+        return 0.0
+    return segment.owners / segment.users
+
+
 def peer_adoption(module: ModuleInfo, role: str | None, team: PeerCount | None, segment: PeerCount | None,
                   *, segment_name: str) -> Signal:
-    """Adoption among peers: the same role in the user's own account first, then in similar accounts
-    (same segment). Small groups say nothing (noise, and a share of 1 of 2 would single someone out)."""
-    if role is None:
+    """Adoption among the other users with the same role in the user's account, smoothed toward the role's
+    share in the segment. Said only with at least TEAM_MIN_PEERS peers and a share at the evidence floor."""
+    if role is None or team is None or team.users <= 0:
         return NONE
-    label = role.replace("_", " ") + ("" if role.endswith("s") else "s")
-    team_share = team.owners / team.users if team and team.users >= TEAM_MIN_PEERS else 0.0
-    seg_share = segment.owners / segment.users if segment and segment.users >= SEGMENT_MIN_USERS else 0.0
-    if team is not None and team_share > 0 and team_share >= seg_share * 0.8:
-        # Confidence grows with team size: a share of 3 peers counts less than a share of 30.
-        value = team_share * min(1.0, 0.5 + team.users / 20)
-        return Signal(min(1.0, value),
-                      f"{team.owners} of the {team.users} other {label} in your team use {module.name}.")
-    if segment is not None and seg_share > 0:
-        pct = round(100 * seg_share)
-        return Signal(min(1.0, seg_share * 0.8),
-                      f"{pct}% of {label} at {segment_name.replace('_', ' ')} companies like yours use {module.name}.")
-    return NONE
+    value = smoothed(team.owners, team.users, segment_prior(segment))
+    share = team.owners / team.users
+    fact = None
+    if team.users >= TEAM_MIN_PEERS and team.owners > 0 and share >= EVIDENCE_FLOOR:
+        fact = f"{team.owners} of the {team.users} other {role_label(role)} in your team use {module.name}."
+    return Signal(min(1.0, max(0.0, value)), fact)
+
+
+def account_adoption(module: ModuleInfo, account: PeerCount | None, prior: float) -> Signal:
+    """Adoption across the whole account, whatever the role, smoothed toward the segment's share."""
+    if account is None or account.users <= 0:
+        return NONE
+    value = smoothed(account.owners, account.users, prior)
+    share = account.owners / account.users
+    fact = None
+    if account.users >= TEAM_MIN_PEERS and account.owners > 0 and share >= EVIDENCE_FLOOR:
+        fact = f"{account.owners} of the {account.users} other people in your account use {module.name}."
+    return Signal(min(1.0, max(0.0, value)), fact)
+
+
+def segment_adoption(module: ModuleInfo, role: str | None, segment: PeerCount | None, *,
+                     segment_name: str) -> Signal:
+    """The share of users with the role, across all accounts of the segment, who own the module (the user's own
+    account included: the segment is the population). Said with at least SEGMENT_MIN_USERS users behind it."""
+    if role is None or segment is None or segment.users <= 0:
+        return NONE
+    share = segment.owners / segment.users
+    fact = None
+    if segment.users >= SEGMENT_MIN_USERS and share >= EVIDENCE_FLOOR:
+        fact = (f"{round(100 * share)}% of {role_label(role)} at {segment_name.replace('_', ' ')} companies like "
+                f"yours use {module.name}.")
+    return Signal(min(1.0, share), fact)
 
 
 def co_ownership(module: ModuleInfo, owned: frozenset[str], pairs: Mapping[tuple[str, str], int],
@@ -181,6 +252,8 @@ def co_ownership(module: ModuleInfo, owned: frozenset[str], pairs: Mapping[tuple
     if best is None or best[0] <= 0:
         return NONE
     conf, a = best
+    if conf < EVIDENCE_FLOOR:
+        return Signal(min(1.0, conf))  # counts a little, says nothing: under the floor it is not evidence
     pct = round(100 * conf)
     share = "Most" if conf >= 0.5 else f"{pct}% of"
     return Signal(min(1.0, conf), f"{share} users who have {names.get(a, a)} also have {module.name}"

@@ -56,7 +56,8 @@ class WebhookEndpointController(Controller):
     path = "/v1/webhook-endpoints"
     tags = ["Webhooks"]
 
-    @post("/", opt=WRITE, status_code=201, summary="Register a webhook endpoint; its secret is shown once")
+    @post("/", opt={**WRITE, "idempotency": "optional"}, status_code=201,
+          summary="Register a webhook endpoint; its secret is shown once")
     async def create_endpoint(
         self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,
         data: JSONBody[WebhookEndpointCreate], request: Request[Any, Any, Any],
@@ -112,7 +113,7 @@ class WebhookEndpointController(Controller):
                                              clock=clock)
         return service.endpoint_read(endpoint)
 
-    @post("/{endpoint_id:str}/rotate-secret", opt=WRITE, status_code=200,
+    @post("/{endpoint_id:str}/rotate-secret", opt={**WRITE, "idempotency": "optional"}, status_code=200,
           summary="Rotate the signing secret; the previous one keeps signing during the overlap")
     async def rotate_secret(
         self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,

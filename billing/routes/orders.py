@@ -104,8 +104,8 @@ class OrderController(Controller):
 
         return await run_idempotent(request, db_session, produce, required=True)
 
-    @post("/{order_id:str}/refund", opt={**MONEY, "user_access": "admin", "owner": "account"},
-          status_code=200,
+    @post("/{order_id:str}/refund", status_code=200,
+          opt={**MONEY, "user_access": "admin", "owner": "account", "idempotency": "required"},
           summary="Refund a paid order (budget: in full; card: all or part); requires an Idempotency-Key",
           description="A full refund revokes the order's access now and stops its renewals; a partial card "
                       "refund keeps access. Card refunds go through Stripe. A retry with the same key and body "

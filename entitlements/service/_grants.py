@@ -37,7 +37,7 @@ from entitlements.models import Grant, SeatAssignment, Trial
 from entitlements.schemas import GrantRead
 from entitlements.service._changes import record_changes
 
-Source = Literal["order", "trial", "admin", "plan"]
+Source = Literal["order", "trial", "admin", "plan", "import"]
 
 
 async def invalidate(session: AsyncSession, account_id: str, user_id: str | None = None) -> None:

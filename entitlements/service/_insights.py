@@ -26,6 +26,19 @@ async def demand_signals(session: AsyncSession, account_id: str, user_id: str, *
     return {f: (int(d or 0), int(a or 0)) for f, d, a in rows}
 
 
+async def demand_by_day(session: AsyncSession, account_id: str, user_id: str, *, since: date,
+                        ) -> dict[str, list[tuple[date, int, int]]]:
+    """feature -> [(UTC day, denied checks, attempts)] of the user from ``since`` on, oldest first."""
+    rows = await session.execute(
+        select(DemandSignal.feature, DemandSignal.day, DemandSignal.denied_checks, DemandSignal.attempts)
+        .where(DemandSignal.account_id == account_id, DemandSignal.user_id == user_id, DemandSignal.day >= since)
+        .order_by(DemandSignal.feature, DemandSignal.day))
+    out: dict[str, list[tuple[date, int, int]]] = defaultdict(list)
+    for feature, day, denied, attempts in rows:
+        out[feature].append((day, int(denied), int(attempts)))
+    return dict(out)
+
+
 async def usage_series(session: AsyncSession, account_id: str, user_id: str, *, since: datetime,
                        ) -> dict[str, list[tuple[datetime, datetime, int]]]:
     """feature -> [(period start, period end, used)] of the user's counters starting from ``since``, oldest first."""
@@ -100,3 +113,50 @@ async def account_usage_series(session: AsyncSession, account_id: str, *, since:
     for user_id, feature, used in rows:
         out[user_id][feature].append(int(used))
     return {u: dict(f) for u, f in out.items()}
+
+
+async def grant_history(session: AsyncSession, *, until: datetime, limit: int,
+                        ) -> list[tuple[str, str | None, str, str, datetime, datetime | None]]:
+    """Every grant started before ``until`` as (account, user or None, module, source, starts_at, held until):
+    the history a backtest replays (seat pools are left out: who held a seat when is not kept). At most
+    ``limit`` rows, oldest first."""
+    rows = await session.execute(
+        select(Grant.account_id, Grant.user_id, Grant.module, Grant.source, Grant.starts_at, Grant.ends_at,
+               Grant.revoked_at)
+        .where(Grant.starts_at < until, Grant.seats.is_(None)).order_by(Grant.starts_at, Grant.grant_id).limit(limit))
+    out = []
+    for a, u, m, source, starts, ends, revoked in rows:
+        end = min((t for t in (ends, revoked) if t is not None), default=None)
+        out.append((a, u, m, source, starts, end))
+    return out
+
+
+async def demand_history(session: AsyncSession, *, since: date, until: date, limit: int,
+                         ) -> list[tuple[str, str, str, date, int]]:
+    """(account, user, feature, UTC day, denied checks + attempts) for days in [since, until), at most ``limit``."""
+    rows = await session.execute(
+        select(DemandSignal.account_id, DemandSignal.user_id, DemandSignal.feature, DemandSignal.day,
+               DemandSignal.denied_checks + DemandSignal.attempts)
+        .where(DemandSignal.day >= since, DemandSignal.day < until).order_by(DemandSignal.day).limit(limit))
+    return [(a, u, f, d, int(n)) for a, u, f, d, n in rows]
+
+
+async def usage_history_rows(session: AsyncSession, *, since: datetime, until: datetime, limit: int,
+                             ) -> list[tuple[str, str, str, datetime, datetime, int]]:
+    """(account, user, feature, period start, period end, used) of counters begun in [since, until)."""
+    rows = await session.execute(
+        select(UsageCounter.account_id, UsageCounter.user_id, UsageCounter.feature, UsageCounter.period_start,
+               UsageCounter.period_end, UsageCounter.used)
+        .where(UsageCounter.period_start >= since, UsageCounter.period_start < until)
+        .order_by(UsageCounter.period_start).limit(limit))
+    return [(a, u, f, s, e, int(n)) for a, u, f, s, e, n in rows]
+
+
+async def recent_grants(session: AsyncSession, account_id: str, user_id: str, *, since: datetime, now: datetime,
+                        ) -> frozenset[str]:
+    """Modules the user (or the whole account) was granted from ``since`` on, whatever the source (orders,
+    imports, admins, trials): what "just got it" means for suggestions."""
+    rows = await session.scalars(select(Grant.module).where(
+        Grant.account_id == account_id, or_(Grant.user_id == user_id, Grant.user_id.is_(None)),
+        Grant.starts_at >= since, Grant.starts_at <= now))
+    return frozenset(rows)

@@ -99,7 +99,7 @@ _CATALOG_KEY = "matched against the live catalog; what is stored is the catalog'
 # "Struct.field", "*.field" or "Struct" -> why the value is never stored as sent.
 NOT_STORED: dict[str, str] = {
     "*.user": _LOOKED_UP, "SessionTokenCreate.account": _LOOKED_UP, "OrderCreate.quote_id": _LOOKED_UP,
-    "ReplayEvent.event_id": _LOOKED_UP, "ApiKeyCreate.accounts": _LOOKED_UP,
+    "ReplayEvent.event_id": _LOOKED_UP, "ApiKeyCreate.accounts": _LOOKED_UP, "RecountIn.accounts": _LOOKED_UP,
     "QuoteItemIn.module": _CATALOG_KEY, "QuoteItemIn.interval": "selects one of the module's prices",
     "SessionTokenCreate.roles": "signed into the token, never stored",
     "SessionTokenCreate.ttl_seconds": "becomes the token's expiry time",

@@ -70,6 +70,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     "build": lambda w: "0" * 16,  # the widget's static files: public, no account's object
     "name": lambda w: "widget.mjs",
     "period": lambda w: "2026-11",  # vendor-level reports name a period, not an account's object
+    "at": lambda w: "2026-01-05",  # a backtest's split date: vendor-level, names no account's object
     "order_id": lambda w: w.extra["order_id"],
     "approval_id": lambda w: w.extra["approval_id"],
     "subscription_id": lambda w: w.extra["subscription_id"],

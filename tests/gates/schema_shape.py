@@ -24,6 +24,8 @@ GLOBAL_TABLES: dict[str, str] = {
     "webhook_cursors": "the dispatcher's outbox high-water marks",
     "sug_segment_stats": "suggestion peer counts summed over a segment's accounts (no account data)",
     "sug_segment_pairs": "module co-ownership counts summed over a segment's accounts (no account data)",
+    "sug_segment_roles": "users per role summed over a segment's accounts (no account data)",
+    "sug_weights": "the engine's weights fitted on the vendor's whole history: one model per deployment",
     "catalog_revisions": "the vendor's catalog (reference table when sharded)",
     "catalog_settings": "the vendor's catalog (reference table when sharded)",
     "catalog_categories": "the vendor's catalog (reference table when sharded)",

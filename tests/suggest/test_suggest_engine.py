@@ -97,6 +97,26 @@ def test_unmet_requirements_are_quoted_as_a_bundle_prerequisite_first() -> None:
     assert "reports_pro" not in keys(e.rank(unbuyable, facts(owned=frozenset()), None, e.Respect(), features=F))
 
 
+def test_without_the_users_own_moment_a_module_with_unmet_requirements_is_offered_as_its_first_step() -> None:
+    f = facts(owned=frozenset(), demand={"pdf_export": (0, 4)})
+    out = e.rank(cands(BASIC, PRO), f, None, e.Respect(), features=F)
+    first = out[0]
+    assert first.module == "reports_basic" and first.leads_to == "reports_pro" and first.bundle == ()
+    assert "Start with Reports Basic: Reports Pro needs it first." in first.reasons
+    assert first.breakdown["next_step"] == scoring.DEFAULT_WEIGHTS["next_step"] and first.breakdown["demand"] > 0
+    assert keys(out).count("reports_basic") == 1  # one item per module
+
+
+def test_a_module_granted_lately_is_never_proposed_for_dropping() -> None:
+    advice = adv.Advice(current=("reports_pro",), current_minor=2400, best=("reports_basic",), best_minor=900,
+                        add=("reports_basic",), remove=("reports_pro",), uncovered=(), exact=True)
+    f = facts(owned=frozenset({"reports_pro"}))
+    shown = e.rank(cands(BASIC, PRO), f, None, e.Respect(), features=F, advice=advice)
+    assert any(i.kind == "plan_change" for i in shown)
+    out = e.rank(cands(BASIC, PRO), f, None, e.Respect(bought=frozenset({"reports_pro"})), features=F, advice=advice)
+    assert all(i.kind != "plan_change" for i in out)
+
+
 def test_evidence_from_others_offers_a_trial_and_own_need_a_purchase() -> None:
     out = e.rank(cands(CHARTS), facts(), None, e.Respect(), features=F)
     assert out[0].kind == "trial"
@@ -128,8 +148,9 @@ def test_a_cheaper_plan_is_offered_as_a_plan_change() -> None:
 
 def test_scores_are_logistic_with_a_breakdown_per_signal() -> None:
     p, parts = scoring.score({"trigger": 1.0, "peers": 0.5})
-    assert parts["trigger"] == 5.0 and parts["peers"] == 0.75 and parts["price"] == 0.0
-    assert p == pytest.approx(scoring.sigmoid(scoring.DEFAULT_BIAS + 5.75))
+    w_trigger, w_peers = scoring.DEFAULT_WEIGHTS["trigger"], scoring.DEFAULT_WEIGHTS["peers"]
+    assert parts["trigger"] == w_trigger and parts["peers"] == w_peers / 2 and parts["price"] == 0.0
+    assert p == pytest.approx(scoring.sigmoid(scoring.DEFAULT_BIAS + w_trigger + w_peers / 2))
     w = scoring.parse_weights("trigger=1, bias=-1")
     assert w.weights["trigger"] == 1 and w.bias == -1 and w.weights["peers"] == scoring.DEFAULT_WEIGHTS["peers"]
     with pytest.raises(ValueError):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from suggest import signals as s
 from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, Trigger
 
@@ -50,14 +54,46 @@ def test_limit_pressure_starts_at_half_and_is_full_at_the_limit() -> None:
     assert s.limit_pressure(CHARTS, {"reports": (50, 50)}, F) == s.NONE  # charts add no reports
 
 
-def test_peer_adoption_prefers_the_team_and_ignores_tiny_groups() -> None:
+def test_team_adoption_states_its_counts_and_is_smoothed_toward_the_segment() -> None:
     team = s.peer_adoption(CHARTS, "analyst", PeerCount(7, 9), PeerCount(30, 100), segment_name="enterprise")
-    assert team.fact == "7 of the 9 other analysts in your team use Advanced Charts." and team.value > 0.5
-    tiny = s.peer_adoption(CHARTS, "analyst", PeerCount(2, 2), None, segment_name="smb")
-    assert tiny == s.NONE  # two peers say nothing (and would single them out)
-    seg = s.peer_adoption(CHARTS, "analyst", PeerCount(0, 5), PeerCount(61, 100), segment_name="mid_market")
-    assert seg.fact == "61% of analysts at mid market companies like yours use Advanced Charts."
+    assert team.fact == "7 of the 9 other analysts in your team use Advanced Charts."
+    assert team.value == pytest.approx((7 + s.PRIOR_STRENGTH * 0.3) / (9 + s.PRIOR_STRENGTH))
+    tiny = s.peer_adoption(CHARTS, "analyst", PeerCount(2, 2), PeerCount(10, 100), segment_name="smb")
+    assert tiny.fact is None  # two peers say nothing (and would single them out)
+    assert tiny.value == pytest.approx((2 + s.PRIOR_STRENGTH * 0.1) / (2 + s.PRIOR_STRENGTH)) and tiny.value < 0.5
     assert s.peer_adoption(CHARTS, None, PeerCount(7, 9), None, segment_name="x") == s.NONE
+
+
+def test_segment_share_is_over_every_user_with_the_role_and_has_a_floor() -> None:
+    seg = s.segment_adoption(CHARTS, "analyst", PeerCount(61, 100), segment_name="mid_market")
+    assert seg.fact == "61% of analysts at mid market companies like yours use Advanced Charts."
+    assert seg.value == pytest.approx(0.61)
+    rare = s.segment_adoption(CHARTS, "manager", PeerCount(2, 100), segment_name="enterprise")
+    assert rare.fact is None and rare.value == pytest.approx(0.02)  # 2 %: counted, never said
+    assert s.segment_adoption(CHARTS, "analyst", PeerCount(9, 15), segment_name="smb").fact is None  # too few
+
+
+def test_account_adoption_counts_everyone_whatever_the_role() -> None:
+    acc = s.account_adoption(CHARTS, PeerCount(12, 15), 0.2)
+    assert acc.fact == "12 of the 15 other people in your account use Advanced Charts."
+    assert acc.value == pytest.approx((12 + s.PRIOR_STRENGTH * 0.2) / (15 + s.PRIOR_STRENGTH))
+    assert s.account_adoption(CHARTS, PeerCount(1, 40), 0.0).fact is None  # 2.5 % is not evidence
+    assert s.account_adoption(CHARTS, None, 0.5) == s.NONE
+
+
+def test_roles_that_are_fields_are_not_pluralised_with_an_s() -> None:
+    assert s.role_label("analyst") == "analysts" and s.role_label("sales") == "people in sales"
+    assert s.role_label("finance") == "people in finance" and s.role_label("ops_lead") == "ops leads"
+    team = s.peer_adoption(CHARTS, "finance", PeerCount(4, 6), None, segment_name="smb")
+    assert team.fact == "4 of the 6 other people in finance in your team use Advanced Charts."
+
+
+def test_demand_of_the_last_week_and_before_the_window() -> None:
+    week = s.week_demand(CHARTS, {"advanced_charts": 2})
+    assert week.fact is None and week.value == pytest.approx(1 - math.exp(-1))
+    older = s.older_demand(CHARTS, {"advanced_charts": 3}, F, recent_days=30, older_days=90)
+    assert older.fact == "You tried to use Advanced charts 3 times between 90 and 30 days ago without having it."
+    assert s.older_demand(CHARTS, {"pdf_export": 3}, F, recent_days=30, older_days=90) == s.NONE
 
 
 def test_co_ownership_needs_support_and_uses_the_best_owned_module() -> None:
@@ -67,6 +103,8 @@ def test_co_ownership_needs_support_and_uses_the_best_owned_module() -> None:
                          {"advanced_charts": "Advanced Charts"})
     assert round(sig.value, 2) == 0.8 and sig.fact == "Most users who have Advanced Charts also have Reports Pro (80%)."
     assert s.co_ownership(PRO, frozenset({"advanced_charts"}), pairs, {"advanced_charts": 5}, {}) == s.NONE
+    weak = s.co_ownership(PRO, frozenset({"comments"}), {("comments", "reports_pro"): 1}, {"comments": 100}, {})
+    assert weak.fact is None and weak.value == pytest.approx(0.01)  # 1 % of owners: not evidence, never said
 
 
 def test_usage_trajectory_rewards_growth_not_decline() -> None:

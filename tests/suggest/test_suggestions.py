@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
 from app.clock import FrozenClock
-from app.demo import DEMO_USERS
+from app.demo import DEMO_ACCOUNTS, DEMO_USERS
 from app.settings import Settings
 from suggest import record_purchase
 from suggest.service import in_holdout
@@ -56,6 +56,10 @@ async def key(client: AsyncTestClient[Any], sessionmaker: Any, clock: FrozenCloc
             await usage(client, k, f"acme-an{i}", "advanced_charts", 3, "seed")
     await grant(client, k, "acme", module="reports_basic", user="acme-ana", source_ref="rb")
     await usage(client, k, "acme-ana", "reports", 46, "seed")
+    # Requests never count peers on their path (the background does); count them now, as after an import.
+    r = await client.post("/v1/suggestions/recount", json={"accounts": [a.external_id for a in DEMO_ACCOUNTS]},
+                          headers=bearer(k))
+    assert r.status_code == 200, r.text
     return k
 
 

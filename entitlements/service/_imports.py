@@ -1,0 +1,112 @@
+"""Bulk writes of a vendor's past (history import): grants with past dates, usage and attempt events older
+than the live backfill window. Idempotent by natural keys: a grant by (account, source, source_ref, module), an
+event by (account, event id); a replayed row writes nothing. No limit is enforced (the past already happened)
+and no domain event is published for the past; the process caches of the touched accounts are told at commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.ids import new_id
+from entitlements.domain import CatalogView, counter_period, period_bounds
+from entitlements.service._changes import record_changes
+from entitlements.service._usage import _ADD_COUNTERS, _INSERT_EVENTS, add_signals
+
+
+@dataclass(frozen=True)
+class PastGrant:
+    account_id: str
+    user_id: str | None
+    module: str
+    source: str  # "import" (bought: counts as a purchase) or "admin"
+    source_ref: str
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PastEvent:
+    account_id: str
+    user_id: str
+    event_id: str
+    feature: str
+    kind: str  # usage | attempt
+    quantity: int
+    occurred_at: datetime
+    denied: bool = False  # an attempt that was a denied check
+
+
+_INSERT_GRANTS = text("""
+    INSERT INTO ent_grants (account_id, grant_id, user_id, module, source, source_ref, starts_at, ends_at, seats,
+                            seats_assigned, created_at, updated_at)
+    SELECT a, g, u, m, s, r, st, en, NULL, 0, :now, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:g AS text[]), CAST(:u AS text[]), CAST(:m AS text[]),
+                  CAST(:s AS text[]), CAST(:r AS text[]), CAST(:st AS timestamptz[]), CAST(:en AS timestamptz[]))
+           AS t(a, g, u, m, s, r, st, en)
+    ON CONFLICT (account_id, source, source_ref, module) DO NOTHING
+    RETURNING account_id, source_ref, module
+""")
+
+
+async def import_grants(session: AsyncSession, rows: list[PastGrant], *, now: datetime) -> set[tuple[str, str, str]]:
+    """Insert the grants not yet there (one statement); returns (account, source_ref, module) of those inserted."""
+    if not rows:
+        return set()
+    inserted = await session.execute(_INSERT_GRANTS, {
+        "a": [g.account_id for g in rows], "g": [new_id("grt") for _ in rows], "u": [g.user_id for g in rows],
+        "m": [g.module for g in rows], "s": [g.source for g in rows], "r": [g.source_ref for g in rows],
+        "st": [g.starts_at for g in rows], "en": [g.ends_at for g in rows], "now": now})
+    out = {(a, r, m) for a, r, m in inserted}
+    await record_changes(session, [(a, None) for a in sorted({a for a, _, _ in out})])
+    return out
+
+
+async def import_events(session: AsyncSession, events: list[PastEvent], *, view: CatalogView, now: datetime,
+                        ) -> set[str]:
+    """Record past usage and attempt events once each (counters and demand per day); returns the accounts that
+    got a new event."""
+    if not events:
+        return set()
+    bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
+
+    def period_of(feature: str, at: datetime) -> tuple[datetime, datetime]:
+        key = (feature, at)
+        if key not in bounds:
+            bounds[key] = period_bounds(counter_period(view.features[feature]), at)
+        return bounds[key]
+
+    unique = {(e.account_id, e.event_id): e for e in events}
+    cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
+    for (a, eid), ev in unique.items():
+        for c, v in zip(cols, (a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at,
+                               period_of(ev.feature, ev.occurred_at)[0], None), strict=True):
+            cols[c].append(v)
+    inserted = (await session.execute(_INSERT_EVENTS, {**cols, "now": now})).all()
+    usage: dict[tuple[str, str, str, datetime], tuple[datetime, int]] = {}
+    demand: dict[tuple[str, str, str, date], tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for a, eid in inserted:
+        ev = unique[(a, eid)]
+        if ev.kind == "attempt":
+            d, t = demand[(a, ev.user_id, ev.feature, ev.occurred_at.date())]
+            demand[(a, ev.user_id, ev.feature, ev.occurred_at.date())] = (
+                (d + ev.quantity, t) if ev.denied else (d, t + ev.quantity))
+            continue
+        start, end = period_of(ev.feature, ev.occurred_at)
+        key = (a, ev.user_id, ev.feature, start)
+        usage[key] = (end, usage.get(key, (end, 0))[1] + ev.quantity)
+    if usage:
+        keys = sorted(usage)  # a fixed lock order, as live ingestion does
+        await session.execute(_ADD_COUNTERS, {
+            "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys],
+            "s": [k[3] for k in keys], "e": [usage[k][0] for k in keys], "n": [usage[k][1] for k in keys],
+            "now": now})
+    if demand:
+        await add_signals(session, dict(demand), now=now)
+    await record_changes(session, sorted({(k[0], k[1]) for k in usage}))
+    return {a for a, _ in inserted}
