@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.clock import FrozenClock
 from app.db import create_lock_engine
@@ -15,11 +15,13 @@ from app.idempotency import IdempotencyRecord
 from app.jobs.scheduler import Scheduler
 from app.jobs.wiring import JobsLoop
 from app.settings import Settings
+from entitlements.models import EntitlementChange
 from tests.api.test_auth import assert_problem
 from tests.api.test_purchase import acme, budget, key, order, quote  # noqa: F401  (fixtures)
 from tests.factories import Tenant, bearer, make_key
 
 JOBS = {"billing_run", "statement_close", "reconcile", "approval_expiry", "idempotency_purge", "price_migrations",
+        "entitlement_changes_prune",
         "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions"}
 
 
@@ -82,3 +84,25 @@ async def test_expired_idempotency_keys_are_purged_by_the_scheduled_job(
     clock.advance(timedelta(days=1, hours=1))
     ran = {r.job: r for r in await scheduler.tick()}
     assert ran["idempotency_purge"].detail == {"purged": 1} and await stored() == 0
+
+
+async def test_the_entitlement_change_log_is_pruned_past_its_resumable_window(
+        client: AsyncTestClient[Any], key: str, acme: Tenant, sessionmaker: Any, clock: FrozenClock,  # noqa: F811
+        scheduler: Scheduler) -> None:
+    await budget(client, key, 100_000)
+    q = await quote(client, acme.user_token, acme.user, "reports_basic")
+    assert (await order(client, acme.user_token, q["id"])).status_code == 201
+
+    async def logged() -> int:
+        async with sessionmaker() as s:
+            return int(await s.scalar(select(func.count()).select_from(EntitlementChange)) or 0)
+
+    changes = await logged()
+    assert changes > 0  # the grant was logged for the SDK's change stream
+    ran = {r.job: r for r in await scheduler.tick()}
+    assert ran["entitlement_changes_prune"].detail == {"pruned": 0} and await logged() == changes
+    async with sessionmaker() as s, s.begin():  # the rows grow older than the window (plus its hour)
+        await s.execute(update(EntitlementChange).values(created_at=func.now() - timedelta(days=2)))
+    clock.advance(timedelta(hours=1, minutes=1))
+    ran = {r.job: r for r in await scheduler.tick()}
+    assert ran["entitlement_changes_prune"].detail == {"pruned": changes} and await logged() == 0
