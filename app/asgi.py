@@ -63,6 +63,7 @@ from entitlements.runtime import Runtime
 from suggest.peers import Refresher
 from suggest.routes import AdvisorController, SuggestionController
 from web.apidocs import apidocs_router, swagger_plugin
+from web.consoles import consoles_router
 from web.widget import widget_router
 
 if TYPE_CHECKING:
@@ -161,7 +162,8 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), consoles_router(),
+                        *extra_route_handlers],
         dependencies=DEPENDENCIES,
         guards=[_guard(limiter)],
         middleware=[CorsMiddleware(cors_config(settings), origins),

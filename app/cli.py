@@ -159,11 +159,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     _check_card_payments(settings)
     with database_url(settings) as url:
-        async def prepare(engine: Any) -> str:
+        async def prepare(engine: Any) -> tuple[str, str, str]:
             await upgrade(engine)
-            return await seed_demo(engine, settings)
+            key = await seed_demo(engine, settings)
+            admin, _ = await mint_console_path(engine, settings, email=None, account="acme", user="acme-alice")
+            vendor, _ = await mint_console_path(engine, settings, email="offers@vendor.test", account=None, user=None)
+            return key, admin, vendor
 
-        demo_key = asyncio.run(_with_engine(url, settings, prepare))
+        demo_key, admin_path, vendor_path = asyncio.run(_with_engine(url, settings, prepare))
         base = f"http://{settings.host}:{settings.port}"
         host_port = args.host_page_port or settings.port + 1
         host_origin = f"http://{settings.host}:{host_port}"
@@ -177,6 +180,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                                                 host=settings.host, port=host_port, stripe_fake_url=fake_url))
             print("\n  Demo ready.")
             print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
+            print(f"  Admin console:   {base}{admin_path}  (Alice, admin of Acme)")
+            print(f"  Vendor console:  {base}{vendor_path}")
+            print("                   (one-time links, valid 15 minutes; more with `commerce console-link`)")
             print(f"  API docs:        {base}/schema")
             print(f"  Health:          {base}/healthz")
             print(f"  Demo vendor key: {demo_key}")
@@ -191,6 +197,37 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                                                                  "STRIPE_API_BASE"))
                 print(f"  Billing jobs:    {jobs} commerce billing run\n")
             _serve(settings, url)
+    return 0
+
+
+async def mint_console_path(engine: Any, settings: Settings, *, email: str | None, account: str | None,
+                            user: str | None) -> tuple[str, Any]:
+    """A one-time console sign-in path: the vendor console for ``email``, else the admin console of the user."""
+    from app import wiring
+    from app.accounts.schemas import ConsoleLinkCreate
+    from app.accounts.service import mint_console_link
+    from app.auth import VendorPrincipal
+    from app.clock import SystemClock
+    from app.scopes import SCOPES
+
+    operator = VendorPrincipal(key_id="cli", scopes=frozenset(SCOPES))
+    data = ConsoleLinkCreate(console="admin", account=account, user=user) if email is None else ConsoleLinkCreate(
+        console="vendor", email=email)
+    async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+        return await mint_console_link(session, data, principal=operator, settings=settings, clock=SystemClock())
+
+
+def cmd_console_link(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a one-time console sign-in link (vendor staff by --email, or a customer admin by --account --user)."""
+    if (args.email is None) == (args.account is None or args.user is None):
+        print("commerce console-link: give --email (vendor console) or --account and --user (admin console)",
+              file=sys.stderr)
+        return 2
+    with database_url(settings) as url:
+        path, expires_at = asyncio.run(_with_engine(url, settings, lambda engine: mint_console_path(
+            engine, settings, email=args.email, account=args.account, user=args.user)))
+    print(f"http://{settings.host}:{settings.port}{path}")
+    print(f"(one use, valid until {expires_at.isoformat()})", file=sys.stderr)
     return 0
 
 
@@ -396,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="loopback port of the local Stripe fake (default 12111; unused with STRIPE_SECRET_KEY)")
     sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
     sub.add_parser("db-url", help="print the database URL (for psql)")
+    link = sub.add_parser("console-link", help="print a one-time console sign-in link")
+    link.add_argument("--email", help="vendor console: the staff member's email")
+    link.add_argument("--account", help="admin console: the account's external id")
+    link.add_argument("--user", help="admin console: the admin's external id")
     keys = sub.add_parser("keys", help="vendor API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print its secret once")
@@ -430,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "catalog": cmd_catalog, "billing": cmd_billing, "entitlements": cmd_entitlements}
+            "db-url": cmd_db_url, "console-link": cmd_console_link, "catalog": cmd_catalog, "billing": cmd_billing,
+            "entitlements": cmd_entitlements}
 
 
 def main(argv: list[str] | None = None) -> int:

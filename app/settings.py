@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_default_key: str = "30000/minute"
     rate_limit_default_user: str = "1200/minute"
     rate_limit_sync_seconds: float = 0.5
+    console_link_ttl_seconds: int = 900
+    console_idle_seconds: int = 1800
+    console_max_seconds: int = 43_200
 
     @property
     def is_production(self) -> bool:
@@ -207,6 +210,9 @@ _ENV_MAP: dict[str, str] = {
     "COMMERCE_RATE_LIMIT_DEFAULT_KEY": "rate_limit_default_key",
     "COMMERCE_RATE_LIMIT_DEFAULT_USER": "rate_limit_default_user",
     "COMMERCE_RATE_LIMIT_SYNC_SECONDS": "rate_limit_sync_seconds",
+    "COMMERCE_CONSOLE_LINK_TTL_SECONDS": "console_link_ttl_seconds",
+    "COMMERCE_CONSOLE_IDLE_SECONDS": "console_idle_seconds",
+    "COMMERCE_CONSOLE_MAX_SECONDS": "console_max_seconds",
 }
 
 _INT_FIELDS = {
@@ -229,6 +235,7 @@ _INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_
 _FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "rate_limit_sync_seconds"}
 _INT_FIELDS |= {"max_url_bytes", "max_header_bytes", "cors_max_age_seconds"}
 _LIST_FIELDS |= {"cors_origins"}
+_INT_FIELDS |= {"console_link_ttl_seconds", "console_idle_seconds", "console_max_seconds"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -276,6 +283,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
     _check_request_limits(settings)
+    if not 60 <= settings.console_link_ttl_seconds <= 86_400 or not (
+            60 <= settings.console_idle_seconds <= settings.console_max_seconds <= 30 * 86_400):
+        raise SettingsError("console links live 60 s to a day; the idle timeout is at least 60 s and at most "
+                            "COMMERCE_CONSOLE_MAX_SECONDS (at most 30 days)")
     settings = _check_web(settings)
     return _with_secrets(settings)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -116,3 +116,20 @@ class Me(Output, frozen=True):
     user: str
     roles: list[str]
     is_admin: bool
+
+
+class ConsoleLinkCreate(Input):
+    """A one-time console sign-in link: for a customer admin (``account`` and ``user``) or for the vendor's staff
+    (``console="vendor"`` and ``email``, global keys only)."""
+
+    console: Literal["admin", "vendor"] = "admin"
+    account: ExternalId | None = None
+    user: ExternalId | None = None
+    email: Email | None = None
+
+
+class ConsoleLinkRead(Output, frozen=True):
+    console: str
+    path: Annotated[str, Meta(description="Open this path on the service (once, before expires_at) to sign in")]
+    url: str
+    expires_at: datetime
