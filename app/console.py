@@ -121,7 +121,7 @@ async def mint_link(session: AsyncSession, *, kind: ConsoleKind, account_id: str
                     email: str | None, actor: str, policy: Policy, clock: Clock) -> tuple[str, datetime]:
     """A new one-time link token and its expiry."""
     assert kind == "vendor" or (account_id and user_id), "an admin link names its account and user"
-    secret = secrets.token_urlsafe(32)
+    secret = secrets.token_hex(24)  # hex: no "_", which separates the id from the secret
     now = clock.now()
     row = ConsoleLink(link_id=new_id(LINK_PREFIX), secret_sha256=_sha(secret), kind=kind, account_id=account_id,
                       user_id=user_id, email=email, created_by=actor, created_at=now,
@@ -153,7 +153,7 @@ async def redeem_link(session: AsyncSession, token: str, *, policy: Policy,
     if link.kind == "admin":
         generation = await session.scalar(select(User.token_generation).where(
             User.account_id == link.account_id, User.user_id == link.user_id)) or 0
-    secret = secrets.token_urlsafe(32)
+    secret = secrets.token_hex(24)  # hex: no "_", which separates the id from the secret
     row = ConsoleSession(
         session_id=new_id(SESSION_PREFIX), secret_sha256=_sha(secret), csrf_token=secrets.token_urlsafe(32),
         kind=link.kind, account_id=link.account_id, user_id=link.user_id, email=link.email,

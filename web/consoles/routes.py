@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie, State
-from litestar.params import PathParameter
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import console
@@ -25,6 +25,8 @@ from web.assets import IMMUTABLE, load_bundle
 from web.consoles.pages import ADMIN_PAGES, VENDOR_PAGES, Shell, message_page, shell_page, sign_in_page
 
 ASSETS = "/console-assets"
+TokenQuery = Annotated[str, QueryParameter(max_length=200)]
+AccountQuery = Annotated[str | None, QueryParameter(max_length=200)]
 PUBLIC = {"public": True, "owner": "public"}
 BASE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "form-action 'self'; base-uri 'none'")
@@ -68,11 +70,11 @@ def consoles_router() -> Router:
     base = f"{ASSETS}/{bundle.build}"
 
     @get("/admin/sign-in", opt=PUBLIC, include_in_schema=False)
-    async def admin_sign_in(token: str = "") -> Response[str]:
+    async def admin_sign_in(token: TokenQuery = "") -> Response[str]:
         return _html(sign_in_page(base, token=token, action="/admin/sign-in"))
 
     @get("/console/sign-in", opt=PUBLIC, include_in_schema=False)
-    async def vendor_sign_in(token: str = "") -> Response[str]:
+    async def vendor_sign_in(token: TokenQuery = "") -> Response[str]:
         return _html(sign_in_page(base, token=token, action="/console/sign-in"))
 
     async def redeem(request: Request[Any, Any, State], db_session: AsyncSession, settings: Settings) -> Response[str]:
@@ -83,7 +85,7 @@ def consoles_router() -> Router:
                                                     clock=request.app.state.clock)
         except DomainError as exc:
             return _html(message_page(base, "This link does not work", str(exc.detail)), exc.status)
-        home = "/admin/" if row.kind == "admin" else "/console/"
+        home = "/admin/budgets" if row.kind == "admin" else "/console/catalog"
         return Response("", status_code=303, headers={**_headers(), "Location": home},
                         cookies=[_session_cookie(cookie, settings, max_age=settings.console_max_seconds)])
 
@@ -118,7 +120,7 @@ def consoles_router() -> Router:
     @get(["/admin", "/admin/", "/admin/{page:str}"], opt=PUBLIC, include_in_schema=False)
     async def admin_page(request: Request[Any, Any, State], db_session: DbSession, settings: SettingsDep,
                          page: Annotated[str, PathParameter()] = "budgets",
-                         account: str | None = None) -> Response[str]:
+                         account: AccountQuery = None) -> Response[str]:
         who = await _principal(request)
         if isinstance(who, str):
             return _html(message_page(base, "Please sign in", who), 401)

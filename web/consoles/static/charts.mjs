@@ -9,6 +9,7 @@ let seq = 0;
 export function columns({ title, labels, series, format = String, height = 180 }) {
   const id = `chart-${++seq}`;
   const totals = labels.map((_, i) => series.reduce((s, x) => s + (x.values[i] || 0), 0));
+  if (!totals.some((t) => t > 0)) return h("p", { class: "empty" }, `${title}: nothing yet.`);
   const max = Math.max(1, ...totals);
   const width = Math.max(320, labels.length * 56 + 60);
   const left = 56, top = 12, bottom = 28, plot = height - top - bottom;
@@ -54,15 +55,20 @@ export function hbars({ title, rows, format = String }) {
 export function budgetBar({ title, amount, captured, held, thresholds }) {
   const id = `chart-${++seq}`;
   const width = 600, height = 40, scale = (v) => (Math.min(v, amount) / Math.max(1, amount)) * width;
-  const marks = thresholds.filter((t) => t <= 100).map((t) => h("g", {},
-    h("line", { class: "threshold", x1: (t / 100) * width, x2: (t / 100) * width, y1: 0, y2: 30 }),
-    h("text", { class: "axis", x: Math.min(width - 14, (t / 100) * width), y: 40, "text-anchor": "middle" }, `${t}%`)));
-  return h("svg", { role: "img", "aria-labelledby": id, class: "budget-bar", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" },
+  const marks = thresholds.filter((t) => t <= 100).map((t) =>
+    h("line", { class: "threshold", x1: (t / 100) * width, x2: (t / 100) * width, y1: 0, y2: 30, "vector-effect": "non-scaling-stroke" }));
+  return h("div", { class: "budget-meter" }, h("svg", { role: "img", "aria-labelledby": id, class: "budget-bar", viewBox: `0 0 ${width} 30`, preserveAspectRatio: "none" },
     h("title", { id }, title),
     h("rect", { class: "track", x: 0, y: 4, width, height: 22 }),
     h("rect", { class: "bar captured", x: 0, y: 4, width: scale(captured), height: 22 }),
     h("rect", { class: "bar held", x: scale(captured), y: 4, width: scale(captured + held) - scale(captured), height: 22 }),
-    marks);
+    marks),
+  h("div", { class: "ticks", "aria-hidden": "true" }, thresholds.filter((t) => t <= 100).map((t) => {
+    const tick = h("span", {}, `${t}%`);
+    tick.style.left = `${t}%`;  // CSSOM, not a style attribute: allowed by the page's CSP
+    return tick;
+  })),
+  legend([{ name: "Captured", cls: "captured" }, { name: "Held for approvals", cls: "held" }, { name: "Alert threshold", cls: "threshold" }]));
 }
 
 export function legend(series) {
