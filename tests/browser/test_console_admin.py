@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from tests.browser.conftest import Stack
-from tests.browser.consoles import admin, ready, visit
+from tests.browser.consoles import admin
 
 
 async def test_admin_signs_in_by_link_and_sees_budget_figures_the_api_reports(stack: Stack) -> None:
