@@ -227,6 +227,9 @@ async def seed_purchases(session: AsyncSession, now: datetime) -> None:
                         await billing.order_quote(session, vendor, quote.quote_id, reason=None, clock=clock)
                 except (DomainError, _Skip):
                     continue
+    for back in (4, 3, 2, 1):  # bill-back statements of the months that are over
+        year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
+        await billing.close_period(session, period=f"{year:04d}-{month + 1:02d}", clock=SystemClock())
     acme = await accounts.get_account(session, "acme")
     requester = await accounts.get_user(session, "acme-s001")
     assert acme is not None and requester is not None

@@ -222,8 +222,8 @@ function simulation(was, would, changes) {
       { label: "Order", cell: (c) => c.order_id },
       { label: "User", cell: (c) => c.user },
       { label: "Amount", num: true, cell: (c) => f(c.total_minor) },
-      { label: "Was", cell: (c) => c.was || "—" },
-      { label: "Would be", cell: (c) => c.would_be },
+      { label: "Was", cell: (c) => (c.was || "—").replace("_", " ") },
+      { label: "Would be", cell: (c) => c.would_be.replace("_", " ") },
     ], would.changed) : null);
 }
 
@@ -251,17 +251,17 @@ async function spend() {
   const byCenter = group((o) => [[center[o.user] || "none", net(o)]]);
   const months = [...new Set(paid.map((o) => o.created_at.slice(0, 7)))].sort();
   const monthly = months.map((m) => paid.filter((o) => o.created_at.startsWith(m)).reduce((s, o) => s + net(o), 0));
-  const breakdown = (caption, rows) => table(caption, [
-    { label: caption.split(" by ")[1] ?? "Key", cell: (g) => g.key },
+  const breakdown = (caption, label, rows) => table(caption, [
+    { label, cell: (g) => g.key },
     { label: "Spend", num: true, cell: (g) => f(g.total) },
     { label: "Orders behind it", cell: (g) => h("details", {}, h("summary", {}, `${g.orders.length} order(s)`), h("ul", { class: "ids" }, g.orders.map((id) => h("li", {}, h("code", {}, id))))) },
   ], rows, { emptyText: "No paid purchases yet." });
   render(
     paid.length ? columns({ title: `Spend per month (${cur})`, labels: months, series: [{ name: "Spend", values: monthly, cls: "captured" }], format: f }) : empty("No paid purchases yet."),
     h("div", { class: "grid2" },
-      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: g.key, value: g.total })), format: f }) : null, breakdown("Spend by user", byUser)),
-      h("section", { "aria-labelledby": "by-module" }, h("h2", { id: "by-module" }, "By module"), breakdown("Spend by module", byModule)),
-      h("section", { "aria-labelledby": "by-center" }, h("h2", { id: "by-center" }, "By cost center"), breakdown("Spend by cost center", byCenter))),
+      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: g.key, value: g.total })), format: f }) : null, breakdown("Spend by user", "User", byUser)),
+      h("section", { "aria-labelledby": "by-module" }, h("h2", { id: "by-module" }, "By module"), breakdown("Spend by module", "Module", byModule)),
+      h("section", { "aria-labelledby": "by-center" }, h("h2", { id: "by-center" }, "By cost center"), breakdown("Spend by cost center", "Cost center", byCenter))),
     h("h2", {}, "Statements"),
     table("Bill-back statements, newest first", [
       { label: "Period", cell: (s) => s.period },
@@ -289,7 +289,7 @@ async function adoption() {
     api("GET", accountPath("/advisor"), { query: { limit: 50 } }),
   ]);
   const active = grants.filter((g) => g.status === "active");
-  const pools = active.filter((g) => g.seats);
+  const pools = await Promise.all(active.filter((g) => g.seats).map((g) => api("GET", accountPath(`/grants/${g.id}`))));
   const out = h("div", { class: "out", "aria-live": "polite" });
   const unused = new Map();
   for (const a of advice.data) for (const m of a.remove) unused.set(m, (unused.get(m) || []).concat(a.user));
@@ -312,18 +312,18 @@ async function adoption() {
     h("p", { id: "adoption-status", role: "status", class: "notice" }),
     out,
     h("h2", {}, "Not used by their holders"),
-    table("Modules users hold but do not use (from usage)", [
+    table(`Modules users hold but do not use (from usage), biggest saving first${advice.data.length > 15 ? `: 15 of ${advice.data.length}` : ""}`, [
       { label: "User", cell: (a) => a.user },
       { label: "Unused modules", cell: (a) => a.remove.join(", ") || "—" },
       { label: "Would save per month", num: true, cell: (a) => money(a.saving_monthly_minor, advice.currency) },
-    ], advice.data, { emptyText: "Everyone uses what they hold." }),
-    h("h2", {}, "Grants"),
-    table("Active grants", [
-      { label: "Module", cell: (g) => g.module },
-      { label: "Holder", cell: (g) => g.user || "everyone in the account" },
-      { label: "Source", cell: (g) => g.source },
-      { label: "Since", cell: (g) => day(g.starts_at) },
-    ], active.slice(0, 100)));
+    ], advice.data.slice(0, 15), { emptyText: "Everyone uses what they hold." }),
+    h("h2", {}, "Grants per module"),
+    table("Active grants per module", [
+      { label: "Module", cell: ([m]) => m },
+      { label: "Users holding it", num: true, cell: ([, gs]) => count(gs.filter((g) => g.user).length) },
+      { label: "Account-wide", cell: ([, gs]) => gs.some((g) => !g.user) ? "yes" : "no" },
+      { label: "Oldest since", cell: ([, gs]) => day(gs.map((g) => g.starts_at).sort()[0]) },
+    ], [...Map.groupBy(active, (g) => g.module)].sort((a, b) => a[0].localeCompare(b[0]))));
 }
 
 // ---------------------------------------------------------------- Audit log
