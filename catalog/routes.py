@@ -46,7 +46,7 @@ HistoryFlag = Annotated[bool, Parameter(description="Include superseded versions
 PriceId = Annotated[str, Parameter(description="Price version id (price_...)", pattern=r"^price_[0-9a-z]{26}$",
                                    max_length=40)]
 RolesParam = Annotated[str | None, Parameter(description="Comma-separated roles (default: the roles the rules name)",
-                                             max_length=2000)]
+                                             pattern=r"^[a-z0-9_.,-]*$", max_length=1000)]
 SegmentParam = Annotated[str, Parameter(description="The account segment to evaluate for", pattern=r"^[a-z0-9_.-]*$",
                                         max_length=60)]
 RegionParam = Annotated[str, Parameter(description="The account region to evaluate for", pattern=r"^[a-z0-9_.-]*$",

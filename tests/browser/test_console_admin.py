@@ -81,7 +81,8 @@ async def test_approval_requested_in_the_widget_is_approved_in_the_console_and_t
     await stack.shot(console, "approvals-queue")
     await request.get_by_label("Note to acme-vic (optional)").fill("ok for Q4")
     await request.get_by_role("button", name="Approve shared_workspaces for acme-vic").click()
-    await expect(console.get_by_role("status").filter(has_text="Approved: shared_workspaces for acme-vic.")).to_be_visible()
+    await expect(console.get_by_role("status").filter(has_text="Approved: shared_workspaces for acme-vic.")
+                 ).to_be_visible()
     decided = console.get_by_role("table", name="Decided requests, newest first")
     await expect(decided.get_by_role("row", name="acme-vic")).to_contain_text("ok for Q4")
     await stack.shot(console, "approvals-decided")
@@ -89,8 +90,8 @@ async def test_approval_requested_in_the_widget_is_approved_in_the_console_and_t
     await expect(panel).to_have_attribute("data-state", "unlocked")
     await expect(panel.get_by_role("heading", name="Shared workspaces is on")).to_be_visible()
     assert stack.allowed("acme-vic", "shared_workspaces")
-    approval = [a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
-                if a["requester"] == "acme-vic"][0]
+    approval = next(a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
+                    if a["requester"] == "acme-vic")
     assert (approval["state"], approval["decision_note"]) == ("approved", "ok for Q4")
     assert approval["decided_by"] is not None
 
@@ -158,6 +159,6 @@ async def test_keyboard_only_admin_approves_a_request(stack: Stack) -> None:
     await stack.shot(page, "keyboard-focus-on-approve")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("status").filter(has_text="Approved: report_branding for acme-s001.")).to_be_visible()
-    approval = [a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
-                if a["requester"] == "acme-s001"][0]
+    approval = next(a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
+                    if a["requester"] == "acme-s001")
     assert (approval["state"], approval["decision_note"]) == ("approved", "Go ahead")
