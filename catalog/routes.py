@@ -96,8 +96,13 @@ class CatalogController(Controller):
          description="A user holding only that role and owning nothing, in an account of this segment and region "
                      "(and currency: a module without a price in it is visible, not buyable), decided as "
                      "GET /v1/offers decides. Roles default to those the policies' rules name.")
-    async def availability(self, db_session: DbSession, roles: RolesParam = None, segment: SegmentParam = "",
-                           region: RegionParam = "", currency: CurrencyFilter = None) -> AvailabilityMatrix:
+    async def availability(self, request: Request[Any, Any, Any], db_session: DbSession, roles: RolesParam = None,
+                           segment: SegmentParam = "", region: RegionParam = "",
+                           currency: CurrencyFilter = None) -> AvailabilityMatrix:
+        repeated = sorted(k for k in set(request.query_params.keys()) if len(request.query_params.getall(k)) > 1)
+        if repeated:
+            raise ValidationFailed("Give each query parameter once; roles are comma-separated in one parameter.",
+                                   errors=[FieldError(field=f"query.{k}"[:60], message="repeated") for k in repeated])
         wanted = sorted({r.strip() for r in roles.split(",") if r.strip()}) if roles else None
         if wanted is not None and (len(wanted) > 50 or any(not re.match(_KEY, r) or len(r) > 60 for r in wanted)):
             raise ValidationFailed("roles: up to 50 role keys, comma-separated (a-z, 0-9, _ . -).",

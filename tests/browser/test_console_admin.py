@@ -47,7 +47,8 @@ async def test_admin_edits_guardrails_simulates_on_history_and_saves_a_new_versi
     await stack.shot(page, "guardrails-simulated")
     assert stack.vendor("GET", "/v1/accounts/acme/guardrails").json()["version"] == before["version"]
     await save.click()
-    await expect(page.get_by_role("status").filter(has_text=f"Saved as version {before['version'] + 1}")).to_be_visible()
+    saved = f"Saved as version {before['version'] + 1}"
+    await expect(page.get_by_role("status").filter(has_text=saved)).to_be_visible()
     after = stack.vendor("GET", "/v1/accounts/acme/guardrails").json()
     assert after["version"] == before["version"] + 1
     assert after["policy"]["auto_approve_limit_minor"] == 1000
