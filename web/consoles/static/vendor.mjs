@@ -11,7 +11,7 @@ const priceText = (p) => `${money(p.amount_minor ?? p.unit_amount_minor ?? 0, p.
 
 // ---------------------------------------------------------------- Catalog
 async function catalog() {
-  const [modules, revisions] = await Promise.all([api("GET", "/v1/catalog/modules", { query: { limit: 200 } }), api("GET", "/v1/catalog/revisions", { query: { limit: 5 } })]);
+  const [modules, revisions] = await Promise.all([api("GET", "/v1/catalog/modules"), api("GET", "/v1/catalog/revisions", { query: { limit: 5 } })]);
   const source = h("textarea", { rows: 14, name: "toml", spellcheck: "false" });
   const file = h("input", { type: "file", accept: ".toml,text/plain", name: "file" });
   file.addEventListener("change", async () => { if (file.files[0]) source.value = await file.files[0].text(); });
@@ -169,7 +169,7 @@ async function webhooks() {
     const out = h("div", { class: "out", "aria-live": "polite" });
     const rotate = h("button", { type: "button" }, "Rotate the signing secret");
     rotate.addEventListener("click", () => act(rotate, out, async () => {
-      const r = await api("POST", `/v1/webhook-endpoints/${e.id}/rotate-secret`);
+      const r = await api("POST", `/v1/webhook-endpoints/${e.id}/rotate-secret`, { body: {} });
       return `New secret (shown once): ${r.secret}. The previous one keeps signing until ${when(r.previous_secret_expires_at)}.`;
     }));
     const headingId = `ep-${e.id}`;
