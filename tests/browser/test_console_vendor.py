@@ -1,6 +1,6 @@
 """Vendor console journeys in Chromium on the demo's data: a catalog change planned (with the price migration
-existing owners get) and applied; the availability matrix agreeing with /v1/offers; the accounts, suggestions, sales credit and
-webhooks pages; a customer admin kept out of every vendor page and other accounts."""
+existing owners get) and applied; the availability matrix agreeing with /v1/offers; the accounts, suggestions,
+sales credit and webhooks pages; a customer admin kept out of every vendor page and other accounts."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def changed_catalog(tmp: str) -> str:
     text = (resources.files("catalog") / "examples" / "demo.toml").read_text(encoding="utf-8")
     assert GEO_USD in text
     at = (datetime.now(UTC) + timedelta(days=60)).strftime("%Y-%m-%dT00:00:00Z")
-    return text.replace(GEO_USD, GEO_USD.replace(
-        'currency = "USD", amount_minor = 900 }', f'currency = "USD", amount_minor = 1100, migrate_existing_at = {at} }}'))
+    new = f'currency = "USD", amount_minor = 1100, migrate_existing_at = {at} }}'
+    return text.replace(GEO_USD, GEO_USD.replace('currency = "USD", amount_minor = 900 }', new))
 
 
 async def test_vendor_uploads_a_catalog_change_sees_the_plan_with_affected_owners_and_applies_it(
