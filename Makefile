@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo serve migrate test lint typecheck unit bench clean chromium
+.PHONY: install demo serve migrate test lint typecheck unit bench clean lock chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt sdk/python/pyproject.toml
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,embedded,tracing]' -e ./sdk/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -56,3 +56,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .commerce-data
+
+## make lock: the production image's hashed pins (runtime dependencies and the tracing extra, at the versions
+## of constraints.txt)
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra tracing --python-version 3.11 --generate-hashes --constraint constraints.txt \
+		--no-header --quiet --output-file requirements.lock

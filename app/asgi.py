@@ -16,7 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ControllerRouterHandler, Guard
 
-from app import sessions
+from app import metrics, observability, sessions, tracing
 from app.accounts.routes import AccountController, SessionController
 from app.accounts.service import CORS_TOPIC
 from app.api.audit import AuditController
@@ -30,8 +30,11 @@ from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.http import AppRequest, RequestLimits
-from app.notify import Listener
-from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, openapi_config
+from app.jobs.routes import list_jobs
+from app.jobs.wiring import JobsLoop
+from app.logs import configure_logging
+from app.notify import LagProbe, Listener
+from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, close_input_schemas, openapi_config
 from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.stripe_wiring import app_gateway
@@ -80,6 +83,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     WebhookEndpointController, WebhookEventTypeController,
     CardController, stripe_webhook, SubscriptionController,
     EntitlementController, GrantController, UsageController, TrialController,
+    list_jobs,
 ]
 
 
@@ -127,26 +131,39 @@ def create_app(
         entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.lock_engine = lock_engine
+        metrics.watch_pool("main", engine)
+        metrics.watch_pool("locks", lock_engine)
+        tracing.instrument_engine(settings, engine)
+        tracing.instrument_engine(settings, lock_engine)
         app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
+        probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)
         await listener.start()
+        probe.start()
         origins.bind(app.state.sessionmaker)
         if limiter is not None:
             await limiter.start(app.state.sessionmaker)
         await entitlements.start(app.state.sessionmaker)
+        jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
+                        stripe=app.state.stripe)
+        app.state.jobs, app.state.job_list = jobs, jobs.jobs
+        jobs.start()
         stop_dispatcher = asyncio.Event()
         dispatcher_task: asyncio.Task[None] | None = None
         if settings.dispatcher == "on":
             dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
             dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
+        app.state.dispatcher_task = dispatcher_task
         try:
             yield
         finally:
+            await jobs.stop()
             stop_dispatcher.set()
             if dispatcher_task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
+            await probe.stop()
             await entitlements.stop()
             if limiter is not None:
                 await limiter.stop()
@@ -163,10 +180,12 @@ def create_app(
 
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), consoles_router(),
-                        *extra_route_handlers],
+                        *observability.route_handlers(settings), *extra_route_handlers],
+        logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
+        plugins=tracing.plugins(settings),
         dependencies=DEPENDENCIES,
         guards=[_guard(limiter)],
-        middleware=[CorsMiddleware(cors_config(settings), origins),
+        middleware=[*observability.middleware(settings), CorsMiddleware(cors_config(settings), origins),
                     RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION, swagger=swagger_plugin(path=SWAGGER_PATHS)),
@@ -177,6 +196,7 @@ def create_app(
         state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
     add_problem_responses(app)
+    close_input_schemas(app)
     add_event_webhooks(app)
     return app
 
@@ -232,8 +252,9 @@ def exit_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
 
 def app_factory() -> Litestar:
     """Entry point for ASGI servers (``--factory``): settings from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     parent = os.environ.get(SERVE_PID_ENV)
     if parent is not None and parent.isdigit() and int(parent) == os.getppid():
         exit_with_parent(int(parent))
-    return create_app(load_settings())
+    return create_app(settings)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import Clock
 from app.db import Base
+from app.logs import current_request_id
 
 
 class AuditEntry(Base):
@@ -29,6 +30,7 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(200))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(100))  # the request (X-Request-Id) that did it
 
 
 async def record(
@@ -39,6 +41,7 @@ async def record(
     session.add(AuditEntry(
         account_id=account_id, occurred_at=clock.now(), actor=actor, action=action,
         target_type=target_type, target_id=target_id, before=before, after=after,
+        request_id=current_request_id(),
     ))
 
 

@@ -1,4 +1,4 @@
-"""The ``commerce`` command: migrate, serve, worker, demo, keys (and more as the domains grow)."""
+"""The ``commerce`` command (click): migrate, serve, worker, demo, keys, billing, catalog, entitlements, jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+import click
 
 from app.settings import (
     FAKE_STRIPE_WARNING,
@@ -35,21 +37,62 @@ def database_url(settings: Settings) -> Iterator[str]:
         server.cleanup()
 
 
-async def _with_engine(url: str, settings: Settings, work: Any) -> Any:
+async def _with_engine(url: str, settings: Settings, work: Any, *, migrates: bool = False) -> Any:
+    """Run ``work(engine)``; unless the work migrates the database itself, its schema must be at head first."""
     from app.db import create_engine
+    from app.migrate import require_head
 
     engine = create_engine(url, pool_size=2, max_overflow=2)
     try:
+        if not migrates:
+            await require_head(engine)
         return await work(engine)
     finally:
         await engine.dispose()
 
 
-def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _out(args: argparse.Namespace, text: str, data: Any) -> None:
+    """Print ``text`` for people, or ``data`` as one JSON document with ``--json`` (for scripts)."""
+    if getattr(args, "json", False):
+        import msgspec
+
+        print(msgspec.json.encode(data).decode())
+    else:
+        print(text)
+
+
+def _no_progress(done: int, total: int | None) -> None:
+    """Progress reports go nowhere off a terminal and with --json."""
+
+
+@contextlib.contextmanager
+def working(args: argparse.Namespace, message: str) -> Iterator[Any]:
+    """A progress bar with elapsed time on stderr while long work runs (only on a terminal, never with --json).
+
+    Yields ``progress(done, total)`` for work that counts its items (a pulsing bar with the count while the
+    total is unknown); work that does not count shows the bar pulsing with the elapsed time.
+    """
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield _no_progress
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(message, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
-    with database_url(settings) as url:
-        asyncio.run(_with_engine(url, settings, upgrade))
+    with database_url(settings) as url, working(args, "migrating the database"):
+        asyncio.run(_with_engine(url, settings, upgrade, migrates=True))
     print("database migrated to head")
     return 0
 
@@ -96,23 +139,28 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
                                    target_type="api_key", target_id=new.key.key_id,
                                    after={"name": args.name, "scopes": sorted(scopes),
                                           "accounts": None if bound is None else sorted(bound.values())})
-                print(f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}")
-                print(f"accounts: {_binding(None if bound is None else bound.values())}")
-                print(f"secret:  {new.secret}\n(shown once: store it now)")
+                accounts = None if bound is None else sorted(bound.values())
+                _out(args, f"key id:  {new.key.key_id}\nscopes:  {','.join(sorted(scopes))}\n"
+                           f"accounts: {_binding(accounts)}\nsecret:  {new.secret}\n(shown once: store it now)",
+                     {"key_id": new.key.key_id, "scopes": sorted(scopes), "accounts": accounts, "secret": new.secret})
             elif args.keys_command == "list":
                 rows = await keys.list_keys(session)
                 names = await external_ids(session, [a for k in rows for a in k.account_ids or ()])
+                lines, data = [], []
                 for k in rows:
                     state = "revoked" if k.revoked_at else "active"
                     binding = None if k.account_ids is None else [names[a] for a in k.account_ids]
-                    print(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  accounts: {_binding(binding)}  "
-                          f"last used: {k.last_used_at}")
+                    lines.append(f"{k.key_id}  {state:8}  {k.name}  [{','.join(k.scopes)}]  accounts: "
+                                 f"{_binding(binding)}  last used: {k.last_used_at}")
+                    data.append({"key_id": k.key_id, "state": state, "name": k.name, "scopes": list(k.scopes),
+                                 "accounts": binding, "last_used_at": k.last_used_at})
+                _out(args, "\n".join(lines), data)
             else:
                 await keys.revoke_key(session, args.key_id, clock=clock)
                 await notify(session, "key", args.key_id)
                 await audit.record(session, clock=clock, actor="cli", action="api_key.revoked",
                                    target_type="api_key", target_id=args.key_id)
-                print(f"revoked {args.key_id}")
+                _out(args, f"revoked {args.key_id}", {"key_id": args.key_id, "state": "revoked"})
         return 0
 
     with database_url(settings) as url:
@@ -145,7 +193,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     _check_card_payments(settings)
     with database_url(settings) as url:
         if args.migrate:
-            asyncio.run(_with_engine(url, settings, upgrade))
+            asyncio.run(_with_engine(url, settings, upgrade, migrates=True))
         print(f"serving on http://{settings.host}:{settings.port}  (API docs: /schema, health: /healthz)")
         _serve(settings, url)
     return 0
@@ -166,7 +214,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             vendor, _ = await mint_console_path(engine, settings, email="offers@vendor.test", account=None, user=None)
             return key, admin, vendor
 
-        demo_key, admin_path, vendor_path = asyncio.run(_with_engine(url, settings, prepare))
+        demo_key, admin_path, vendor_path = asyncio.run(_with_engine(url, settings, prepare, migrates=True))
         base = f"http://{settings.host}:{settings.port}"
         host_port = args.host_page_port or settings.port + 1
         host_origin = f"http://{settings.host}:{host_port}"
@@ -222,13 +270,13 @@ def cmd_console_link(settings: Settings, args: argparse.Namespace) -> int:
     if (args.email is None) == (args.account is None or args.user is None):
         print("commerce console-link: give --email (vendor console) or --account and --user (admin console)",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     with database_url(settings) as url:
         path, expires_at = asyncio.run(_with_engine(url, settings, lambda engine: mint_console_path(
             engine, settings, email=args.email, account=args.account, user=args.user)))
     print(f"http://{settings.host}:{settings.port}{path}")
     print(f"(one use, valid until {expires_at.isoformat()})", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
@@ -273,40 +321,135 @@ def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     with database_url(settings) as url:
         try:
-            code: int = asyncio.run(_with_engine(url, settings, work))
+            with working(args, f"catalog {args.catalog_command}"):
+                code: int = asyncio.run(_with_engine(url, settings, work, migrates=True))
         except DomainError as exc:
             print(f"commerce: {exc.detail}", file=sys.stderr)
             for err in exc.errors or []:
                 print(f"  {err.field}: {err.message}", file=sys.stderr)
             return 1
         return code
+def _job_resources(url: str, settings: Settings) -> Any:
+    """Engines, the job list and the Stripe gateway (real Stripe only: a CLI's own fake knows no payments)."""
+    from app import wiring
+    from app.clock import SystemClock
+    from app.db import create_engine, create_lock_engine
+    from app.jobs.wiring import JobsLoop
+    from app.stripe_wiring import create_gateway
+
+    engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
+    lock_engine = create_lock_engine(url, pool_size=2, max_overflow=4)
+    gateway = create_gateway(settings) if settings.stripe_mode == "stripe" else None
+    jobs = JobsLoop(sessionmaker=wiring.sessionmaker(engine, settings), lock_engine=lock_engine, settings=settings,
+                    clock=SystemClock(), stripe=gateway)
+
+    async def close() -> None:
+        await jobs.stop()
+        if gateway is not None:
+            await gateway.close()
+        await engine.dispose()
+        await lock_engine.dispose()
+
+    return engine, jobs, close
+
+
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    """Run the webhook dispatcher until SIGINT/SIGTERM (as many workers as you like, on any hosts)."""
-    import logging
+    """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (any number, on any hosts)."""
     import signal
 
     from app import wiring
     from app.clock import SystemClock
-    from app.db import create_engine
+    from app.migrate import require_head
     from app.webhooks.dispatcher import Dispatcher
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
     async def work(url: str) -> None:
-        engine = create_engine(url, pool_size=4, max_overflow=settings.webhook_concurrency)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        engine, jobs, close = _job_resources(url, settings)
         try:
+            await require_head(engine)  # started before `commerce migrate`: exit 2, the orchestrator restarts it
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            jobs.start()  # COMMERCE_SCHEDULER=off leaves the jobs to other processes
+            role = "and job scheduler " if settings.scheduler == "on" else ""
+            print(f"webhook dispatcher {role}running (Ctrl-C to stop)", flush=True)
             await Dispatcher(wiring.sessionmaker(engine, settings), settings=settings, clock=SystemClock()).run(stop)
         finally:
-            await engine.dispose()
+            await close()
 
     with database_url(settings) as url:
-        print("webhook dispatcher running (Ctrl-C to stop)")
         asyncio.run(work(url))
     return 0
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    """``jobs list``: each job's last run and next run; ``jobs run NAME``: run one now (once across instances)."""
+    from app.clock import SystemClock
+    from app.jobs.status import job_status
+    from app.migrate import require_head
+
+    async def work(url: str) -> int:
+        engine, jobs, close = _job_resources(url, settings)
+        try:
+            await require_head(engine)
+            names = [j.name for j in jobs.jobs]
+            if args.jobs_command == "list":
+                async with jobs.scheduler.sessionmaker() as session:
+                    rows = await job_status(session, jobs.jobs, now=SystemClock().now())
+                _out(args, _jobs_table(rows), rows)
+                return 0
+            if args.name not in names:
+                raise ValueError(f"unknown job {args.name!r}; jobs: {', '.join(names)}")
+            with working(args, f"running {args.name}"):
+                ran = await jobs.scheduler.run_now(args.name)
+            if ran is None:
+                print(f"commerce: {args.name} is running in another process; try again later", file=sys.stderr)
+                return 1
+            _out(args, f"{ran.job}: {ran.status} in {ran.duration_ms} ms  {ran.error or ran.detail}", ran)
+            return 0 if ran.status == "succeeded" else 1
+        finally:
+            await close()
+
+    with database_url(settings) as url:
+        code: int = asyncio.run(work(url))
+        return code
+
+
+def cmd_citus_ddl(settings: Settings, _args: argparse.Namespace) -> int:
+    """Migrate (a fresh embedded database is usable at once), then print the distribution statements."""
+    from app.citus import distribution_ddl
+    from app.migrate import upgrade
+
+    async def work(engine: Any) -> str:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            ddl: str = await distribution_ddl(conn)
+            return ddl
+
+    with database_url(settings) as url:
+        print(asyncio.run(_with_engine(url, settings, work, migrates=True)))
+    return 0
+
+
+def _jobs_table(rows: list[Any]) -> str:
+    """The jobs as a table for people (rich renders it to text)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(t: Any) -> str:
+        return "-" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+
+    table = Table("job", "schedule", "last run", "outcome", "duration", "next run", box=None, pad_edge=False)
+    for r in rows:
+        duration = "-" if r.last_duration_ms is None else f"{r.last_duration_ms} ms"
+        outcome = r.last_status or "never ran"
+        if r.last_error and r.last_status != "succeeded":
+            outcome += f" ({r.last_error[:60]})"
+        table.add_row(r.name, r.schedule, when(r.last_started_at), outcome, duration, when(r.next_run_at))
+    console = Console(width=160, record=True, file=None, force_terminal=False)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get().rstrip()
 
 
 def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
@@ -324,10 +467,10 @@ def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
                 total[k] = total.get(k, 0) + v
             if not any(counts.values()):
                 break
-        print(", ".join(f"{k}: {v}" for k, v in sorted(total.items())))
+        _out(args, ", ".join(f"{k}: {v}" for k, v in sorted(total.items())), total)
         return 0
 
-    with database_url(settings) as url:
+    with database_url(settings) as url, working(args, "sweeping entitlements"):
         code: int = asyncio.run(_with_engine(url, settings, work))
         return code
 
@@ -340,25 +483,33 @@ def cmd_db_url(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _close_period(args: argparse.Namespace, clock: Any, settings: Settings) -> Any:
-    """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe."""
+    """``billing close`` (statements) and ``billing expire-approvals``: one transaction, no Stripe.
+
+    The work returns (text for people, data for ``--json``); the caller prints them once.
+    """
     from app import wiring
     from billing.service._orders import expire_due_approvals
     from billing.service._statements import close_period
 
-    async def work(engine: Any) -> int:
+    async def work(engine: Any) -> tuple[str, dict[str, Any]]:
         async with wiring.sessionmaker(engine, settings)() as session, session.begin():
-            if args.billing_command == "close":
-                result = await close_period(session, period=args.period, clock=clock)
-                for st in result.closed:
-                    print(f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}")
-                for st in result.already_closed:
-                    print(f"unchanged {st.statement_id}  account {st.account_id} (closed before)")
-                for external_id in result.still_open:
-                    print(f"open      account {external_id}: its budget period has not ended yet")
-                print(f"{len(result.closed)} statement(s) closed for {args.period}")
-            else:
-                print(f"{await expire_due_approvals(session, clock=clock)} approval request(s) expired")
-        return 0
+            if args.billing_command != "close":
+                expired = await expire_due_approvals(session, clock=clock)
+                return f"{expired} approval request(s) expired", {"expired": expired}
+            result = await close_period(session, period=args.period, clock=clock)
+        lines = [f"closed    {st.statement_id}  account {st.account_id}  {st.total_minor} {st.currency}"
+                 for st in result.closed]
+        lines += [f"unchanged {st.statement_id}  account {st.account_id} (closed before)"
+                  for st in result.already_closed]
+        lines += [f"open      account {external_id}: its budget period has not ended yet"
+                  for external_id in result.still_open]
+        lines.append(f"{len(result.closed)} statement(s) closed for {args.period}")
+        return "\n".join(lines), {
+            "period": args.period,
+            "closed": [{"statement_id": st.statement_id, "account_id": st.account_id, "total_minor": st.total_minor,
+                        "currency": st.currency} for st in result.closed],
+            "already_closed": [st.statement_id for st in result.already_closed],
+            "still_open": list(result.still_open)}
 
     return work
 
@@ -384,18 +535,21 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     async def work(engine: Any) -> int:
         from billing.stripe.flows import invoice_period, reconcile, run_billing
 
+        closed: tuple[str, dict[str, Any]] | None = None
         if args.billing_command in ("close", "expire-approvals"):
-            code: int = await _close_period(args, clock, settings)(engine)
+            closed = await _close_period(args, clock, settings)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
+                _out(args, *closed)
                 if args.billing_command == "close":
-                    print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`")
-                return code
+                    print("invoices not created: set STRIPE_SECRET_KEY, then run `commerce billing invoice`",
+                          file=sys.stderr)
+                return 0
         sessionmaker = wiring.sessionmaker(engine, settings)
         gateway = create_gateway(settings) if real_stripe else None
         try:
             if args.billing_command == "run":
-                report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock)
-                print(report)
+                report = await run_billing(sessionmaker, gateway, settings=settings, clock=clock, progress=progress)
+                _out(args, str(report), report)
                 return 1 if report.errors else 0
             if gateway is None:
                 print("commerce: set STRIPE_SECRET_KEY (plus STRIPE_API_BASE for a fake on loopback)", file=sys.stderr)
@@ -403,89 +557,320 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
             if args.billing_command == "reconcile":
                 counts = await reconcile(sessionmaker, gateway, settings=settings, clock=clock)
             else:  # invoice, or the invoicing step of close
-                counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock)
-            print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+                counts = await invoice_period(sessionmaker, gateway, args.period, clock=clock, progress=progress)
+            text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            if closed is None:
+                _out(args, text, counts)
+            else:  # close, then its invoices: one report
+                _out(args, f"{closed[0]}\ninvoices: {text}", {**closed[1], "invoices": counts})
             return 1 if counts.get("errors") or counts.get("failed") else 0
         finally:
             if gateway is not None:
                 await gateway.close()
 
-    with database_url(settings) as url:
+    with database_url(settings) as url, working(args, f"billing {args.billing_command}") as progress:
         result: int = asyncio.run(_with_engine(url, settings, work))
         return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="commerce", description="In-product commerce and entitlements")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations up to head")
-    serve = sub.add_parser("serve", help="run the HTTP service (granian, N worker processes)")
-    serve.add_argument("--workers", type=int, help="worker processes (default COMMERCE_WORKERS or 1)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--no-migrate", dest="migrate", action="store_false", help="do not migrate at start")
-    demo = sub.add_parser("demo", help="migrate, seed demo data and serve")
-    demo.add_argument("--workers", type=int)
-    demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
-    demo.add_argument("--host-page-port", type=int, help="port of the demo host page (default: the API's port + 1)")
-    demo.add_argument("--stripe-fake-port", type=int, default=12111,
-                      help="loopback port of the local Stripe fake (default 12111; unused with STRIPE_SECRET_KEY)")
-    sub.add_parser("worker", help="run the webhook dispatcher (outbox -> signed deliveries)")
-    sub.add_parser("db-url", help="print the database URL (for psql)")
-    link = sub.add_parser("console-link", help="print a one-time console sign-in link")
-    link.add_argument("--email", help="vendor console: the staff member's email")
-    link.add_argument("--account", help="admin console: the account's external id")
-    link.add_argument("--user", help="admin console: the admin's external id")
-    keys = sub.add_parser("keys", help="vendor API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key and print its secret once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated scopes, or 'all'")
-    create.add_argument("--account", action="append", metavar="EXTERNAL_ID",
-                        help="bind the key to this account (repeat for several); without it the key is global")
-    keys_sub.add_parser("list", help="list keys")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key_id")
-    billing = sub.add_parser("billing", help="statements, invoices, renewals, approval expiry, reconciliation")
-    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
-    close = billing_sub.add_parser("close", help="close a period: one statement per account with budget spend, "
-                                                 "then its Stripe invoice (with STRIPE_SECRET_KEY)")
-    close.add_argument("--period", required=True, help="YYYY-MM")
-    billing_sub.add_parser("expire-approvals", help="expire approval requests whose time ran out")
-    billing_sub.add_parser("run", help="renew due subscriptions (both routes) and run dunning; idempotent")
-    billing_sub.add_parser("reconcile", help="replay unresolved card payments and refunds, re-handle failed events")
-    invoice = billing_sub.add_parser("invoice", help="create the Stripe invoices of a closed period's statements")
-    invoice.add_argument("--period", required=True, help="YYYY-MM")
-    catalog = sub.add_parser("catalog", help="the module catalog as code (TOML)")
-    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    plan = catalog_sub.add_parser("plan", help="show what applying FILE would change")
-    plan.add_argument("file")
-    apply = catalog_sub.add_parser("apply", help="apply FILE as a new catalog revision (all or nothing)")
-    apply.add_argument("file")
-    catalog_sub.add_parser("export", help="print the live catalog as TOML")
-    ent = sub.add_parser("entitlements", help="entitlement maintenance")
-    ent_sub = ent.add_subparsers(dest="entitlements_command", required=True)
-    ent_sub.add_parser("sweep", help="emit due expiry and trial events (idempotent; safe to run any time)")
-    return parser
+# --- the command line (click): options map onto the ``args`` namespace each cmd_* function reads -----------
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; work failed (retry later); bad input or configuration
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+SERVER_OPTIONS = ("workers", "host", "port")
 
 
-COMMANDS = {"migrate": cmd_migrate, "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "keys": cmd_keys,
-            "db-url": cmd_db_url, "console-link": cmd_console_link, "catalog": cmd_catalog, "billing": cmd_billing,
-            "entitlements": cmd_entitlements}
+def _invoke(command: Any, **params: Any) -> None:
+    """Load settings (with --host/--port/--workers), run ``command`` and exit with its code."""
+    from app.logs import configure_logging
+    from app.wiring import check_settings
+
+    overrides = {k: params[k] for k in SERVER_OPTIONS if params.get(k) is not None}
+    settings = check_settings(load_settings(**overrides))
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    raise SystemExit(command(settings, argparse.Namespace(**params)))
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option("0.1.0", prog_name="commerce")
+def cli() -> None:
+    """In-product commerce and entitlements.
+
+    Settings come from the environment (see the README's configuration table). Exit codes: 0 done,
+    1 some work failed and will be retried by the next run, 2 bad input or configuration.
+    """
+
+
+def _server_options(f: Any) -> Any:
+    f = click.option("--workers", type=click.IntRange(1, 256), help="worker processes (default COMMERCE_WORKERS)")(f)
+    f = click.option("--host", help="listen address (default COMMERCE_HOST)")(f)
+    return click.option("--port", type=click.IntRange(1, 65535), help="listen port (default COMMERCE_PORT)")(f)
+
+
+@cli.command(context_settings=CONTEXT)
+def migrate() -> None:
+    """Apply database migrations up to head."""
+    _invoke(cmd_migrate)
+
+
+@cli.command(context_settings=CONTEXT)
+@_server_options
+@click.option("--no-migrate", "migrate", flag_value=False, default=True, help="do not migrate at start")
+def serve(**params: Any) -> None:
+    """Run the HTTP service (granian, N worker processes)."""
+    _invoke(cmd_serve, **params)
+
+
+@cli.command(context_settings=CONTEXT)
+@_server_options
+@click.option("--stripe-fake-port", type=click.IntRange(1, 65535), default=12111, show_default=True,
+              help="loopback port of the local Stripe fake (unused with STRIPE_SECRET_KEY)")
+@click.option("--host-page-port", type=click.IntRange(1, 65535), default=None,
+              help="port of the demo host page (default: the API's port + 1)")
+def demo(**params: Any) -> None:
+    """Migrate, seed demo data and serve."""
+    _invoke(cmd_demo, **params)
+
+
+@cli.command(context_settings=CONTEXT)
+def worker() -> None:
+    """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (as many as you like)."""
+    _invoke(cmd_worker)
+
+
+@cli.command("console-link", context_settings=CONTEXT)
+@click.option("--email", help="vendor console: the staff member's email")
+@click.option("--account", help="admin console: the account's external id")
+@click.option("--user", help="admin console: the admin's external id")
+def console_link(**params: Any) -> None:
+    """Print a one-time console sign-in link (the vendor console, or one customer admin's)."""
+    _invoke(cmd_console_link, **params)
+
+
+@cli.command("db-url", context_settings=CONTEXT)
+def db_url() -> None:
+    """Print the database URL (for psql)."""
+    _invoke(cmd_db_url)
+
+
+@cli.group(context_settings=CONTEXT)
+def keys() -> None:
+    """Vendor API keys."""
+
+
+JSON = click.option("--json", "json", is_flag=True, help="print one JSON document (for scripts)")
+
+
+@keys.command("create", context_settings=CONTEXT)
+@JSON
+@click.option("--name", required=True, help="a name for the key")
+@click.option("--scopes", required=True, help="comma-separated scopes, or 'all'")
+@click.option("--account", multiple=True, metavar="EXTERNAL_ID",
+              help="bind the key to this account (repeat for several); without it the key is global")
+def keys_create(name: str, scopes: str, account: tuple[str, ...], json: bool) -> None:
+    """Create a key and print its secret once."""
+    _invoke(cmd_keys, keys_command="create", name=name, scopes=scopes, account=list(account) or None, json=json)
+
+
+@keys.command("list", context_settings=CONTEXT)
+@JSON
+def keys_list(json: bool) -> None:
+    """List keys."""
+    _invoke(cmd_keys, keys_command="list", json=json)
+
+
+@keys.command("revoke", context_settings=CONTEXT)
+@JSON
+@click.argument("key_id")
+def keys_revoke(key_id: str, json: bool) -> None:
+    """Revoke a key (exit 2 when no key has that id)."""
+    _invoke(cmd_keys, keys_command="revoke", key_id=key_id, json=json)
+
+
+@cli.group(context_settings=CONTEXT)
+def billing() -> None:
+    """Statements, invoices, renewals, approval expiry, reconciliation (also scheduled jobs)."""
+
+
+PERIOD = click.option("--period", required=True, help="YYYY-MM")
+
+
+@billing.command("close", context_settings=CONTEXT)
+@JSON
+@PERIOD
+def billing_close(period: str, json: bool) -> None:
+    """Close a period: one statement per account with budget spend, then its Stripe invoice (with Stripe)."""
+    _invoke(cmd_billing, billing_command="close", period=period, json=json)
+
+
+@billing.command("expire-approvals", context_settings=CONTEXT)
+@JSON
+def billing_expire_approvals(json: bool) -> None:
+    """Expire approval requests whose time ran out."""
+    _invoke(cmd_billing, billing_command="expire-approvals", json=json)
+
+
+@billing.command("run", context_settings=CONTEXT)
+@JSON
+def billing_run(json: bool) -> None:
+    """Renew due subscriptions (both routes) and run dunning; idempotent."""
+    _invoke(cmd_billing, billing_command="run", json=json)
+
+
+@billing.command("reconcile", context_settings=CONTEXT)
+@JSON
+def billing_reconcile(json: bool) -> None:
+    """Replay unresolved card payments and refunds, re-handle failed events."""
+    _invoke(cmd_billing, billing_command="reconcile", json=json)
+
+
+@billing.command("invoice", context_settings=CONTEXT)
+@JSON
+@PERIOD
+def billing_invoice(period: str, json: bool) -> None:
+    """Create the Stripe invoices of a closed period's statements."""
+    _invoke(cmd_billing, billing_command="invoice", period=period, json=json)
+
+
+@cli.group(context_settings=CONTEXT)
+def catalog() -> None:
+    """The module catalog as code (TOML)."""
+
+
+@catalog.command("plan", context_settings=CONTEXT)
+@click.argument("file")
+def catalog_plan(file: str) -> None:
+    """Show what applying FILE would change."""
+    _invoke(cmd_catalog, catalog_command="plan", file=file)
+
+
+@catalog.command("apply", context_settings=CONTEXT)
+@click.argument("file")
+def catalog_apply(file: str) -> None:
+    """Apply FILE as a new catalog revision (all or nothing)."""
+    _invoke(cmd_catalog, catalog_command="apply", file=file)
+
+
+@catalog.command("export", context_settings=CONTEXT)
+def catalog_export() -> None:
+    """Print the live catalog as TOML."""
+    _invoke(cmd_catalog, catalog_command="export")
+
+
+@cli.group(context_settings=CONTEXT)
+def entitlements() -> None:
+    """Entitlement maintenance."""
+
+
+@entitlements.command("sweep", context_settings=CONTEXT)
+@JSON
+def entitlements_sweep(json: bool) -> None:
+    """Emit due expiry and trial events (idempotent; safe to run any time)."""
+    _invoke(cmd_entitlements, entitlements_command="sweep", json=json)
+
+
+@cli.group(context_settings=CONTEXT)
+def jobs() -> None:
+    """Scheduled jobs (run inside `serve` and `worker`; each slot once across every instance)."""
+
+
+@jobs.command("list", context_settings=CONTEXT)
+@JSON
+def jobs_list(json: bool) -> None:
+    """Each job's schedule, last run (outcome, duration) and next run."""
+    _invoke(cmd_jobs, jobs_command="list", json=json)
+
+
+@jobs.command("run", context_settings=CONTEXT)
+@JSON
+@click.argument("name")
+def jobs_run(name: str, json: bool) -> None:
+    """Run job NAME now (exit 1 when it fails or another process is running it)."""
+    _invoke(cmd_jobs, jobs_command="run", name=name, json=json)
+
+
+@cli.command("citus-ddl", context_settings=CONTEXT)
+def citus_ddl() -> None:
+    """Print the Citus distribution DDL of the migrated schema (tenant tables by account_id, catalog as reference)."""
+    _invoke(cmd_citus_ddl)
+
+
+@cli.command("settings", context_settings=CONTEXT)
+@click.option("--markdown", is_flag=True, help="print the README's configuration table (every setting documented)")
+@JSON
+def settings_command(markdown: bool, json: bool) -> None:
+    """Show every setting's variable and current value (secrets masked), or the documentation table."""
+    from app.settings import described, settings_table
+
+    if markdown:
+        print(settings_table())
+        return
+    current = described(load_settings())
+    _out(argparse.Namespace(json=json), "\n".join(f"{name}={value}" for name, value in current), dict(current))
+
+
+def _multiprocess_metrics(argv: list[str]) -> None:
+    """``serve``/``demo``: every granian worker writes its metrics to one folder, any worker's /metrics sums them.
+
+    It must be set before the first import of prometheus_client (the CLI's own imports reach it), so it is
+    decided here from the environment, before anything else loads; the folder starts empty.
+    """
+    if not argv or argv[0] not in ("serve", "demo") or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    import shutil
+    from pathlib import Path
+
+    folder = Path(os.environ.get("COMMERCE_DATA_DIR") or ".commerce-data") / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    overrides = {k: v for k in ("workers", "host", "port") if (v := getattr(args, k, None)) is not None}
-    try:
-        from app.wiring import check_settings
+    """Run the command line; returns the exit code (usage errors and bad settings are 2)."""
+    _multiprocess_metrics(sys.argv[1:] if argv is None else argv)
+    from app.errors import DomainError
+    from app.migrate import SchemaNotAtHead
 
-        settings = check_settings(load_settings(**overrides))
-        return COMMANDS[args.command](settings, args)
-    except (SettingsError, ValueError) as exc:
+    try:
+        cli.main(args=argv, prog_name="commerce", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return int(exc.exit_code)
+    except click.ClickException as exc:  # usage errors: click's own message, code 2
+        exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        print("commerce: aborted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    except (SettingsError, ValueError, SchemaNotAtHead) as exc:
         print(f"commerce: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except DomainError as exc:  # refused as the API would refuse it (an unknown key id, a closed period...)
+        print(f"commerce: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED if exc.status >= 500 else EXIT_USAGE
+    except _database_errors() as exc:  # unreachable, refused the login, or failed mid-way: retry later
+        print(f"commerce: the database failed: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import socket
+
+    import asyncpg
+    import sqlalchemy.exc
+
+    return (ConnectionError, TimeoutError, socket.gaierror, sqlalchemy.exc.DBAPIError, asyncpg.PostgresError,
+            asyncpg.InterfaceError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error's own message without SQLAlchemy's statement dump (which may carry parameters)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0] if text else ''}"
 
 
 if __name__ == "__main__":

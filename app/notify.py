@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 CHANNEL = "commerce_invalidate"
@@ -133,3 +135,46 @@ class Listener:
                         await conn.close(timeout=2)
             self._flush_all()
             await asyncio.sleep(self._retry_seconds)
+
+
+PROBE = "probe"
+
+
+class LagProbe:
+    """Measures NOTIFY delivery lag: every ``every_seconds`` it sends its own probe through PostgreSQL and
+    times the probe's arrival at this process's listener (other processes ignore probes not theirs)."""
+
+    def __init__(self, listener: Listener, sessionmaker: async_sessionmaker[AsyncSession], *,
+                 observe: Callable[[float], None], every_seconds: float = 15.0) -> None:
+        self._sessionmaker, self._observe, self._every = sessionmaker, observe, every_seconds
+        self._token = f"{os.getpid()}.{id(self)}"
+        self._task: asyncio.Task[None] | None = None
+        listener.subscribe(PROBE, self._arrived)
+
+    def _arrived(self, value: str) -> None:
+        token, _, sent = value.partition("@")
+        if token == self._token:
+            self._observe(max(0.0, time.time() - float(sent)))
+
+    async def send(self) -> None:
+        """One probe (outside ``notify``: a probe must travel through the server, not the local shortcut)."""
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                                  {"channel": CHANNEL, "payload": f"{PROBE}:{self._token}@{time.time():.6f}"})
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notify-lag-probe")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.send()
+            except Exception:
+                log.warning("notify lag probe failed; retrying", exc_info=True)
+            await asyncio.sleep(self._every)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
+import msgspec
 from litestar import Litestar, Router
+from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -14,6 +16,7 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     PathItem,
     Reference,
     RequestBody,
@@ -115,7 +118,18 @@ def add_problem_responses(app: Litestar) -> None:
                 p.name for p in (op.parameters or []) if getattr(p, "param_in", None) == "query")
             if handler_opt.get("public"):
                 continue
-            op.security = [{"BearerAuth": []}]
+            scope = handler_opt.get("scope")
+            # scopes of a bearer scheme name what the vendor key needs (session tokens: see the description)
+            op.security = [{"BearerAuth": [scope] if scope else []}]
+            ok = op.responses.get("200")
+            if handler_opt.get("event_stream") and isinstance(ok, OpenAPIResponse) and ok.content is not None:
+                ok.content["text/event-stream"] = OpenAPIMediaType(schema=Schema(
+                    type=OpenAPIType.STRING, description="Server-sent events (with 'Accept: text/event-stream'): "
+                    "'ready', 'changes' and 'heartbeat' events whose data is the JSON answer and whose id is its "
+                    "cursor"))
+            if handler_opt.get("idempotency"):
+                op.parameters = [*(op.parameters or []), _idempotency_header(
+                    required=handler_opt["idempotency"] == "required")]
             for status, description in _PROBLEM_STATUSES.items():
                 op.responses[status] = (OpenAPIResponse(
                     description=description,
@@ -123,6 +137,81 @@ def add_problem_responses(app: Litestar) -> None:
                         schema=Reference(ref="#/components/schemas/Problem"))},
                     headers=_retry_headers() if status == "429" else None,
                 ))
+
+
+_SIGNED = ("\n\nSigned by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature) "
+           "and the Commerce-Signature header; see docs/webhooks.md.")
+
+
+def _idempotency_header(*, required: bool) -> Parameter:
+    return Parameter(
+        name="Idempotency-Key", param_in=ParamType.HEADER, required=required,
+        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+        description="Any unique string per intended operation (1 to 255 visible ASCII characters). The same key "
+                    "and request return the first answer (Idempotent-Replayed: true); the same key with another "
+                    "request is a 422; while the first is still running, a 409." + (
+                        " Required: this request moves money." if required else ""),
+    )
+
+
+def close_input_schemas(app: Litestar) -> None:
+    """Request bodies reject unknown fields (``forbid_unknown_fields``): say so (``additionalProperties: false``),
+    and declare the constraints on list items that Litestar's schema leaves out (msgspec enforces them)."""
+    strict: dict[str, type[msgspec.Struct]] = {}
+    pending: list[type] = [msgspec.Struct]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        config = getattr(cls, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            strict[cls.__name__] = cls  # a struct that forbids unknown fields: an input
+    for name, schema in (app.openapi_schema.components.schemas or {}).items():
+        struct = strict.get(name.rsplit("_", 1)[-1])
+        if isinstance(schema, Schema) and struct is not None and schema.type == OpenAPIType.OBJECT:
+            schema.additional_properties = False
+            _add_item_constraints(schema, struct)
+
+
+_CONSTRAINTS = {"minLength": "min_length", "maxLength": "max_length", "pattern": "pattern", "minimum": "minimum",
+                "maximum": "maximum", "exclusiveMinimum": "exclusive_minimum", "exclusiveMaximum": "exclusive_maximum",
+                "minItems": "min_items", "maxItems": "max_items", "minProperties": "min_properties",
+                "maxProperties": "max_properties"}
+_TYPES = {"string": OpenAPIType.STRING, "integer": OpenAPIType.INTEGER, "number": OpenAPIType.NUMBER,
+          "boolean": OpenAPIType.BOOLEAN, "array": OpenAPIType.ARRAY, "object": OpenAPIType.OBJECT}
+
+
+def _add_item_constraints(schema: Schema, cls: type[msgspec.Struct]) -> None:
+    """Copy what msgspec's own schema enforces onto the document's properties where Litestar left it out: list
+    items, dictionary keys and values, bounds of optional numbers, a lower bound of 0."""
+    _, components = msgspec.json.schema_components([cls])
+    own = components.get(cls.__name__, {}).get("properties", {})
+    for field, declared in (schema.properties or {}).items():
+        if isinstance(declared, Schema) and field in own:
+            _merge(declared, own[field])
+
+
+def _merge(declared: Schema, enforced: dict[str, Any]) -> None:
+    branches = enforced.get("anyOf") or enforced.get("oneOf")
+    if branches:
+        for branch in [b for b in (declared.one_of or declared.any_of or []) if isinstance(b, Schema)]:
+            for other in branches:
+                if _TYPES.get(other.get("type", "")) == branch.type:
+                    _merge(branch, other)
+        if declared.one_of or declared.any_of:
+            return
+    for key, attribute in {**_CONSTRAINTS, "enum": "enum"}.items():
+        if key in enforced and getattr(declared, attribute) is None:
+            setattr(declared, attribute, enforced[key])
+    items = enforced.get("items")
+    if isinstance(items, dict) and isinstance(declared.items, Schema):
+        _merge(declared.items, items)
+    keys = enforced.get("propertyNames")
+    if isinstance(keys, dict) and declared.property_names is None:
+        declared.property_names = Schema(type=OpenAPIType.STRING, **{
+            attribute: keys[key] for key, attribute in _CONSTRAINTS.items() if key in keys})
+    values = enforced.get("additionalProperties")
+    if isinstance(values, dict) and isinstance(declared.additional_properties, Schema):
+        _merge(declared.additional_properties, values)
 
 
 def _retry_headers() -> dict[str, OpenAPIHeader | Reference]:
@@ -146,7 +235,7 @@ def add_event_webhooks(app: Litestar) -> None:
         }]}
         webhooks[f"{event.type}@v{event.version}"] = PathItem(post=Operation(
             summary=f"{event.type} (version {event.version})",
-            description=event.description + "\n\nSigned with the Commerce-Signature header; see docs/webhooks.md.",
+            description=event.description + _SIGNED,
             tags=["Webhook events"],
             request_body=RequestBody(required=True, content={
                 "application/json": OpenAPIMediaType(schema=cast(Schema, body))}),

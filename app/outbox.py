@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
+from app.logs import current_request_id
 
 
 class OutboxEvent(Base):
@@ -30,12 +31,13 @@ class OutboxEvent(Base):
     account_id: Mapped[str | None] = mapped_column(String(40))
     occurred_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(100))  # the request (X-Request-Id) that caused it
 
 
 def write(session: AsyncSession, *, event_id: str, type: str, version: int, account_id: str | None,
           occurred_at: datetime, payload: dict[str, Any]) -> None:
     """Add one outbox row to the caller's transaction; it exists only if that transaction commits."""
     session.add(OutboxEvent(event_id=event_id, type=type, version=version, account_id=account_id,
-                            occurred_at=occurred_at, payload=payload))
+                            occurred_at=occurred_at, payload=payload, request_id=current_request_id()))
     # No flush here: events of one transaction are inserted together at its next flush (in the order
     # they were written), which saves a round trip per event on the purchase path.

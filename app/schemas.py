@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.errors import ValidationFailed
+from app.errors import FieldError, ValidationFailed
 
 
 class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -37,6 +37,12 @@ def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
 
 
+def bad_cursor() -> ValidationFailed:
+    """The answer to a cursor this API did not issue: a 400 whose field error names the ``cursor`` parameter."""
+    return ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.",
+                            errors=[FieldError(field="cursor", message="not a cursor this API issued")])
+
+
 def decode_cursor(cursor: str | None) -> str | None:
     """Opaque pagination cursor -> the last key seen; a malformed cursor is a 400."""
     if not cursor:
@@ -44,9 +50,9 @@ def decode_cursor(cursor: str | None) -> str | None:
     try:
         value = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.") from exc
+        raise bad_cursor() from exc
     if not value.isprintable() or len(value) > 120:  # cursors we issue are short printable keys
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+        raise bad_cursor()
     return value
 
 
@@ -56,5 +62,5 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or len(raw) > 18:
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+        raise bad_cursor()
     return int(raw)

@@ -20,6 +20,7 @@ SCOPES: dict[str, str] = {
     "suggestions:write": "Ask for suggestions and record feedback on them",
     "webhooks:read": "Read webhook endpoints and deliveries",
     "webhooks:write": "Manage webhook endpoints",
+    "ops:read": "Read the state of scheduled jobs and other operations data",
 }
 
 

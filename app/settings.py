@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -53,6 +56,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     workers: int = 1
     dispatcher: Switch = "on"
+    scheduler: Switch = "on"
+    jobs_poll_seconds: float = 15.0
+    jobs_disabled: tuple[str, ...] = ()
+    job_history_days: int = 90
+    metrics: Literal["on", "public", "off"] = "on"
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: Switch = "off"
+    tracing: Switch = "off"
+    tracing_service_name: str = "commerce"
     webhook_timeout_seconds: float = 10.0
     webhook_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     webhook_retry_jitter: float = 0.2
@@ -78,7 +91,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reconcile_after_seconds: int = 300
     entitlement_cache_max_entries: int = 100_000
     entitlement_cache_ttl_seconds: float = 30.0
+    changes_retention_seconds: int = 86_400
+    changes_heartbeat_seconds: float = 15.0
+    changes_max_stream_seconds: float = 3600.0
     usage_backfill_days: int = 35
+    usage_retention_months: int = 13
     trial_scope: Literal["user", "account"] = "user"
     trial_ending_days: int = 3
     sweep_seconds: float = 60.0
@@ -136,147 +153,252 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return "off" if self.is_production else "unset"
 
 
-_ENV_MAP: dict[str, str] = {
-    "COMMERCE_ENV": "env",
-    "DATABASE_URL": "database_url",
-    "COMMERCE_DATA_DIR": "data_dir",
-    "COMMERCE_TOKEN_SECRET": "token_secret",
-    "COMMERCE_TOKEN_TTL_SECONDS": "token_ttl_seconds_default",
-    "COMMERCE_TOKEN_TTL_SECONDS_MAX": "token_ttl_seconds_max",
-    "COMMERCE_ADMIN_ROLES": "admin_roles",
-    "COMMERCE_QUOTE_TTL_SECONDS": "quote_ttl_seconds",
-    "COMMERCE_MAX_BODY_BYTES": "max_body_bytes",
-    "COMMERCE_MAX_URL_BYTES": "max_url_bytes",
-    "COMMERCE_MAX_HEADER_BYTES": "max_header_bytes",
-    "COMMERCE_IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
-    "COMMERCE_API_KEY_CACHE_SECONDS": "api_key_cache_seconds",
-    "COMMERCE_SESSION_CACHE_SECONDS": "session_cache_seconds",
-    "COMMERCE_DB_POOL_SIZE": "db_pool_size",
-    "COMMERCE_HOST": "host",
-    "COMMERCE_PORT": "port",
-    "COMMERCE_WORKERS": "workers",
-    "COMMERCE_DISPATCHER": "dispatcher",
-    "COMMERCE_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
-    "COMMERCE_WEBHOOK_RETRY_SCHEDULE": "webhook_retry_schedule",
-    "COMMERCE_WEBHOOK_RETRY_JITTER": "webhook_retry_jitter",
-    "COMMERCE_WEBHOOK_DISABLE_AFTER_SECONDS": "webhook_disable_after_seconds",
-    "COMMERCE_WEBHOOK_DISABLE_MIN_FAILURES": "webhook_disable_min_failures",
-    "COMMERCE_WEBHOOK_ALLOWED_HOSTS": "webhook_allowed_hosts",
-    "COMMERCE_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
-    "COMMERCE_WEBHOOK_POLL_SECONDS": "webhook_poll_seconds",
-    "COMMERCE_WEBHOOK_BATCH_SIZE": "webhook_batch_size",
-    "COMMERCE_WEBHOOK_CONCURRENCY": "webhook_concurrency",
-    "COMMERCE_WEBHOOK_FANOUT_LAG_SECONDS": "webhook_fanout_lag_seconds",
-    "COMMERCE_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
-    "COMMERCE_STRIPE": "stripe_backend",
-    "STRIPE_SECRET_KEY": "stripe_secret_key",
-    "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secret",
-    "STRIPE_API_BASE": "stripe_api_base",
-    "STRIPE_PUBLISHABLE_KEY": "stripe_publishable_key",
-    "STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
-    "STRIPE_MAX_NETWORK_RETRIES": "stripe_max_network_retries",
-    "STRIPE_WEBHOOK_TOLERANCE_SECONDS": "stripe_webhook_tolerance_seconds",
-    "COMMERCE_RENEWAL_GRACE_DAYS": "renewal_grace_days",
-    "COMMERCE_RENEWAL_RETRY_DAYS": "renewal_retry_days",
-    "COMMERCE_RECONCILE_AFTER_SECONDS": "reconcile_after_seconds",
-    "COMMERCE_ENTITLEMENT_CACHE_MAX_ENTRIES": "entitlement_cache_max_entries",
-    "COMMERCE_ENTITLEMENT_CACHE_TTL_SECONDS": "entitlement_cache_ttl_seconds",
-    "COMMERCE_USAGE_BACKFILL_DAYS": "usage_backfill_days",
-    "COMMERCE_TRIAL_SCOPE": "trial_scope",
-    "COMMERCE_TRIAL_ENDING_DAYS": "trial_ending_days",
-    "COMMERCE_SWEEP_SECONDS": "sweep_seconds",
-    "COMMERCE_DEMAND_FLUSH_SECONDS": "demand_flush_seconds",
-    "COMMERCE_DEMAND_BUFFER_MAX_KEYS": "demand_buffer_max_keys",
-    "COMMERCE_SUGGEST_HOLDOUT_PCT": "suggest_holdout_pct",
-    "COMMERCE_SUGGEST_HOLDOUT_SALT": "suggest_holdout_salt",
-    "COMMERCE_SUGGEST_ATTRIBUTION_DAYS": "suggest_attribution_days",
-    "COMMERCE_SUGGEST_CAP_PER_SURFACE": "suggest_cap_per_surface",
-    "COMMERCE_SUGGEST_CAP_WINDOW_HOURS": "suggest_cap_window_hours",
-    "COMMERCE_SUGGEST_DISMISS_COOLDOWN_DAYS": "suggest_dismiss_cooldown_days",
-    "COMMERCE_SUGGEST_RECENT_DAYS": "suggest_recent_days",
-    "COMMERCE_SUGGEST_UNUSED_DAYS": "suggest_unused_days",
-    "COMMERCE_SUGGEST_SIGNAL_DAYS": "suggest_signal_days",
-    "COMMERCE_SUGGEST_STATS_TTL_SECONDS": "suggest_stats_ttl_seconds",
-    "COMMERCE_SUGGEST_MIN_SCORE": "suggest_min_score",
-    "COMMERCE_SUGGEST_WEIGHTS": "suggest_weights",
-    "COMMERCE_CORS_ORIGINS": "cors_origins",
-    "COMMERCE_CORS_ALLOW_CREDENTIALS": "cors_allow_credentials",
-    "COMMERCE_CORS_MAX_AGE_SECONDS": "cors_max_age_seconds",
-    "COMMERCE_RATE_LIMIT": "rate_limit",
-    "COMMERCE_RATE_LIMIT_CHECK_KEY": "rate_limit_check_key",
-    "COMMERCE_RATE_LIMIT_CHECK_USER": "rate_limit_check_user",
-    "COMMERCE_RATE_LIMIT_MONEY_KEY": "rate_limit_money_key",
-    "COMMERCE_RATE_LIMIT_MONEY_USER": "rate_limit_money_user",
-    "COMMERCE_RATE_LIMIT_DEFAULT_KEY": "rate_limit_default_key",
-    "COMMERCE_RATE_LIMIT_DEFAULT_USER": "rate_limit_default_user",
-    "COMMERCE_RATE_LIMIT_SYNC_SECONDS": "rate_limit_sync_seconds",
-    "COMMERCE_CONSOLE_LINK_TTL_SECONDS": "console_link_ttl_seconds",
-    "COMMERCE_CONSOLE_IDLE_SECONDS": "console_idle_seconds",
-    "COMMERCE_CONSOLE_MAX_SECONDS": "console_max_seconds",
+@dataclass(frozen=True)
+class Doc:
+    """How one setting is named in the environment and documented (the README table is generated from it)."""
+
+    meaning: str
+    env: str | None = None  # the variable's name when it is not COMMERCE_<FIELD> (kept for compatibility)
+    shown: str | None = None  # the default as people should read it, when the value itself says too little
+    secret: bool = False  # never printed by `commerce settings`
+
+
+# One entry per Settings field: its variable is COMMERCE_<FIELD> unless ``env`` says otherwise; a test fails
+# when a field has no entry or the README's configuration table differs from ``settings_table()``.
+DOCS: dict[str, Doc] = {
+    "env": Doc("`production` refuses generated secrets and requires `COMMERCE_TOKEN_SECRET`"),
+    "database_url": Doc(
+        "PostgreSQL URL (`postgresql://user:pass@host/db`); unset = embedded server",
+        env="DATABASE_URL", shown="unset", secret=True),
+    "data_dir": Doc("embedded server data and development secrets"),
+    "token_secret": Doc(
+        "HMAC secret of user session tokens (32+ chars in production)", shown="generated (dev only)", secret=True),
+    "token_audience": Doc("audience (`aud`) claim of user session tokens"),
+    "token_ttl_seconds_default": Doc(
+        "default lifetime of session tokens (max `COMMERCE_TOKEN_TTL_SECONDS_MAX`, 86400)",
+        env="COMMERCE_TOKEN_TTL_SECONDS"),
+    "token_ttl_seconds_max": Doc("longest lifetime a session token may be minted with"),
+    "admin_roles": Doc("comma-separated roles that make a user a customer admin"),
+    "quote_ttl_seconds": Doc("how long a quote's price is locked"),
+    "max_body_bytes": Doc("request body limit (413 above it)"),
+    "max_url_bytes": Doc("path and query limit (414 problem above it; 1024..65533)"),
+    "max_header_bytes": Doc("request header block limit (431 problem above it; 4096..352257)"),
+    "idempotency_ttl_seconds": Doc("how long an `Idempotency-Key` answer is replayed"),
+    "api_key_cache_seconds": Doc("per-process API key cache (revocations are pushed at once)"),
+    "session_cache_seconds": Doc(
+        "per-process cache of users' session token generations, above 0 and at most 3600 (revocations are "
+        "pushed at once)"),
+    "db_pool_size": Doc("connections per worker process"),
+    "db_max_overflow": Doc("connections a worker process may open beyond its pool under load"),
+    "host": Doc("listen address"),
+    "port": Doc("listen port"),
+    "workers": Doc("worker processes of `commerce serve` (granian)"),
+    "dispatcher": Doc(
+        "`on` runs the webhook dispatcher inside every app process; `off` leaves it to `commerce worker`"),
+    "scheduler": Doc(
+        "`on` runs the job scheduler inside every app process (each job slot runs once across all of them); "
+        "`off` leaves the jobs to `commerce worker`"),
+    "jobs_poll_seconds": Doc("how often a scheduler looks for due jobs (0.05 to 3600)"),
+    "jobs_disabled": Doc("comma-separated job names no process runs (`commerce jobs list` names them)"),
+    "job_history_days": Doc("finished job runs are kept this many days (1 to 3650)"),
+    "metrics": Doc(
+        "`on` serves `/metrics` to a vendor key with `ops:read`; `public` serves it without credentials (for "
+        "a private scrape network); `off` serves nothing"),
+    "log_format": Doc("`json`: one JSON object per log line; `console`: lines for people"),
+    "log_level": Doc(
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR` (the SQL, HTTP client and Stripe libraries log warnings only, "
+        "whatever this says)"),
+    "access_log": Doc("`on` logs one line per request (method, path, status, duration, request id)"),
+    "tracing": Doc(
+        "`on` sends OpenTelemetry spans (requests, SQL, Stripe, webhook deliveries, jobs) to the OTLP/HTTP "
+        "collector named by `OTEL_EXPORTER_OTLP_ENDPOINT`; needs the `tracing` extra"),
+    "tracing_service_name": Doc("`service.name` of the spans"),
+    "webhook_timeout_seconds": Doc("bound on one delivery attempt (connect + send + answer), 0.1 to 60"),
+    "webhook_retry_schedule": Doc(
+        "delays (s) before retries 2, 3, ...; then the delivery is `failed` (about 2.9 days)"),
+    "webhook_retry_jitter": Doc("each delay is spread uniformly by this fraction (+/- 20 %)"),
+    "webhook_disable_after_seconds": Doc("an endpoint failing every attempt for this long ..."),
+    "webhook_disable_min_failures": Doc("... and at least this many times in a row is disabled automatically"),
+    "webhook_allowed_hosts": Doc(
+        "comma-separated hosts (`hooks.example.com`, `*.example.com`) endpoints may use; a host listed "
+        "exactly may also be a single-label or special-use name (`receiver`, `hooks.internal`)", shown="unset (any)"),
+    "webhook_allowed_networks": Doc(
+        "comma-separated CIDRs of internal addresses deliveries may reach (public addresses always may); "
+        "checked against every resolved address before each attempt, and IPv6 forms carrying an IPv4 address "
+        "are judged by that address (docs/webhooks.md)", shown="loopback outside production, none in production"),
+    "webhook_poll_seconds": Doc("how often an idle dispatcher looks for work"),
+    "webhook_batch_size": Doc("deliveries claimed per dispatcher pass (1..1000)"),
+    "webhook_concurrency": Doc("concurrent delivery requests per dispatcher (1..256)"),
+    "webhook_fanout_lag_seconds": Doc(
+        "how far the fan-out scan looks back for late-committing events (docs/decisions.md D9)"),
+    "webhook_secret_overlap_seconds": Doc("default overlap of a secret rotation (old and new secret both sign)"),
+    "stripe_backend": Doc(
+        "without a key: `off` (card routes answer 503) or `fake` (the in-process Stripe fake: no money moves,"
+        " yet orders are fulfilled; refused in production, logged as a warning at every start; `make demo` "
+        "and the tests set it). Outside production, `serve`/`demo` refuse to start with neither a key nor "
+        "this set; in production the default is `off`", env="COMMERCE_STRIPE", shown="unset"),
+    "stripe_secret_key": Doc(
+        "Stripe secret key (`sk_test_...`); card payments go to Stripe",
+        env="STRIPE_SECRET_KEY", shown="unset", secret=True),
+    "stripe_webhook_secret": Doc(
+        "signing secret (`whsec_...`) of the `/v1/stripe/webhook` endpoint; required with a secret key",
+        env="STRIPE_WEBHOOK_SECRET", shown="unset", secret=True),
+    "stripe_api_base": Doc(
+        "another Stripe API address (e.g. the fake served on loopback); outside production the widget's "
+        "test-card form talks to it too", env="STRIPE_API_BASE", shown="unset"),
+    "stripe_publishable_key": Doc(
+        "Stripe publishable key (`pk_...`) the widget uses with Stripe.js to add cards and run 3-D Secure "
+        "(docs/widget.md)", env="STRIPE_PUBLISHABLE_KEY", shown="unset"),
+    "stripe_timeout_seconds": Doc("timeout of each Stripe request", env="STRIPE_TIMEOUT_SECONDS"),
+    "stripe_max_network_retries": Doc(
+        "SDK retries (timeouts, connection errors, 409, 5xx) with the same idempotency key",
+        env="STRIPE_MAX_NETWORK_RETRIES"),
+    "stripe_webhook_tolerance_seconds": Doc(
+        "oldest webhook signature accepted", env="STRIPE_WEBHOOK_TOLERANCE_SECONDS"),
+    "renewal_grace_days": Doc("access kept after a failed renewal, counted from the period end (docs/payments.md)"),
+    "renewal_retry_days": Doc("dunning retries of a failed renewal, days after the period end"),
+    "reconcile_after_seconds": Doc(
+        "age after which `commerce billing reconcile` / `run` treat an unanswered Stripe call as lost and "
+        "replay it"),
+    "entitlement_cache_max_entries": Doc("per-process LRU of user entitlement snapshots"),
+    "entitlement_cache_ttl_seconds": Doc(
+        "safety-net age of cached snapshots and catalog (changes are pushed by NOTIFY)"),
+    "usage_retention_months": Doc(
+        "usage events older than this many months are dropped (whole monthly partitions, by the "
+        "`usage_partitions` job); `0` keeps them forever; counters and statements are kept regardless"),
+    "changes_retention_seconds": Doc(
+        "how long a change-stream cursor stays resumable (older cursors get `reset`); the log is pruned an hour "
+        "after"),
+    "changes_heartbeat_seconds": Doc(
+        "idle change streams send a `heartbeat` event (with a fresh cursor) this often"),
+    "changes_max_stream_seconds": Doc(
+        "a change stream ends after this long; clients resume with their cursor (and re-authenticate)"),
+    "usage_backfill_days": Doc("how far in the past a usage event's `occurred_at` may lie"),
+    "trial_scope": Doc("a module's trial once per `user`, or once per `account`"),
+    "trial_ending_days": Doc("`trial.ending` is emitted this many days before a trial ends"),
+    "sweep_seconds": Doc("interval of the `trial_sweep` job that emits expiry and trial events (`0` = no such job)"),
+    "demand_flush_seconds": Doc("how often buffered denied checks are written as demand signals"),
+    "demand_buffer_max_keys": Doc("bound of that buffer (distinct user/feature/day keys)"),
+    "suggest_holdout_pct": Doc(
+        "percent of users (0..50, stable per user) who get no suggestions, for the lift measurement"),
+    "suggest_holdout_salt": Doc("salt of the holdout hash; changing it draws a new holdout"),
+    "suggest_attribution_days": Doc(
+        "a purchase is attributed to the suggestion of that module shown this many days before it"),
+    "suggest_cap_per_surface": Doc("suggestion answers per user and surface in the window (0: no cap)"),
+    "suggest_cap_window_hours": Doc("the window of that cap, in hours (1..720)"),
+    "suggest_dismiss_cooldown_days": Doc("a dismissed module stays away from that user this long"),
+    "suggest_recent_days": Doc("no suggestion of a module the user just bought or an admin denied"),
+    "suggest_unused_days": Doc("an owned module unused this long may come back as an adoption nudge"),
+    "suggest_signal_days": Doc("look-back of the demand signals (denied checks, attempts)"),
+    "suggest_stats_ttl_seconds": Doc("age after which an account's peer statistics are recounted (in the background)"),
+    "suggest_min_score": Doc("propensity below which a candidate is not suggested (the user's own moment excepted)"),
+    "suggest_weights": Doc("override signal weights, e.g. `demand=3,bias=-3`", shown="defaults in docs/suggestions.md"),
+    "cors_origins": Doc(
+        "comma-separated exact origins (`https://app.example.com`) whose pages may call the browser-facing "
+        "routes with session tokens; `*` for any (never with credentials). Per-account origins: "
+        "`allowed_origins` on the account (docs/concepts.md)", shown="unset (none)"),
+    "cors_allow_credentials": Doc(
+        "`on` adds `Access-Control-Allow-Credentials: true` (cookies); refused together with `*`"),
+    "cors_max_age_seconds": Doc("how long browsers may cache a preflight answer (0..86400)"),
+    "rate_limit": Doc("`off` switches rate limiting off (no 429s, no RateLimit headers)"),
+    "rate_limit_check_key": Doc(
+        "entitlement checks, snapshots and usage events, per API key (`N/second`, `N/minute`, `N/hour`)"),
+    "rate_limit_check_user": Doc(
+        "entitlement checks, snapshots and usage events, per user (`N/second`, `N/minute`, `N/hour`)"),
+    "rate_limit_money_key": Doc(
+        "per API key: routes that move or commit money (orders, pay, cancel, refund, approve/deny, cards, "
+        "budgets, statement close, subscription changes)"),
+    "rate_limit_money_user": Doc(
+        "per user: routes that move or commit money"),
+    "rate_limit_default_key": Doc(
+        "per API key: every other authenticated route (health, readiness and Stripe's webhook are never "
+        "limited)"),
+    "rate_limit_default_user": Doc(
+        "per user: every other authenticated route"),
+    "rate_limit_sync_seconds": Doc(
+        "the rate limiter's tick: heartbeat of each process, leases unused for ten ticks go back; also how "
+        "long a full window is refused locally before asking again"),
+    "console_link_ttl_seconds": Doc("how long a one-time console sign-in link works (60 s to a day)"),
+    "console_idle_seconds": Doc("a console session ends after this long without a request"),
+    "console_max_seconds": Doc("a console session ends this long after sign-in, however busy (at most 30 days)"),
 }
 
-_INT_FIELDS = {
-    "token_ttl_seconds_default", "token_ttl_seconds_max", "max_body_bytes", "idempotency_ttl_seconds",
-    "db_pool_size", "port", "workers", "webhook_disable_after_seconds", "webhook_disable_min_failures",
-    "webhook_batch_size", "webhook_concurrency", "webhook_fanout_lag_seconds", "webhook_secret_overlap_seconds",
-    "stripe_max_network_retries", "stripe_webhook_tolerance_seconds", "renewal_grace_days",
-    "reconcile_after_seconds",
-}
-_FLOAT_FIELDS = {"api_key_cache_seconds", "webhook_timeout_seconds", "webhook_retry_jitter", "webhook_poll_seconds",
-                 "stripe_timeout_seconds"}
-_LIST_FIELDS = {"admin_roles", "webhook_allowed_hosts", "webhook_allowed_networks", "webhook_retry_schedule",
-                "renewal_retry_days"}
-_INT_FIELDS |= {"quote_ttl_seconds", "entitlement_cache_max_entries", "usage_backfill_days", "trial_ending_days",
-                "demand_buffer_max_keys"}
-_FLOAT_FIELDS |= {"entitlement_cache_ttl_seconds", "sweep_seconds", "demand_flush_seconds"}
-_INT_FIELDS |= {"suggest_holdout_pct", "suggest_attribution_days", "suggest_cap_per_surface",
-                "suggest_cap_window_hours", "suggest_dismiss_cooldown_days", "suggest_recent_days",
-                "suggest_unused_days", "suggest_signal_days", "suggest_stats_ttl_seconds"}
-_FLOAT_FIELDS |= {"suggest_min_score", "session_cache_seconds", "rate_limit_sync_seconds"}
-_INT_FIELDS |= {"max_url_bytes", "max_header_bytes", "cors_max_age_seconds"}
-_LIST_FIELDS |= {"cors_origins"}
-_INT_FIELDS |= {"console_link_ttl_seconds", "console_idle_seconds", "console_max_seconds"}
+
+def env_name(field: str) -> str:
+    return DOCS[field].env or f"COMMERCE_{field.upper()}"
+
+
+def _field_types() -> dict[str, Any]:
+    return {k: v for k, v in typing.get_type_hints(Settings).items() if k in Settings.__struct_fields__}
+
+
+def _from_env(value: str, hint: Any) -> object:
+    """Text of a variable -> what msgspec converts: comma lists for tuples, Path for paths, else the text."""
+    types = {typing.get_origin(t) or t for t in (hint, *typing.get_args(hint))}
+    if tuple in types:
+        return tuple(r.strip() for r in value.split(",") if r.strip())
+    if Path in types:
+        return Path(value)
+    return value
+
+
+def _render(value: object) -> str:
+    if value is None or value == "" or value == ():
+        return "unset"
+    if isinstance(value, tuple):
+        return "`" + ",".join(str(v) for v in value) + "`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from Settings and DOCS (``commerce settings --markdown``)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in msgspec.structs.fields(Settings):
+        doc = DOCS[field.name]
+        default = doc.shown if doc.shown is not None else _render(field.default)
+        rows.append(f"| `{env_name(field.name)}` | {default} | {doc.meaning} |")
+    return "\n".join(rows)
+
+
+def described(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value) of every setting, secrets masked (``commerce settings``)."""
+    out = []
+    for field in msgspec.structs.fields(Settings):
+        value = getattr(settings, field.name)
+        if DOCS[field.name].secret and value:
+            text = "(set)"
+        else:
+            text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+        out.append((env_name(field.name), text))
+    return out
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from environment variables, then apply explicit overrides (tests, CLI flags)."""
     environ = os.environ if environ is None else environ
     raw: dict[str, object] = {}
-    for var, field in _ENV_MAP.items():
-        value = environ.get(var)
-        if value is None or value == "":
-            continue
-        if field in _LIST_FIELDS:
-            raw[field] = tuple(r.strip() for r in value.split(",") if r.strip())
-        elif field in _INT_FIELDS:
-            try:
-                raw[field] = int(value)
-            except ValueError as exc:
-                raise SettingsError(f"{var} must be an integer, got {value!r}") from exc
-        elif field in _FLOAT_FIELDS:
-            try:
-                raw[field] = float(value)
-            except ValueError as exc:
-                raise SettingsError(f"{var} must be a number, got {value!r}") from exc
-        elif field == "data_dir":
-            raw[field] = Path(value)
-        elif field in _FLOAT_FIELDS:
-            try:
-                raw[field] = float(value)
-            except ValueError as exc:
-                raise SettingsError(f"{var} must be a number, got {value!r}") from exc
-        else:
-            raw[field] = value
+    for field, hint in _field_types().items():
+        value = environ.get(env_name(field))
+        if value is not None and value != "":
+            raw[field] = _from_env(value, hint)
     raw.update(overrides)
     if isinstance(raw.get("data_dir"), str):
         raw["data_dir"] = Path(str(raw["data_dir"]))
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"invalid settings: {exc}") from exc
+        at = re.search(r"at `\$\.([a-z_0-9]+)", str(exc))
+        where = env_name(at.group(1)) if at and at.group(1) in DOCS else "settings"
+        raise SettingsError(f"{where}: {str(exc).split(' - at ')[0]}") from exc
     _check_webhooks(settings)
     if settings.entitlement_cache_max_entries < 1 or settings.entitlement_cache_ttl_seconds <= 0:
         raise SettingsError("the entitlement cache needs at least one entry and a positive TTL")
+    if (settings.changes_retention_seconds < 60 or settings.changes_heartbeat_seconds <= 0
+            or settings.changes_max_stream_seconds <= 0):
+        raise SettingsError("the change stream needs a retention of at least 60 s and positive heartbeat and "
+                            "stream lengths")
     if not 0 < settings.session_cache_seconds <= 3600:
         raise SettingsError("COMMERCE_SESSION_CACHE_SECONDS must be above 0 and at most 3600")
     if settings.demand_flush_seconds <= 0 or settings.demand_buffer_max_keys < 1:
@@ -288,6 +410,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("console links live 60 s to a day; the idle timeout is at least 60 s and at most "
                             "COMMERCE_CONSOLE_MAX_SECONDS (at most 30 days)")
     settings = _check_web(settings)
+    if settings.usage_retention_months < 0 or 0 < settings.usage_retention_months * 28 <= settings.usage_backfill_days:
+        raise SettingsError("COMMERCE_USAGE_RETENTION_MONTHS must be 0 (keep) or longer than "
+                            "COMMERCE_USAGE_BACKFILL_DAYS")
+    if not 0.05 <= settings.jobs_poll_seconds <= 3600 or not 1 <= settings.job_history_days <= 3650:
+        raise SettingsError("COMMERCE_JOBS_POLL_SECONDS must be 0.05..3600 and COMMERCE_JOB_HISTORY_DAYS 1..3650")
     return _with_secrets(settings)
 
 

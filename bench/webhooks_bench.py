@@ -42,7 +42,7 @@ BODY = json.dumps({"id": "evt_bench", "type": "bench.ping", "version": 1, "seq":
 
 def _settings(db_url: str, data_dir: str, concurrency: int) -> Settings:
     return load_settings({}, env="development", database_url=db_url, data_dir=Path(data_dir),
-                         token_secret="bench-" + "x" * 40, dispatcher="off", webhook_poll_seconds=0.02,
+                         token_secret="bench-" + "x" * 40, dispatcher="off", scheduler="off", webhook_poll_seconds=0.02,
                          webhook_concurrency=concurrency, webhook_batch_size=100, db_pool_size=4)
 
 

@@ -125,6 +125,25 @@ class OrderPartiallyRefunded(OrderEvent, frozen=True, kw_only=True):
     access: str
 
 
+@event("order.refund_pending",
+       description="Stripe accepted a refund but the money is still on its way; the order is unchanged until it "
+                   "succeeds.")
+class OrderRefundPending(OrderEvent, frozen=True, kw_only=True):
+    amount_minor: Annotated[int, Meta(description="What this refund will return")]
+    refund: Annotated[str, Meta(description="Stripe's refund id")]
+
+
+@event("order.refund_failed",
+       description="A refund returned no money (Stripe refused it, or the bank sent it back): the customer is "
+                   "still owed it; the order keeps its state.")
+class OrderRefundFailed(OrderEvent, frozen=True, kw_only=True):
+    amount_minor: Annotated[int, Meta(description="What this refund would have returned")]
+    status: Annotated[str, Meta(description="failed or canceled")]
+    money_returned: bool = False
+    refund: Annotated[str | None, Meta(description="Stripe's refund id, when Stripe made one")] = None
+    reason: Annotated[str | None, Meta(description="Stripe's failure reason")] = None
+
+
 class DisputeEvent(OrderEvent, frozen=True, kw_only=True):
     dispute: Annotated[str, Meta(description="Stripe's dispute id")]
     status: Annotated[str, Meta(description="Stripe's dispute status")]

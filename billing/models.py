@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 from app.types import StructJSONB
-from billing.domain.credit import Motion
+from billing.domain.credit import CreditKind, Motion
 from billing.domain.guardrails import GuardrailPolicy, Route
 from billing.domain.ledger import HoldState, LedgerKind
 from billing.domain.orders import ApprovalState, OrderState, PaymentStatus, ProvisionStatus, RefundStatus
@@ -242,12 +242,14 @@ class Approval(Base):
 
 
 class SalesCredit(Base):
-    """A booking credited to a motion and to the account's owning team and rep."""
+    """A booking credited to a motion and to the account's owning team and rep; a refund or a lost dispute adds
+    a ``reversal`` row (negative amount, in the period it happened, ``reference`` naming what reversed it)."""
 
     __tablename__ = "sales_credits"
     __table_args__ = (
         ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
-        Index("uq_sales_credits_account_id_order_id_module", "account_id", "order_id", "module", unique=True),
+        Index("uq_sales_credits_account_id_order_id_module", "account_id", "order_id", "module", "kind", "reference",
+              unique=True),
         Index("ix_sales_credits_period", "period"),
     )
 
@@ -263,6 +265,8 @@ class SalesCredit(Base):
     rep: Mapped[str | None] = mapped_column(String(200))
     period: Mapped[str] = mapped_column(String(7))
     booked_at: Mapped[datetime]
+    kind: Mapped[CreditKind] = mapped_column(String(16), server_default="booking", default="booking")
+    reference: Mapped[str] = mapped_column(String(120), server_default="", default="")
 
 
 class Statement(Base):
@@ -296,7 +300,9 @@ class CardPayment(Base):
     __table_args__ = (
         ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
         Index("uq_card_payments_account_id_order_id_attempt", "account_id", "order_id", "attempt", unique=True),
-        Index("uq_card_payments_idempotency_key", "idempotency_key", unique=True),
+        # per account, like every unique key of a tenant table (distributable by account_id); the key embeds the
+        # order id, so it is unique deployment-wide all the same
+        Index("uq_card_payments_account_id_idempotency_key", "account_id", "idempotency_key", unique=True),
         Index("ix_card_payments_payment_intent_id", "payment_intent_id",
               postgresql_where=text("payment_intent_id IS NOT NULL")),
         Index("ix_card_payments_status_created_at", "status", "created_at"),

@@ -325,12 +325,15 @@ class StatementList(Output, frozen=True):
 
 
 class CreditRowRead(Output, frozen=True):
+    """One group of the period's credit lines; ``reversal`` rows are refunds and lost disputes (negative)."""
+
     team: str | None
     rep: str | None
     motion: str
     currency: str
     bookings: int
     amount_minor: int
+    kind: Literal["booking", "reversal"] = "booking"
 
 
 class CreditReport(Output, frozen=True):

@@ -256,8 +256,9 @@ def unlocks(module: Module, features: dict[str, Feature]) -> list[Unlock]:
     return out
 
 
-def offers(live: Live, who: Audience, *, currency: str) -> list[Offer]:
-    """Every module this audience may see (never hidden ones), in category then key order."""
+def offers(live: Live, who: Audience, *, currency: str, trials_used: frozenset[str] = frozenset()) -> list[Offer]:
+    """Every module this audience may see (never hidden ones), in category then key order; ``trials_used``:
+    modules whose trial this user (or its account) already had, so it is not offered again."""
     doc = live.doc
     features = {f.key: f for f in doc.features}
     result = []
@@ -273,7 +274,8 @@ def offers(live: Live, who: Audience, *, currency: str) -> list[Offer]:
             status=module.status, effect=decision.effect, reason=decision.reason, policy=decision.policy,
             rule=decision.rule, owned=owned, unlocks=unlocks(module, features),
             prices=[price_view(lp) for lp in in_currency], trial_days=module.trial_days,
-            trial_available=module.trial_days is not None and not owned and decision.effect in BUYABLE,
+            trial_available=(module.trial_days is not None and not owned and decision.effect in BUYABLE
+                             and module.key not in trials_used),
             requires_unmet=[r for r in module.requires if r not in who.owned],
         ))
     return result

@@ -70,7 +70,7 @@ class CatalogController(Controller):
         return PlanRead(base_revision=result.base_revision, empty=not result.changes, summary=result.summary,
                         changes=result.changes)
 
-    @post("/apply", opt={"scope": "catalog:write", "owner": "vendor"},
+    @post("/apply", opt={"scope": "catalog:write", "owner": "vendor", "idempotency": "optional"},
           status_code=200, summary="Apply a catalog document as a new revision",
           description="All or nothing; applying the same document again changes nothing (applied=false). "
                       "Send expected_revision (the plan's base_revision) to refuse if the catalog moved on.")

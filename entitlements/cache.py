@@ -9,6 +9,8 @@ read from the database before an invalidation is never cached after it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -156,3 +158,25 @@ class DemandBuffer:
                 self.counts[key] = self.counts.get(key, 0) + n
             else:
                 self.dropped += n
+
+
+class ChangeSignal:
+    """Wakes every waiting stream of this process when an entitlement or catalog notification arrives."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def poke(self, _value: str = "") -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def token(self) -> asyncio.Event:
+        """Take before reading; ``wait`` on it returns at once if a notification arrived during the read."""
+        return self._event
+
+    @staticmethod
+    async def wait(token: asyncio.Event, *, seconds: float) -> None:
+        """Until the token is set or ``seconds`` pass."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await token.wait()

@@ -138,6 +138,7 @@ class Snapshot:
     version: str = ""
     loaded_at: float = 0.0
     offers: dict[str, OfferHint | None] = field(default_factory=dict)
+    trials_used: frozenset[str] = frozenset()  # modules whose trial the user (or its account) already had
     # Answers already computed from this snapshot, per (feature, quantity): the snapshot does not change
     # until it is replaced (invalidation, TTL or valid_until), so neither do they. Bounded by MEMO_MAX.
     memo: dict[tuple[str, int], Any] = field(default_factory=dict)
@@ -210,6 +211,7 @@ def snapshot_version(snap: Snapshot) -> str:
     for key in sorted(snap.used):
         start, _, used = snap.used[key]
         parts.append(f"u:{key}:{start.isoformat()}:{used}")
+    parts.append("t:" + ",".join(sorted(snap.trials_used)))
     parts.append(snap.valid_until.isoformat())
     return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
@@ -312,7 +314,8 @@ def best_offer(snap: Snapshot, feature: Feature, catalog: CatalogView, *, needed
             amount_minor=amount, currency=chosen.price.currency if chosen else None,
             interval=getattr(chosen.price, "interval", None) if chosen else None,
             per_seat=bool(getattr(chosen.price, "per_seat", False)) if chosen else False,
-            trial_days=module.trial_days, trial_available=module.trial_days is not None and buyable,
+            trial_days=module.trial_days,
+            trial_available=module.trial_days is not None and buyable and key not in snap.trials_used,
             requires_unmet=[r for r in module.requires if r not in snap.modules],
         )
         covers = 0 if limit is None or limit >= needed else 1

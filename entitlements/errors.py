@@ -21,6 +21,12 @@ class InvalidGrant(Unprocessable):
     status, code, title = 422, "invalid_grant", "The grant is not valid"
 
 
+class GrantSourceConflict(Conflict):
+    """A grant's source reference is already used by a grant for another holder (or another seat count)."""
+
+    status, code, title = 409, "grant_source_conflict", "The source reference belongs to another grant"
+
+
 class NotASeatPool(Conflict):
     status, code, title = 409, "not_a_seat_pool", "The grant has no seats to assign"
 

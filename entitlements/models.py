@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKeyConstraint,
+    Identity,
     Index,
     String,
     UniqueConstraint,
@@ -100,23 +101,39 @@ class Trial(Base):
 
 
 class UsageEvent(Base):
-    """One usage (or attempt) event; the natural key ``event_id`` makes ingestion idempotent."""
+    """One usage (or attempt) event, in a monthly partition of ``occurred_at`` (old months are dropped whole).
+
+    A partitioned table's keys must include the partition column, so idempotency by ``event_id`` lives in
+    ``UsageEventKey``; partitions are made ahead and retired by the ``usage_partitions`` job.
+    """
 
     __tablename__ = "ent_usage_events"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_ent_usage_events_user", "account_id", "user_id", "feature", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(String(40))
     feature: Mapped[str] = mapped_column(String(60))
     kind: Mapped[str] = mapped_column(String(16))
     quantity: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime]
     period_start: Mapped[datetime]
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime]
+
+
+class UsageEventKey(Base):
+    """The natural key of every recorded usage event: a replay (same ``event_id``) is counted once."""
+
+    __tablename__ = "ent_usage_event_keys"
+    __table_args__ = (Index("ix_ent_usage_event_keys_recorded_at", "recorded_at"),)
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     recorded_at: Mapped[datetime]
 
 
@@ -149,4 +166,26 @@ class DemandSignal(Base):
     last_at: Mapped[datetime]
 
 
-__all__ = ["DemandSignal", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent"]
+class EntitlementChange(Base):
+    """One committed change to what checks answer for an account (``user_id`` null) or one user.
+
+    The change stream (``GET /v1/entitlements/changes``) reads these in commit order by ``xid``, the writing
+    transaction's id: every row whose transaction ended before the oldest still-running one is final, so a
+    cursor (that horizon) never skips a change committed late. Rows are pruned after the retention window.
+    """
+
+    __tablename__ = "ent_changes"
+    __table_args__ = (
+        Index("ix_ent_changes_xid", "xid"),
+        Index("ix_ent_changes_created_at", "created_at"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint"))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent",
+           "UsageEventKey"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.response import Stream
 
 from app.accounts import resolve_account, resolve_user
 from app.auth import Principal
@@ -16,10 +17,12 @@ from app.params import AccountRef, CursorParam, Limit, UserRef
 from app.schemas import decode_cursor, encode_cursor
 from catalog.schemas import OfferList
 from entitlements import service
+from entitlements.changes import ChangeReader, stream
 from entitlements.runtime import Runtime
 from entitlements.schemas import (
     BatchCheck,
     BatchCheckRead,
+    ChangeBatch,
     CheckRead,
     GrantCreate,
     GrantPage,
@@ -40,6 +43,12 @@ QuantityQuery = Annotated[int, Parameter(description="Units the user is about to
 GrantId = Annotated[str, Parameter(description="Grant id (grt_...)", pattern=r"^grt_[0-9a-z]{26}$", max_length=40)]
 UserFilter = Annotated[str | None, Parameter(description="Only grants of this user (external id)",
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$", max_length=200)]
+ChangeCursor = Annotated[str | None, Parameter(
+    description="The cursor of the last batch you processed; leave out to start from now",
+    pattern=r"^[A-Za-z0-9_-]*$", max_length=64)]
+LastEventId = Annotated[str | None, HeaderParameter(
+    name="Last-Event-ID", description="Server-sent events: the id of the last event received (the cursor)",
+    pattern=r"^[A-Za-z0-9_-]*$", max_length=64)]
 Periods = Annotated[int, Parameter(description="How many periods, newest first", ge=1, le=200)]
 
 
@@ -87,7 +96,10 @@ class EntitlementController(Controller):
         self, request: Request[Any, Any, Any], principal: CurrentPrincipal, clock: ClockDep, user: UserRef,
     ) -> Response[SnapshotRead | bytes]:
         runtime, now = _runtime(request), clock.now()
-        snap, view = await runtime.snapshot(principal, user, now)
+        if "no-cache" in request.headers.get("cache-control", ""):  # an SDK told of a change reads past our cache
+            snap, view = await runtime.fresh_snapshot(principal, user, now)
+        else:
+            snap, view = await runtime.snapshot(principal, user, now)
         etag = f'"{snap.version}"'
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
@@ -95,11 +107,34 @@ class EntitlementController(Controller):
         return Response(runtime.snapshot_read(snap, view, now), headers=headers)
 
 
+    @get("/changes", opt={"scope": "entitlements:read", "user_access": "self", "owner": "self", "bound_keys": True,
+                          "event_stream": True},
+         summary="Which users' answers changed since a cursor (JSON), or a live stream of them (server-sent events)",
+         description="Without 'Accept: text/event-stream': one batch of changes since 'cursor', at once. With it: an "
+                     "event stream ('ready', then 'changes' as they commit, 'heartbeat' when idle), each event's id "
+                     "being the cursor to resume from (Last-Event-ID). Narrowed to what the caller may see. Reload "
+                     "the named users' snapshots (every user of the account when 'user' is null); drop every "
+                     "cached snapshot on 'reset' or a new 'catalog_revision'.")
+    async def changes(
+        self, request: Request[Any, Any, Any], cursor: ChangeCursor = None, last_event_id: LastEventId = None,
+    ) -> Response[ChangeBatch]:
+        runtime = _runtime(request)
+        reader = ChangeReader(engine=request.app.state.engine, runtime=runtime, settings=runtime.settings,
+                              principal=request.scope["auth"])
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return Response(await reader.start(cursor or last_event_id))
+        events = stream(reader, cursor=cursor or last_event_id, signal=runtime.changes, settings=runtime.settings)
+        # The stream is documented as a second media type of the same 200 answer (app/openapi.py).
+        return cast(Response[ChangeBatch], Stream(events, media_type="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}))
+
+
 class GrantController(Controller):
     path = "/v1/accounts/{account:str}/grants"
     tags = ["Entitlements"]
 
-    @post("/", opt={"scope": "entitlements:write", "owner": "account"}, status_code=200,
+    @post("/", opt={"scope": "entitlements:write", "owner": "account", "idempotency": "optional"},
+          status_code=200,
           responses={201: ResponseSpec(GrantRead, description="The grant was created")},
           summary="Grant a module to a user or to the whole account (optionally as N seats)",
           description="Idempotent per (source, source_ref, module): a retry answers 200 with the first grant.")
@@ -203,10 +238,14 @@ class UsageController(Controller):
     async def record(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
         settings: SettingsDep, data: JSONBody[UsageBatch],
-    ) -> UsageResult:
-        view = await _runtime(request).view(db_session)
-        return await service.record_usage(db_session, data.events, principal=principal, enforce=data.enforce,
-                                          clock=clock, view=view, backfill_days=settings.usage_backfill_days)
+    ) -> Response[UsageResult]:
+        async def produce() -> tuple[int, UsageResult]:
+            view = await _runtime(request).view(db_session)
+            return 200, await service.record_usage(db_session, data.events, principal=principal,
+                                                   enforce=data.enforce, clock=clock, view=view,
+                                                   backfill_days=settings.usage_backfill_days)
+
+        return await run_idempotent(request, db_session, produce)
 
     @get("/history", opt={"scope": "entitlements:read", "user_access": "self", "owner": "user"},
          summary="Usage of one feature by one user, per period, newest first")
@@ -229,10 +268,13 @@ class TrialController(Controller):
     async def start(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
         settings: SettingsDep, data: JSONBody[TrialStart],
-    ) -> TrialRead:
-        view = await _runtime(request).view(db_session)
-        return await service.start_trial(db_session, principal, data.user, data.module, view=view,
-                                         scope=settings.trial_scope, clock=clock)
+    ) -> Response[TrialRead]:
+        async def produce() -> tuple[int, TrialRead]:
+            view = await _runtime(request).view(db_session)
+            return 201, await service.start_trial(db_session, principal, data.user, data.module, view=view,
+                                                  scope=settings.trial_scope, clock=clock)
+
+        return await run_idempotent(request, db_session, produce)
 
 
 class OfferController(Controller):

@@ -1,5 +1,6 @@
-"""The per-process side of entitlements: the check path over cached snapshots, the demand-signal flusher
-and the periodic sweep. One ``Runtime`` per app, created by the app factory and kept in ``app.state``."""
+"""The per-process side of entitlements: the check path over cached snapshots and the demand-signal flusher
+(the expiry and trial sweep is a scheduled job, app/jobs). One ``Runtime`` per app, created by the app factory
+and kept in ``app.state``."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
 from app.notify import Listener
 from app.settings import Settings
 from catalog.service import load_live
-from entitlements.cache import CatalogHolder, DemandBuffer, SnapshotCache
+from entitlements.cache import CatalogHolder, ChangeSignal, DemandBuffer, SnapshotCache
 from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, check, used_now
 from entitlements.errors import FeatureNotFound
 from entitlements.schemas import CheckRead, FeatureSnapshot, SnapshotRead
 from entitlements.service._snapshot import catalog_view, load_snapshot
-from entitlements.service._trials import sweep
 from entitlements.service._usage import add_signals
 
 log = logging.getLogger("commerce.entitlements")
@@ -41,12 +42,16 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._loading: dict[str, asyncio.Future[tuple[Snapshot, CatalogView]]] = {}
         self._catalog_refresh: asyncio.Task[None] | None = None
+        self.changes = ChangeSignal()  # wakes this process's change streams
 
     # -- wiring -----------------------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
         listener.subscribe("ent", self.snapshots.invalidate)
         listener.subscribe("catalog", self._catalog_changed)
+        # after the caches above, so a woken stream reads the new catalog revision
+        listener.subscribe("ent", self.changes.poke)
+        listener.subscribe("catalog", self.changes.poke)
 
     def _catalog_changed(self, value: str) -> None:
         self.catalog.invalidate(value)
@@ -56,9 +61,6 @@ class Runtime:
         self.sessionmaker = sessionmaker
         self._tasks.append(asyncio.create_task(self._every(self.settings.demand_flush_seconds, self.flush_demand),
                                                name="demand-flush"))
-        if self.settings.sweep_seconds > 0:
-            self._tasks.append(asyncio.create_task(self._every(self.settings.sweep_seconds, self.sweep_once),
-                                                   name="entitlement-sweep"))
 
     async def stop(self) -> None:
         if self._catalog_refresh is not None:
@@ -91,11 +93,6 @@ class Runtime:
             self.demand.restore(taken)
             raise
         return len(taken)
-
-    async def sweep_once(self) -> dict[str, int]:
-        assert self.sessionmaker is not None
-        async with self.sessionmaker() as session, session.begin():
-            return await sweep(session, clock=self.clock, trial_ending_days=self.settings.trial_ending_days)
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -133,7 +130,18 @@ class Runtime:
         snap = self.snapshots.get(user_ref)
         if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
                 or snap.catalog_revision != view.revision):
+            metrics.ENTITLEMENT_CACHE.labels(result="miss").inc()
             snap, view = await self._load(user_ref, now)
+        else:
+            metrics.ENTITLEMENT_CACHE.labels(result="hit").inc()
+        if not principal.may_access_user(snap.account_id, snap.user_id):
+            raise NotFound(f"User {user_ref!r} does not exist.")
+        return snap, view
+
+    async def fresh_snapshot(self, principal: Principal, user_ref: str,
+                             now: datetime) -> tuple[Snapshot, CatalogView]:
+        """Read from the database, not this process's cache (which may not have heard of a change yet)."""
+        snap, view = await self._read(user_ref, now)
         if not principal.may_access_user(snap.account_id, snap.user_id):
             raise NotFound(f"User {user_ref!r} does not exist.")
         return snap, view

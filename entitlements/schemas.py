@@ -131,6 +131,26 @@ class SnapshotRead(Output, frozen=True):
     features: dict[str, FeatureSnapshot]
 
 
+class ChangeItem(Output, frozen=True):
+    """Answers changed for this user, or for every user of the account (``user`` null): reload their snapshots."""
+
+    account: str
+    user: str | None
+
+
+class ChangeBatch(Output, frozen=True):
+    """Changes since the cursor you sent; pass ``cursor`` back next time (or reconnect with it as Last-Event-ID).
+
+    ``reset`` true: the cursor was too old (or unknown) or too much changed at once; drop every cached snapshot.
+    A ``catalog_revision`` other than the one your snapshots were computed on also means: drop them all.
+    """
+
+    cursor: str
+    catalog_revision: int
+    reset: bool
+    changes: list[ChangeItem]
+
+
 class UsageEventIn(Input):
     event_id: EventId
     user: ExternalId
@@ -149,9 +169,13 @@ class UsageBatch(Input):
 
 
 class UsageResult(Output, frozen=True):
+    """accepted + duplicates + conflicts is the number of events sent."""
+
     accepted: int
     duplicates: int
     duplicate_event_ids: list[str]
+    conflicts: int = 0  # an event id already used (before, or earlier in this batch) for a different event
+    conflict_event_ids: list[str] = []
 
 
 class UsagePeriodRead(Output, frozen=True):

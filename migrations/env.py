@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import async_url
+from app.migrate import include_object
 from app.models import metadata
 
 config = context.config
@@ -15,7 +16,7 @@ config = context.config
 
 def _configure_and_run(connection: object) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      compare_server_default=True, transaction_per_migration=False)
+                      compare_server_default=True, transaction_per_migration=False, include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -116,7 +116,10 @@ class FakeStripe:
     requests: list[RecordedRequest] = field(default_factory=list)
     hidden: dict[str, Json] = field(default_factory=dict)  # per-object facts Stripe keeps to itself
     observers: list[Callable[[str, str], None]] = field(default_factory=list)  # (method, path) of each request
-    _idempotency: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
+    refunds_pending: bool = False  # new refunds start ``pending`` (settled by POST /v1/_fake/refunds/{id}/settle)
+    idempotency_ttl_seconds: int = 24 * 3600  # Stripe prunes idempotency keys after 24 hours
+    elapsed_seconds: int = 0  # how far a test moved this fake's time on (``advance``)
+    _idempotency: dict[str, tuple[str, int, bytes, int]] = field(default_factory=dict)
     _faults: list[Fault] = field(default_factory=list)
     _targets: list[WebhookTarget] = field(default_factory=list)
     _undelivered: list[Json] = field(default_factory=list)
@@ -137,7 +140,7 @@ class FakeStripe:
         """Write objects, events and idempotency records to ``path`` as JSON (atomically)."""
         with self._lock:
             state = {"objects": self.objects, "events": self.events, "hidden": self.hidden,
-                     "idempotency": {k: [fp, status, body.decode()] for k, (fp, status, body) in
+                     "idempotency": {k: [fp, status, body.decode(), at] for k, (fp, status, body, at) in
                                      self._idempotency.items()}}
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(state))
@@ -150,8 +153,16 @@ class FakeStripe:
         state = json.loads(path.read_text())
         with self._lock:
             self.objects, self.events, self.hidden = state["objects"], state["events"], state["hidden"]
-            self._idempotency = {k: (fp, status, body.encode()) for k, (fp, status, body) in
-                                 state["idempotency"].items()}
+            self._idempotency = {k: (v[0], v[1], v[2].encode(), v[3] if len(v) > 3 else now())
+                                 for k, v in state["idempotency"].items()}
+
+    def advance(self, seconds: int) -> None:
+        """Move this fake's time on (tests): idempotency keys older than the TTL are forgotten, as Stripe does."""
+        with self._lock:
+            self.elapsed_seconds += seconds
+
+    def clock(self) -> int:
+        return now() + self.elapsed_seconds
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -192,8 +203,11 @@ class FakeStripe:
             if refused is not None:
                 return self._error_reply(refused)
             fingerprint = hashlib.sha256(f"{method} {path} {json.dumps(params, sort_keys=True)}".encode()).hexdigest()
+            if key is not None and key in self._idempotency and (
+                    self._idempotency[key][3] + self.idempotency_ttl_seconds <= self.clock()):
+                del self._idempotency[key]  # expired: the key starts a new request, as at Stripe
             if method == "POST" and key is not None and key in self._idempotency:
-                stored_fp, status, stored = self._idempotency[key]
+                stored_fp, status, stored, _ = self._idempotency[key]
                 if stored_fp != fingerprint:
                     self._record(method, path, params, key, False, 400)
                     return self._error_reply(StripeApiError(
@@ -206,7 +220,7 @@ class FakeStripe:
             status, payload = self._route(ROUTES, method, path, params, key)
             encoded = json.dumps(payload).encode()
             if method == "POST" and key is not None and (status < 400 or status == 402):
-                self._idempotency[key] = (fingerprint, status, encoded)  # as Stripe: once execution began
+                self._idempotency[key] = (fingerprint, status, encoded, self.clock())  # once execution began
             self._record(method, path, params, key, False, status)
         if fault is FaultKind.LOST_RESPONSE:
             return Reply(0, b"", {}, fault)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from stripe_fake.cards import DECLINE_MESSAGES, TEST_CARDS, TEST_NUMBERS, luhn_valid
-from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, new_id, now
+from stripe_fake.core import FakeStripe, Json, StripeApiError, invalid, missing, new_id, now
 
 # --- parameter helpers ------------------------------------------------------------------------------------
 
@@ -278,12 +278,30 @@ def _succeed_setup(fake: FakeStripe, seti: Json) -> None:
 # --- payment intents and charges --------------------------------------------------------------------------
 
 
+# Stripe's minimum charge per currency (minor units) and its three-decimal rule; amounts in other currencies
+# are taken as they come.
+MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "chf": 50, "cad": 50, "aud": 50, "nzd": 50, "sek": 300,
+                  "nok": 300, "dkk": 250, "pln": 200, "czk": 1500, "brl": 50, "mxn": 1000, "inr": 50, "sgd": 50,
+                  "hkd": 400, "jpy": 50, "huf": 17500, "aed": 200, "thb": 1000, "myr": 200, "ron": 200, "bgn": 100}
+THREE_DECIMAL = ("bhd", "jod", "kwd", "omr", "tnd")
+
+
+def _check_amount(amount: int, currency: str) -> None:
+    cur = currency.lower()
+    minimum = MINIMUM_CHARGE.get(cur, 1)
+    if amount < minimum:
+        raise invalid(f"Amount must be at least {minimum} minor units of {cur}", param="amount",
+                      code="amount_too_small")
+    if cur in THREE_DECIMAL and amount % 10:
+        raise invalid("Amounts in three-decimal currencies must be divisible by 10 (the last digit must be 0).",
+                      param="amount", code="invalid_amount")
+
+
 def create_payment_intent(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
     amount = _int(p, "amount", required=True)
     currency = _str(p, "currency", required=True)
     assert amount is not None and currency is not None
-    if amount < 50 and currency.lower() in ("usd", "eur", "gbp"):
-        raise invalid("Amount must be at least 50 cents", param="amount", code="amount_too_small")
+    _check_amount(amount, currency)
     customer = _str(p, "customer")
     if customer is not None:
         fake.get("customer", customer, param="customer")
@@ -304,6 +322,25 @@ def create_payment_intent(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json
     if _bool(p, "confirm"):
         return _confirm(fake, pi, p)
     return _expand(fake, pi, p)
+
+
+def list_payment_intents(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
+    """Newest first, optionally one customer's; ``limit`` (1-100) and ``starting_after`` page through them."""
+    customer = _str(p, "customer")
+    items = [pi for pi in fake.of_kind("payment_intent") if customer is None or pi["customer"] == customer]
+    items.sort(key=lambda pi: (pi["created"], pi["id"]), reverse=True)
+    after = _str(p, "starting_after")
+    if after is not None:
+        ids = [pi["id"] for pi in items]
+        if after not in ids:
+            raise missing("payment_intent", after, "starting_after")
+        items = items[ids.index(after) + 1:]
+    limit = _int(p, "limit") or 10
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100.", param="limit")
+    result = _list([_expand(fake, pi, p) for pi in items[:limit]], "/v1/payment_intents")
+    result["has_more"] = len(items) > limit
+    return result
 
 
 def get_payment_intent(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
@@ -438,11 +475,30 @@ def create_refund(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
         "id": new_id("re"), "object": "refund", "amount": amount, "balance_transaction": None,
         "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": _metadata(p),
         "payment_intent": charge["payment_intent"], "reason": _str(p, "reason"), "receipt_number": None,
-        "status": "succeeded",
+        "status": "pending" if fake.refunds_pending else "succeeded", "failure_reason": None,
     })
-    charge["amount_refunded"] += amount
+    charge["amount_refunded"] += amount  # as at Stripe: a pending refund already counts
     charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+    fake.emit("refund.created", refund)
     fake.emit("charge.refunded", charge)
+    return copy.deepcopy(refund)
+
+
+def settle_refund(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
+    """Fake-only: a pending refund ends ``succeeded``, ``failed`` (the bank returned it) or ``canceled``."""
+    refund = fake.get("refund", ids[0])
+    status = _str(p, "status", required=True)
+    if status not in ("succeeded", "failed", "canceled") or refund["status"] != "pending":
+        raise invalid("Only a pending refund settles, as succeeded, failed or canceled.", param="status")
+    refund["status"] = status
+    if status != "succeeded":  # the money stays with the merchant: the charge no longer counts it
+        refund["failure_reason"] = "expired_or_canceled_card" if status == "failed" else None
+        charge = fake.objects[refund["charge"]]
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = False
+    fake.emit("refund.updated", refund)
+    if status == "failed":
+        fake.emit("refund.failed", refund)
     return copy.deepcopy(refund)
 
 

@@ -29,6 +29,7 @@ ROUTES: list[Route] = [
     _r("GET", "/v1/setup_intents/{id}", res.get_setup_intent, "SetupIntentRetrieveParams", browser=True),
     _r("POST", "/v1/setup_intents/{id}/confirm", res.confirm_setup_intent, "SetupIntentConfirmParams", browser=True),
     _r("POST", "/v1/payment_intents", res.create_payment_intent, "PaymentIntentCreateParams"),
+    _r("GET", "/v1/payment_intents", res.list_payment_intents, "PaymentIntentListParams"),
     _r("GET", "/v1/payment_intents/{id}", res.get_payment_intent, "PaymentIntentRetrieveParams", browser=True),
     _r("POST", "/v1/payment_intents/{id}/confirm", res.confirm_payment_intent, "PaymentIntentConfirmParams",
        browser=True),
@@ -47,4 +48,5 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/_fake/charges/{id}/dispute", res.open_dispute, None),
     _r("POST", "/v1/_fake/disputes/{id}/close", res.close_dispute, None),
     _r("POST", "/v1/_fake/invoices/{id}/pay", inv.pay_invoice, None),
+    _r("POST", "/v1/_fake/refunds/{id}/settle", res.settle_refund, None),
 ]

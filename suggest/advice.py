@@ -30,11 +30,30 @@ def _plan(view: CatalogView, account: Account, roles: frozenset[str], owned: fro
             continue
         price = prices.get(key)
         effect = availability(view.live.doc, m, who, has_price=price is not None).effect
-        out.append(adv.PlanModule(key=key, name=m.name, monthly_minor=price.monthly_minor if price else None,
+        monthly = price.monthly_minor if price is not None and price.model == "recurring" else None
+        out.append(adv.PlanModule(key=key, name=m.name, monthly_minor=monthly,
                                   features=dict(m.features), requires=tuple(m.requires),
                                   buyable=effect in ("purchasable", "approval_required"),
                                   metered=price is not None and price.model == "metered"))
     return out
+
+
+async def _holdings(session: AsyncSession, account: Account, user_ids: list[str],
+                    prices: dict[str, facts.PriceChoice | None], *, now: datetime,
+                    ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Per user: the modules it pays for every period (its own purchases at a recurring price), and every other
+    module it holds (trials, admin grants, seats, account-wide grants, one-time purchases), free to keep."""
+    bought = await entitlements.account_holdings(session, account.account_id, user_ids, now=now, own_only=True,
+                                                 sources=("order",))
+    held = await entitlements.account_holdings(session, account.account_id, user_ids, now=now)
+    paying: dict[str, frozenset[str]] = {}
+    free: dict[str, frozenset[str]] = {}
+    for u in user_ids:
+        recurring = frozenset(k for k in bought.get(u, frozenset())
+                              if (p := prices.get(k)) is not None and p.model == "recurring")
+        paying[u] = recurring
+        free[u] = held.get(u, frozenset()) - recurring
+    return paying, free
 
 
 def _message(a: adv.Advice, currency: str, view: CatalogView) -> str:
@@ -55,15 +74,16 @@ async def advise_user(session: AsyncSession, principal: Principal, user_ref: str
     (account-wide grants and seats are the account's: not the user's to drop)."""
     user = await resolve_user(session, principal, user_ref)
     account = await session.get_one(Account, user.account_id)
-    owned = (await entitlements.account_holdings(session, user.account_id, [user.user_id], now=now,
-                                                 own_only=True))[user.user_id]
+    prices = {k: facts.pick_price(view, k, account.currency) for k in view.modules}
+    paying, free = await _holdings(session, account, [user.user_id], prices, now=now)
+    owned, held_free = paying[user.user_id], free[user.user_id]
     raw = await entitlements.usage_series(session, user.account_id, user.user_id,
                                           since=now - timedelta(days=31 * facts.HISTORY_MONTHS))
     kinds, _ = facts.catalog_infos(view)
     kind_of = {k: f.kind for k, f in kinds.items()}
     needs = adv.needs_from_usage({f: [n for _, _, n in rows] for f, rows in raw.items()}, kind_of)
-    prices = {k: facts.pick_price(view, k, account.currency) for k in view.modules}
-    a = adv.advise(_plan(view, account, frozenset(user.roles), owned, prices), owned, needs, kind_of)
+    a = adv.advise(_plan(view, account, frozenset(user.roles), owned, prices), owned, needs, kind_of,
+                   held_free=held_free)
     return AdvisorRead(user=user.external_id, currency=account.currency, needs=needs, current=list(a.current),
                        current_monthly_minor=a.current_minor, best=list(a.best), best_monthly_minor=a.best_minor,
                        saving_monthly_minor=a.saving_minor, add=list(a.add), remove=list(a.remove),
@@ -80,16 +100,16 @@ async def advise_account(session: AsyncSession, principal: Principal, account_re
     users = {u: (ext, frozenset(r)) for u, ext, r in await session.execute(
         select(User.user_id, User.external_id, User.roles).where(User.account_id == account.account_id,
                                                                  User.user_id.in_(list(series))))}
-    holdings = await entitlements.account_holdings(session, account.account_id, list(users), now=now,
-                                                   own_only=True)
     infos, _ = facts.catalog_infos(view)
     kind_of = {k: f.kind for k, f in infos.items()}
     prices = {k: facts.pick_price(view, k, account.currency) for k in view.modules}
+    holdings, free = await _holdings(session, account, list(users), prices, now=now)
     results: list[tuple[int, str, adv.Advice]] = []
     for user_id, (ext, roles) in users.items():
         owned = holdings.get(user_id, frozenset())
         a = adv.advise(_plan(view, account, roles, owned, prices), owned,
-                       adv.needs_from_usage(series.get(user_id, {}), kind_of), kind_of, max_nodes=5_000)
+                       adv.needs_from_usage(series.get(user_id, {}), kind_of), kind_of, max_nodes=5_000,
+                       held_free=free.get(user_id, frozenset()))
         if a.saving_minor > 0:
             results.append((a.saving_minor, ext, a))
     results.sort(key=lambda r: (-r[0], r[1]))

@@ -88,10 +88,18 @@ def _cost(keys: Sequence[str], modules: Mapping[str, PlanModule]) -> int:
 
 
 def advise(modules: Sequence[PlanModule], owned: frozenset[str], needs: Mapping[str, int],
-           kinds: Mapping[str, str], *, max_nodes: int = MAX_NODES) -> Advice:
-    """The cheapest requirement-closed set covering ``needs``; owned modules may be kept or dropped, others
-    added only when buyable and priced. Ties keep what is owned."""
+           kinds: Mapping[str, str], *, max_nodes: int = MAX_NODES, held_free: frozenset[str] = frozenset(),
+           ) -> Advice:
+    """The cheapest requirement-closed set covering ``needs``; owned modules (what the user pays for, every
+    period) may be kept or dropped, others added only when buyable and priced. ``held_free``: modules the user
+    holds without paying for them each period (a trial, an admin grant, a seat or an account-wide grant, a
+    one-time purchase): what they grant is covered already, and they are never "dropped" to save money.
+    Ties keep what is owned."""
     by_key = {m.key: m for m in modules}
+    free = [m for m in modules if m.key in held_free and m.key not in owned]
+    needs = {f: n for f, n in needs.items()
+             if not (sum(_grant(m, f) for m in free) >= n if kinds.get(f) == "limit"
+                     else any(_grant(m, f) for m in free))}
     owned_known = tuple(sorted(k for k in owned if k in by_key))
     current_minor = _cost(owned_known, by_key)
     metered = {k for k in owned_known if by_key[k].metered}

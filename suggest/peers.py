@@ -177,3 +177,12 @@ class Refresher:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
+
+async def stale_accounts(session: AsyncSession, *, before: datetime, limit: int) -> list[str]:
+    """Accounts whose statistics were never counted or last counted before ``before`` (oldest first)."""
+    rows = await session.scalars(
+        select(Account.account_id)
+        .outerjoin(StatsRefresh, StatsRefresh.account_id == Account.account_id)
+        .where((StatsRefresh.refreshed_at.is_(None)) | (StatsRefresh.refreshed_at < before))
+        .order_by(StatsRefresh.refreshed_at.asc().nulls_first(), Account.account_id).limit(limit))
+    return list(rows)

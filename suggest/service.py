@@ -86,7 +86,8 @@ def _plan_modules(view: CatalogView, cands: list[engine.Candidate], owned: froze
             continue
         price = prices.get(key)
         c = shown.get(key)
-        out.append(adv.PlanModule(key=key, name=m.name, monthly_minor=price.monthly_minor if price else None,
+        monthly = price.monthly_minor if price is not None and price.model == "recurring" else None
+        out.append(adv.PlanModule(key=key, name=m.name, monthly_minor=monthly,
                                   features=dict(m.features), requires=tuple(m.requires),
                                   buyable=c is not None and c.effect in engine.BUYABLE,
                                   metered=price is not None and price.model == "metered"))
@@ -159,11 +160,12 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                                recent_days=s.suggest_recent_days)
     user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
                                      "account_typical_minor": hist.account_typical_minor})
-    own = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
-                                               own_only=True))[user.user_id]
+    bought = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
+                                                  own_only=True, sources=("order",)))[user.user_id]
+    own = frozenset(k for k in bought if (p := prices.get(k)) is not None and p.model == "recurring")
     advice = adv.advise(_plan_modules(view, cands, own, prices), own,
                         adv.needs_from_usage(series, {k: f.kind for k, f in features.items()}),
-                        {k: f.kind for k, f in features.items()})
+                        {k: f.kind for k, f in features.items()}, held_free=snap.modules - own)
     money = {n: format_minor(n, account.currency) for n in (advice.current_minor, advice.best_minor)}
     trigger = Trigger(kind=data.trigger.kind, feature=data.trigger.feature) if data.trigger else None
     opts = engine.Options(limit=data.limit, weights=parse_weights(s.suggest_weights), demand_days=s.suggest_signal_days,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
+from litestar.serialization import encode_json
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -15,6 +18,7 @@ from app.asgi import create_app
 from app.clock import FrozenClock
 from app.db import create_engine, make_sessionmaker
 from app.settings import Settings, load_settings
+from tests.support.contract import Contract
 from tests.support.database import TestDatabases
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,7 +52,8 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return load_settings({}, env="test", database_url=database_url, data_dir=tmp_path / "data",
-                         token_secret="test-secret-" + "x" * 40, dispatcher="off", stripe_backend="fake")
+                         token_secret="test-secret-" + "x" * 40, dispatcher="off", scheduler="off",
+                         stripe_backend="fake")
 
 
 @pytest.fixture
@@ -68,7 +73,33 @@ def app(settings: Settings, clock: FrozenClock) -> Litestar:
     return create_app(settings, clock=clock)
 
 
+_contract: list[Contract] = []
+
+
+def contract_of(app: Litestar) -> Contract:
+    """The OpenAPI document as served (one per process: every test app documents the same API)."""
+    if not _contract:
+        _contract.append(Contract(json.loads(encode_json(app.openapi_schema.to_schema()))))
+    return _contract[0]
+
+
+def conformance_hook(app: Litestar) -> Callable[[httpx.Response], Awaitable[None]]:
+    """A response hook failing the test on any answer the OpenAPI document does not promise."""
+    async def conforms(response: httpx.Response) -> None:
+        content_type = response.headers.get("content-type", "")
+        if content_type.startswith("text/event-stream") or response.request.url.path.startswith("/schema"):
+            return  # a stream is read by its test; the document does not describe itself
+        await response.aread()
+        problems = contract_of(app).violations(response.request.method, response.request.url.path,
+                                               response.status_code, content_type, response.content)
+        assert not problems, "the answer breaks the OpenAPI document:\n" + "\n".join(problems)
+
+    return conforms
+
+
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app in process; every answer is checked against the app's OpenAPI document."""
     async with AsyncTestClient(app=app) as c:
+        c.event_hooks = {"request": [], "response": [conformance_hook(app)]}
         yield c

@@ -35,7 +35,7 @@ class AccountController(Controller):
     path = "/v1/accounts"
     tags = ["Accounts and users"]
 
-    @post("/", opt={"scope": "accounts:write", "owner": "vendor"}, status_code=200,
+    @post("/", opt={"scope": "accounts:write", "owner": "vendor", "idempotency": "optional"}, status_code=200,
           responses={201: ResponseSpec(AccountRead, description="The account was created")},
           summary="Create or update an account by external id",
           description="Returns 201 when the account was created, 200 when it existed (and was updated).")
@@ -63,7 +63,8 @@ class AccountController(Controller):
     async def get_account(self, db_session: DbSession, principal: CurrentPrincipal, account: AccountRef) -> AccountRead:
         return service.account_read(await service.resolve_account(db_session, principal, account))
 
-    @post("/{account:str}/users", opt={"scope": "accounts:write", "owner": "account"}, status_code=200,
+    @post("/{account:str}/users", opt={"scope": "accounts:write", "owner": "account", "idempotency": "optional"},
+          status_code=200,
           responses={201: ResponseSpec(UserRead, description="The user was created")},
           summary="Create or update a user of the account by external id",
           description="Returns 201 when the user was created, 200 when it existed (and was updated).")

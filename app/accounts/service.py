@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
@@ -55,8 +56,16 @@ def user_read(u: User, account_external_id: str) -> UserRead:
     )
 
 
-async def get_account(session: AsyncSession, external_id: str) -> Account | None:
-    return await session.scalar(select(Account).where(Account.external_id == external_id))
+_ACCOUNT_ID = re.compile(r"^acct_[0-9a-z]{26}$")
+_USER_ID = re.compile(r"^usr_[0-9a-z]{26}$")
+
+
+async def get_account(session: AsyncSession, ref: str) -> Account | None:
+    """By the vendor's external id, else (for an ``acct_...`` id our events carry) by our own id."""
+    account = await session.scalar(select(Account).where(Account.external_id == ref))
+    if account is None and _ACCOUNT_ID.match(ref):
+        account = await session.get(Account, ref)
+    return account
 
 
 async def resolve_account(session: AsyncSession, principal: Principal, external_id: str) -> Account:
@@ -85,8 +94,12 @@ async def external_ids(session: AsyncSession, account_ids: Iterable[str]) -> dic
     return {a: e for a, e in rows}
 
 
-async def get_user(session: AsyncSession, external_id: str) -> User | None:
-    return await session.scalar(select(User).where(User.external_id == external_id))
+async def get_user(session: AsyncSession, ref: str) -> User | None:
+    """By the vendor's external id, else (for a ``usr_...`` id our events carry) by our own id."""
+    user = await session.scalar(select(User).where(User.external_id == ref))
+    if user is None and _USER_ID.match(ref):
+        user = await session.scalar(select(User).where(User.user_id == ref))
+    return user
 
 
 async def resolve_user(

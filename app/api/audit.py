@@ -23,6 +23,7 @@ class AuditEntryRead(Output, frozen=True):
     target_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    request_id: str | None = None
 
 
 class AuditPage(Output, frozen=True):
@@ -32,7 +33,8 @@ class AuditPage(Output, frozen=True):
 
 def _page(rows: list[audit.AuditEntry], limit: int) -> AuditPage:
     data = [AuditEntryRead(id=e.id, occurred_at=e.occurred_at, actor=e.actor, action=e.action,
-                           target_type=e.target_type, target_id=e.target_id, before=e.before, after=e.after)
+                           target_type=e.target_type, target_id=e.target_id, before=e.before, after=e.after,
+                           request_id=e.request_id)
             for e in rows]
     return AuditPage(data=data, next_cursor=encode_cursor(str(rows[-1].id)) if len(rows) == limit else None)
 

@@ -26,7 +26,9 @@ _KEYS_OPT = {"owner": "vendor", "bound_keys": True}
 
 class ApiKeyCreate(Input):
     name: Name
-    scopes: Annotated[list[Annotated[str, Meta(max_length=40, pattern=r"^[a-z:*]+$")]], Meta(min_length=1)]
+    # the enum is what the document promises; the service names unknown ones with known_scopes in its 400
+    scopes: Annotated[list[Annotated[str, Meta(max_length=40, pattern=r"^[a-z:*]+$", extra_json_schema={
+        "enum": sorted({*SCOPES, "all", "*"})})]], Meta(min_length=1)]
     accounts: Annotated[list[ExternalId], Meta(
         min_length=1, max_length=keys.MAX_BOUND_ACCOUNTS,
         description="Bind the key to these accounts (external ids); omit for a global key")] | None = None

@@ -18,6 +18,7 @@ import httpcore
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.clock import Clock
 from app.settings import Settings
 from app.webhooks import domain, egress, queue
@@ -32,6 +33,9 @@ EVENT_ID_HEADER = "Commerce-Event-Id"
 EVENT_TYPE_HEADER = "Commerce-Event-Type"
 ATTEMPT_HEADER = "Commerce-Delivery-Attempt"
 SIGNATURE_HEADER = "Commerce-Signature"
+# Standard Webhooks (https://www.standardwebhooks.com): verifiable with the maintained libraries in any language
+STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER = "webhook-id", "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
 
 
 def make_client(
@@ -125,6 +129,8 @@ class Dispatcher:
         try:
             async with self._sessionmaker() as session, session.begin():
                 await queue.record(session, results, clock=self._clock, settings=self._settings, rand=self._rand)
+            for _job, outcome in results:
+                metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome.outcome).inc()
         except Exception:
             # The leases expire and a later pass retries: at least once, still never concurrently.
             log.exception("could not record %d webhook attempts", len(results))
@@ -157,6 +163,9 @@ class Dispatcher:
                     "Content-Type": "application/json", EVENT_ID_HEADER: job.event_id,
                     EVENT_TYPE_HEADER: job.event_type, ATTEMPT_HEADER: str(job.attempt),
                     SIGNATURE_HEADER: domain.signature_header(job.secrets, timestamp, job.body),
+                    STANDARD_ID_HEADER: job.event_id, STANDARD_TIMESTAMP_HEADER: str(timestamp),
+                    STANDARD_SIGNATURE_HEADER: domain.standard_signature(
+                        job.secrets, msg_id=job.event_id, timestamp=timestamp, body=job.body),
                 }
                 with egress.pinned(pin):
                     async with self._client.stream("POST", job.url, content=job.body, headers=headers) as response:

@@ -17,7 +17,7 @@ from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, metrics
 from app.clock import Clock
 from app.events import publish
 from app.ids import new_id
@@ -60,8 +60,8 @@ async def fan_out(session: AsyncSession, *, clock: Clock, settings: Settings, li
         await _advance_cursor(session, now=now, lag=timedelta(seconds=settings.webhook_fanout_lag_seconds))
         return 0
     rows = (await session.execute(
-        select(OutboxEvent.seq, OutboxEvent.event_id, OutboxEvent.type).where(OutboxEvent.seq.in_(seqs))
-        .order_by(OutboxEvent.seq))).all()
+        select(OutboxEvent.seq, OutboxEvent.event_id, OutboxEvent.type, OutboxEvent.occurred_at)
+        .where(OutboxEvent.seq.in_(seqs)).order_by(OutboxEvent.seq))).all()
     endpoints = (await session.execute(
         select(WebhookEndpoint.endpoint_id, WebhookEndpoint.event_types)
         .where(WebhookEndpoint.status == ENABLED))).all()
@@ -69,9 +69,11 @@ async def fan_out(session: AsyncSession, *, clock: Clock, settings: Settings, li
         {"delivery_id": new_id("whd"), "endpoint_id": endpoint_id, "event_seq": seq, "event_id": event_id,
          "event_type": type_, "status": PENDING, "attempt_count": 0, "next_attempt_at": now,
          "created_at": now, "updated_at": now}
-        for seq, event_id, type_ in rows
+        for seq, event_id, type_, _occurred_at in rows
         for endpoint_id, patterns in endpoints if domain.matches(type_, patterns)
     ]
+    for *_, occurred_at in rows:
+        metrics.OUTBOX_LAG.observe(max(0.0, (now - occurred_at).total_seconds()))
     if deliveries:
         await session.execute(insert(WebhookDelivery).values(deliveries).on_conflict_do_nothing(
             index_elements=["endpoint_id", "event_seq"]))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
-from app.errors import ValidationFailed
+from app.idempotency import run_idempotent
 from app.params import CursorParam, Limit
-from app.schemas import decode_cursor, encode_cursor
+from app.schemas import bad_cursor, decode_cursor, encode_cursor
 from app.webhooks import service
 from app.webhooks.schemas import (
     DELIVERY_ID,
@@ -44,7 +44,7 @@ def _after(cursor: str | None, pattern: str) -> str | None:
     """The id a cursor encodes; anything else (NUL bytes included) is a 400, never a query."""
     after = decode_cursor(cursor)
     if after is not None and not re.fullmatch(pattern, after):
-        raise ValidationFailed("The cursor is not valid; pass next_cursor from the previous page.")
+        raise bad_cursor()
     return after
 
 
@@ -59,9 +59,13 @@ class WebhookEndpointController(Controller):
     @post("/", opt=WRITE, status_code=201, summary="Register a webhook endpoint; its secret is shown once")
     async def create_endpoint(
         self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,
-        data: JSONBody[WebhookEndpointCreate],
-    ) -> WebhookEndpointCreated:
-        return await service.create_endpoint(db_session, data, actor=principal.actor, settings=settings, clock=clock)
+        data: JSONBody[WebhookEndpointCreate], request: Request[Any, Any, Any],
+    ) -> Response[WebhookEndpointCreated]:
+        async def produce() -> tuple[int, WebhookEndpointCreated]:
+            return 201, await service.create_endpoint(db_session, data, actor=principal.actor, settings=settings,
+                                                      clock=clock)
+
+        return await run_idempotent(request, db_session, produce)
 
     @get("/", opt=READ, summary="List webhook endpoints")
     async def list_endpoints(self, db_session: DbSession, limit: Limit = 50,
@@ -82,6 +86,13 @@ class WebhookEndpointController(Controller):
         endpoint = await service.update_endpoint(db_session, endpoint_id, data, actor=principal.actor,
                                                  settings=settings, clock=clock)
         return service.endpoint_read(endpoint)
+
+    @delete("/{endpoint_id:str}", opt=WRITE, status_code=204,
+            summary="Delete a webhook endpoint: nothing more is delivered to it (its delivery log is kept)")
+    async def delete_endpoint(
+        self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep, endpoint_id: EndpointId,
+    ) -> None:
+        await service.delete_endpoint(db_session, endpoint_id, actor=principal.actor, clock=clock)
 
     @post("/{endpoint_id:str}/disable", opt=WRITE, status_code=200,
           summary="Disable a webhook endpoint (deliveries wait until it is enabled)")
@@ -105,10 +116,13 @@ class WebhookEndpointController(Controller):
           summary="Rotate the signing secret; the previous one keeps signing during the overlap")
     async def rotate_secret(
         self, db_session: DbSession, principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep,
-        endpoint_id: EndpointId, data: JSONBody[SecretRotate],
-    ) -> SecretRotated:
-        return await service.rotate_secret(db_session, endpoint_id, overlap_seconds=data.overlap_seconds,
-                                           actor=principal.actor, settings=settings, clock=clock)
+        endpoint_id: EndpointId, data: JSONBody[SecretRotate], request: Request[Any, Any, Any],
+    ) -> Response[SecretRotated]:
+        async def produce() -> tuple[int, SecretRotated]:
+            return 200, await service.rotate_secret(db_session, endpoint_id, overlap_seconds=data.overlap_seconds,
+                                                    actor=principal.actor, settings=settings, clock=clock)
+
+        return await run_idempotent(request, db_session, produce)
 
     @get("/{endpoint_id:str}/deliveries", opt=READ, summary="List an endpoint's deliveries, newest first")
     async def list_deliveries(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from app.webhooks.schemas import (
     WebhookEndpointUpdate,
 )
 
-ENABLED, DISABLED = "enabled", "disabled"
+ENABLED, DISABLED, DELETED = "enabled", "disabled", "deleted"
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 SECRET_PREFIX = "whsec_"
 ATTEMPTS_SHOWN = 100
@@ -42,7 +43,8 @@ _FIELDS = ("url", "description", "event_types", "status", "disabled_reason")
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """``whsec_`` + standard base64 of 32 random bytes: the Standard Webhooks secret format."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def endpoint_read(e: WebhookEndpoint) -> WebhookEndpointRead:
@@ -110,13 +112,14 @@ async def create_endpoint(
 async def get_endpoint(session: AsyncSession, endpoint_id: str, *, for_update: bool = False) -> WebhookEndpoint:
     query = select(WebhookEndpoint).where(WebhookEndpoint.endpoint_id == endpoint_id)
     endpoint = await session.scalar(query.with_for_update() if for_update else query)
-    if endpoint is None:
+    if endpoint is None or endpoint.status == DELETED:
         raise NotFound(f"Webhook endpoint {endpoint_id!r} does not exist.")
     return endpoint
 
 
 async def list_endpoints(session: AsyncSession, *, after: str | None, limit: int) -> list[WebhookEndpoint]:
-    query = select(WebhookEndpoint).order_by(WebhookEndpoint.endpoint_id).limit(limit)
+    query = (select(WebhookEndpoint).where(WebhookEndpoint.status != DELETED)
+             .order_by(WebhookEndpoint.endpoint_id).limit(limit))
     if after is not None:
         query = query.where(WebhookEndpoint.endpoint_id > after)
     return list((await session.scalars(query)).all())
@@ -141,6 +144,21 @@ async def update_endpoint(
                            target_type="webhook_endpoint", target_id=endpoint_id, before=before, after=after)
     await session.flush()
     return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, endpoint_id: str, *, actor: str, clock: Clock) -> None:
+    """Stop delivering to the endpoint for good: it disappears from the API, its secrets are forgotten and its
+    waiting deliveries end as failed; its delivery log is kept for the audit trail. A repeat is a 404."""
+    endpoint = await get_endpoint(session, endpoint_id, for_update=True)
+    before = model_to_dict(endpoint, _FIELDS)
+    now = clock.now()
+    endpoint.status, endpoint.updated_at, endpoint.disabled_reason, endpoint.disabled_at = DELETED, now, "deleted", now
+    endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at = "", None, None
+    await session.execute(update(WebhookDelivery).where(
+        WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == PENDING).values(status=FAILED))
+    await audit.record(session, clock=clock, actor=actor, action="webhook_endpoint.deleted",
+                       target_type="webhook_endpoint", target_id=endpoint_id, before=before,
+                       after={"status": DELETED})
 
 
 async def set_enabled(

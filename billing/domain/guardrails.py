@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from app.money import format_minor
+from app.money import card_amount_problem, format_minor
 
 Route = Literal["budget", "card"]
 Outcome = Literal["auto_approved", "approval_required", "blocked"]
@@ -151,6 +151,10 @@ def decide(policy: GuardrailPolicy, requester: Requester, purchase: Purchase, *,
             route = "budget"
             reasons.append(f"Paid from your account's budget ({format_minor(budget.remaining_minor, cur)} left).")
         else:
+            problem = card_amount_problem(total, cur)
+            if problem is not None:  # Stripe would refuse the charge: the budget may pay it, else nobody
+                reasons.append(problem)
+                continue
             if card_on_file is False:
                 reasons.append("You can pay with your own card once you save one.")
             route = "card"

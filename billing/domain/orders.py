@@ -12,8 +12,9 @@ from typing import Literal
 from billing.domain.guardrails import Route
 
 __all__ = [
-    "APPROVAL_TRANSITIONS", "TERMINAL", "TRANSITIONS", "ApprovalState", "IllegalTransition", "OrderState",
-    "PaymentStatus", "ProvisionStatus", "RefundStatus", "Route", "State", "approval_transition", "transition",
+    "APPROVAL_TRANSITIONS", "PROVISION_TRANSITIONS", "TERMINAL", "TRANSITIONS", "ApprovalState", "IllegalTransition",
+    "OrderState", "PaymentStatus", "ProvisionStatus", "RefundStatus", "Route", "State", "approval_transition",
+    "provision_step", "transition",
 ]
 
 OrderState = Literal["pending_approval", "approved", "payment_pending", "requires_action", "paid", "fulfilled",
@@ -22,7 +23,28 @@ State = OrderState  # the name the state machine has always exported
 ApprovalState = Literal["pending", "approved", "denied", "expired", "canceled"]
 ProvisionStatus = Literal["requested", "done", "failed"]
 PaymentStatus = Literal["pending", "succeeded", "requires_action", "failed"]  # one card payment attempt
-RefundStatus = Literal["pending", "succeeded", "failed"]  # one card refund through Stripe
+# One card refund through Stripe: ``pending`` until Stripe answers (replayed under its key), ``processing`` while
+# Stripe says the money is on its way, then ``succeeded``, ``failed`` or ``canceled`` (the money stayed with us).
+RefundStatus = Literal["pending", "processing", "succeeded", "failed", "canceled"]
+
+# Provisioning acknowledgements: a repeat of the current status changes nothing; a failure may be followed by
+# success (the vendor fixed it and retried), never a success by a failure.
+PROVISION_TRANSITIONS: dict[ProvisionStatus, frozenset[ProvisionStatus]] = {
+    "requested": frozenset({"done", "failed"}),
+    "failed": frozenset({"done"}),
+    "done": frozenset(),
+}
+
+
+def provision_step(current: ProvisionStatus | None, target: ProvisionStatus) -> bool:
+    """True: move to ``target``; False: it is a repeat (nothing to do). Raises IllegalTransition otherwise."""
+    now: ProvisionStatus = current or "requested"
+    if now == target:
+        return False
+    if target not in PROVISION_TRANSITIONS[now]:
+        raise IllegalTransition(now, target, subject="provisioning")
+    return True
+
 
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     "pending_approval": frozenset({"approved", "denied", "expired", "canceled"}),
@@ -31,7 +53,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     "requires_action": frozenset({"paid", "failed", "canceled"}),
     "paid": frozenset({"fulfilled", "refunded"}),
     "fulfilled": frozenset({"refunded"}),
-    "failed": frozenset({"payment_pending"}),
+    "failed": frozenset({"payment_pending", "canceled"}),  # a failed order can be retried or given up
     "denied": frozenset(),
     "expired": frozenset(),
     "canceled": frozenset(),

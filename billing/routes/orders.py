@@ -58,7 +58,7 @@ class OrderController(Controller):
     path = "/v1/orders"
     tags = ["Quotes and orders"]
 
-    @post("/", opt={**MONEY, "owner": "account"}, status_code=201,
+    @post("/", opt={**MONEY, "owner": "account", "idempotency": "required"}, status_code=201,
           summary="Order a quote (auto-close); requires an Idempotency-Key",
           description="Budget route: captured and fulfilled at once, or held while an approver decides. "
                       "Card route: the order waits for payment (POST /v1/orders/{id}/pay).")
@@ -79,9 +79,8 @@ class OrderController(Controller):
                                         after=decode_cursor(cursor), limit=limit)
 
     @get("/{order_id:str}", opt={**USER_READ, "owner": "account"}, summary="An order")
-    async def read(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
-                   order_id: OrderId) -> OrderRead:
-        return await service.read_order(db_session, principal, order_id, clock=clock)
+    async def read(self, db_session: DbSession, principal: CurrentPrincipal, order_id: OrderId) -> OrderRead:
+        return await service.read_order(db_session, principal, order_id)
 
     @post("/{order_id:str}/cancel", opt={**MONEY, "owner": "account"}, status_code=200,
           summary="Cancel an order that is not paid yet (releases held budget)")
@@ -90,7 +89,7 @@ class OrderController(Controller):
         order = await service.cancel_order(db_session, principal, order_id, clock=clock)
         return await service.order_read(db_session, order)
 
-    @post("/{order_id:str}/pay", opt={**MONEY, "owner": "account"}, status_code=200,
+    @post("/{order_id:str}/pay", opt={**MONEY, "owner": "account", "idempotency": "required"}, status_code=200,
           summary="Pay a card order off-session with a saved card; requires an Idempotency-Key",
           description="Succeeded: the order is paid and fulfilled. The bank wants 3-D Secure: the order is "
                       "requires_action and payment.client_secret lets the widget confirm on-session (the order "
@@ -106,14 +105,20 @@ class OrderController(Controller):
         return await run_idempotent(request, db_session, produce, required=True)
 
     @post("/{order_id:str}/refund", opt={**MONEY, "user_access": "admin", "owner": "account"},
-          status_code=200, summary="Refund a paid order (budget: in full to the budget; card: all or part)",
+          status_code=200,
+          summary="Refund a paid order (budget: in full; card: all or part); requires an Idempotency-Key",
           description="A full refund revokes the order's access now and stops its renewals; a partial card "
-                      "refund keeps access. Card refunds go through Stripe.")
+                      "refund keeps access. Card refunds go through Stripe. A retry with the same key and body "
+                      "answers the first result and never refunds twice.")
     async def refund(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
-                     clock: ClockDep, order_id: OrderId, data: JSONBody[RefundIn]) -> OrderRead:
-        await stripe_flows.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"), principal,
-                                        order_id, amount_minor=data.amount_minor, note=data.note, clock=clock)
-        return await service.order_view(db_session, principal, order_id)
+                     clock: ClockDep, order_id: OrderId, data: JSONBody[RefundIn]) -> Response[OrderRead]:
+        async def produce() -> tuple[int, OrderRead]:
+            await stripe_flows.refund_order(request.app.state.sessionmaker, request.app.state.get("stripe"),
+                                            principal, order_id, amount_minor=data.amount_minor, note=data.note,
+                                            clock=clock)
+            return 200, await service.order_view(db_session, principal, order_id)
+
+        return await run_idempotent(request, db_session, produce, required=True)
 
     @post("/{order_id:str}/provisioned", opt={"scope": "commerce:write", "owner": "account"}, status_code=200,
           summary="The vendor's app acknowledges provisioning (or reports that it failed)")

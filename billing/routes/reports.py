@@ -20,8 +20,9 @@ class BillingController(Controller):
     @post("/statements/close", opt={"scope": "commerce:write", "owner": "vendor", "rate_limit": "money"},
           status_code=200,
           summary="Close a period: one statement per account with budget spend (idempotent)")
-    async def close(self, db_session: DbSession, clock: ClockDep, data: JSONBody[CloseRequest]) -> CloseRead:
-        result = await service.close_period(db_session, period=data.period, clock=clock)
+    async def close(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+                    data: JSONBody[CloseRequest]) -> CloseRead:
+        result = await service.close_period(db_session, period=data.period, clock=clock, actor=principal.actor)
         return service.close_read(result, period=data.period)
 
     @get("/sales-credit", opt={"scope": "commerce:read", "owner": "vendor"},

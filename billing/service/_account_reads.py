@@ -120,10 +120,11 @@ def close_read(result: CloseResult, *, period: str) -> CloseRead:
 async def credit_report(session: AsyncSession, *, period: str) -> CreditReport:
     """Bookings of a period by team, rep and motion (land, expand, renewal), per currency."""
     rows = (await session.execute(
-        select(SalesCredit.team, SalesCredit.rep, SalesCredit.motion, SalesCredit.currency, func.count(),
-               cast(func.coalesce(func.sum(SalesCredit.amount_minor), 0), BigInteger))
+        select(SalesCredit.team, SalesCredit.rep, SalesCredit.motion, SalesCredit.currency, SalesCredit.kind,
+               func.count(), cast(func.coalesce(func.sum(SalesCredit.amount_minor), 0), BigInteger))
         .where(SalesCredit.period == period)
-        .group_by(SalesCredit.team, SalesCredit.rep, SalesCredit.motion, SalesCredit.currency)
-        .order_by(SalesCredit.team, SalesCredit.rep, SalesCredit.motion))).all()
+        .group_by(SalesCredit.team, SalesCredit.rep, SalesCredit.motion, SalesCredit.currency, SalesCredit.kind)
+        .order_by(SalesCredit.team, SalesCredit.rep, SalesCredit.motion, SalesCredit.kind))).all()
     return CreditReport(period=period, rows=[
-        CreditRowRead(team=t, rep=r, motion=m, currency=c, bookings=n, amount_minor=a) for t, r, m, c, n, a in rows])
+        CreditRowRead(team=t, rep=r, motion=m, currency=c, bookings=n, amount_minor=a, kind=k)
+        for t, r, m, c, k, n, a in rows])

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, metrics
 from app.accounts.models import Account
 from app.clock import Clock
 from app.errors import Unprocessable
@@ -176,6 +176,8 @@ async def _entry(session: AsyncSession, hold: BudgetHold, kind: LedgerKind, amou
     session.add(LedgerEntry(account_id=hold.account_id, budget_id=hold.budget_id, period=hold.period, kind=kind,
                             amount_minor=amount, currency=currency, hold_id=hold.hold_id, order_id=hold.order_id,
                             occurred_at=now))
+    if kind == "capture":
+        metrics.on_commit(session, lambda: metrics.count_capture(currency=currency, amount_minor=amount))
 
 
 async def _alerts(session: AsyncSession, budget: Budget, row: BudgetPeriod, before_used: int,

@@ -13,6 +13,8 @@ webhook and our own answer may arrive in any order, any number of times.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +26,18 @@ from app.errors import Unprocessable
 from app.events import publish
 from app.ids import new_id
 from billing.errors import IllegalOrderTransition, PaymentInProgress
-from billing.events import OrderDisputeClosed, OrderDisputed, OrderDisputeLost, OrderPartiallyRefunded, typed_event
+from billing.events import (
+    OrderDisputeClosed,
+    OrderDisputed,
+    OrderDisputeLost,
+    OrderPartiallyRefunded,
+    OrderRefundFailed,
+    OrderRefundPending,
+    typed_event,
+)
 from billing.models import CardPayment, Order, OrderRefund
 from billing.service import _subscriptions as subscriptions
+from billing.service._credit import reverse_credit
 from billing.service._orders import _move, order_payload
 from billing.stripe.gateway import idem
 
@@ -48,7 +59,7 @@ async def start_refund(session: AsyncSession, order: Order, *, amount_minor: int
         raise IllegalOrderTransition(f"A {order.state} order has nothing to refund.", state=order.state)
     pending = await session.scalar(select(OrderRefund).where(
         OrderRefund.account_id == order.account_id, OrderRefund.order_id == order.order_id,
-        OrderRefund.status == "pending"))
+        OrderRefund.status.in_(("pending", "processing"))))
     remaining = order.total_minor - order.refunded_minor
     if pending is not None:
         if amount_minor not in (None, pending.amount_minor):
@@ -68,10 +79,68 @@ async def start_refund(session: AsyncSession, order: Order, *, amount_minor: int
     return row
 
 
-async def refund_failed(session: AsyncSession, refund: OrderRefund, *, clock: Clock) -> None:
-    """Stripe refused the refund for good (not an outage): it is failed, the order unchanged."""
-    row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True)
-    row.status, row.resolved_at = "failed", clock.now()
+async def refund_failed(session: AsyncSession, refund: OrderRefund, *, clock: Clock,
+                        status: Literal["failed", "canceled"] = "failed", reason: str | None = None) -> None:
+    """The refund did not return the money (Stripe refused it, or the bank sent it back): the order says so.
+
+    A refund already counted as succeeded (Stripe can fail one later) is taken off ``refunded_minor``; access
+    already revoked stays revoked, and ``order.refund_failed`` tells the vendor the customer is still owed.
+    """
+    row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True,
+                                populate_existing=True)
+    if row.status in ("failed", "canceled"):
+        return
+    was_counted = row.status == "succeeded"
+    row.status, row.resolved_at = status, clock.now()
+    order = await _locked_order(session, row.account_id, row.order_id)
+    if was_counted:
+        order.refunded_minor = max(0, order.refunded_minor - row.amount_minor)
+    order.updated_at = clock.now()
+    account = await session.get_one(Account, order.account_id)
+    user = await session.get_one(User, (order.account_id, order.user_id))
+    await audit.record(session, clock=clock, actor="stripe", action=f"order.refund_{status}", target_type="order",
+                       target_id=row.order_id, account_id=row.account_id,
+                       after={"amount_minor": row.amount_minor, "refund": row.stripe_refund_id, "reason": reason})
+    failed, beside = typed_event(OrderRefundFailed, {
+        **order_payload(order, account, user), "amount_minor": row.amount_minor, "refund": row.stripe_refund_id,
+        "status": status, "reason": reason, "money_returned": False})
+    await publish(session, failed, clock=clock, account_id=order.account_id, extra=beside)
+
+
+async def refund_processing(session: AsyncSession, refund: OrderRefund, *, stripe_refund_id: str,
+                            clock: Clock) -> None:
+    """Stripe accepted the refund but the money is still on its way: recorded, the order not yet changed."""
+    row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True,
+                                populate_existing=True)
+    if row.status != "pending":
+        return
+    row.status, row.stripe_refund_id = "processing", stripe_refund_id
+    order = await _locked_order(session, row.account_id, row.order_id)
+    account = await session.get_one(Account, order.account_id)
+    user = await session.get_one(User, (order.account_id, order.user_id))
+    pending, beside = typed_event(OrderRefundPending, {
+        **order_payload(order, account, user), "amount_minor": row.amount_minor, "refund": stripe_refund_id})
+    await publish(session, pending, clock=clock, account_id=order.account_id, extra=beside)
+
+
+async def refund_by_stripe_id(session: AsyncSession, stripe_refund_id: str,
+                              metadata: dict[str, str]) -> OrderRefund | None:
+    """Our refund row for a Stripe refund: by its id, else by the metadata we sent (a crash lost the id)."""
+    row = await session.scalar(select(OrderRefund).where(OrderRefund.stripe_refund_id == stripe_refund_id))
+    if row is not None:
+        return row
+    account_id, refund_id = metadata.get("commerce_account_id"), metadata.get("commerce_refund_id")
+    if not account_id or not refund_id:
+        return None
+    return await session.get(OrderRefund, (account_id, refund_id))
+
+
+async def unsettled_minor(session: AsyncSession, order: Order) -> int:
+    """What Stripe counts in a charge's ``amount_refunded`` that has not (or not yet) returned money."""
+    return int(await session.scalar(select(func.coalesce(func.sum(OrderRefund.amount_minor), 0)).where(
+        OrderRefund.account_id == order.account_id, OrderRefund.order_id == order.order_id,
+        OrderRefund.stripe_refund_id.is_not(None),
+        OrderRefund.status.in_(("processing", "failed", "canceled")))) or 0)
 
 
 async def refund_target(session: AsyncSession, refund: OrderRefund) -> str:
@@ -86,6 +155,8 @@ async def record_refund(session: AsyncSession, refund: OrderRefund, *, stripe_re
     """Step 3 of a refund: it succeeded; the order follows Stripe's cumulative amount."""
     row = await session.get_one(OrderRefund, (refund.account_id, refund.refund_id), with_for_update=True,
                                 populate_existing=True)
+    if row.status in ("failed", "canceled"):
+        return  # a final failure is not undone by a late or replayed success
     if row.status != "succeeded":
         row.status, row.stripe_refund_id, row.resolved_at = "succeeded", stripe_refund_id, clock.now()
         await audit.record(session, clock=clock, actor=row.actor, action="order.refund", target_type="order",
@@ -123,6 +194,7 @@ async def apply_refunded(session: AsyncSession, order: Order, *, cumulative_mino
     if cumulative_minor <= order.refunded_minor:
         return
     delta, order.refunded_minor = cumulative_minor - order.refunded_minor, cumulative_minor
+    await reverse_credit(session, order, amount_minor=delta, reference=f"refunded:{cumulative_minor}", clock=clock)
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
     if cumulative_minor < order.total_minor:
@@ -175,6 +247,7 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
     await _revoke(session, order, reason="dispute lost", clock=clock)
     if order.state in ("paid", "fulfilled"):
         delta, order.refunded_minor = order.total_minor - order.refunded_minor, order.total_minor
+        await reverse_credit(session, order, amount_minor=delta, reference=f"dispute:{dispute_id}", clock=clock)
         await _move(session, order, "refunded", account=account, user=user, clock=clock, refunded_minor=delta,
                     dispute=dispute_id)
 

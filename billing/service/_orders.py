@@ -45,10 +45,11 @@ from billing.events import (
     order_event,
     typed_event,
 )
-from billing.models import Approval, BudgetHold, CardPayment, Order, Quote, SalesCredit
+from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, capture, refund, release, reserve
+from billing.service._credit import reverse_credit
 from billing.service._guardrails import current_policy
 from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
 from billing.service._quotes import decide_for, decision_dict
@@ -109,6 +110,9 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
         raise QuoteUnusable("This quote was already ordered; ask for a new quote.")
     if quote.expires_at <= now:
         raise QuoteUnusable("This quote has expired; ask for a new quote (prices are locked only until expiry).")
+    modules = modules_of(quote.lines)
+    if len(set(modules)) != len(modules):  # quoted before duplicates were refused: never grant a module twice
+        raise QuoteUnusable("This quote lists a module twice; ask for a new quote.")
     decision = await decide_for(session, account, user, modules=modules_of(quote.lines),
                                 total_minor=quote.total_minor, currency=quote.currency,
                                 vendor_approval=quote.decision.vendor_approval_required, clock=clock)
@@ -408,12 +412,8 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
     order, account, user = await load_order(session, principal, order_id, lock=True)
     if order.state in ("paid", "fulfilled"):
         raise IllegalOrderTransition("This order is paid; refund it instead.", state=order.state)
-    in_flight = await session.scalar(select(CardPayment.payment_id).where(
-        CardPayment.account_id == order.account_id, CardPayment.order_id == order.order_id,
-        CardPayment.status == "pending"))
-    if in_flight is not None:  # Stripe may have charged: pay again (it replays the answer), then refund
-        raise IllegalOrderTransition("A card payment of this order has no answer yet; pay again to learn it, "
-                                     "then cancel or refund.", state=order.state)
+    # A card attempt without an answer does not stop the cancel: reconcile later learns its outcome from Stripe
+    # (never charging again for a closed order) and refunds it if it was in fact charged.
     hold = await _hold(session, order)
     if hold is not None and hold.state == "pending":
         await release(session, hold, currency=order.currency, clock=clock)
@@ -423,6 +423,8 @@ async def cancel_order(session: AsyncSession, principal: Principal, order_id: st
         approval.state = machine.approval_transition(approval.state, "canceled")
         approval.decided_at, approval.decided_by = clock.now(), principal.actor
     await _end_temporary_access(session, order, clock=clock, why="order canceled")
+    await audit.record(session, clock=clock, actor=principal.actor, action="order.canceled", target_type="order",
+                       target_id=order.order_id, account_id=order.account_id, after={"from": order.state})
     return await _move(session, order, "canceled", account=account, user=user, clock=clock)
 
 
@@ -439,6 +441,7 @@ async def refund_budget_order(session: AsyncSession, principal: Principal, order
     if hold is not None and remaining > 0:
         await refund(session, hold, amount_minor=remaining, currency=order.currency, clock=clock)
     order.refunded_minor = order.total_minor
+    await reverse_credit(session, order, amount_minor=remaining, reference="refund:budget", clock=clock)
     await entitlements.revoke_by_source(session, account_id=order.account_id, source="order",
                                         source_ref=order.order_id, reason="order refunded", clock=clock)
     await audit.record(session, clock=clock, actor=principal.actor, action="order.refunded", target_type="order",
@@ -454,7 +457,18 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
     order, account, user = await load_order(session, principal, order_id, lock=True)
     if order.state != "fulfilled":
         raise IllegalOrderTransition("Only fulfilled orders are provisioned.", state=order.state)
-    order.provision_status, order.provision_note, order.updated_at = ("done" if ok else "failed"), note, clock.now()
+    target: machine.ProvisionStatus = "done" if ok else "failed"
+    try:
+        moves = machine.provision_step(order.provision_status, target)
+    except machine.IllegalTransition as exc:
+        raise IllegalOrderTransition(f"Provisioning is already {exc.current}; it cannot become {exc.target}.",
+                                     state=order.state, provision_status=exc.current) from exc
+    if not moves:
+        return order  # a repeated acknowledgement: no second event
+    order.provision_status, order.provision_note, order.updated_at = target, note, clock.now()
+    await audit.record(session, clock=clock, actor=principal.actor, action=f"order.provision_{target}",
+                       target_type="order", target_id=order.order_id, account_id=order.account_id,
+                       after={"provision_status": target, "note": note})
     provisioned, beside = typed_event(ProvisionAcknowledged if ok else ProvisionFailed,
                                       {**order_payload(order, account, user), "note": note})
     await publish(session, provisioned, clock=clock, account_id=order.account_id, extra=beside)
@@ -467,25 +481,28 @@ async def order_quote(session: AsyncSession, principal: Principal, quote_id: str
     quote, account, user = await load_quote(session, principal, quote_id)
     if isinstance(principal, UserPrincipal) and principal.user_id != user.user_id:
         raise Forbidden("Only the user a quote was made for can order it.")
-    return await place_order(session, quote, account, user, reason=reason, clock=clock)
+    order = await place_order(session, quote, account, user, reason=reason, clock=clock)
+    await audit.record(session, clock=clock, actor=principal.actor, action="order.placed", target_type="order",
+                       target_id=order.order_id, account_id=order.account_id,
+                       after={"quote": quote.quote_id, "route": order.route, "state": order.state,
+                              "total_minor": order.total_minor, "currency": order.currency, "user": user.external_id})
+    return order
 
 
-async def read_order(session: AsyncSession, principal: Principal, order_id: str, *, clock: Clock) -> OrderRead:
-    """GET /v1/orders/{id}: a pending approval whose time ran out is expired first, so the state is current."""
+async def read_order(session: AsyncSession, principal: Principal, order_id: str) -> OrderRead:
+    """GET /v1/orders/{id}: the stored state. Reads never write: a pending approval past its time is expired by
+    the scheduled job (``commerce billing expire-approvals``) or when someone tries to decide it."""
     order = await find_order(session, principal, order_id)
-    if order.state == "pending_approval":
-        await expire_due_approvals(session, clock=clock, account_id=order.account_id)
     return await order_read(session, order)
 
 
 async def approval_queue(session: AsyncSession, principal: Principal, account: Account, *,
                          state: machine.ApprovalState | None, limit: int, clock: Clock) -> list[ApprovalRead]:
-    """The account's approval requests, for its admins and the policy's approver roles (due ones expired first)."""
+    """The account's approval requests, for its admins and the policy's approver roles (a read: nothing expires)."""
     if isinstance(principal, UserPrincipal) and not principal.is_admin:
         _, policy = await current_policy(session, account)
         if not principal.roles & set(policy.approver_roles):
             raise Forbidden("Only admins and approvers see the approval queue.")
-    await expire_due_approvals(session, clock=clock, account_id=account.account_id)
     return list(await approval_reads(session, account_id=account.account_id, state=state, limit=limit,
                                      now=clock.now()))
 

@@ -114,12 +114,18 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
     keys = [i.module for i in wanted]
     unmet: list[str] = []
     errors: list[FieldError] = []
+    seen: set[str] = set()
     for i, item in enumerate(wanted):
+        if item.module in seen:  # one line per module: a second one would price and grant it twice
+            errors.append(FieldError(field=f"items[{i}].module",
+                                     message=f"{item.module} is listed twice; ask for its quantity on one line"))
+            continue
+        seen.add(item.module)
         module = modules_by_key.get(item.module)
         availability = catalog.evaluate_availability(live, item.module, audience) if module else None
         if module is None or availability is None or availability.effect == "hidden":
             raise NotFound(f"Module {item.module!r} does not exist.")
-        if item.module in owned:
+        if item.module in owned:  # held on a trial only: buying it is the conversion
             errors.append(FieldError(field=f"items[{i}].module", message=f"you already have {item.module}"))
         elif module.status != "active" or availability.effect not in ("purchasable", "approval_required"):
             errors.append(FieldError(field=f"items[{i}].module",

@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, cast, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import audit
 from app.accounts.models import Account
 from app.clock import Clock
 from app.events import publish
@@ -73,8 +74,9 @@ async def _lines(session: AsyncSession, by_account: dict[str, dict[str, _Spend]]
     return out
 
 
-async def close_period(session: AsyncSession, *, period: str, clock: Clock) -> CloseResult:
-    """Build the statements of every account with budget spend in ``period`` (YYYY-MM). Re-running is harmless."""
+async def close_period(session: AsyncSession, *, period: str, clock: Clock, actor: str = "cli") -> CloseResult:
+    """Build the statements of every account with budget spend in ``period`` (YYYY-MM). Re-running is harmless;
+    every run is audited (who closed what)."""
     now = clock.now()
     periods = (await session.execute(
         select(BudgetPeriod.account_id, func.max(BudgetPeriod.ends_at)).where(BudgetPeriod.period == period)
@@ -92,6 +94,10 @@ async def close_period(session: AsyncSession, *, period: str, clock: Clock) -> C
             continue
         statement, created = await _statement(session, account, period, lines_of[account_id], clock=clock)
         (result.closed if created else result.already_closed).append(statement)
+    await audit.record(session, clock=clock, actor=actor, action="billing.period_closed", target_type="period",
+                       target_id=period, after={"closed": [s.statement_id for s in result.closed],
+                                                "already_closed": len(result.already_closed),
+                                                "still_open": result.still_open})
     return result
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
+from app import audit
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.events import publish
@@ -180,5 +181,8 @@ async def update_subscription(session: AsyncSession, account_id: str, subscripti
                       account_id=account_id)
     if cancel:
         await end(session, sub, reason=f"canceled by {actor}", clock=clock, status="canceled")
+    await audit.record(session, clock=clock, actor=actor, action="subscription.updated", target_type="subscription",
+                       target_id=subscription_id, account_id=account_id,
+                       after={"seats": seats, "cancel": cancel, "status": sub.status, "quantity": sub.quantity})
     await session.flush()
     return sub

@@ -18,8 +18,10 @@ steps in billing.stripe.inbound.process (the card-saved handler calls Stripe bef
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
+import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,6 +44,7 @@ from billing.stripe.errors import (
     CardDeclined,
     CardPaymentsDisabled,
     CardSetupRequired,
+    PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
 from billing.stripe.gateway import StripeGateway, idem
@@ -49,6 +52,8 @@ from billing.stripe.schemas import CardList, CardRead, CardSetupRead
 
 log = logging.getLogger("commerce.stripe.flows")
 Sessionmaker = async_sessionmaker[AsyncSession]
+# ``progress(done, total)`` after each item of a long run (the CLI's progress bar); total None when unknown
+Progress = Callable[[int, int | None], None]
 
 
 # --- card setup ------------------------------------------------------------------------------------------
@@ -131,6 +136,10 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     except CardDeclined as exc:
         return payments.Outcome("failed", exc.extensions.get("payment_intent"), None,
                                 str(exc.extensions.get("decline_code") or "card_declined"), exc.detail)
+    except PaymentProviderRejected:  # Stripe refused the request itself: nothing was charged, ever will be
+        return payments.Outcome("failed", None, None, "payment_rejected",
+                                "The card payment was refused by the payment provider; nothing was charged. "
+                                "Cancel the order or ask your admin for another way to pay.")
     if pi.status == "succeeded":
         return payments.Outcome("succeeded", pi.id)
     if pi.status == "requires_action":
@@ -139,9 +148,44 @@ async def charge(gateway: StripeGateway, payment: CardPayment) -> payments.Outco
     return payments.Outcome("pending", pi.id)  # processing: the webhook completes it
 
 
+# Stripe forgets an idempotency key 24 hours after its first use; replaying an attempt older than this margin
+# could make a second charge, so such an attempt first looks its PaymentIntent up (our payment id in metadata).
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def outcome_of(pi: stripe.PaymentIntent) -> payments.Outcome:
+    """What a PaymentIntent found at Stripe says about the attempt that made it."""
+    if pi.status == "succeeded":
+        return payments.Outcome("succeeded", pi.id)
+    if pi.status == "requires_action":
+        return payments.Outcome("requires_action", pi.id, pi.client_secret, "authentication_required",
+                                "Your bank asks you to confirm this payment.")
+    if pi.status in ("requires_payment_method", "canceled"):
+        error = pi.last_payment_error
+        code = (error.decline_code or error.code) if error is not None else pi.status
+        message = (error.message if error is not None else None) or "The payment did not go through."
+        return payments.Outcome("failed", pi.id, None, code or "card_declined", message)
+    return payments.Outcome("pending", pi.id)  # processing, requires_confirmation: the webhook completes it
+
+
+async def adopt(gateway: StripeGateway, payment: CardPayment) -> payments.Outcome | None:
+    """The outcome of the PaymentIntent this attempt already made at Stripe, if it made one."""
+    pi = await gateway.find_payment_intent(customer_id=payment.customer_id, metadata_key="commerce_payment_id",
+                                           metadata_value=payment.payment_id)
+    return None if pi is None else outcome_of(pi)
+
+
 async def settle(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: CardPayment, *, clock: Clock) -> Order:
-    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction."""
-    outcome = await charge(gateway, payment)
+    """Steps 2 and 3 for a committed attempt: charge, then record the outcome in a new transaction.
+
+    An attempt older than Stripe's idempotency window adopts the PaymentIntent it made, if any, instead of
+    replaying its key (which Stripe no longer knows, so a replay would charge again).
+    """
+    outcome = None
+    if payment.created_at <= clock.now() - IDEMPOTENCY_WINDOW:
+        outcome = await adopt(gateway, payment)
+    if outcome is None:
+        outcome = await charge(gateway, payment)
     async with sessionmaker() as session, session.begin():
         return await payments.record_outcome(session, payment, outcome, clock=clock)
 
@@ -181,7 +225,13 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
             await refunds.refund_failed(session, refund, clock=clock)
         raise
     async with sessionmaker() as session, session.begin():
-        await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        if sent.status == "succeeded":
+            await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        elif sent.status in ("failed", "canceled"):
+            await refunds.refund_failed(session, refund, clock=clock, status="canceled" if sent.status == "canceled"
+                                        else "failed", reason=sent.failure_reason)
+        else:  # pending (or requires_action): Stripe's refund.updated event settles it
+            await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
 
 
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
@@ -240,14 +290,15 @@ async def renew_one(sessionmaker: Sessionmaker, gateway: StripeGateway | None, a
 
 
 async def run_billing(sessionmaker: Sessionmaker, gateway: StripeGateway | None, *, settings: Settings, clock: Clock,
-                      limit: int = 500) -> renewals.RunReport:
+                      limit: int = 500, progress: Progress | None = None) -> renewals.RunReport:
     """``commerce billing run``: renew every due subscription (repeating while a pass makes progress)."""
     report = renewals.RunReport()
     seen: dict[tuple[str, str], int] = {}
+    handled = 0
     while True:
         async with sessionmaker() as session:
             due = await renewals.due_subscriptions(session, settings=settings, clock=clock, limit=limit)
-        progress = False
+        moved = False
         for key in due:
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 24:  # bounded: never loop on one subscription
@@ -259,8 +310,11 @@ async def run_billing(sessionmaker: Sessionmaker, gateway: StripeGateway | None,
                 report.errors.append(f"{key[1]}: {type(exc).__name__}")
                 continue
             setattr(report, result, getattr(report, result) + 1)
-            progress = progress or result in ("renewed", "failed", "ended")
-        if not progress:
+            moved = moved or result in ("renewed", "failed", "ended")
+            handled += 1
+            if progress is not None:
+                progress(handled, None)  # later passes may find more: the total is not known up front
+        if not moved:
             return report
 
 
@@ -314,18 +368,22 @@ async def invoice_statement(sessionmaker: Sessionmaker, gateway: StripeGateway, 
 
 
 async def invoice_period(sessionmaker: Sessionmaker, gateway: StripeGateway, period: str, *,
-                         clock: Clock) -> dict[str, int]:
+                         clock: Clock, progress: Progress | None = None) -> dict[str, int]:
     """Invoice every closed statement of ``period`` with spend (the invoicing step of closing a period)."""
     async with sessionmaker() as session:
         todo = await invoices.statements_to_invoice(session, period)
     counts = {"invoiced": 0, "failed": 0}
-    for account_id, statement_id in todo:
+    for done, (account_id, statement_id) in enumerate(todo, start=1):
+        if progress is not None:
+            progress(done - 1, len(todo))
         try:
             await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock)
             counts["invoiced"] += 1
         except Exception:
             log.exception("invoicing statement %s failed; the next run retries it", statement_id)
             counts["failed"] += 1
+    if progress is not None:
+        progress(len(todo), len(todo))
     return counts
 
 
@@ -352,8 +410,12 @@ async def _reconcile_payment(sessionmaker: Sessionmaker, gateway: StripeGateway,
         async with sessionmaker() as session:
             state = await session.scalar(select(Order.state).where(Order.account_id == payment.account_id,
                                                                    Order.order_id == payment.order_id))
-        if state in ("canceled", "expired", "denied"):
-            log.error("payment %s of a closed order is unresolved; check it in Stripe", payment.payment_id)
+        if state in ("canceled", "expired", "denied"):  # never charge for a closed order: only learn the truth
+            outcome = await adopt(gateway, payment) or payments.Outcome(
+                "failed", None, None, "order_closed", "The order was closed before this payment reached Stripe.")
+            async with sessionmaker() as session, session.begin():
+                await payments.record_outcome(session, payment, outcome, clock=clock)
+            counts["payments_completed"] += 1
             return
         await settle(sessionmaker, gateway, payment, clock=clock)  # replays the committed attempt under its key
         counts["payments_replayed"] += 1

@@ -20,6 +20,7 @@ import stripe
 from litestar.datastructures import State
 from stripe._base_address import BaseAddresses
 
+from app import metrics
 from app.db import assert_outside_transaction
 from app.errors import NotFound
 from app.settings import Settings
@@ -117,9 +118,12 @@ async def _call(call: Coroutine[Any, Any, T]) -> T:
         call.close()  # never sent
         raise
     try:
-        return await call
+        result = await call
     except stripe.StripeError as exc:
+        metrics.STRIPE_CALLS.labels(outcome=type(exc).__name__).inc()
         raise translate(exc) from exc
+    metrics.STRIPE_CALLS.labels(outcome="ok").inc()
+    return result
 
 
 # --- the gateway ------------------------------------------------------------------------------------------
@@ -198,6 +202,23 @@ class StripeGateway:
         if description:
             params["description"] = description
         return await _call(self.client.v1.payment_intents.create_async(params, self._opts(key)))
+
+    async def find_payment_intent(self, *, customer_id: str, metadata_key: str, metadata_value: str,
+                                  max_pages: int = 10) -> stripe.PaymentIntent | None:
+        """The customer's PaymentIntent whose metadata carries our id, newest first (bounded: 10 pages of 100).
+
+        Listing is read-after-write consistent, unlike search, so an attempt made a moment ago is found too.
+        """
+        params: Any = {"customer": customer_id, "limit": 100}
+        for _ in range(max_pages):
+            page = await _call(self.client.v1.payment_intents.list_async(params))
+            for pi in page.data:
+                if pi.metadata is not None and pi.metadata.to_dict().get(metadata_key) == metadata_value:
+                    return pi
+            if not page.has_more or not page.data:
+                return None
+            params = {**params, "starting_after": page.data[-1].id}
+        return None
 
     async def get_payment_intent(self, payment_intent_id: str) -> stripe.PaymentIntent:
         return await _call(self.client.v1.payment_intents.retrieve_async(payment_intent_id))

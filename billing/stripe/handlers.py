@@ -18,7 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import CardPayment
-from billing.service._card_refunds import apply_refunded, dispute_closed, dispute_opened, order_for_payment_intent
+from billing.service._card_refunds import (
+    apply_refunded,
+    dispute_closed,
+    dispute_opened,
+    order_for_payment_intent,
+    record_refund,
+    refund_by_stripe_id,
+    refund_failed,
+    refund_processing,
+    unsettled_minor,
+)
 from billing.service._invoices import invoice_status_changed
 from billing.service._payments import Outcome, record_outcome
 from billing.stripe import cards as _cards  # noqa: F401  (registers the card-saved handler)
@@ -85,8 +95,29 @@ async def charge_refunded(session: AsyncSession, event: stripe.Event, ctx: Event
     charge = event.data.object
     pi_id = _id(charge.payment_intent)
     order = await order_for_payment_intent(session, pi_id) if pi_id else None
-    if order is not None:
-        await apply_refunded(session, order, cumulative_minor=int(charge.amount_refunded), clock=ctx.clock)
+    if order is not None:  # Stripe counts refunds still on their way (and, in old snapshots, failed ones)
+        cumulative = int(charge.amount_refunded) - await unsettled_minor(session, order)
+        await apply_refunded(session, order, cumulative_minor=cumulative, clock=ctx.clock)
+
+
+@register("refund.created")
+@register("refund.updated")
+@register("refund.failed")
+async def refund_changed(session: AsyncSession, event: stripe.Event, ctx: EventContext) -> None:
+    """A refund's status: succeeded counts, failed or canceled returns nothing, pending waits."""
+    refund = event.data.object
+    metadata = refund.metadata.to_dict() if refund.metadata is not None else {}
+    row = await refund_by_stripe_id(session, refund.id, metadata)
+    if row is None:
+        return  # a refund made outside the service: charge.refunded carries it
+    if refund.status == "succeeded":
+        await record_refund(session, row, stripe_refund_id=refund.id, clock=ctx.clock)
+    elif refund.status in ("failed", "canceled"):
+        row.stripe_refund_id = row.stripe_refund_id or refund.id
+        await refund_failed(session, row, clock=ctx.clock, status="canceled" if refund.status == "canceled"
+                            else "failed", reason=refund.failure_reason)
+    elif refund.status == "pending":
+        await refund_processing(session, row, stripe_refund_id=refund.id, clock=ctx.clock)
 
 
 @register("charge.dispute.created")

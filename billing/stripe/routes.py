@@ -42,7 +42,7 @@ class CardController(Controller):
     tags = ["Cards"]
     dependencies = {"gateway": Provide(provide_gateway, sync_to_thread=False)}
 
-    @post("/setup", opt=CARD_WRITE, status_code=201,
+    @post("/setup", opt={**CARD_WRITE, "idempotency": "optional"}, status_code=201,
           summary="Start saving a card (SetupIntent client secret for the widget)")
     async def setup(
         self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,

@@ -202,7 +202,8 @@ def evaluate_availability(live: Live, module: str, who: Audience) -> Decision:
     return domain.availability(live.doc, found, who)
 
 
-async def offers_for(session: AsyncSession, user: User, *, owned: frozenset[str]) -> OfferList:
+async def offers_for(session: AsyncSession, user: User, *, owned: frozenset[str],
+                     trials_used: frozenset[str] = frozenset()) -> OfferList:
     """Every module the user may see, with effect and reason, price in the account's currency, what it
     unlocks, trial availability and unmet requirements. ``owned``: the modules the user holds now (the
     caller asks entitlements; the catalog never does)."""
@@ -211,7 +212,8 @@ async def offers_for(session: AsyncSession, user: User, *, owned: frozenset[str]
     live = await load_live(session)
     return OfferList(user=user.external_id, account=account.external_id, roles=sorted(user.roles),
                      segment=account.segment, region=account.region, currency=account.currency,
-                     revision=live.revision, data=domain.offers(live, who, currency=account.currency))
+                     revision=live.revision, data=domain.offers(live, who, currency=account.currency,
+                                                       trials_used=trials_used))
 
 
 async def availability_matrix(session: AsyncSession, *, roles: list[str] | None, segment: str, region: str,

@@ -25,14 +25,15 @@ from entitlements.service._insights import (
     usage_series,
 )
 from entitlements.service._offers import user_offers
+from entitlements.service._partitions import drop_expired, ensure_partitions, is_partition
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import mark_trial_converted, start_trial, sweep
 from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
     "Source", "account_holdings", "account_usage_series", "active_features", "add_signals", "assign_seat",
-    "carry_seats", "catalog_view", "demand_signals", "find_by_source", "get_grant", "grant", "grant_reads",
-    "invalidate", "list_grants", "load_snapshot", "mark_trial_converted", "owned_modules", "record_admin",
-    "record_usage", "revoke", "revoke_by_source", "start_trial", "sweep", "unassign_seat", "usage_history",
-    "usage_series", "user_offers",
+    "carry_seats", "catalog_view", "demand_signals", "drop_expired", "ensure_partitions", "find_by_source",
+    "get_grant", "grant", "grant_reads", "invalidate", "is_partition", "list_grants", "load_snapshot",
+    "mark_trial_converted", "owned_modules", "record_admin", "record_usage", "revoke", "revoke_by_source",
+    "start_trial", "sweep", "unassign_seat", "usage_history", "usage_series", "user_offers",
 ]

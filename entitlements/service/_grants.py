@@ -15,11 +15,17 @@ from app.auth import Principal
 from app.clock import Clock
 from app.events import publish
 from app.ids import new_id
-from app.notify import notify
 from catalog import service as catalog
 from catalog.errors import CatalogObjectNotFound
 from entitlements.domain import grant_status
-from entitlements.errors import GrantInactive, GrantNotFound, InvalidGrant, NotASeatPool, SeatsExhausted
+from entitlements.errors import (
+    GrantInactive,
+    GrantNotFound,
+    GrantSourceConflict,
+    InvalidGrant,
+    NotASeatPool,
+    SeatsExhausted,
+)
 from entitlements.events import (
     EntitlementGranted,
     EntitlementRevoked,
@@ -27,16 +33,16 @@ from entitlements.events import (
     SeatAssigned,
     SeatUnassigned,
 )
-from entitlements.models import Grant, SeatAssignment
+from entitlements.models import Grant, SeatAssignment, Trial
 from entitlements.schemas import GrantRead
+from entitlements.service._changes import record_changes
 
 Source = Literal["order", "trial", "admin", "plan"]
-TOPIC = "ent"
 
 
 async def invalidate(session: AsyncSession, account_id: str, user_id: str | None = None) -> None:
-    """Tell every process (at commit) that snapshots of the account, or of one user, are stale."""
-    await notify(session, TOPIC, account_id if user_id is None else f"{account_id}:{user_id}")
+    """Tell every process and the change stream (at commit) that the account's, or one user's, answers changed."""
+    await record_changes(session, [(account_id, user_id)])
 
 
 G = TypeVar("G", bound=GrantEvent)
@@ -84,6 +90,10 @@ async def grant(
         existing = await find_by_source(session, account_id=account_id, source=source, source_ref=source_ref,
                                         module=module)
         assert existing is not None
+        if (existing.user_id, existing.seats) != (user_id, seats):  # its identity includes the holder
+            raise GrantSourceConflict(
+                f"source_ref {source_ref!r} already granted {module!r} to another holder; use a new source_ref.",
+                grant=existing.grant_id, source_ref=source_ref)
         return existing
     row = await session.get_one(Grant, (account_id, grant_id))
     await publish(session, _event(EntitlementGranted, row, now), clock=clock, account_id=account_id)
@@ -223,6 +233,13 @@ async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *,
     if not trials:
         query = query.where(Grant.source != "trial")
     rows = await session.scalars(query.distinct())
+    return frozenset(rows)
+
+
+async def trials_used(session: AsyncSession, account_id: str, user_id: str) -> frozenset[str]:
+    """Modules whose trial this user, or its whole account, already had (a trial is offered once)."""
+    rows = await session.scalars(select(Trial.module).where(Trial.account_id == account_id,
+                                                            Trial.subject.in_([user_id, "*"])).distinct())
     return frozenset(rows)
 
 

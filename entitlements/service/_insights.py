@@ -41,14 +41,18 @@ async def usage_series(session: AsyncSession, account_id: str, user_id: str, *, 
 
 
 async def account_holdings(session: AsyncSession, account_id: str, user_ids: list[str], *, now: datetime,
-                           own_only: bool = False) -> dict[str, frozenset[str]]:
+                           own_only: bool = False, sources: tuple[str, ...] | None = None,
+                           ) -> dict[str, frozenset[str]]:
     """user id -> modules held now (own grants, account-wide grants, assigned seats), for the given users;
-    with ``own_only``, only the users' own grants (what each user pays for, e.g. for the cheapest-plan advisor)."""
+    with ``own_only``, only the users' own grants; with ``sources``, only grants of those sources (``order``:
+    what the user bought, e.g. for the cheapest-plan advisor)."""
     active = [Grant.account_id == account_id, Grant.starts_at <= now,
               or_(Grant.ends_at.is_(None), Grant.ends_at > now),
               or_(Grant.revoked_at.is_(None), Grant.revoked_at > now)]
     everyone: set[str] = set()
     held: dict[str, set[str]] = defaultdict(set)
+    if sources is not None:
+        active.append(Grant.source.in_(sources))
     query = select(Grant.user_id, Grant.module, Grant.seats).where(*active)
     if own_only:
         query = query.where(Grant.user_id.in_(user_ids))

@@ -21,7 +21,7 @@ from entitlements.domain import (
     snapshot_version,
 )
 from entitlements.models import Grant, UsageCounter
-from entitlements.service._grants import held_by
+from entitlements.service._grants import held_by, trials_used
 
 
 async def catalog_view(session: AsyncSession, holder: CatalogHolder | None = None) -> CatalogView:
@@ -61,6 +61,7 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
         UsageCounter.account_id == account_id, UsageCounter.user_id == user_id,
         UsageCounter.period_start <= now, UsageCounter.period_end > now))).all()
     used = {f: (start, end, n) for f, start, end, n in counters}
+    trials = await trials_used(session, account_id, user_id)
     for state in features.values():
         if state.period is not None:
             boundaries.append(period_bounds(state.period, now)[1])
@@ -71,7 +72,7 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
         user_ref=user_ref, account_ref=account_ref, account_id=account_id, user_id=user_id,
         roles=frozenset(roles), segment=segment, region=region, currency=currency,
         catalog_revision=view.revision, computed_at=now, valid_until=next_boundary(now, boundaries),
-        modules=frozenset(g.module for g in held), features=features, used=used,
+        modules=frozenset(g.module for g in held), features=features, used=used, trials_used=trials,
     )
     snap.version = snapshot_version(snap)
     return snap

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -24,7 +24,7 @@ from entitlements.errors import ModuleNotFound, TrialAlreadyUsed, TrialNotAvaila
 from entitlements.events import EntitlementExpired, TrialConverted, TrialEnded, TrialEnding, TrialStarted
 from entitlements.models import Grant, Trial
 from entitlements.schemas import TrialRead
-from entitlements.service._grants import grant, owned_modules
+from entitlements.service._grants import grant, owned_modules, revoke
 
 TrialScope = Literal["user", "account"]
 SWEEP_BATCH = 500
@@ -76,13 +76,20 @@ async def start_trial(
 
 async def mark_trial_converted(session: AsyncSession, *, account_id: str, user_id: str, module: str,
                                clock: Clock) -> None:
-    """Record that a trial of ``module`` (the user's own, or the account's) converted into a purchase; once."""
+    """Record that a trial of ``module`` (the user's own, or the account's) converted into a purchase; once.
+
+    The user's own trial grant ends now, as the paid grant starts (an account-wide trial keeps running for
+    the account's other users until its end).
+    """
     now = clock.now()
     rows = (await session.execute(update(Trial).where(
         Trial.account_id == account_id, Trial.module == module, Trial.subject.in_([user_id, "*"]),
         Trial.converted_at.is_(None),
-    ).values(converted_at=now).returning(Trial.trial_id, Trial.started_at))).all()
-    for trial_id, started_at in rows:
+    ).values(converted_at=now).returning(Trial.trial_id, Trial.started_at, Trial.subject, Trial.grant_id))).all()
+    for trial_id, started_at, subject, grant_id in rows:
+        if subject == user_id:
+            await revoke(session, account_id=account_id, grant_id=grant_id, reason="trial converted to a purchase",
+                         clock=clock)
         await publish(session, TrialConverted(trial_id=trial_id, user_id=user_id, module=module, converted_at=now,
                                               days_to_convert=(now - started_at).days),
                       clock=clock, account_id=account_id)
@@ -108,17 +115,25 @@ async def sweep(session: AsyncSession, *, clock: Clock, trial_ending_days: int) 
                                                   source_ref=source_ref, ended_at=ends_at),
                       clock=clock, account_id=account_id)
     ending = await _claim_trials(session, Trial.ending_event_at, and_(
-        Trial.ends_at > now, Trial.ends_at <= now + timedelta(days=trial_ending_days)), now)
+        Trial.ends_at > now, Trial.ends_at <= now + timedelta(days=trial_ending_days), Trial.converted_at.is_(None),
+        ~_revoked()), now)
     for t in ending:
         await publish(session, TrialEnding(trial_id=t.trial_id, user_id=t.user_id, module=t.module, ends_at=t.ends_at,
                                            days_left=max(0, (t.ends_at - now).days)),
                       clock=clock, account_id=t.account_id)
-    ended = await _claim_trials(session, Trial.ended_event_at, Trial.ends_at <= now, now)
+    ended = await _claim_trials(session, Trial.ended_event_at, and_(
+        Trial.ends_at <= now, or_(Trial.converted_at.is_not(None), ~_revoked())), now)
     for t in ended:
         await publish(session, TrialEnded(trial_id=t.trial_id, user_id=t.user_id, module=t.module, ended_at=t.ends_at,
                                           converted=t.converted_at is not None),
                       clock=clock, account_id=t.account_id)
     return {"entitlement.expired": len(expired), "trial.ending": len(ending), "trial.ended": len(ended)}
+
+
+def _revoked() -> ColumnElement[bool]:
+    """The trial's grant was revoked (by an admin, a refund...): nobody is told it is ending or ended."""
+    return exists().where(Grant.account_id == Trial.account_id, Grant.grant_id == Trial.grant_id,
+                          Grant.revoked_at.is_not(None))
 
 
 async def _claim_trials(session: AsyncSession, marker: InstrumentedAttribute[datetime | None],

@@ -4,31 +4,40 @@ usage history, and demand signals (denied checks and attempt events)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import resolve_user
-from app.auth import Principal
+from app.auth import Principal, UserPrincipal
 from app.clock import Clock
-from app.errors import FieldError, NotFound
-from app.notify import notify_many
+from app.errors import FieldError, Forbidden, NotFound, Unprocessable
 from entitlements.domain import CatalogView, HeldGrant, counter_period, period_bounds, resolve
 from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
 from entitlements.models import Grant, UsageCounter
 from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
-from entitlements.service._grants import TOPIC, held_by
+from entitlements.service._changes import record_changes
+from entitlements.service._grants import held_by
 
+# The key table decides what is new (the partitioned events table can only be unique per month); both inserts
+# are one statement, so a batch is still one round trip.
 _INSERT_EVENTS = text("""
+    WITH batch AS (
+        SELECT * FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
+                             CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
+                             CAST(:p AS timestamptz[]), CAST(:pr AS text[])) AS t(a, e, u, f, k, q, o, p, pr)
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM batch
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    )
     INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at, period_start,
                                   properties, recorded_at)
-    SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now
-      FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
-                  CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]), CAST(:p AS timestamptz[]),
-                  CAST(:pr AS text[])) AS t(a, e, u, f, k, q, o, p, pr)
-    ON CONFLICT (account_id, event_id) DO NOTHING
+    SELECT b.a, b.e, b.u, b.f, b.k, b.q, b.o, b.p, CAST(b.pr AS jsonb), :now
+      FROM batch b JOIN fresh ON fresh.account_id = b.a AND fresh.event_id = b.e
     RETURNING account_id, event_id
 """)
 
@@ -96,6 +105,22 @@ def _check_events(events: list[UsageEventIn], view: CatalogView, *, now: datetim
                                                                 message="outside the accepted window")])
 
 
+SESSION_ATTEMPT_MAX = 10  # the most one attempt event sent by an end user's session may count
+
+
+def _session_may_report(events: list[UsageEventIn]) -> None:
+    """Usage (what is billed and limited) is the vendor's to report; a session reports only bounded attempts."""
+    for i, ev in enumerate(events):
+        if ev.kind != "attempt":
+            raise Forbidden("A session token may report only attempt events; usage is reported by the vendor's "
+                            "backend with an API key.", errors=[FieldError(field=f"events[{i}].kind",
+                                                                           message="must be attempt")])
+        if ev.quantity > SESSION_ATTEMPT_MAX:
+            raise Unprocessable(f"An attempt reported by a session counts at most {SESSION_ATTEMPT_MAX}.",
+                                errors=[FieldError(field=f"events[{i}].quantity",
+                                                   message=f"at most {SESSION_ATTEMPT_MAX}")])
+
+
 async def _limits(session: AsyncSession, view: CatalogView, account_id: str, user_id: str, now: datetime,
                   ) -> dict[str, int | None]:
     """feature -> summed limit (None: granted without a limit) for features the user holds now."""
@@ -113,7 +138,9 @@ async def record_usage(
     now = clock.now()
     _check_events(events, view, now=now, backfill=timedelta(days=backfill_days),
                   skew=timedelta(seconds=future_skew_seconds))
-    users = await _users(session, principal, sorted({e.user for e in events}))
+    users = await _users(session, principal, sorted({e.user for e in events}))  # another's user: 404 first
+    if isinstance(principal, UserPrincipal):
+        _session_may_report(events)
     cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
     bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
 
@@ -123,13 +150,11 @@ async def record_usage(
             bounds[key] = period_bounds(counter_period(view.features[feature]), at)
         return bounds[key]
 
-    seen: set[tuple[str, str]] = set()
     by_key: dict[tuple[str, str], UsageEventIn] = {}
     for ev in events:
         account_id, user_id = users[ev.user]
-        if (account_id, ev.event_id) in seen:
+        if (account_id, ev.event_id) in by_key:
             continue
-        seen.add((account_id, ev.event_id))
         by_key[(account_id, ev.event_id)] = ev
         at = ev.occurred_at or now
         start, _ = period_of(ev.feature, at)
@@ -159,20 +184,63 @@ async def record_usage(
             "now": now})
     if attempts:
         await add_signals(session, {k: (0, n) for k, n in attempts.items()}, now=now)
-    await notify_many(session, TOPIC, _invalidations(usage))
-    accepted = {e for _, e in inserted}
-    duplicates = [ev.event_id for ev in events if ev.event_id not in accepted]
-    return UsageResult(accepted=len(inserted), duplicates=len(duplicates), duplicate_event_ids=duplicates[:100])
+    await record_changes(session, _invalidations(usage))
+    return await _sorted_out(session, events, users, by_key, set(inserted))
 
 
-def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[str]:
+_STORED = text("""
+    SELECT account_id, event_id, user_id, feature, kind, quantity, occurred_at FROM ent_usage_events
+     WHERE (account_id, event_id) IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:e AS text[])))
+""")
+
+
+def _same(ev: UsageEventIn, user_id: str, stored: tuple[str, str, str, int, datetime]) -> bool:
+    """Is ``ev`` the event stored under its id (an event without ``occurred_at`` matches any time)?"""
+    s_user, s_feature, s_kind, s_quantity, s_at = stored
+    return (user_id, ev.feature, ev.kind, ev.quantity) == (s_user, s_feature, s_kind, s_quantity) and (
+        ev.occurred_at is None or ev.occurred_at == s_at)
+
+
+async def _sorted_out(session: AsyncSession, events: list[UsageEventIn], users: dict[str, tuple[str, str]],
+                      first: dict[tuple[str, str], UsageEventIn], inserted: set[tuple[str, str]]) -> UsageResult:
+    """Each event sent is accepted (counted now), a duplicate (the same event again) or a conflict (its id
+    was used for a different event): the three add up to the events sent."""
+    keys = sorted(set(first) - inserted)
+    stored = {(a, e): (u, f, k, q, o) for a, e, u, f, k, q, o in (await session.execute(
+        _STORED, {"a": [k[0] for k in keys], "e": [k[1] for k in keys]})).all()} if keys else {}
+    accepted = duplicates = 0
+    duplicate_ids: list[str] = []
+    conflict_ids: list[str] = []
+    counted: set[tuple[str, str]] = set()
+    for ev in events:
+        account_id, user_id = users[ev.user]
+        key = (account_id, ev.event_id)
+        if key in inserted and key not in counted and first[key] is ev:
+            counted.add(key)
+            accepted += 1
+            continue
+        reference = stored.get(key)
+        if key in inserted:  # the same id earlier in this batch: compare with that event
+            original = first[key]
+            reference = (users[original.user][1], original.feature, original.kind, original.quantity,
+                         original.occurred_at or datetime.min.replace(tzinfo=UTC))
+        if reference is not None and _same(ev, user_id, reference):
+            duplicates += 1
+            duplicate_ids.append(ev.event_id)
+        else:
+            conflict_ids.append(ev.event_id)
+    return UsageResult(accepted=accepted, duplicates=duplicates, duplicate_event_ids=duplicate_ids[:100],
+                       conflicts=len(conflict_ids), conflict_event_ids=conflict_ids[:100])
+
+
+def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[tuple[str, str | None]]:
     """Per user, or once per account when a batch touches many of its users (fewer messages, same effect)."""
     users: dict[str, set[str]] = defaultdict(set)
     for account_id, user_id, _, _ in usage:
         users[account_id].add(user_id)
-    out: list[str] = []
+    out: list[tuple[str, str | None]] = []
     for account_id, ids in sorted(users.items()):
-        out += [account_id] if len(ids) > ACCOUNT_WIDE_AFTER else [f"{account_id}:{u}" for u in sorted(ids)]
+        out += [(account_id, None)] if len(ids) > ACCOUNT_WIDE_AFTER else [(account_id, u) for u in sorted(ids)]
     return out
 
 

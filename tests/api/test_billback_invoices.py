@@ -81,7 +81,11 @@ async def test_a_crash_mid_way_is_finished_by_the_next_run_without_a_second_invo
     with pytest.raises(PaymentProviderUnavailable):
         await invoice_statement(sessionmaker, gateway, account_id, statement_id, clock=clock)
     assert (await _row(sessionmaker, account_id, statement_id)).status == "closed"
-    assert await invoice_period(sessionmaker, gateway, "2026-10", clock=clock) == {"invoiced": 1, "failed": 0}
+    counted: list[tuple[int, int | None]] = []  # what the CLI's progress bar is told
+    assert await invoice_period(sessionmaker, gateway, "2026-10", clock=clock,
+                                progress=lambda done, total: counted.append((done, total))) == {
+        "invoiced": 1, "failed": 0}
+    assert counted == [(0, 1), (1, 1)]
     [invoice] = shop.fake.of_kind("invoice")
     assert invoice["amount_due"] == 1125 and len(shop.fake.of_kind("invoiceitem")) == 2
     assert (await _row(sessionmaker, account_id, statement_id)).status == "invoiced"

@@ -41,7 +41,8 @@ async def test_closing_a_period_bills_captures_minus_refunds_once(
     await budget(client, key, 100_000)
     first = await buy(client, acme, "reports_basic")
     second = await buy(client, acme, "comments")
-    await client.post(f"/v1/orders/{second['id']}/refund", json={}, headers=bearer(acme.admin_token))
+    await client.post(f"/v1/orders/{second['id']}/refund", json={},
+                      headers={**bearer(acme.admin_token), "Idempotency-Key": "refund-second"})
     early = (await client.post("/v1/billing/statements/close", json={"period": "2026-11"},
                                headers=bearer(key))).json()
     assert early["closed"] == [] and early["still_open"] == ["acme"]

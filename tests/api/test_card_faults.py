@@ -130,14 +130,23 @@ async def test_two_concurrent_pay_calls_charge_once(shop: CardWorld, sessionmake
     assert len(succeeded_charges(shop.fake)) == 1 and await _attempts(sessionmaker) == [(1, "succeeded")]
 
 
-async def test_an_order_whose_charge_has_no_answer_cannot_be_canceled(shop: CardWorld) -> None:
+async def test_an_order_whose_charge_has_no_answer_can_be_canceled_and_reconcile_refunds_the_charge(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
     await save_card(shop)
     order = await card_order(shop, "reports_basic")
     shop.fake.inject(FaultKind.LOST_RESPONSE, method="POST", path="/v1/payment_intents", times=3)
     assert_problem(await pay(shop, order["id"]), 503, "payment_provider_unavailable")
     r = await shop.client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(shop.a.user_token))
-    assert_problem(r, 409, "illegal_transition")
-    assert (await pay(shop, order["id"])).json()["state"] == "fulfilled"
+    assert r.status_code == 200 and r.json()["state"] == "canceled" and not await allowed(shop)
+    assert_problem(await pay(shop, order["id"]), 409, "illegal_transition")
+    sent = len([r for r in shop.fake.requests if r.path == "/v1/payment_intents" and r.method == "POST"])
+    clock.advance(timedelta(seconds=settings.reconcile_after_seconds + 1))
+    counts = await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert (counts["payments_completed"], counts["orphans_refunded"], counts["errors"]) == (1, 1, 0)
+    assert len(succeeded_charges(shop.fake)) == 1 and shop.fake.of_kind("charge")[0]["amount_refunded"] == 225
+    assert len([r for r in shop.fake.requests if r.path == "/v1/payment_intents" and r.method == "POST"]) == sent
+    got = await shop.client.get(f"/v1/orders/{order['id']}", headers=bearer(shop.key))
+    assert (got.json()["state"], got.json()["refunded_minor"]) == ("canceled", 225)
 
 
 async def test_a_payment_completed_after_the_order_was_canceled_is_flagged_then_refunded_by_reconcile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from sqlalchemy import select
@@ -23,8 +24,13 @@ async def _paid_order(world: CardWorld) -> dict[str, Any]:
     return dict(o)
 
 
+_keys = itertools.count()
+
+
 async def _refund(world: CardWorld, order_id: str, **body: Any) -> Any:
-    return await world.client.post(f"/v1/orders/{order_id}/refund", json=body, headers=bearer(world.a.admin_token))
+    """A refund request (each call a new request: its own Idempotency-Key)."""
+    return await world.client.post(f"/v1/orders/{order_id}/refund", json=body,
+                                   headers={**bearer(world.a.admin_token), "Idempotency-Key": f"rf-{next(_keys)}"})
 
 
 async def _events(sessionmaker: Any, *types: str) -> list[dict[str, Any]]:

@@ -125,7 +125,7 @@ async def test_approval_holds_then_captures_and_cannot_be_self_approved(
                           headers=bearer(acme.admin_token))
     assert r.status_code == 200 and r.json()["state"] == "approved"
     assert_problem(await client.post(f"/v1/approvals/{o['approval_id']}/approve", json={},
-                                     headers=bearer(acme.admin_token)), 409)
+                                     headers={**bearer(acme.admin_token), "Idempotency-Key": "r2"}), 409)
     done = (await client.get(f"/v1/orders/{o['id']}", headers=bearer(acme.user_token))).json()
     assert done["state"] == "fulfilled"
     state = (await client.get(f"/v1/accounts/acme/budgets/{b['id']}", headers=bearer(key))).json()
@@ -225,10 +225,10 @@ async def test_refund_returns_money_to_the_budget_and_revokes_access(
 ) -> None:
     b = await budget(client, key, 100_000)
     o = (await order(client, acme.user_token, (await quote(client, acme.user_token, acme.user, "reports_basic"))["id"]))
-    assert_problem(await client.post(f"/v1/orders/{o.json()['id']}/refund", json={}, headers=bearer(acme.user_token)),
-                   403)
+    assert_problem(await client.post(f"/v1/orders/{o.json()['id']}/refund", json={},
+                                   headers={**bearer(acme.user_token), "Idempotency-Key": "r0"}), 403)
     r = await client.post(f"/v1/orders/{o.json()['id']}/refund", json={"note": "wrong module"},
-                          headers=bearer(acme.admin_token))
+                          headers={**bearer(acme.admin_token), "Idempotency-Key": "r1"})
     assert r.json()["state"] == "refunded" and r.json()["refunded_minor"] == 225
     state = (await client.get(f"/v1/accounts/acme/budgets/{b['id']}", headers=bearer(key))).json()
     assert state["captured_minor"] == 0
@@ -236,4 +236,4 @@ async def test_refund_returns_money_to_the_budget_and_revokes_access(
                               headers=bearer(key))).json()
     assert check["allowed"] is False
     assert_problem(await client.post(f"/v1/orders/{o.json()['id']}/refund", json={},
-                                     headers=bearer(acme.admin_token)), 409)
+                                     headers={**bearer(acme.admin_token), "Idempotency-Key": "r2"}), 409)

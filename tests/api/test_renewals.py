@@ -69,8 +69,10 @@ async def test_failed_card_renewal_gets_grace_dunning_retries_then_access_ends(
     r = await shop.client.delete(f"/v1/payment-methods/{card}?user={shop.a.user}", headers=bearer(shop.a.user_token))
     assert r.status_code == 204, r.text
     clock.set(_at(1))
-    report = await _run(shop, sessionmaker, settings, clock)
-    assert report.failed == 1 and report.renewed == 0
+    counted: list[tuple[int, int | None]] = []  # what the CLI's progress bar is told
+    report = await run_billing(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock,
+                               progress=lambda done, total: counted.append((done, total)))
+    assert report.failed == 1 and report.renewed == 0 and counted == [(1, None)]
     sub = await _sub(sessionmaker)
     assert (sub.status, sub.dunning_attempts) == ("past_due", 1)
     assert sub.grace_until == datetime(2026, 12, 8, tzinfo=UTC) and sub.next_attempt_at == datetime(

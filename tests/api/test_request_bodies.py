@@ -148,7 +148,7 @@ async def test_query_parameters_are_still_parsed_from_text_and_bounded(client: A
 
 
 async def test_client_that_hangs_up_mid_body_is_logged_at_debug_not_as_an_error(
-    app: Litestar, client: AsyncTestClient[Any], key: str, caplog: pytest.LogCaptureFixture,
+    app: Litestar, key: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="commerce")
     messages: list[Any] = [{"type": "http.request", "body": b'{"external_id": ', "more_body": True},
@@ -166,7 +166,8 @@ async def test_client_that_hangs_up_mid_body_is_logged_at_debug_not_as_an_error(
              "headers": [(b"host", b"test"), (b"authorization", f"Bearer {key}".encode()),
                          (b"content-type", b"application/json"), (b"content-length", b"1000")],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}
-    await app(scope, receive, send)
+    async with app.lifespan():  # in this test's loop: the app's pooled connections belong to the loop that made them
+        await app(scope, receive, send)
     assert sent[0]["status"] == 499
     assert any(r.levelno == logging.DEBUG and "client disconnected" in r.getMessage() for r in caplog.records)
     _no_errors_logged(caplog)

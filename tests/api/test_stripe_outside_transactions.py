@@ -58,7 +58,7 @@ async def test_paying_refunding_renewing_invoicing_and_reconciling_call_stripe_o
     assert (await pay(shop, order["id"])).json()["state"] == "fulfilled"
     await shop.deliver()
     r = await shop.client.post(f"/v1/orders/{order['id']}/refund", json={"amount_minor": 100},
-                               headers=bearer(shop.a.admin_token))
+                               headers={**bearer(shop.a.admin_token), "Idempotency-Key": "refund-100"})
     assert r.status_code == 200 and r.json()["refunded_minor"] == 100
     clock.set(datetime(2026, 12, 1, 1, tzinfo=UTC))
     assert (await run_billing(sessionmaker, gateway, settings=settings, clock=clock)).renewed == 1

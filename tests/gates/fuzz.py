@@ -44,6 +44,39 @@ def problem_json_for_4xx(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
+OPAQUE_PARAMETERS = frozenset({"cursor"})
+
+
+def _inexpressible(problem: dict[str, Any]) -> bool:
+    """A refusal of schema-valid input that no JSON Schema can rule out: a cursor the API never issued, a
+    signature that is an HMAC of the body (Stripe-Signature), or an integer written as 2.0 (JSON Schema counts
+    it as an integer; the API takes JSON integers, as every generated client sends them)."""
+    if problem.get("code") == "invalid_signature":
+        return True
+    errors = [e for e in problem.get("errors") or [] if isinstance(e, dict)]
+    return bool(errors) and all(
+        str(e.get("field")) in OPAQUE_PARAMETERS
+        or _integer_as_float(str(e.get("message", "")))
+        for e in errors)
+
+
+def _integer_as_float(message: str) -> bool:
+    """msgspec's words for a JSON number with a fraction part where an integer (or a union with one) is due."""
+    expected = message.partition("`")[2].partition("`")[0]
+    return message.endswith("got `float`") and "int" in expected.split(" | ") and "float" not in expected
+
+
+def valid_data_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Positive conformance: schema-valid input is never refused as invalid (a 400), so the document is no
+    looser than the server. Business refusals of valid input (404, 409, 422, ...) stay allowed."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
+        return None
+    if _inexpressible(response.json()):
+        return None
+    raise AssertionError(f"schema-valid input refused as invalid: {response.text[:500]}")
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 
@@ -88,7 +121,8 @@ def fuzz_operation(schema: Any, method: str, path: str, *, base_url: str, header
         if case.query:
             case.query = _on_the_wire(case.query, declared)
         response = case.call(base_url=base_url, headers=headers, session=http, timeout=10)
-        case.validate_response(response, checks=CHECKS, additional_checks=[problem_json_for_4xx])
+        case.validate_response(response, checks=CHECKS,
+                                additional_checks=[problem_json_for_4xx, valid_data_accepted])
 
     for case in reversed(boundary_cases(schema, method, path) if boundaries else []):
         run = example(case=case)(run)  # explicit examples run first, in the order given

@@ -265,7 +265,7 @@ def _bound_allowed(opt: dict[str, Any]) -> set[int]:
         return {404}
     if owner == "catalog":
         return {200, 404}  # vendor data every user sees; a well-formed key of the gate may not exist
-    if owner == "vendor" and opt.get("bound_keys"):
+    if owner in ("vendor", "self") and opt.get("bound_keys"):
         return {200, 201, 403, 404}  # narrowed to B's accounts by the handler: the leak check decides
     return {403}
 

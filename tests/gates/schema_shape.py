@@ -37,6 +37,7 @@ GLOBAL_TABLES: dict[str, str] = {
     "console_links": "sign-in links of vendor staff (no account) and customer admins; carry account_id if any",
     "console_sessions": "console sessions of vendor staff (no account) and customer admins; carry account_id if any",
     "rate_limit_nodes": "the app processes writing rate-limit counters; no account data",
+    "job_runs": "the deployment's scheduled jobs (operations, no account data)",
 }
 
 _PRIMARY_KEYS = text("""
@@ -60,6 +61,47 @@ _FOREIGN_KEYS = text("""
       JOIN pg_namespace n ON n.oid = src.relnamespace AND n.nspname = 'public'
      WHERE con.contype = 'f'
 """)
+
+
+_UNIQUES = text("""
+    SELECT c.relname AS table_name, i.relname AS index_name,
+           (SELECT array_agg(a.attname) FROM unnest(x.indkey) AS k(attnum)
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum) AS columns
+      FROM pg_index x
+      JOIN pg_class c ON c.oid = x.indrelid
+      JOIN pg_class i ON i.oid = x.indexrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+     WHERE x.indisunique AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+""")
+
+
+async def check_distribution(conn: Any, global_tables: dict[str, str] = GLOBAL_TABLES) -> list[str]:
+    """What would stop Citus from distributing by account_id: uniqueness across accounts in a distributed table,
+    foreign keys between a distributed table and a coordinator-local one (either way) or from a reference table
+    to a distributed one, tables of no kind.
+    """
+    from app.citus import LOCAL_TABLES, REFERENCE_TABLES, classify
+
+    problems = []
+    for table, index, columns in (await conn.execute(_UNIQUES)).all():
+        if table not in global_tables.keys() | REFERENCE_TABLES and "account_id" not in (columns or []):
+            problems.append(f"{table}: unique index {index} on {list(columns or [])} spans accounts; "
+                            "include account_id")
+    kinds = await classify(conn)
+    for name, _table, referred, _columns in (await conn.execute(_FOREIGN_KEYS)).all():
+        if kinds.get(_table) == "distributed" and kinds.get(referred) == "local":
+            problems.append(f"{_table}: foreign key {name} points at the coordinator-local table {referred}")
+    problems += [f"{t}: neither a tenant table nor listed in app/citus.py (reference or local)"
+                 for t, kind in sorted(kinds.items()) if kind == "unknown"]
+    problems += [f"{t}: global in the schema gate but missing from app/citus.py"
+                 for t in sorted(set(global_tables) - REFERENCE_TABLES - LOCAL_TABLES)]
+    for name, _table, referred, _columns in (await conn.execute(_FOREIGN_KEYS)).all():
+        if kinds.get(_table) == "reference" and kinds.get(referred) == "distributed":
+            problems.append(f"{_table}: foreign key {name} from a reference table to the distributed {referred}")
+        if kinds.get(_table) == "local" and kinds.get(referred) == "distributed":  # Citus cannot keep it either
+            problems.append(f"{_table}: foreign key {name} from a coordinator-local table to the distributed "
+                            f"{referred}")
+    return problems
 
 
 async def check_schema(conn: Any, global_tables: dict[str, str] = GLOBAL_TABLES) -> list[str]:

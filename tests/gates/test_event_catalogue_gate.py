@@ -60,7 +60,8 @@ async def test_every_emitted_event_is_catalogued(client: AsyncTestClient[Any], s
     pending = await order(client, bob, (await quote(client, bob, "acme-bob", "reports_basic"))["id"])
     await client.post(f"/v1/approvals/{pending.json()['approval_id']}/deny", json={"note": "no"},
                       headers=bearer(t.admin_token))
-    await client.post(f"/v1/orders/{bought.json()['id']}/refund", json={}, headers=bearer(t.admin_token))
+    await client.post(f"/v1/orders/{bought.json()['id']}/refund", json={},
+                      headers={**bearer(t.admin_token), "Idempotency-Key": "gate-refund"})
     await client.post("/v1/trials", json={"user": t.admin, "module": "advanced_charts"}, headers=bearer(key))
     pool = await client.post("/v1/accounts/acme/grants", json={"module": "comments", "source_ref": "deal-1",
                                                                "seats": 3}, headers=bearer(key))

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {"app": 0, "catalog": 1, "entitlements": 2, "billing": 3, "suggest": 4}
 ADAPTER_PACKAGES = ("web",)
 TOOL_PACKAGES = ("stripe_fake",)
-WIRING = frozenset({"app.asgi", "app.cli", "app.demo", "app.models", "app.stripe_wiring", "app.wiring"})
+WIRING = frozenset({"app.asgi", "app.cli", "app.demo", "app.models", "app.stripe_wiring", "app.wiring",
+                    "app.jobs.wiring"})  # the scheduled jobs call every package's use cases
 # the local Stripe's own request router is not one of our HTTP adapters (the fake is a development tool)
 NOT_ADAPTERS = ("stripe_fake.",)
 PRODUCT = (*LAYERS, *ADAPTER_PACKAGES, *TOOL_PACKAGES)

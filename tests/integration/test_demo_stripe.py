@@ -48,7 +48,7 @@ async def test_the_demo_serves_the_fake_in_its_own_process_and_its_events_reach_
 
 
 def test_the_demo_takes_the_fakes_port_from_a_flag() -> None:
-    from app.cli import build_parser
+    from app.cli import demo
 
-    assert build_parser().parse_args(["demo"]).stripe_fake_port == 12111
-    assert build_parser().parse_args(["demo", "--stripe-fake-port", "12999"]).stripe_fake_port == 12999
+    assert demo.make_context("demo", []).params["stripe_fake_port"] == 12111
+    assert demo.make_context("demo", ["--stripe-fake-port", "12999"]).params["stripe_fake_port"] == 12999

@@ -9,12 +9,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.migrate import downgrade, head_revision, upgrade
+from app.migrate import downgrade, head_revision, include_object, upgrade
 from app.models import metadata
 
 
 def _diff(sync_conn: Any) -> list[Any]:
-    ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True, "compare_server_default": True})
+    ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True, "compare_server_default": True,
+                                                      "include_object": include_object})
     return list(compare_metadata(ctx, metadata))
 
 

@@ -170,6 +170,22 @@ async def test_purchase_is_attributed_and_counted_in_stats(client: AsyncTestClie
 
 async def test_advisor_for_a_user_and_for_the_account(client: AsyncTestClient[Any], key: str) -> None:
     await grant(client, key, "acme", module="dashboards_plus", user="acme-an0", source_ref="dp")
+    free = (await client.get("/v1/advisor", params={"user": "acme-an0"}, headers=bearer(key))).json()
+    assert free["saving_monthly_minor"] == 0 and free["remove"] == []  # an admin grant costs the user nothing
+    listed = (await client.get("/v1/accounts/acme/grants", params={"user": "acme-an0"}, headers=bearer(key))).json()
+    [dp] = [g for g in listed["data"] if g["module"] == "dashboards_plus" and g["source"] == "admin"]
+    revoked = await client.post(f"/v1/accounts/acme/grants/{dp['id']}/revoke", json={"reason": "bought instead"},
+                                headers=bearer(key))
+    assert revoked.status_code == 200, revoked.text
+    assert (await client.post("/v1/accounts/acme/budgets", json={"name": "Main", "currency": "USD",
+                                                                 "amount_minor": 100_000},
+                              headers=bearer(key))).status_code == 201
+    q = await client.post("/v1/quotes", json={"user": "acme-an0", "items": [{"module": "dashboards_plus"}]},
+                          headers=bearer(key))
+    assert q.status_code == 201, q.text
+    o = await client.post("/v1/orders", json={"quote_id": q.json()["id"]},
+                          headers={**bearer(key), "Idempotency-Key": "advisor-dp"})
+    assert o.json()["state"] == "fulfilled", o.text
     r = await client.get("/v1/advisor", params={"user": "acme-an0"}, headers=bearer(key))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -188,3 +204,22 @@ def test_holdout_assignment_is_stable_and_near_the_share() -> None:
     assert first == [in_holdout(u, salt="s", pct=10) for u in ids]
     assert 0.08 < sum(first) / len(first) < 0.12
     assert not any(in_holdout(u, salt="s", pct=0) for u in ids[:100])
+
+
+async def test_advisor_counts_access_from_every_source_and_only_recurring_purchases_as_costs(
+        client: AsyncTestClient[Any], key: str) -> None:
+    assert (await client.post("/v1/accounts/acme/budgets", json={"name": "Main", "currency": "USD",
+                                                                 "amount_minor": 100_000},
+                              headers=bearer(key))).status_code == 201
+    q = await client.post("/v1/quotes", json={"user": "acme-an0", "items": [{"module": "reports_basic"}]},
+                          headers=bearer(key))
+    o = await client.post("/v1/orders", json={"quote_id": q.json()["id"]},
+                          headers={**bearer(key), "Idempotency-Key": "advisor-rb"})
+    assert o.json()["state"] == "fulfilled", o.text
+    await usage(client, key, "acme-an0", "reports", 10, "adv")
+    paid = (await client.get("/v1/advisor", params={"user": "acme-an0"}, headers=bearer(key))).json()
+    assert paid["current"] == ["reports_basic"] and paid["saving_monthly_minor"] == 0
+    await grant(client, key, "acme", module="reports_pro", source_ref="account-wide")  # the whole account has it
+    covered = (await client.get("/v1/advisor", params={"user": "acme-an0"}, headers=bearer(key))).json()
+    assert covered["remove"] == ["reports_basic"] and covered["saving_monthly_minor"] == 900
+    assert covered["add"] == [] and "a month" in covered["message"]

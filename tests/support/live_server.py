@@ -24,25 +24,29 @@ def free_port() -> int:
 @contextlib.contextmanager
 def live_server(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                 extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
-                log_path: Path | None = None) -> Iterator[str]:
+                log_path: Path | None = None, port: int | None = None) -> Iterator[str]:
     """Run ``commerce``'s ASGI app under granian; yields the base URL; stops the server afterwards.
 
     The server's log (granian's and the app's, both on stderr) goes to ``log_path`` (default: server.log in
     ``data_dir``), never to a pipe that nobody reads and a chatty server could fill until it blocks.
+    ``port``: serve there (a restart on the same address); a free port by default.
     """
-    with live_process(database_url, data_dir, token_secret, workers, extra_env, target, log_path) as (base, _proc):
+    with live_process(database_url, data_dir, token_secret, workers, extra_env, target, log_path,
+                      port) as (base, _proc):
         yield base
 
 
 @contextlib.contextmanager
 def live_process(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                  extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
-                 log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+                 log_path: Path | None = None, port: int | None = None,
+                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``live_server`` that also yields the granian process, leader of its own process group (kill it whole)."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
-        "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "PYTHONWARNINGS": "ignore",
+        "COMMERCE_TOKEN_SECRET": token_secret, "COMMERCE_DISPATCHER": "off", "COMMERCE_SCHEDULER": "off",
+        "PYTHONWARNINGS": "ignore",
         **({} if "STRIPE_SECRET_KEY" in (extra_env or {}) else {"COMMERCE_STRIPE": "fake"}),
         **(extra_env or {}),
     }

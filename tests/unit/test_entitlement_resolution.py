@@ -155,4 +155,4 @@ def test_bulk_usage_invalidates_per_user_or_whole_account() -> None:
 
     few = {("acct_a", f"usr_{i}", "reports", NOW): (NOW, 1) for i in range(2)}
     many = {("acct_b", f"usr_{i}", "reports", NOW): (NOW, 1) for i in range(ACCOUNT_WIDE_AFTER + 1)}
-    assert _invalidations({**few, **many}) == ["acct_a:usr_0", "acct_a:usr_1", "acct_b"]
+    assert _invalidations({**few, **many}) == [("acct_a", "usr_0"), ("acct_a", "usr_1"), ("acct_b", None)]

@@ -1,7 +1,7 @@
 """console sign-in: one-time console links and cookie console sessions
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0015'
-down_revision = '0014'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
