@@ -25,6 +25,7 @@ LOCAL_TABLES = frozenset({
     "alembic_version", "api_keys", "audit_log", "outbox_events", "idempotency_keys", "webhook_endpoints",
     "webhook_deliveries", "webhook_attempts", "webhook_fanouts", "webhook_cursors", "sug_segment_stats",
     "sug_segment_pairs", "stripe_events", "rate_limit_counters", "rate_limit_nodes", "job_runs",
+    "console_links", "console_sessions",  # vendor staff have no account; a session is looked up by its id
 })
 
 _TABLES = text("""
