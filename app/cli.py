@@ -252,15 +252,16 @@ async def mint_console_path(engine: Any, settings: Settings, *, email: str | Non
                             user: str | None) -> tuple[str, Any]:
     """A one-time console sign-in path: the vendor console for ``email``, else the admin console of the user."""
     from app import wiring
-    from app.accounts.schemas import ConsoleLinkCreate
+    from app.accounts.schemas import AdminConsoleLink, ConsoleLinkCreate, VendorConsoleLink
     from app.accounts.service import mint_console_link
     from app.auth import VendorPrincipal
     from app.clock import SystemClock
     from app.scopes import SCOPES
 
     operator = VendorPrincipal(key_id="cli", scopes=frozenset(SCOPES))
-    data = ConsoleLinkCreate(console="admin", account=account, user=user) if email is None else ConsoleLinkCreate(
-        console="vendor", email=email)
+    assert email is not None or (account is not None and user is not None)
+    data: ConsoleLinkCreate = VendorConsoleLink(email=email) if email is not None else AdminConsoleLink(
+        account=account or "", user=user or "")
     async with wiring.sessionmaker(engine, settings)() as session, session.begin():
         return await mint_console_link(session, data, principal=operator, settings=settings, clock=SystemClock())
 

@@ -22,6 +22,7 @@ from app.accounts.schemas import (
     UserPage,
     UserRead,
     UserUpsert,
+    VendorConsoleLink,
 )
 from app.auth import UserPrincipal
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
@@ -138,7 +139,8 @@ class SessionController(Controller):
         path, expires_at = await service.mint_console_link(db_session, data, principal=principal, settings=settings,
                                                            clock=clock)
         url = str(request.base_url).rstrip("/") + path
-        return ConsoleLinkRead(console=data.console, path=path, url=url, expires_at=expires_at)
+        kind = "vendor" if isinstance(data, VendorConsoleLink) else "admin"
+        return ConsoleLinkRead(console=kind, path=path, url=url, expires_at=expires_at)
 
     @get("/me", opt={"user_access": "self", "owner": "self"}, summary="Who the session token acts as")
     async def me(self, db_session: DbSession, principal: CurrentPrincipal) -> Me:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from msgspec import Meta
 
@@ -118,14 +118,20 @@ class Me(Output, frozen=True):
     is_admin: bool
 
 
-class ConsoleLinkCreate(Input):
-    """A one-time console sign-in link: for a customer admin (``account`` and ``user``) or for the vendor's staff
-    (``console="vendor"`` and ``email``, global keys only)."""
+class AdminConsoleLink(Input, tag_field="console", tag="admin"):
+    """A one-time sign-in link to the admin console for a customer admin of the account."""
 
-    console: Literal["admin", "vendor"] = "admin"
-    account: ExternalId | None = None
-    user: ExternalId | None = None
-    email: Email | None = None
+    account: ExternalId
+    user: ExternalId
+
+
+class VendorConsoleLink(Input, tag_field="console", tag="vendor"):
+    """A one-time sign-in link to the vendor console for a member of the vendor's staff (global keys only)."""
+
+    email: Email
+
+
+ConsoleLinkCreate = AdminConsoleLink | VendorConsoleLink
 
 
 class ConsoleLinkRead(Output, frozen=True):

@@ -23,11 +23,12 @@ from app.accounts.schemas import (
     TokenRevocationRead,
     UserRead,
     UserUpsert,
+    VendorConsoleLink,
 )
 from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
-from app.errors import Conflict, FieldError, NotFound, Unprocessable, ValidationFailed
+from app.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
@@ -307,18 +308,13 @@ async def mint_console_link(session: AsyncSession, data: ConsoleLinkCreate, *, p
                             settings: Settings, clock: Clock) -> tuple[str, datetime]:
     """POST /v1/console-links: a one-time sign-in path for a customer admin or (global keys) the vendor's staff."""
     policy = console.policy_of(settings)
-    if data.console == "vendor":
-        if not isinstance(principal, VendorPrincipal) or principal.account_ids is not None or data.email is None:
-            raise ValidationFailed("A vendor console link needs a global API key and the staff member's email.",
-                                   errors=[FieldError(field="email", message="required for console=vendor")])
+    if isinstance(data, VendorConsoleLink):
+        if not isinstance(principal, VendorPrincipal) or principal.account_ids is not None:
+            raise Forbidden("Vendor console links need a global API key (this key is bound to accounts).")
         token, expires_at = await console.mint_link(session, kind="vendor", account_id=None, user_id=None,
                                                     email=data.email, actor=principal.actor, policy=policy,
                                                     clock=clock)
         return f"{SIGN_IN_PATHS['vendor']}?token={token}", expires_at
-    if data.account is None or data.user is None:
-        raise ValidationFailed("An admin console link names the account and the user.",
-                               errors=[FieldError(field=f, message="required for console=admin")
-                                       for f in ("account", "user") if getattr(data, f) is None])
     account = await resolve_account(session, principal, data.account)
     user = await resolve_user(session, principal, data.user, account=account)
     if not set(user.roles) & set(settings.admin_roles):
@@ -328,4 +324,3 @@ async def mint_console_link(session: AsyncSession, data: ConsoleLinkCreate, *, p
                                                 user_id=user.user_id, email=user.email, actor=principal.actor,
                                                 policy=policy, clock=clock)
     return f"{SIGN_IN_PATHS['admin']}?token={token}", expires_at
-

@@ -107,11 +107,15 @@ async def test_vendor_session_reaches_every_account_and_acts_as_staff(client: As
 async def test_only_admins_get_admin_links_and_vendor_links_need_an_email(client: AsyncTestClient[Any],
                                                                         key: str) -> None:
     t = await make_tenant(client, key, "alpha")
-    assert_problem(await client.post("/v1/console-links", json={"account": "alpha", "user": t.user},
+    assert_problem(await client.post("/v1/console-links", json={"console": "admin", "account": "alpha", "user": t.user},
                                       headers=bearer(key)), 422, "not_an_admin")
     assert_problem(await client.post("/v1/console-links", json={"console": "vendor"}, headers=bearer(key)), 400)
-    assert_problem(await client.post("/v1/console-links", json={"account": "alpha", "user": t.admin},
-                                      headers=bearer(t.admin_token)), 403)
+    bound = (await client.post("/v1/api-keys", json={"name": "b", "scopes": ["all"], "accounts": ["alpha"]},
+                               headers=bearer(key))).json()["secret"]
+    assert_problem(await client.post("/v1/console-links", json={"console": "vendor", "email": "x@vendor.test"},
+                                     headers=bearer(bound)), 403)
+    assert_problem(await client.post("/v1/console-links", json={"console": "admin", "account": "alpha",
+                                                                 "user": t.admin}, headers=bearer(t.admin_token)), 403)
 
 
 async def test_links_and_sessions_expire_by_the_clock(client: AsyncTestClient[Any], key: str,

@@ -76,7 +76,6 @@ STORED: dict[str, tuple[str, ...]] = {
     "Policy.key": ("catalog_policies.key",), "Policy.module": ("catalog_policies.module_key",),
     "Policy.category": ("catalog_policies.category",), "Policy.description": ("catalog_policies.spec",),
     "Policy.default": ("catalog_policies.spec",), "Rule": ("catalog_policies.spec",),
-    "ConsoleLinkCreate.email": ("console_links.email", "console_sessions.email"),
     # suggestions
     "FeedbackIn.action": ("sug_feedback.action",), "SuggestionRequest.surface": ("sug_impressions.surface",),
     "TriggerIn.kind": ("sug_impressions.trigger",),
@@ -103,7 +102,6 @@ NOT_STORED: dict[str, str] = {
     "ReplayEvent.event_id": _LOOKED_UP, "ApiKeyCreate.accounts": _LOOKED_UP,
     "QuoteItemIn.module": _CATALOG_KEY, "QuoteItemIn.interval": "selects one of the module's prices",
     "SessionTokenCreate.roles": "signed into the token, never stored",
-    "ConsoleLinkCreate.account": _LOOKED_UP, "ConsoleLinkCreate.console": "stored as console_links.kind (a literal)",
     "SessionTokenCreate.ttl_seconds": "becomes the token's expiry time",
     "GuardrailsImport.toml": "parsed into a GuardrailPolicy (checked as that struct)",
     "CatalogSource.toml": "parsed into a CatalogDoc (checked as that struct)",

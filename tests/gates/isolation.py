@@ -108,7 +108,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts"): {"external_id": "{account}", "name": "Renamed by B"},
     ("POST", "/v1/accounts/{account}/users"): {"external_id": "{user}", "roles": ["admin"]},
     ("POST", "/v1/session-tokens"): {"account": "{account}", "user": "{user}"},
-    ("POST", "/v1/console-links"): {"account": "{account}", "user": "{user}"},
+    ("POST", "/v1/console-links"): {"console": "admin", "account": "{account}", "user": "{user}"},
     ("POST", "/v1/api-keys"): {"name": "made-by-b", "scopes": ["accounts:read"]},
     ("POST", "/v1/accounts/{account}/budgets"): {"name": "B's", "currency": "USD", "amount_minor": 100,
                                                  "cost_center": "rnd"},

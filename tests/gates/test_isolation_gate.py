@@ -74,7 +74,7 @@ async def _console_session(client: AsyncTestClient[Any], key: str, account: str,
     no cookie: every other call of the gate carries only what it means to)."""
     import re
 
-    path = (await client.post("/v1/console-links", json={"account": account, "user": admin},
+    path = (await client.post("/v1/console-links", json={"console": "admin", "account": account, "user": admin},
                               headers=bearer(key))).json()["path"]
     r = await client.post("/admin/sign-in", data={"token": path.split("token=")[1]}, follow_redirects=False)
     cookie = r.cookies["commerce_console"]
