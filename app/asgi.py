@@ -66,6 +66,7 @@ from entitlements.runtime import Runtime
 from suggest.peers import Refresher
 from suggest.routes import AdvisorController, ImportController, SuggestionController
 from web.apidocs import apidocs_router, swagger_plugin
+from web.consoles import consoles_router
 from web.widget import widget_router
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def create_app(
                 await asyncio.to_thread(server.cleanup)
 
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(),
+        route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), consoles_router(),
                         *observability.route_handlers(settings), *extra_route_handlers],
         logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
         plugins=tracing.plugins(settings),

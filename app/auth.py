@@ -23,7 +23,7 @@ from typing import Any, Literal
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from app import keys, sessions, tokens
+from app import console, keys, sessions, tokens
 from app.clock import Clock
 from app.errors import FieldError, Forbidden, Unauthorized, ValidationFailed
 from app.notify import FLUSH
@@ -44,10 +44,11 @@ class VendorPrincipal:
     key_id: str
     scopes: frozenset[str]
     account_ids: frozenset[str] | None = None  # the accounts a bound key may reach; None: a global key
+    staff: str | None = None  # a member of the vendor's staff signed in to the console (key_id: the session)
 
     @property
     def actor(self) -> str:
-        return f"key:{self.key_id}"
+        return f"staff:{self.staff}" if self.staff is not None else f"key:{self.key_id}"
 
     def may_access_account(self, account_id: str) -> bool:
         """Whether this key may see and change the account's objects."""
@@ -191,7 +192,40 @@ async def _user(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> U
     )
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _console(connection: ASGIConnection[Any, Any, Any, Any], cookie: str) -> Principal:
+    """A console session cookie acts as the principal its sign-in link named: the vendor (every scope) or a
+    customer admin, who stays one only while the user is an admin and its tokens are not revoked."""
+    from app.accounts.models import User  # here, not at the top: app.accounts imports us
+    from app.scopes import SCOPES
+
+    state = connection.app.state
+    settings: Settings = state.settings
+    async with state.sessionmaker() as session, session.begin():
+        row = await console.current_session(session, cookie, policy=console.policy_of(settings), clock=state.clock)
+        user = await session.get(User, (row.account_id, row.user_id)) if row.kind == "admin" else None
+    if connection.scope.get("method") not in SAFE_METHODS and not console.csrf_matches(
+            row, connection.headers.get(console.CSRF_HEADER)):
+        raise Forbidden("A console change must carry the page's CSRF token (X-CSRF-Token); reload the page.",
+                        csrf=True)
+    if row.kind == "vendor":
+        return VendorPrincipal(key_id=row.session_id, scopes=frozenset(SCOPES), staff=row.email or row.session_id)
+    if user is None or user.token_generation != row.token_generation:
+        raise console.ConsoleSessionInvalid("Your console session was ended (your sessions were revoked); open a "
+                                            "new console link.")
+    roles = frozenset(user.roles)
+    if not roles & set(settings.admin_roles):
+        raise console.ConsoleSessionInvalid("You are no longer an admin of this account.")
+    return UserPrincipal(account_id=user.account_id, user_id=user.user_id, roles=roles, is_admin=True)
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    if not connection.headers.get("authorization"):
+        cookie = connection.cookies.get(console.COOKIE)
+        if cookie:
+            return await _console(connection, cookie)
     token = _bearer(connection)
     parts = keys.split_token(token)
     if parts is not None:

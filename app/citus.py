@@ -26,6 +26,7 @@ LOCAL_TABLES = frozenset({
     "webhook_deliveries", "webhook_attempts", "webhook_fanouts", "webhook_cursors", "sug_segment_stats",
     "sug_segment_roles", "sug_weights", "sug_segment_pairs", "stripe_events", "rate_limit_counters",
     "rate_limit_nodes", "job_runs",
+    "console_links", "console_sessions",  # vendor staff have no account; a session is looked up by its id
 })
 
 _TABLES = text("""

@@ -207,11 +207,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     _check_card_payments(settings)
     with database_url(settings) as url:
-        async def prepare(engine: Any) -> str:
+        async def prepare(engine: Any) -> tuple[str, str, str]:
             await upgrade(engine)
-            return await seed_demo(engine, settings)
+            key = await seed_demo(engine, settings)
+            admin, _ = await mint_console_path(engine, settings, email=None, account="acme", user="acme-alice")
+            vendor, _ = await mint_console_path(engine, settings, email="offers@vendor.test", account=None, user=None)
+            return key, admin, vendor
 
-        demo_key = asyncio.run(_with_engine(url, settings, prepare, migrates=True))
+        demo_key, admin_path, vendor_path = asyncio.run(_with_engine(url, settings, prepare, migrates=True))
         base = f"http://{settings.host}:{settings.port}"
         host_port = args.host_page_port or settings.port + 1
         host_origin = f"http://{settings.host}:{host_port}"
@@ -225,6 +228,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                                                 host=settings.host, port=host_port, stripe_fake_url=fake_url))
             print("\n  Demo ready.")
             print(f"  Demo host page:  {host_origin}/  (a vendor's app embedding the widget; see docs/widget.md)")
+            print(f"  Admin console:   {base}{admin_path}  (Alice, admin of Acme)")
+            print(f"  Vendor console:  {base}{vendor_path}")
+            print("                   (one-time links, valid 15 minutes; more with `commerce console-link`)")
             print(f"  API docs:        {base}/schema")
             print(f"  Health:          {base}/healthz")
             print(f"  Demo vendor key: {demo_key}")
@@ -240,6 +246,38 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  Billing jobs:    {jobs} commerce billing run\n")
             _serve(settings, url)
     return 0
+
+
+async def mint_console_path(engine: Any, settings: Settings, *, email: str | None, account: str | None,
+                            user: str | None) -> tuple[str, Any]:
+    """A one-time console sign-in path: the vendor console for ``email``, else the admin console of the user."""
+    from app import wiring
+    from app.accounts.schemas import AdminConsoleLink, ConsoleLinkCreate, VendorConsoleLink
+    from app.accounts.service import mint_console_link
+    from app.auth import VendorPrincipal
+    from app.clock import SystemClock
+    from app.scopes import SCOPES
+
+    operator = VendorPrincipal(key_id="cli", scopes=frozenset(SCOPES))
+    assert email is not None or (account is not None and user is not None)
+    data: ConsoleLinkCreate = VendorConsoleLink(email=email) if email is not None else AdminConsoleLink(
+        account=account or "", user=user or "")
+    async with wiring.sessionmaker(engine, settings)() as session, session.begin():
+        return await mint_console_link(session, data, principal=operator, settings=settings, clock=SystemClock())
+
+
+def cmd_console_link(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a one-time console sign-in link (vendor staff by --email, or a customer admin by --account --user)."""
+    if (args.email is None) == (args.account is None or args.user is None):
+        print("commerce console-link: give --email (vendor console) or --account and --user (admin console)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    with database_url(settings) as url:
+        path, expires_at = asyncio.run(_with_engine(url, settings, lambda engine: mint_console_path(
+            engine, settings, email=args.email, account=args.account, user=args.user)))
+    print(f"http://{settings.host}:{settings.port}{path}")
+    print(f"(one use, valid until {expires_at.isoformat()})", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
@@ -691,6 +729,15 @@ def demo(**params: Any) -> None:
 def worker() -> None:
     """Run the webhook dispatcher and the job scheduler until SIGINT/SIGTERM (as many as you like)."""
     _invoke(cmd_worker)
+
+
+@cli.command("console-link", context_settings=CONTEXT)
+@click.option("--email", help="vendor console: the staff member's email")
+@click.option("--account", help="admin console: the account's external id")
+@click.option("--user", help="admin console: the admin's external id")
+def console_link(**params: Any) -> None:
+    """Print a one-time console sign-in link (the vendor console, or one customer admin's)."""
+    _invoke(cmd_console_link, **params)
 
 
 @cli.command("db-url", context_settings=CONTEXT)

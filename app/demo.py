@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -186,7 +186,60 @@ async def seed_history(session: AsyncSession, clock: Clock) -> None:
     for start in range(0, len(events), 1000):
         await entitlements.service.record_usage(session, events[start:start + 1000], principal=principal,
                                                 enforce=False, clock=clock, view=view, backfill_days=35)
+    await seed_purchases(session, now)
     for external in DEMO_SYNTH_ACCOUNTS.values():
         account = await accounts.get_account(session, external)
         assert account is not None
         await refresh_account(session, account.account_id, now=now, unused_days=30)
+
+
+DEMO_BUYS = ("geo_maps", "reports_basic", "advanced_charts", "report_automation", "dashboards_plus", "reports_pro")
+
+
+async def seed_purchases(session: AsyncSession, now: datetime) -> None:
+    """Five months of budget purchases by colleagues in acme and globex (the consoles' charts show real
+    spend), placed through the billing services at past times; one request waits for an approver."""
+    from app.clock import FrozenClock
+    from app.errors import DomainError
+    from billing import service as billing
+    from billing.service import QuoteItem
+
+    vendor = VendorPrincipal(key_id="demo", scopes=frozenset(SCOPES))
+    for external, people in (("acme", range(0, 24)), ("globex", range(0, 10))):
+        account = await accounts.get_account(session, external)
+        assert account is not None
+        for back in (4, 3, 2, 1, 0):
+            clock = FrozenClock(now - timedelta(days=30 * back, hours=2))
+            for i in people:
+                if (i + back) % 3:  # about a third of the colleagues buy something each month
+                    continue
+                user = await accounts.get_user(session, f"{external}-s{i:03d}")
+                if user is None:
+                    continue
+                module = DEMO_BUYS[(i + back) % len(DEMO_BUYS)]
+                try:
+                    async with session.begin_nested():
+                        quote = await billing.create_quote(session, account, user, [QuoteItem(module=module)],
+                                                           include_requirements=True, clock=clock,
+                                                           ttl=timedelta(minutes=30))
+                        if quote.decision.outcome != "auto_approved" or quote.decision.route != "budget":
+                            raise _Skip
+                        await billing.order_quote(session, vendor, quote.quote_id, reason=None, clock=clock)
+                except (DomainError, _Skip):
+                    continue
+    for back in (4, 3, 2, 1):  # bill-back statements of the months that are over
+        year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
+        await billing.close_period(session, period=f"{year:04d}-{month + 1:02d}", clock=SystemClock())
+    acme = await accounts.get_account(session, "acme")
+    requester = await accounts.get_user(session, "acme-s001")
+    assert acme is not None and requester is not None
+    clock = FrozenClock(now - timedelta(hours=3))
+    quote = await billing.create_quote(session, acme, requester, [QuoteItem(module="report_branding")],
+                                       include_requirements=True, clock=clock, ttl=timedelta(minutes=30))
+    if quote.decision.outcome == "approval_required":
+        await billing.order_quote(session, vendor, quote.quote_id, reason="Client decks need our logo this week",
+                                  clock=clock)
+
+
+class _Skip(Exception):
+    """A demo purchase the guardrails would not auto-approve from the budget: not seeded."""

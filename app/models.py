@@ -2,6 +2,7 @@
 
 from app.accounts.models import Account, User
 from app.audit import AuditEntry
+from app.console import ConsoleLink, ConsoleSession
 from app.db import Base
 from app.idempotency import IdempotencyRecord
 from app.jobs.models import JobRun
@@ -81,6 +82,8 @@ __all__ = [
     "CatalogPrice",
     "CatalogRevision",
     "CatalogSetting",
+    "ConsoleLink",
+    "ConsoleSession",
     "DemandSignal",
     "Grant",
     "GuardrailVersion",

@@ -124,6 +124,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_default_key: str = "30000/minute"
     rate_limit_default_user: str = "1200/minute"
     rate_limit_sync_seconds: float = 0.5
+    console_link_ttl_seconds: int = 900
+    console_idle_seconds: int = 1800
+    console_max_seconds: int = 43_200
 
     @property
     def is_production(self) -> bool:
@@ -315,6 +318,9 @@ DOCS: dict[str, Doc] = {
     "rate_limit_sync_seconds": Doc(
         "the rate limiter's tick: heartbeat of each process, leases unused for ten ticks go back; also how "
         "long a full window is refused locally before asking again"),
+    "console_link_ttl_seconds": Doc("how long a one-time console sign-in link works (60 s to a day)"),
+    "console_idle_seconds": Doc("a console session ends after this long without a request"),
+    "console_max_seconds": Doc("a console session ends this long after sign-in, however busy (at most 30 days)"),
 }
 
 
@@ -399,6 +405,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("demand signals need a positive flush interval and buffer size")
     _check_suggest(settings)
     _check_request_limits(settings)
+    if not 60 <= settings.console_link_ttl_seconds <= 86_400 or not (
+            60 <= settings.console_idle_seconds <= settings.console_max_seconds <= 30 * 86_400):
+        raise SettingsError("console links live 60 s to a day; the idle timeout is at least 60 s and at most "
+                            "COMMERCE_CONSOLE_MAX_SECONDS (at most 30 days)")
     settings = _check_web(settings)
     if settings.usage_retention_months < 0 or 0 < settings.usage_retention_months * 28 <= settings.usage_backfill_days:
         raise SettingsError("COMMERCE_USAGE_RETENTION_MONTHS must be 0 (keep) or longer than "

@@ -444,3 +444,31 @@ def render_plan(base_revision: int, changes: Sequence[Change]) -> str:
             lines += [f"        account {o.account_id} user {o.user_id or '-'} on {o.price_id}"
                       for o in c.affected_owners]
     return "\n".join(lines)
+
+
+class MatrixCell(msgspec.Struct, frozen=True, kw_only=True):
+    module: str
+    role: str
+    effect: Effect
+    reason: str
+    policy: str | None
+    rule: int | None
+
+
+def matrix(live: Live, *, roles: Sequence[str], segment: str, region: str, currency: str | None) -> list[MatrixCell]:
+    """Availability of every module for one role at a time (nothing owned), decided as offers decide it."""
+    cells = []
+    for module in sorted(live.doc.modules, key=lambda m: (m.category, m.key)):
+        current = [lp for (mk, _), lp in sorted(live.prices.items()) if mk == module.key]
+        has_price = currency is None or not current or any(lp.price.currency == currency for lp in current)
+        for role in roles:
+            who = Audience(roles=frozenset({role}), segment=segment, region=region)
+            d = availability(live.doc, module, who, has_price=has_price)
+            cells.append(MatrixCell(module=module.key, role=role, effect=d.effect, reason=d.reason, policy=d.policy,
+                                    rule=d.rule))
+    return cells
+
+
+def roles_named(doc: CatalogDoc) -> list[str]:
+    """Every role the availability rules name, sorted."""
+    return sorted({r for p in doc.policies for rule in p.rules for r in rule.roles})

@@ -8,12 +8,14 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from app.deps import ClockDep, CurrentPrincipal, DbSession
+from app.errors import FieldError, ValidationFailed
 from app.idempotency import run_idempotent
 from app.params import CursorParam, Limit
 from app.schemas import decode_int_cursor, encode_cursor
 from catalog import service
 from catalog.schemas import (
     ApplyRead,
+    AvailabilityMatrix,
     CatalogSource,
     CategoryList,
     FeatureList,
@@ -42,6 +44,12 @@ CurrencyFilter = Annotated[str | None, Parameter(description="ISO 4217 currency"
 HistoryFlag = Annotated[bool, Parameter(description="Include superseded versions")]
 PriceId = Annotated[str, Parameter(description="Price version id (price_...)", pattern=r"^price_[0-9a-z]{26}$",
                                    max_length=40)]
+RolesParam = Annotated[str | None, Parameter(description="Comma-separated roles (default: the roles the rules name)",
+                                             pattern=r"^[a-z0-9_.,-]*$", max_length=1000)]
+SegmentParam = Annotated[str, Parameter(description="The account segment to evaluate for", pattern=r"^[a-z0-9_.-]*$",
+                                        max_length=60)]
+RegionParam = Annotated[str, Parameter(description="The account region to evaluate for", pattern=r"^[a-z0-9_.-]*$",
+                                       max_length=60)]
 RevisionNo = Annotated[int, Parameter(description="Catalog revision number", ge=1, le=1_000_000_000)]
 
 
@@ -81,6 +89,22 @@ class CatalogController(Controller):
           summary="The live catalog as a document (what plan/apply accept)")
     async def export(self, db_session: DbSession) -> CatalogDoc:
         return await service.export_document(db_session)
+
+    @get("/availability", opt={"scope": "catalog:read", "owner": "catalog"},
+         summary="The availability matrix: every module for each role, with the effect and its reason",
+         description="A user holding only that role and owning nothing, in an account of this segment and region "
+                     "(and currency: a module without a price in it is visible, not buyable), decided as "
+                     "GET /v1/offers decides. Roles default to those the policies' rules name.")
+    async def availability(self, request: Request[Any, Any, Any], db_session: DbSession, roles: RolesParam = None,
+                           segment: SegmentParam = "", region: RegionParam = "",
+                           currency: CurrencyFilter = None) -> AvailabilityMatrix:
+        repeated = sorted(k for k in set(request.query_params.keys()) if len(request.query_params.getall(k)) > 1)
+        if repeated:
+            raise ValidationFailed("Give each query parameter once; roles are comma-separated in one parameter.",
+                                   errors=[FieldError(field=f"query.{k}"[:60], message="repeated") for k in repeated])
+        wanted = sorted({r for r in roles.split(",") if r}) if roles else None  # a role no rule names: defaults
+        return await service.availability_matrix(db_session, roles=wanted, segment=segment, region=region,
+                                                 currency=currency)
 
     @get("/categories", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List categories")

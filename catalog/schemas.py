@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from app.schemas import Input, Output
-from catalog.domain import Change, Offer, PriceView, Unlock
+from catalog.domain import Change, MatrixCell, Offer, PriceView, Unlock
 from catalog.spec import CatalogDoc, Rule
 
 TomlSource = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$",
@@ -147,3 +147,23 @@ class OfferList(Output, frozen=True):
     currency: str
     revision: int
     data: list[Offer]
+
+
+class MatrixModule(Output, frozen=True):
+    key: str
+    name: str
+    category: str
+    status: str
+
+
+class AvailabilityMatrix(Output, frozen=True):
+    """Module x role: the effect and reason for a user with only that role (owning nothing) in an account of
+    this segment and region; the same evaluation as GET /v1/offers."""
+
+    revision: int
+    segment: str
+    region: str
+    currency: str | None
+    roles: list[str]
+    modules: list[MatrixModule]
+    cells: list[MatrixCell]

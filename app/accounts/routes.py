@@ -13,6 +13,8 @@ from app.accounts.schemas import (
     AccountPage,
     AccountRead,
     AccountUpsert,
+    ConsoleLinkCreate,
+    ConsoleLinkRead,
     Me,
     SessionTokenCreate,
     SessionTokenRead,
@@ -20,6 +22,7 @@ from app.accounts.schemas import (
     UserPage,
     UserRead,
     UserUpsert,
+    VendorConsoleLink,
 )
 from app.auth import UserPrincipal
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
@@ -123,6 +126,21 @@ class SessionController(Controller):
     ) -> SessionTokenRead:
         return await service.mint_session_token(
             db_session, data, principal=principal, settings=settings, clock=clock)
+
+    @post("/console-links", opt={"scope": "sessions:write", "owner": "account"}, status_code=201,
+          summary="Mint a one-time console sign-in link (a customer admin, or the vendor's staff)",
+          description="Single use, valid for minutes (COMMERCE_CONSOLE_LINK_TTL_SECONDS). Opening it starts a "
+                      "cookie session: a customer admin sees its own account at /admin/, the vendor's staff every "
+                      "account at /console/. Vendor links (console=vendor) need a global key.")
+    async def create_console_link(
+        self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+        settings: SettingsDep, clock: ClockDep, data: JSONBody[ConsoleLinkCreate],
+    ) -> ConsoleLinkRead:
+        path, expires_at = await service.mint_console_link(db_session, data, principal=principal, settings=settings,
+                                                           clock=clock)
+        url = str(request.base_url).rstrip("/") + path
+        kind = "vendor" if isinstance(data, VendorConsoleLink) else "admin"
+        return ConsoleLinkRead(console=kind, path=path, url=url, expires_at=expires_at)
 
     @get("/me", opt={"user_access": "self", "owner": "self"}, summary="Who the session token acts as")
     async def me(self, db_session: DbSession, principal: CurrentPrincipal) -> Me:

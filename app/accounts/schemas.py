@@ -116,3 +116,26 @@ class Me(Output, frozen=True):
     user: str
     roles: list[str]
     is_admin: bool
+
+
+class AdminConsoleLink(Input, tag_field="console", tag="admin"):
+    """A one-time sign-in link to the admin console for a customer admin of the account."""
+
+    account: ExternalId
+    user: ExternalId
+
+
+class VendorConsoleLink(Input, tag_field="console", tag="vendor"):
+    """A one-time sign-in link to the vendor console for a member of the vendor's staff (global keys only)."""
+
+    email: Email
+
+
+ConsoleLinkCreate = AdminConsoleLink | VendorConsoleLink
+
+
+class ConsoleLinkRead(Output, frozen=True):
+    console: str
+    path: Annotated[str, Meta(description="Open this path on the service (once, before expires_at) to sign in")]
+    url: str
+    expires_at: datetime

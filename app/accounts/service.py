@@ -11,22 +11,24 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, sessions, tokens
+from app import audit, console, sessions, tokens
 from app.accounts.models import Account, User
 from app.accounts.schemas import (
     AccountRead,
     AccountUpsert,
+    ConsoleLinkCreate,
     Me,
     SessionTokenCreate,
     SessionTokenRead,
     TokenRevocationRead,
     UserRead,
     UserUpsert,
+    VendorConsoleLink,
 )
-from app.auth import Principal, UserPrincipal
+from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
-from app.errors import Conflict, FieldError, NotFound, Unprocessable, ValidationFailed
+from app.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
@@ -297,3 +299,28 @@ async def describe_session(session: AsyncSession, principal: UserPrincipal) -> M
         raise NotFound("The user of this session token no longer exists.")
     return Me(account=account.external_id, user=user.external_id, roles=sorted(principal.roles),
               is_admin=principal.is_admin)
+
+
+SIGN_IN_PATHS = {"admin": "/admin/sign-in", "vendor": "/console/sign-in"}
+
+
+async def mint_console_link(session: AsyncSession, data: ConsoleLinkCreate, *, principal: Principal,
+                            settings: Settings, clock: Clock) -> tuple[str, datetime]:
+    """POST /v1/console-links: a one-time sign-in path for a customer admin or (global keys) the vendor's staff."""
+    policy = console.policy_of(settings)
+    if isinstance(data, VendorConsoleLink):
+        if not isinstance(principal, VendorPrincipal) or principal.account_ids is not None:
+            raise Forbidden("Vendor console links need a global API key (this key is bound to accounts).")
+        token, expires_at = await console.mint_link(session, kind="vendor", account_id=None, user_id=None,
+                                                    email=data.email, actor=principal.actor, policy=policy,
+                                                    clock=clock)
+        return f"{SIGN_IN_PATHS['vendor']}?token={token}", expires_at
+    account = await resolve_account(session, principal, data.account)
+    user = await resolve_user(session, principal, data.user, account=account)
+    if not set(user.roles) & set(settings.admin_roles):
+        raise console.NotAnAdmin(f"User {user.external_id!r} has none of the admin roles "
+                                 f"({', '.join(settings.admin_roles)}); only admins sign in to the admin console.")
+    token, expires_at = await console.mint_link(session, kind="admin", account_id=account.account_id,
+                                                user_id=user.user_id, email=user.email, actor=principal.actor,
+                                                policy=policy, clock=clock)
+    return f"{SIGN_IN_PATHS['admin']}?token={token}", expires_at

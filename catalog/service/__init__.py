@@ -11,6 +11,7 @@ from catalog.service._apply import (
 )
 from catalog.service._live import current_revision, load_live, price_owners
 from catalog.service._reads import (
+    availability_matrix,
     current_prices,
     evaluate_availability,
     export_document,
@@ -30,9 +31,30 @@ from catalog.service._reads import (
 )
 
 __all__ = [
-    "ApplyResult", "PlanResult", "apply_document", "current_prices", "current_revision", "document_sha256",
-    "evaluate_availability", "export_document", "get_feature", "get_module", "get_policy", "get_price",
-    "get_revision", "list_categories", "list_features", "list_modules", "list_policies", "list_prices",
-    "list_revisions", "load_live", "modules_granting", "offers_for", "parse_source",
-    "plan_document", "price_owners",
+    "ApplyResult",
+    "PlanResult",
+    "apply_document",
+    "availability_matrix",
+    "current_prices",
+    "current_revision",
+    "document_sha256",
+    "evaluate_availability",
+    "export_document",
+    "get_feature",
+    "get_module",
+    "get_policy",
+    "get_price",
+    "get_revision",
+    "list_categories",
+    "list_features",
+    "list_modules",
+    "list_policies",
+    "list_prices",
+    "list_revisions",
+    "load_live",
+    "modules_granting",
+    "offers_for",
+    "parse_source",
+    "plan_document",
+    "price_owners",
 ]

@@ -20,8 +20,10 @@ from catalog.models import (
     CatalogRevision,
 )
 from catalog.schemas import (
+    AvailabilityMatrix,
     CategoryRead,
     FeatureRead,
+    MatrixModule,
     ModuleRead,
     OfferList,
     PolicyRead,
@@ -212,3 +214,16 @@ async def offers_for(session: AsyncSession, user: User, *, owned: frozenset[str]
                      segment=account.segment, region=account.region, currency=account.currency,
                      revision=live.revision, data=domain.offers(live, who, currency=account.currency,
                                                        trials_used=trials_used))
+
+
+async def availability_matrix(session: AsyncSession, *, roles: list[str] | None, segment: str, region: str,
+                              currency: str | None) -> AvailabilityMatrix:
+    """GET /v1/catalog/availability: every module for each role (default: the roles the rules name)."""
+    live = await load_live(session)
+    wanted = roles if roles else domain.roles_named(live.doc)
+    modules = [MatrixModule(key=m.key, name=m.name, category=m.category, status=m.status)
+               for m in sorted(live.doc.modules, key=lambda m: (m.category, m.key))]
+    return AvailabilityMatrix(revision=live.revision, segment=segment, region=region, currency=currency,
+                              roles=wanted, modules=modules,
+                              cells=domain.matrix(live, roles=wanted, segment=segment, region=region,
+                                                  currency=currency))

@@ -37,6 +37,11 @@ PUBLIC_ALLOWLIST = {
     # the widget's static files and its public configuration (nothing account-specific, nothing secret)
     ("GET", "/widget/v1/widget.js"), ("GET", "/widget/v1/manifest.json"), ("GET", "/widget/v1/config.json"),
     ("GET", "/widget/v1/{build}/{name}"),
+    # the consoles: sign-in by a one-time link, static files, and page shells that authenticate by the console
+    # cookie themselves (the same principal as the API's); every figure on them comes from the API, walked below
+    ("GET", "/admin/sign-in"), ("POST", "/admin/sign-in"), ("GET", "/console/sign-in"), ("POST", "/console/sign-in"),
+    ("POST", "/console-sign-out"), ("GET", "/console-signed-out"), ("GET", "/console-assets/{build}/{name}"),
+    ("GET", "/admin"), ("GET", "/admin/{page}"), ("GET", "/console"), ("GET", "/console/{page}"),
 }
 
 
@@ -58,6 +63,7 @@ class World:
     keys_write_key: str = ""  # a global vendor key holding only 'keys:write'
     revoke_target: str = ""  # a global key holding every scope, that minting checks try to revoke
     extra: dict[str, str] = field(default_factory=dict)  # ids of A's objects created per parameter
+    b_admin_console: tuple[str, str] | None = None  # B's admin signed in to the admin console: (cookie, CSRF token)
 
 
 # How to name A's object for each parameter name (path or required query parameter).
@@ -87,6 +93,7 @@ PARAM_VALUES: dict[str, Callable[[World], str]] = {
     # a suggestion shown to A's user when the gate has one, else a well-formed id (B gets 404 either way)
     "suggestion_id": lambda w: w.extra.get("suggestion_id", "sug_" + "0" * 26),
     "grant_id": lambda w: w.extra.get("grant_id", "grt_" + "0" * 26),
+    "page": lambda w: "budgets",  # console pages: public shells (allow-listed); their data is the API's
 }
 
 MUTATIONS = ("POST", "PUT", "PATCH", "DELETE")
@@ -102,6 +109,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/accounts"): {"external_id": "{account}", "name": "Renamed by B"},
     ("POST", "/v1/accounts/{account}/users"): {"external_id": "{user}", "roles": ["admin"]},
     ("POST", "/v1/session-tokens"): {"account": "{account}", "user": "{user}"},
+    ("POST", "/v1/console-links"): {"console": "admin", "account": "{account}", "user": "{user}"},
     ("POST", "/v1/api-keys"): {"name": "made-by-b", "scopes": ["accounts:read"]},
     ("POST", "/v1/accounts/{account}/budgets"): {"name": "B's", "currency": "USD", "amount_minor": 100,
                                                  "cost_center": "rnd"},
@@ -186,8 +194,14 @@ def plan_calls(app: Litestar, world: World, required_query: dict[tuple[str, str]
     return calls, problems
 
 
+CONSOLE = "console:"  # a token starting so is B's console session (cookie and CSRF token), not a bearer token
+
+
 async def _send(client: Any, call: Call, token: str | None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if token and token.startswith(CONSOLE):
+        cookie, csrf = token.removeprefix(CONSOLE).split(" ", 1)
+        headers = {"Cookie": f"commerce_console={cookie}", "X-CSRF-Token": csrf}
     headers["Idempotency-Key"] = f"gate-{next(_idem)}"  # money routes need one; the others ignore it
     return await client.request(call.method, call.url, json=call.body, headers=headers)
 
@@ -207,7 +221,8 @@ async def check_isolation(client: Any, app: Litestar, world: World,
         owner, access, scope = call.opt["owner"], call.opt.get("user_access"), call.opt.get("scope")
         if owner == "public":
             continue
-        for who, token in (("B's admin", world.b_admin_token), ("B's end user", world.b_user_token)):
+        console = [("B's admin", f"{CONSOLE}{' '.join(world.b_admin_console)}")] if world.b_admin_console else []
+        for who, token in (("B's admin", world.b_admin_token), ("B's end user", world.b_user_token), *console):
             r = await _send(client, call, token)
             if access is None:
                 allowed = {403}
@@ -218,7 +233,8 @@ async def check_isolation(client: Any, app: Litestar, world: World,
             else:
                 allowed = {404}
             if r.status_code not in allowed:
-                problems.append(f"{where}: {who} got {r.status_code}, expected one of {sorted(allowed)}")
+                how = " (console session)" if token.startswith(CONSOLE) else ""
+                problems.append(f"{where}: {who}{how} got {r.status_code}, expected one of {sorted(allowed)}")
             if leaked := _leaks(r.text, world, call):
                 problems.append(f"{where}: {who} received account A's data {leaked}")
         if scope:
@@ -227,6 +243,19 @@ async def check_isolation(client: Any, app: Litestar, world: World,
                 problems.append(f"{where}: a key without {scope!r} got {r.status_code}, expected 403")
         problems += await _bound_key_walk(client, call, world)
         problems += await _read_only_walk(client, call, world)
+    return problems + await _console_pages(client, world)
+
+
+async def _console_pages(client: Any, world: World) -> list[str]:
+    """B's admin in the console opens neither A's admin pages nor any vendor page."""
+    if not world.b_admin_console:
+        return []
+    headers = {"Cookie": f"commerce_console={world.b_admin_console[0]}"}
+    problems = []
+    for url in (f"/admin/budgets?account={world.a_account}", "/console/catalog", "/console/accounts"):
+        r = await client.get(url, headers=headers)
+        if r.status_code != 403 or _leaks(r.text, world, Call("GET", url, url, None, {})):
+            problems.append(f"GET {url}: B's admin (console session) got {r.status_code}, expected 403")
     return problems
 
 

@@ -36,6 +36,8 @@ GLOBAL_TABLES: dict[str, str] = {
     "catalog_policies": "the vendor's catalog (reference table when sharded)",
     "stripe_events": "Stripe's event ids are global; an event is matched to accounts by its handlers",
     "rate_limit_counters": "keyed by the caller (API key or user), like idempotency keys; ephemeral (UNLOGGED)",
+    "console_links": "sign-in links of vendor staff (no account) and customer admins; carry account_id if any",
+    "console_sessions": "console sessions of vendor staff (no account) and customer admins; carry account_id if any",
     "rate_limit_nodes": "the app processes writing rate-limit counters; no account data",
     "job_runs": "the deployment's scheduled jobs (operations, no account data)",
 }

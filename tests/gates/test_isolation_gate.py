@@ -54,6 +54,7 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
     # a real grant (a seat pool) of A, so the grant routes are tried against an object that exists
     pool = (await client.post(f"/v1/accounts/{a.account}/grants", headers=bearer(key), json={
         "module": "nl_query", "source_ref": "gate-pool", "seats": 5})).json()
+    console = await _console_session(client, key, b.account, b.admin)
     secrets = [acc["id"], acc["name"], *[u["id"] for u in users], budget["id"], budget["name"], "777777",
                victim["name"]]
     return World(
@@ -63,8 +64,25 @@ async def build_world(client: AsyncTestClient[Any], sessionmaker: Any, clock: Fr
         read_only_key=await make_key(sessionmaker, clock, scopes=",".join(s for s in SCOPES if s.endswith(":read"))),
         keys_write_key=await make_key(sessionmaker, clock, scopes="keys:write"),
         revoke_target=await make_key(sessionmaker, clock, name="revoke-target"),
+        b_admin_console=console,
         extra={"key_id": victim["id"], "budget_id": budget["id"], "payment_method_id": card, "grant_id": pool["id"],
                **purchase})
+
+
+async def _console_session(client: AsyncTestClient[Any], key: str, account: str, admin: str) -> tuple[str, str]:
+    """The admin signed in to the admin console by a one-time link: its cookie and CSRF token (the client keeps
+    no cookie: every other call of the gate carries only what it means to)."""
+    import re
+
+    path = (await client.post("/v1/console-links", json={"console": "admin", "account": account, "user": admin},
+                              headers=bearer(key))).json()["path"]
+    r = await client.post("/admin/sign-in", data={"token": path.split("token=")[1]}, follow_redirects=False)
+    cookie = r.cookies["commerce_console"]
+    page = await client.get("/admin/budgets", headers={"Cookie": f"commerce_console={cookie}"})
+    client.cookies.clear()
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert csrf is not None, page.text
+    return cookie, csrf.group(1)
 
 
 async def _bound_key(client: AsyncTestClient[Any], key: str, name: str, account: str,
