@@ -1,0 +1,116 @@
+"""Set-based usage writes: a batch is COPYed (binary) into a per-connection temporary staging table, then one
+statement merges it: claims the event ids, stores the new events, adds their usage to the period counters and
+their attempts to the daily demand signals, and answers which staged rows were not new.
+
+Why: per-event work in Python and large array parameters cost more than PostgreSQL's own work; COPY is the
+cheapest way in, and one data-modifying statement keeps a batch atomic and idempotent per event id (the key
+table decides what is new, as before). Counter and signal rows are upserted in key order, so concurrent batches
+touching the same counters lock them in the same order and never deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from entitlements.domain import CatalogView, counter_period, period_bounds
+
+STAGE = "ent_usage_stage"
+STAGE_COLUMNS = ("n", "a", "e", "u", "f", "k", "q", "o", "p", "pe", "pr", "dn")
+
+# ON COMMIT DELETE ROWS: nothing staged outlives its transaction; the merge also consumes what it reads, so
+# several batches in one transaction (an import) never see each other's rows.
+_STAGE_TABLE = text("""
+    CREATE TEMP TABLE IF NOT EXISTS ent_usage_stage (
+        n integer NOT NULL, a text NOT NULL, e text NOT NULL, u text NOT NULL, f text NOT NULL, k text NOT NULL,
+        q bigint NOT NULL, o timestamptz NOT NULL, p timestamptz NOT NULL, pe timestamptz NOT NULL, pr text,
+        dn boolean NOT NULL
+    ) ON COMMIT DELETE ROWS
+""")
+
+_MERGE = text("""
+    WITH s AS (
+        DELETE FROM ent_usage_stage RETURNING *
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    ), new AS (
+        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
+    ), stored AS (
+        INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
+                                      period_start, properties, recorded_at)
+        SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now FROM new
+    ), counted AS (
+        INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+        SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
+         GROUP BY a, u, f, p ORDER BY a, u, f, p
+        ON CONFLICT (account_id, user_id, feature, period_start)
+        DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+    ), signalled AS (
+        INSERT INTO ent_demand_signals (account_id, user_id, feature, day, denied_checks, attempts, last_at)
+        SELECT a, u, f, CAST(o AT TIME ZONE 'UTC' AS date), CAST(sum(CASE WHEN dn THEN q ELSE 0 END) AS bigint),
+               CAST(sum(CASE WHEN dn THEN 0 ELSE q END) AS bigint), :now
+          FROM new WHERE k = 'attempt'
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (account_id, user_id, feature, day)
+        DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
+                      attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
+                      last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
+    )
+    SELECT s.n FROM s
+     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedEvent:
+    """One event to merge (ids are internal ones; ``properties`` is JSON text or None)."""
+
+    account_id: str
+    event_id: str
+    user_id: str
+    feature: str
+    kind: str  # usage | attempt
+    quantity: int
+    occurred_at: datetime
+    properties: str | None = None
+    denied: bool = False  # an attempt that was a denied check
+
+
+class Periods:
+    """Counter period bounds per (feature, UTC day): a batch computes each a few times, not once per event."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self.view = view
+        self._memo: dict[tuple[str, date], tuple[datetime, datetime]] = {}
+
+    def of(self, feature: str, at: datetime) -> tuple[datetime, datetime]:
+        key = (feature, at.astimezone(UTC).date())  # a period always starts on a UTC day boundary
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = period_bounds(counter_period(self.view.features[feature]), at)
+        return hit
+
+
+async def merge_events(session: AsyncSession, events: list[StagedEvent], *, periods: Periods,
+                       now: datetime) -> set[int]:
+    """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new."""
+    if not events:
+        return set()
+    records: list[tuple[Any, ...]] = []
+    for i, ev in enumerate(events):
+        start, end = periods.of(ev.feature, ev.occurred_at)
+        records.append((i, ev.account_id, ev.event_id, ev.user_id, ev.feature, ev.kind, ev.quantity,
+                        ev.occurred_at, start, end, ev.properties, ev.denied))
+    await session.execute(_STAGE_TABLE)
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None, "an open session has a driver connection"
+    await driver.copy_records_to_table(STAGE, records=records, columns=STAGE_COLUMNS)
+    return set((await session.scalars(_MERGE, {"now": now})).all())
