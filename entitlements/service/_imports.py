@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,8 +30,7 @@ class PastGrant:
     ends_at: datetime | None
 
 
-@dataclass(frozen=True)
-class PastEvent:
+class PastEvent(NamedTuple):
     account_id: str
     user_id: str
     event_id: str
@@ -76,6 +76,7 @@ async def import_events(session: AsyncSession, events: list[PastEvent], *, view:
     staged = [StagedEvent(a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at.astimezone(UTC),
                           None, ev.denied) for (a, eid), ev in unique.items()]
     old = await merge_events(session, staged, periods=Periods(view), now=now)
-    new = [st for i, st in enumerate(staged) if i not in old]
-    await record_changes(session, sorted({(st.account_id, st.user_id) for st in new if st.kind == "usage"}))
-    return {st.account_id for st in new}
+    accounts = {st.account_id for i, st in enumerate(staged) if i not in old}
+    # one change per account, not per user: an import touches most users of the accounts it names
+    await record_changes(session, [(a, None) for a in sorted(accounts)])
+    return accounts

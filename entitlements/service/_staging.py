@@ -10,9 +10,8 @@ touching the same counters lock them in the same order and never deadlock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,9 +67,9 @@ _MERGE = text("""
 """)
 
 
-@dataclass(frozen=True, slots=True)
-class StagedEvent:
-    """One event to merge (ids are internal ones; ``properties`` is JSON text or None)."""
+class StagedEvent(NamedTuple):
+    """One event to merge (ids are internal ones; ``properties`` is JSON text or None). A tuple: a batch
+    builds thousands of them."""
 
     account_id: str
     event_id: str
@@ -103,11 +102,8 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new."""
     if not events:
         return set()
-    records: list[tuple[Any, ...]] = []
-    for i, ev in enumerate(events):
-        start, end = periods.of(ev.feature, ev.occurred_at)
-        records.append((i, ev.account_id, ev.event_id, ev.user_id, ev.feature, ev.kind, ev.quantity,
-                        ev.occurred_at, start, end, ev.properties, ev.denied))
+    of = periods.of
+    records: list[tuple[Any, ...]] = [(i, *ev[:7], *of(ev[3], ev[6]), *ev[7:]) for i, ev in enumerate(events)]
     await session.execute(_STAGE_TABLE)
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
