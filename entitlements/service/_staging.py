@@ -96,6 +96,6 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     of = periods.of
     bounds = [of(ev[3], ev[6]) for ev in events]
     columns = [list(c) for c in zip(*events, strict=True)]
-    params = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
+    params: dict[str, object] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
     params |= {"n": list(range(len(events))), "p": [b[0] for b in bounds], "pe": [b[1] for b in bounds], "now": now}
     return set((await session.scalars(_MERGE, params)).all())
