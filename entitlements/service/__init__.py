@@ -1,6 +1,7 @@
 """Entitlement use cases (never commit: the caller's transaction does)."""
 
 import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
+from entitlements.service._alerts import alert_limits_near, alert_unused, sweep_alerts
 from entitlements.service._grants import (
     Source,
     assign_seat,
@@ -44,6 +45,8 @@ __all__ = [
     "account_usage_series",
     "active_features",
     "add_signals",
+    "alert_limits_near",
+    "alert_unused",
     "assign_seat",
     "carry_seats",
     "catalog_view",
@@ -72,6 +75,7 @@ __all__ = [
     "revoke_by_source",
     "start_trial",
     "sweep",
+    "sweep_alerts",
     "unassign_seat",
     "usage_history",
     "usage_history_rows",
