@@ -2,14 +2,15 @@
 
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
 ``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
-read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series`` and
-``active_features``).
+read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series``,
+``active_features`` and, per request, ``user_activity``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
     PastEvent,
     PastGrant,
+    UserActivity,
     account_holdings,
     account_usage_series,
     active_features,
@@ -29,12 +30,14 @@ from entitlements.service import (
     revoke_by_source,
     usage_history_rows,
     usage_series,
+    user_activity,
 )
 
 __all__ = [
     "Grant",
     "PastEvent",
     "PastGrant",
+    "UserActivity",
     "account_holdings",
     "account_usage_series",
     "active_features",
@@ -54,4 +57,5 @@ __all__ = [
     "revoke_by_source",
     "usage_history_rows",
     "usage_series",
+    "user_activity",
 ]

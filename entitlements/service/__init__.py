@@ -20,6 +20,7 @@ from entitlements.service._grants import (
 )
 from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
+    UserActivity,
     account_holdings,
     account_usage_series,
     active_features,
@@ -30,6 +31,7 @@ from entitlements.service._insights import (
     recent_grants,
     usage_history_rows,
     usage_series,
+    user_activity,
 )
 from entitlements.service._offers import user_offers
 from entitlements.service._partitions import drop_expired, ensure_partitions, is_partition
@@ -41,6 +43,7 @@ __all__ = [
     "PastEvent",
     "PastGrant",
     "Source",
+    "UserActivity",
     "account_holdings",
     "account_usage_series",
     "active_features",
@@ -80,5 +83,6 @@ __all__ = [
     "usage_history",
     "usage_history_rows",
     "usage_series",
+    "user_activity",
     "user_offers",
 ]

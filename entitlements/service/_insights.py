@@ -8,9 +8,11 @@ user or time window) and served by the tables' primary keys or indexes.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, or_, select
+import msgspec
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from entitlements.models import DemandSignal, Grant, SeatAssignment, UsageCounter
@@ -160,3 +162,54 @@ async def recent_grants(session: AsyncSession, account_id: str, user_id: str, *,
         Grant.account_id == account_id, or_(Grant.user_id == user_id, Grant.user_id.is_(None)),
         Grant.starts_at >= since, Grant.starts_at <= now))
     return frozenset(rows)
+
+
+@dataclass(frozen=True)
+class UserActivity:
+    """What the suggestion engine reads of one user here, in one round trip (see ``user_activity``)."""
+
+    demand: dict[str, list[tuple[date, int, int]]]  # feature -> [(UTC day, denied checks, attempts)], oldest first
+    usage: dict[str, list[tuple[datetime, datetime, int]]]  # feature -> [(period start, end, used)], oldest first
+    recent: frozenset[str]  # modules granted to the user or the account from ``recent_since`` on (any source)
+    bought: frozenset[str]  # modules of the user's own active grants of the given sources
+
+
+# One statement, four bounded reads (each by its table's primary key prefix), answered as JSON arrays: the
+# request pays one round trip instead of four, and no ORM row building.
+_ACTIVITY = text("""
+    SELECT CAST((SELECT coalesce(json_agg(json_build_array(feature, day, denied_checks, attempts)
+                                          ORDER BY feature, day), '[]')
+                   FROM ent_demand_signals WHERE account_id = :a AND user_id = :u AND day >= :demand_since) AS text),
+           CAST((SELECT coalesce(json_agg(json_build_array(feature, period_start, period_end, used)
+                                          ORDER BY feature, period_start), '[]')
+                   FROM ent_usage_counters WHERE account_id = :a AND user_id = :u AND period_end > :usage_since)
+                AS text),
+           CAST((SELECT coalesce(json_agg(DISTINCT module), '[]') FROM ent_grants
+                  WHERE account_id = :a AND (user_id = :u OR user_id IS NULL) AND starts_at >= :recent_since
+                    AND starts_at <= :now) AS text),
+           CAST((SELECT coalesce(json_agg(DISTINCT module), '[]') FROM ent_grants
+                  WHERE account_id = :a AND user_id = :u AND source = ANY(CAST(:sources AS text[]))
+                    AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
+                    AND (revoked_at IS NULL OR revoked_at > :now)) AS text)
+""")
+_DEMAND = msgspec.json.Decoder(list[tuple[str, date, int, int]])
+_USAGE = msgspec.json.Decoder(list[tuple[str, datetime, datetime, int]])
+_MODULES = msgspec.json.Decoder(list[str])
+
+
+async def user_activity(session: AsyncSession, account_id: str, user_id: str, *, now: datetime, demand_since: date,
+                        usage_since: datetime, recent_since: datetime, sources: tuple[str, ...],
+                        ) -> UserActivity:
+    """``demand_by_day``, ``usage_series``, ``recent_grants`` and ``account_holdings(own_only, sources)`` of one
+    user, read in one statement."""
+    row = (await session.execute(_ACTIVITY, {
+        "a": account_id, "u": user_id, "now": now, "demand_since": demand_since, "usage_since": usage_since,
+        "recent_since": recent_since, "sources": list(sources)})).one()
+    demand: dict[str, list[tuple[date, int, int]]] = defaultdict(list)
+    for feature, day, denied, attempts in _DEMAND.decode(row[0]):
+        demand[feature].append((day, denied, attempts))
+    usage: dict[str, list[tuple[datetime, datetime, int]]] = defaultdict(list)
+    for feature, start, end, used in _USAGE.decode(row[1]):
+        usage[feature].append((start, end, used))
+    return UserActivity(demand=dict(demand), usage=dict(usage), recent=frozenset(_MODULES.decode(row[2])),
+                        bought=frozenset(_MODULES.decode(row[3])))
