@@ -3,11 +3,12 @@
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
 ``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
 read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series``,
-``active_features`` and, per request, ``user_activity``).
+``active_features``, ``holdings_by_role`` for recounts and, per request, ``user_activity``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
+    HoldingsByRole,
     PastEvent,
     PastGrant,
     UserActivity,
@@ -21,6 +22,7 @@ from entitlements.service import (
     find_by_source,
     grant,
     grant_history,
+    holdings_by_role,
     import_events,
     import_grants,
     mark_trial_converted,
@@ -35,6 +37,7 @@ from entitlements.service import (
 
 __all__ = [
     "Grant",
+    "HoldingsByRole",
     "PastEvent",
     "PastGrant",
     "UserActivity",
@@ -48,6 +51,7 @@ __all__ = [
     "find_by_source",
     "grant",
     "grant_history",
+    "holdings_by_role",
     "import_events",
     "import_grants",
     "mark_trial_converted",

@@ -20,6 +20,7 @@ from entitlements.service._grants import (
 )
 from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
+    HoldingsByRole,
     UserActivity,
     account_holdings,
     account_usage_series,
@@ -28,6 +29,7 @@ from entitlements.service._insights import (
     demand_history,
     demand_signals,
     grant_history,
+    holdings_by_role,
     recent_grants,
     usage_history_rows,
     usage_series,
@@ -40,6 +42,7 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
+    "HoldingsByRole",
     "PastEvent",
     "PastGrant",
     "Source",
@@ -63,6 +66,7 @@ __all__ = [
     "grant",
     "grant_history",
     "grant_reads",
+    "holdings_by_role",
     "import_events",
     "import_grants",
     "invalidate",
