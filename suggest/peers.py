@@ -27,6 +27,7 @@ from suggest.models import PairStat, PeerStat, RoleStat, StatsRefresh
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
 SEGMENT_TTL = timedelta(seconds=60)
+RECOUNT_DELAY_SECONDS = 0.5  # a background recount starts after the request that noticed it has been answered
 ALL = "*"  # the role row that counts every user of an account (or segment)
 
 
@@ -187,6 +188,7 @@ class Refresher:
 
     async def _run(self, sessionmaker: async_sessionmaker[AsyncSession], account_id: str) -> None:
         try:
+            await asyncio.sleep(RECOUNT_DELAY_SECONDS)
             async with sessionmaker() as session, session.begin():
                 await refresh_account(session, account_id, now=self.clock.now(), unused_days=self.unused_days)
             self.segments.clear()  # this process re-reads its segments' sums after a recount
