@@ -12,6 +12,7 @@ import sys
 
 BENCHES = [
     "bench.entitlements_bench",
+    "bench.ingest_bench",
     "bench.purchase_bench",
     "bench.webhooks_bench",
     "bench.ratelimit_bench",
