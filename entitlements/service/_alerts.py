@@ -31,7 +31,8 @@ ALERT_BATCH = 1000
 LOOKBACK = timedelta(days=1)
 
 # Summed limits per candidate in SQL, as ``resolve`` sums them: every active grant reaching the user (its own,
-# account-wide, an assigned seat) adds its module's limit for the feature once.
+# account-wide, an assigned seat) adds its module's limit for the feature once. The batch bounds what is told,
+# not what is looked at: users far from their own (larger) limits never crowd out those near theirs.
 _NEAR = text("""
     WITH ml AS (
         SELECT * FROM unnest(CAST(:mm AS text[]), CAST(:mf AS text[]), CAST(:ml AS bigint[])) AS t(module, feature, lim)
@@ -46,7 +47,6 @@ _NEAR = text("""
         SELECT cand.* FROM cand
          WHERE NOT EXISTS (SELECT 1 FROM ent_usage_alerts a WHERE a.account_id = cand.account_id
                               AND a.kind = 'usage.limit_near' AND a.subject = cand.subject AND a.closed_at IS NULL)
-         ORDER BY cand.account_id, cand.subject LIMIT :batch
     ), lim AS (
         SELECT f.account_id, f.subject, sum(ml.lim) AS lim
           FROM fresh f
@@ -62,6 +62,7 @@ _NEAR = text("""
     SELECT f.account_id, f.user_id, f.feature, f.period_start, f.period_end, f.used, CAST(lim.lim AS bigint), f.subject
       FROM fresh f JOIN lim ON lim.account_id = f.account_id AND lim.subject = f.subject
      WHERE lim.lim > 0 AND f.used * 100 >= :pct * lim.lim
+     ORDER BY f.account_id, f.subject LIMIT :batch
 """)
 
 _OPEN = text("""
