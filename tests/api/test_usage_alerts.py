@@ -102,3 +102,21 @@ async def test_unused_is_told_once_per_idle_spell_of_a_paid_module(
     await wiring.unused_alerts(clock.now())
     users = [e["user_id"] for e in await outbox(sessionmaker, "entitlement.unused")]
     assert len(users) == 4 and users.count(ana.user_id) == 2
+
+
+async def test_two_sweeps_at_once_tell_an_episode_once(
+        client: AsyncTestClient[Any], key: str, sessionmaker: Any, clock: FrozenClock) -> None:  # noqa: F811
+    import asyncio
+
+    from entitlements.service import alert_limits_near, catalog_view
+
+    await grant(client, key, "acme", module="reports_basic", user="acme-ana", source_ref="ln3")
+    await use(client, key, "acme-ana", "reports", 45, "d1")
+
+    async def sweep() -> int:
+        async with sessionmaker() as s, s.begin():  # its own connection and transaction
+            return await alert_limits_near(s, view=await catalog_view(s), clock=clock)
+
+    told = await asyncio.gather(sweep(), sweep())
+    assert sorted(told) == [0, 1]
+    assert len(await outbox(sessionmaker, "usage.limit_near")) == 1
