@@ -49,14 +49,16 @@ def account_read(a: Account) -> AccountRead:
         id=a.account_id, external_id=a.external_id, name=a.name, segment=a.segment, region=a.region,
         currency=a.currency, discount_bps=a.discount_bps, payment_terms_days=a.payment_terms_days,
         sales_team=a.sales_team, sales_rep=a.sales_rep, allowed_origins=list(a.allowed_origins),
-        billing_address=a.billing_address, tax_ids=list(a.tax_ids), tax_status=a.tax_status, created_at=a.created_at, updated_at=a.updated_at,
+        billing_address=a.billing_address, tax_ids=list(a.tax_ids), tax_status=a.tax_status,
+        created_at=a.created_at, updated_at=a.updated_at,
     )
 
 
 def user_read(u: User, account_external_id: str) -> UserRead:
     return UserRead(
         id=u.user_id, account=account_external_id, external_id=u.external_id, email=u.email, name=u.name,
-        roles=list(u.roles), cost_center=u.cost_center, billing_country=u.billing_country, created_at=u.created_at, updated_at=u.updated_at,
+        roles=list(u.roles), cost_center=u.cost_center, billing_country=u.billing_country,
+        created_at=u.created_at, updated_at=u.updated_at,
     )
 
 
