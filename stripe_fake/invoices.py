@@ -46,8 +46,8 @@ def create_invoice(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
     if (_str(p, "pending_invoice_items_behavior") or "exclude") == "include":
         items = [i for i in fake.of_kind("invoiceitem") if i["customer"] == customer_id and i["invoice"] is None]
     currency = (_str(p, "currency") or (items[0]["currency"] if items else "usd")).lower()
-    auto = p.get("automatic_tax") if isinstance(p.get("automatic_tax"), dict) else {}
-    automatic = _bool(auto, "enabled")
+    auto = p.get("automatic_tax")
+    automatic = _bool(auto if isinstance(auto, dict) else {}, "enabled")
     if automatic and not (customer.get("address") or {}).get("country"):
         raise invalid("Automatic tax needs the customer's address (customer_tax_location_invalid).",
                       param="automatic_tax[enabled]", code="customer_tax_location_invalid")

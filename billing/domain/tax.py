@@ -25,6 +25,12 @@ OVERRIDES: dict[TaxStatus, str] = {"taxable": "none", "exempt": "customer_exempt
 CUSTOMER_EXEMPT: dict[TaxStatus, str] = {"taxable": "none", "exempt": "exempt", "reverse_charge": "reverse"}
 
 
+NOT_CONFIGURED = ("Tax was not computed: Stripe Tax is not configured on this service; the amounts are the "
+                  "catalog prices as declared (exclusive prices: tax may be due on top).")
+NO_ADDRESS = ("Tax was not computed: the account has no billing address (and the buyer no billing country); "
+              "the vendor sets it on the account (billing_address).")
+
+
 class TaxLine(msgspec.Struct, kw_only=True, frozen=True):
     """Tax of one jurisdiction at one rate, summed over a quote's lines."""
 
@@ -156,3 +162,10 @@ def reversal_minor(*, refund_minor: int, charged_minor: int, tax_minor: int) -> 
     if refund_minor == charged_minor:
         return tax_minor
     return round_half_up(Fraction(tax_minor * refund_minor, charged_minor))
+
+
+def net_share(amount_minor: int, *, charged_minor: int, tax_minor: int | None) -> int:
+    """The part of an amount of a taxed charge that is not tax (sales credit is booked net of tax)."""
+    if not tax_minor or charged_minor <= 0:
+        return amount_minor
+    return round_half_up(Fraction(amount_minor * (charged_minor - tax_minor), charged_minor))

@@ -38,7 +38,7 @@ from billing.service import _invoices as invoices
 from billing.service import _payments as payments
 from billing.service import _renewals as renewals
 from billing.service._orders import load_order, refund_budget_order
-from billing.stripe import cards, inbound
+from billing.stripe import cards, inbound, tax_flows
 from billing.stripe.errors import (
     AuthenticationRequired,
     CardDeclined,
@@ -187,7 +187,9 @@ async def settle(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: Ca
     if outcome is None:
         outcome = await charge(gateway, payment)
     async with sessionmaker() as session, session.begin():
-        return await payments.record_outcome(session, payment, outcome, clock=clock)
+        order = await payments.record_outcome(session, payment, outcome, clock=clock)
+    await tax_flows.after_payment(sessionmaker, gateway, order)  # the tax transaction of the charged gross
+    return order
 
 
 async def pay_order(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal, order_id: str, *,
@@ -232,6 +234,8 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
                                         else "failed", reason=sent.failure_reason)
         else:  # pending (or requires_action): Stripe's refund.updated event settles it
             await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
+    if sent.status == "succeeded":
+        await tax_flows.after_refund(sessionmaker, gateway, refund)  # its share of the tax goes back too
 
 
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
@@ -456,4 +460,7 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
             counts["errors"] += 1
     done, failed = await inbound.reprocess_pending(sessionmaker, gateway, clock=clock)
     counts["events_reprocessed"], counts["errors"] = done, counts["errors"] + failed
+    taxed = await tax_flows.reconcile_tax(sessionmaker, gateway)
+    counts["tax_transactions"], counts["tax_reversals"] = taxed["tax_transactions"], taxed["tax_reversals"]
+    counts["errors"] += taxed["tax_errors"]
     return counts
