@@ -331,6 +331,8 @@ class StatementLineRead(Output, frozen=True):
     captured_minor: int
     refunded_minor: int
     net_minor: int
+    tax_minor: Annotated[int | None, Meta(description="The invoice's tax on this line (None: not invoiced with "
+                                                      "tax)")] = None
 
 
 class StatementRead(Output, frozen=True):
@@ -345,6 +347,10 @@ class StatementRead(Output, frozen=True):
     status: str
     stripe_invoice_id: str | None
     created_at: datetime
+    tax_minor: Annotated[int | None, Meta(description="The invoice's tax, Stripe Tax's automatic tax (None: not "
+                                                      "invoiced with tax)")] = None
+    reverse_charge: Annotated[bool, Meta(description="The invoice says reverse charge: the customer accounts for "
+                                                     "the VAT")] = False
 
 
 class CloseRead(Output, frozen=True):

@@ -160,3 +160,14 @@ def pay_invoice(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
     else:
         fake.emit("invoice.payment_failed", _public(invoice))
     return _public(copy.deepcopy(invoice))
+
+
+def list_invoice_lines(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
+    """An invoice's lines, a page of ``limit`` after ``starting_after``."""
+    lines = _invoice(fake, ids[0])["lines"]["data"]
+    after = _str(p, "starting_after")
+    start = next((i + 1 for i, line in enumerate(lines) if line["id"] == after), 0) if after else 0
+    limit = _int(p, "limit") or 10
+    page = lines[start:start + limit]
+    return {"object": "list", "data": copy.deepcopy(page), "has_more": start + limit < len(lines),
+            "url": f"/v1/invoices/{ids[0]}/lines"}

@@ -43,6 +43,7 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/invoiceitems", inv.create_invoice_item, "InvoiceItemCreateParams"),
     _r("POST", "/v1/invoices", inv.create_invoice, "InvoiceCreateParams"),
     _r("GET", "/v1/invoices/{id}", inv.get_invoice, "InvoiceRetrieveParams"),
+    _r("GET", "/v1/invoices/{id}/lines", inv.list_invoice_lines, "InvoiceLineItemListParams"),
     _r("POST", "/v1/invoices/{id}/finalize", inv.finalize_invoice, "InvoiceFinalizeInvoiceParams"),
     _r("POST", "/v1/invoices/{id}/send", inv.send_invoice, "InvoiceSendInvoiceParams"),
     _r("POST", "/v1/invoices/{id}/void", inv.void_invoice, "InvoiceVoidInvoiceParams"),

@@ -32,6 +32,7 @@ from app.auth import Principal
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.settings import Settings
+from billing.domain.tax import CUSTOMER_EXEMPT
 from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription
 from billing.service import _card_refunds as refunds
 from billing.service import _invoices as invoices
@@ -350,24 +351,31 @@ async def invoice_statement(sessionmaker: Sessionmaker, gateway: StripeGateway, 
     if statement.stripe_invoice_id is not None and statement.status != "closed":
         return statement.stripe_invoice_id
     customer_id = await _account_customer(sessionmaker, gateway, account)
+    automatic = account.billing_address is not None  # Stripe Tax needs the customer's location
+    if automatic:
+        await gateway.set_customer_tax_identity(
+            customer_id, address=tax_flows.stripe_address(account), tax_exempt=CUSTOMER_EXEMPT[account.tax_status],
+            tax_ids=[(t.type, t.value) for t in account.tax_ids], key=idem("statement", statement_id, "customer"))
     meta = {"commerce_account_id": account_id, "commerce_statement_id": statement_id, "period": statement.period}
     for n, line in enumerate(invoices.invoice_lines(statement), start=1):  # 2. the Stripe calls
         await gateway.create_invoice_item(
             customer_id=customer_id, amount_minor=line.amount_minor, currency=statement.currency,
             description=line.description, key=idem("statement", statement_id, "item", n),
-            metadata={**meta, "ref": line.ref})
+            metadata={**meta, "ref": line.ref}, tax_code=line.tax_code if automatic else None,
+            tax_behavior=line.tax_behavior if automatic else None)
     invoice = await gateway.create_invoice(
         customer_id=customer_id, days_until_due=account.payment_terms_days,
         key=idem("statement", statement_id, "invoice"), metadata=meta,
-        description=f"Purchases from your budgets, {statement.period}")
+        description=f"Purchases from your budgets, {statement.period}", automatic_tax=automatic)
     if invoice.status == "draft":
         invoice = await gateway.finalize_invoice(invoice.id, key=idem("statement", statement_id, "finalize"))
     if invoice.status == "open":
         await gateway.send_invoice(invoice.id, key=idem("statement", statement_id, "send"))
+    taxes = tax_flows.invoice_taxes(await gateway.invoice_lines(invoice)) if automatic else None
     async with sessionmaker() as session, session.begin():  # 3. record
         await invoices.record_invoice(session, account, statement_id, invoice_id=invoice.id,
                                       paid=invoice.status == "paid", hosted_invoice_url=invoice.hosted_invoice_url,
-                                      clock=clock)
+                                      clock=clock, taxes=taxes)
     return invoice.id
 
 

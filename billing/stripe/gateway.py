@@ -312,6 +312,19 @@ class StripeGateway:
     async def get_invoice(self, invoice_id: str) -> stripe.Invoice:
         return await _call(self.client.v1.invoices.retrieve_async(invoice_id))
 
+    async def invoice_lines(self, invoice: stripe.Invoice, *, max_pages: int = 50) -> list[stripe.InvoiceLineItem]:
+        """Every line of an invoice (the invoice object carries the first page only)."""
+        lines = list(invoice.lines.data)
+        more = invoice.lines.has_more
+        for _ in range(max_pages):
+            if not more or not lines:
+                break
+            params: Any = {"limit": 100, "starting_after": lines[-1].id}
+            page = await _call(self.client.v1.invoices.line_items.list_async(invoice.id, params))
+            lines.extend(page.data)
+            more = page.has_more
+        return lines
+
     # webhooks
     def construct_event(self, payload: bytes, signature_header: str | None) -> stripe.Event:
         """Verify the signature on the raw body and parse the event; InvalidWebhookSignature otherwise."""

@@ -49,6 +49,27 @@ def quote_tax_of(calc: stripe.tax.Calculation) -> tuple[QuoteTax, dict[str, int]
     return summary, {line.reference: line.amount_tax_minor for line in lines}
 
 
+def stripe_address(account: Account) -> dict[str, str]:
+    """The account's billing address as Stripe's customer ``address``."""
+    address = account.billing_address
+    assert address is not None
+    return {k: v for k, v in (("country", address.country), ("state", address.state),
+                              ("postal_code", address.postal_code), ("city", address.city),
+                              ("line1", address.line1), ("line2", address.line2)) if v}
+
+
+def invoice_taxes(lines: list[stripe.InvoiceLineItem]) -> dict[str, tuple[int, str]]:
+    """Each invoice line's tax and taxability reason, by the ``ref`` its item carried in its metadata."""
+    out: dict[str, tuple[int, str]] = {}
+    for line in lines:
+        ref = line.metadata.to_dict().get("ref") if line.metadata is not None else None
+        if ref is None:
+            continue
+        taxes = line.taxes or []
+        out[str(ref)] = (sum(t.amount for t in taxes), str(taxes[0].taxability_reason) if taxes else "")
+    return out
+
+
 async def quote_with_tax(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal, *, user_ref: str,
                          items: list[QuoteItem], include_requirements: bool, clock: Clock,
                          ttl: timedelta) -> QuoteRead:
