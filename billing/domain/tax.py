@@ -156,14 +156,6 @@ def charged_minor(price_total_minor: int, tax: QuoteTax | None) -> int:
     return tax.gross_minor
 
 
-def reversal_minor(*, refund_minor: int, charged_minor: int, tax_minor: int) -> int:
-    """The tax a refund gives back: its share of the charge, rounded half up (a full refund: all of it)."""
-    assert 0 < refund_minor <= charged_minor
-    if refund_minor == charged_minor:
-        return tax_minor
-    return round_half_up(Fraction(tax_minor * refund_minor, charged_minor))
-
-
 def net_share(amount_minor: int, *, charged_minor: int, tax_minor: int | None) -> int:
     """The part of an amount of a taxed charge that is not tax (sales credit is booked net of tax)."""
     if not tax_minor or charged_minor <= 0:

@@ -20,6 +20,7 @@ from billing.domain.tax import (
     Customer,
     QuoteTax,
     TaxItem,
+    charged_minor,
     customer_of,
     not_computed,
     tax_items,
@@ -68,9 +69,9 @@ def order_tax_terms(order: Order, quote: Quote) -> None:
     """A card order charges the quote's gross and keeps its calculation id to record the tax transaction.
     A budget order's tax comes on the bill-back invoice (Stripe's automatic tax), so it keeps none here."""
     tax = quote.tax
-    if order.route != "card" or tax is None or tax.status != "computed" or tax.gross_minor is None:
+    if order.route != "card" or tax is None or tax.status != "computed":
         return
-    order.total_minor = tax.gross_minor
+    order.total_minor = charged_minor(quote.total_minor, tax)
     order.tax_minor = tax.tax_minor
     order.tax_calculation_id = tax.calculation_id
 
