@@ -337,6 +337,9 @@ class CardPayment(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # the order's Stripe Tax calculation, sent in the PaymentIntent's metadata so its success event can record
+    # the tax transaction too (a payment completed after 3-D Secure)
+    tax_calculation_id: Mapped[str | None] = mapped_column(String(120), default=None)
 
 
 class OrderRefund(Base):

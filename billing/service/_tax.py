@@ -82,8 +82,8 @@ def order_tax_reference(order_id: str) -> str:
 
 async def record_tax_transaction(session: AsyncSession, account_id: str, order_id: str, transaction_id: str) -> None:
     """Store the order's tax transaction (the first one wins; a replay changes nothing)."""
-    order = await session.get_one(Order, (account_id, order_id), with_for_update=True, populate_existing=True)
-    if order.tax_transaction_id is None:
+    order = await session.get(Order, (account_id, order_id), with_for_update=True, populate_existing=True)
+    if order is not None and order.tax_transaction_id is None:
         order.tax_transaction_id = transaction_id
 
 

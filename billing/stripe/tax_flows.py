@@ -29,6 +29,7 @@ from billing.service import _tax as tax
 from billing.service._order_reads import quote_read
 from billing.service._quotes import QuoteItem, price_quote
 from billing.stripe.gateway import StripeGateway, idem
+from billing.stripe.inbound import EventContext, Step, register_prepared
 
 log = logging.getLogger("commerce.stripe.tax")
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -130,6 +131,27 @@ async def reverse_refund_tax(sessionmaker: Sessionmaker, gateway: StripeGateway,
     async with sessionmaker() as session, session.begin():
         await tax.record_tax_reversal(session, row, reversal.id)
     return reversal.id
+
+
+@register_prepared("payment_intent.succeeded")
+async def tax_on_success(event: stripe.Event, gateway: StripeGateway) -> Step | None:
+    """A card payment succeeded (also after 3-D Secure, by webhook): record its tax transaction at Stripe Tax
+    before the event's transaction (same key and reference as after ``pay``: a replay, never a second one),
+    then keep its id on the order in the event's transaction."""
+    pi = event.data.object
+    meta = pi.metadata.to_dict() if getattr(pi, "metadata", None) is not None else {}
+    calculation, order_id, account_id = (meta.get("commerce_tax_calculation"), meta.get("commerce_order_id"),
+                                         meta.get("commerce_account_id"))
+    if not (calculation and order_id and account_id):
+        return None
+    tx = await gateway.record_tax_transaction(
+        calculation_id=calculation, reference=tax.order_tax_reference(order_id), key=idem("order", order_id, "tax"),
+        metadata={"commerce_account_id": account_id, "commerce_order_id": order_id})
+
+    async def store(session: AsyncSession, ctx: EventContext) -> None:
+        await tax.record_tax_transaction(session, account_id, order_id, tx.id)
+
+    return store
 
 
 async def after_payment(sessionmaker: Sessionmaker, gateway: StripeGateway, order: Order) -> None:

@@ -1,5 +1,5 @@
 """tax amounts: quotes' calculation and net/tax/gross, orders' calculation and tax transaction, refunds' tax
-reversal, statements' invoiced tax and reverse charge
+reversal, card payments' calculation (PaymentIntent metadata), statements' invoiced tax and reverse charge
 
 Revision ID: 0031
 Revises: 0030
@@ -27,6 +27,7 @@ def upgrade() -> None:
     op.add_column('orders', sa.Column('tax_minor', sa.BigInteger(), nullable=True))
     op.add_column('orders', sa.Column('tax_transaction_id', sa.String(length=120), nullable=True))
     op.add_column('order_refunds', sa.Column('tax_reversal_id', sa.String(length=120), nullable=True))
+    op.add_column('card_payments', sa.Column('tax_calculation_id', sa.String(length=120), nullable=True))
     op.add_column('statements', sa.Column('tax_minor', sa.BigInteger(), nullable=True))
     op.add_column('statements', sa.Column('reverse_charge', sa.Boolean(), server_default='false', nullable=False))
 
@@ -34,6 +35,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column('statements', 'reverse_charge')
     op.drop_column('statements', 'tax_minor')
+    op.drop_column('card_payments', 'tax_calculation_id')
     op.drop_column('order_refunds', 'tax_reversal_id')
     op.drop_column('orders', 'tax_transaction_id')
     op.drop_column('orders', 'tax_minor')

@@ -159,3 +159,22 @@ async def test_malformed_tax_ids_are_refused_naming_each_and_nothing_changes(sho
     assert ok["tax_ids"] == [{"type": "gb_vat", "value": "GB123456789"}]
     again = await make_account(shop.client, shop.key, "acme")  # omitted: the tax identity stays
     assert again["tax_ids"] == ok["tax_ids"] and again["billing_address"]["country"] == "GB"
+
+
+async def test_a_payment_completed_after_3d_secure_records_its_tax_transaction_from_the_webhook(
+        shop: CardWorld) -> None:
+    await _bill_to(shop, billing_address={"country": "DE"})
+    card = await save_card(shop, "pm_card_authenticationRequired")
+    q = await _quote(shop, "reports_basic")
+    o = await _order(shop, q)
+    pi = (await pay(shop, o["id"], card=card)).json()["payment"]["payment_intent"]
+    assert shop.fake.of_kind("tax.transaction") == []  # nothing paid yet, nothing recorded
+    assert shop.fake.objects[pi]["metadata"]["commerce_tax_calculation"] == q["tax"]["calculation_id"]
+    gateway = shop.client.app.state.stripe
+    await gateway.client.v1.payment_intents.confirm_async(pi, {"payment_method": card})
+    await gateway.client.raw_request_async("post", f"/v1/_fake/authenticate/{pi}", success="true")
+    await shop.deliver()
+    got = (await shop.client.get(f"/v1/orders/{o['id']}", headers=bearer(shop.a.user_token))).json()
+    [tx] = shop.fake.of_kind("tax.transaction")
+    assert got["state"] == "fulfilled" and got["tax_transaction"] == tx["id"]
+    assert shop.fake.objects[pi]["amount"] == o["total_minor"] == q["gross_minor"]
