@@ -97,7 +97,10 @@ async def test_card_user_adds_a_test_card_and_pays(stack: Stack) -> None:
     await expect(dialog.get_by_text("Price before tax", exact=True)).to_be_visible()
     gross = dialog.locator("dd.total")
     await expect(gross).to_have_text(re.compile(r"^\$\d+\.\d\d$"))
-    net, tax = (await dialog.locator("dd").nth(0).inner_text()), (await dialog.locator("dd").nth(1).inner_text())
+    def value(label: str) -> Locator:
+        return dialog.locator("dt", has_text=label).locator("xpath=following-sibling::dd[1]")
+
+    net, tax = await value("Price before tax").inner_text(), await value("Tax (Germany, 19 %)").inner_text()
     gross_text = await gross.inner_text()
     assert _cents(net) + _cents(tax) == _cents(gross_text)
     await stack.shot(page, "quote-with-tax", only=dialog)
