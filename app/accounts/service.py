@@ -26,7 +26,7 @@ from app.accounts.schemas import (
     UserUpsert,
     VendorConsoleLink,
 )
-from app.accounts.tax import normalise_tax_id, tax_id_errors
+from app.accounts.tax import address_problems, normalise_tax_id, tax_id_errors
 from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
@@ -176,6 +176,8 @@ def _tax_values(data: AccountUpsert, values: dict[str, Any]) -> None:
     for name in ("billing_address", "tax_ids", "tax_status"):
         if values[name] is None:
             del values[name]
+    if data.billing_address is not None and (problems := address_problems(data.billing_address)):
+        raise Unprocessable("The billing address is not enough to compute tax for.", errors=problems)
     if data.tax_ids is not None:
         errors = tax_id_errors(data.tax_ids)
         if errors:

@@ -102,3 +102,14 @@ def vat_country(tax_id: TaxId) -> str | None:
         return None
     prefix = normalise_tax_id(tax_id).value[:2]
     return "GR" if prefix == "EL" else prefix
+
+
+def address_problems(address: BillingAddress, *, field: str = "billing_address") -> list[FieldError]:
+    """What Stripe Tax needs and the address lacks: the US and Canada tax by state or province, the US by ZIP."""
+    errors = []
+    if address.country in ("US", "CA") and not address.state:
+        errors.append(FieldError(field=f"{field}.state", message=f"a {address.country} address needs its state "
+                                                                   "or province (tax is levied there)"))
+    if address.country == "US" and not address.postal_code:
+        errors.append(FieldError(field=f"{field}.postal_code", message="a US address needs its ZIP code"))
+    return errors

@@ -157,6 +157,9 @@ async def test_malformed_tax_ids_are_refused_naming_each_and_nothing_changes(sho
     assert got["tax_ids"] == [] and got["tax_status"] == "taxable"
     ok = await _bill_to(shop, billing_address={"country": "GB"}, tax_ids=[{"type": "gb_vat", "value": "gb 123456789"}])
     assert ok["tax_ids"] == [{"type": "gb_vat", "value": "GB123456789"}]
+    r = await shop.client.post("/v1/accounts", json={"external_id": "acme", "name": "Acme", "billing_address": {
+        "country": "US", "postal_code": "10001"}}, headers=bearer(shop.key))
+    assert [e["field"] for e in assert_problem(r, 422, "unprocessable")["errors"]] == ["billing_address.state"]
     again = await make_account(shop.client, shop.key, "acme")  # omitted: the tax identity stays
     assert again["tax_ids"] == ok["tax_ids"] and again["billing_address"]["country"] == "GB"
 
