@@ -107,3 +107,33 @@ async def test_without_stripe_a_quote_says_tax_was_not_computed(settings: Settin
     tax = q.json()["tax"]
     assert tax["status"] == "not_computed" and "not configured" in tax["reason"]
     assert q.json()["gross_minor"] is None and q.json()["tax_minor"] is None and tax["breakdown"] == []
+
+
+async def test_reconcile_records_a_tax_transaction_and_a_reversal_that_stripe_tax_did_not_answer(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock, settings: Settings) -> None:
+    from billing.stripe.flows import reconcile
+    from tests.api.stripe_app import idem_header, pay, save_card
+    from tests.stripe_server import FaultKind
+
+    await make_account(shop.client, shop.key, "acme", currency="EUR", billing_address={"country": "DE"})
+    await save_card(shop)
+    q = (await shop.client.post("/v1/quotes", json={"user": shop.a.user, "items": [{"module": "reports_basic"}]},
+                                headers=bearer(shop.a.user_token))).json()
+    o = (await shop.client.post("/v1/orders", json={"quote_id": q["id"]},
+                                headers={**bearer(shop.a.user_token), **idem_header()})).json()
+    shop.fake.inject(FaultKind.SERVER_ERROR, path="/v1/tax/transactions", times=6)  # every retry fails
+    paid = (await pay(shop, o["id"])).json()
+    assert paid["state"] == "fulfilled" and paid["tax_transaction"] is None  # paid and granted all the same
+    r = await shop.client.post(f"/v1/orders/{o['id']}/refund", json={"amount_minor": 100},
+                               headers={**bearer(shop.a.admin_token), "Idempotency-Key": "tax-rec-1"})
+    assert r.status_code == 200 and r.json()["refunded_minor"] == 100  # no tax transaction yet: nothing reversed
+    shop.fake.clear_faults()
+    counts = await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert (counts["tax_transactions"], counts["tax_reversals"]) == (1, 1)
+    kinds = sorted(t["type"] for t in shop.fake.of_kind("tax.transaction"))
+    assert kinds == ["reversal", "transaction"]
+    again = await reconcile(sessionmaker, shop.client.app.state.stripe, settings=settings, clock=clock)
+    assert (again["tax_transactions"], again["tax_reversals"]) == (0, 0)
+    got = (await shop.client.get(f"/v1/orders/{o['id']}", headers=bearer(shop.a.user_token))).json()
+    assert got["tax_transaction"] == next(t["id"] for t in shop.fake.of_kind("tax.transaction")
+                                          if t["type"] == "transaction")
