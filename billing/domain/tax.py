@@ -31,6 +31,10 @@ NO_ADDRESS = ("Tax was not computed: the account has no billing address (and the
               "the vendor sets it on the account (billing_address).")
 
 
+UNAVAILABLE = ("Tax was not computed: Stripe Tax did not answer. This purchase is paid from a budget, so the "
+               "bill-back invoice computes its tax.")
+
+
 class TaxLine(msgspec.Struct, kw_only=True, frozen=True):
     """Tax of one jurisdiction at one rate, summed over a quote's lines."""
 

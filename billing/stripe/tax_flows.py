@@ -22,12 +22,22 @@ from app.accounts import resolve_user
 from app.accounts.models import Account
 from app.auth import Principal
 from app.clock import Clock
-from billing.domain.tax import NO_ADDRESS, LineResult, QuoteTax, TaxLine, customer_details, not_computed, summarise
+from billing.domain.tax import (
+    NO_ADDRESS,
+    UNAVAILABLE,
+    LineResult,
+    QuoteTax,
+    TaxLine,
+    customer_details,
+    not_computed,
+    summarise,
+)
 from billing.models import Order, OrderRefund
 from billing.schemas import QuoteRead
 from billing.service import _tax as tax
 from billing.service._order_reads import quote_read
 from billing.service._quotes import QuoteItem, price_quote
+from billing.stripe.errors import PaymentProviderUnavailable
 from billing.stripe.gateway import StripeGateway, idem
 from billing.stripe.inbound import EventContext, Step, register_prepared
 
@@ -86,14 +96,20 @@ async def quote_with_tax(sessionmaker: Sessionmaker, gateway: StripeGateway, pri
     elif not ask.items:
         tax.apply_tax(quote, tax.nothing_due(quote))
     else:  # 2. ask Stripe Tax (no transaction open)
-        calc = await gateway.calculate_tax(
-            currency=quote.currency, customer_details=customer_details(ask.customer), tax_date=int(
-                clock.now().timestamp()),
-            line_items=[{"amount": i.amount_minor, "quantity": i.quantity, "reference": i.reference,
-                         "tax_behavior": i.tax_behavior, **({"tax_code": i.tax_code} if i.tax_code else {})}
-                        for i in ask.items])
-        summary, per_line = quote_tax_of(calc)
-        tax.apply_tax(quote, summary, per_line)
+        try:
+            calc = await gateway.calculate_tax(
+                currency=quote.currency, customer_details=customer_details(ask.customer), tax_date=int(
+                    clock.now().timestamp()),
+                line_items=[{"amount": i.amount_minor, "quantity": i.quantity, "reference": i.reference,
+                             "tax_behavior": i.tax_behavior, **({"tax_code": i.tax_code} if i.tax_code else {})}
+                            for i in ask.items])
+        except PaymentProviderUnavailable:
+            if quote.decision.route == "card":
+                raise  # a card is charged what the quote shows: no quote without its tax
+            tax.apply_tax(quote, not_computed(UNAVAILABLE))  # the budget's invoice computes it
+        else:
+            summary, per_line = quote_tax_of(calc)
+            tax.apply_tax(quote, summary, per_line)
     async with sessionmaker() as session, session.begin():  # 3. store the quote with its tax
         session.add(quote)
     return quote_read(quote, account_ref=account.external_id, user_ref=user.external_id)

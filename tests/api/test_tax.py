@@ -181,3 +181,18 @@ async def test_a_payment_completed_after_3d_secure_records_its_tax_transaction_f
     [tx] = shop.fake.of_kind("tax.transaction")
     assert got["state"] == "fulfilled" and got["tax_transaction"] == tx["id"]
     assert shop.fake.objects[pi]["amount"] == o["total_minor"] == q["gross_minor"]
+
+
+async def test_when_stripe_tax_is_down_a_budget_quote_says_so_and_a_card_quote_is_refused(shop: CardWorld) -> None:
+    from tests.stripe_server import FaultKind
+
+    await _bill_to(shop, billing_address={"country": "DE"})
+    shop.fake.inject(FaultKind.SERVER_ERROR, path="/v1/tax/calculations", times=9)  # every retry fails
+    assert_problem(await shop.client.post("/v1/quotes", json={"user": shop.a.user, "items": [
+        {"module": "reports_basic"}]}, headers=bearer(shop.a.user_token)), 503, "payment_provider_unavailable")
+    r = await shop.client.post("/v1/accounts/acme/budgets", json={"name": "Main", "currency": "EUR",
+                               "amount_minor": 100_000}, headers=bearer(shop.key))
+    assert r.status_code == 201, r.text
+    q = await _quote(shop, "reports_basic")
+    assert q["decision"]["route"] == "budget" and q["tax"]["status"] == "not_computed"
+    assert "budget" in q["tax"]["reason"] and q["gross_minor"] is None
