@@ -9,7 +9,17 @@ from catalog.service._apply import (
     parse_source,
     plan_document,
 )
-from catalog.service._live import current_revision, load_live, price_owners
+from catalog.service._live import (
+    OwnerSource,
+    current_revision,
+    load_live,
+    owner_source_info,
+    price_in_force,
+    price_owners,
+    price_version,
+    scheduled_migrations,
+)
+from catalog.service._migrations import cancel_migration
 from catalog.service._reads import (
     availability_matrix,
     current_prices,
@@ -31,6 +41,12 @@ from catalog.service._reads import (
 )
 
 __all__ = [
+    "OwnerSource",
+    "cancel_migration",
+    "owner_source_info",
+    "price_in_force",
+    "price_version",
+    "scheduled_migrations",
     "ApplyResult",
     "PlanResult",
     "apply_document",
