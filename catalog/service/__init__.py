@@ -41,16 +41,12 @@ from catalog.service._reads import (
 )
 
 __all__ = [
-    "OwnerSource",
-    "cancel_migration",
-    "owner_source_info",
-    "price_in_force",
-    "price_version",
-    "scheduled_migrations",
     "ApplyResult",
+    "OwnerSource",
     "PlanResult",
     "apply_document",
     "availability_matrix",
+    "cancel_migration",
     "current_prices",
     "current_revision",
     "document_sha256",
@@ -70,7 +66,11 @@ __all__ = [
     "load_live",
     "modules_granting",
     "offers_for",
+    "owner_source_info",
     "parse_source",
     "plan_document",
+    "price_in_force",
     "price_owners",
+    "price_version",
+    "scheduled_migrations",
 ]

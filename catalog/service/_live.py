@@ -22,7 +22,6 @@ from catalog.models import (
 )
 from catalog.spec import EFFECTS, CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
 
-
 # The price-owner source: who holds which price version is billing's knowledge (subscriptions, metered
 # plans), and billing sits above the catalog; the app's wiring puts billing's query on every session it opens
 # (``owner_source_info``), as it puts the event bus there. A session opened elsewhere knows no owners.
