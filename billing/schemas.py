@@ -297,6 +297,8 @@ class StatementLineRead(Output, frozen=True):
     captured_minor: int
     refunded_minor: int
     net_minor: int
+    kind: Literal["order", "usage", "usage_adjustment"] = "order"
+    description: str | None = None
 
 
 class StatementRead(Output, frozen=True):
@@ -339,3 +341,50 @@ class CreditRowRead(Output, frozen=True):
 class CreditReport(Output, frozen=True):
     period: str
     rows: list[CreditRowRead]
+
+
+class TierChargeRead(Output, frozen=True):
+    up_to: int | None
+    quantity: int
+    unit_amount_minor: int
+    flat_amount_minor: int
+
+
+class UsageChargeLineRead(Output, frozen=True):
+    """One metered plan's usage so far in its current period and what it would bill if the period closed now."""
+
+    plan_id: str
+    module: str
+    user: str
+    route: Literal["budget", "card"]
+    price_id: str
+    price_version: int
+    unit: str
+    tier_mode: str
+    period_start: datetime
+    period_end: datetime
+    quantity: int
+    included_quantity: int
+    billable_quantity: int
+    usage_minor: int
+    commitment_minor: int
+    drawn_minor: Annotated[int, Meta(description="The part of the usage charge paid from the commitment")]
+    overage_minor: Annotated[int, Meta(description="The usage charge beyond the commitment")]
+    amount_minor: Annotated[int, Meta(description="Commitment plus overage: what the period bills so far")]
+    tiers: list[TierChargeRead]
+
+
+class UserUsageChargeRead(Output, frozen=True):
+    user: str
+    amount_minor: int
+
+
+class UsageChargesRead(Output, frozen=True):
+    """The running usage charges of an account's metered plans, per plan, per user and in total."""
+
+    account: str
+    currency: str
+    as_of: datetime
+    total_minor: int
+    users: list[UserUsageChargeRead]
+    lines: list[UsageChargeLineRead]

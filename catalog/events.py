@@ -35,6 +35,7 @@ class PriceChangeScheduled(Event, frozen=True):
     amount_minor_before: int | None
     amount_minor_after: int | None
     migrate_existing_at: datetime | None
+    holding: str | None = None  # the subscription (sub_...) or metered plan (mtr_...) that moves
 
 
 @event("price.migration_scheduled", description=(

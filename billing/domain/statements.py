@@ -12,8 +12,8 @@ LineKind = Literal["order", "usage", "usage_adjustment"]
 
 class StatementLine(msgspec.Struct, kw_only=True, frozen=True):
     """An order's budget captures less its refunds in one period, or a metered plan's usage charge (kind
-    ``usage``, ``usage_adjustment`` for late usage of an earlier period; ``order_id`` is the order that bought
-    the plan, ``charge_id`` the charge); stored in the statement's JSONB."""
+    ``usage``, ``usage_adjustment`` for late usage of an earlier period; ``order_id`` and ``charge_id`` then
+    hold the charge's id); stored in the statement's JSONB."""
 
     order_id: str
     currency: str

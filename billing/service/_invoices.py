@@ -38,10 +38,14 @@ class InvoiceLine:
 
 
 def invoice_lines(statement: Statement) -> list[InvoiceLine]:
-    """One invoice item per statement line (an order's captures less its refunds); else one for the total."""
+    """One invoice item per statement line (an order's captures less its refunds, a usage charge); else one for
+    the total."""
     lines: list[InvoiceLine] = []
     for line in statement.lines:
         if line.net_minor == 0:
+            continue
+        if line.charge_id is not None:
+            lines.append(InvoiceLine(line.net_minor, (line.description or "Usage")[:500], line.charge_id))
             continue
         modules = ", ".join(line.modules) or "Purchase"
         lines.append(InvoiceLine(line.net_minor, f"{modules} (order {line.order_id})"[:500], line.order_id))

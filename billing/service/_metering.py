@@ -29,6 +29,7 @@ from billing.domain.metering import adjustment_minor, usage_charge
 from billing.domain.periods import Interval, period_key, period_of
 from billing.events import UsageCharged
 from billing.models import MeteredPlan, Order, UsageCharge
+from billing.schemas import TierChargeRead, UsageChargeLineRead, UsageChargesRead, UserUsageChargeRead
 from catalog.domain import LivePrice
 from catalog.spec import LimitFeature, MeteredPrice
 
@@ -215,3 +216,37 @@ async def record_usage_invoice(session: AsyncSession, account_id: str, charge_id
         UsageCharge.account_id == account_id, UsageCharge.charge_id.in_(charge_ids)).with_for_update())
     for row in rows.all():
         row.status, row.stripe_invoice_id = "invoiced", invoice_id
+
+
+async def running_charges(session: AsyncSession, account: Account, *, clock: Clock) -> UsageChargesRead:
+    """GET /v1/accounts/{a}/usage-charges: each active plan's usage in its current period, priced now."""
+    now = clock.now()
+    live = await catalog.load_live(session)
+    plans = (await session.scalars(select(MeteredPlan).where(
+        MeteredPlan.account_id == account.account_id, MeteredPlan.status == "active")
+        .order_by(MeteredPlan.user_id, MeteredPlan.module, MeteredPlan.plan_id))).all()
+    users = {u.user_id: u.external_id for u in (await session.scalars(select(User).where(
+        User.account_id == account.account_id, User.user_id.in_([p.user_id for p in plans])))).all()}
+    lines: list[UsageChargeLineRead] = []
+    per_user: dict[str, int] = {}
+    for plan in plans:
+        bought = await catalog.price_version(session, plan.price_id)
+        assert isinstance(bought.price, MeteredPrice)
+        start, end = period_of(now, interval=_interval(bought.price))
+        p = await price_usage(session, live, plan, start=start, end=now)
+        assert isinstance(p.price.price, MeteredPrice)
+        c = p.charge
+        lines.append(UsageChargeLineRead(
+            plan_id=plan.plan_id, module=plan.module, user=users[plan.user_id], route=plan.route,
+            price_id=p.price.price_id, price_version=p.price.version, unit=p.price.price.unit,
+            tier_mode=p.price.price.tier_mode, period_start=start, period_end=end, quantity=c.quantity,
+            included_quantity=c.included_quantity, billable_quantity=c.billable_quantity, usage_minor=c.usage_minor,
+            commitment_minor=c.commitment_minor, drawn_minor=c.drawn_minor, overage_minor=c.overage_minor,
+            amount_minor=c.amount_minor,
+            tiers=[TierChargeRead(up_to=t.up_to, quantity=t.quantity, unit_amount_minor=t.unit_amount_minor,
+                                  flat_amount_minor=t.flat_amount_minor) for t in c.tiers]))
+        per_user[users[plan.user_id]] = per_user.get(users[plan.user_id], 0) + c.amount_minor
+    return UsageChargesRead(
+        account=account.external_id, currency=account.currency, as_of=now,
+        total_minor=sum(x.amount_minor for x in lines),
+        users=[UserUsageChargeRead(user=u, amount_minor=a) for u, a in sorted(per_user.items())], lines=lines)

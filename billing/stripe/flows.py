@@ -32,9 +32,10 @@ from app.auth import Principal
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.settings import Settings
-from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription
+from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription, UsageCharge
 from billing.service import _card_refunds as refunds
 from billing.service import _invoices as invoices
+from billing.service import _metering as metering
 from billing.service import _payments as payments
 from billing.service import _renewals as renewals
 from billing.service._orders import load_order, refund_budget_order
@@ -385,6 +386,60 @@ async def invoice_period(sessionmaker: Sessionmaker, gateway: StripeGateway, per
     if progress is not None:
         progress(len(todo), len(todo))
     return counts
+
+
+# --- usage charges (card route) ---------------------------------------------------------------------------
+
+async def invoice_usage(sessionmaker: Sessionmaker, gateway: StripeGateway, *, clock: Clock,
+                        period: str | None = None) -> dict[str, int]:
+    """Send the card route's pending usage charges: per user and billed period, one invoice item per charge and
+    one invoice to the user's Stripe customer (the account's payment terms).
+
+    The charges are the committed pending state (written when the period closed); every key derives from
+    their ids, so a re-run after a crash replays items and invoice instead of billing twice.
+    """
+    async with sessionmaker() as session:
+        pending = await metering.charges_to_invoice(session, period=period)
+    groups: dict[tuple[str, str, str], list[UsageCharge]] = {}
+    for charge in pending:
+        groups.setdefault((charge.account_id, charge.user_id, charge.billed_period), []).append(charge)
+    counts = {"invoiced": 0, "failed": 0}
+    for (account_id, user_id, billed), charges in groups.items():
+        try:
+            await _invoice_usage_group(sessionmaker, gateway, account_id, user_id, billed, charges)
+            counts["invoiced"] += 1
+        except Exception:
+            log.exception("invoicing usage of user %s for %s failed; the next run retries it", user_id, billed)
+            counts["failed"] += 1
+    return counts
+
+
+async def _invoice_usage_group(sessionmaker: Sessionmaker, gateway: StripeGateway, account_id: str, user_id: str,
+                               billed: str, charges: list[UsageCharge]) -> None:
+    async with sessionmaker() as session:
+        account = await session.get_one(Account, account_id)
+        user = await session.get_one(User, (account_id, user_id))
+    customer_id = await _customer(sessionmaker, gateway, user)
+    ref = idem("usage", account_id, user_id, billed)
+    meta = {"commerce_account_id": account_id, "commerce_user_id": user_id, "period": billed}
+    for charge in charges:  # 2. the Stripe calls
+        units = charge.quantity - charge.quantity_before
+        what = "late usage" if charge.kind == "adjustment" else "usage"
+        await gateway.create_invoice_item(
+            customer_id=customer_id, amount_minor=charge.amount_minor, currency=charge.currency,
+            description=f"{charge.module} {what} {charge.usage_period}: {units} units (price v{charge.price_version})",
+            key=idem("usage", charge.charge_id, "item"),
+            metadata={**meta, "commerce_usage_charge_id": charge.charge_id},
+            period=(int(charge.period_start.timestamp()), int(charge.period_end.timestamp())))
+    invoice = await gateway.create_invoice(customer_id=customer_id, days_until_due=account.payment_terms_days,
+                                           key=f"{ref}:invoice", metadata=meta,
+                                           description=f"Metered usage, {billed}")
+    if invoice.status == "draft":
+        invoice = await gateway.finalize_invoice(invoice.id, key=f"{ref}:finalize")
+    if invoice.status == "open":
+        await gateway.send_invoice(invoice.id, key=f"{ref}:send")
+    async with sessionmaker() as session, session.begin():  # 3. record
+        await metering.record_usage_invoice(session, account_id, [c.charge_id for c in charges], invoice_id=invoice.id)
 
 
 # --- reconcile -------------------------------------------------------------------------------------------
