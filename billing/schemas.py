@@ -91,6 +91,25 @@ class QuoteCreate(Input):
     include_requirements: bool = False
 
 
+class MeteredTierRead(Output, frozen=True):
+    up_to: Annotated[int | None, Meta(description="The tier's last unit (null: unbounded)")]
+    unit_amount_minor: Annotated[int, Meta(description="Per per_units units")]
+    flat_amount_minor: int
+
+
+class MeteredTermsRead(Output, frozen=True):
+    """How a metered module is billed: per period, on the units used (nothing is due at purchase)."""
+
+    unit: str
+    interval: str
+    tier_mode: Literal["graduated", "volume"]
+    included_quantity: int
+    per_units: int
+    tiers: list[MeteredTierRead]
+    commitment_minor: Annotated[int, Meta(description="Prepaid each period; usage draws it down first")]
+    description: str
+
+
 class QuoteLineRead(Output, frozen=True):
     module: str
     name: str
@@ -110,6 +129,7 @@ class QuoteLineRead(Output, frozen=True):
     period_end: str | None
     proration: str
     trial_days: int | None
+    metered: MeteredTermsRead | None = None
 
 
 class DecisionRead(Output, frozen=True):

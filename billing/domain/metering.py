@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from app.money import round_half_up
+from billing.domain.quotes import MeteredTerms, MeteredTier
 from catalog.spec import MeteredPrice
 
 
@@ -106,3 +107,13 @@ def describe(price: MeteredPrice) -> str:
     if price.commitment_minor:
         head += f", commitment {price.commitment_minor} per {price.interval}"
     return f"{head}; " + "; ".join(parts)
+
+
+def terms(price: MeteredPrice) -> MeteredTerms:
+    """The price's terms as a quote line states them."""
+    return MeteredTerms(
+        unit=price.unit, interval=price.interval, tier_mode=price.tier_mode,
+        included_quantity=price.included_quantity, per_units=price.per_units,
+        tiers=tuple(MeteredTier(up_to=t.up_to, unit_amount_minor=t.unit_amount_minor,
+                                flat_amount_minor=t.flat_amount_minor) for t in price.tiers),
+        commitment_minor=price.commitment_minor, description=describe(price))

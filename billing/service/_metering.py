@@ -233,7 +233,7 @@ async def running_charges(session: AsyncSession, account: Account, *, clock: Clo
         bought = await catalog.price_version(session, plan.price_id)
         assert isinstance(bought.price, MeteredPrice)
         start, end = period_of(now, interval=_interval(bought.price))
-        p = await price_usage(session, live, plan, start=start, end=now)
+        p = await price_usage(session, live, plan, start=start, end=end)
         assert isinstance(p.price.price, MeteredPrice)
         c = p.charge
         lines.append(UsageChargeLineRead(
