@@ -136,9 +136,11 @@ async def _record(session: AsyncSession, p: Priced, *, kind: str, billed_period:
     return row
 
 
-def month_bounds(period: str) -> tuple[datetime, datetime]:
-    """[start, end) of the calendar month ``YYYY-MM`` (UTC)."""
+def month_bounds(period: str) -> tuple[datetime, datetime] | None:
+    """[start, end) of the calendar month ``YYYY-MM`` (UTC); None for a month no clock will reach the end of."""
     year, month = (int(x) for x in period.split("-"))
+    if not 1 <= year < 9999 or not 1 <= month <= 12:
+        return None
     return period_of(datetime(year, month, 1, tzinfo=UTC))
 
 
@@ -146,9 +148,10 @@ async def charge_usage(session: AsyncSession, *, period: str, clock: Clock,
                        account_ids: list[str] | None = None) -> list[UsageCharge]:
     """Charge the usage periods ending with month ``period`` (and late usage of earlier ones) once; nothing
     before the month has ended. Returns the charges this run wrote."""
-    month_start, month_end = month_bounds(period)
-    if month_end > clock.now():
+    bounds = month_bounds(period)
+    if bounds is None or bounds[1] > clock.now():
         return []
+    month_start, month_end = bounds
     live = await catalog.load_live(session)
     query = select(MeteredPlan).where(MeteredPlan.started_at < month_end,
                                       or_(MeteredPlan.ended_at.is_(None), MeteredPlan.ended_at > month_start))
