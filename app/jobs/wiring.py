@@ -157,8 +157,10 @@ class JobWiring:
         period = previous_period(slot)
         async with self.sessionmaker() as session, session.begin():
             charges = await charge_usage(session, period=period, clock=self.clock)
-        out: dict[str, Any] = {"period": period, "charges": len(charges),
-                               "amount_minor": sum(c.amount_minor for c in charges)}
+        amounts: dict[str, int] = {}
+        for c in charges:  # money is never summed across currencies
+            amounts[c.currency] = amounts.get(c.currency, 0) + c.amount_minor
+        out: dict[str, Any] = {"period": period, "charges": len(charges), "amount_minor_by_currency": amounts}
         gateway = self._real_stripe()
         if gateway is not None:  # every pending card charge, this period's and any a failed run left
             counts = await invoice_usage(self.sessionmaker, gateway, clock=self.clock)

@@ -167,8 +167,31 @@ async def charge_usage(session: AsyncSession, *, period: str, clock: Clock,
             row = await _record(session, p, kind="period", billed_period=period, quantity_before=0,
                                 amount_minor=p.charge.amount_minor, clock=clock)
             written += [row] if row else []
+        if bought.price.interval == "month":
+            written += await _missed(session, live, plan, period=period, month_start=month_start, clock=clock)
         written += await _adjust(session, live, plan, period=period, month_start=month_start, clock=clock)
     return written
+
+
+async def _missed(session: AsyncSession, live: catalog.Live, plan: MeteredPlan, *, period: str,
+                  month_start: datetime, clock: Clock) -> list[UsageCharge]:
+    """Earlier months of a monthly plan that no close ever charged (every run missed them) are charged now,
+    billed in ``period``: usage is never lost to downtime."""
+    done = set((await session.scalars(select(UsageCharge.usage_period).where(
+        UsageCharge.account_id == plan.account_id, UsageCharge.plan_id == plan.plan_id))).all())
+    out: list[UsageCharge] = []
+    start = month_start
+    for _ in range(12):  # a year back at most
+        start, end = period_of(start - timedelta(microseconds=1))
+        if end <= plan.started_at:
+            break
+        if period_key(start) in done:
+            continue
+        p = await price_usage(session, live, plan, start=start, end=end)
+        row = await _record(session, p, kind="period", billed_period=period, quantity_before=0,
+                            amount_minor=p.charge.amount_minor, clock=clock)
+        out += [row] if row else []
+    return out
 
 
 async def _adjust(session: AsyncSession, live: catalog.Live, plan: MeteredPlan, *, period: str,

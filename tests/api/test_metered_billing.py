@@ -147,3 +147,16 @@ async def test_card_route_usage_becomes_one_stripe_invoice_even_when_the_job_run
     assert item["amount"] == 52_500 and item["metadata"]["commerce_usage_charge_id"] == charge.charge_id
     [invoice] = shop.fake.of_kind("invoice")
     assert invoice["id"] == charge.stripe_invoice_id and invoice["amount_due"] == 52_500
+
+
+async def test_a_month_no_close_ever_charged_is_charged_at_the_next_close(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    await _budget(shop)
+    await _buy(shop)
+    await _use(shop, "m-1", 150_000)
+    clock.set(datetime(2027, 1, 1, 1, tzinfo=UTC))  # November's close never ran (downtime)
+    [statement] = (await _close(shop, "2026-12"))["closed"]
+    [line] = [x for x in statement["lines"] if x["kind"] == "usage"]
+    assert line["net_minor"] == 2000 and "2026-11" in line["description"]  # 50,000 billable at 40 per 1,000
+    periods = sorted((c.usage_period, c.billed_period) for c in await _charges(sessionmaker))
+    assert periods == [("2026-11", "2026-12"), ("2026-12", "2026-12")]
