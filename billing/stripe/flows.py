@@ -235,6 +235,23 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
             await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
 
 
+async def _settle_processing_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refund: OrderRefund, *,
+                                    clock: Clock) -> bool:
+    """A refund Stripe left pending: ask Stripe for its status and record it as its webhook would have (the
+    same functions, so a late webhook afterwards changes nothing). True when it settled."""
+    assert refund.stripe_refund_id is not None
+    sent = await gateway.get_refund(refund.stripe_refund_id)
+    if sent.status not in ("succeeded", "failed", "canceled"):
+        return False  # still on its way
+    async with sessionmaker() as session, session.begin():
+        if sent.status == "succeeded":
+            await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        else:
+            await refunds.refund_failed(session, refund, clock=clock, status="canceled" if sent.status == "canceled"
+                                        else "failed", reason=sent.failure_reason)
+    return True
+
+
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
                        order_id: str, *, amount_minor: int | None, note: str | None, clock: Clock) -> None:
     """Refund a paid order: budget orders in full to their budget (one transaction), card orders through Stripe."""
@@ -483,16 +500,18 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
     """``commerce billing reconcile``: repair what a lost answer, a crash or a lost webhook left unfinished.
 
     Card attempts still ``pending`` are replayed under their key (a charge made before a crash is recorded,
-    never made twice); attempts waiting for the customer are re-read; refunds still ``pending``, and refunds
+    never made twice); attempts waiting for the customer are re-read; refunds Stripe left ``processing`` are
+    read from Stripe and their outcome recorded (a lost ``refund.updated``); refunds still ``pending``, and refunds
     owed for payments that succeeded on closed orders, are (re)sent; stored events whose handler failed run
     again. Only rows older than ``reconcile_after_seconds`` are touched, so work in flight is left alone.
     """
-    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "orphans_refunded": 0,
-              "events_reprocessed": 0, "errors": 0}
+    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "refunds_settled": 0,
+              "orphans_refunded": 0, "events_reprocessed": 0, "errors": 0}
     older = timedelta(seconds=settings.reconcile_after_seconds)
     async with sessionmaker() as session:
         attempts = await payments.unresolved_attempts(session, older_than=older, clock=clock)
         pending = [r for r in await refunds.pending_refunds(session) if r.created_at <= clock.now() - older]
+        processing = await refunds.processing_refunds(session, older_than=older, clock=clock)
     for payment in attempts:
         try:
             await _reconcile_payment(sessionmaker, gateway, payment, clock=clock, counts=counts)
@@ -508,6 +527,12 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
             counts["refunds_replayed"] += 1
         except Exception:
             log.exception("reconciling refund %s failed", refund.refund_id)
+            counts["errors"] += 1
+    for refund in processing:
+        try:
+            counts["refunds_settled"] += await _settle_processing_refund(sessionmaker, gateway, refund, clock=clock)
+        except Exception:
+            log.exception("reading refund %s from Stripe failed", refund.refund_id)
             counts["errors"] += 1
     done, failed = await inbound.reprocess_pending(sessionmaker, gateway, clock=clock)
     counts["events_reprocessed"], counts["errors"] = done, counts["errors"] + failed
