@@ -160,3 +160,55 @@ async def test_a_month_no_close_ever_charged_is_charged_at_the_next_close(
     assert line["net_minor"] == 2000 and "2026-11" in line["description"]  # 50,000 billable at 40 per 1,000
     periods = sorted((c.usage_period, c.billed_period) for c in await _charges(sessionmaker))
     assert periods == [("2026-11", "2026-12"), ("2026-12", "2026-12")]
+
+
+async def test_each_month_is_billed_at_the_version_in_force_when_its_usage_happened(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    await _budget(shop)
+    await _buy(shop)
+    doc = (await shop.client.get("/v1/catalog/document", headers=bearer(shop.key))).json()
+    [module] = [m for m in doc["modules"] if m["key"] == "api_access"]
+    [usd] = [p for p in module["prices"] if p["currency"] == "USD"]
+    usd["tiers"][0]["unit_amount_minor"] = 50  # v2: 50 per 1,000 in the first tier, owners move on Dec 1
+    usd["migrate_existing_at"] = "2026-12-01T00:00:00Z"
+    plan = await shop.client.post("/v1/catalog/plan", json={"document": doc}, headers=bearer(shop.key))
+    [change] = [c for c in plan.json()["changes"] if c["action"] == "new_version"]
+    [owner] = change["affected_owners"]
+    assert owner["holding"].startswith("mtr_") and owner["amount_minor_before"] is None  # priced by usage
+    assert (await shop.client.post("/v1/catalog/apply", json={"document": doc},
+                                   headers=bearer(shop.key))).status_code == 200
+    await _use(shop, "v-nov", 300_000)
+    clock.set(datetime(2026, 12, 10, tzinfo=UTC))
+    await _use(shop, "v-dec", 300_000)
+    running = (await shop.client.get(f"/v1/accounts/{shop.a.account}/usage-charges",
+                                     headers=bearer(shop.key))).json()
+    assert [(x["price_version"], x["amount_minor"]) for x in running["lines"]] == [(2, 10_000)]
+    clock.set(datetime(2027, 1, 1, 1, tzinfo=UTC))
+    await _close(shop, "2026-11")
+    await _close(shop, "2026-12")
+    billed = [(c.usage_period, c.price_version, c.amount_minor) for c in await _charges(sessionmaker)]
+    assert billed == [("2026-11", 1, 8000), ("2026-12", 2, 10_000)]
+
+
+async def test_a_commitment_from_the_catalog_is_quoted_and_drawn_down_before_overage(
+        shop: CardWorld, sessionmaker: Any, clock: FrozenClock) -> None:
+    doc = (await shop.client.get("/v1/catalog/document", headers=bearer(shop.key))).json()
+    [module] = [m for m in doc["modules"] if m["key"] == "api_access"]
+    [usd] = [p for p in module["prices"] if p["currency"] == "USD"]
+    usd["commitment_minor"] = 10_000
+    assert (await shop.client.post("/v1/catalog/apply", json={"document": doc},
+                                   headers=bearer(shop.key))).status_code == 200
+    await _budget(shop)
+    order = await _buy(shop)
+    assert order["lines"][0]["metered"]["commitment_minor"] == 10_000
+    await _use(shop, "k-1", 300_000)  # 8000 of usage: inside the commitment
+    [line] = (await shop.client.get(f"/v1/accounts/{shop.a.account}/usage-charges",
+                                    headers=bearer(shop.key))).json()["lines"]
+    assert (line["usage_minor"], line["drawn_minor"], line["overage_minor"], line["amount_minor"]) == (
+        8000, 8000, 0, 10_000)
+    await _use(shop, "k-2", 200_000)  # 500,000 calls, 400,000 billable: 16000, 6000 beyond the commitment
+    clock.set(datetime(2026, 12, 1, 1, tzinfo=UTC))
+    [statement] = (await _close(shop, "2026-11"))["closed"]
+    assert [x["net_minor"] for x in statement["lines"] if x["kind"] == "usage"] == [16_000]
+    [charge] = await _charges(sessionmaker)
+    assert (charge.detail["drawn_minor"], charge.detail["overage_minor"]) == (10_000, 6000)
