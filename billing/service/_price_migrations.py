@@ -75,10 +75,10 @@ async def send_notices(session: AsyncSession, *, notice_days: int, clock: Clock)
     and date): ``price.change_scheduled`` to that owner's account."""
     now = clock.now()
     sent = scheduled = 0
-    for lp in await catalog.scheduled_migrations(session, due_before=now + timedelta(days=notice_days)):
+    for lp in await catalog.scheduled_migrations(session, due_after=now,
+                                                 due_before=now + timedelta(days=notice_days)):
         at = lp.price.migrate_existing_at
-        if at is None or at <= now:
-            continue
+        assert at is not None, "scheduled migrations have a date"
         scheduled += 1
         after = catalog.domain.headline_amount(lp.price)
         for owner in await price_owners_of(session, lp.module, lp.slot, lp.version):

@@ -61,10 +61,12 @@ async def price_version(session: AsyncSession, price_id: str) -> LivePrice:
     return price_from_row(await session.get_one(CatalogPrice, price_id))
 
 
-async def scheduled_migrations(session: AsyncSession, *, due_before: datetime) -> list[LivePrice]:
-    """Price versions whose migration of existing owners is scheduled before ``due_before`` (oldest first)."""
+async def scheduled_migrations(session: AsyncSession, *, due_after: datetime, due_before: datetime
+                               ) -> list[LivePrice]:
+    """Price versions whose migration of existing owners is scheduled in (``due_after``, ``due_before``],
+    soonest first."""
     rows = await session.scalars(select(CatalogPrice).where(
-        CatalogPrice.migrate_existing_at.is_not(None), CatalogPrice.migrate_existing_at <= due_before)
+        CatalogPrice.migrate_existing_at > due_after, CatalogPrice.migrate_existing_at <= due_before)
         .order_by(CatalogPrice.migrate_existing_at, CatalogPrice.price_id))
     return [price_from_row(r) for r in rows]
 
