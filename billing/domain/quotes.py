@@ -15,6 +15,7 @@ import msgspec
 from billing.domain.guardrails import Outcome, Route
 from billing.domain.periods import Interval
 from billing.domain.pricing import Line, PriceModel
+from billing.domain.tax import TaxBehavior
 
 QuoteStatus = Literal["open", "ordered"]
 
@@ -60,6 +61,9 @@ class QuoteLine(msgspec.Struct, kw_only=True, frozen=True):
     proration: str  # the share of the period charged now, as an exact fraction "n/d"
     trial_days: int | None
     metered: MeteredTerms | None = None  # metered lines: the unit prices and tiers usage is billed at
+    tax_code: str | None = None  # the module's Stripe Tax code at quote time (none: the vendor's default)
+    tax_behavior: TaxBehavior = "exclusive"  # whether total_minor includes tax (the price's behaviour)
+    tax_minor: int | None = None  # Stripe Tax's tax on this line (None: not computed)
 
     @property
     def seat_pool(self) -> bool:
@@ -83,7 +87,8 @@ class QuoteDecision(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def quote_line(priced: Line, *, name: str, category: str, price_version: int, interval: Interval | None,
-               per_seat: bool, trial_days: int | None, metered: MeteredTerms | None = None) -> QuoteLine:
+               per_seat: bool, trial_days: int | None, metered: MeteredTerms | None = None,
+               tax_code: str | None = None, tax_behavior: TaxBehavior = "exclusive") -> QuoteLine:
     """The stored line of a priced module (pricing.Line) with the catalog facts shown to the buyer."""
     return QuoteLine(
         module=priced.module, name=name, category=category, price_id=priced.price_id, price_version=price_version,
@@ -92,7 +97,7 @@ def quote_line(priced: Line, *, name: str, category: str, price_version: int, in
         prorated_minor=priced.prorated_minor, discount_minor=priced.discount_minor, total_minor=priced.total_minor,
         period_start=priced.period_start, period_end=priced.period_end,
         proration=f"{priced.proration.numerator}/{priced.proration.denominator}", trial_days=trial_days,
-        metered=metered)
+        metered=metered, tax_code=tax_code, tax_behavior=tax_behavior)
 
 
 def renewal_line(line: QuoteLine, priced: Line, *, period_start: datetime, period_end: datetime) -> QuoteLine:

@@ -1,7 +1,7 @@
 """metered billing: metered plans (metered modules bought) and their usage charges per period
 
 Revision ID: 0028
-Revises: 0027
+Revises: 0031
 Create Date: 2026-12-02 06:30:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0028'
-down_revision = '0027'
+down_revision = '0031'
 branch_labels = None
 depends_on = None
 
