@@ -32,6 +32,7 @@ from entitlements.service import (
     revoke_by_source,
     usage_history_rows,
     usage_series,
+    usage_totals,
     user_activity,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "revoke_by_source",
     "usage_history_rows",
     "usage_series",
+    "usage_totals",
     "user_activity",
 ]
