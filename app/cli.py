@@ -515,6 +515,38 @@ def _close_period(args: argparse.Namespace, clock: Any, settings: Settings) -> A
     return work
 
 
+async def _usage(engine: Any, args: argparse.Namespace, settings: Settings, clock: Any, *, real_stripe: bool) -> int:
+    """``billing usage``: charge the period's metered usage once (one transaction), then, with Stripe, send the
+    card route's pending charges as invoices (the ``usage_billing`` job's work)."""
+    from app import wiring
+    from app.stripe_wiring import create_gateway
+    from billing.service._metering import charge_usage
+    from billing.stripe.flows import invoice_usage
+
+    sessionmaker = wiring.sessionmaker(engine, settings)
+    async with sessionmaker() as session, session.begin():
+        charges = await charge_usage(session, period=args.period, clock=clock)
+    data: dict[str, Any] = {"period": args.period, "charges": [
+        {"charge_id": c.charge_id, "account_id": c.account_id, "module": c.module, "kind": c.kind,
+         "usage_period": c.usage_period, "amount_minor": c.amount_minor, "currency": c.currency, "route": c.route}
+        for c in charges]}
+    text = "\n".join(f"charged   {c.charge_id}  account {c.account_id}  {c.module} {c.kind} {c.usage_period}  "
+                     f"{c.amount_minor} {c.currency} ({c.route})" for c in charges)
+    text += f"\n{len(charges)} usage charge(s) for {args.period}"
+    gateway = create_gateway(settings) if real_stripe else None
+    if gateway is None:
+        _out(args, text.strip(), data)
+        print("card-route usage not invoiced: set STRIPE_SECRET_KEY, then run this again", file=sys.stderr)
+        return 0
+    try:
+        counts = await invoice_usage(sessionmaker, gateway, clock=clock)
+    finally:
+        await gateway.close()
+    _out(args, f"{text.strip()}\ninvoices: {counts['invoiced']} sent, {counts['failed']} failed",
+         {**data, "invoices": counts})
+    return 1 if counts["failed"] else 0
+
+
 def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """Billing jobs: ``close`` (statements, then their Stripe invoices), ``expire-approvals``, ``run``
     (renewals and dunning), ``reconcile`` (repair from Stripe) and ``invoice`` (bill-back invoices only).
@@ -529,7 +561,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     from app.stripe_wiring import create_gateway
 
     clock = SystemClock()
-    if args.billing_command in ("close", "invoice") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
+    if args.billing_command in ("close", "invoice", "usage") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])",
+                                                                                 args.period):
         raise ValueError(f"--period must look like 2026-11, got {args.period!r}")
     real_stripe = settings.stripe_mode == "stripe"
 
@@ -537,6 +570,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         from billing.stripe.flows import invoice_period, reconcile, run_billing
 
         closed: tuple[str, dict[str, Any]] | None = None
+        if args.billing_command == "usage":
+            return await _usage(engine, args, settings, clock, real_stripe=real_stripe)
         if args.billing_command in ("close", "expire-approvals"):
             closed = await _close_period(args, clock, settings)(engine)
             if args.billing_command == "expire-approvals" or not real_stripe:
@@ -823,6 +858,15 @@ def billing_reconcile(json: bool) -> None:
 def billing_invoice(period: str, json: bool) -> None:
     """Create the Stripe invoices of a closed period's statements."""
     _invoke(cmd_billing, billing_command="invoice", period=period, json=json)
+
+
+@billing.command("usage", context_settings=CONTEXT)
+@JSON
+@PERIOD
+def billing_usage(period: str, json: bool) -> None:
+    """Charge a closed month's metered usage (and late usage of earlier months) once; with Stripe, invoice the
+    card route's charges. The usage_billing job does this on the 1st."""
+    _invoke(cmd_billing, billing_command="usage", period=period, json=json)
 
 
 @cli.group(context_settings=CONTEXT)

@@ -98,6 +98,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     usage_retention_months: int = 13
     trial_scope: Literal["user", "account"] = "user"
     trial_ending_days: int = 3
+    price_notice_days: int = 30
     sweep_seconds: float = 60.0
     demand_flush_seconds: float = 2.0
     demand_buffer_max_keys: int = 50_000
@@ -276,6 +277,9 @@ DOCS: dict[str, Doc] = {
     "usage_backfill_days": Doc("how far in the past a usage event's `occurred_at` may lie"),
     "trial_scope": Doc("a module's trial once per `user`, or once per `account`"),
     "trial_ending_days": Doc("`trial.ending` is emitted this many days before a trial ends"),
+    "price_notice_days": Doc(
+        "owners of an older price version get their `price.change_scheduled` notice this many days before a "
+        "scheduled migration (from the `price_migrations` job)"),
     "sweep_seconds": Doc("interval of the `trial_sweep` job that emits expiry and trial events (`0` = no such job)"),
     "demand_flush_seconds": Doc("how often buffered denied checks are written as demand signals"),
     "demand_buffer_max_keys": Doc("bound of that buffer (distinct user/feature/day keys)"),
@@ -413,6 +417,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.usage_retention_months < 0 or 0 < settings.usage_retention_months * 28 <= settings.usage_backfill_days:
         raise SettingsError("COMMERCE_USAGE_RETENTION_MONTHS must be 0 (keep) or longer than "
                             "COMMERCE_USAGE_BACKFILL_DAYS")
+    if not 0 <= settings.price_notice_days <= 365:
+        raise SettingsError("COMMERCE_PRICE_NOTICE_DAYS must be 0..365")
     if not 0.05 <= settings.jobs_poll_seconds <= 3600 or not 1 <= settings.job_history_days <= 3650:
         raise SettingsError("COMMERCE_JOBS_POLL_SECONDS must be 0.05..3600 and COMMERCE_JOB_HISTORY_DAYS 1..3650")
     return _with_secrets(settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import catalog
 import suggest
 from app.db import make_sessionmaker
 from app.events import Bus
@@ -20,9 +21,17 @@ def event_bus(settings: Settings) -> Bus:
     return bus
 
 
+def session_info(settings: Settings) -> dict[str, object]:
+    """What every session of the service carries: the event bus, and billing's answer to the catalog's question
+    of who pays which price version (the catalog sits below billing and cannot ask it directly)."""
+    from billing.service._price_migrations import price_owners_of
+
+    return {**event_bus(settings).session_info(), **catalog.owner_source_info(price_owners_of)}
+
+
 def sessionmaker(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
     """Sessions whose published events reach the subscribers: every session the service and its jobs open."""
-    return make_sessionmaker(engine, info=event_bus(settings).session_info())
+    return make_sessionmaker(engine, info=session_info(settings))
 
 
 def check_settings(settings: Settings) -> Settings:

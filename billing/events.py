@@ -343,3 +343,33 @@ class ProvisionRequested(Event, frozen=True):
     items: list[ProvisionItem]
     requested_at: datetime
     user: Annotated[str | None, Meta(description="The buying user's external id, if a user bought")] = None
+
+
+@event("subscription.price_migrated", description=(
+    "A scheduled price migration took effect at a renewal: the subscription now pays the newer price version."))
+class SubscriptionPriceMigrated(SubscriptionEvent, frozen=True):
+    from_price_id: str
+    to_price_id: str
+    to_version: int
+    unit_amount_minor_before: int
+    unit_amount_minor_after: int
+
+
+@event("usage.charged", description=(
+    "A closed period's usage of a metered module was charged (kind period), or late usage of an earlier period "
+    "was charged in a later one (kind adjustment): a statement line on the budget route, a Stripe invoice item "
+    "on the card route."))
+class UsageCharged(Event, frozen=True):
+    charge_id: str
+    account: Annotated[str, Meta(description="The account's external id (your id)")]
+    user: Annotated[str, Meta(description="The user's external id whose usage was charged")]
+    module: str
+    route: Literal["budget", "card"]
+    kind: Literal["period", "adjustment"]
+    usage_period: Annotated[str, Meta(description="YYYY-MM of the usage period's start")]
+    billed_period: Annotated[str, Meta(description="YYYY-MM of the period whose statement or invoice carries it")]
+    price_id: str
+    quantity: int
+    quantity_before: int
+    amount_minor: int
+    currency: str

@@ -402,3 +402,83 @@ class Subscription(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class MeteredPlan(Base):
+    """A metered module bought by an order: its usage is billed at every period close while it is active.
+
+    ``price_id`` is the version bought; the version billed for a period is the one in force at the period's
+    start (catalog.price_in_force: a scheduled migration moves the owner at its first period from the date).
+    """
+
+    __tablename__ = "metered_plans"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "order_id"], ["orders.account_id", "orders.order_id"]),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.user_id"]),
+        Index("uq_metered_plans_account_id_order_id_module", "account_id", "order_id", "module", unique=True),
+        Index("ix_metered_plans_status", "status"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str] = mapped_column(String(40))  # whose usage is billed (the buyer)
+    module: Mapped[str] = mapped_column(String(100))
+    route: Mapped[Route] = mapped_column(String(16))
+    price_id: Mapped[str] = mapped_column(String(60))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # active | ended
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class UsageCharge(Base):
+    """One period's usage charge of a metered plan (``kind`` period), or a late correction of an earlier period
+    billed in a later one (``adjustment``). Unique per (plan, usage period, billing period): a close run twice,
+    or after a crash, bills once. Card-route charges are Stripe invoice items; budget-route ones statement lines."""
+
+    __tablename__ = "usage_charges"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id", "plan_id"], ["metered_plans.account_id", "metered_plans.plan_id"]),
+        Index("uq_usage_charges_plan_usage_billed", "account_id", "plan_id", "usage_period", "billed_period",
+              unique=True),
+        Index("ix_usage_charges_billed_period", "billed_period", "route"),
+        Index("ix_usage_charges_invoice_pending", "status", postgresql_where=text("status = 'invoice_pending'")),
+        CheckConstraint("amount_minor >= 0 AND quantity >= 0", name="amounts_non_negative"),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str] = mapped_column(String(40))
+    module: Mapped[str] = mapped_column(String(100))
+    route: Mapped[Route] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # period | adjustment
+    usage_period: Mapped[str] = mapped_column(String(7))  # YYYY-MM of the usage period's start
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    billed_period: Mapped[str] = mapped_column(String(7))  # the period whose statement or invoice carries it
+    price_id: Mapped[str] = mapped_column(String(60))
+    price_version: Mapped[int]
+    quantity: Mapped[int] = mapped_column(BigInteger)  # the usage period's total units known at this charge
+    quantity_before: Mapped[int] = mapped_column(BigInteger)  # units already billed (adjustments; 0 otherwise)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    detail: Mapped[dict[str, object]] = mapped_column(JSONB)  # tiers, included, commitment drawn, overage
+    status: Mapped[str] = mapped_column(String(24))  # statement | invoice_pending | invoiced | nothing_due
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+
+
+class PriceMigrationNotice(Base):
+    """The notice of a scheduled price migration sent to one owner: once per migration and date (a moved date
+    is told again)."""
+
+    __tablename__ = "price_migration_notices"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holding: Mapped[str] = mapped_column(String(40), primary_key=True)  # subscription or metered plan id
+    to_price_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    migrate_existing_at: Mapped[datetime] = mapped_column(primary_key=True)
+    sent_at: Mapped[datetime]

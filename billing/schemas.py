@@ -91,6 +91,25 @@ class QuoteCreate(Input):
     include_requirements: bool = False
 
 
+class MeteredTierRead(Output, frozen=True):
+    up_to: Annotated[int | None, Meta(description="The tier's last unit (null: unbounded)")]
+    unit_amount_minor: Annotated[int, Meta(description="Per per_units units")]
+    flat_amount_minor: int
+
+
+class MeteredTermsRead(Output, frozen=True):
+    """How a metered module is billed: per period, on the units used (nothing is due at purchase)."""
+
+    unit: str
+    interval: str
+    tier_mode: Literal["graduated", "volume"]
+    included_quantity: int
+    per_units: int
+    tiers: list[MeteredTierRead]
+    commitment_minor: Annotated[int, Meta(description="Prepaid each period; usage draws it down first")]
+    description: str
+
+
 class QuoteLineRead(Output, frozen=True):
     module: str
     name: str
@@ -110,6 +129,7 @@ class QuoteLineRead(Output, frozen=True):
     period_end: str | None
     proration: str
     trial_days: int | None
+    metered: MeteredTermsRead | None = None
     tax_code: str | None = None
     tax_behavior: Literal["exclusive", "inclusive"] = "exclusive"
     tax_minor: Annotated[int | None, Meta(description="Stripe Tax's tax on this line (None: not computed)")] = None
@@ -331,6 +351,8 @@ class StatementLineRead(Output, frozen=True):
     captured_minor: int
     refunded_minor: int
     net_minor: int
+    kind: Literal["order", "usage", "usage_adjustment"] = "order"
+    description: str | None = None
     tax_minor: Annotated[int | None, Meta(description="The invoice's tax on this line (None: not invoiced with "
                                                       "tax)")] = None
 
@@ -379,3 +401,50 @@ class CreditRowRead(Output, frozen=True):
 class CreditReport(Output, frozen=True):
     period: str
     rows: list[CreditRowRead]
+
+
+class TierChargeRead(Output, frozen=True):
+    up_to: int | None
+    quantity: int
+    unit_amount_minor: int
+    flat_amount_minor: int
+
+
+class UsageChargeLineRead(Output, frozen=True):
+    """One metered plan's usage so far in its current period and what it would bill if the period closed now."""
+
+    plan_id: str
+    module: str
+    user: str
+    route: Literal["budget", "card"]
+    price_id: str
+    price_version: int
+    unit: str
+    tier_mode: str
+    period_start: datetime
+    period_end: datetime
+    quantity: int
+    included_quantity: int
+    billable_quantity: int
+    usage_minor: int
+    commitment_minor: int
+    drawn_minor: Annotated[int, Meta(description="The part of the usage charge paid from the commitment")]
+    overage_minor: Annotated[int, Meta(description="The usage charge beyond the commitment")]
+    amount_minor: Annotated[int, Meta(description="Commitment plus overage: what the period bills so far")]
+    tiers: list[TierChargeRead]
+
+
+class UserUsageChargeRead(Output, frozen=True):
+    user: str
+    amount_minor: int
+
+
+class UsageChargesRead(Output, frozen=True):
+    """The running usage charges of an account's metered plans, per plan, per user and in total."""
+
+    account: str
+    currency: str
+    as_of: datetime
+    total_minor: int
+    users: list[UserUsageChargeRead]
+    lines: list[UsageChargeLineRead]

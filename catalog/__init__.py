@@ -8,13 +8,17 @@ Other packages call these (never the tables):
     reason), or the pure ``availability(doc, module, audience)``;
   * offers: ``offers_for(session, user, owned=...)``: the caller passes the modules the user holds (the
     catalog sits below entitlements and never asks it);
-  * the seam for price migrations: ``price_owners``;
+  * price migrations: ``price_owners`` (who holds older versions: billing's query, put on sessions by the
+    wiring through ``owner_source_info``), ``price_in_force`` (the version an owner pays for a period),
+    ``price_version``, ``scheduled_migrations``, ``cancel_migration``;
   * catalog as code: ``parse_source``, ``plan_document``, ``apply_document``.
 """
 
 from catalog.domain import Audience, Decision, Live, Offer, PriceView, Unlock, availability, evaluate
 from catalog.service import (
+    OwnerSource,
     apply_document,
+    cancel_migration,
     current_prices,
     evaluate_availability,
     get_feature,
@@ -25,14 +29,42 @@ from catalog.service import (
     load_live,
     modules_granting,
     offers_for,
+    owner_source_info,
     parse_source,
     plan_document,
+    price_in_force,
     price_owners,
+    price_version,
+    scheduled_migrations,
 )
 
 __all__ = [
-    "Audience", "Decision", "Live", "Offer", "PriceView", "Unlock", "apply_document", "availability",
-    "current_prices", "evaluate", "evaluate_availability", "get_feature", "get_module", "get_price",
-    "list_features", "list_modules", "load_live", "modules_granting", "offers_for", "parse_source",
-    "plan_document", "price_owners",
+    "Audience",
+    "Decision",
+    "Live",
+    "Offer",
+    "OwnerSource",
+    "PriceView",
+    "Unlock",
+    "apply_document",
+    "availability",
+    "cancel_migration",
+    "current_prices",
+    "evaluate",
+    "evaluate_availability",
+    "get_feature",
+    "get_module",
+    "get_price",
+    "list_features",
+    "list_modules",
+    "load_live",
+    "modules_granting",
+    "offers_for",
+    "owner_source_info",
+    "parse_source",
+    "plan_document",
+    "price_in_force",
+    "price_owners",
+    "price_version",
+    "scheduled_migrations",
 ]

@@ -184,6 +184,7 @@ class PriceView(msgspec.Struct, frozen=True, kw_only=True):
     revision: int
     created_at: datetime
     superseded_at: datetime | None
+    commitment_minor: int | None = None
 
 
 def price_view(lp: LivePrice) -> PriceView:
@@ -198,7 +199,7 @@ def price_view(lp: LivePrice) -> PriceView:
         included_quantity=metered.included_quantity if metered else None,
         per_units=metered.per_units if metered else None, tiers=list(metered.tiers) if metered else None,
         migrate_existing_at=p.migrate_existing_at, revision=lp.revision, created_at=lp.created_at,
-        superseded_at=lp.superseded_at,
+        superseded_at=lp.superseded_at, commitment_minor=metered.commitment_minor if metered else None,
     )
 
 
@@ -294,6 +295,10 @@ class PriceOwner(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     user_id: str | None = None
     price_id: str
+    holding: str | None = None  # the subscription (or metered plan) that pays the price
+    quantity: int = 1
+    amount_minor_before: int | None = None  # what it pays a period now (None: metered, priced by usage)
+    amount_minor_after: int | None = None  # what it will pay at the new version
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):

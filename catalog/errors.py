@@ -19,3 +19,9 @@ class CatalogRevisionConflict(Conflict):
 
 class CatalogObjectNotFound(NotFound):
     status, code, title = 404, "not_found", "Not found"
+
+
+class MigrationNotCancelable(Conflict):
+    """The price has no scheduled migration, or its date has come (owners may already have moved)."""
+
+    status, code, title = 409, "migration_not_cancelable", "The price migration cannot be canceled"

@@ -22,7 +22,8 @@ class CatalogRevisionApplied(Event, frozen=True):
 
 
 @event("price.change_scheduled", description=(
-    "A price an owner pays will change at migrate_existing_at (sent ahead of the date, per owner)."))
+    "A price an owner pays will change at migrate_existing_at: the per-owner notice, sent once by the "
+    "price_migrations job when the date is COMMERCE_PRICE_NOTICE_DAYS away (or nearer)."))
 class PriceChangeScheduled(Event, frozen=True):
     revision: int
     module: str | None
@@ -34,3 +35,29 @@ class PriceChangeScheduled(Event, frozen=True):
     amount_minor_before: int | None
     amount_minor_after: int | None
     migrate_existing_at: datetime | None
+    holding: str | None = None  # the subscription (sub_...) or metered plan (mtr_...) that moves
+
+
+@event("price.migration_scheduled", description=(
+    "A catalog revision scheduled existing owners of older versions of a price line to move to a new version "
+    "at migrate_existing_at (each owner moves at its first renewal from then on)."))
+class PriceMigrationScheduled(Event, frozen=True):
+    revision: int
+    module: str
+    slot: str
+    to_version: int | None
+    currency: str | None
+    amount_minor_after: int | None
+    migrate_existing_at: datetime
+    affected_owners: int
+
+
+@event("price.migration_canceled", description=(
+    "A scheduled price migration was removed before its date (by the vendor's cancel or a catalog revision "
+    "without the date): owners keep the version they pay."))
+class PriceMigrationCanceled(Event, frozen=True):
+    revision: int
+    module: str
+    slot: str
+    version: int | None
+    actor: str

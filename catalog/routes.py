@@ -145,6 +145,15 @@ class CatalogController(Controller):
     async def get_price(self, db_session: DbSession, price_id: PriceId) -> PriceRead:
         return await service.get_price(db_session, price_id)
 
+    @post("/prices/{price_id:str}/migration/cancel", opt={"scope": "catalog:write", "owner": "vendor"},
+          status_code=200, summary="Cancel the migration of existing owners scheduled on a price version",
+          description="Only before its date (409 after, or when none is scheduled); owners keep the version they "
+                      "pay. Audited; publishes price.migration_canceled.")
+    async def cancel_migration(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+                               price_id: PriceId) -> PriceRead:
+        await service.cancel_migration(db_session, price_id, actor=principal.actor, clock=clock)
+        return await service.get_price(db_session, price_id)
+
     @get("/policies", opt={"scope": "catalog:read", "owner": "catalog"},
           summary="List availability policies")
     async def list_policies(self, db_session: DbSession) -> PolicyList:

@@ -110,6 +110,8 @@ class MeteredPrice(PriceBase, tag="metered", kw_only=True, frozen=True):
     included_quantity: Quantity = 0
     per_units: PerUnits = 1
     tiers: Annotated[list[Tier], Meta(min_length=1, max_length=20)]
+    # a prepaid commitment per period: billed whether used or not, usage charges draw it down first
+    commitment_minor: AmountMinor = 0
 
 
 Price = OneTimePrice | RecurringPrice | MeteredPrice

@@ -29,6 +29,7 @@ from entitlements.service import (
     revoke_by_source,
     usage_history_rows,
     usage_series,
+    usage_totals,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "revoke_by_source",
     "usage_history_rows",
     "usage_series",
+    "usage_totals",
 ]

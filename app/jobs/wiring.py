@@ -36,6 +36,9 @@ class JobWiring:
         jobs = [
             Job("billing_run", Every(HOUR, offset_seconds=5 * 60), self.billing_run,
                 "renew due subscriptions (both routes) and run dunning"),
+            Job("usage_billing", Monthly(day=1, hour=0), self.usage_billing,
+                "charge last month's metered usage (and late usage of earlier months) once; card-route charges "
+                "become Stripe invoices (with Stripe)"),
             Job("statement_close", Monthly(day=1, hour=1), self.statement_close,
                 "close last month into bill-back statements (and their Stripe invoices with Stripe)"),
             Job("reconcile", Every(HOUR, offset_seconds=35 * 60), self.reconcile,
@@ -45,7 +48,8 @@ class JobWiring:
             Job("idempotency_purge", Every(HOUR, offset_seconds=20 * 60), self.idempotency_purge,
                 "delete Idempotency-Key records past COMMERCE_IDEMPOTENCY_TTL_SECONDS"),
             Job("price_migrations", Every(HOUR, offset_seconds=10 * 60), self.price_migrations,
-                "move subscriptions to newer price versions whose migrate_existing_at has come (not built yet)"),
+                "notify owners of scheduled price migrations COMMERCE_PRICE_NOTICE_DAYS ahead (renewals move them "
+                "at the date)"),
             Job("suggestion_stats", Every(HOUR, offset_seconds=45 * 60), self.suggestion_stats,
                 "recount the peer statistics of accounts older than COMMERCE_SUGGEST_STATS_TTL_SECONDS"),
             Job("webhook_dispatch", Every(60), self.webhook_dispatch,
@@ -139,9 +143,31 @@ class JobWiring:
             return {"purged": await purge_expired(session, now=self.clock.now())}
 
     async def price_migrations(self, _slot: datetime) -> JobResult:
-        # No use case moves subscriptions to a newer price version yet (catalog records migrate_existing_at
-        # only); this slot is registered so that use case gets its schedule, metrics and alerts when it lands.
-        return {"migrated": 0, "note": "price migration is not implemented yet"}
+        from billing.service._price_migrations import send_notices
+
+        # the move itself happens where the price is charged: each renewal (and each metered period) from the
+        # date on bills the version in force, so a late or missed run of this job never bills the old price
+        async with self.sessionmaker() as session, session.begin():
+            return await send_notices(session, notice_days=self.settings.price_notice_days, clock=self.clock)
+
+    async def usage_billing(self, slot: datetime) -> JobResult:
+        from billing.service._metering import charge_usage
+        from billing.stripe.flows import invoice_usage
+
+        period = previous_period(slot)
+        async with self.sessionmaker() as session, session.begin():
+            charges = await charge_usage(session, period=period, clock=self.clock)
+        amounts: dict[str, int] = {}
+        for c in charges:  # money is never summed across currencies
+            amounts[c.currency] = amounts.get(c.currency, 0) + c.amount_minor
+        out: dict[str, Any] = {"period": period, "charges": len(charges), "amount_minor_by_currency": amounts}
+        gateway = self._real_stripe()
+        if gateway is not None:  # every pending card charge, this period's and any a failed run left
+            counts = await invoice_usage(self.sessionmaker, gateway, clock=self.clock)
+            if counts["failed"]:
+                raise RuntimeError(f"invoicing usage failed for some users: {counts}")
+            out.update({f"invoices_{k}": v for k, v in counts.items()})
+        return out
 
     async def suggestion_stats(self, _slot: datetime) -> JobResult:
         from suggest.peers import refresh_account, stale_accounts

@@ -20,6 +20,25 @@ from billing.domain.tax import TaxBehavior
 QuoteStatus = Literal["open", "ordered"]
 
 
+class MeteredTier(msgspec.Struct, kw_only=True, frozen=True):
+    up_to: int | None
+    unit_amount_minor: int
+    flat_amount_minor: int = 0
+
+
+class MeteredTerms(msgspec.Struct, kw_only=True, frozen=True):
+    """What a metered line costs once used: billed at each period close (nothing is due at purchase)."""
+
+    unit: str
+    interval: Interval
+    tier_mode: Literal["graduated", "volume"]
+    included_quantity: int
+    per_units: int
+    tiers: tuple[MeteredTier, ...]
+    commitment_minor: int = 0
+    description: str = ""
+
+
 class QuoteLine(msgspec.Struct, kw_only=True, frozen=True):
     """One priced module of a quote or an order: what is due now and the period it pays for."""
 
@@ -41,6 +60,7 @@ class QuoteLine(msgspec.Struct, kw_only=True, frozen=True):
     period_end: datetime | None
     proration: str  # the share of the period charged now, as an exact fraction "n/d"
     trial_days: int | None
+    metered: MeteredTerms | None = None  # metered lines: the unit prices and tiers usage is billed at
     tax_code: str | None = None  # the module's Stripe Tax code at quote time (none: the vendor's default)
     tax_behavior: TaxBehavior = "exclusive"  # whether total_minor includes tax (the price's behaviour)
     tax_minor: int | None = None  # Stripe Tax's tax on this line (None: not computed)
@@ -67,8 +87,8 @@ class QuoteDecision(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def quote_line(priced: Line, *, name: str, category: str, price_version: int, interval: Interval | None,
-               per_seat: bool, trial_days: int | None, tax_code: str | None = None,
-               tax_behavior: TaxBehavior = "exclusive") -> QuoteLine:
+               per_seat: bool, trial_days: int | None, metered: MeteredTerms | None = None,
+               tax_code: str | None = None, tax_behavior: TaxBehavior = "exclusive") -> QuoteLine:
     """The stored line of a priced module (pricing.Line) with the catalog facts shown to the buyer."""
     return QuoteLine(
         module=priced.module, name=name, category=category, price_id=priced.price_id, price_version=price_version,
@@ -77,7 +97,7 @@ def quote_line(priced: Line, *, name: str, category: str, price_version: int, in
         prorated_minor=priced.prorated_minor, discount_minor=priced.discount_minor, total_minor=priced.total_minor,
         period_start=priced.period_start, period_end=priced.period_end,
         proration=f"{priced.proration.numerator}/{priced.proration.denominator}", trial_days=trial_days,
-        tax_code=tax_code, tax_behavior=tax_behavior)
+        metered=metered, tax_code=tax_code, tax_behavior=tax_behavior)
 
 
 def renewal_line(line: QuoteLine, priced: Line, *, period_start: datetime, period_end: datetime) -> QuoteLine:

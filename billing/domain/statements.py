@@ -10,6 +10,7 @@ import msgspec
 from billing.domain.tax import TaxBehavior
 
 StatementStatus = Literal["closed", "invoiced", "payment_failed", "paid", "void"]
+LineKind = Literal["order", "usage", "usage_adjustment"]
 
 
 class StatementPart(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,7 +25,9 @@ class StatementPart(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class StatementLine(msgspec.Struct, kw_only=True, frozen=True):
-    """An order's budget captures less its refunds in one period (stored in the statement's JSONB)."""
+    """An order's budget captures less its refunds in one period, or a metered plan's usage charge (kind
+    ``usage``, ``usage_adjustment`` for late usage of an earlier period; ``order_id`` and ``charge_id`` then
+    hold the charge's id); stored in the statement's JSONB."""
 
     order_id: str
     currency: str
@@ -33,6 +36,9 @@ class StatementLine(msgspec.Struct, kw_only=True, frozen=True):
     net_minor: int
     modules: tuple[str, ...] = ()
     user_id: str | None = None
+    kind: LineKind = "order"
+    charge_id: str | None = None
+    description: str | None = None
     parts: tuple[StatementPart, ...] = ()  # per module, with tax terms; none: one part, the vendor's tax code
     tax_minor: int | None = None  # the tax of its parts once invoiced with automatic tax
 
@@ -54,10 +60,14 @@ def statement_parts(lines: Sequence[tuple[str, int, str | None, TaxBehavior]], *
 
 
 def statement_line(*, order_id: str, currency: str, captured_minor: int, refunded_minor: int,
-                   modules: tuple[str, ...], user_id: str | None,
+                   modules: tuple[str, ...], user_id: str | None, kind: LineKind = "order",
+                   charge_id: str | None = None, description: str | None = None,
                    taxed: Sequence[tuple[str, int, str | None, TaxBehavior]] = ()) -> StatementLine:
-    """A statement line; its net is what the account is billed for the order (``taxed``: the order's lines)."""
+    """A statement line; its net is what the account is billed for it (``taxed``: the order's or the usage
+    charge's lines with their tax terms). Every line of every statement (order spend and usage charges) is made
+    here, so what applies to all lines (tax) has one place to go."""
     net = captured_minor - refunded_minor
     return StatementLine(order_id=order_id, currency=currency, captured_minor=captured_minor,
                          refunded_minor=refunded_minor, net_minor=net, modules=modules,
-                         user_id=user_id, parts=statement_parts(taxed, net_minor=net))
+                         user_id=user_id, kind=kind, charge_id=charge_id, description=description,
+                         parts=statement_parts(taxed, net_minor=net))

@@ -10,7 +10,15 @@ from app.deps import ClockDep, CurrentPrincipal, DbSession
 from app.params import AccountRef
 from billing import service
 from billing.routes._params import PeriodQuery
-from billing.schemas import CloseRead, CloseRequest, CreditReport, SimulateRequest, SimulationRead, StatementList
+from billing.schemas import (
+    CloseRead,
+    CloseRequest,
+    CreditReport,
+    SimulateRequest,
+    SimulationRead,
+    StatementList,
+    UsageChargesRead,
+)
 
 
 class BillingController(Controller):
@@ -40,6 +48,15 @@ class AccountBillingController(Controller):
     async def statements(self, db_session: DbSession, principal: CurrentPrincipal,
                          account: AccountRef) -> StatementList:
         return await service.statement_list(db_session, await resolve_account(db_session, principal, account))
+
+    @get("/usage-charges", opt={"scope": "commerce:read", "user_access": "admin", "owner": "account"},
+         summary="The running charge of the account's metered modules this period, per plan and per user",
+         description="Usage so far in each active metered plan's current period, priced with the version in force "
+                     "(included units, tiers, commitment drawn down): what closing the period now would bill.")
+    async def usage_charges(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
+                            account: AccountRef) -> UsageChargesRead:
+        acc = await resolve_account(db_session, principal, account)
+        return await service.running_charges(db_session, acc, clock=clock)
 
     @post("/guardrails/simulate", opt={"scope": "commerce:read", "user_access": "admin", "owner": "account"},
           status_code=200, summary="What a draft policy would have done to the last N days of purchases")

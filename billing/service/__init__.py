@@ -35,6 +35,7 @@ from billing.service._budgets import (
     update_budget,
 )
 from billing.service._guardrails import current_policy, export_toml, import_toml, save_policy
+from billing.service._metering import running_charges
 from billing.service._order_reads import (
     approval_read,
     order_page,
@@ -99,6 +100,7 @@ __all__ = [
     "refund",
     "release",
     "reserve",
+    "running_charges",
     "save_policy",
     "simulate",
     "statement_list",

@@ -13,6 +13,7 @@ webhook and our own answer may arrive in any order, any number of times.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import exists, func, select
@@ -260,6 +261,14 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
 async def pending_refunds(session: AsyncSession, *, limit: int = 200) -> list[OrderRefund]:
     return list((await session.scalars(select(OrderRefund).where(OrderRefund.status == "pending")
                                        .order_by(OrderRefund.created_at).limit(limit))).all())
+
+
+async def processing_refunds(session: AsyncSession, *, older_than: timedelta, clock: Clock,
+                             limit: int = 200) -> list[OrderRefund]:
+    """Refunds Stripe accepted as pending longer ago than ``older_than`` (their webhook may have been lost)."""
+    return list((await session.scalars(select(OrderRefund).where(
+        OrderRefund.status == "processing", OrderRefund.stripe_refund_id.is_not(None),
+        OrderRefund.created_at <= clock.now() - older_than).order_by(OrderRefund.created_at).limit(limit))).all())
 
 
 async def refunds_for_orphans(session: AsyncSession, *, clock: Clock, limit: int = 100) -> list[OrderRefund]:

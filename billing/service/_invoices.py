@@ -47,12 +47,15 @@ def line_tax_terms(line: StatementLine) -> list[InvoiceLine]:
     if line.parts and sum(p.amount_minor for p in line.parts) == line.net_minor:
         return [InvoiceLine(p.amount_minor, f"{p.module} (order {line.order_id})"[:500], f"{line.order_id}:{p.module}",
                             tax_code=p.tax_code, tax_behavior=p.tax_behavior) for p in line.parts]
+    if line.charge_id is not None:  # a usage charge: its own description and id
+        return [InvoiceLine(line.net_minor, (line.description or "Usage")[:500], line.charge_id)]
     modules = ", ".join(line.modules) or "Purchase"
     return [InvoiceLine(line.net_minor, f"{modules} (order {line.order_id})"[:500], line.order_id)]
 
 
 def invoice_lines(statement: Statement) -> list[InvoiceLine]:
-    """The invoice items of a statement (its lines' taxed items); else one for the total."""
+    """The invoice items of a statement (its lines' taxed items: orders' captures less refunds, usage charges);
+    else one for the total."""
     lines = [item for line in statement.lines if line.net_minor != 0 for item in line_tax_terms(line)]
     if not lines or sum(x.amount_minor for x in lines) != statement.total_minor:
         lines = [InvoiceLine(statement.total_minor, f"Purchases in {statement.period}", "total")]

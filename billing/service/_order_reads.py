@@ -15,13 +15,15 @@ from app.auth import Principal
 from app.errors import NotFound
 from app.schemas import encode_cursor
 from billing.domain.orders import ApprovalState, OrderState
-from billing.domain.quotes import QuoteLine, modules_of
+from billing.domain.quotes import MeteredTerms, QuoteLine, modules_of
 from billing.domain.tax import NOT_CONFIGURED, QuoteTax, not_computed
 from billing.errors import OrderNotFound
 from billing.models import Approval, CardPayment, Order, Quote
 from billing.schemas import (
     ApprovalRead,
     DecisionRead,
+    MeteredTermsRead,
+    MeteredTierRead,
     OrderPage,
     OrderRead,
     PaymentRead,
@@ -41,7 +43,16 @@ def line_read(line: QuoteLine) -> QuoteLineRead:
         prorated_minor=line.prorated_minor, discount_minor=line.discount_minor, total_minor=line.total_minor,
         period_start=line.period_start.isoformat() if line.period_start else None,
         period_end=line.period_end.isoformat() if line.period_end else None, proration=line.proration,
-        trial_days=line.trial_days, tax_code=line.tax_code, tax_behavior=line.tax_behavior, tax_minor=line.tax_minor)
+        trial_days=line.trial_days, metered=_terms_read(line.metered) if line.metered else None,
+        tax_code=line.tax_code, tax_behavior=line.tax_behavior, tax_minor=line.tax_minor)
+
+
+def _terms_read(t: MeteredTerms) -> MeteredTermsRead:
+    return MeteredTermsRead(
+        unit=t.unit, interval=t.interval, tier_mode=t.tier_mode, included_quantity=t.included_quantity,
+        per_units=t.per_units, commitment_minor=t.commitment_minor, description=t.description,
+        tiers=[MeteredTierRead(up_to=x.up_to, unit_amount_minor=x.unit_amount_minor,
+                               flat_amount_minor=x.flat_amount_minor) for x in t.tiers])
 
 
 def quote_read(q: Quote, *, account_ref: str, user_ref: str) -> QuoteRead:

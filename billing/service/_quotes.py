@@ -17,6 +17,7 @@ from app.clock import Clock
 from app.errors import FieldError, NotFound
 from app.ids import new_id
 from billing.domain import guardrails as g
+from billing.domain.metering import terms
 from billing.domain.orders import OrderState
 from billing.domain.periods import Interval, period_of
 from billing.domain.pricing import LineInput, price_line
@@ -172,6 +173,7 @@ async def price_quote(session: AsyncSession, account: Account, user: User, items
             priced, name=module.name, category=module.category, price_version=lp.version,
             interval=None if isinstance(price, OneTimePrice) else price.interval,
             per_seat=isinstance(price, RecurringPrice) and price.per_seat, trial_days=module.trial_days,
+            metered=terms(price) if isinstance(price, MeteredPrice) else None,
             tax_code=module.tax_code, tax_behavior=price.tax_behavior))
     subtotal, discount = subtotal_minor(lines), discount_minor(lines)
     total = subtotal - discount

@@ -34,6 +34,7 @@ from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import budget_for, reserve
 from billing.service._orders import _move, _pay_and_fulfil, order_payload
 from billing.service._payments import start_attempt
+from billing.service._price_migrations import migrate_at_renewal
 from billing.stripe.errors import CardSetupRequired
 
 log = logging.getLogger("commerce.billing.run")
@@ -169,6 +170,7 @@ async def renewal_order(session: AsyncSession, sub: Subscription, account: Accou
         Order.renewal_period == start.isoformat()).with_for_update())
     if existing is not None:
         return existing
+    await migrate_at_renewal(session, sub, clock=clock)  # a migration due by this period moves it first
     priced = price_line(LineInput(module=sub.module, price_id=sub.price_id, model="recurring",
                                   unit_amount_minor=sub.unit_amount_minor, quantity=sub.quantity,
                                   interval=sub.interval),

@@ -1,4 +1,5 @@
-"""Closing a period: each account's budget captures and refunds become a statement, once per (account, period)."""
+"""Closing a period: each account's budget captures and refunds, and its budget-route usage charges, become a
+statement, once per (account, period)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from billing.domain.ledger import LedgerKind
 from billing.domain.quotes import modules_of
 from billing.domain.statements import StatementLine, statement_line
 from billing.events import StatementFinalized
-from billing.models import BudgetPeriod, LedgerEntry, Order, Statement
+from billing.models import BudgetPeriod, LedgerEntry, Order, Statement, UsageCharge
+from billing.service import _metering as metering
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,20 @@ def _add(spend: _Spend, kind: LedgerKind, amount_minor: int) -> None:
         spend.refunded_minor += amount_minor
 
 
-async def _lines(session: AsyncSession, by_account: dict[str, dict[str, _Spend]]) -> dict[str, list[StatementLine]]:
-    """Each account's statement lines, with the modules and buyer of each order (one query for all orders)."""
+def _usage_line(charge: UsageCharge) -> StatementLine:
+    what = "late usage" if charge.kind == "adjustment" else "usage"
+    units = charge.quantity - charge.quantity_before
+    return statement_line(
+        order_id=charge.charge_id, currency=charge.currency, captured_minor=charge.amount_minor, refunded_minor=0,
+        modules=(charge.module,), user_id=charge.user_id,
+        kind="usage_adjustment" if charge.kind == "adjustment" else "usage", charge_id=charge.charge_id,
+        description=f"{charge.module} {what} {charge.usage_period}: {units} units (price v{charge.price_version})")
+
+
+async def _lines(session: AsyncSession, by_account: dict[str, dict[str, _Spend]],
+                 usage: dict[str, list[UsageCharge]]) -> dict[str, list[StatementLine]]:
+    """Each account's statement lines, with the modules and buyer of each order (one query for all orders), then
+    its usage charges."""
     keys = [(a, o) for a, orders in by_account.items() for o in orders]
     orders = {(o.account_id, o.order_id): o for o in (await session.scalars(
         select(Order).where(tuple_(Order.account_id, Order.order_id).in_(keys)))).all()} if keys else {}
@@ -72,6 +86,8 @@ async def _lines(session: AsyncSession, by_account: dict[str, dict[str, _Spend]]
                 refunded_minor=spend.refunded_minor, modules=modules_of(order.lines) if order else (),
                 user_id=order.user_id if order else None,
                 taxed=[(x.module, x.total_minor, x.tax_code, x.tax_behavior) for x in order.lines] if order else ()))
+    for account_id, charges in usage.items():
+        out.setdefault(account_id, []).extend(_usage_line(c) for c in charges)
     return out
 
 
@@ -84,11 +100,17 @@ async def close_period(session: AsyncSession, *, period: str, clock: Clock, acto
         .group_by(BudgetPeriod.account_id))).all()
     open_accounts = {a for a, ends_at in periods if ends_at > now}
     by_account = await _spend(session, period)
+    await metering.charge_usage(session, period=period, clock=clock)  # once: a re-run finds its charges
+    usage: dict[str, list[UsageCharge]] = defaultdict(list)
+    for charge in await metering.statement_charges(session, period=period):
+        usage[charge.account_id].append(charge)
+    billed = sorted(by_account.keys() | usage.keys())
     accounts = {a.account_id: a for a in (await session.scalars(
-        select(Account).where(Account.account_id.in_(list(by_account))))).all()} if by_account else {}
-    lines_of = await _lines(session, {a: s for a, s in by_account.items() if a not in open_accounts})
+        select(Account).where(Account.account_id.in_(billed))))} if billed else {}
+    lines_of = await _lines(session, {a: s for a, s in by_account.items() if a not in open_accounts},
+                            {a: c for a, c in usage.items() if a not in open_accounts})
     result = CloseResult(closed=[], already_closed=[], still_open=[], accounts=accounts)
-    for account_id in sorted(by_account):
+    for account_id in billed:
         account = accounts[account_id]
         if account_id in open_accounts:
             result.still_open.append(account.external_id)

@@ -36,6 +36,7 @@ from billing.events import (
     SubscriptionUpdated,
 )
 from billing.models import Order, Subscription
+from billing.service import _metering as metering
 
 
 def grace_ref(order_id: str) -> str:
@@ -81,6 +82,7 @@ async def after_fulfil(session: AsyncSession, order: Order, *, clock: Clock) -> 
                                          total_minor=order.total_minor, currency=order.currency),
                       clock=clock, account_id=order.account_id)
         return
+    await metering.start_plans(session, order, clock=clock)
     for line in order.lines:
         if not line.recurring:
             continue
@@ -165,6 +167,7 @@ async def end_for_order(session: AsyncSession, order: Order, *, reason: str, clo
         (Subscription.order_id == order.order_id) | (Subscription.last_order_id == order.order_id)).with_for_update())
     for sub in rows.all():
         await end(session, sub, reason=reason, clock=clock, status="canceled")
+    await metering.end_plans(session, order, clock=clock)
 
 
 async def update_subscription(session: AsyncSession, account_id: str, subscription_id: str, *, seats: int | None,

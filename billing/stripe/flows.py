@@ -33,9 +33,10 @@ from app.clock import Clock
 from app.errors import Unprocessable
 from app.settings import Settings
 from billing.domain.tax import CUSTOMER_EXEMPT
-from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription
+from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription, UsageCharge
 from billing.service import _card_refunds as refunds
 from billing.service import _invoices as invoices
+from billing.service import _metering as metering
 from billing.service import _payments as payments
 from billing.service import _renewals as renewals
 from billing.service._orders import load_order, refund_budget_order
@@ -239,6 +240,25 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
         await tax_flows.after_refund(sessionmaker, gateway, refund)  # its share of the tax goes back too
 
 
+async def _settle_processing_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refund: OrderRefund, *,
+                                    clock: Clock) -> bool:
+    """A refund Stripe left pending: ask Stripe for its status and record it as its webhook would have (the
+    same functions, so a late webhook afterwards changes nothing). True when it settled."""
+    assert refund.stripe_refund_id is not None
+    sent = await gateway.get_refund(refund.stripe_refund_id)
+    if sent.status not in ("succeeded", "failed", "canceled"):
+        return False  # still on its way
+    async with sessionmaker() as session, session.begin():
+        if sent.status == "succeeded":
+            await refunds.record_refund(session, refund, stripe_refund_id=sent.id, clock=clock)
+        else:
+            await refunds.refund_failed(session, refund, clock=clock, status="canceled" if sent.status == "canceled"
+                                        else "failed", reason=sent.failure_reason)
+    if sent.status == "succeeded":
+        await tax_flows.after_refund(sessionmaker, gateway, refund)  # its share of the tax goes back too
+    return True
+
+
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
                        order_id: str, *, amount_minor: int | None, note: str | None, clock: Clock) -> None:
     """Refund a paid order: budget orders in full to their budget (one transaction), card orders through Stripe."""
@@ -399,6 +419,60 @@ async def invoice_period(sessionmaker: Sessionmaker, gateway: StripeGateway, per
     return counts
 
 
+# --- usage charges (card route) ---------------------------------------------------------------------------
+
+async def invoice_usage(sessionmaker: Sessionmaker, gateway: StripeGateway, *, clock: Clock,
+                        period: str | None = None) -> dict[str, int]:
+    """Send the card route's pending usage charges: per user and billed period, one invoice item per charge and
+    one invoice to the user's Stripe customer (the account's payment terms).
+
+    The charges are the committed pending state (written when the period closed); every key derives from
+    their ids, so a re-run after a crash replays items and invoice instead of billing twice.
+    """
+    async with sessionmaker() as session:
+        pending = await metering.charges_to_invoice(session, period=period)
+    groups: dict[tuple[str, str, str], list[UsageCharge]] = {}
+    for charge in pending:
+        groups.setdefault((charge.account_id, charge.user_id, charge.billed_period), []).append(charge)
+    counts = {"invoiced": 0, "failed": 0}
+    for (account_id, user_id, billed), charges in groups.items():
+        try:
+            await _invoice_usage_group(sessionmaker, gateway, account_id, user_id, billed, charges)
+            counts["invoiced"] += 1
+        except Exception:
+            log.exception("invoicing usage of user %s for %s failed; the next run retries it", user_id, billed)
+            counts["failed"] += 1
+    return counts
+
+
+async def _invoice_usage_group(sessionmaker: Sessionmaker, gateway: StripeGateway, account_id: str, user_id: str,
+                               billed: str, charges: list[UsageCharge]) -> None:
+    async with sessionmaker() as session:
+        account = await session.get_one(Account, account_id)
+        user = await session.get_one(User, (account_id, user_id))
+    customer_id = await _customer(sessionmaker, gateway, user)
+    ref = idem("usage", account_id, user_id, billed)
+    meta = {"commerce_account_id": account_id, "commerce_user_id": user_id, "period": billed}
+    for charge in charges:  # 2. the Stripe calls
+        units = charge.quantity - charge.quantity_before
+        what = "late usage" if charge.kind == "adjustment" else "usage"
+        await gateway.create_invoice_item(
+            customer_id=customer_id, amount_minor=charge.amount_minor, currency=charge.currency,
+            description=f"{charge.module} {what} {charge.usage_period}: {units} units (price v{charge.price_version})",
+            key=idem("usage", charge.charge_id, "item"),
+            metadata={**meta, "commerce_usage_charge_id": charge.charge_id},
+            period=(int(charge.period_start.timestamp()), int(charge.period_end.timestamp())))
+    invoice = await gateway.create_invoice(customer_id=customer_id, days_until_due=account.payment_terms_days,
+                                           key=f"{ref}:invoice", metadata=meta,
+                                           description=f"Metered usage, {billed}")
+    if invoice.status == "draft":
+        invoice = await gateway.finalize_invoice(invoice.id, key=f"{ref}:finalize")
+    if invoice.status == "open":
+        await gateway.send_invoice(invoice.id, key=f"{ref}:send")
+    async with sessionmaker() as session, session.begin():  # 3. record
+        await metering.record_usage_invoice(session, account_id, [c.charge_id for c in charges], invoice_id=invoice.id)
+
+
 # --- reconcile -------------------------------------------------------------------------------------------
 
 async def _complete_waiting(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: CardPayment, *,
@@ -440,16 +514,18 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
     """``commerce billing reconcile``: repair what a lost answer, a crash or a lost webhook left unfinished.
 
     Card attempts still ``pending`` are replayed under their key (a charge made before a crash is recorded,
-    never made twice); attempts waiting for the customer are re-read; refunds still ``pending``, and refunds
+    never made twice); attempts waiting for the customer are re-read; refunds Stripe left ``processing`` are
+    read from Stripe and their outcome recorded (a lost ``refund.updated``); refunds still ``pending``, and refunds
     owed for payments that succeeded on closed orders, are (re)sent; stored events whose handler failed run
     again. Only rows older than ``reconcile_after_seconds`` are touched, so work in flight is left alone.
     """
-    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "orphans_refunded": 0,
-              "events_reprocessed": 0, "errors": 0}
+    counts = {"payments_replayed": 0, "payments_completed": 0, "refunds_replayed": 0, "refunds_settled": 0,
+              "orphans_refunded": 0, "events_reprocessed": 0, "errors": 0}
     older = timedelta(seconds=settings.reconcile_after_seconds)
     async with sessionmaker() as session:
         attempts = await payments.unresolved_attempts(session, older_than=older, clock=clock)
         pending = [r for r in await refunds.pending_refunds(session) if r.created_at <= clock.now() - older]
+        processing = await refunds.processing_refunds(session, older_than=older, clock=clock)
     for payment in attempts:
         try:
             await _reconcile_payment(sessionmaker, gateway, payment, clock=clock, counts=counts)
@@ -465,6 +541,12 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
             counts["refunds_replayed"] += 1
         except Exception:
             log.exception("reconciling refund %s failed", refund.refund_id)
+            counts["errors"] += 1
+    for refund in processing:
+        try:
+            counts["refunds_settled"] += await _settle_processing_refund(sessionmaker, gateway, refund, clock=clock)
+        except Exception:
+            log.exception("reading refund %s from Stripe failed", refund.refund_id)
             counts["errors"] += 1
     done, failed = await inbound.reprocess_pending(sessionmaker, gateway, clock=clock)
     counts["events_reprocessed"], counts["errors"] = done, counts["errors"] + failed

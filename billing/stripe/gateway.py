@@ -233,6 +233,9 @@ class StripeGateway:
             params["reason"] = reason
         return await _call(self.client.v1.refunds.create_async(params, self._opts(key)))
 
+    async def get_refund(self, refund_id: str) -> stripe.Refund:
+        return await _call(self.client.v1.refunds.retrieve_async(refund_id))
+
     async def get_dispute(self, dispute_id: str) -> stripe.Dispute:
         return await _call(self.client.v1.disputes.retrieve_async(dispute_id))
 

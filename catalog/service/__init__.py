@@ -9,7 +9,17 @@ from catalog.service._apply import (
     parse_source,
     plan_document,
 )
-from catalog.service._live import current_revision, load_live, price_owners
+from catalog.service._live import (
+    OwnerSource,
+    current_revision,
+    load_live,
+    owner_source_info,
+    price_in_force,
+    price_owners,
+    price_version,
+    scheduled_migrations,
+)
+from catalog.service._migrations import cancel_migration
 from catalog.service._reads import (
     availability_matrix,
     current_prices,
@@ -32,9 +42,11 @@ from catalog.service._reads import (
 
 __all__ = [
     "ApplyResult",
+    "OwnerSource",
     "PlanResult",
     "apply_document",
     "availability_matrix",
+    "cancel_migration",
     "current_prices",
     "current_revision",
     "document_sha256",
@@ -54,7 +66,11 @@ __all__ = [
     "load_live",
     "modules_granting",
     "offers_for",
+    "owner_source_info",
     "parse_source",
     "plan_document",
+    "price_in_force",
     "price_owners",
+    "price_version",
+    "scheduled_migrations",
 ]

@@ -21,7 +21,7 @@ from app.notify import notify
 from catalog import domain
 from catalog.domain import Change, Live
 from catalog.errors import CatalogInvalid, CatalogRevisionConflict
-from catalog.events import CatalogChange, CatalogRevisionApplied, PriceChangeScheduled
+from catalog.events import CatalogChange, CatalogRevisionApplied, PriceMigrationCanceled, PriceMigrationScheduled
 from catalog.models import (
     CatalogCategory,
     CatalogFeature,
@@ -39,6 +39,7 @@ from catalog.spec import (
     ConfigFeature,
     LimitFeature,
     Module,
+    Price,
     load,
     price_model,
     price_slot,
@@ -94,13 +95,21 @@ def document_sha256(doc: CatalogDoc) -> str:
     return hashlib.sha256(msgspec.json.encode(doc)).hexdigest()
 
 
-async def _with_owners(session: AsyncSession, changes: list[Change]) -> list[Change]:
+def _desired_price(doc: CatalogDoc, c: Change) -> Price | None:
+    module = next((m for m in doc.modules if m.key == c.module), None)
+    return next((p for p in module.prices if price_slot(p) == c.slot), None) if module else None
+
+
+async def _with_owners(session: AsyncSession, doc: CatalogDoc, changes: list[Change]) -> list[Change]:
     out = []
     for c in changes:
         if c.action in ("new_version", "schedule_changed") and c.migrate_existing_at is not None:
             assert c.module is not None and c.slot is not None and c.to_version is not None
             owners = await price_owners(session, c.module, c.slot, before_version=c.to_version)
-            c = msgspec.structs.replace(c, affected_owners=owners)
+            after = domain.headline_amount(_desired_price(doc, c))
+            c = msgspec.structs.replace(c, affected_owners=[
+                msgspec.structs.replace(o, amount_minor_after=None if after is None else after * o.quantity)
+                for o in owners])
         out.append(c)
     return out
 
@@ -111,7 +120,7 @@ async def _plan(session: AsyncSession, doc: CatalogDoc, *, clock: Clock) -> tupl
     errors = domain.check_schedules(changes, clock.now())
     if errors:
         raise _invalid(errors)
-    return live, await _with_owners(session, changes)
+    return live, await _with_owners(session, doc, changes)
 
 
 async def plan_document(session: AsyncSession, doc: CatalogDoc, *, clock: Clock) -> PlanResult:
@@ -157,12 +166,16 @@ async def _announce(session: AsyncSession, changes: list[Change], *, revision: i
         revision=revision, summary=dict(summary),
         changes=[CatalogChange(kind=c.kind, action=c.action, key=c.key) for c in changes]), clock=clock)
     for c in changes:
-        for owner in c.affected_owners:
-            await publish(session, PriceChangeScheduled(
-                revision=revision, module=c.module, slot=c.slot, user_id=owner.user_id,
-                from_price_id=owner.price_id, to_version=c.to_version, currency=c.currency,
-                amount_minor_before=c.amount_minor_before, amount_minor_after=c.amount_minor_after,
-                migrate_existing_at=c.migrate_existing_at), clock=clock, account_id=owner.account_id)
+        if c.action not in ("new_version", "schedule_changed") or c.module is None or c.slot is None:
+            continue
+        if c.migrate_existing_at is not None:
+            await publish(session, PriceMigrationScheduled(
+                revision=revision, module=c.module, slot=c.slot, to_version=c.to_version, currency=c.currency,
+                amount_minor_after=c.amount_minor_after, migrate_existing_at=c.migrate_existing_at,
+                affected_owners=len(c.affected_owners)), clock=clock)
+        elif c.action == "schedule_changed":
+            await publish(session, PriceMigrationCanceled(
+                revision=revision, module=c.module, slot=c.slot, version=c.to_version, actor=actor), clock=clock)
 
 
 class _Writer:

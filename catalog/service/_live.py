@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
 import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,14 +22,53 @@ from catalog.models import (
 )
 from catalog.spec import EFFECTS, CatalogDoc, Category, Effect, Feature, GrantValue, Module, Policy, Price, normalise
 
+# The price-owner source: who holds which price version is billing's knowledge (subscriptions, metered
+# plans), and billing sits above the catalog; the app's wiring puts billing's query on every session it opens
+# (``owner_source_info``), as it puts the event bus there. A session opened elsewhere knows no owners.
+OwnerSource = Callable[[AsyncSession, str, str, int], Awaitable[list[PriceOwner]]]
+_OWNERS_KEY = "catalog.price_owners"
+
+
+def owner_source_info(source: OwnerSource) -> dict[str, object]:
+    """The ``info`` a sessionmaker passes to its sessions so that ``price_owners`` asks ``source``."""
+    return {_OWNERS_KEY: source}
+
 
 async def price_owners(session: AsyncSession, module: str, slot: str, *, before_version: int) -> list[PriceOwner]:
-    """Holders of a version of this price line older than ``before_version`` (for migration notices).
+    """Holders of a version of this price line older than ``before_version`` (for migration plans and notices),
+    with what each pays now; empty on a session that carries no owner source."""
+    source = session.info.get(_OWNERS_KEY)
+    if source is None:
+        return []
+    owners: list[PriceOwner] = await source(session, module, slot, before_version)
+    return owners
 
-    Fed by issue #4's grants (which record the exact price version bought); empty until then.
-    """
-    del session, module, slot, before_version
-    return []
+
+async def price_in_force(session: AsyncSession, price_id: str, *, at: datetime) -> LivePrice:
+    """The version an owner of ``price_id`` pays for a period starting ``at``: the newest later version of
+    the same line whose ``migrate_existing_at`` has come by then, else ``price_id`` itself (grandfathered)."""
+    bought = await session.get(CatalogPrice, price_id)
+    assert bought is not None, f"price {price_id} is recorded by a purchase, so it exists"
+    rows = (await session.scalars(select(CatalogPrice).where(
+        CatalogPrice.module_key == bought.module_key, CatalogPrice.slot == bought.slot,
+        CatalogPrice.version > bought.version, CatalogPrice.migrate_existing_at.is_not(None),
+        CatalogPrice.migrate_existing_at <= at).order_by(CatalogPrice.version.desc()).limit(1))).all()
+    return price_from_row(rows[0] if rows else bought)
+
+
+async def price_version(session: AsyncSession, price_id: str) -> LivePrice:
+    """One exact price version with its terms (what a purchase recorded)."""
+    return price_from_row(await session.get_one(CatalogPrice, price_id))
+
+
+async def scheduled_migrations(session: AsyncSession, *, due_after: datetime, due_before: datetime
+                               ) -> list[LivePrice]:
+    """Price versions whose migration of existing owners is scheduled in (``due_after``, ``due_before``],
+    soonest first."""
+    rows = await session.scalars(select(CatalogPrice).where(
+        CatalogPrice.migrate_existing_at > due_after, CatalogPrice.migrate_existing_at <= due_before)
+        .order_by(CatalogPrice.migrate_existing_at, CatalogPrice.price_id))
+    return [price_from_row(r) for r in rows]
 
 
 def price_from_row(row: CatalogPrice) -> LivePrice:

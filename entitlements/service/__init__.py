@@ -34,7 +34,7 @@ from entitlements.service._offers import user_offers
 from entitlements.service._partitions import drop_expired, ensure_partitions, is_partition
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import mark_trial_converted, start_trial, sweep
-from entitlements.service._usage import add_signals, record_usage, usage_history
+from entitlements.service._usage import add_signals, record_usage, usage_history, usage_totals
 
 __all__ = [
     "PastEvent",
@@ -76,5 +76,6 @@ __all__ = [
     "usage_history",
     "usage_history_rows",
     "usage_series",
+    "usage_totals",
     "user_offers",
 ]

@@ -22,6 +22,7 @@ from tests.api.test_purchase import budget, order, quote
 from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant
 
 ALL_JOBS = ("billing_run", "statement_close", "reconcile", "approval_expiry", "idempotency_purge", "price_migrations",
+            "usage_billing",
             "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions")
 
 

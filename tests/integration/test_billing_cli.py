@@ -11,7 +11,7 @@ from app.cli import main
 
 
 def test_billing_subcommands_exist_with_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for sub in ("run", "reconcile", "invoice", "close", "expire-approvals"):
+    for sub in ("run", "reconcile", "invoice", "close", "expire-approvals", "usage"):
         assert main(["billing", sub, "--help"]) == 0
         assert f"Usage: commerce billing {sub}" in capsys.readouterr().out
     assert main(["billing", "close"]) == 2  # --period is required
@@ -32,3 +32,7 @@ def test_stripe_steps_need_a_key_and_the_run_works_without_one(
     assert "renewed: 0" in capsys.readouterr().out
     assert main(["billing", "close", "--period", "2026-10"]) == 0
     assert "invoices not created" in capsys.readouterr().err
+    assert main(["billing", "usage", "--period", "2026-10"]) == 0
+    captured = capsys.readouterr()
+    assert "0 usage charge(s) for 2026-10" in captured.out and "not invoiced" in captured.err
+    assert main(["billing", "usage", "--period", "2026-13"]) == 2

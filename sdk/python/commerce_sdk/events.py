@@ -522,7 +522,9 @@ class PaymentMethodSaved(Payload, frozen=True, kw_only=True):
 
 
 class PriceChangeScheduled(Payload, frozen=True, kw_only=True):
-    """A price an owner pays will change at migrate_existing_at (sent ahead of the date, per owner)."""
+    """A price an owner pays will change at migrate_existing_at: the per-owner notice, sent once by the
+    price_migrations job when the date is COMMERCE_PRICE_NOTICE_DAYS away (or nearer).
+    """
 
     revision: int
     module: str | None
@@ -534,6 +536,34 @@ class PriceChangeScheduled(Payload, frozen=True, kw_only=True):
     amount_minor_before: int | None
     amount_minor_after: int | None
     migrate_existing_at: datetime | None
+    holding: str | None = None
+
+
+class PriceMigrationCanceled(Payload, frozen=True, kw_only=True):
+    """A scheduled price migration was removed before its date (by the vendor's cancel or a catalog revision
+    without the date): owners keep the version they pay.
+    """
+
+    revision: int
+    module: str
+    slot: str
+    version: int | None
+    actor: str
+
+
+class PriceMigrationScheduled(Payload, frozen=True, kw_only=True):
+    """A catalog revision scheduled existing owners of older versions of a price line to move to a new version
+    at migrate_existing_at (each owner moves at its first renewal from then on).
+    """
+
+    revision: int
+    module: str
+    slot: str
+    to_version: int | None
+    currency: str | None
+    amount_minor_after: int | None
+    migrate_existing_at: datetime
+    affected_owners: int
 
 
 class ProvisionAcknowledged(Payload, frozen=True, kw_only=True):
@@ -703,6 +733,24 @@ class SubscriptionEnded(Payload, frozen=True, kw_only=True):
     reason: str
 
 
+class SubscriptionPriceMigrated(Payload, frozen=True, kw_only=True):
+    """A scheduled price migration took effect at a renewal: the subscription now pays the newer price version."""
+
+    subscription_id: str
+    order_id: str
+    module: str
+    route: Literal['budget', 'card']
+    seats: int
+    status: Literal['active', 'renewing', 'past_due', 'ended', 'canceled']
+    current_period_start: str
+    current_period_end: str
+    from_price_id: str
+    to_price_id: str
+    to_version: int
+    unit_amount_minor_before: int
+    unit_amount_minor_after: int
+
+
 class SubscriptionUpdated(Payload, frozen=True, kw_only=True):
     """A subscription's seats changed."""
 
@@ -759,6 +807,27 @@ class TrialStarted(Payload, frozen=True, kw_only=True):
     ends_at: datetime
 
 
+class UsageCharged(Payload, frozen=True, kw_only=True):
+    """A closed period's usage of a metered module was charged (kind period), or late usage of an earlier period
+    was charged in a later one (kind adjustment): a statement line on the budget route, a Stripe invoice item on
+    the card route.
+    """
+
+    charge_id: str
+    account: str
+    user: str
+    module: str
+    route: Literal['budget', 'card']
+    kind: Literal['period', 'adjustment']
+    usage_period: str
+    billed_period: str
+    price_id: str
+    quantity: int
+    quantity_before: int
+    amount_minor: int
+    currency: str
+
+
 class WebhookEndpointDisabled(Payload, frozen=True, kw_only=True):
     """A webhook endpoint was disabled: automatically after failing continuously, or by the vendor."""
 
@@ -801,6 +870,8 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('payment.orphaned', 1): PaymentOrphaned,
     ('payment_method.saved', 1): PaymentMethodSaved,
     ('price.change_scheduled', 1): PriceChangeScheduled,
+    ('price.migration_canceled', 1): PriceMigrationCanceled,
+    ('price.migration_scheduled', 1): PriceMigrationScheduled,
     ('provision.acknowledged', 1): ProvisionAcknowledged,
     ('provision.failed', 1): ProvisionFailed,
     ('provision.requested', 1): ProvisionRequested,
@@ -813,10 +884,12 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('statement.void', 1): StatementVoided,
     ('subscription.canceled', 1): SubscriptionCanceled,
     ('subscription.ended', 1): SubscriptionEnded,
+    ('subscription.price_migrated', 1): SubscriptionPriceMigrated,
     ('subscription.updated', 1): SubscriptionUpdated,
     ('trial.converted', 1): TrialConverted,
     ('trial.ended', 1): TrialEnded,
     ('trial.ending', 1): TrialEnding,
     ('trial.started', 1): TrialStarted,
+    ('usage.charged', 1): UsageCharged,
     ('webhook_endpoint.disabled', 1): WebhookEndpointDisabled,
 }
