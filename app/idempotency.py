@@ -80,7 +80,11 @@ async def _claim(
 ) -> IdempotencyRecord | str:
     """The completed record to replay, or this attempt's claim token (the key is now ours); else 409/422."""
     where = (IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-    owner = bool(await session.scalar(select(func.pg_try_advisory_lock(lock_id(principal, key)))))
+    # first drop whatever a previous user of this pooled connection may have left, in the same round trip (the
+    # subquery with a volatile call runs before the outer select)
+    owner = bool(await session.scalar(
+        select(func.pg_try_advisory_lock(lock_id(principal, key)))
+        .select_from(select(func.pg_advisory_unlock_all().label("unlocked")).subquery())))
     if not owner:  # a live request holds the key; only a finished answer can be replayed meanwhile
         record = await session.scalar(select(IdempotencyRecord).where(*where))
         if record is not None and record.expires_at > now:
@@ -150,8 +154,6 @@ async def _take(
     conn = await engine.connect()
     release = _releaser(conn)
     try:
-        await conn.execute(select(func.pg_advisory_unlock_all()))  # nothing a previous user may have left
-        await conn.commit()
         async with AsyncSession(bind=conn, expire_on_commit=False) as session, session.begin():
             claim = await _claim(session, principal=principal, key=key, fingerprint=fingerprint, now=now,
                                  settings=settings)
