@@ -53,7 +53,7 @@ from billing.service import _subscriptions as subscriptions
 from billing.service._budgets import capture, refund, release, reserve
 from billing.service._credit import reverse_credit
 from billing.service._guardrails import current_policy
-from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
+from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read, order_read_of
 from billing.service._quotes import decide_in_context, decision_dict
 from catalog.spec import ConfigFeature, GrantValue, LimitFeature
 
@@ -502,6 +502,22 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
 async def order_quote(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
                       clock: Clock) -> Order:
     """POST /v1/orders: the quote's own user (or an admin or the vendor for them) orders it."""
+    order, _, _ = await _order_quote(session, principal, quote_id, reason=reason, clock=clock)
+    return order
+
+
+async def order_quote_read(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
+                           clock: Clock) -> OrderRead:
+    """``order_quote`` and the order as the API shows it. A budget order that never waited for an approver has
+    neither an approval nor a card payment, so its read is built from what this request holds (no query)."""
+    order, account, user = await _order_quote(session, principal, quote_id, reason=reason, clock=clock)
+    if order.route != "budget" or order.state == "pending_approval":
+        return await order_read(session, order)
+    return order_read_of(order, account_ref=account.external_id, user_ref=user.external_id)
+
+
+async def _order_quote(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
+                       clock: Clock) -> tuple[Order, Account, User]:
     quote, account, user = await load_quote(session, principal, quote_id)
     if isinstance(principal, UserPrincipal) and principal.user_id != user.user_id:
         raise Forbidden("Only the user a quote was made for can order it.")
@@ -510,7 +526,7 @@ async def order_quote(session: AsyncSession, principal: Principal, quote_id: str
                        target_id=order.order_id, account_id=order.account_id,
                        after={"quote": quote.quote_id, "route": order.route, "state": order.state,
                               "total_minor": order.total_minor, "currency": order.currency, "user": user.external_id})
-    return order
+    return order, account, user
 
 
 async def read_order(session: AsyncSession, principal: Principal, order_id: str) -> OrderRead:
