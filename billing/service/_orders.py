@@ -157,6 +157,11 @@ async def _budget_route(session: AsyncSession, order: Order, account: Account, u
         else:
             await _request_approval(session, order, account, user, reasons=reasons, policy=policy, clock=clock)
         return
+    if not approval:
+        # Fulfil first, capture last: the guarded UPDATE locks the budget period row until commit, so taking it
+        # at the end keeps that lock (which every buyer on the budget queues for) to the last few statements.
+        # A budget that cannot cover the order raises here and the whole transaction, grants included, rolls back.
+        await _pay_and_fulfil(session, order, account, user, clock=clock, after_approval=False)
     try:
         await reserve(session, budget, order_id=order.order_id, amount_minor=order.total_minor, clock=clock,
                       capture_now=not approval, thresholds=list(policy.alert_thresholds_pct), new_order=True,
@@ -165,8 +170,6 @@ async def _budget_route(session: AsyncSession, order: Order, account: Account, u
         raise BudgetExhausted(f"{exc.detail} Nothing was charged.", budget_id=budget.budget_id) from exc
     if approval:
         await _request_approval(session, order, account, user, reasons=reasons, policy=policy, clock=clock)
-    else:
-        await _pay_and_fulfil(session, order, account, user, clock=clock, after_approval=False)
 
 
 async def _card_route(session: AsyncSession, order: Order, account: Account, user: User, *, approval: bool,
