@@ -65,13 +65,15 @@ def order_payload(order: Order, account: Account, user: User) -> dict[str, Any]:
 
 
 async def _move(session: AsyncSession, order: Order, target: machine.OrderState, *, account: Account, user: User,
-                clock: Clock, **extra: Any) -> Order:
+                clock: Clock, flush: bool = True, **extra: Any) -> Order:
+    """``flush=False``: a later move in the same step writes the row (one UPDATE for both states)."""
     try:
         order.state = machine.transition(order.state, target)
     except machine.IllegalTransition as exc:
         raise IllegalOrderTransition(str(exc).capitalize() + ".", state=order.state) from exc
     order.updated_at = clock.now()
-    await session.flush()
+    if flush:
+        await session.flush()
     event, beside = order_event(target, {**order_payload(order, account, user), **extra})
     await publish(session, event, clock=clock, account_id=order.account_id, extra=beside)
     return order
@@ -217,7 +219,9 @@ async def _request_approval(session: AsyncSession, order: Order, account: Accoun
 async def _pay_and_fulfil(session: AsyncSession, order: Order, account: Account, user: User, *,
                           clock: Clock, after_approval: bool = True) -> None:
     order.paid_at = clock.now()
-    await _move(session, order, "paid", account=account, user=user, clock=clock)
+    # fulfil's own move (to fulfilled) writes the row; nothing in between reads the order's state from the
+    # database (order.paid has no in-transaction subscribers)
+    await _move(session, order, "paid", account=account, user=user, clock=clock, flush=False)
     await fulfil(session, order, account, user, clock=clock, after_approval=after_approval)
 
 
