@@ -118,6 +118,26 @@ def pick_budget(budgets: Iterable[Budget], cost_center: str | None) -> Budget | 
     return next((b for b in candidates if b.cost_center is not None), next(iter(candidates), None))
 
 
+async def budget_and_state(session: AsyncSession, account_id: str, cost_center: str | None, *,
+                           now: datetime) -> tuple[Budget | None, BudgetState | None, bool]:
+    """``budget_for`` with its balance this period, in one query and without writing: (budget, state, whether the
+    period's row exists yet). The row is created by the first hold (``reserve``)."""
+    rows = (await session.execute(
+        select(Budget, BudgetPeriod)
+        .outerjoin(BudgetPeriod, and_(BudgetPeriod.account_id == Budget.account_id,
+                                      BudgetPeriod.budget_id == Budget.budget_id,
+                                      BudgetPeriod.starts_at <= now, BudgetPeriod.ends_at > now))
+        .where(Budget.account_id == account_id,
+               (Budget.cost_center == cost_center) | Budget.cost_center.is_(None))
+        .execution_options(populate_existing=True))).all()
+    budget = pick_budget(list(dict.fromkeys(b for b, _ in rows)), cost_center)
+    if budget is None:
+        return None, None, False
+    key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    row = next((p for b, p in rows if b is budget and p is not None and p.period == key), None)
+    return budget, _state(budget, row, now), row is not None
+
+
 async def budget_for(session: AsyncSession, account_id: str, cost_center: str | None) -> Budget | None:
     """The cost center's budget when it has one, else the account-wide budget."""
     rows = (await session.scalars(select(Budget).where(
