@@ -25,11 +25,11 @@ class Bench:
 
 
 BENCHES = [
-    Bench("bench.purchase_bench", ("--purchases", "150")),
+    Bench("bench.purchase_bench", ("--purchases", "100")),
     Bench("bench.entitlements_bench", ("--seconds", "3", "--rounds", "3", "--batches", "20", "--users", "20000")),
-    Bench("bench.suggest_speed", ("--users", "5000", "--requests", "150")),
+    Bench("bench.suggest_speed", ("--users", "5000", "--requests", "100")),
     Bench("bench.webhooks_bench", ("--events", "1000")),
-    Bench("bench.ratelimit_bench", ("--blocks", "20", "--rounds", "3", "--seconds", "3")),
+    Bench("bench.ratelimit_bench", ("--blocks", "20", "--rounds", "2", "--seconds", "3")),
     Bench("bench.sdk_bench", ("--checks", "100000", "--rounds", "10")),
 ]
 
