@@ -25,7 +25,8 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
-from app.errors import PROBLEM_MEDIA_TYPE
+from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, DomainError
+from app.operation_problems import OPERATION_PROBLEMS
 from app.webhooks import events
 
 OPENAPI_PATH = "/schema"
@@ -130,13 +131,57 @@ def add_problem_responses(app: Litestar) -> None:
             if handler_opt.get("idempotency"):
                 op.parameters = [*(op.parameters or []), _idempotency_header(
                     required=handler_opt["idempotency"] == "required")]
-            for status, description in _PROBLEM_STATUSES.items():
-                op.responses[status] = (OpenAPIResponse(
-                    description=description,
-                    content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
-                        schema=Reference(ref="#/components/schemas/Problem"))},
-                    headers=_retry_headers() if status == "429" else None,
-                ))
+            codes = _operation_codes(method.upper(), path, has_body=op.request_body is not None,
+                                     idempotent=bool(handler_opt.get("idempotency")))
+            for status, status_codes in sorted(codes.items()):
+                op.responses[status] = _problem_response(status, status_codes)
+
+
+# answered for any authenticated operation by the guard, the rate limiter and the input decoder
+_EVERY_OPERATION = ("validation_failed", "unauthorized", "forbidden", "payload_too_large", "too_many_requests")
+_WITH_A_BODY = ("malformed_body",)
+_IDEMPOTENT = ("conflict", "unprocessable")  # the same key still running; the same key with another request
+
+
+def _status_of_codes() -> dict[str, int]:
+    """Every DomainError subclass's code and status (every package is imported by the time the app is built)."""
+    out: dict[str, int] = {}
+    todo: list[type[DomainError]] = [DomainError]
+    while todo:
+        cls = todo.pop()
+        out[cls.code] = cls.status
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+def _operation_codes(method: str, path: str, *, has_body: bool, idempotent: bool) -> dict[str, list[str]]:
+    """The problem codes this operation can answer, by status (as strings, the document's keys)."""
+    status_of = _status_of_codes()
+    codes = {*_EVERY_OPERATION, *OPERATION_PROBLEMS.get((method, path), ())}
+    if has_body:
+        codes.update(_WITH_A_BODY)
+    if idempotent:
+        codes.update(_IDEMPOTENT)
+    by_status: dict[str, list[str]] = {}
+    for code in sorted(codes):
+        status = status_of.get(code, 400)
+        if status != 499:  # a client that hung up reads no answer
+            by_status.setdefault(str(status), []).append(code)
+    return by_status
+
+
+def _problem_response(status: str, codes: list[str]) -> OpenAPIResponse:
+    general = _PROBLEM_STATUSES.get(status, "")
+    return OpenAPIResponse(
+        description=(general + ". " if general else "") + "Problem codes: " + ", ".join(codes)
+        + " (type /problems/<code>; docs/api.md lists every type)",
+        content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Schema(
+            all_of=[Reference(ref="#/components/schemas/Problem")],
+            properties={"code": Schema(type=OpenAPIType.STRING, enum=list(codes)),
+                        "type": Schema(type=OpenAPIType.STRING, enum=[PROBLEM_BASE + c for c in codes])},
+        ))},
+        headers=_retry_headers() if status == "429" else None,
+    )
 
 
 _SIGNED = ("\n\nSigned by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature) "

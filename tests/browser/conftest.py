@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect
 
 from app.db import create_engine
 from app.demo import seed_demo
@@ -29,6 +29,9 @@ TOKEN_SECRET = "browser-secret-" + "x" * 40
 DEMO_TEMPLATE = "commerce_demo_template"
 # Chromium logs every failed request; journeys provoke some on purpose (an expired token, a dropped answer).
 EXPECTED_CONSOLE = ("Failed to load resource",)
+
+# A shared two-core machine can take longer than the default 5 s to draw a page; a real failure still fails.
+expect.set_options(timeout=15_000)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

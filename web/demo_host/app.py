@@ -1,8 +1,10 @@
 """A fake product ("Acme Insights") on its own origin that embeds the widget the way a vendor would.
 
-Its backend holds the vendor API key: it mints each visitor's session token, and checks entitlements before
-showing a feature. The page loads the widget from the service, listens to its events and unlocks a feature
-without a reload once the service says the user has it. Development and tests only.
+Its backend holds the vendor API key and talks to the service through the Python SDK (commerce_sdk), as
+docs/sdk.md tells a vendor to: it mints each visitor's session token, and checks entitlements in process
+(the SDK's cached snapshot, kept current by the change stream) before showing a feature. The page loads
+the widget from the service, listens to its events and unlocks a feature without a reload once the service
+says the user has it. Development and tests only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
+from commerce_sdk import AsyncCommerce, CommerceError
 from litestar import Litestar, Response, get
 from litestar.exceptions import HTTPException
 from litestar.params import PathParameter, QueryParameter
@@ -109,18 +111,13 @@ _BUNDLE = load_bundle("web.demo_host", "static")
 
 
 def create_host_app(host: DemoHost) -> Litestar:
-    """The demo vendor app; its backend talks to the service with the vendor key over HTTP, like any vendor."""
-    client = httpx.AsyncClient(base_url=host.api_url, timeout=10,
-                               headers={"Authorization": f"Bearer {host.vendor_key}"})
+    """The demo vendor app; its backend talks to the service with the vendor key through the SDK, like any vendor."""
+    client = AsyncCommerce(api_key=host.vendor_key, base_url=host.api_url, timeout=10)
 
     async def mint(user: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"account": host.account, "user": user}
-        if host.token_ttl_seconds:
-            body["ttl_seconds"] = host.token_ttl_seconds
-        r = await client.post("/v1/session-tokens", json=body)
-        r.raise_for_status()
-        data: dict[str, Any] = r.json()
-        return data
+        token = await client.session_tokens.create(account=host.account, user=user,
+                                                   ttl_seconds=host.token_ttl_seconds)
+        return {"token": token.token, "expires_at": token.expires_at.isoformat()}
 
     def known(user: str) -> str:
         if user not in DEMO_USERS:
@@ -130,25 +127,26 @@ def create_host_app(host: DemoHost) -> Litestar:
     @get("/", media_type="text/html")
     async def page(user: Annotated[str, QueryParameter()] = "acme-ana") -> Response[str]:
         known(user)
-        r = await client.post("/v1/entitlements/check", json={"user": user, "checks": [
-            {"feature": f} for f, *_ in FEATURES]})
-        r.raise_for_status()
-        allowed = {c["feature"]: c["allowed"] for c in r.json()["results"]}
+        # the vendor's hot path: answered from the SDK's local snapshot (one load on the user's first check)
+        allowed = {f: (await client.entitlements.check(user, f)).allowed for f, *_ in FEATURES}
         token = (await mint(user))["token"]
         return Response(_page(host, user, allowed, token), media_type="text/html",
                         headers={"Content-Security-Policy": _csp(host), "Cache-Control": "no-store"})
 
     @get("/api/session")
     async def session(user: Annotated[str, QueryParameter()]) -> dict[str, Any]:
-        data = await mint(known(user))
-        return {"token": data["token"], "expires_at": data["expires_at"]}
+        return await mint(known(user))
 
     @get("/api/check")
     async def check(user: Annotated[str, QueryParameter()],
                     feature: Annotated[str, QueryParameter(pattern=r"^[a-z0-9_]{1,60}$")]) -> dict[str, Any]:
-        r = await client.get("/v1/entitlements/check", params={"user": known(user), "feature": feature})
-        r.raise_for_status()
-        return {"feature": feature, "allowed": r.json()["allowed"]}
+        # asked right after the widget says access was granted: the service's own answer, one round trip
+        # (the local snapshot hears of the grant through the change stream within milliseconds, not before)
+        try:
+            result = await client.entitlements.check_remote(known(user), feature)
+        except CommerceError as exc:
+            raise HTTPException(status_code=502, detail="the commerce service did not answer") from exc
+        return {"feature": feature, "allowed": result.allowed}
 
     @get("/static/{build:str}/{name:str}")
     async def static(build: Annotated[str, PathParameter()], name: Annotated[str, PathParameter()]) -> Response[bytes]:
