@@ -73,7 +73,8 @@ def figures(stdout: str) -> dict[str, float]:
             name = path.rsplit(".", 1)[-1]
             if "ratio" in name or "_vs_" in name or target_of(path) is not None:
                 out[path] = value
-    return out
+    # a figure printed alone and again inside a summary is shown once, under its longer (summary) name
+    return {p: v for p, v in out.items() if not any(q != p and q.endswith("." + p) for q in out)}
 
 
 def target_of(path: str) -> str | None:
