@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from litestar.datastructures import State
 from sqlalchemy import BigInteger, Connection, DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -163,5 +164,8 @@ def model_to_dict(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields:
         value = getattr(obj, f)
+        if isinstance(value, msgspec.Struct) or (isinstance(value, list) and value
+                                                 and isinstance(value[0], msgspec.Struct)):
+            value = msgspec.to_builtins(value)  # typed JSONB columns (an address, tax ids)
         out[f] = value.isoformat() if isinstance(value, datetime) else value
     return out

@@ -38,9 +38,10 @@ DEMO_USERS = {
         UserUpsert(external_id="acme-alice", email="alice@acme.test", name="Alice Admin", roles=["admin", "manager"]),
         UserUpsert(external_id="acme-ana", email="ana@acme.test", name="Ana Analyst", roles=["analyst"]),
         UserUpsert(external_id="acme-vic", email="vic@acme.test", name="Vic Viewer", roles=["viewer"]),
-        # a consultant whose cost center pays with its own cards (the widget's card route in the demo)
+        # a consultant whose cost center pays with its own cards (the widget's card route in the demo), billed in
+        # Germany: her quotes show German VAT through the local Stripe's tax table
         UserUpsert(external_id="acme-cara", email="cara@acme.test", name="Cara Consultant", roles=["analyst"],
-                   cost_center="consulting"),
+                   cost_center="consulting", billing_country="DE"),
     ],
     "globex": [
         UserUpsert(external_id="globex-gert", email="gert@globex.test", name="Gert Admin", roles=["admin"]),

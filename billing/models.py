@@ -30,6 +30,7 @@ from billing.domain.periods import Interval
 from billing.domain.quotes import QuoteDecision, QuoteLine, QuoteStatus
 from billing.domain.statements import StatementLine, StatementStatus
 from billing.domain.subscriptions import SubscriptionStatus
+from billing.domain.tax import QuoteTax
 
 
 class Budget(Base):
@@ -171,6 +172,11 @@ class Quote(Base):
     status: Mapped[QuoteStatus] = mapped_column(String(16))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # Stripe Tax (none: not computed, the reason in ``tax``); the calculation is recorded when a card pays it
+    tax: Mapped[QuoteTax | None] = mapped_column(StructJSONB(QuoteTax), default=None)
+    tax_calculation_id: Mapped[str | None] = mapped_column(String(120), default=None)
+    tax_minor: Mapped[int | None] = mapped_column(default=None)
+    gross_minor: Mapped[int | None] = mapped_column(default=None)
 
 
 class Order(Base):
@@ -213,6 +219,10 @@ class Order(Base):
     renewal_period: Mapped[str | None] = mapped_column(String(32), default=None)  # the renewed period's start
     dispute_id: Mapped[str | None] = mapped_column(String(120), default=None)
     dispute_status: Mapped[str | None] = mapped_column(String(32), default=None)  # Stripe's dispute status
+    # tax (card route: total_minor is the gross charged, tax_minor of it is tax; budget route: the invoice taxes)
+    tax_calculation_id: Mapped[str | None] = mapped_column(String(120), default=None)
+    tax_minor: Mapped[int | None] = mapped_column(default=None)
+    tax_transaction_id: Mapped[str | None] = mapped_column(String(120), default=None)
 
 
 class Approval(Base):
@@ -290,6 +300,8 @@ class Statement(Base):
     status: Mapped[StatementStatus] = mapped_column(String(16))
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
+    tax_minor: Mapped[int | None] = mapped_column(default=None)  # the invoice's tax (None: not invoiced yet)
+    reverse_charge: Mapped[bool] = mapped_column(default=False, server_default="false")
 
 
 class CardPayment(Base):
@@ -326,6 +338,9 @@ class CardPayment(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # the order's Stripe Tax calculation, sent in the PaymentIntent's metadata so its success event can record
+    # the tax transaction too (a payment completed after 3-D Secure)
+    tax_calculation_id: Mapped[str | None] = mapped_column(String(120), default=None)
 
 
 class OrderRefund(Base):
@@ -350,6 +365,7 @@ class OrderRefund(Base):
     actor: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    tax_reversal_id: Mapped[str | None] = mapped_column(String(120), default=None)  # Stripe Tax's reversal
 
 
 class Subscription(Base):

@@ -110,12 +110,40 @@ class QuoteLineRead(Output, frozen=True):
     period_end: str | None
     proration: str
     trial_days: int | None
+    tax_code: str | None = None
+    tax_behavior: Literal["exclusive", "inclusive"] = "exclusive"
+    tax_minor: Annotated[int | None, Meta(description="Stripe Tax's tax on this line (None: not computed)")] = None
 
 
 class DecisionRead(Output, frozen=True):
     route: Literal["budget", "card"] | None
     outcome: Literal["auto_approved", "approval_required", "blocked"]
     reasons: list[str]
+
+
+class TaxLineRead(Output, frozen=True):
+    """Tax of one jurisdiction at one rate."""
+
+    jurisdiction: str
+    country: str
+    state: str | None
+    level: str
+    rate: Annotated[str, Meta(description="Percentage as Stripe Tax gives it, e.g. \"19.0\"")]
+    taxability: Annotated[str, Meta(description="standard_rated, reverse_charge, customer_exempt, "
+                                                "not_subject_to_tax, not_collecting, ...")]
+    taxable_minor: int
+    tax_minor: int
+
+
+class QuoteTaxRead(Output, frozen=True):
+    """How tax was worked out: by Stripe Tax (``computed``) or not at all (``not_computed``, with the reason)."""
+
+    status: Literal["computed", "not_computed"]
+    reason: str | None
+    calculation_id: str | None
+    breakdown: list[TaxLineRead]
+    reverse_charge: bool
+    exempt: bool
 
 
 class QuoteRead(Output, frozen=True):
@@ -132,6 +160,10 @@ class QuoteRead(Output, frozen=True):
     status: str
     created_at: datetime
     expires_at: datetime
+    net_minor: Annotated[int | None, Meta(description="Without tax (None: tax not computed)")] = None
+    tax_minor: Annotated[int | None, Meta(description="Tax, all jurisdictions (None: not computed)")] = None
+    gross_minor: Annotated[int | None, Meta(description="With tax: what a card is charged (None: not computed)")] = None
+    tax: QuoteTaxRead | None = None
 
 
 class OrderCreate(Input):
@@ -162,6 +194,8 @@ class OrderRead(Output, frozen=True):
     payment: PaymentRead | None = None
     subscription_id: Annotated[str | None, Meta(description="Set on renewal orders")] = None
     dispute_status: Annotated[str | None, Meta(description="Stripe's status of a dispute on the card payment")] = None
+    tax_minor: Annotated[int | None, Meta(description="Card route: the tax in total_minor (the gross charged)")] = None
+    tax_transaction: Annotated[str | None, Meta(description="Stripe Tax's transaction once the card paid")] = None
 
 
 class PaymentRead(Output, frozen=True):
@@ -297,6 +331,8 @@ class StatementLineRead(Output, frozen=True):
     captured_minor: int
     refunded_minor: int
     net_minor: int
+    tax_minor: Annotated[int | None, Meta(description="The invoice's tax on this line (None: not invoiced with "
+                                                      "tax)")] = None
 
 
 class StatementRead(Output, frozen=True):
@@ -311,6 +347,10 @@ class StatementRead(Output, frozen=True):
     status: str
     stripe_invoice_id: str | None
     created_at: datetime
+    tax_minor: Annotated[int | None, Meta(description="The invoice's tax, Stripe Tax's automatic tax (None: not "
+                                                      "invoiced with tax)")] = None
+    reverse_charge: Annotated[bool, Meta(description="The invoice says reverse charge: the customer accounts for "
+                                                     "the VAT")] = False
 
 
 class CloseRead(Output, frozen=True):

@@ -74,6 +74,7 @@ class CatalogModule(Base):
     category: Mapped[str] = mapped_column(String(60), index=True)
     status: Mapped[ModuleStatus] = mapped_column(String(16))
     trial_days: Mapped[int | None]
+    tax_code: Mapped[str | None] = mapped_column(String(40), default=None)
     requires: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     excludes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     revision: Mapped[int]

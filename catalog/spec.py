@@ -37,6 +37,9 @@ FeatureStatus = Literal["active", "retired"]
 LimitPeriod = Literal["day", "week", "month", "year", "lifetime"]
 Interval = Literal["month", "year"]
 TierMode = Literal["graduated", "volume"]
+TaxBehavior = Literal["exclusive", "inclusive"]
+TaxCode = Annotated[str, Meta(min_length=6, max_length=40, pattern=r"^txcd_\d{8}$",
+                              description="A Stripe Tax product tax code, e.g. txcd_10103001 (SaaS, business use)")]
 
 EFFECTS: tuple[Effect, ...] = ("hidden", "visible", "purchasable", "approval_required")
 MAX_MODULES = 500
@@ -79,6 +82,7 @@ Feature = BooleanFeature | LimitFeature | ConfigFeature
 class PriceBase(Doc, tag_field="model", kw_only=True, frozen=True):
     currency: Currency
     migrate_existing_at: UtcTime | None = None
+    tax_behavior: TaxBehavior = "exclusive"  # does amount_minor include tax (inclusive) or is tax added on top
 
 
 class OneTimePrice(PriceBase, tag="one_time", kw_only=True, frozen=True):
@@ -126,6 +130,7 @@ class Module(Doc, kw_only=True, frozen=True):
     category: Key
     status: ModuleStatus = "active"
     trial_days: TrialDays | None = None
+    tax_code: TaxCode | None = None  # Stripe Tax's product tax code; none: the vendor's default at Stripe
     requires: Annotated[list[Key], Meta(max_length=50)] = []
     excludes: Annotated[list[Key], Meta(max_length=50)] = []
     features: Annotated[dict[Key, GrantValue], Meta(max_length=100)] = {}

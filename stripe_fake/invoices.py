@@ -6,6 +6,7 @@ import copy
 
 from stripe_fake.core import FakeStripe, Json, invalid, new_id, now
 from stripe_fake.resources import _bool, _expand, _int, _metadata, _str
+from stripe_fake.tax import invoice_line_tax
 
 _DAY = 86_400
 
@@ -19,8 +20,13 @@ def create_invoice_item(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
     period = p.get("period") or {}
     start = _int(period, "start") or now()
     end = _int(period, "end") or start
+    behavior = _str(p, "tax_behavior") or "exclusive"
+    if behavior not in ("exclusive", "inclusive", "unspecified"):
+        raise invalid(f"Invalid tax_behavior: {behavior}", param="tax_behavior")
+    item_id = new_id("ii")
+    fake.hidden[item_id] = {"tax_code": _str(p, "tax_code"), "tax_behavior": behavior}
     return copy.deepcopy(fake.put({
-        "id": new_id("ii"), "object": "invoiceitem", "amount": amount, "currency": currency.lower(),
+        "id": item_id, "object": "invoiceitem", "amount": amount, "currency": currency.lower(),
         "customer": customer, "date": now(), "description": _str(p, "description"), "discountable": True,
         "invoice": None, "livemode": False, "metadata": _metadata(p), "period": {"start": start, "end": end},
         "proration": False, "quantity": 1, "tax_rates": [], "test_clock": None,
@@ -40,15 +46,29 @@ def create_invoice(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
     if (_str(p, "pending_invoice_items_behavior") or "exclude") == "include":
         items = [i for i in fake.of_kind("invoiceitem") if i["customer"] == customer_id and i["invoice"] is None]
     currency = (_str(p, "currency") or (items[0]["currency"] if items else "usd")).lower()
+    auto = p.get("automatic_tax")
+    automatic = _bool(auto if isinstance(auto, dict) else {}, "enabled")
+    if automatic and not (customer.get("address") or {}).get("country"):
+        raise invalid("Automatic tax needs the customer's address (customer_tax_location_invalid).",
+                      param="automatic_tax[enabled]", code="customer_tax_location_invalid")
     lines = []
     for item in items:
         item["invoice"] = invoice_id
-        lines.append({
+        line = {
             "id": new_id("il"), "object": "line_item", "amount": item["amount"], "currency": item["currency"],
             "description": item["description"], "invoice": invoice_id, "livemode": False,
             "metadata": dict(item["metadata"]), "period": dict(item["period"]), "quantity": 1,
-        })
-    total = sum(line["amount"] for line in lines)
+        }
+        if automatic:
+            terms = fake.hidden.get(item["id"], {})
+            behavior = terms.get("tax_behavior") or "exclusive"
+            line["taxes"] = [invoice_line_tax(fake, customer, amount=item["amount"], tax_code=terms.get("tax_code"),
+                                              tax_behavior="exclusive" if behavior == "unspecified" else behavior)]
+        lines.append(line)
+    subtotal = sum(line["amount"] for line in lines)
+    total = subtotal + sum(t["amount"] for line in lines for t in line.get("taxes", [])
+                           if t["tax_behavior"] == "exclusive")
+    tax_lines = [t for line in lines for t in line.get("taxes", [])]
     created = now()
     return _public(copy.deepcopy(fake.put({
         "id": invoice_id, "object": "invoice", "amount_due": total, "amount_paid": 0, "amount_remaining": total,
@@ -60,8 +80,15 @@ def create_invoice(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
         "metadata": _metadata(p), "number": None, "period_end": created, "period_start": created,
         "status": "draft", "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                                   "paid_at": None, "voided_at": None},
-        "subtotal": total, "total": total, "webhooks_delivered_at": None,
+        "subtotal": subtotal, "total": total, "webhooks_delivered_at": None,
         "days_until_due": days,
+        "automatic_tax": {"disabled_reason": None, "enabled": automatic, "liability": {"account": None, "type": "self"}
+                          if automatic else None, "provider": "stripe" if automatic else None,
+                          "status": "complete" if automatic else None},
+        "customer_address": copy.deepcopy(customer.get("address")), "customer_tax_exempt": customer["tax_exempt"],
+        "customer_tax_ids": [{"type": t["type"], "value": t["value"]}
+                             for t in fake.hidden.get(customer_id, {}).get("tax_ids", [])],
+        "total_taxes": tax_lines if automatic else [],
     })))
 
 
@@ -133,3 +160,14 @@ def pay_invoice(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
     else:
         fake.emit("invoice.payment_failed", _public(invoice))
     return _public(copy.deepcopy(invoice))
+
+
+def list_invoice_lines(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
+    """An invoice's lines, a page of ``limit`` after ``starting_after``."""
+    lines = _invoice(fake, ids[0])["lines"]["data"]
+    after = _str(p, "starting_after")
+    start = next((i + 1 for i, line in enumerate(lines) if line["id"] == after), 0) if after else 0
+    limit = _int(p, "limit") or 10
+    page = lines[start:start + limit]
+    return {"object": "list", "data": copy.deepcopy(page), "has_more": start + limit < len(lines),
+            "url": f"/v1/invoices/{ids[0]}/lines"}

@@ -71,16 +71,37 @@ def _list(items: list[Json], url: str) -> Json:
 # --- customers --------------------------------------------------------------------------------------------
 
 
+def _tax_identity(fake: FakeStripe, customer: Json, p: Json) -> None:
+    """Address, tax exemption and tax ids (``tax_id_data`` on create; kept aside: not a field of the object)."""
+    if "address" in p:
+        raw = p.get("address")
+        address = raw if isinstance(raw, dict) else {}
+        customer["address"] = {k: address.get(k) or None for k in ("city", "country", "line1", "line2",
+                                                                      "postal_code", "state")} if address else None
+    if "tax_exempt" in p:
+        exempt = _str(p, "tax_exempt") or "none"
+        if exempt not in ("none", "exempt", "reverse"):
+            raise invalid(f"Invalid tax_exempt: {exempt}", param="tax_exempt")
+        customer["tax_exempt"] = exempt
+    if "tax_id_data" in p:
+        ids = p.get("tax_id_data")
+        fake.hidden.setdefault(customer["id"], {})["tax_ids"] = [
+            {"type": t.get("type"), "value": t.get("value")} for t in ids if isinstance(t, dict)
+        ] if isinstance(ids, list) else []
+
+
 def create_customer(fake: FakeStripe, p: Json, _: tuple[str, ...]) -> Json:
-    return fake.put({
+    customer = fake.put({
         "id": new_id("cus"), "object": "customer", "balance": 0, "created": now(), "currency": None,
         "delinquent": False, "description": _str(p, "description"), "email": _str(p, "email"),
         "invoice_prefix": new_id("").strip("_")[:8].upper(),
         "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None,
                              "rendering_options": None},
         "livemode": False, "metadata": _metadata(p), "name": _str(p, "name"), "phone": None,
-        "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
+        "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None, "address": None,
     })
+    _tax_identity(fake, customer, p)
+    return customer
 
 
 def get_customer(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
@@ -94,6 +115,7 @@ def update_customer(fake: FakeStripe, p: Json, ids: tuple[str, ...]) -> Json:
             customer[name] = _str(p, name)
     if "metadata" in p:
         customer["metadata"] = {**customer["metadata"], **_metadata(p)}
+    _tax_identity(fake, customer, p)
     settings = p.get("invoice_settings") or {}
     if "default_payment_method" in settings:
         pm_id = settings["default_payment_method"] or None

@@ -6,6 +6,7 @@ import re
 
 from stripe_fake import invoices as inv
 from stripe_fake import resources as res
+from stripe_fake import tax
 from stripe_fake.core import Handler, Route
 
 _ID = r"([A-Za-z0-9_]+)"
@@ -20,6 +21,8 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/customers", res.create_customer, "CustomerCreateParams"),
     _r("GET", "/v1/customers/{id}", res.get_customer, "CustomerRetrieveParams"),
     _r("POST", "/v1/customers/{id}", res.update_customer, "CustomerUpdateParams"),
+    _r("POST", "/v1/customers/{id}/tax_ids", tax.create_tax_id, "CustomerTaxIdCreateParams"),
+    _r("GET", "/v1/customers/{id}/tax_ids", tax.list_tax_ids, "CustomerTaxIdListParams"),
     _r("GET", "/v1/payment_methods", res.list_payment_methods, "PaymentMethodListParams"),
     _r("POST", "/v1/payment_methods", res.create_payment_method, "PaymentMethodCreateParams", browser=True),
     _r("GET", "/v1/payment_methods/{id}", res.get_payment_method, "PaymentMethodRetrieveParams"),
@@ -40,9 +43,16 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/invoiceitems", inv.create_invoice_item, "InvoiceItemCreateParams"),
     _r("POST", "/v1/invoices", inv.create_invoice, "InvoiceCreateParams"),
     _r("GET", "/v1/invoices/{id}", inv.get_invoice, "InvoiceRetrieveParams"),
+    _r("GET", "/v1/invoices/{id}/lines", inv.list_invoice_lines, "InvoiceLineItemListParams"),
     _r("POST", "/v1/invoices/{id}/finalize", inv.finalize_invoice, "InvoiceFinalizeInvoiceParams"),
     _r("POST", "/v1/invoices/{id}/send", inv.send_invoice, "InvoiceSendInvoiceParams"),
     _r("POST", "/v1/invoices/{id}/void", inv.void_invoice, "InvoiceVoidInvoiceParams"),
+    _r("POST", "/v1/tax/calculations", tax.create_calculation, "tax.CalculationCreateParams"),
+    _r("GET", "/v1/tax/calculations/{id}", tax.get_calculation, "tax.CalculationRetrieveParams"),
+    _r("POST", "/v1/tax/transactions/create_from_calculation", tax.create_from_calculation,
+       "tax.TransactionCreateFromCalculationParams"),
+    _r("POST", "/v1/tax/transactions/create_reversal", tax.create_reversal, "tax.TransactionCreateReversalParams"),
+    _r("GET", "/v1/tax/transactions/{id}", tax.get_transaction, "tax.TransactionRetrieveParams"),
     # fake-only test controls (what a card holder, a bank or a payer would do)
     _r("POST", "/v1/_fake/authenticate/{id}", res.authenticate, None, browser=True),
     _r("POST", "/v1/_fake/charges/{id}/dispute", res.open_dispute, None),

@@ -11,6 +11,7 @@ from typing import Any
 
 import stripe
 from stripe import params as sdk_params
+from stripe.params import tax as _tax_params  # noqa: F401  (loads params.tax for the dotted names)
 
 # Request options live in the same TypedDicts but never travel as form fields.
 _REQUEST_OPTIONS = frozenset({"api_key", "idempotency_key", "stripe_account", "stripe_context", "stripe_version",
@@ -20,7 +21,9 @@ RESOURCES: dict[str, type[stripe.StripeObject]] = {
     "customer": stripe.Customer, "payment_method": stripe.PaymentMethod, "setup_intent": stripe.SetupIntent,
     "payment_intent": stripe.PaymentIntent, "charge": stripe.Charge, "refund": stripe.Refund,
     "invoiceitem": stripe.InvoiceItem, "invoice": stripe.Invoice, "line_item": stripe.InvoiceLineItem,
-    "dispute": stripe.Dispute, "event": stripe.Event,
+    "dispute": stripe.Dispute, "event": stripe.Event, "tax_id": stripe.TaxId,
+    "tax.calculation": stripe.tax.Calculation, "tax.calculation_line_item": stripe.tax.CalculationLineItem,
+    "tax.transaction": stripe.tax.Transaction, "tax.transaction_line_item": stripe.tax.TransactionLineItem,
 }
 
 
@@ -77,7 +80,9 @@ def _is_typeddict(obj: Any) -> bool:
 
 def unknown_params(params_class: str, params: dict[str, Any]) -> list[str]:
     """Dotted names of parameters the SDK's TypedDict (and its nested TypedDicts) does not declare."""
-    cls = getattr(sdk_params, params_class)
+    cls: Any = sdk_params
+    for part in params_class.split("."):  # "tax.CalculationCreateParams": the SDK's params.tax module
+        cls = getattr(cls, part)
     return _unknown_in(cls, params, "", top=True)
 
 

@@ -8,7 +8,9 @@ from sqlalchemy import ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.accounts.tax import BillingAddress, TaxId, TaxStatus
 from app.db import Base
+from app.types import StructJSONB
 
 
 class Account(Base):
@@ -31,6 +33,11 @@ class Account(Base):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
     # web origins (scheme://host[:port]) where the vendor embeds the widget for this account (CORS)
     allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default=text("'{}'"))
+    # tax identity (Stripe Tax): where the account is billed, its registrations, and how it is taxed
+    billing_address: Mapped[BillingAddress | None] = mapped_column(StructJSONB(BillingAddress), default=None)
+    tax_ids: Mapped[list[TaxId]] = mapped_column(StructJSONB(list[TaxId]), default=list,
+                                                 server_default=text("'[]'::jsonb"))
+    tax_status: Mapped[TaxStatus] = mapped_column(String(16), default="taxable", server_default="taxable")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -52,6 +59,7 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     cost_center: Mapped[str | None] = mapped_column(String(120))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(120))
+    billing_country: Mapped[str | None] = mapped_column(String(2), default=None)  # the card route's tax country
     # Every session token carries the generation it was minted at; bumping it revokes all earlier tokens.
     token_generation: Mapped[int] = mapped_column(server_default=text("0"))
     created_at: Mapped[datetime]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from app.accounts.tax import BillingAddress, Country, TaxId, TaxStatus
 from app.schemas import Currency, Email, ExternalId, Input, Name, Output, Role, Slug
 
 DiscountBps = Annotated[int, Meta(ge=0, le=10_000, description="Contract discount in basis points")]
@@ -34,6 +35,9 @@ class AccountUpsert(Input):
     sales_team: Name | None = None
     sales_rep: Name | None = None
     allowed_origins: AllowedOrigins | None = None
+    billing_address: BillingAddress | None = None  # omitted: unchanged
+    tax_ids: Annotated[list[TaxId], Meta(max_length=10)] | None = None  # omitted: unchanged; [] = none
+    tax_status: TaxStatus | None = None  # omitted: unchanged (new accounts: taxable)
 
 
 class AccountRead(Output, frozen=True):
@@ -48,6 +52,9 @@ class AccountRead(Output, frozen=True):
     sales_team: str | None
     sales_rep: str | None
     allowed_origins: list[str]
+    billing_address: BillingAddress | None
+    tax_ids: list[TaxId]
+    tax_status: TaxStatus
     created_at: datetime
     updated_at: datetime
 
@@ -65,6 +72,7 @@ class UserUpsert(Input):
     name: Name | None = None
     roles: Annotated[list[Role], Meta(max_length=50)] = []
     cost_center: Slug | None = None
+    billing_country: Country | None = None  # the card route taxes a user's purchase for this country
 
 
 class UserRead(Output, frozen=True):
@@ -75,6 +83,7 @@ class UserRead(Output, frozen=True):
     name: str | None
     roles: list[str]
     cost_center: str | None
+    billing_country: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from app.accounts.schemas import (
     UserUpsert,
     VendorConsoleLink,
 )
+from app.accounts.tax import address_problems, normalise_tax_id, tax_id_errors
 from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
@@ -36,9 +38,10 @@ from app.origins import parse_origin
 from app.settings import Settings
 
 _ACCOUNT_FIELDS = ("external_id", "name", "segment", "region", "currency", "discount_bps",
-                   "payment_terms_days", "sales_team", "sales_rep", "allowed_origins")
+                   "payment_terms_days", "sales_team", "sales_rep", "allowed_origins", "billing_address", "tax_ids",
+                   "tax_status")
 CORS_TOPIC = "cors"
-_USER_FIELDS = ("external_id", "email", "name", "roles", "cost_center")
+_USER_FIELDS = ("external_id", "email", "name", "roles", "cost_center", "billing_country")
 
 
 def account_read(a: Account) -> AccountRead:
@@ -46,6 +49,7 @@ def account_read(a: Account) -> AccountRead:
         id=a.account_id, external_id=a.external_id, name=a.name, segment=a.segment, region=a.region,
         currency=a.currency, discount_bps=a.discount_bps, payment_terms_days=a.payment_terms_days,
         sales_team=a.sales_team, sales_rep=a.sales_rep, allowed_origins=list(a.allowed_origins),
+        billing_address=a.billing_address, tax_ids=list(a.tax_ids), tax_status=a.tax_status,
         created_at=a.created_at, updated_at=a.updated_at,
     )
 
@@ -53,7 +57,8 @@ def account_read(a: Account) -> AccountRead:
 def user_read(u: User, account_external_id: str) -> UserRead:
     return UserRead(
         id=u.user_id, account=account_external_id, external_id=u.external_id, email=u.email, name=u.name,
-        roles=list(u.roles), cost_center=u.cost_center, created_at=u.created_at, updated_at=u.updated_at,
+        roles=list(u.roles), cost_center=u.cost_center, billing_country=u.billing_country,
+        created_at=u.created_at, updated_at=u.updated_at,
     )
 
 
@@ -128,6 +133,7 @@ async def upsert_account(
         del values["allowed_origins"]  # omitted: unchanged (a vendor's account sync need not know them)
     else:
         values["allowed_origins"] = normalize_origins(data.allowed_origins)
+    _tax_values(data, values)
     existing = await session.scalar(
         select(Account).where(Account.external_id == data.external_id).with_for_update()
     )
@@ -163,6 +169,20 @@ async def upsert_account(
             await notify(session, CORS_TOPIC, existing.account_id)
     await session.flush()
     return existing, False
+
+
+def _tax_values(data: AccountUpsert, values: dict[str, Any]) -> None:
+    """The tax identity's columns: omitted parts stay unchanged; malformed tax ids are a 422 naming each."""
+    for name in ("billing_address", "tax_ids", "tax_status"):
+        if values[name] is None:
+            del values[name]
+    if data.billing_address is not None and (problems := address_problems(data.billing_address)):
+        raise Unprocessable("The billing address is not enough to compute tax for.", errors=problems)
+    if data.tax_ids is not None:
+        errors = tax_id_errors(data.tax_ids)
+        if errors:
+            raise Unprocessable("Some tax ids are not in their type's format.", errors=errors)
+        values["tax_ids"] = list(dict.fromkeys(normalise_tax_id(t) for t in data.tax_ids))
 
 
 def normalize_origins(values: list[str]) -> list[str]:

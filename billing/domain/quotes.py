@@ -15,6 +15,7 @@ import msgspec
 from billing.domain.guardrails import Outcome, Route
 from billing.domain.periods import Interval
 from billing.domain.pricing import Line, PriceModel
+from billing.domain.tax import TaxBehavior
 
 QuoteStatus = Literal["open", "ordered"]
 
@@ -40,6 +41,9 @@ class QuoteLine(msgspec.Struct, kw_only=True, frozen=True):
     period_end: datetime | None
     proration: str  # the share of the period charged now, as an exact fraction "n/d"
     trial_days: int | None
+    tax_code: str | None = None  # the module's Stripe Tax code at quote time (none: the vendor's default)
+    tax_behavior: TaxBehavior = "exclusive"  # whether total_minor includes tax (the price's behaviour)
+    tax_minor: int | None = None  # Stripe Tax's tax on this line (None: not computed)
 
     @property
     def seat_pool(self) -> bool:
@@ -63,7 +67,8 @@ class QuoteDecision(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def quote_line(priced: Line, *, name: str, category: str, price_version: int, interval: Interval | None,
-               per_seat: bool, trial_days: int | None) -> QuoteLine:
+               per_seat: bool, trial_days: int | None, tax_code: str | None = None,
+               tax_behavior: TaxBehavior = "exclusive") -> QuoteLine:
     """The stored line of a priced module (pricing.Line) with the catalog facts shown to the buyer."""
     return QuoteLine(
         module=priced.module, name=name, category=category, price_id=priced.price_id, price_version=price_version,
@@ -71,7 +76,8 @@ def quote_line(priced: Line, *, name: str, category: str, price_version: int, in
         unit_amount_minor=priced.unit_amount_minor, full_period_minor=priced.full_period_minor,
         prorated_minor=priced.prorated_minor, discount_minor=priced.discount_minor, total_minor=priced.total_minor,
         period_start=priced.period_start, period_end=priced.period_end,
-        proration=f"{priced.proration.numerator}/{priced.proration.denominator}", trial_days=trial_days)
+        proration=f"{priced.proration.numerator}/{priced.proration.denominator}", trial_days=trial_days,
+        tax_code=tax_code, tax_behavior=tax_behavior)
 
 
 def renewal_line(line: QuoteLine, priced: Line, *, period_start: datetime, period_end: datetime) -> QuoteLine:

@@ -29,6 +29,7 @@ from billing.schemas import (
     RefundIn,
 )
 from billing.stripe import flows as stripe_flows
+from billing.stripe import tax_flows
 from billing.stripe.gateway import provide_gateway
 
 USER_WRITE = {"scope": "commerce:write", "user_access": "self"}
@@ -41,13 +42,20 @@ class QuoteController(Controller):
     tags = ["Quotes and orders"]
 
     @post("/", opt={**USER_WRITE, "owner": "user"}, status_code=201,
-          summary="Auto-quote modules for a user: priced lines, proration, discount and the guardrail decision")
-    async def create(self, db_session: DbSession, principal: CurrentPrincipal, clock: ClockDep,
-                     settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
+          summary="Auto-quote modules for a user: priced lines, proration, discount, tax and the guardrail decision",
+          description="With Stripe configured, tax comes from Stripe Tax for the account's billing address (or the "
+                      "buyer's billing country on the card route): net, tax by jurisdiction and rate, gross. "
+                      "Without it, tax.status is not_computed with the reason, and no tax or gross is shown.")
+    async def create(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
+                     clock: ClockDep, settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
         items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
+        ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
+        if gateway is not None:  # Stripe Tax is asked outside any transaction (a session of its own)
+            return await tax_flows.quote_with_tax(
+                request.app.state.sessionmaker, gateway, principal, user_ref=data.user, items=items,
+                include_requirements=data.include_requirements, clock=clock, ttl=ttl)
         return await service.auto_quote(db_session, principal, user_ref=data.user, items=items,
-                                        include_requirements=data.include_requirements, clock=clock,
-                                        ttl=timedelta(seconds=settings.quote_ttl_seconds))
+                                        include_requirements=data.include_requirements, clock=clock, ttl=ttl)
 
     @get("/{quote_id:str}", opt={**USER_READ, "owner": "account"}, summary="A quote")
     async def read(self, db_session: DbSession, principal: CurrentPrincipal, quote_id: QuoteId) -> QuoteRead:

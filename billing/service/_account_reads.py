@@ -94,11 +94,11 @@ def statement_read(s: Statement, account_ref: str) -> StatementRead:
     """A bill-back statement as the API shows it."""
     lines = [StatementLineRead(order_id=x.order_id, modules=list(x.modules), currency=x.currency,
                                captured_minor=x.captured_minor, refunded_minor=x.refunded_minor,
-                               net_minor=x.net_minor) for x in s.lines]
+                               net_minor=x.net_minor, tax_minor=x.tax_minor) for x in s.lines]
     return StatementRead(id=s.statement_id, account=account_ref, period=s.period, currency=s.currency,
                          lines=lines, captured_minor=s.captured_minor, refunded_minor=s.refunded_minor,
                          total_minor=s.total_minor, status=s.status, stripe_invoice_id=s.stripe_invoice_id,
-                         created_at=s.created_at)
+                         created_at=s.created_at, tax_minor=s.tax_minor, reverse_charge=s.reverse_charge)
 
 
 async def statement_list(session: AsyncSession, account: Account) -> StatementList:

@@ -25,6 +25,7 @@ from app.clock import Clock
 from app.errors import Unprocessable
 from app.events import publish
 from app.ids import new_id
+from billing.domain.tax import net_share
 from billing.errors import IllegalOrderTransition, PaymentInProgress
 from billing.events import (
     OrderDisputeClosed,
@@ -194,7 +195,9 @@ async def apply_refunded(session: AsyncSession, order: Order, *, cumulative_mino
     if cumulative_minor <= order.refunded_minor:
         return
     delta, order.refunded_minor = cumulative_minor - order.refunded_minor, cumulative_minor
-    await reverse_credit(session, order, amount_minor=delta, reference=f"refunded:{cumulative_minor}", clock=clock)
+    await reverse_credit(session, order, amount_minor=net_share(delta, charged_minor=order.total_minor,
+                                                                tax_minor=order.tax_minor),
+                         reference=f"refunded:{cumulative_minor}", clock=clock)
     account = await session.get_one(Account, order.account_id)
     user = await session.get_one(User, (order.account_id, order.user_id))
     if cumulative_minor < order.total_minor:
@@ -247,7 +250,9 @@ async def dispute_closed(session: AsyncSession, order: Order, *, dispute_id: str
     await _revoke(session, order, reason="dispute lost", clock=clock)
     if order.state in ("paid", "fulfilled"):
         delta, order.refunded_minor = order.total_minor - order.refunded_minor, order.total_minor
-        await reverse_credit(session, order, amount_minor=delta, reference=f"dispute:{dispute_id}", clock=clock)
+        await reverse_credit(session, order, amount_minor=net_share(delta, charged_minor=order.total_minor,
+                                                                    tax_minor=order.tax_minor),
+                             reference=f"dispute:{dispute_id}", clock=clock)
         await _move(session, order, "refunded", account=account, user=user, clock=clock, refunded_minor=delta,
                     dispute=dispute_id)
 

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Account
 from app.clock import Clock
 from app.events import publish
-from billing.domain.statements import StatementStatus
+from billing.domain.statements import StatementLine, StatementStatus
+from billing.domain.tax import TaxBehavior
 from billing.events import STATEMENT_STATUS_EVENTS, StatementInvoiced
 from billing.models import Statement
 
@@ -35,19 +36,42 @@ class InvoiceLine:
     amount_minor: int
     description: str
     ref: str
+    tax_code: str | None = None  # None: the vendor's default product tax code at Stripe
+    tax_behavior: TaxBehavior = "exclusive"
+
+
+def line_tax_terms(line: StatementLine) -> list[InvoiceLine]:
+    """The invoice items of one statement line, each with its tax terms: one per part (module) when the line
+    has parts, else one for its net under the vendor's default tax code. The one place a statement line
+    becomes taxed invoice items, whatever made the line (a purchase, metered usage)."""
+    if line.parts and sum(p.amount_minor for p in line.parts) == line.net_minor:
+        return [InvoiceLine(p.amount_minor, f"{p.module} (order {line.order_id})"[:500], f"{line.order_id}:{p.module}",
+                            tax_code=p.tax_code, tax_behavior=p.tax_behavior) for p in line.parts]
+    modules = ", ".join(line.modules) or "Purchase"
+    return [InvoiceLine(line.net_minor, f"{modules} (order {line.order_id})"[:500], line.order_id)]
 
 
 def invoice_lines(statement: Statement) -> list[InvoiceLine]:
-    """One invoice item per statement line (an order's captures less its refunds); else one for the total."""
-    lines: list[InvoiceLine] = []
-    for line in statement.lines:
-        if line.net_minor == 0:
-            continue
-        modules = ", ".join(line.modules) or "Purchase"
-        lines.append(InvoiceLine(line.net_minor, f"{modules} (order {line.order_id})"[:500], line.order_id))
+    """The invoice items of a statement (its lines' taxed items); else one for the total."""
+    lines = [item for line in statement.lines if line.net_minor != 0 for item in line_tax_terms(line)]
     if not lines or sum(x.amount_minor for x in lines) != statement.total_minor:
         lines = [InvoiceLine(statement.total_minor, f"Purchases in {statement.period}", "total")]
     return lines
+
+
+def apply_invoice_tax(statement: Statement, taxes: Mapping[str, tuple[int, str]]) -> None:
+    """Tax per line from the finalized invoice (by each item's ref: its tax and taxability) onto the statement."""
+    lines = []
+    for line in statement.lines:
+        parts = tuple(msgspec.structs.replace(p, tax_minor=taxes.get(f"{line.order_id}:{p.module}", (0, ""))[0],
+                                              taxability=taxes.get(f"{line.order_id}:{p.module}", (0, None))[1])
+                      for p in line.parts)
+        own = taxes.get(line.order_id)
+        line_tax = sum(p.tax_minor or 0 for p in parts) + (own[0] if own else 0)
+        lines.append(msgspec.structs.replace(line, parts=parts, tax_minor=line_tax))
+    statement.lines = lines
+    statement.tax_minor = sum(amount for amount, _ in taxes.values())
+    statement.reverse_charge = any(reason == "reverse_charge" for _, reason in taxes.values())
 
 
 async def store_account_customer(session: AsyncSession, account_id: str, customer_id: str) -> None:
@@ -66,10 +90,13 @@ async def statements_to_invoice(session: AsyncSession, period: str) -> list[tupl
 
 
 async def record_invoice(session: AsyncSession, account: Account, statement_id: str, *, invoice_id: str,
-                         paid: bool, hosted_invoice_url: str | None, clock: Clock) -> None:
-    """The statement's invoice was sent (or found paid): store it and tell the vendor's app."""
+                         paid: bool, hosted_invoice_url: str | None, clock: Clock,
+                         taxes: Mapping[str, tuple[int, str]] | None = None) -> None:
+    """The statement's invoice was sent (or found paid): store it (with its tax per line) and tell the vendor."""
     row = await session.get_one(Statement, (account.account_id, statement_id), with_for_update=True)
     row.stripe_invoice_id = invoice_id
+    if taxes is not None:
+        apply_invoice_tax(row, taxes)
     _advance(row, "paid" if paid else "invoiced")
     await publish(session, StatementInvoiced(
         statement_id=statement_id, period=row.period, invoice=invoice_id, total_minor=row.total_minor,

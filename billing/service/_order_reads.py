@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Row, Select, and_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,7 @@ from app.errors import NotFound
 from app.schemas import encode_cursor
 from billing.domain.orders import ApprovalState, OrderState
 from billing.domain.quotes import QuoteLine, modules_of
+from billing.domain.tax import NOT_CONFIGURED, QuoteTax, not_computed
 from billing.errors import OrderNotFound
 from billing.models import Approval, CardPayment, Order, Quote
 from billing.schemas import (
@@ -25,6 +27,8 @@ from billing.schemas import (
     PaymentRead,
     QuoteLineRead,
     QuoteRead,
+    QuoteTaxRead,
+    TaxLineRead,
 )
 
 
@@ -37,7 +41,7 @@ def line_read(line: QuoteLine) -> QuoteLineRead:
         prorated_minor=line.prorated_minor, discount_minor=line.discount_minor, total_minor=line.total_minor,
         period_start=line.period_start.isoformat() if line.period_start else None,
         period_end=line.period_end.isoformat() if line.period_end else None, proration=line.proration,
-        trial_days=line.trial_days)
+        trial_days=line.trial_days, tax_code=line.tax_code, tax_behavior=line.tax_behavior, tax_minor=line.tax_minor)
 
 
 def quote_read(q: Quote, *, account_ref: str, user_ref: str) -> QuoteRead:
@@ -47,7 +51,16 @@ def quote_read(q: Quote, *, account_ref: str, user_ref: str) -> QuoteRead:
         lines=[line_read(x) for x in q.lines], subtotal_minor=q.subtotal_minor, discount_minor=q.discount_minor,
         total_minor=q.total_minor, unmet_requires=list(q.unmet_requires),
         decision=DecisionRead(route=q.decision.route, outcome=q.decision.outcome, reasons=list(q.decision.reasons)),
-        status=q.status, created_at=q.created_at, expires_at=q.expires_at)
+        status=q.status, created_at=q.created_at, expires_at=q.expires_at, **tax_fields(q.tax))
+
+
+def tax_fields(tax: QuoteTax | None) -> dict[str, Any]:
+    """A quote's net, tax, gross and how they were worked out (no tax row: Stripe Tax was not configured)."""
+    t = tax if tax is not None else not_computed(NOT_CONFIGURED)
+    return {"net_minor": t.net_minor, "tax_minor": t.tax_minor, "gross_minor": t.gross_minor,
+            "tax": QuoteTaxRead(status=t.status, reason=t.reason, calculation_id=t.calculation_id,
+                                breakdown=[TaxLineRead(**msgspec.structs.asdict(b)) for b in t.breakdown],
+                                reverse_charge=t.reverse_charge, exempt=t.exempt)}
 
 
 async def load_quote(session: AsyncSession, principal: Principal, quote_id: str) -> tuple[Quote, Account, User]:
@@ -100,7 +113,8 @@ def order_read_of(o: Order, *, account_ref: str, user_ref: str, approval_id: str
         lines=[line_read(x) for x in o.lines], reason=o.reason, failure_reason=o.failure_reason,
         provision_status=o.provision_status, provision_note=o.provision_note, approval_id=approval_id,
         created_at=o.created_at, updated_at=o.updated_at, paid_at=o.paid_at, fulfilled_at=o.fulfilled_at,
-        payment=payment, subscription_id=o.subscription_id, dispute_status=o.dispute_status)
+        payment=payment, subscription_id=o.subscription_id, dispute_status=o.dispute_status,
+        tax_minor=o.tax_minor, tax_transaction=o.tax_transaction_id)
 
 
 async def order_read(session: AsyncSession, order: Order) -> OrderRead:

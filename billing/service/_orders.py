@@ -55,6 +55,7 @@ from billing.service._credit import reverse_credit
 from billing.service._guardrails import current_policy
 from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read, order_read_of
 from billing.service._quotes import decide_in_context, decision_dict
+from billing.service._tax import order_tax_terms
 from catalog.spec import ConfigFeature, GrantValue, LimitFeature
 
 
@@ -132,6 +133,7 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
                   created_at=now, updated_at=now, paid_at=None, fulfilled_at=None)
     if decision.outcome == "approval_required":
         order.state = "pending_approval"
+    order_tax_terms(order, quote)  # a card order charges the quote's gross (tax included)
     session.add(order)
     await session.flush()
     created, beside = order_event("created", {**order_payload(order, account, user),

@@ -44,8 +44,11 @@ class Outcome:
 
 
 def metadata(payment: CardPayment) -> dict[str, str]:
-    return {"commerce_account_id": payment.account_id, "commerce_order_id": payment.order_id,
+    meta = {"commerce_account_id": payment.account_id, "commerce_order_id": payment.order_id,
             "commerce_payment_id": payment.payment_id, "commerce_attempt": str(payment.attempt)}
+    if payment.tax_calculation_id:
+        meta["commerce_tax_calculation"] = payment.tax_calculation_id
+    return meta
 
 
 async def latest_attempt(session: AsyncSession, order: Order) -> CardPayment | None:
@@ -78,7 +81,7 @@ async def start_attempt(session: AsyncSession, order: Order, account: Account, u
         idempotency_key=idem("order", order.order_id, "pi", attempt), customer_id=user.stripe_customer_id,
         payment_method_id=payment_method_id, amount_minor=order.total_minor, currency=order.currency,
         status="pending", payment_intent_id=None, client_secret=None, failure_code=None, failure_reason=None,
-        created_at=clock.now(), resolved_at=None)
+        created_at=clock.now(), resolved_at=None, tax_calculation_id=order.tax_calculation_id)
     session.add(payment)
     await session.flush()
     return payment

@@ -130,7 +130,17 @@ async def decide_for(session: AsyncSession, account: Account, user: User, *, mod
 
 async def create_quote(session: AsyncSession, account: Account, user: User, items: list[QuoteItem], *,
                        include_requirements: bool, clock: Clock, ttl: timedelta) -> Quote:
-    """Price the items for this user (locked until expiry) with the guardrail decision."""
+    """Price the items for this user (locked until expiry) with the guardrail decision (tax not computed)."""
+    quote = await price_quote(session, account, user, items, include_requirements=include_requirements, clock=clock,
+                              ttl=ttl)
+    session.add(quote)
+    await session.flush()
+    return quote
+
+
+async def price_quote(session: AsyncSession, account: Account, user: User, items: list[QuoteItem], *,
+                      include_requirements: bool, clock: Clock, ttl: timedelta) -> Quote:
+    """The quote ``create_quote`` stores, not stored (reads only): tax is computed before it is stored."""
     now = clock.now()
     live = await catalog.load_live(session)
     modules_by_key = {m.key: m for m in live.doc.modules}
@@ -189,7 +199,8 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
         lines.append(quote_line(
             priced, name=module.name, category=module.category, price_version=lp.version,
             interval=None if isinstance(price, OneTimePrice) else price.interval,
-            per_seat=isinstance(price, RecurringPrice) and price.per_seat, trial_days=module.trial_days))
+            per_seat=isinstance(price, RecurringPrice) and price.per_seat, trial_days=module.trial_days,
+            tax_code=module.tax_code, tax_behavior=price.tax_behavior))
     subtotal, discount = subtotal_minor(lines), discount_minor(lines)
     total = subtotal - discount
     decision = await decide_for(session, account, user, modules=modules_of(lines), total_minor=total,
@@ -199,8 +210,6 @@ async def create_quote(session: AsyncSession, account: Account, user: User, item
                   total_minor=total, unmet_requires=unmet,
                   decision=stored_decision(decision, vendor_approval=tuple(vendor_approval)),
                   status="open", created_at=now, expires_at=now + ttl)
-    session.add(quote)
-    await session.flush()
     return quote
 
 

@@ -70,7 +70,8 @@ async def _lines(session: AsyncSession, by_account: dict[str, dict[str, _Spend]]
             out[account_id].append(statement_line(
                 order_id=order_id, currency=spend.currency, captured_minor=spend.captured_minor,
                 refunded_minor=spend.refunded_minor, modules=modules_of(order.lines) if order else (),
-                user_id=order.user_id if order else None))
+                user_id=order.user_id if order else None,
+                taxed=[(x.module, x.total_minor, x.tax_code, x.tax_behavior) for x in order.lines] if order else ()))
     return out
 
 

@@ -32,13 +32,14 @@ from app.auth import Principal
 from app.clock import Clock
 from app.errors import Unprocessable
 from app.settings import Settings
+from billing.domain.tax import CUSTOMER_EXEMPT
 from billing.models import CardPayment, Order, OrderRefund, Statement, Subscription
 from billing.service import _card_refunds as refunds
 from billing.service import _invoices as invoices
 from billing.service import _payments as payments
 from billing.service import _renewals as renewals
 from billing.service._orders import load_order, refund_budget_order
-from billing.stripe import cards, inbound
+from billing.stripe import cards, inbound, tax_flows
 from billing.stripe.errors import (
     AuthenticationRequired,
     CardDeclined,
@@ -187,7 +188,9 @@ async def settle(sessionmaker: Sessionmaker, gateway: StripeGateway, payment: Ca
     if outcome is None:
         outcome = await charge(gateway, payment)
     async with sessionmaker() as session, session.begin():
-        return await payments.record_outcome(session, payment, outcome, clock=clock)
+        order = await payments.record_outcome(session, payment, outcome, clock=clock)
+    await tax_flows.after_payment(sessionmaker, gateway, order)  # the tax transaction of the charged gross
+    return order
 
 
 async def pay_order(sessionmaker: Sessionmaker, gateway: StripeGateway, principal: Principal, order_id: str, *,
@@ -232,6 +235,8 @@ async def _send_refund(sessionmaker: Sessionmaker, gateway: StripeGateway, refun
                                         else "failed", reason=sent.failure_reason)
         else:  # pending (or requires_action): Stripe's refund.updated event settles it
             await refunds.refund_processing(session, refund, stripe_refund_id=sent.id, clock=clock)
+    if sent.status == "succeeded":
+        await tax_flows.after_refund(sessionmaker, gateway, refund)  # its share of the tax goes back too
 
 
 async def refund_order(sessionmaker: Sessionmaker, gateway: StripeGateway | None, principal: Principal,
@@ -346,24 +351,31 @@ async def invoice_statement(sessionmaker: Sessionmaker, gateway: StripeGateway, 
     if statement.stripe_invoice_id is not None and statement.status != "closed":
         return statement.stripe_invoice_id
     customer_id = await _account_customer(sessionmaker, gateway, account)
+    automatic = account.billing_address is not None  # Stripe Tax needs the customer's location
+    if automatic:
+        await gateway.set_customer_tax_identity(
+            customer_id, address=tax_flows.stripe_address(account), tax_exempt=CUSTOMER_EXEMPT[account.tax_status],
+            tax_ids=[(t.type, t.value) for t in account.tax_ids], key=idem("statement", statement_id, "customer"))
     meta = {"commerce_account_id": account_id, "commerce_statement_id": statement_id, "period": statement.period}
     for n, line in enumerate(invoices.invoice_lines(statement), start=1):  # 2. the Stripe calls
         await gateway.create_invoice_item(
             customer_id=customer_id, amount_minor=line.amount_minor, currency=statement.currency,
             description=line.description, key=idem("statement", statement_id, "item", n),
-            metadata={**meta, "ref": line.ref})
+            metadata={**meta, "ref": line.ref}, tax_code=line.tax_code if automatic else None,
+            tax_behavior=line.tax_behavior if automatic else None)
     invoice = await gateway.create_invoice(
         customer_id=customer_id, days_until_due=account.payment_terms_days,
         key=idem("statement", statement_id, "invoice"), metadata=meta,
-        description=f"Purchases from your budgets, {statement.period}")
+        description=f"Purchases from your budgets, {statement.period}", automatic_tax=automatic)
     if invoice.status == "draft":
         invoice = await gateway.finalize_invoice(invoice.id, key=idem("statement", statement_id, "finalize"))
     if invoice.status == "open":
         await gateway.send_invoice(invoice.id, key=idem("statement", statement_id, "send"))
+    taxes = tax_flows.invoice_taxes(await gateway.invoice_lines(invoice)) if automatic else None
     async with sessionmaker() as session, session.begin():  # 3. record
         await invoices.record_invoice(session, account, statement_id, invoice_id=invoice.id,
                                       paid=invoice.status == "paid", hosted_invoice_url=invoice.hosted_invoice_url,
-                                      clock=clock)
+                                      clock=clock, taxes=taxes)
     return invoice.id
 
 
@@ -456,4 +468,7 @@ async def reconcile(sessionmaker: Sessionmaker, gateway: StripeGateway, *, setti
             counts["errors"] += 1
     done, failed = await inbound.reprocess_pending(sessionmaker, gateway, clock=clock)
     counts["events_reprocessed"], counts["errors"] = done, counts["errors"] + failed
+    taxed = await tax_flows.reconcile_tax(sessionmaker, gateway)
+    counts["tax_transactions"], counts["tax_reversals"] = taxed["tax_transactions"], taxed["tax_reversals"]
+    counts["errors"] += taxed["tax_errors"]
     return counts

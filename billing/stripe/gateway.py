@@ -236,25 +236,68 @@ class StripeGateway:
     async def get_dispute(self, dispute_id: str) -> stripe.Dispute:
         return await _call(self.client.v1.disputes.retrieve_async(dispute_id))
 
+    # tax (Stripe Tax)
+    async def calculate_tax(self, *, currency: str, customer_details: Mapping[str, object],
+                            line_items: list[dict[str, object]], tax_date: int) -> stripe.tax.Calculation:
+        """A tax calculation of these lines for this customer (its line items expanded: tax per line)."""
+        params: Any = {"currency": currency.lower(), "customer_details": dict(customer_details),
+                       "line_items": line_items, "tax_date": tax_date, "expand": ["line_items"]}
+        return await _call(self.client.v1.tax.calculations.create_async(params))
+
+    async def record_tax_transaction(self, *, calculation_id: str, reference: str, key: str,
+                                     metadata: Metadata) -> stripe.tax.Transaction:
+        """Record a paid calculation as a tax transaction (what Stripe Tax reports and files)."""
+        params: Any = {"calculation": calculation_id, "reference": reference, "metadata": dict(metadata)}
+        return await _call(self.client.v1.tax.transactions.create_from_calculation_async(params, self._opts(key)))
+
+    async def reverse_tax_transaction(self, *, transaction_id: str, reference: str, key: str,
+                                      flat_amount_minor: int | None, metadata: Metadata) -> stripe.tax.Transaction:
+        """Reverse a tax transaction: in full (``flat_amount_minor=None``) or by a refunded amount, tax included,
+        which Stripe spreads over the lines in proportion."""
+        params: Any = {"original_transaction": transaction_id, "reference": reference, "metadata": dict(metadata),
+                       "mode": "full" if flat_amount_minor is None else "partial"}
+        if flat_amount_minor is not None:
+            params["flat_amount"] = -flat_amount_minor
+        return await _call(self.client.v1.tax.transactions.create_reversal_async(params, self._opts(key)))
+
+    async def set_customer_tax_identity(self, customer_id: str, *, address: Mapping[str, str],
+                                        tax_exempt: str, tax_ids: list[tuple[str, str]], key: str) -> None:
+        """The bill-back customer's address and exemption, and any of our tax ids Stripe does not have yet."""
+        params: Any = {"address": dict(address), "tax_exempt": tax_exempt}
+        await _call(self.client.v1.customers.update_async(customer_id, params, self._opts(f"{key}:identity")))
+        have = await _call(self.client.v1.customers.tax_ids.list_async(customer_id, {"limit": 100}))
+        known = {(t.type, t.value) for t in have.data}
+        for kind, value in tax_ids:
+            if (kind, value) not in known:
+                await _call(self.client.v1.customers.tax_ids.create_async(
+                    customer_id, {"type": kind, "value": value}, self._opts(f"{key}:taxid:{kind}:{value}")))
+
     # invoices (bill-back)
     async def create_invoice_item(
         self, *, customer_id: str, amount_minor: int, currency: str, description: str, key: str,
-        metadata: Metadata, period: tuple[int, int] | None = None,
+        metadata: Metadata, period: tuple[int, int] | None = None, tax_code: str | None = None,
+        tax_behavior: str | None = None,
     ) -> stripe.InvoiceItem:
         params: Any = {"customer": customer_id, "amount": amount_minor, "currency": currency.lower(),
                        "description": description, "metadata": dict(metadata)}
         if period is not None:
             params["period"] = {"start": period[0], "end": period[1]}
+        if tax_code:
+            params["tax_code"] = tax_code
+        if tax_behavior:
+            params["tax_behavior"] = tax_behavior
         return await _call(self.client.v1.invoice_items.create_async(params, self._opts(key)))
 
     async def create_invoice(self, *, customer_id: str, days_until_due: int, key: str, metadata: Metadata,
-                             description: str | None = None) -> stripe.Invoice:
+                             description: str | None = None, automatic_tax: bool = False) -> stripe.Invoice:
         """A draft ``send_invoice`` invoice holding the customer's pending invoice items; we finalize it."""
         params: Any = {"customer": customer_id, "collection_method": "send_invoice",
                        "days_until_due": days_until_due, "pending_invoice_items_behavior": "include",
                        "auto_advance": False, "metadata": dict(metadata)}
         if description:
             params["description"] = description
+        if automatic_tax:
+            params["automatic_tax"] = {"enabled": True}
         return await _call(self.client.v1.invoices.create_async(params, self._opts(key)))
 
     async def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
@@ -268,6 +311,19 @@ class StripeGateway:
 
     async def get_invoice(self, invoice_id: str) -> stripe.Invoice:
         return await _call(self.client.v1.invoices.retrieve_async(invoice_id))
+
+    async def invoice_lines(self, invoice: stripe.Invoice, *, max_pages: int = 50) -> list[stripe.InvoiceLineItem]:
+        """Every line of an invoice (the invoice object carries the first page only)."""
+        lines = list(invoice.lines.data)
+        more = invoice.lines.has_more
+        for _ in range(max_pages):
+            if not more or not lines:
+                break
+            params: Any = {"limit": 100, "starting_after": lines[-1].id}
+            page = await _call(self.client.v1.invoices.line_items.list_async(invoice.id, params))
+            lines.extend(page.data)
+            more = page.has_more
+        return lines
 
     # webhooks
     def construct_event(self, payload: bytes, signature_header: str | None) -> stripe.Event:

@@ -226,8 +226,8 @@ class _Writer:
             return
         m = self.modules[c.key]
         values = {"name": m.name, "description": m.description, "category": m.category, "status": m.status,
-                  "trial_days": m.trial_days, "requires": list(m.requires), "excludes": list(m.excludes),
-                  "revision": self.revision, "updated_at": self.now}
+                  "trial_days": m.trial_days, "tax_code": m.tax_code, "requires": list(m.requires),
+                  "excludes": list(m.excludes), "revision": self.revision, "updated_at": self.now}
         if row is None:
             self.session.add(CatalogModule(key=m.key, created_at=self.now, **values))
         else:

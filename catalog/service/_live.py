@@ -56,7 +56,7 @@ def module_from_row(row: CatalogModule, grants: list[CatalogModuleFeature], pric
     return Module(
         key=row.key, name=row.name, description=row.description, category=row.category,
         status=row.status,
-        trial_days=row.trial_days, requires=list(row.requires), excludes=list(row.excludes),
+        trial_days=row.trial_days, tax_code=row.tax_code, requires=list(row.requires), excludes=list(row.excludes),
         features={g.feature_key: grant_value(g) for g in sorted(grants, key=lambda g: g.feature_key)},
         prices=prices,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -76,6 +77,10 @@ async def _pass_challenge(dialog: Locator, frame: FrameLocator, text: str) -> No
     await frame.get_by_role("button", name="Complete authentication").click()
 
 
+def _cents(text: str) -> int:
+    return int(text.replace("$", "").replace(",", "").replace(".", ""))
+
+
 def _orders(stack: Stack) -> list[tuple[str, str]]:
     return [(o["state"], o["route"]) for o in
             stack.vendor("GET", "/v1/orders", params={"user": "acme-cara"}).json()["data"]]
@@ -84,7 +89,23 @@ def _orders(stack: Stack) -> list[tuple[str, str]]:
 async def test_card_user_adds_a_test_card_and_pays(stack: Stack) -> None:
     assert not stack.allowed("acme-cara", "forecasting")
     page = await stack.open("acme-cara")
-    dialog = await _checkout(stack, page)
+    offer = page.locator("section.panel[data-feature=forecasting]")
+    await offer.get_by_role("button", name="Buy").click()
+    dialog = page.get_by_role("dialog")
+    # Cara is billed in Germany: the quote shows the price before tax, German VAT at 19 % and the gross
+    await expect(dialog.get_by_text("Tax (Germany, 19 %)", exact=True)).to_be_visible()
+    await expect(dialog.get_by_text("Price before tax", exact=True)).to_be_visible()
+    gross = dialog.locator("dd.total")
+    await expect(gross).to_have_text(re.compile(r"^\$\d+\.\d\d$"))
+    def value(label: str) -> Locator:
+        return dialog.locator("dt", has_text=label).locator("xpath=following-sibling::dd[1]")
+
+    net, tax = await value("Price before tax").inner_text(), await value("Tax (Germany, 19 %)").inner_text()
+    gross_text = await gross.inner_text()
+    assert _cents(net) + _cents(tax) == _cents(gross_text)
+    await stack.shot(page, "quote-with-tax", only=dialog)
+    await dialog.get_by_role("button", name="Confirm purchase").click()
+    await expect(dialog.get_by_role("heading", name="Pay with your card")).to_be_visible()
     await expect(dialog.get_by_text("4242 4242 4242 4242: succeeds")).to_be_visible()
     await stack.shot(page, "add-card")
     await stack.shot(page, "add-card-dialog", only=dialog)
@@ -92,12 +113,15 @@ async def test_card_user_adds_a_test_card_and_pays(stack: Stack) -> None:
     card = dialog.get_by_role("radio", name="Visa ending in 4242, expires 12/2034")
     await expect(card).to_be_checked()
     await stack.shot(page, "card-saved")
-    await dialog.get_by_role("button", name="Pay $").click()
+    await dialog.get_by_role("button", name=f"Pay {gross_text}").click()  # the card is charged the gross
     await expect(page.get_by_role("dialog", name="Forecasting is yours")).to_be_visible()
     await expect(page.locator("section.panel[data-feature=forecasting]")).to_have_attribute("data-state", "unlocked")
     await stack.shot(page, "paid")
     assert stack.allowed("acme-cara", "forecasting")
     assert _orders(stack) == [("fulfilled", "card")]
+    [order] = stack.vendor("GET", "/v1/orders", params={"user": "acme-cara"}).json()["data"]
+    assert (order["total_minor"], order["tax_minor"]) == (_cents(gross_text), _cents(tax))
+    assert order["tax_transaction"] is not None  # Stripe Tax recorded what was charged
 
 
 async def test_a_3ds_card_passes_the_challenge_when_saved_and_when_paying(stack: Stack) -> None:

@@ -170,6 +170,10 @@ class Quote(Model, frozen=True, kw_only=True):
     status: str
     created_at: datetime
     expires_at: datetime
+    net_minor: int | None = None  # None: tax was not computed (quote.tax says why)
+    tax_minor: int | None = None
+    gross_minor: int | None = None
+    tax: dict[str, Any] | None = None  # status, reason, breakdown by jurisdiction and rate, reverse_charge, exempt
 
 
 class Payment(Model, frozen=True, kw_only=True):
@@ -198,6 +202,7 @@ class Order(Model, frozen=True, kw_only=True):
     paid_at: datetime | None = None
     fulfilled_at: datetime | None = None
     payment: Payment | None = None
+    tax_minor: int | None = None  # card route: the tax in total_minor (the gross charged)
 
 
 class WebhookEndpoint(Model, frozen=True, kw_only=True):

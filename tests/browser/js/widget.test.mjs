@@ -2,7 +2,7 @@
 // The runner is this file: each test is a function; failures are collected in the returned list.
 const widget = await import(globalThis.WIDGET_MODULE_URL);
 const { format, money, clockText, daysLeft, priceText, problemText, humanize, call, Problem, newKey, CardError,
-  cardErrorText } = widget;
+  cardErrorText, taxRows } = widget;
 const { messages } = await import(new URL("messages.js", globalThis.WIDGET_MODULE_URL).href);
 const t = (key, vars) => format(messages.en[key] ?? key, vars); // as the widget: an unknown key shows itself
 
@@ -13,6 +13,21 @@ const eq = (actual, expected) => {
   if (a !== e) throw new Error(`expected ${e}, got ${a}`);
 };
 
+tests["taxRows shows net, tax per jurisdiction and rate, and gross; or says tax was not calculated"] = () => {
+  const de = { currency: "EUR", total_minor: 225, net_minor: 225, tax_minor: 43, gross_minor: 268,
+    tax: { status: "computed", reverse_charge: false, exempt: false, breakdown: [
+      { jurisdiction: "Germany", rate: "19.0", taxability: "standard_rated", tax_minor: 43 }] } };
+  eq(taxRows(de, t, "en").rows, [["Price before tax", "€2.25"], ["Tax (Germany, 19 %)", "€0.43"],
+    ["Due now, tax included", "€2.68"]]);
+  eq(taxRows(de, t, "en").note, null);
+  const fr = { ...de, tax_minor: 0, gross_minor: 225, tax: { ...de.tax, reverse_charge: true, breakdown: [
+    { jurisdiction: "France", rate: "0", taxability: "reverse_charge", tax_minor: 0 }] } };
+  eq(taxRows(fr, t, "en").rows, [["Price before tax", "€2.25"], ["Tax", "€0.00"], ["Due now, tax included", "€2.25"]]);
+  eq(taxRows(fr, t, "en").note, "Reverse charge: your company accounts for the VAT.");
+  const none = { currency: "USD", total_minor: 900, tax: { status: "not_computed", breakdown: [] } };
+  eq(taxRows(none, t, "en").rows, [["Due now", "$9.00"]]);
+  eq(taxRows(none, t, "en").note, "Not calculated here: tax may be added to this price.");
+};
 tests["cardErrorText says a decline in plain words, with what to do next"] = () => {
   eq(cardErrorText(new CardError("insufficient_funds", "Your card has insufficient funds."), t),
     "This card has insufficient funds. Use another card.");

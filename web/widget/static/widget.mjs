@@ -154,6 +154,28 @@ function widgetConfig() {
 
 // ---------------------------------------------------------------- price words
 
+/**
+ * The tax part of a quote as [label, amount] rows and a note: net, tax per jurisdiction and rate, gross (what is
+ * due, tax included). Tax not computed: no tax row and a note saying so; the total stays the quote's total.
+ */
+export function taxRows(quote, t, locale) {
+  const cur = quote.currency;
+  const tax = quote.tax;
+  if (!tax || tax.status !== "computed") {
+    return { rows: [[t("quote.total"), money(quote.total_minor, cur, locale)]], note: t("quote.tax.not_computed") };
+  }
+  const rows = [[t("quote.net"), money(quote.net_minor, cur, locale)]];
+  for (const part of tax.breakdown) {
+    if (part.taxability === "reverse_charge" || part.taxability === "customer_exempt") continue;
+    rows.push([t("quote.tax.line", { jurisdiction: part.jurisdiction, rate: Number(part.rate) }),
+      money(part.tax_minor, cur, locale)]);
+  }
+  if (rows.length === 1) rows.push([t("quote.tax"), money(quote.tax_minor, cur, locale)]);
+  rows.push([t("quote.gross"), money(quote.gross_minor, cur, locale)]);
+  const note = tax.reverse_charge ? t("quote.tax.reverse_charge") : tax.exempt ? t("quote.tax.exempt") : null;
+  return { rows, note };
+}
+
 export function priceText(price, t, locale) {
   const amount = (minor) => money(minor, price.currency, locale);
   const interval = price.interval ? t(`interval.${price.interval}`) : "";
@@ -591,9 +613,12 @@ class CheckoutDialog {
     const renew = recurring.length === 1
       ? h("p", { class: "muted" }, t("quote.renews", { amount: money(recurring[0].full_period_minor, cur, loc), interval: t(`interval.${recurring[0].interval}`) }))
       : null;
+    const taxed = taxRows(quote, t, loc);
     const dl = h("dl", { class: "facts" },
       quote.discount_minor ? [h("dt", {}, t("quote.discount")), h("dd", {}, `−${money(quote.discount_minor, cur, loc)}`)] : null,
-      h("dt", {}, t("quote.total")), h("dd", { class: "total" }, money(quote.total_minor, cur, loc)),
+      taxed.rows.map(([label, value], i) => [h("dt", {}, label),
+        h("dd", i === taxed.rows.length - 1 ? { class: "total" } : {}, value)]),
+      taxed.note ? [h("dt", {}, t("quote.tax")), h("dd", { class: "muted" }, taxed.note)] : null,
       decision.route ? [h("dt", {}, t("quote.who_pays")), h("dd", {}, t(`quote.route.${decision.route}`))] : null,
       blocked ? null : [h("dt", {}, t("quote.approval")), h("dd", {}, t(approval ? "quote.approval.needed" : "quote.approval.none"))]);
     const reasons = h("ul", { class: "reasons" }, decision.reasons.map((r) => h("li", {}, r)));
