@@ -15,6 +15,7 @@ principal's ``may_access_account``/``may_access_user``: the one rule for session
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -104,11 +105,15 @@ class KeyCache:
     """Per-process cache of API keys so authentication costs no database round trip when warm.
 
     Entries live ``ttl`` seconds; a revocation anywhere is pushed through LISTEN/NOTIFY (topic ``key``).
+    Verified tokens map by their SHA-256 to the ready principal: a warm request hashes its token once and
+    builds nothing. Such a principal is served only while its key's entry is the live one, so a revocation
+    (or the TTL) that drops the entry ends it too.
     """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, _CachedKey] = {}
+        self._principals: dict[str, tuple[_CachedKey, VendorPrincipal]] = {}
 
     def get(self, key_id: str) -> _CachedKey | None:
         entry = self._entries.get(key_id)
@@ -121,11 +126,31 @@ class KeyCache:
             self._entries.clear()
         self._entries[entry.key_id] = entry
 
+    def principal(self, token_sha256: str) -> tuple[_CachedKey, VendorPrincipal] | None:
+        """The principal of a token verified earlier, while its key's entry is live and not revoked."""
+        hit = self._principals.get(token_sha256)
+        if hit is None:
+            return None
+        entry = hit[0]
+        if entry.revoked or self._entries.get(entry.key_id) is not entry or \
+                time.monotonic() - entry.loaded_at > self.ttl:
+            del self._principals[token_sha256]
+            return None
+        return hit
+
+    def remember(self, token_sha256: str, entry: _CachedKey, principal: VendorPrincipal) -> None:
+        if len(self._principals) > 10_000:
+            self._principals.clear()
+        self._principals[token_sha256] = (entry, principal)
+
     def invalidate(self, key_id: str) -> None:
         if key_id == FLUSH:
             self._entries.clear()
+            self._principals.clear()
         else:
-            self._entries.pop(key_id, None)
+            entry = self._entries.pop(key_id, None)
+            if entry is not None:
+                entry.revoked = True  # its remembered principals stop at once, not at their next lookup
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -143,6 +168,14 @@ async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, t
     state = connection.app.state
     cache: KeyCache = state.key_cache
     clock: Clock = state.clock
+    digest = keys.token_sha256(token)
+    hit = cache.principal(digest)
+    if hit is not None:
+        known, principal = hit
+        if time.monotonic() - known.last_used_write > LAST_USED_RESOLUTION_S:
+            known.last_used_write = time.monotonic()
+            _schedule_last_used(connection, key_id, clock)
+        return principal
     entry = cache.get(key_id)
     if entry is None:
         async with state.sessionmaker() as session:
@@ -155,12 +188,14 @@ async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, t
             revoked=row.revoked_at is not None, loaded_at=time.monotonic(), last_used_write=0.0,
         )
         cache.put(entry)
-    if entry.revoked or not keys.secret_matches(entry.secret_sha256, token):
+    if entry.revoked or not hmac.compare_digest(entry.secret_sha256, digest):
         raise Unauthorized("The API key is not valid.")
     if time.monotonic() - entry.last_used_write > LAST_USED_RESOLUTION_S:
         entry.last_used_write = time.monotonic()
         _schedule_last_used(connection, key_id, clock)
-    return VendorPrincipal(key_id=key_id, scopes=entry.scopes, account_ids=entry.account_ids)
+    principal = VendorPrincipal(key_id=key_id, scopes=entry.scopes, account_ids=entry.account_ids)
+    cache.remember(digest, entry, principal)
+    return principal
 
 
 def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, clock: Clock) -> None:

@@ -45,12 +45,17 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """An asyncpg engine; UTC session time zone so timestamps never depend on the server's setting."""
+    """An asyncpg engine; UTC session time zone so timestamps never depend on the server's setting.
+
+    No ping per checkout (a round trip on every request): a connection the server dropped fails its first
+    statement, SQLAlchemy recognises the disconnect and invalidates the whole pool, so only the requests
+    already holding a dead connection fail (docs/decisions.md, the fast-path decision).
+    """
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "commerce"}},
     )
     track_transactions(engine)

@@ -26,7 +26,19 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from sqlalchemy import LargeBinary, SmallInteger, String, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    LargeBinary,
+    SmallInteger,
+    String,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -75,12 +87,27 @@ def lock_id(principal: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# The usual claim in one round trip: drop whatever a previous user of this pooled connection left (the
+# subquery with a volatile call runs first), try the key's lock, and insert the running claim if we got it.
+_FIRST_CLAIM = text("""
+WITH lock AS MATERIALIZED (
+    SELECT pg_try_advisory_lock(:lock_id) AS owner FROM (SELECT pg_advisory_unlock_all()) AS unlocked),
+claimed AS (
+    INSERT INTO idempotency_keys (principal, key, request_sha256, state, created_at, expires_at, claim_token)
+    SELECT :principal, :key, :fingerprint, 'running', :now, :expires_at, :token FROM lock WHERE lock.owner
+    ON CONFLICT DO NOTHING RETURNING 1)
+SELECT (SELECT owner FROM lock), EXISTS (SELECT 1 FROM claimed)
+""").bindparams(bindparam("lock_id", type_=BigInteger), bindparam("now", type_=DateTime(timezone=True)),
+                bindparam("expires_at", type_=DateTime(timezone=True)))
+
+
 async def _claim(
     session: AsyncSession, *, principal: str, key: str, fingerprint: str, now: datetime, settings: Settings,
+    owner: bool,
 ) -> IdempotencyRecord | str:
-    """The completed record to replay, or this attempt's claim token (the key is now ours); else 409/422."""
+    """After a first claim that found the key taken: the completed record to replay, or this attempt's claim
+    token (an expired or abandoned key is ours again); else 409/422. ``owner``: whether we hold its lock."""
     where = (IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-    owner = bool(await session.scalar(select(func.pg_try_advisory_lock(lock_id(principal, key)))))
     if not owner:  # a live request holds the key; only a finished answer can be replayed meanwhile
         record = await session.scalar(select(IdempotencyRecord).where(*where))
         if record is not None and record.expires_at > now:
@@ -146,15 +173,26 @@ def _releaser(conn: AsyncConnection) -> Callable[[], Awaitable[None]]:
 async def _take(
     engine: AsyncEngine, *, principal: str, key: str, fingerprint: str, now: datetime, settings: Settings,
 ) -> tuple[IdempotencyRecord | str, Callable[[], Awaitable[None]]]:
-    """Claim the key on a lock connection of its own; returns the claim and how to release it."""
+    """Claim the key on a lock connection of its own; returns the claim and how to release it.
+
+    The connection runs in autocommit: the advisory lock, not a transaction, is what makes its owner the only
+    writer of the key's row, so the usual claim is one statement with no BEGIN or COMMIT around it.
+    """
     conn = await engine.connect()
     release = _releaser(conn)
     try:
-        await conn.execute(select(func.pg_advisory_unlock_all()))  # nothing a previous user may have left
-        await conn.commit()
-        async with AsyncSession(bind=conn, expire_on_commit=False) as session, session.begin():
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        token = secrets.token_hex(16)
+        owner, inserted = (await conn.execute(_FIRST_CLAIM, {
+            "lock_id": lock_id(principal, key), "principal": principal, "key": key, "fingerprint": fingerprint,
+            "now": now, "expires_at": now + timedelta(seconds=settings.idempotency_ttl_seconds),
+            "token": token})).one()
+        if owner and inserted:
+            return token, release
+        async with AsyncSession(bind=conn, expire_on_commit=False) as session:
             claim = await _claim(session, principal=principal, key=key, fingerprint=fingerprint, now=now,
-                                 settings=settings)
+                                 settings=settings, owner=bool(owner))
+            await session.commit()  # autocommit: each statement already took effect; this ends the ORM's unit
     except BaseException:
         await release()
         raise

@@ -76,6 +76,11 @@ def split_token(token: str) -> tuple[str, str] | None:
     return key_id, token
 
 
+def token_sha256(token: str) -> str:
+    """The stored form of a presented token (what ``secret_sha256`` holds for the key's own token)."""
+    return _hash(token)
+
+
 def secret_matches(secret_sha256: str, token: str) -> bool:
     """Constant-time comparison of a presented token with a stored hash."""
     return hmac.compare_digest(secret_sha256, _hash(token))

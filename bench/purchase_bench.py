@@ -3,11 +3,13 @@
     python -m bench.purchase_bench [--purchases 300] [--concurrency 16] [--workers 2]
 
 Two scenarios: every buyer on ONE shared budget (one hot row), and every buyer in its own account with
-its own budget (MANY budgets). The floor is the same number of purchases done as bare asyncpg
-transactions writing the same rows a purchase writes (one guarded UPDATE of the budget period plus the
-quote, order, hold, two ledger entries, grant, sales credit and five outbox rows), with the same
-concurrency, into unconstrained scratch tables. Bounded: loopback only, an embedded PostgreSQL in a
-temporary folder, a fixed number of purchases per phase.
+its own budget (MANY budgets). The floor is like for like: one real purchase is made first and every row it
+left new or changed is captured (quote, idempotency key, order, hold, ledger entries, grant, change-feed row,
+subscription, sales credit, suggestion outcome and peer statistics, audit entry, outbox events); the floor then
+writes those rows again for twin buyers with fresh ids, into the same real tables (logged, with their
+constraints, indexes and foreign keys), as ONE statement per purchase (the guarded budget UPDATE and an upsert
+per table in data-modifying CTEs, its own implicit transaction), bare asyncpg, the same concurrency. Bounded:
+loopback only, an embedded PostgreSQL in a temporary folder, a fixed number of purchases per phase.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +36,13 @@ from app.clock import SystemClock
 from app.db import create_engine, make_sessionmaker
 from app.demo import demo_catalog_toml
 from app.embedded import embedded_url, start_embedded
+from app.ids import new_id
 from app.migrate import upgrade
 from app.scopes import SCOPES
 from billing import service as billing
 from billing.domain.guardrails import GuardrailPolicy
 from catalog import service as catalog
 from tests.support.live_server import live_server
-
-FLOOR_DDL = """
-CREATE SCHEMA IF NOT EXISTS floor;
-CREATE UNLOGGED TABLE IF NOT EXISTS floor.period (id int PRIMARY KEY, amount bigint, reserved bigint, captured bigint);
-CREATE UNLOGGED TABLE IF NOT EXISTS floor.rows (id bigserial PRIMARY KEY, kind text, a text, b text, n bigint,
-                                                body jsonb);
-"""
 
 
 async def seed(url: str, buyers: int) -> str:
@@ -61,13 +59,21 @@ async def seed(url: str, buyers: int) -> str:
         await billing.create_budget(s, shared, name="Shared", currency="USD", amount_minor=10**10, cost_center=None,
                                     anchor_day=1, actor="b", clock=clock)
         await billing.save_policy(s, shared, big, actor="b", clock=clock)
+        tpl, _ = await accounts.upsert_account(s, AccountUpsert(external_id="template", name="Template"), actor="b",
+                                               clock=clock)
+        await accounts.upsert_user(s, tpl, UserUpsert(external_id="t-0", roles=["analyst"]), actor="b", clock=clock)
+        await billing.create_budget(s, tpl, name="Template", currency="USD", amount_minor=10**8, cost_center=None,
+                                    anchor_day=1, actor="b", clock=clock)
+        await billing.save_policy(s, tpl, big, actor="b", clock=clock)
         for i in range(buyers):
-            await accounts.upsert_user(s, shared, UserUpsert(external_id=f"s-{i}", roles=["analyst"]), actor="b",
-                                       clock=clock)
+            for prefix in ("s", "fs"):  # a buyer over HTTP and its twin for the floor, in the shared account
+                await accounts.upsert_user(s, shared, UserUpsert(external_id=f"{prefix}-{i}", roles=["analyst"]),
+                                           actor="b", clock=clock)
             solo, _ = await accounts.upsert_account(s, AccountUpsert(external_id=f"solo-{i}", name=f"Solo {i}"),
                                                     actor="b", clock=clock)
-            await accounts.upsert_user(s, solo, UserUpsert(external_id=f"m-{i}", roles=["analyst"]), actor="b",
-                                       clock=clock)
+            for prefix in ("m", "fm"):
+                await accounts.upsert_user(s, solo, UserUpsert(external_id=f"{prefix}-{i}", roles=["analyst"]),
+                                           actor="b", clock=clock)
             await billing.create_budget(s, solo, name="Solo", currency="USD", amount_minor=10**8, cost_center=None,
                                         anchor_day=1, actor="b", clock=clock)
             await billing.save_policy(s, solo, big, actor="b", clock=clock)
@@ -98,39 +104,124 @@ async def http_phase(base: str, key: str, users: list[str], concurrency: int) ->
         return time.perf_counter() - start, latencies
 
 
-async def floor_phase(dsn: str, n: int, concurrency: int, *, shared: bool) -> tuple[float, list[float]]:
+# --- the floor: the rows one real purchase wrote, into the real tables, in one statement ----------------------
+
+_ID = re.compile(r"\b[a-z]{2,6}_[0-9a-z]{26}\b")
+# request bookkeeping (key last-used, rate-limit leases), not the purchase
+_SKIP = {"alembic_version", "api_keys", "rate_limit_counters", "rate_limit_nodes"}
+
+
+async def _rows(conn: asyncpg.Connection) -> dict[str, set[str]]:
+    tables = [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    return {t: {r[0] for r in await conn.fetch(f'SELECT to_jsonb(t)::text FROM "{t}" t')}
+            for t in tables if t not in _SKIP}
+
+
+@dataclass
+class FloorTemplate:
+    """What one real purchase wrote (rows new or changed by it), and the ids the floor swaps per purchase."""
+
+    tables: dict[str, str]  # table -> a JSON array of the rows the purchase left new or changed
+    account_id: str
+    user_id: str
+    budget_id: str
+    period: str
+    amount_minor: int
+
+
+async def capture_template(dsn: str, base: str, key: str) -> FloorTemplate:
+    """Make one real purchase (user t-0 in an account of its own) over HTTP and diff every table around it."""
     conn = await asyncpg.connect(dsn)
-    await conn.execute(FLOOR_DDL)
-    await conn.execute("TRUNCATE floor.period, floor.rows")
-    await conn.execute("INSERT INTO floor.period SELECT g, 10000000000, 0, 0 FROM generate_series(0, $1) g", n)
-    await conn.close()
+    try:
+        before = await _rows(conn)
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+            q = await client.post("/v1/quotes", json={"user": "t-0", "items": [{"module": "reports_basic"}]})
+            q.raise_for_status()
+            o = await client.post("/v1/orders", json={"quote_id": q.json()["id"]},
+                                  headers={"Idempotency-Key": "bench-template"})
+            o.raise_for_status()
+        after = await _rows(conn)
+    finally:
+        await conn.close()
+    changed = {t: sorted(after[t] - before.get(t, set())) for t in after}
+    order = json.loads(changed["orders"][0])
+    period = json.loads(changed.pop("budget_periods")[0])  # the floor moves it by the guarded UPDATE
+    return FloorTemplate(tables={t: "[" + ",".join(rows) + "]" for t, rows in changed.items() if rows},
+                         account_id=order["account_id"], user_id=order["user_id"], budget_id=order["budget_id"],
+                         period=period["period"], amount_minor=order["total_minor"])
+
+
+async def floor_statement(conn: asyncpg.Connection, template: FloorTemplate) -> tuple[str, list[str]]:
+    """The guarded budget UPDATE and every template row as an upsert on its primary key, as one statement."""
+    parts = ["b AS (UPDATE budget_periods SET captured_minor = captured_minor + $1 WHERE account_id = $2 "
+             "AND budget_id = $3 AND period = $4 AND amount_minor - reserved_minor - captured_minor >= $1 "
+             "RETURNING 1)"]
+    tables = sorted(template.tables)
+    for n, table in enumerate(tables, start=5):
+        cols = [r[0] for r in await conn.fetch(
+            "SELECT a.attname FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+            "AND d.adnum = a.attnum WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.attidentity = '' AND coalesce(pg_get_expr(d.adbin, d.adrelid), '') NOT LIKE 'nextval%' "
+            "ORDER BY a.attnum", table)]
+        pk = [r[0] for r in await conn.fetch(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary", table)]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        rest = [c for c in cols if c not in pk]
+        upsert = (f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rest)
+                  if pk and rest else "")
+        parts.append(f't{n} AS (INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM jsonb_populate_recordset('
+                     f'NULL::"{table}", ${n}::jsonb) WHERE EXISTS (SELECT 1 FROM b) {upsert} RETURNING 1)')
+    return "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM b", tables
+
+
+async def floor_phase(dsn: str, template: FloorTemplate, targets: list[tuple[str, str, str]], concurrency: int,
+                      ) -> tuple[float, list[float]]:
+    """Each purchase: the template's rows for another buyer (fresh ids), one statement, its own transaction."""
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
-    body = json.dumps({"module": "reports_basic", "amount_minor": 225, "currency": "USD", "reasons": ["bench"]})
+    async with pool.acquire() as c:
+        sql, tables = await floor_statement(c, template)
     latencies: list[float] = []
 
-    async def one(i: int) -> None:
-        t0 = time.perf_counter()
-        async with pool.acquire() as c, c.transaction():
-            row = await c.fetchval("UPDATE floor.period SET captured = captured + 225 WHERE id = $1 "
-                                   "AND amount - reserved - captured >= 225 RETURNING captured", 0 if shared else i)
-            assert row is not None
-            await c.executemany("INSERT INTO floor.rows (kind, a, b, n, body) VALUES ($1, $2, $3, $4, $5)",
-                                [(k, f"acct-{i}", f"ord-{i}", 225, body) for k in
-                                 ("quote", "order", "hold", "ledger", "ledger", "grant", "credit", "evt", "evt",
-                                  "evt", "evt", "evt")])
-        latencies.append(time.perf_counter() - t0)
+    def rows_for(i: int, account_id: str, user_id: str, budget_id: str) -> list[str]:
+        swap = {template.account_id: account_id, template.user_id: user_id, template.budget_id: budget_id}
 
+        def fresh(m: re.Match[str]) -> str:
+            old = m.group(0)
+            if old not in swap:
+                swap[old] = new_id(old.split("_", 1)[0])
+            return swap[old]
+        return [_ID.sub(fresh, template.tables[t]).replace("bench-template", f"floor-{i}") for t in tables]
+
+    prepared = [rows_for(i, *t) for i, t in enumerate(targets)]  # built before the clock starts
     sem = asyncio.Semaphore(concurrency)
 
-    async def bounded(i: int) -> None:
-        async with sem:
-            await one(i)
+    async def one(i: int) -> None:
+        async with sem, pool.acquire() as c:
+            t0 = time.perf_counter()
+            account_id, _, budget_id = targets[i]
+            done = await c.fetchval(sql, template.amount_minor, account_id, budget_id, template.period, *prepared[i])
+            assert done == 1, "the floor's budget update found no room"
+            latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(bounded(i) for i in range(n)))
+    await asyncio.gather(*(one(i) for i in range(len(targets))))
     elapsed = time.perf_counter() - start
     await pool.close()
     return elapsed, latencies
+
+
+async def floor_targets(dsn: str, prefix: str, n: int) -> list[tuple[str, str, str]]:
+    """(account, user, budget) of the floor's twin buyers ``{prefix}-{i}``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT u.external_id, u.account_id, u.user_id, b.budget_id FROM users u JOIN budgets b "
+            "ON b.account_id = u.account_id WHERE u.external_id = ANY($1::text[])", [f"{prefix}-{i}" for i in range(n)])
+    finally:
+        await conn.close()
+    by_ref = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return [by_ref[f"{prefix}-{i}"] for i in range(n)]
 
 
 def p95(values: list[float]) -> float:
@@ -147,10 +238,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         key = await seed(url, args.purchases)
         results: dict[str, Any] = {}
         with live_server(url, tmp / "data", "bench-secret-" + "b" * 40, workers=args.workers) as base:
+            template = await capture_template(dsn, base, key)
+            results["rows per purchase"] = {t: rows.count("},{") + 1 for t, rows in sorted(template.tables.items())}
             for name, prefix in (("one shared budget", "s"), ("many budgets", "m")):
                 users = [f"{prefix}-{i}" for i in range(args.purchases)]
+                targets = await floor_targets(dsn, "f" + prefix, args.purchases)
                 elapsed, lat = await http_phase(base, key, users, args.concurrency)
-                f_elapsed, f_lat = await floor_phase(dsn, args.purchases, args.concurrency, shared=prefix == "s")
+                f_elapsed, f_lat = await floor_phase(dsn, template, targets, args.concurrency)
                 results[name] = {
                     "purchases_per_s": round(args.purchases / elapsed, 1), "p95_ms": round(p95(lat), 1),
                     "floor_per_s": round(args.purchases / f_elapsed, 1), "floor_p95_ms": round(p95(f_lat), 1),

@@ -261,6 +261,7 @@ class SalesCredit(Base):
         Index("uq_sales_credits_account_id_order_id_module", "account_id", "order_id", "module", "kind", "reference",
               unique=True),
         Index("ix_sales_credits_period", "period"),
+        Index("ix_sales_credits_account_id_category", "account_id", "category"),  # land or expand: a probe
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from app.notify import FLUSH
-from entitlements.domain import CatalogView, Snapshot
+from entitlements.domain import CatalogView, FeatureState, Snapshot
+
+# Distinct resolved feature maps (and module and role sets) kept for sharing: users holding the same grants
+# resolve to equal maps, so the cache keeps one copy of each (bounded: past this many distinct values the
+# table starts over).
+SHARED_FEATURES_MAX = 4096
 
 
 class SnapshotCache:
@@ -34,6 +39,8 @@ class SnapshotCache:
         self._flushed = 0  # seq of the last full flush
         self.hits = 0
         self.misses = 0
+        self._shared: dict[tuple[object, ...], dict[str, FeatureState]] = {}
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -56,6 +63,8 @@ class SnapshotCache:
         if self._flushed > token or self._touched.get(snap.account_id, -1) > token:
             return False
         snap.loaded_at = time.monotonic()
+        snap.features = self._share(snap.features)
+        snap.modules, snap.roles = self._same(snap.modules), self._same(snap.roles)
         old = self._entries.pop(snap.user_ref, None)
         if old is not None:
             self._forget(old)
@@ -65,6 +74,26 @@ class SnapshotCache:
             _, evicted = self._entries.popitem(last=False)
             self._forget(evicted)
         return True
+
+    def _share(self, features: dict[str, FeatureState]) -> dict[str, FeatureState]:
+        """One copy of each distinct resolved feature map (nothing changes a snapshot's map once resolved)."""
+        key = tuple((k, f.kind, f.granted, f.limit, f.value, f.period, f.modules)
+                    for k, f in sorted(features.items()))
+        shared = self._shared.get(key)
+        if shared is None:
+            if len(self._shared) >= SHARED_FEATURES_MAX:
+                self._shared.clear()
+            shared = self._shared[key] = features
+        return shared
+
+    def _same(self, values: frozenset[str]) -> frozenset[str]:
+        """One copy of each distinct set of modules or roles (many users hold the same ones)."""
+        shared = self._sets.get(values)
+        if shared is None:
+            if len(self._sets) >= SHARED_FEATURES_MAX:
+                self._sets.clear()
+            shared = self._sets[values] = values
+        return shared
 
     def _forget(self, snap: Snapshot) -> None:
         refs = self._by_account.get(snap.account_id)
@@ -95,6 +124,8 @@ class SnapshotCache:
         self._flushed = self._seq
         self._entries.clear()
         self._by_account.clear()
+        self._shared.clear()
+        self._sets.clear()
 
 
 class CatalogHolder:

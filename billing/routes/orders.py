@@ -73,8 +73,8 @@ class OrderController(Controller):
     async def create(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                      clock: ClockDep, data: JSONBody[OrderCreate]) -> Response[OrderRead]:
         async def produce() -> tuple[int, OrderRead]:
-            order = await service.order_quote(db_session, principal, data.quote_id, reason=data.reason, clock=clock)
-            return 201, await service.order_read(db_session, order)
+            return 201, await service.order_quote_read(db_session, principal, data.quote_id, reason=data.reason,
+                                                       clock=clock)
 
         return await run_idempotent(request, db_session, produce, required=True)
 

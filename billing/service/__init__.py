@@ -51,6 +51,7 @@ from billing.service._orders import (
     cancel_order,
     decide,
     order_quote,
+    order_quote_read,
     read_order,
 )
 from billing.service._quotes import QuoteItem, auto_quote, create_quote
@@ -89,6 +90,7 @@ __all__ = [
     "list_ledger",
     "order_page",
     "order_quote",
+    "order_quote_read",
     "order_read",
     "order_summary",
     "order_view",

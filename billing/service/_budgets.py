@@ -118,6 +118,26 @@ def pick_budget(budgets: Iterable[Budget], cost_center: str | None) -> Budget | 
     return next((b for b in candidates if b.cost_center is not None), next(iter(candidates), None))
 
 
+async def budget_and_state(session: AsyncSession, account_id: str, cost_center: str | None, *,
+                           now: datetime) -> tuple[Budget | None, BudgetState | None, bool]:
+    """``budget_for`` with its balance this period, in one query and without writing: (budget, state, whether the
+    period's row exists yet). The row is created by the first hold (``reserve``)."""
+    rows = (await session.execute(
+        select(Budget, BudgetPeriod)
+        .outerjoin(BudgetPeriod, and_(BudgetPeriod.account_id == Budget.account_id,
+                                      BudgetPeriod.budget_id == Budget.budget_id,
+                                      BudgetPeriod.starts_at <= now, BudgetPeriod.ends_at > now))
+        .where(Budget.account_id == account_id,
+               (Budget.cost_center == cost_center) | Budget.cost_center.is_(None))
+        .execution_options(populate_existing=True))).all()
+    budget = pick_budget(list(dict.fromkeys(b for b, _ in rows)), cost_center)
+    if budget is None:
+        return None, None, False
+    key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    row = next((p for b, p in rows if b is budget and p is not None and p.period == key), None)
+    return budget, _state(budget, row, now), row is not None
+
+
 async def budget_for(session: AsyncSession, account_id: str, cost_center: str | None) -> Budget | None:
     """The cost center's budget when it has one, else the account-wide budget."""
     rows = (await session.scalars(select(Budget).where(
@@ -130,13 +150,16 @@ async def _period(session: AsyncSession, budget: Budget, at: datetime) -> Budget
     """The budget's balance row for the period containing ``at``, created on first use."""
     start, end = period_of(at, anchor_day=budget.anchor_day)
     key = period_key(start)
+    pk = (budget.account_id, budget.budget_id, key)
+    row = await session.get(BudgetPeriod, pk, populate_existing=True)  # exists but on a period's first use
+    if row is not None:
+        return row
     await session.execute(
         insert(BudgetPeriod).values(account_id=budget.account_id, budget_id=budget.budget_id, period=key,
                                     starts_at=start, ends_at=end, amount_minor=budget.amount_minor,
                                     reserved_minor=0, captured_minor=0)
         .on_conflict_do_nothing())
-    row = await session.get_one(BudgetPeriod, (budget.account_id, budget.budget_id, key), populate_existing=True)
-    return row
+    return await session.get_one(BudgetPeriod, pk, populate_existing=True)
 
 
 async def budget_state(session: AsyncSession, budget: Budget, *, clock: Clock) -> BudgetState:
@@ -196,33 +219,41 @@ async def _alerts(session: AsyncSession, budget: Budget, row: BudgetPeriod, befo
 
 
 async def reserve(session: AsyncSession, budget: Budget, *, order_id: str, amount_minor: int, clock: Clock,
-                  capture_now: bool = False, thresholds: list[int] | None = None) -> BudgetHold:
+                  capture_now: bool = False, thresholds: list[int] | None = None, new_order: bool = False,
+                  period: str | None = None) -> BudgetHold:
     """Hold ``amount`` for an order (or capture it at once); raises BudgetExhausted when it does not fit.
 
     The guarded UPDATE makes the check and the move one atomic step, so concurrent buyers can never
     push reserved + captured past the amount. One hold per order (a retry returns the existing hold).
+    ``new_order``: the order was created in this transaction, so it has no hold yet (no lookup);
+    ``period``: the period row this transaction already read or created (no second upsert), used only when
+    it is still the period of now.
     """
     assert amount_minor > 0
-    existing = await session.scalar(select(BudgetHold).where(BudgetHold.account_id == budget.account_id,
-                                                             BudgetHold.order_id == order_id))
-    if existing is not None:
-        return existing
+    if not new_order:
+        existing = await session.scalar(select(BudgetHold).where(BudgetHold.account_id == budget.account_id,
+                                                                 BudgetHold.order_id == order_id))
+        if existing is not None:
+            return existing
     now = clock.now()
-    p = await _period(session, budget, now)
+    key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    if period != key:
+        key = (await _period(session, budget, now)).period
     column = "captured_minor" if capture_now else "reserved_minor"
     target = BudgetPeriod.captured_minor if capture_now else BudgetPeriod.reserved_minor
-    row = (await session.execute(
+    # an ORM UPDATE ... RETURNING the row refreshes the session's copy in the same round trip
+    refreshed = (await session.execute(
         update(BudgetPeriod)
-        .where(BudgetPeriod.account_id == p.account_id, BudgetPeriod.budget_id == p.budget_id,
-               BudgetPeriod.period == p.period,
+        .where(BudgetPeriod.account_id == budget.account_id, BudgetPeriod.budget_id == budget.budget_id,
+               BudgetPeriod.period == key,
                BudgetPeriod.amount_minor - BudgetPeriod.reserved_minor - BudgetPeriod.captured_minor >= amount_minor)
         .values({column: target + amount_minor})
-        .returning(BudgetPeriod.reserved_minor, BudgetPeriod.captured_minor, BudgetPeriod.amount_minor))).first()
-    if row is None:
+        .returning(BudgetPeriod), execution_options={"populate_existing": True})).scalars().first()
+    if refreshed is None:
         raise BudgetExhausted(
             f"The budget '{budget.name}' cannot cover this purchase this period.", budget_id=budget.budget_id)
     hold = BudgetHold(account_id=budget.account_id, hold_id=new_id("hold"), budget_id=budget.budget_id,
-                      period=p.period, order_id=order_id, amount_minor=amount_minor, refunded_minor=0,
+                      period=key, order_id=order_id, amount_minor=amount_minor, refunded_minor=0,
                       state="posted" if capture_now else "pending", created_at=now,
                       resolved_at=now if capture_now else None)
     session.add(hold)
@@ -230,8 +261,7 @@ async def reserve(session: AsyncSession, budget: Budget, *, order_id: str, amoun
     await _entry(session, hold, "reserve", amount_minor, budget.currency, now)
     if capture_now:
         await _entry(session, hold, "capture", amount_minor, budget.currency, now)
-    refreshed = await session.get_one(BudgetPeriod, (p.account_id, p.budget_id, p.period), populate_existing=True)
-    before_used = row.reserved_minor + row.captured_minor - amount_minor
+    before_used = refreshed.reserved_minor + refreshed.captured_minor - amount_minor
     await _alerts(session, budget, refreshed, before_used, thresholds or [50, 80, 100], clock)
     return hold
 

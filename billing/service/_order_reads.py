@@ -112,6 +112,12 @@ def _order_read(row: Row[Order, str, str, str | None, Any, Any, Any, Any, Any]) 
     if o.route == "card" and attempt is not None:
         payment = PaymentRead(attempt=attempt, status=status, payment_intent=intent, failure_reason=failure,
                               client_secret=secret if status == "requires_action" else None)
+    return order_read_of(o, account_ref=account_ref, user_ref=user_ref, approval_id=approval_id, payment=payment)
+
+
+def order_read_of(o: Order, *, account_ref: str, user_ref: str, approval_id: str | None = None,
+                  payment: PaymentRead | None = None) -> OrderRead:
+    """The order as the API shows it, from values the caller already holds."""
     return OrderRead(
         id=o.order_id, account=account_ref, user=user_ref, quote_id=o.quote_id, route=o.route,
         state=o.state, currency=o.currency, total_minor=o.total_minor, refunded_minor=o.refunded_minor,

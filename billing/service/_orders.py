@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, select
+from sqlalchemy import String, and_, func, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
@@ -24,6 +25,7 @@ from app.events import publish
 from app.ids import new_id
 from billing.domain import orders as machine
 from billing.domain.credit import classify
+from billing.domain.guardrails import GuardrailPolicy
 from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.errors import (
@@ -45,14 +47,14 @@ from billing.events import (
     order_event,
     typed_event,
 )
-from billing.models import Approval, BudgetHold, Order, Quote, SalesCredit
+from billing.models import Approval, Budget, BudgetHold, Order, Quote, SalesCredit
 from billing.schemas import ApprovalRead, OrderRead
 from billing.service import _subscriptions as subscriptions
-from billing.service._budgets import budget_for, capture, refund, release, reserve
+from billing.service._budgets import capture, refund, release, reserve
 from billing.service._credit import reverse_credit
 from billing.service._guardrails import current_policy
-from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read
-from billing.service._quotes import decide_for, decision_dict
+from billing.service._order_reads import approval_read, approval_reads, load_quote, order_read, order_read_of
+from billing.service._quotes import decide_in_context, decision_dict
 from billing.service._tax import order_tax_terms
 from catalog.spec import ConfigFeature, GrantValue, LimitFeature
 
@@ -64,13 +66,15 @@ def order_payload(order: Order, account: Account, user: User) -> dict[str, Any]:
 
 
 async def _move(session: AsyncSession, order: Order, target: machine.OrderState, *, account: Account, user: User,
-                clock: Clock, **extra: Any) -> Order:
+                clock: Clock, flush: bool = True, **extra: Any) -> Order:
+    """``flush=False``: a later move in the same step writes the row (one UPDATE for both states)."""
     try:
         order.state = machine.transition(order.state, target)
     except machine.IllegalTransition as exc:
         raise IllegalOrderTransition(str(exc).capitalize() + ".", state=order.state) from exc
     order.updated_at = clock.now()
-    await session.flush()
+    if flush:
+        await session.flush()
     event, beside = order_event(target, {**order_payload(order, account, user), **extra})
     await publish(session, event, clock=clock, account_id=order.account_id, extra=beside)
     return order
@@ -114,15 +118,18 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
     modules = modules_of(quote.lines)
     if len(set(modules)) != len(modules):  # quoted before duplicates were refused: never grant a module twice
         raise QuoteUnusable("This quote lists a module twice; ask for a new quote.")
-    decision = await decide_for(session, account, user, modules=modules_of(quote.lines),
-                                total_minor=quote.total_minor, currency=quote.currency,
-                                vendor_approval=quote.decision.vendor_approval_required, clock=clock)
+    context = await decide_in_context(session, account, user, modules=modules_of(quote.lines),
+                                      total_minor=quote.total_minor, currency=quote.currency,
+                                      vendor_approval=quote.decision.vendor_approval_required, clock=clock)
+    decision = context.decision
     if decision.outcome == "blocked" or decision.route is None:
         raise PurchaseBlocked(" ".join(decision.reasons), reasons=list(decision.reasons))
     quote.status = "ordered"
+    budget = context.budget if decision.route == "budget" else None
     order = Order(account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
                   user_id=user.user_id, route=decision.route, state="approved", currency=quote.currency,
-                  total_minor=quote.total_minor, refunded_minor=0, lines=quote.lines, budget_id=None, reason=reason,
+                  total_minor=quote.total_minor, refunded_minor=0, lines=quote.lines,
+                  budget_id=budget.budget_id if budget is not None else None, reason=reason,
                   created_at=now, updated_at=now, paid_at=None, fulfilled_at=None)
     if decision.outcome == "approval_required":
         order.state = "pending_approval"
@@ -133,8 +140,10 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
                                               "decision": decision_dict(decision)})
     await publish(session, created, clock=clock, account_id=account.account_id, extra=beside)
     if decision.route == "budget":
+        assert budget is not None, "the guardrails chose the budget route, so a budget exists"
         await _budget_route(session, order, account, user, approval=decision.outcome == "approval_required",
-                            reasons=list(decision.reasons), clock=clock)
+                            reasons=list(decision.reasons), budget=budget, policy=context.policy,
+                            period=context.period, clock=clock)
     else:
         await _card_route(session, order, account, user, approval=decision.outcome == "approval_required",
                           reasons=list(decision.reasons), clock=clock)
@@ -142,26 +151,29 @@ async def place_order(session: AsyncSession, quote: Quote, account: Account, use
 
 
 async def _budget_route(session: AsyncSession, order: Order, account: Account, user: User, *, approval: bool,
-                        reasons: list[str], clock: Clock) -> None:
-    budget = await budget_for(session, account.account_id, user.cost_center)
-    assert budget is not None, "the guardrails chose the budget route, so a budget exists"
-    _, policy = await current_policy(session, account)
+                        reasons: list[str], budget: Budget, policy: GuardrailPolicy, period: str | None,
+                        clock: Clock) -> None:
+    """The budget and policy are those the decision was made from, in this transaction (not read again)."""
     order.budget_id = budget.budget_id
     if order.total_minor == 0:
         if not approval:
-            await _pay_and_fulfil(session, order, account, user, clock=clock)
+            await _pay_and_fulfil(session, order, account, user, clock=clock, after_approval=False)
         else:
-            await _request_approval(session, order, account, user, reasons=reasons, clock=clock)
+            await _request_approval(session, order, account, user, reasons=reasons, policy=policy, clock=clock)
         return
+    if not approval:
+        # Fulfil first, capture last: the guarded UPDATE locks the budget period row until commit, so taking it
+        # at the end keeps that lock (which every buyer on the budget queues for) to the last few statements.
+        # A budget that cannot cover the order raises here and the whole transaction, grants included, rolls back.
+        await _pay_and_fulfil(session, order, account, user, clock=clock, after_approval=False)
     try:
         await reserve(session, budget, order_id=order.order_id, amount_minor=order.total_minor, clock=clock,
-                      capture_now=not approval, thresholds=list(policy.alert_thresholds_pct))
+                      capture_now=not approval, thresholds=list(policy.alert_thresholds_pct), new_order=True,
+                      period=period)
     except BudgetExhausted as exc:
         raise BudgetExhausted(f"{exc.detail} Nothing was charged.", budget_id=budget.budget_id) from exc
     if approval:
-        await _request_approval(session, order, account, user, reasons=reasons, clock=clock)
-    else:
-        await _pay_and_fulfil(session, order, account, user, clock=clock)
+        await _request_approval(session, order, account, user, reasons=reasons, policy=policy, clock=clock)
 
 
 async def _card_route(session: AsyncSession, order: Order, account: Account, user: User, *, approval: bool,
@@ -177,8 +189,9 @@ async def _card_route(session: AsyncSession, order: Order, account: Account, use
 
 
 async def _request_approval(session: AsyncSession, order: Order, account: Account, user: User, *,
-                            reasons: list[str], clock: Clock) -> Approval:
-    _, policy = await current_policy(session, account)
+                            reasons: list[str], policy: GuardrailPolicy | None = None, clock: Clock) -> Approval:
+    if policy is None:
+        _, policy = await current_policy(session, account)
     now = clock.now()
     temporary_until = now + timedelta(hours=policy.temporary_access_hours) if policy.temporary_access_hours else None
     approval = Approval(account_id=account.account_id, approval_id=new_id("apr"), order_id=order.order_id,
@@ -206,21 +219,31 @@ async def _request_approval(session: AsyncSession, order: Order, account: Accoun
 
 
 async def _pay_and_fulfil(session: AsyncSession, order: Order, account: Account, user: User, *,
-                          clock: Clock) -> None:
+                          clock: Clock, after_approval: bool = True) -> None:
     order.paid_at = clock.now()
-    await _move(session, order, "paid", account=account, user=user, clock=clock)
-    await fulfil(session, order, account, user, clock=clock)
+    # fulfil's own move (to fulfilled) writes the row; nothing in between reads the order's state from the
+    # database (order.paid has no in-transaction subscribers)
+    await _move(session, order, "paid", account=account, user=user, clock=clock, flush=False)
+    await fulfil(session, order, account, user, clock=clock, after_approval=after_approval)
 
 
-async def fulfil(session: AsyncSession, order: Order, account: Account, user: User, *, clock: Clock) -> None:
-    """Auto-entitle (grants with the order as source), auto-provision (event), auto-credit (sales credit)."""
+async def fulfil(session: AsyncSession, order: Order, account: Account, user: User, *, clock: Clock,
+                 after_approval: bool = True) -> None:
+    """Auto-entitle (grants with the order as source), auto-provision (event), auto-credit (sales credit).
+
+    ``after_approval=False``: the order never waited for an approver in any transaction, so it has no temporary
+    access to end (no lookup for one).
+    """
     now = clock.now()
     live = await catalog.load_live(session)
     modules = {m.key: m for m in live.doc.modules}
-    owned_categories = await _owned_categories(session, account.account_id, exclude_order=order.order_id)
+    categories = [line.category or (modules[line.module].category if line.module in modules else "uncategorised")
+                  for line in order.lines]
+    owned_categories = await _owned_categories(session, account.account_id, exclude_order=order.order_id,
+                                               among=set(categories))
     features: dict[str, dict[str, GrantValue]] = {}
     renewal = order.subscription_id is not None
-    for line in order.lines:
+    for index, line in enumerate(order.lines):
         # a renewal is access from the period boundary on (a late run or a paid retry leaves no gap)
         starts_at = min(now, line.period_start) if renewal and line.period_start else now
         await entitlements.grant(
@@ -231,7 +254,7 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                                 module=line.module, clock=clock)
         module = modules.get(line.module)
         features[line.module] = dict(module.features) if module else {}
-        category = line.category or (module.category if module else "uncategorised")
+        category = categories[index]
         motion = classify(category=category, is_renewal=renewal, owned_categories=owned_categories)
         owned_categories.add(category)
         session.add(SalesCredit(account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
@@ -239,9 +262,10 @@ async def fulfil(session: AsyncSession, order: Order, account: Account, user: Us
                                 amount_minor=line.total_minor, currency=order.currency,
                                 team=account.sales_team, rep=account.sales_rep,
                                 period=period_key(period_of(now)[0]), booked_at=now))
-    await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
-                                        source_ref=f"{order.order_id}:temporary", reason="purchase completed",
-                                        clock=clock)
+    if after_approval:
+        await entitlements.revoke_by_source(session, account_id=account.account_id, source="order",
+                                            source_ref=f"{order.order_id}:temporary", reason="purchase completed",
+                                            clock=clock)
     await subscriptions.after_fulfil(session, order, clock=clock)
     order.fulfilled_at = now
     order.provision_status = "requested"
@@ -275,9 +299,16 @@ def _provisioned(grants: dict[str, GrantValue], live: catalog.Live) -> list[Prov
     return out
 
 
-async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_order: str) -> set[str]:
-    rows = await session.scalars(select(SalesCredit.category).where(
-        SalesCredit.account_id == account_id, SalesCredit.order_id != exclude_order).distinct())
+async def _owned_categories(session: AsyncSession, account_id: str, *, exclude_order: str,
+                            among: set[str]) -> set[str]:
+    """Which of the ``among`` categories the account was already credited for (bounded by the order's lines,
+    not by the account's history: one index probe per category)."""
+    if not among:
+        return set()
+    wanted = func.unnest(array(sorted(among), type_=String)).table_valued("category").render_derived(name="wanted")
+    rows = await session.scalars(select(wanted.c.category).where(select(SalesCredit.category).where(
+        SalesCredit.account_id == account_id, SalesCredit.category == wanted.c.category,
+        SalesCredit.order_id != exclude_order).exists()))
     return set(rows.all())
 
 
@@ -480,6 +511,22 @@ async def acknowledge_provisioning(session: AsyncSession, principal: Principal, 
 async def order_quote(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
                       clock: Clock) -> Order:
     """POST /v1/orders: the quote's own user (or an admin or the vendor for them) orders it."""
+    order, _, _ = await _order_quote(session, principal, quote_id, reason=reason, clock=clock)
+    return order
+
+
+async def order_quote_read(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
+                           clock: Clock) -> OrderRead:
+    """``order_quote`` and the order as the API shows it. A budget order that never waited for an approver has
+    neither an approval nor a card payment, so its read is built from what this request holds (no query)."""
+    order, account, user = await _order_quote(session, principal, quote_id, reason=reason, clock=clock)
+    if order.route != "budget" or order.state == "pending_approval":
+        return await order_read(session, order)
+    return order_read_of(order, account_ref=account.external_id, user_ref=user.external_id)
+
+
+async def _order_quote(session: AsyncSession, principal: Principal, quote_id: str, *, reason: str | None,
+                       clock: Clock) -> tuple[Order, Account, User]:
     quote, account, user = await load_quote(session, principal, quote_id)
     if isinstance(principal, UserPrincipal) and principal.user_id != user.user_id:
         raise Forbidden("Only the user a quote was made for can order it.")
@@ -488,7 +535,7 @@ async def order_quote(session: AsyncSession, principal: Principal, quote_id: str
                        target_id=order.order_id, account_id=order.account_id,
                        after={"quote": quote.quote_id, "route": order.route, "state": order.state,
                               "total_minor": order.total_minor, "currency": order.currency, "user": user.external_id})
-    return order
+    return order, account, user
 
 
 async def read_order(session: AsyncSession, principal: Principal, order_id: str) -> OrderRead:

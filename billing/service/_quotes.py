@@ -23,10 +23,9 @@ from billing.domain.periods import Interval, period_of
 from billing.domain.pricing import LineInput, price_line
 from billing.domain.quotes import QuoteDecision, QuoteLine, discount_minor, modules_of, quote_line, subtotal_minor
 from billing.errors import ModuleNotAvailable
-from billing.models import Order, Quote
+from billing.models import Budget, GuardrailVersion, Order, Quote
 from billing.schemas import QuoteRead
-from billing.service._budgets import budget_for, budget_state
-from billing.service._guardrails import current_policy
+from billing.service._budgets import budget_and_state
 from billing.service._order_reads import quote_read
 from catalog.domain import LivePrice
 from catalog.spec import MeteredPrice, OneTimePrice, RecurringPrice
@@ -85,19 +84,49 @@ async def spent_this_period(session: AsyncSession, user: User, *, now: datetime)
     return int(total or 0)
 
 
-async def decide_for(session: AsyncSession, account: Account, user: User, *, modules: tuple[str, ...],
-                     total_minor: int, currency: str, vendor_approval: tuple[str, ...], clock: Clock) -> g.Decision:
-    """The guardrail decision for this purchase as things stand now."""
-    _, policy = await current_policy(session, account)
-    budget = await budget_for(session, account.account_id, user.cost_center)
-    state = await budget_state(session, budget, clock=clock) if budget is not None else None
-    return g.decide(
+@dataclass(frozen=True)
+class DecisionContext:
+    """A guardrail decision with what it was made from, so placing the order does not read them again."""
+
+    decision: g.Decision
+    policy: g.GuardrailPolicy
+    budget: Budget | None
+    period: str | None  # the budget period row this transaction read (or created)
+
+
+async def decide_in_context(session: AsyncSession, account: Account, user: User, *, modules: tuple[str, ...],
+                            total_minor: int, currency: str, vendor_approval: tuple[str, ...],
+                            clock: Clock) -> DecisionContext:
+    """The guardrail decision for this purchase as things stand now, with the policy and budget it used.
+
+    Two queries: the budget with this period's balance, and the policy in force with the user's spend so far."""
+    now = clock.now()
+    budget, state, period_exists = await budget_and_state(session, account.account_id, user.cost_center, now=now)
+    start, _ = period_of(now)
+    policy_in_force = (select(GuardrailVersion.policy).where(GuardrailVersion.account_id == account.account_id)
+                       .order_by(GuardrailVersion.version.desc()).limit(1).scalar_subquery())
+    spent = (select(func.coalesce(func.sum(Order.total_minor - Order.refunded_minor), 0))
+             .where(Order.account_id == user.account_id, Order.user_id == user.user_id, Order.route == "budget",
+                    Order.state.in_(SPENDING_STATES), Order.created_at >= start).scalar_subquery())
+    stored, spent_minor = (await session.execute(select(policy_in_force, spent))).one()
+    policy: g.GuardrailPolicy = stored if stored is not None else g.GuardrailPolicy()
+    decision = g.decide(
         policy, g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
         g.Purchase(modules=modules, total_minor=total_minor, currency=currency,
                    vendor_approval_required=vendor_approval),
-        spent_minor=await spent_this_period(session, user, now=clock.now()),
+        spent_minor=int(spent_minor or 0),
         budget=g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None,
     )
+    return DecisionContext(decision=decision, policy=policy, budget=budget,
+                           period=state.period if state is not None and period_exists else None)
+
+
+async def decide_for(session: AsyncSession, account: Account, user: User, *, modules: tuple[str, ...],
+                     total_minor: int, currency: str, vendor_approval: tuple[str, ...], clock: Clock) -> g.Decision:
+    """The guardrail decision for this purchase as things stand now."""
+    context = await decide_in_context(session, account, user, modules=modules, total_minor=total_minor,
+                                      currency=currency, vendor_approval=vendor_approval, clock=clock)
+    return context.decision
 
 
 async def create_quote(session: AsyncSession, account: Account, user: User, items: list[QuoteItem], *,
@@ -116,11 +145,10 @@ async def price_quote(session: AsyncSession, account: Account, user: User, items
     now = clock.now()
     live = await catalog.load_live(session)
     modules_by_key = {m.key: m for m in live.doc.modules}
-    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now)
-    audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
-                                owned=owned)
     # a module held only on trial is bought to keep it (the order marks the trial converted)
-    owned = await entitlements.owned_modules(session, account.account_id, user.user_id, now=now, trials=False)
+    held, owned = await entitlements.owned_modules_both(session, account.account_id, user.user_id, now=now)
+    audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
+                                owned=held)
     wanted = list(items)
     keys = [i.module for i in wanted]
     unmet: list[str] = []

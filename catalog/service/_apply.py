@@ -32,7 +32,7 @@ from catalog.models import (
     CatalogRevision,
     CatalogSetting,
 )
-from catalog.service._live import load_live, price_owners
+from catalog.service._live import forget_live, load_live, price_owners
 from catalog.spec import (
     CatalogDoc,
     CatalogInvalidError,
@@ -151,6 +151,7 @@ async def apply_document(
         for change in (c for c in changes if c.kind == kind):
             await writer.write(change)
     await session.flush()
+    forget_live(session)  # this transaction reads the new revision from here on
     await _announce(session, changes, revision=revision, summary=summary, actor=actor, clock=clock)
     await notify(session, "catalog", str(revision))  # processes holding the catalog in memory reload it
     return ApplyResult(applied=True, revision=revision, base_revision=live.revision, changes=changes,

@@ -115,8 +115,29 @@ _LIVE_CACHE: dict[tuple[str, int, str, str], Live] = {}
 _LIVE_CACHE_MAX = 8
 
 
+_MEMO = "catalog.live"  # session.info: (the transaction it was read in, the catalog)
+
+
+def forget_live(session: AsyncSession) -> None:
+    """Drop this transaction's memo of the live catalog (a new revision was just written in it)."""
+    session.info.pop(_MEMO, None)
+
+
 async def load_live(session: AsyncSession) -> Live:
-    """The whole live catalog: one small query when this process has already loaded its revision."""
+    """The whole live catalog: one small query when this process has already loaded its revision, none when
+    this transaction (the innermost one: a rolled-back savepoint takes its memo along) already asked."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    memo = session.info.get(_MEMO)
+    if memo is not None and transaction is not None and memo[0] is transaction:
+        live: Live = memo[1]
+        return live
+    live = await _load_live_head(session)
+    if transaction is not None:
+        session.info[_MEMO] = (transaction, live)
+    return live
+
+
+async def _load_live_head(session: AsyncSession) -> Live:
     head = (await session.execute(
         select(CatalogRevision.revision, CatalogRevision.source_sha256, CatalogRevision.applied_at)
         .order_by(CatalogRevision.revision.desc()).limit(1))).first()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,15 +78,15 @@ async def grant(
     if not any(m.key == module for m in live.doc.modules):  # 404 for a module the catalog never had
         raise CatalogObjectNotFound(f"Module {module!r} does not exist.", module=module)
     now = clock.now()
-    grant_id = await session.scalar(
+    row: Grant | None = await session.scalar(  # the new row comes back in the same round trip (RETURNING it)
         insert(Grant).values(
             account_id=account_id, grant_id=new_id("grt"), user_id=user_id, module=module, source=source,
             source_ref=source_ref, starts_at=starts_at, ends_at=ends_at, seats=seats, seats_assigned=0,
             created_at=now, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["account_id", "source", "source_ref", "module"])
-        .returning(Grant.grant_id)
+        .returning(Grant)
     )
-    if grant_id is None:  # a retry: the first grant stands
+    if row is None:  # a retry: the first grant stands
         existing = await find_by_source(session, account_id=account_id, source=source, source_ref=source_ref,
                                         module=module)
         assert existing is not None
@@ -95,7 +95,6 @@ async def grant(
                 f"source_ref {source_ref!r} already granted {module!r} to another holder; use a new source_ref.",
                 grant=existing.grant_id, source_ref=source_ref)
         return existing
-    row = await session.get_one(Grant, (account_id, grant_id))
     await publish(session, _event(EntitlementGranted, row, now), clock=clock, account_id=account_id)
     await invalidate(session, account_id, user_id)
     return row
@@ -234,6 +233,16 @@ async def owned_modules(session: AsyncSession, account_id: str, user_id: str, *,
         query = query.where(Grant.source != "trial")
     rows = await session.scalars(query.distinct())
     return frozenset(rows)
+
+
+async def owned_modules_both(session: AsyncSession, account_id: str, user_id: str, *,
+                             now: datetime) -> tuple[frozenset[str], frozenset[str]]:
+    """``owned_modules`` with and without trials, in one query: (every held module, those held by more than a
+    trial)."""
+    rows = (await session.execute(
+        select(Grant.module, func.bool_or(Grant.source != "trial"))
+        .where(*held_by(account_id, user_id, now), Grant.starts_at <= now).group_by(Grant.module))).all()
+    return frozenset(m for m, _ in rows), frozenset(m for m, bought in rows if bought)
 
 
 async def trials_used(session: AsyncSession, account_id: str, user_id: str) -> frozenset[str]:

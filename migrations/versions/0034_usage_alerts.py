@@ -1,7 +1,7 @@
 """usage alerts: one row per episode of usage.limit_near and entitlement.unused, so each is told once
 
 Revision ID: 0034
-Revises: 0029
+Revises: 0032
 Create Date: 2026-12-02 06:11:47.165929
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0034'
-down_revision = '0029'
+down_revision = '0032'
 branch_labels = None
 depends_on = None
 

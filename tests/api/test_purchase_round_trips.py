@@ -1,0 +1,51 @@
+"""The purchase path's statement budget: a budget purchase (quote, then order) issues a bounded number of SQL
+statements, so a change that reads the same rows again (policy, budget, period, catalog) shows up here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from tests.api.test_purchase import acme, budget, key, order, quote  # noqa: F401  (fixtures)
+from tests.factories import Tenant
+
+QUOTE_MAX = 7  # user, account, catalog head, owned modules, budget with its period, policy with spend, quote
+ORDER_MAX = 30  # see docs/performance.md (47 before the fast-path work)
+_NOT_THE_PURCHASE = ("rate_limit", "api_keys", "LISTEN")  # request bookkeeping running beside it
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not any(word in statement for word in _NOT_THE_PURCHASE):
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+async def test_a_budget_purchase_stays_within_its_statement_budget(
+    client: AsyncTestClient[Any], key: str, acme: Tenant,  # noqa: F811
+) -> None:
+    await budget(client, key, 1_000_000)
+    warm = await quote(client, acme.user_token, acme.user, "reports_basic")  # caches, the period row
+    assert (await order(client, acme.user_token, warm["id"])).status_code == 201
+    with statements() as seen:
+        q = await quote(client, acme.user_token, acme.user, "comments")
+    assert q["decision"]["route"] == "budget"
+    assert len(seen) <= QUOTE_MAX, "\n".join(seen)
+    with statements() as seen:
+        r = await order(client, acme.user_token, q["id"])
+    assert r.status_code == 201 and r.json()["state"] == "fulfilled", r.text
+    assert len(seen) <= ORDER_MAX, "\n".join(seen)
+    assert sum(s.lstrip().startswith("UPDATE budget_periods") for s in seen) == 1  # one guarded capture
