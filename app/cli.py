@@ -454,16 +454,19 @@ def _jobs_table(rows: list[Any]) -> str:
 
 
 def cmd_entitlements(settings: Settings, args: argparse.Namespace) -> int:
-    """One sweep pass: emit entitlement.expired, trial.ending and trial.ended events that are due (idempotent)."""
+    """One sweep: emit the entitlement.expired, trial.ending, trial.ended, usage.limit_near and entitlement.unused
+    events that are due (idempotent)."""
     from app import wiring
     from app.clock import SystemClock
-    from entitlements.service import sweep
+    from entitlements.service import catalog_view, sweep, sweep_alerts
 
     async def work(engine: Any) -> int:
         total: dict[str, int] = {}
         while True:  # a pass handles a bounded batch; repeat until nothing is due
             async with wiring.sessionmaker(engine, settings)() as session, session.begin():
                 counts = await sweep(session, clock=SystemClock(), trial_ending_days=settings.trial_ending_days)
+                counts |= await sweep_alerts(session, view=await catalog_view(session), clock=SystemClock(),
+                                             unused_days=settings.unused_alert_days)
             for k, v in counts.items():
                 total[k] = total.get(k, 0) + v
             if not any(counts.values()):

@@ -100,6 +100,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trial_ending_days: int = 3
     price_notice_days: int = 30
     sweep_seconds: float = 60.0
+    unused_alert_days: int = 30
     demand_flush_seconds: float = 2.0
     demand_buffer_max_keys: int = 50_000
     suggest_holdout_pct: int = 10
@@ -281,6 +282,7 @@ DOCS: dict[str, Doc] = {
         "owners of an older price version get their `price.change_scheduled` notice this many days before a "
         "scheduled migration (from the `price_migrations` job)"),
     "sweep_seconds": Doc("interval of the `trial_sweep` job that emits expiry and trial events (`0` = no such job)"),
+    "unused_alert_days": Doc("`entitlement.unused` is emitted once a paid module has not been used for this many days"),
     "demand_flush_seconds": Doc("how often buffered denied checks are written as demand signals"),
     "demand_buffer_max_keys": Doc("bound of that buffer (distinct user/feature/day keys)"),
     "suggest_holdout_pct": Doc(
@@ -473,9 +475,9 @@ def _check_suggest(settings: Settings) -> None:
     if not 0 <= settings.suggest_holdout_pct <= 50:
         raise SettingsError("COMMERCE_SUGGEST_HOLDOUT_PCT must be between 0 and 50")
     days = ("suggest_attribution_days", "suggest_dismiss_cooldown_days", "suggest_recent_days",
-            "suggest_unused_days", "suggest_signal_days")
+            "suggest_unused_days", "suggest_signal_days", "unused_alert_days")
     if any(not 1 <= getattr(settings, d) <= 365 for d in days):
-        raise SettingsError("COMMERCE_SUGGEST_*_DAYS settings must be between 1 and 365")
+        raise SettingsError("COMMERCE_SUGGEST_*_DAYS and COMMERCE_UNUSED_ALERT_DAYS must be between 1 and 365")
     if not 0 <= settings.suggest_cap_per_surface <= 1000 or not 1 <= settings.suggest_cap_window_hours <= 24 * 30:
         raise SettingsError("COMMERCE_SUGGEST_CAP_PER_SURFACE must be 0..1000 (0: no cap) and the window 1..720 hours")
     if not 60 <= settings.suggest_stats_ttl_seconds <= 7 * 86_400 or not 0 <= settings.suggest_min_score < 1:

@@ -27,6 +27,7 @@ class Bench:
 BENCHES = [
     Bench("bench.purchase_bench", ("--purchases", "100")),
     Bench("bench.entitlements_bench", ("--seconds", "3", "--rounds", "3", "--batches", "20", "--users", "20000")),
+    Bench("bench.ingest_bench", ("--rounds", "3", "--batches", "20")),
     Bench("bench.suggest_speed", ("--users", "5000", "--requests", "100")),
     Bench("bench.webhooks_bench", ("--events", "1000")),
     Bench("bench.ratelimit_bench", ("--blocks", "20", "--rounds", "2", "--seconds", "3")),

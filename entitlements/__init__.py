@@ -2,14 +2,16 @@
 
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
 ``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
-read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series`` and
-``active_features``).
+read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series``,
+``active_features``, ``holdings_by_role`` for recounts and, per request, ``user_activity``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
+    HoldingsByRole,
     PastEvent,
     PastGrant,
+    UserActivity,
     account_holdings,
     account_usage_series,
     active_features,
@@ -20,6 +22,7 @@ from entitlements.service import (
     find_by_source,
     grant,
     grant_history,
+    holdings_by_role,
     import_events,
     import_grants,
     mark_trial_converted,
@@ -31,12 +34,15 @@ from entitlements.service import (
     usage_history_rows,
     usage_series,
     usage_totals,
+    user_activity,
 )
 
 __all__ = [
     "Grant",
+    "HoldingsByRole",
     "PastEvent",
     "PastGrant",
+    "UserActivity",
     "account_holdings",
     "account_usage_series",
     "active_features",
@@ -47,6 +53,7 @@ __all__ = [
     "find_by_source",
     "grant",
     "grant_history",
+    "holdings_by_role",
     "import_events",
     "import_grants",
     "mark_trial_converted",
@@ -58,4 +65,5 @@ __all__ = [
     "usage_history_rows",
     "usage_series",
     "usage_totals",
+    "user_activity",
 ]

@@ -97,3 +97,27 @@ class TrialConverted(Event, frozen=True):
     module: str
     converted_at: datetime
     days_to_convert: int
+
+
+@event("entitlement.unused", description="A paid module (bought by order or import) has not been used by its holder "
+                                         "for COMMERCE_UNUSED_ALERT_DAYS days (sent once per idle spell).")
+class EntitlementUnused(Event, frozen=True):
+    grant_id: str
+    user_id: str | None
+    module: str
+    source: str
+    starts_at: datetime
+    unused_days: int
+    detected_at: datetime
+
+
+@event("usage.limit_near", description="A user has used 80 % or more of a limit in the current period (sent once "
+                                       "per user, feature and period).")
+class UsageLimitNear(Event, frozen=True):
+    user_id: str
+    feature: str
+    used: int
+    limit: int
+    threshold_pct: int
+    period_start: datetime
+    period_end: datetime

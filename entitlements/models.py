@@ -166,6 +166,27 @@ class DemandSignal(Base):
     last_at: Mapped[datetime]
 
 
+class UsageAlert(Base):
+    """One episode of a usage alert, so each is told once: ``usage.limit_near`` per user, feature and counter
+    period (``subject`` names them; never closed), ``entitlement.unused`` per grant while it stays unused
+    (``subject`` is the grant; closed when the module is used again or the grant ends, so a later idle spell
+    is a new episode). At most one open episode per subject: the partial unique index decides under
+    concurrent sweeps."""
+
+    __tablename__ = "ent_usage_alerts"
+    __table_args__ = (
+        Index("uq_ent_usage_alerts_open", "account_id", "kind", "subject", unique=True,
+              postgresql_where=text("closed_at IS NULL")),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
 class EntitlementChange(Base):
     """One committed change to what checks answer for an account (``user_id`` null) or one user.
 
@@ -187,5 +208,5 @@ class EntitlementChange(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
 
-__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageCounter", "UsageEvent",
-           "UsageEventKey"]
+__all__ = ["DemandSignal", "EntitlementChange", "Grant", "SeatAssignment", "Trial", "UsageAlert", "UsageCounter",
+           "UsageEvent", "UsageEventKey"]

@@ -1,17 +1,21 @@
-"""Gathering what the engine needs about one user, as plain values: a bounded number of small queries
-(catalog and entitlement snapshot from the process caches when warm; peer statistics precomputed)."""
+"""Gathering what the engine needs about one user, as plain values. The user's facts are two statements, one
+per package that owns them (``entitlements.user_activity``: demand, usage, recent grants, purchases; ``stored``:
+peer statistics, frequency cap, dismissals, outcomes); the catalog and the segment's sums come from process
+caches; peer statistics are precomputed aggregates, never counted on the request path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+import msgspec
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import entitlements
-from app.accounts.models import Account, User
+from app.accounts.models import Account
 from billing.domain.periods import Interval, period_of
 from billing.domain.pricing import PriceModel
 from catalog.domain import Audience, availability
@@ -19,17 +23,7 @@ from catalog.spec import LimitFeature, MeteredPrice, OneTimePrice, RecurringPric
 from entitlements.domain import CatalogView, Snapshot
 from suggest import peers
 from suggest.engine import Candidate, Respect, UserFacts
-from suggest.models import (
-    PairStat,
-    PeerStat,
-    RoleStat,
-    SegmentPair,
-    SegmentRole,
-    SegmentStat,
-    SuggestionFeedback,
-    SuggestionImpression,
-    SuggestionOutcome,
-)
+from suggest.models import SegmentPair, SegmentRole, SegmentStat
 from suggest.peers import Refresher
 from suggest.signals import FeatureInfo, ModuleInfo, PeerCount, median
 
@@ -132,25 +126,77 @@ async def segment_facts(session: AsyncSession, segment: str) -> SegmentFacts:
     return SegmentFacts(seg, pairs, owners, role_users)
 
 
+class OutcomeRow(NamedTuple):
+    user_id: str
+    kind: str
+    module: str
+    amount_minor: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    """This package's rows about one user and its account, read in one statement (``stored``)."""
+
+    team: list[tuple[str, str, int, int, int]]  # (role, module, role users, owners, active owners) of its roles
+    everyone: int | None  # users of the account (the recount's "*" row), None before the first recount
+    owners: list[tuple[str, int]]  # (module, owners in the account)
+    shown: int  # answers on this surface within the cap window
+    dismissed: frozenset[str]  # modules dismissed within the cooldown
+    outcomes: list[OutcomeRow]  # the account's outcomes of the last year, newest first
+
+
+_STORED = text("""
+    SELECT CAST((SELECT coalesce(json_agg(json_build_array(role, module, role_users, owners, active_owners)), '[]')
+                   FROM sug_peer_stats WHERE account_id = :a AND role = ANY(CAST(:roles AS text[]))) AS text),
+           (SELECT users FROM sug_role_stats WHERE account_id = :a AND role = :all),
+           CAST((SELECT coalesce(json_agg(json_build_array(module_a, users)), '[]')
+                   FROM sug_pair_stats WHERE account_id = :a AND module_a = module_b) AS text),
+           (SELECT count(DISTINCT request_id) FROM sug_impressions
+             WHERE :cap > 0 AND account_id = :a AND user_id = :u AND surface = :surface AND shown_at > :cap_since),
+           CAST((SELECT coalesce(json_agg(DISTINCT module), '[]') FROM sug_feedback
+                  WHERE account_id = :a AND user_id = :u AND action = 'dismiss' AND at > :dismiss_since) AS text),
+           CAST((SELECT coalesce(json_agg(json_build_array(user_id, kind, module, amount_minor, at)), '[]')
+                   FROM (SELECT user_id, kind, module, amount_minor, at FROM sug_outcomes
+                          WHERE account_id = :a AND at > :outcomes_since ORDER BY at DESC LIMIT 1000) o) AS text)
+""")
+_TEAM = msgspec.json.Decoder(list[tuple[str, str, int, int, int]])
+_OWNERS = msgspec.json.Decoder(list[tuple[str, int]])
+_MODULES = msgspec.json.Decoder(list[str])
+_OUTCOMES = msgspec.json.Decoder(list[OutcomeRow])
+
+
+async def stored(session: AsyncSession, account_id: str, user_id: str, *, roles: tuple[str, ...], surface: str,
+                 now: datetime, cap: int, cap_hours: int, cooldown_days: int) -> Stored:
+    """Peer statistics of the user's roles and account, the frequency cap's count, dismissals and the account's
+    outcomes: one round trip (each part bounded by its table's key)."""
+    row = (await session.execute(_STORED, {
+        "a": account_id, "u": user_id, "roles": list(roles), "all": peers.ALL, "surface": surface, "cap": cap,
+        "cap_since": now - timedelta(hours=cap_hours), "dismiss_since": now - timedelta(days=cooldown_days),
+        "outcomes_since": now - timedelta(days=365)})).one()
+    return Stored(team=_TEAM.decode(row[0]), everyone=row[1], owners=_OWNERS.decode(row[2]), shown=int(row[3] or 0),
+                  dismissed=frozenset(_MODULES.decode(row[4])), outcomes=_OUTCOMES.decode(row[5]))
+
+
 async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *, now: datetime,
                      signal_days: int, unused_days: int, features: Mapping[str, FeatureInfo],
-                     modules: Mapping[str, ModuleInfo], refresher: Refresher | None = None,
-                     ) -> tuple[UserFacts, dict[str, list[int]]]:
-    """Everything the signals read, and the per-feature monthly series (for the advisor)."""
-    a, u = snap.account_id, snap.user_id
-    demand, week, older = await _demand(session, a, u, now=now, signal_days=signal_days)
-    raw = await entitlements.usage_series(session, a, u, since=now - timedelta(days=31 * HISTORY_MONTHS))
-    series = {f: [n for _, _, n in rows] for f, rows in raw.items()}
-    recent = {f for f, rows in raw.items() if any(n > 0 and end > now - timedelta(days=unused_days)
-                                                  for _, end, n in rows)}
+                     modules: Mapping[str, ModuleInfo], activity: entitlements.UserActivity, rows: Stored,
+                     refresher: Refresher | None = None) -> tuple[UserFacts, dict[str, list[int]]]:
+    """Everything the signals read, and the per-feature monthly series (for the advisor); the only query is
+    the segment's sums when the process has none cached."""
+    demand, week, older = _demand(activity.demand, now=now, signal_days=signal_days)
+    raw = activity.usage
+    series = {f: [n for _, _, n in rows_] for f, rows_ in raw.items()}
+    recent = {f for f, rows_ in raw.items() if any(n > 0 and end > now - timedelta(days=unused_days)
+                                                   for _, end, n in rows_)}
     usage = {f: (snap.used.get(f, (now, now, 0))[2], state.limit) for f, state in snap.features.items()
              if state.granted and state.limit is not None}
     roles = tuple(sorted(snap.roles))
     team: dict[tuple[str, str], PeerCount] = {}
     team_active: dict[tuple[str, str], PeerCount] = {}
-    for role, module, role_users, n_owners, active in await session.execute(
-            select(PeerStat.role, PeerStat.module, PeerStat.role_users, PeerStat.owners, PeerStat.active_owners)
-            .where(PeerStat.account_id == a, PeerStat.role.in_(roles))):
+    for role, module, role_users, n_owners, active in rows.team:
+        if role not in roles:
+            continue
         mine = 1 if module in snap.modules else 0
         team[(role, module)] = PeerCount(owners=n_owners - mine, users=max(0, role_users - 1))
         team_active[(role, module)] = PeerCount(owners=active, users=max(0, n_owners - mine))
@@ -161,7 +207,7 @@ async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *,
             refresher.keep_segment(account.segment, now, cached)
     seg = {(r, m): cached.peers.get((r, m), PeerCount(0, cached.role_users.get(r, 0))) for r in roles for m in modules}
     everyone = {m: PeerCount(owners=n, users=cached.role_users.get(peers.ALL, 0)) for m, n in cached.owners.items()}
-    account_peers = await _account_peers(session, a, snap.modules)
+    account_peers = _account_peers(rows, snap.modules)
     tracked = {k for k, f in features.items() if f.kind in ("boolean", "limit")}
     unused = frozenset(m for m in snap.modules if m in modules and set(modules[m].features) & tracked
                        and not set(modules[m].features) & recent)
@@ -172,20 +218,20 @@ async def user_facts(session: AsyncSession, snap: Snapshot, account: Account, *,
     return facts, series
 
 
-async def _demand(session: AsyncSession, account_id: str, user_id: str, *, now: datetime, signal_days: int,
-                  ) -> tuple[dict[str, tuple[int, int]], dict[str, int], dict[str, int]]:
+def _demand(rows: Mapping[str, list[tuple[date, int, int]]], *, now: datetime, signal_days: int,
+            ) -> tuple[dict[str, tuple[int, int]], dict[str, int], dict[str, int]]:
     """Tries per feature: (denied, attempts) of the last ``signal_days`` days, the last 7 days' total, and the
     total of the days before the window back to OLDER_DAYS. Days are UTC days and "the last 30 days" are 30 of
     them, today included (not 31)."""
     today = now.date()
     recent_from = today - timedelta(days=signal_days - 1)
     week_from = today - timedelta(days=6)
-    rows = await entitlements.demand_by_day(session, account_id, user_id,
-                                            since=today - timedelta(days=OLDER_DAYS - 1))
+    oldest = today - timedelta(days=OLDER_DAYS - 1)
     recent: dict[str, tuple[int, int]] = {}
     week: dict[str, int] = {}
     older: dict[str, int] = {}
-    for feature, days in rows.items():
+    for feature, all_days in rows.items():
+        days = [d for d in all_days if d[0] >= oldest]
         d = sum(n for day, n, _ in days if day >= recent_from)
         t = sum(n for day, _, n in days if day >= recent_from)
         if d + t:
@@ -197,16 +243,12 @@ async def _demand(session: AsyncSession, account_id: str, user_id: str, *, now: 
     return recent, week, older
 
 
-async def _account_peers(session: AsyncSession, account_id: str, mine: frozenset[str]) -> dict[str, PeerCount]:
+def _account_peers(rows: Stored, mine: frozenset[str]) -> dict[str, PeerCount]:
     """module -> owners among the other users of the account (any role), from the recount."""
-    users = await session.scalar(select(RoleStat.users).where(RoleStat.account_id == account_id,
-                                                              RoleStat.role == peers.ALL))
-    if not users:
+    if not rows.everyone:
         return {}
-    return {m: PeerCount(owners=max(0, int(n) - (1 if m in mine else 0)), users=int(users) - 1)
-            for m, n in await session.execute(
-                select(PairStat.module_a, PairStat.users).where(PairStat.account_id == account_id,
-                                                                PairStat.module_a == PairStat.module_b))}
+    return {m: PeerCount(owners=max(0, int(n) - (1 if m in mine else 0)), users=int(rows.everyone) - 1)
+            for m, n in rows.owners}
 
 
 @dataclass(frozen=True)
@@ -217,25 +259,11 @@ class History:
     spent_this_month_minor: int
 
 
-async def history(session: AsyncSession, user: User, *, surface: str, now: datetime, cap: int, cap_hours: int,
-                  cooldown_days: int, recent_days: int) -> History:
-    """Respect rules' inputs and typical purchase amounts, from the suggestion tables only."""
-    a, u = user.account_id, user.user_id
-    shown = 0
-    if cap > 0:
-        shown = int(await session.scalar(
-            select(func.count(func.distinct(SuggestionImpression.request_id))).where(
-                SuggestionImpression.account_id == a, SuggestionImpression.user_id == u,
-                SuggestionImpression.surface == surface,
-                SuggestionImpression.shown_at > now - timedelta(hours=cap_hours))) or 0)
-    dismissed = frozenset(await session.scalars(select(SuggestionFeedback.module).where(
-        SuggestionFeedback.account_id == a, SuggestionFeedback.user_id == u, SuggestionFeedback.action == "dismiss",
-        SuggestionFeedback.at > now - timedelta(days=cooldown_days))))
-    rows = (await session.execute(
-        select(SuggestionOutcome.user_id, SuggestionOutcome.kind, SuggestionOutcome.module,
-               SuggestionOutcome.amount_minor, SuggestionOutcome.at)
-        .where(SuggestionOutcome.account_id == a, SuggestionOutcome.at > now - timedelta(days=365))
-        .order_by(SuggestionOutcome.at.desc()).limit(1000))).all()
+def history(stored_rows: Stored, user_id: str, *, now: datetime, cap: int, recent_days: int) -> History:
+    """Respect rules' inputs and typical purchase amounts, from the suggestion tables' rows (``stored``)."""
+    u = user_id
+    rows = stored_rows.outcomes
+    shown, dismissed = stored_rows.shown, stored_rows.dismissed
     mine = [r for r in rows if r.user_id == u]
     recent = now - timedelta(days=recent_days)
     month_start, _ = period_of(now)

@@ -20,13 +20,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import entitlements
-from app.accounts.models import Account, User
+from app.accounts.models import Account
 from app.clock import Clock
 from suggest.models import PairStat, PeerStat, RoleStat, StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
 Pairs = Counter[tuple[str, str]]
 SEGMENT_TTL = timedelta(seconds=60)
+RECOUNT_DELAY_SECONDS = 0.5  # a background recount starts after the request that noticed it has been answered
 ALL = "*"  # the role row that counts every user of an account (or segment)
 
 
@@ -57,17 +58,17 @@ def count_peers(users: dict[str, list[str]], holdings: dict[str, frozenset[str]]
 async def refresh_account(session: AsyncSession, account_id: str, *, now: datetime, unused_days: int,
                           segment: bool = True) -> int:
     """Recount one account's statistics (and, unless told not to, its segment's); returns users counted."""
-    users = {u: list(r) for u, r in await session.execute(
-        select(User.user_id, User.roles).where(User.account_id == account_id))}
-    holdings = await entitlements.account_holdings(session, account_id, list(users), now=now)
-    active = await entitlements.active_features(session, account_id, since=now - timedelta(days=unused_days))
     view = await entitlements.service.catalog_view(session)
     features_of = {k: frozenset(m.features) for k, m in view.modules.items()}
-    role_users, owners, active_owners, pairs = count_peers(users, holdings, active, features_of)
+    counted = await entitlements.holdings_by_role(session, account_id, now=now,
+                                                  active_since=now - timedelta(days=unused_days),
+                                                  features_of=features_of)
+    role_users, owners, active_owners, pairs = counted.role_users, counted.owners, counted.active_owners, counted.pairs
+    users = counted.users
     await session.execute(delete(PeerStat).where(PeerStat.account_id == account_id))
     await session.execute(delete(RoleStat).where(RoleStat.account_id == account_id))
     role_rows = [{"account_id": account_id, "role": role, "users": n} for role, n in sorted(role_users.items())]
-    await session.execute(insert(RoleStat), [*role_rows, {"account_id": account_id, "role": ALL, "users": len(users)}])
+    await session.execute(insert(RoleStat), [*role_rows, {"account_id": account_id, "role": ALL, "users": users}])
     await session.execute(delete(PairStat).where(PairStat.account_id == account_id))
     peer_rows = [{"account_id": account_id, "role": role, "module": m, "role_users": role_users[role], "owners": n,
                   "active_owners": active_owners.get((role, m), 0)} for (role, m), n in sorted(owners.items())]
@@ -77,13 +78,13 @@ async def refresh_account(session: AsyncSession, account_id: str, *, now: dateti
                  for (a, b), n in sorted(pairs.items())]
     if pair_rows:
         await session.execute(insert(PairStat), pair_rows)
-    await session.execute(insert(StatsRefresh).values(account_id=account_id, users=len(users), refreshed_at=now)
+    await session.execute(insert(StatsRefresh).values(account_id=account_id, users=users, refreshed_at=now)
                           .on_conflict_do_update(index_elements=["account_id"],
-                                                 set_={"users": len(users), "refreshed_at": now}))
+                                                 set_={"users": users, "refreshed_at": now}))
     name = await session.scalar(select(Account.segment).where(Account.account_id == account_id)) if segment else None
     if name is not None:
         await refresh_segment(session, name)
-    return len(users)
+    return users
 
 
 # Shares in a segment are over every user with the role in the segment's recounted accounts (sug_segment_roles),
@@ -187,6 +188,7 @@ class Refresher:
 
     async def _run(self, sessionmaker: async_sessionmaker[AsyncSession], account_id: str) -> None:
         try:
+            await asyncio.sleep(RECOUNT_DELAY_SECONDS)
             async with sessionmaker() as session, session.begin():
                 await refresh_account(session, account_id, now=self.clock.now(), unused_days=self.unused_days)
             self.segments.clear()  # this process re-reads its segments' sums after a recount

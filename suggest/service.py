@@ -154,20 +154,25 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     cands = [engine.Candidate(module=c.module, effect=c.effect, amount_minor=c.amount_minor,
                               price_text=format_minor(c.amount_minor, account.currency) + " a month"
                               if c.amount_minor else None) for c in cands]
+    activity = await entitlements.user_activity(
+        session, account.account_id, user.user_id, now=now, sources=("order",),
+        demand_since=now.date() - timedelta(days=facts.OLDER_DAYS - 1),
+        usage_since=now - timedelta(days=31 * facts.HISTORY_MONTHS),
+        recent_since=now - timedelta(days=s.suggest_recent_days))
+    rows = await facts.stored(session, account.account_id, user.user_id, roles=tuple(sorted(snap.roles)),
+                              surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
+                              cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days)
     user_facts, series = await facts.user_facts(session, snap, account, now=now, signal_days=s.suggest_signal_days,
                                                 unused_days=s.suggest_unused_days, features=features,
-                                                modules=modules, refresher=ctx.refresher)
-    hist = await facts.history(session, user, surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
-                               cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days,
-                               recent_days=s.suggest_recent_days)
+                                                modules=modules, activity=activity, rows=rows,
+                                                refresher=ctx.refresher)
+    hist = facts.history(rows, user.user_id, now=now, cap=s.suggest_cap_per_surface,
+                         recent_days=s.suggest_recent_days)
     user_facts = engine.UserFacts(**{**user_facts.__dict__, "user_typical_minor": hist.user_typical_minor,
                                      "account_typical_minor": hist.account_typical_minor})
     # "Just got it" is any grant of the recent days (orders, imports, admins, trials), not only our orders.
-    granted = await entitlements.recent_grants(session, account.account_id, user.user_id,
-                                               since=now - timedelta(days=s.suggest_recent_days), now=now)
-    respect = replace(hist.respect, bought=hist.respect.bought | granted)
-    bought = (await entitlements.account_holdings(session, account.account_id, [user.user_id], now=now,
-                                                  own_only=True, sources=("order",)))[user.user_id]
+    respect = replace(hist.respect, bought=hist.respect.bought | activity.recent)
+    bought = activity.bought
     own = frozenset(k for k in bought if (p := prices.get(k)) is not None and p.model == "recurring")
     advice = adv.advise(_plan_modules(view, cands, own, prices), own,
                         adv.needs_from_usage(series, {k: f.kind for k, f in features.items()}),

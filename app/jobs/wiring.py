@@ -60,6 +60,10 @@ class JobWiring:
                 "delete entitlement changes older than COMMERCE_CHANGES_RETENTION_SECONDS (plus an hour)"),
             Job("usage_partitions", Every(DAY, offset_seconds=2 * HOUR), self.usage_partitions,
                 "prepare the coming months' usage event partitions, drop those past COMMERCE_USAGE_RETENTION_MONTHS"),
+            Job("limit_near_alerts", Every(60), self.limit_near_alerts,
+                "emit usage.limit_near once per user, feature and period at 80 % of a limit"),
+            Job("unused_alerts", Every(HOUR, offset_seconds=25 * 60), self.unused_alerts,
+                "emit entitlement.unused once per idle spell of a paid module (COMMERCE_UNUSED_ALERT_DAYS)"),
         ]
         if s.sweep_seconds > 0:
             jobs.append(Job("trial_sweep", Every(max(1, int(s.sweep_seconds))), self.trial_sweep,
@@ -137,6 +141,29 @@ class JobWiring:
                 total[k] = total.get(k, 0) + v
             if not any(counts.values()):
                 return total
+
+    async def limit_near_alerts(self, _slot: datetime) -> JobResult:
+        from entitlements.service import alert_limits_near, catalog_view
+
+        total = 0
+        while True:  # a pass handles a bounded batch; repeat until nothing is due
+            async with self.sessionmaker() as session, session.begin():
+                found = await alert_limits_near(session, view=await catalog_view(session), clock=self.clock)
+            total += found
+            if not found:
+                return {"usage.limit_near": total}
+
+    async def unused_alerts(self, _slot: datetime) -> JobResult:
+        from entitlements.service import alert_unused, catalog_view
+
+        opened = closed = 0
+        while True:
+            async with self.sessionmaker() as session, session.begin():
+                found, ended = await alert_unused(session, view=await catalog_view(session), clock=self.clock,
+                                                  unused_days=self.settings.unused_alert_days)
+            opened, closed = opened + found, closed + ended
+            if not found:
+                return {"entitlement.unused": opened, "idle_spells_ended": closed}
 
     async def idempotency_purge(self, _slot: datetime) -> JobResult:
         async with self.sessionmaker() as session, session.begin():

@@ -1,6 +1,7 @@
 """Entitlement use cases (never commit: the caller's transaction does)."""
 
 import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
+from entitlements.service._alerts import alert_limits_near, alert_unused, sweep_alerts
 from entitlements.service._grants import (
     Source,
     assign_seat,
@@ -20,6 +21,8 @@ from entitlements.service._grants import (
 )
 from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
+    HoldingsByRole,
+    UserActivity,
     account_holdings,
     account_usage_series,
     active_features,
@@ -27,9 +30,11 @@ from entitlements.service._insights import (
     demand_history,
     demand_signals,
     grant_history,
+    holdings_by_role,
     recent_grants,
     usage_history_rows,
     usage_series,
+    user_activity,
 )
 from entitlements.service._offers import user_offers
 from entitlements.service._partitions import drop_expired, ensure_partitions, is_partition
@@ -38,13 +43,17 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history, usage_totals
 
 __all__ = [
+    "HoldingsByRole",
     "PastEvent",
     "PastGrant",
     "Source",
+    "UserActivity",
     "account_holdings",
     "account_usage_series",
     "active_features",
     "add_signals",
+    "alert_limits_near",
+    "alert_unused",
     "assign_seat",
     "carry_seats",
     "catalog_view",
@@ -58,6 +67,7 @@ __all__ = [
     "grant",
     "grant_history",
     "grant_reads",
+    "holdings_by_role",
     "import_events",
     "import_grants",
     "invalidate",
@@ -74,10 +84,12 @@ __all__ = [
     "revoke_by_source",
     "start_trial",
     "sweep",
+    "sweep_alerts",
     "unassign_seat",
     "usage_history",
     "usage_history_rows",
     "usage_series",
     "usage_totals",
+    "user_activity",
     "user_offers",
 ]

@@ -6,17 +6,17 @@ and no domain event is published for the past; the process caches of the touched
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ids import new_id
-from entitlements.domain import CatalogView, counter_period, period_bounds
+from entitlements.domain import CatalogView
 from entitlements.service._changes import record_changes
-from entitlements.service._usage import _ADD_COUNTERS, _INSERT_EVENTS, add_signals
+from entitlements.service._staging import Periods, StagedEvent, merge_events
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class PastGrant:
     ends_at: datetime | None
 
 
-@dataclass(frozen=True)
-class PastEvent:
+class PastEvent(NamedTuple):
     account_id: str
     user_id: str
     event_id: str
@@ -69,44 +68,15 @@ async def import_grants(session: AsyncSession, rows: list[PastGrant], *, now: da
 
 async def import_events(session: AsyncSession, events: list[PastEvent], *, view: CatalogView, now: datetime,
                         ) -> set[str]:
-    """Record past usage and attempt events once each (counters and demand per day); returns the accounts that
-    got a new event."""
+    """Record past usage and attempt events once each (counters and demand per day, one COPY and one merge);
+    returns the accounts that got a new event."""
     if not events:
         return set()
-    bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
-
-    def period_of(feature: str, at: datetime) -> tuple[datetime, datetime]:
-        key = (feature, at)
-        if key not in bounds:
-            bounds[key] = period_bounds(counter_period(view.features[feature]), at)
-        return bounds[key]
-
     unique = {(e.account_id, e.event_id): e for e in events}
-    cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
-    for (a, eid), ev in unique.items():
-        for c, v in zip(cols, (a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at,
-                               period_of(ev.feature, ev.occurred_at)[0], None), strict=True):
-            cols[c].append(v)
-    inserted = (await session.execute(_INSERT_EVENTS, {**cols, "now": now})).all()
-    usage: dict[tuple[str, str, str, datetime], tuple[datetime, int]] = {}
-    demand: dict[tuple[str, str, str, date], tuple[int, int]] = defaultdict(lambda: (0, 0))
-    for a, eid in inserted:
-        ev = unique[(a, eid)]
-        if ev.kind == "attempt":
-            d, t = demand[(a, ev.user_id, ev.feature, ev.occurred_at.date())]
-            demand[(a, ev.user_id, ev.feature, ev.occurred_at.date())] = (
-                (d + ev.quantity, t) if ev.denied else (d, t + ev.quantity))
-            continue
-        start, end = period_of(ev.feature, ev.occurred_at)
-        key = (a, ev.user_id, ev.feature, start)
-        usage[key] = (end, usage.get(key, (end, 0))[1] + ev.quantity)
-    if usage:
-        keys = sorted(usage)  # a fixed lock order, as live ingestion does
-        await session.execute(_ADD_COUNTERS, {
-            "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys],
-            "s": [k[3] for k in keys], "e": [usage[k][0] for k in keys], "n": [usage[k][1] for k in keys],
-            "now": now})
-    if demand:
-        await add_signals(session, dict(demand), now=now)
-    await record_changes(session, sorted({(k[0], k[1]) for k in usage}))
-    return {a for a, _ in inserted}
+    staged = [StagedEvent(a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at.astimezone(UTC),
+                          None, ev.denied) for (a, eid), ev in unique.items()]
+    old = await merge_events(session, staged, periods=Periods(view), now=now)
+    accounts = {st.account_id for i, st in enumerate(staged) if i not in old}
+    # one change per account, not per user: an import touches most users of the accounts it names
+    await record_changes(session, [(a, None) for a in sorted(accounts)])
+    return accounts

@@ -14,12 +14,13 @@ from app.accounts import resolve_user
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
 from app.errors import FieldError, Forbidden, NotFound, Unprocessable
-from entitlements.domain import CatalogView, HeldGrant, counter_period, period_bounds, resolve
+from entitlements.domain import CatalogView, HeldGrant, counter_period, resolve
 from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
 from entitlements.models import Grant, UsageCounter, UsageEvent
 from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
 from entitlements.service._changes import record_changes
 from entitlements.service._grants import held_by
+from entitlements.service._staging import Periods, StagedEvent, merge_events
 
 # The key table decides what is new (the partitioned events table can only be unique per month); both inserts
 # are one statement, so a batch is still one round trip.
@@ -39,15 +40,6 @@ _INSERT_EVENTS = text("""
     SELECT b.a, b.e, b.u, b.f, b.k, b.q, b.o, b.p, CAST(b.pr AS jsonb), :now
       FROM batch b JOIN fresh ON fresh.account_id = b.a AND fresh.event_id = b.e
     RETURNING account_id, event_id
-""")
-
-_ADD_COUNTERS = text("""
-    INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
-    SELECT a, u, f, s, e, n, :now
-      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:f AS text[]), CAST(:s AS timestamptz[]),
-                  CAST(:e AS timestamptz[]), CAST(:n AS bigint[])) AS t(a, u, f, s, e, n)
-    ON CONFLICT (account_id, user_id, feature, period_start)
-    DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
 """)
 
 _ENSURE_COUNTER = text("""
@@ -141,51 +133,67 @@ async def record_usage(
     users = await _users(session, principal, sorted({e.user for e in events}))  # another's user: 404 first
     if isinstance(principal, UserPrincipal):
         _session_may_report(events)
-    cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
-    bounds: dict[tuple[str, datetime], tuple[datetime, datetime]] = {}
-
-    def period_of(feature: str, at: datetime) -> tuple[datetime, datetime]:
-        key = (feature, at)
-        if key not in bounds:
-            bounds[key] = period_bounds(counter_period(view.features[feature]), at)
-        return bounds[key]
-
     by_key: dict[tuple[str, str], UsageEventIn] = {}
     for ev in events:
-        account_id, user_id = users[ev.user]
-        if (account_id, ev.event_id) in by_key:
+        by_key.setdefault((users[ev.user][0], ev.event_id), ev)
+    if enforce:
+        inserted, usage = await _enforced(session, by_key, users, view=view, now=now)
+    else:
+        inserted, usage = await _merged(session, by_key, users, view=view, now=now)
+    await record_changes(session, _invalidations(usage))
+    return await _sorted_out(session, events, users, by_key, inserted)
+
+
+async def _merged(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn], users: dict[str, tuple[str, str]],
+                  *, view: CatalogView, now: datetime) -> tuple[set[tuple[str, str]], dict[CounterKey, int]]:
+    """The common path: COPY into staging and one merge; returns the new keys and the usage they added."""
+    staged = [StagedEvent(account_id, event_id, users[ev.user][1], ev.feature, ev.kind, ev.quantity,
+                          (ev.occurred_at or now).astimezone(UTC),
+                          msgspec.json.encode(ev.properties).decode() if ev.properties else None)
+              for (account_id, event_id), ev in first.items()]
+    periods = Periods(view)
+    old = await merge_events(session, staged, periods=periods, now=now)
+    inserted: set[tuple[str, str]] = set()
+    usage: dict[CounterKey, int] = defaultdict(int)
+    for i, st in enumerate(staged):
+        if i in old:
             continue
-        by_key[(account_id, ev.event_id)] = ev
+        inserted.add((st.account_id, st.event_id))
+        if st.kind == "usage":
+            usage[(st.account_id, st.user_id, st.feature, periods.of(st.feature, st.occurred_at)[0])] += st.quantity
+    return inserted, usage
+
+
+async def _enforced(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn],
+                    users: dict[str, tuple[str, str]], *, view: CatalogView, now: datetime,
+                    ) -> tuple[set[tuple[str, str]], dict[CounterKey, int]]:
+    """With enforcement: the events as one statement, then each counter by the guarded add (limits first)."""
+    cols: dict[str, list[object]] = {c: [] for c in ("a", "e", "u", "f", "k", "q", "o", "p", "pr")}
+    periods = Periods(view)
+    for (account_id, event_id), ev in first.items():
         at = ev.occurred_at or now
-        start, _ = period_of(ev.feature, at)
-        for c, v in zip(cols, (account_id, ev.event_id, user_id, ev.feature, ev.kind, ev.quantity, at, start,
+        for c, v in zip(cols, (account_id, event_id, users[ev.user][1], ev.feature, ev.kind, ev.quantity, at,
+                               periods.of(ev.feature, at)[0],
                                msgspec.json.encode(ev.properties).decode() if ev.properties else None), strict=True):
             cols[c].append(v)
-    inserted = (await session.execute(_INSERT_EVENTS, {**cols, "now": now})).all()
+    inserted = {(a, e) for a, e in (await session.execute(_INSERT_EVENTS, {**cols, "now": now})).all()}
     usage: dict[CounterKey, tuple[datetime, int]] = defaultdict(lambda: (now, 0))
     attempts: dict[tuple[str, str, str, date], int] = defaultdict(int)
-    for account_id, event_id in inserted:
-        ev = by_key[(account_id, event_id)]
+    for account_id, event_id in sorted(inserted):
+        ev = first[(account_id, event_id)]
         user_id = users[ev.user][1]
         at = ev.occurred_at or now
         if ev.kind == "attempt":
-            attempts[(account_id, user_id, ev.feature, at.date())] += ev.quantity
+            attempts[(account_id, user_id, ev.feature, at.astimezone(UTC).date())] += ev.quantity
             continue
-        start, end = period_of(ev.feature, at)
+        start, end = periods.of(ev.feature, at)
         key = (account_id, user_id, ev.feature, start)
         usage[key] = (end, usage[key][1] + ev.quantity)
-    if enforce:
-        await _enforced_add(session, usage, view=view, now=now)
-    elif usage:
-        keys = sorted(usage)  # a fixed lock order: concurrent batches touching the same counters never deadlock
-        await session.execute(_ADD_COUNTERS, {
-            "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys],
-            "s": [k[3] for k in keys], "e": [usage[k][0] for k in keys], "n": [usage[k][1] for k in keys],
-            "now": now})
+    await _enforced_add(session, usage, view=view, now=now)
     if attempts:
         await add_signals(session, {k: (0, n) for k, n in attempts.items()}, now=now)
-    await record_changes(session, _invalidations(usage))
-    return await _sorted_out(session, events, users, by_key, set(inserted))
+    return inserted, {k: n for k, (_, n) in usage.items()}
+
 
 
 _STORED = text("""
@@ -233,7 +241,7 @@ async def _sorted_out(session: AsyncSession, events: list[UsageEventIn], users: 
                        conflicts=len(conflict_ids), conflict_event_ids=conflict_ids[:100])
 
 
-def _invalidations(usage: dict[CounterKey, tuple[datetime, int]]) -> list[tuple[str, str | None]]:
+def _invalidations(usage: dict[CounterKey, int]) -> list[tuple[str, str | None]]:
     """Per user, or once per account when a batch touches many of its users (fewer messages, same effect)."""
     users: dict[str, set[str]] = defaultdict(set)
     for account_id, user_id, _, _ in usage:

@@ -1,7 +1,7 @@
 """sales credits: an (account, category) index, so classifying a booking probes instead of scanning
 
 Revision ID: 0032
-Revises: 0029
+Revises: 0031
 Create Date: 2026-12-02 06:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0032'
-down_revision = '0029'
+down_revision = '0031'
 branch_labels = None
 depends_on = None
 

@@ -22,8 +22,8 @@ from tests.api.test_purchase import budget, order, quote
 from tests.factories import apply_demo_catalog, bearer, make_key, make_tenant
 
 ALL_JOBS = ("billing_run", "statement_close", "reconcile", "approval_expiry", "idempotency_purge", "price_migrations",
-            "usage_billing",
-            "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions")
+            "usage_billing", "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep",
+            "usage_partitions", "limit_near_alerts", "unused_alerts")
 
 
 def sample(text: str, name: str, **labels: str) -> float:

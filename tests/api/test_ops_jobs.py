@@ -23,7 +23,8 @@ from tests.factories import Tenant, bearer, make_key
 JOBS = {"billing_run", "statement_close", "reconcile", "approval_expiry", "idempotency_purge", "price_migrations",
         "usage_billing",
         "entitlement_changes_prune",
-        "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions"}
+        "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions",
+        "limit_near_alerts", "unused_alerts"}
 
 
 @pytest.fixture

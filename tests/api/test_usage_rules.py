@@ -73,3 +73,33 @@ async def test_a_grant_reusing_another_users_source_ref_is_a_conflict_not_a_sile
     check = await client.get("/v1/entitlements/check", params={"user": "acme-vic", "feature": "pdf_export"},
                              headers=bearer(key))
     assert check.json()["allowed"] is False
+
+
+async def test_one_batch_counts_usage_per_period_and_attempts_per_day_once(
+        client: AsyncTestClient[Any], key: str, sessionmaker: Any, clock: FrozenClock) -> None:
+    """The batch is one statement: usage of two periods, attempts of two days, and a replay inside it."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from entitlements.models import DemandSignal
+
+    last_month = (clock.now() - timedelta(days=31)).isoformat()
+    yesterday = (clock.now() - timedelta(days=1)).isoformat()
+    batch = [_ev("m-1", 2), _ev("m-2", 3), _ev("m-old", 4, occurred_at=last_month), _ev("m-1", 2),
+             _ev("t-1", 2, kind="attempt", feature="pdf_export"),
+             _ev("t-2", 1, kind="attempt", feature="pdf_export", occurred_at=yesterday)]
+    r = (await client.post("/v1/usage", json={"events": batch}, headers=bearer(key))).json()
+    assert (r["accepted"], r["duplicates"], r["conflicts"]) == (5, 1, 0)
+    history = (await client.get("/v1/usage/history", params={"user": "acme-ana", "feature": "reports"},
+                                headers=bearer(key))).json()["data"]
+    assert [p["used"] for p in history] == [5, 4]  # this month, last month: the replay counted once
+    async with sessionmaker() as s:
+        days = sorted((d.day, d.attempts, d.denied_checks) for d in await s.scalars(
+            select(DemandSignal).where(DemandSignal.feature == "pdf_export")))
+    assert days == [((clock.now() - timedelta(days=1)).date(), 1, 0), (clock.now().date(), 2, 0)]
+    again = (await client.post("/v1/usage", json={"events": batch}, headers=bearer(key))).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 6)
+    history = (await client.get("/v1/usage/history", params={"user": "acme-ana", "feature": "reports"},
+                                headers=bearer(key))).json()["data"]
+    assert [p["used"] for p in history] == [5, 4]

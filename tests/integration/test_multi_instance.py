@@ -35,8 +35,8 @@ from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 JOBS = {"billing_run", "statement_close", "reconcile", "approval_expiry", "idempotency_purge", "price_migrations",
-        "usage_billing",
-        "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep", "usage_partitions"}
+        "usage_billing", "suggestion_stats", "webhook_dispatch", "job_history_purge", "trial_sweep",
+        "usage_partitions", "limit_near_alerts", "unused_alerts"}
 FAST = {"COMMERCE_SCHEDULER": "on", "COMMERCE_DISPATCHER": "on", "COMMERCE_JOBS_POLL_SECONDS": "0.2",
         "COMMERCE_WEBHOOK_POLL_SECONDS": "0.1", "COMMERCE_LOG_FORMAT": "json", "COMMERCE_RATE_LIMIT": "off"}
 

@@ -128,3 +128,28 @@ async def test_the_cli_imports_a_file_with_progress_and_again_idempotently(
     path.write_bytes(b'{"type": "user", "id": "u", "account": "nowhere"}\n')
     assert await asyncio.to_thread(main, ["import", str(path)]) == 1
     assert "line 1: Account 'nowhere' does not exist" in capsys.readouterr().out
+
+
+async def test_an_import_of_many_batches_writes_them_in_order_with_the_same_result(
+        client: AsyncTestClient[Any], key: str, sessionmaker: Any, clock: FrozenClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches are written by a task of their own while the next is decoded: a line still sees the accounts
+    and users of every earlier batch, errors keep their line numbers, and a replay writes nothing."""
+    from suggest import imports
+
+    monkeypatch.setattr(imports, "BATCH", 4)
+    monkeypatch.setattr(imports, "YIELD_EVERY", 2)
+    now = clock.now()
+    body = ndjson(history(now)) + json.dumps({"type": "usage", "id": "late", "user": "ghost", "feature": "reports",
+                                              "occurred_at": iso(now)}).encode() + b"\n"
+    before = await counts(sessionmaker)
+    r = await client.post("/v1/imports", content=body, headers={**bearer(key), "Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["imported"] == {"account": 2, "event": 18, "grant": 18, "purchase": 6, "user": 12}
+    assert report["errors"] == 1 and report["first_errors"][0]["line"] == 51
+    after = await counts(sessionmaker)
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (18, 120, 18, 6)
+    again = await client.post("/v1/imports", content=body,
+                              headers={**bearer(key), "Content-Type": "application/x-ndjson"})
+    assert again.status_code == 200 and await counts(sessionmaker) == after

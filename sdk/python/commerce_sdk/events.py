@@ -150,6 +150,20 @@ class SeatUnassigned(Payload, frozen=True, kw_only=True):
     user_id: str
 
 
+class EntitlementUnused(Payload, frozen=True, kw_only=True):
+    """A paid module (bought by order or import) has not been used by its holder for COMMERCE_UNUSED_ALERT_DAYS
+    days (sent once per idle spell).
+    """
+
+    grant_id: str
+    user_id: str | None
+    module: str
+    source: str
+    starts_at: datetime
+    unused_days: int
+    detected_at: datetime
+
+
 class JobFailed(Payload, frozen=True, kw_only=True):
     """A scheduled job failed on its last attempt (the next slot will run it again); an operations alert."""
 
@@ -828,6 +842,18 @@ class UsageCharged(Payload, frozen=True, kw_only=True):
     currency: str
 
 
+class UsageLimitNear(Payload, frozen=True, kw_only=True):
+    """A user has used 80 % or more of a limit in the current period (sent once per user, feature and period)."""
+
+    user_id: str
+    feature: str
+    used: int
+    limit: int
+    threshold_pct: int
+    period_start: datetime
+    period_end: datetime
+
+
 class WebhookEndpointDisabled(Payload, frozen=True, kw_only=True):
     """A webhook endpoint was disabled: automatically after failing continuously, or by the vendor."""
 
@@ -849,6 +875,7 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('entitlement.revoked', 1): EntitlementRevoked,
     ('entitlement.seat_assigned', 1): SeatAssigned,
     ('entitlement.seat_unassigned', 1): SeatUnassigned,
+    ('entitlement.unused', 1): EntitlementUnused,
     ('job.failed', 1): JobFailed,
     ('order.approved', 1): OrderApproved,
     ('order.canceled', 1): OrderCanceled,
@@ -891,5 +918,6 @@ EVENT_TYPES: dict[tuple[str, int], type[Payload]] = {
     ('trial.ending', 1): TrialEnding,
     ('trial.started', 1): TrialStarted,
     ('usage.charged', 1): UsageCharged,
+    ('usage.limit_near', 1): UsageLimitNear,
     ('webhook_endpoint.disabled', 1): WebhookEndpointDisabled,
 }

@@ -1,7 +1,7 @@
 """metered billing: metered plans (metered modules bought) and their usage charges per period
 
-Revision ID: 0028
-Revises: 0031
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-02 06:30:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0028'
-down_revision = '0031'
+revision = '0030'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 

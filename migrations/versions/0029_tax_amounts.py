@@ -1,8 +1,8 @@
 """tax amounts: quotes' calculation and net/tax/gross, orders' calculation and tax transaction, refunds' tax
 reversal, card payments' calculation (PaymentIntent metadata), statements' invoiced tax and reverse charge
 
-Revision ID: 0031
-Revises: 0030
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-02 06:00:00.000000
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0031'
-down_revision = '0030'
+revision = '0029'
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 

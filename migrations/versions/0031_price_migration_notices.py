@@ -1,7 +1,7 @@
 """price migrations: the notice each owner received of a scheduled price migration
 
-Revision ID: 0029
-Revises: 0028
+Revision ID: 0031
+Revises: 0030
 Create Date: 2026-12-02 06:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0029'
-down_revision = '0028'
+revision = '0031'
+down_revision = '0030'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """tax identity: accounts' billing address, tax ids and tax status; users' billing country; modules' tax code
 
-Revision ID: 0030
+Revision ID: 0028
 Revises: 0027
 Create Date: 2026-12-02 06:00:00.000000
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0030'
+revision = '0028'
 down_revision = '0027'
 branch_labels = None
 depends_on = None

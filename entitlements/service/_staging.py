@@ -1,0 +1,101 @@
+"""Set-based usage writes: one statement merges a batch of events given as arrays: it claims the event ids,
+stores the new events, adds their usage to the period counters and their attempts to the daily demand signals,
+and answers which rows were not new. One round trip per batch, atomic and idempotent per event id (the key table
+decides what is new). Counter and signal rows are upserted in key order, so concurrent batches touching the same
+counters lock them in the same order and never deadlock.
+
+A COPY into a temporary staging table was tried first (the issue's suggestion): for batches of 500 it cost more
+than it saved (the staging table's own statement and the COPY round trip against arrays bound to one statement),
+see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from entitlements.domain import CatalogView, counter_period, period_bounds
+
+_MERGE = text("""
+    WITH s AS (
+        SELECT * FROM unnest(CAST(:n AS int[]), CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]),
+                             CAST(:f AS text[]), CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
+                             CAST(:p AS timestamptz[]), CAST(:pe AS timestamptz[]), CAST(:pr AS text[]),
+                             CAST(:dn AS boolean[])) AS t(n, a, e, u, f, k, q, o, p, pe, pr, dn)
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    ), new AS (
+        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
+    ), stored AS (
+        INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
+                                      period_start, properties, recorded_at)
+        SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now FROM new
+    ), counted AS (
+        INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+        SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
+         GROUP BY a, u, f, p ORDER BY a, u, f, p
+        ON CONFLICT (account_id, user_id, feature, period_start)
+        DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+    ), signalled AS (
+        INSERT INTO ent_demand_signals (account_id, user_id, feature, day, denied_checks, attempts, last_at)
+        SELECT a, u, f, CAST(o AT TIME ZONE 'UTC' AS date), CAST(sum(CASE WHEN dn THEN q ELSE 0 END) AS bigint),
+               CAST(sum(CASE WHEN dn THEN 0 ELSE q END) AS bigint), :now
+          FROM new WHERE k = 'attempt'
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (account_id, user_id, feature, day)
+        DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
+                      attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
+                      last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
+    )
+    SELECT s.n FROM s
+     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
+""")
+
+
+class StagedEvent(NamedTuple):
+    """One event to merge (ids are internal ones; ``properties`` is JSON text or None). A tuple: a batch
+    builds thousands of them."""
+
+    account_id: str
+    event_id: str
+    user_id: str
+    feature: str
+    kind: str  # usage | attempt
+    quantity: int
+    occurred_at: datetime
+    properties: str | None = None
+    denied: bool = False  # an attempt that was a denied check
+
+
+class Periods:
+    """Counter period bounds per (feature, UTC day): a batch computes each a few times, not once per event."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self.view = view
+        self._memo: dict[tuple[str, date], tuple[datetime, datetime]] = {}
+
+    def of(self, feature: str, at: datetime) -> tuple[datetime, datetime]:
+        key = (feature, at.astimezone(UTC).date())  # a period always starts on a UTC day boundary
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = period_bounds(counter_period(self.view.features[feature]), at)
+        return hit
+
+
+async def merge_events(session: AsyncSession, events: list[StagedEvent], *, periods: Periods,
+                       now: datetime) -> set[int]:
+    """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new."""
+    if not events:
+        return set()
+    of = periods.of
+    bounds = [of(ev[3], ev[6]) for ev in events]
+    columns = [list(c) for c in zip(*events, strict=True)]
+    params: dict[str, object] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
+    params |= {"n": list(range(len(events))), "p": [b[0] for b in bounds], "pe": [b[1] for b in bounds], "now": now}
+    return set((await session.scalars(_MERGE, params)).all())
