@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import Account, User
 from app.clock import Clock
 from app.ids import new_id
 from app.outbox import write
@@ -30,6 +31,18 @@ from app.outbox import write
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):
     """Base of every event payload (and of the structs nested in them)."""
+
+
+class WithVendorIds(Event, kw_only=True, frozen=True):
+    """An event about an account's (or a user's) object that also names them by the vendor's own ids.
+
+    ``publish`` fills ``account`` and ``user`` from the event's ``account_id`` and its ``user_id`` member, so the
+    vendor's app can act on the event without mapping our ids back (``user`` stays null for an account-wide
+    object). Packages publishing such an event leave them out.
+    """
+
+    account: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,19 @@ class Bus:
         return {_SESSION_KEY: self}
 
 
+W = TypeVar("W", bound=WithVendorIds)
+
+
+async def _with_vendor_ids(session: AsyncSession, payload: W, account_id: str) -> W:
+    """The event with the vendor's ids of its account and user (read through the session's identity map: the
+    publishing code has usually loaded both already, so this costs no query then)."""
+    account = await session.get(Account, account_id)
+    user_id = getattr(payload, "user_id", None)
+    user = await session.get(User, (account_id, user_id)) if isinstance(user_id, str) else None
+    return msgspec.structs.replace(payload, account=account.external_id if account else None,
+                                   user=user.external_id if user else None)
+
+
 def bus_of(session: AsyncSession) -> Bus | None:
     """The bus this session publishes to (None: it was not opened by the app's wiring)."""
     bus = session.info.get(_SESSION_KEY)
@@ -128,6 +154,8 @@ async def publish(session: AsyncSession, payload: Event, *, clock: Clock, accoun
     that carried them before their event was typed; subscribers never see them.
     """
     spec = spec_of(payload)
+    if isinstance(payload, WithVendorIds) and account_id is not None and payload.account is None:
+        payload = await _with_vendor_ids(session, payload, account_id)
     published = Published(event=payload, event_id=new_id("evt"), account_id=account_id, occurred_at=clock.now())
     bus = bus_of(session)
     if bus is not None:

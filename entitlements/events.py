@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.events import Event, event
+from app.events import WithVendorIds, event
 
 
 # omit_defaults: ``reason`` and ``effective_at`` appear in revocations only
-class GrantEvent(Event, frozen=True, omit_defaults=True):
+class GrantEvent(WithVendorIds, frozen=True, omit_defaults=True):
     """A grant after the change; ``user_id`` is null for an account-wide grant (``seats`` for a seat pool)."""
 
     grant_id: str
@@ -36,7 +36,7 @@ class EntitlementRevoked(GrantEvent, frozen=True):
 
 
 @event("entitlement.expired", description="A grant reached its end (sent once by the sweep).")
-class EntitlementExpired(Event, frozen=True):
+class EntitlementExpired(WithVendorIds, frozen=True):
     grant_id: str
     user_id: str | None
     module: str
@@ -45,7 +45,7 @@ class EntitlementExpired(Event, frozen=True):
     ended_at: datetime
 
 
-class SeatEvent(Event, frozen=True):
+class SeatEvent(WithVendorIds, frozen=True):
     grant_id: str
     module: str
     user_id: str
@@ -62,7 +62,7 @@ class SeatUnassigned(SeatEvent, frozen=True):
 
 
 @event("trial.started", description="A trial began.")
-class TrialStarted(Event, frozen=True):
+class TrialStarted(WithVendorIds, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -73,7 +73,7 @@ class TrialStarted(Event, frozen=True):
 
 
 @event("trial.ending", description="A trial ends in a few days (sent once, COMMERCE_TRIAL_ENDING_DAYS before).")
-class TrialEnding(Event, frozen=True):
+class TrialEnding(WithVendorIds, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -82,7 +82,7 @@ class TrialEnding(Event, frozen=True):
 
 
 @event("trial.ended", description="A trial ended (converted or not).")
-class TrialEnded(Event, frozen=True):
+class TrialEnded(WithVendorIds, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -91,7 +91,7 @@ class TrialEnded(Event, frozen=True):
 
 
 @event("trial.converted", description="A trialed module was bought.")
-class TrialConverted(Event, frozen=True):
+class TrialConverted(WithVendorIds, frozen=True):
     trial_id: str
     user_id: str | None
     module: str
@@ -101,7 +101,7 @@ class TrialConverted(Event, frozen=True):
 
 @event("entitlement.unused", description="A paid module (bought by order or import) has not been used by its holder "
                                          "for COMMERCE_UNUSED_ALERT_DAYS days (sent once per idle spell).")
-class EntitlementUnused(Event, frozen=True):
+class EntitlementUnused(WithVendorIds, frozen=True):
     grant_id: str
     user_id: str | None
     module: str
@@ -113,7 +113,7 @@ class EntitlementUnused(Event, frozen=True):
 
 @event("usage.limit_near", description="A user has used 80 % or more of a limit in the current period (sent once "
                                        "per user, feature and period).")
-class UsageLimitNear(Event, frozen=True):
+class UsageLimitNear(WithVendorIds, frozen=True):
     user_id: str
     feature: str
     used: int

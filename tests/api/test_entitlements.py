@@ -277,3 +277,39 @@ async def test_denied_checks_become_demand_signals_off_the_hot_path(
     async with sessionmaker() as s:
         row = (await s.scalars(select(DemandSignal))).one()
     assert (row.feature, row.denied_checks, row.attempts, row.day) == ("forecasting", 3, 2, clock.now().date())
+
+
+async def payloads(sessionmaker: Any, *types: str) -> list[tuple[str, dict[str, Any]]]:
+    async with sessionmaker() as s:
+        rows = await s.execute(select(OutboxEvent.type, OutboxEvent.payload).where(OutboxEvent.type.in_(types))
+                               .order_by(OutboxEvent.seq))
+        return [(t, dict(p)) for t, p in rows]
+
+
+async def test_entitlement_seat_and_trial_events_name_the_account_and_user_by_the_vendors_ids(
+        client: AsyncTestClient[Any], key: str, clock: FrozenClock, sessionmaker: Any) -> None:
+    await grant(client, key, "acme", module="reports_pro", user="acme-ana", source_ref="deal-9")
+    pool = await grant(client, key, "acme", module="shared_workspaces", source_ref="seats-9", seats=2)
+    admin = await session_token(client, key, "acme", "acme-alice")
+    assert (await client.post(f"/v1/accounts/acme/grants/{pool['id']}/seats", json={"user": "acme-vic"},
+                              headers=bearer(admin))).status_code == 200
+    ana = await session_token(client, key, "acme", "acme-ana")
+    assert (await client.post("/v1/trials", json={"user": "acme-ana", "module": "nl_query"},
+                              headers=bearer(ana))).status_code == 201
+    clock.advance(timedelta(days=40))
+    async with sessionmaker() as session, session.begin():
+        await sweep(session, clock=clock, trial_ending_days=3)
+    types = ("entitlement.granted", "entitlement.seat_assigned", "trial.started", "trial.ended", "entitlement.expired")
+    seen = await payloads(sessionmaker, *types)
+    assert {t for t, _ in seen} == set(types)
+    for type_, body in seen:
+        assert body["account"] == "acme", (type_, body)
+        expected_user = None if body.get("user_id") is None else (
+            "acme-vic" if type_ == "entitlement.seat_assigned" else "acme-ana")
+        assert body.get("user") == expected_user, (type_, body)
+        assert body.get("user_id") is None or body["user_id"].startswith("usr_")  # ours stays beside theirs
+    # and either id fetches the object
+    account_id = next(b["account_id"] for t, b in seen if t == "entitlement.granted")
+    for ref in ("acme", account_id):
+        r = await client.get(f"/v1/accounts/{ref}", headers=bearer(key))
+        assert r.status_code == 200 and r.json()["external_id"] == "acme", (ref, r.text)

@@ -98,6 +98,8 @@ class EntitlementExpired(Payload, frozen=True, kw_only=True):
     source: str
     source_ref: str
     ended_at: datetime
+    account: str | None = None
+    user: str | None = None
 
 
 class EntitlementGranted(Payload, frozen=True, kw_only=True):
@@ -115,6 +117,8 @@ class EntitlementGranted(Payload, frozen=True, kw_only=True):
     status: str
     reason: str | None = None
     effective_at: datetime | None = None
+    account: str | None = None
+    user: str | None = None
 
 
 class EntitlementRevoked(Payload, frozen=True, kw_only=True):
@@ -132,6 +136,8 @@ class EntitlementRevoked(Payload, frozen=True, kw_only=True):
     status: str
     reason: str | None = None
     effective_at: datetime | None = None
+    account: str | None = None
+    user: str | None = None
 
 
 class SeatAssigned(Payload, frozen=True, kw_only=True):
@@ -140,6 +146,8 @@ class SeatAssigned(Payload, frozen=True, kw_only=True):
     grant_id: str
     module: str
     user_id: str
+    account: str | None = None
+    user: str | None = None
 
 
 class SeatUnassigned(Payload, frozen=True, kw_only=True):
@@ -148,6 +156,8 @@ class SeatUnassigned(Payload, frozen=True, kw_only=True):
     grant_id: str
     module: str
     user_id: str
+    account: str | None = None
+    user: str | None = None
 
 
 class EntitlementUnused(Payload, frozen=True, kw_only=True):
@@ -162,6 +172,8 @@ class EntitlementUnused(Payload, frozen=True, kw_only=True):
     starts_at: datetime
     unused_days: int
     detected_at: datetime
+    account: str | None = None
+    user: str | None = None
 
 
 class JobFailed(Payload, frozen=True, kw_only=True):
@@ -787,6 +799,8 @@ class TrialConverted(Payload, frozen=True, kw_only=True):
     module: str
     converted_at: datetime
     days_to_convert: int
+    account: str | None = None
+    user: str | None = None
 
 
 class TrialEnded(Payload, frozen=True, kw_only=True):
@@ -797,6 +811,8 @@ class TrialEnded(Payload, frozen=True, kw_only=True):
     module: str
     ended_at: datetime
     converted: bool
+    account: str | None = None
+    user: str | None = None
 
 
 class TrialEnding(Payload, frozen=True, kw_only=True):
@@ -807,6 +823,8 @@ class TrialEnding(Payload, frozen=True, kw_only=True):
     module: str
     ends_at: datetime
     days_left: int
+    account: str | None = None
+    user: str | None = None
 
 
 class TrialStarted(Payload, frozen=True, kw_only=True):
@@ -819,6 +837,8 @@ class TrialStarted(Payload, frozen=True, kw_only=True):
     grant_id: str
     started_at: datetime
     ends_at: datetime
+    account: str | None = None
+    user: str | None = None
 
 
 class UsageCharged(Payload, frozen=True, kw_only=True):
@@ -852,6 +872,8 @@ class UsageLimitNear(Payload, frozen=True, kw_only=True):
     threshold_pct: int
     period_start: datetime
     period_end: datetime
+    account: str | None = None
+    user: str | None = None
 
 
 class WebhookEndpointDisabled(Payload, frozen=True, kw_only=True):
