@@ -55,6 +55,8 @@ from billing.routes import (
 from billing.stripe import handlers as _stripe_handlers  # noqa: F401  (registers the Stripe event handlers)
 from billing.stripe.routes import CardController, stripe_webhook
 from catalog.routes import CatalogController
+from entitlements.hotpath import PATH as CHECK_PATH
+from entitlements.hotpath import CheckFastPath
 from entitlements.routes import (
     EntitlementController,
     GrantController,
@@ -178,7 +180,7 @@ def create_app(
             if server is not None:
                 await asyncio.to_thread(server.cleanup)
 
-    app = Litestar(
+    app = CommerceApp(
         route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), consoles_router(),
                         *observability.route_handlers(settings), *extra_route_handlers],
         logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
@@ -198,7 +200,25 @@ def create_app(
     add_problem_responses(app)
     close_input_schemas(app)
     add_event_webhooks(app)
+    if settings.tracing != "on":  # a traced request gets its spans from the full stack
+        app.fast_check = CheckFastPath(app, settings)
     return app
+
+
+class CommerceApp(Litestar):
+    """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
+    check from a known API key is answered without routing, middleware layers, guards or parameter models;
+    every other request, and every check the fast path cannot answer exactly as the route would, goes on to
+    Litestar unchanged."""
+
+    fast_check: CheckFastPath | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_check
+        if (fast is not None and scope["type"] == "http" and scope["path"] == CHECK_PATH and not self.before_send
+                and await fast.answer(scope, send)):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _guard(limiter: RateLimiter | None) -> Guard:

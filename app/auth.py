@@ -164,18 +164,28 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token
 
 
+def remembered(state: Any, digest: str) -> VendorPrincipal | None:
+    """The principal of a token (by its SHA-256) verified earlier and still live, with its last use recorded
+    (at most once a minute per key and process); None when the token must be verified first."""
+    cache: KeyCache = state.key_cache
+    hit = cache.principal(digest)
+    if hit is None:
+        return None
+    known, principal = hit
+    if time.monotonic() - known.last_used_write > LAST_USED_RESOLUTION_S:
+        known.last_used_write = time.monotonic()
+        _schedule_last_used(state, principal.key_id, state.clock)
+    return principal
+
+
 async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, token: str) -> VendorPrincipal:
     state = connection.app.state
     cache: KeyCache = state.key_cache
     clock: Clock = state.clock
     digest = keys.token_sha256(token)
-    hit = cache.principal(digest)
-    if hit is not None:
-        known, principal = hit
-        if time.monotonic() - known.last_used_write > LAST_USED_RESOLUTION_S:
-            known.last_used_write = time.monotonic()
-            _schedule_last_used(connection, key_id, clock)
-        return principal
+    known = remembered(state, digest)
+    if known is not None:
+        return known
     entry = cache.get(key_id)
     if entry is None:
         async with state.sessionmaker() as session:
@@ -192,15 +202,14 @@ async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, t
         raise Unauthorized("The API key is not valid.")
     if time.monotonic() - entry.last_used_write > LAST_USED_RESOLUTION_S:
         entry.last_used_write = time.monotonic()
-        _schedule_last_used(connection, key_id, clock)
+        _schedule_last_used(state, key_id, clock)
     principal = VendorPrincipal(key_id=key_id, scopes=entry.scopes, account_ids=entry.account_ids)
     cache.remember(digest, entry, principal)
     return principal
 
 
-def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, clock: Clock) -> None:
+def _schedule_last_used(state: Any, key_id: str, clock: Clock) -> None:
     """Record last use off the request path, at most once a minute per key and process."""
-    state = connection.app.state
 
     async def write() -> None:
         try:

@@ -14,8 +14,8 @@ async def bare() -> dict[str, bool]:
     return {"ok": True}
 
 
-@get("/bench/bare-auth", opt={"scope": "entitlements:read", "owner": "user"},
-     summary="floor: the same API-key auth and query parsing as the check, constant body")
+@get("/bench/bare-auth", opt={"scope": "entitlements:read", "owner": "user", "rate_limit": "check"},
+     summary="floor: the same API-key auth, rate-limit class and query parsing as the check, constant body")
 async def bare_auth(user: UserRef, feature: str, quantity: int = 1) -> dict[str, bool]:
     return {"ok": True}
 
