@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,10 +22,10 @@ from entitlements.domain import CatalogView, counter_period, period_bounds
 
 _MERGE = text("""
     WITH s AS (
-        SELECT * FROM unnest(CAST(:n AS int[]), CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]),
-                             CAST(:f AS text[]), CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
-                             CAST(:p AS timestamptz[]), CAST(:pe AS timestamptz[]), CAST(:pr AS text[]),
-                             CAST(:dn AS boolean[])) AS t(n, a, e, u, f, k, q, o, p, pe, pr, dn)
+        SELECT (r->>0)::int AS n, r->>1 AS a, r->>2 AS e, r->>3 AS u, r->>4 AS f, r->>5 AS k, (r->>6)::bigint AS q,
+               (r->>7)::timestamptz AS o, (r->>8)::timestamptz AS p, (r->>9)::timestamptz AS pe, r->10 AS pr,
+               (r->>11)::boolean AS dn
+          FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
     ), fresh AS (
         INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
         SELECT a, e, :now FROM s ORDER BY a, e
@@ -35,7 +36,7 @@ _MERGE = text("""
     ), stored AS (
         INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
                                       period_start, properties, recorded_at)
-        SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now FROM new
+        SELECT a, e, u, f, k, q, o, p, NULLIF(pr, 'null'), :now FROM new
     ), counted AS (
         INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
         SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
@@ -56,6 +57,9 @@ _MERGE = text("""
     SELECT s.n FROM s
      WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
 """)
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 class StagedEvent(NamedTuple):
@@ -94,8 +98,8 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     if not events:
         return set()
     of = periods.of
-    bounds = [of(ev[3], ev[6]) for ev in events]
-    columns = [list(c) for c in zip(*events, strict=True)]
-    params: dict[str, object] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
-    params |= {"n": list(range(len(events))), "p": [b[0] for b in bounds], "pe": [b[1] for b in bounds], "now": now}
-    return set((await session.scalars(_MERGE, params)).all())
+    # One JSON text, not twelve arrays: the driver would check every array element's type in Python (about a
+    # third of a batch's CPU for 500 events); PostgreSQL splits the rows again in C.
+    rows = _ENCODE([(i, *ev[:7], *of(ev[3], ev[6]), None if ev[7] is None else msgspec.Raw(ev[7].encode()), ev[8])
+                    for i, ev in enumerate(events)]).decode()
+    return set((await session.scalars(_MERGE, {"rows": rows, "now": now})).all())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -129,3 +130,25 @@ def test_only_plain_queries_are_parsed_here() -> None:
                 b"user=a&user=a&feature=b", b"user=a&feature=b&", b"user=-a&feature=b", b"user=" + b"a" * 201 +
                 b"&feature=b", b"user=a&feature=" + b"b" * 61):
         assert parse_query(bad) is None, bad
+
+
+async def test_a_merged_batch_stores_each_event_as_sent(client: AsyncTestClient[Any], key: str,
+                                                       sessionmaker: Any, clock: FrozenClock) -> None:
+    """The batch travels to PostgreSQL as one JSON text: ids, times, quantities and properties arrive intact."""
+    from sqlalchemy import text
+
+    at = (clock.now() - timedelta(hours=5, microseconds=123457)).isoformat()
+    events = [{"event_id": "p-1", "user": "acme-ana", "feature": "reports", "quantity": 3, "occurred_at": at,
+               "properties": {"ré\"s\\u": "ünï\ncode \"q\"", "n": 2**53, "b": False, "z": None}},
+              {"event_id": "p-2:x@y/z+=", "user": "acme-ana", "feature": "reports"},
+              {"event_id": "p-3", "user": "acme-ana", "feature": "forecasting", "kind": "attempt", "properties": {}}]
+    r = await client.post("/v1/usage", json={"events": events}, headers=bearer(key))
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    async with sessionmaker() as s:
+        rows = {e: (q, k, o, p) for e, q, k, o, p in (await s.execute(text(
+            "SELECT event_id, quantity, kind, occurred_at, properties FROM ent_usage_events ORDER BY event_id"))).all()}
+    assert rows["p-1"][:2] == (3, "usage") and rows["p-1"][2].isoformat() == \
+        (clock.now() - timedelta(hours=5, microseconds=123457)).isoformat()
+    assert rows["p-1"][3] == events[0]["properties"]
+    assert rows["p-2:x@y/z+="][0] == 1 and rows["p-2:x@y/z+="][3] is None and rows["p-2:x@y/z+="][2] == clock.now()
+    assert rows["p-3"][1:] == ("attempt", clock.now(), None)  # empty properties are stored as none
