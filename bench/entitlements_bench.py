@@ -192,6 +192,11 @@ async def http_phase(base: str, token: str, seconds: int, connections: int, roun
             half = wrk(base + paths["check"], token, seconds, conns, delay_ms=delay * half["rps"] / target)
         out["check_half_load"] = {"target_rps": target, "method": "wrk paced (Lua delay per connection)",
                                   **(half or {})}
+        # the same pace on the bare endpoint right after: the tail the machine itself adds at this rate
+        bare = wrk(base + paths["bare"], token, seconds, conns, delay_ms=delay)
+        assert bare is not None
+        out["bare_same_pace"] = bare
+        out["half_load_p99_vs_bare_same_pace"] = half["p99_ms"] / bare["p99_ms"]
     else:
         host, port = base.removeprefix("http://").split(":")
         out["check_half_load"] = {"method": "python open loop", **await _open_loop(

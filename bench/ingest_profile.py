@@ -2,11 +2,12 @@
 
     python -m bench.ingest_profile [--batches 60] [--profile]
 
-The app runs in this process, called through httpx's ASGI transport on this event loop (no HTTP server, no concurrency) on an embedded
-PostgreSQL in a temporary folder seeded like ``bench.entitlements_bench``. Per batch: wall and CPU time of the
-whole request, and the wall time of the merge statement alone (a SQLAlchemy event around it); then the same rows
-by binary COPY into the events table, one transaction per batch (the floor of bench.ingest_bench). ``--profile``
-prints the functions with the most cumulative time (cProfile) over the batches.
+The app runs in this process, called through httpx's ASGI transport on this event loop (no HTTP server, no
+concurrency), on an embedded PostgreSQL in a temporary folder seeded like ``bench.entitlements_bench``. Per
+batch: wall and CPU time of the whole request and the wall time of every statement (SQLAlchemy events); then the
+same rows by binary COPY into the events table, one transaction per batch (the floor of bench.ingest_bench).
+``--profile`` adds the functions with the most time of their own (cProfile) and the merge's plan (EXPLAIN
+ANALYZE of one more batch, rolled back).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ async def explain(url: str, batch: list[dict[str, Any]]) -> str:
     from app.db import create_engine, make_sessionmaker
     from catalog.service import load_live
     from entitlements.domain import CatalogView
-    from entitlements.service._staging import _MERGE, Periods, StagedEvent, _ENCODE
+    from entitlements.service._staging import _ENCODE, _MERGE, Periods, StagedEvent
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
