@@ -183,7 +183,9 @@ async def http_phase(base: str, token: str, seconds: int, connections: int, roun
         print(json.dumps(one), flush=True)
     best = sorted(out["rounds"], key=lambda r: r["check_vs_bare"])[len(out["rounds"]) // 2]  # the median round
     out.update({k: best[k] for k in (*paths, "check_vs_bare", "check_vs_bare_auth")})
-    target, conns = out["check"]["rps"] / 2, 16
+    target = out["check"]["rps"] / 2
+    # wrk's pause is whole milliseconds: enough connections that each pauses >= 5 ms keeps the pace within 20 %
+    conns = min(256, max(16, int(target * 5 / 1000)))
     if shutil.which("wrk"):
         delay = conns * 1000 / target
         half = wrk(base + paths["check"], token, seconds, conns, delay_ms=delay)
