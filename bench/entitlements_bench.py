@@ -194,11 +194,13 @@ async def http_phase(base: str, token: str, seconds: int, connections: int, roun
             half = wrk(base + paths["check"], token, seconds, conns, delay_ms=delay * half["rps"] / target)
         out["check_half_load"] = {"target_rps": target, "method": "wrk paced (Lua delay per connection)",
                                   **(half or {})}
-        # the same pace on the bare endpoint right after: the tail the machine itself adds at this rate
-        bare = wrk(base + paths["bare"], token, seconds, conns, delay_ms=delay)
+        # the bare endpoint at half of its own peak right after: the tail the stack and the machine add anyway
+        bare_target = out["bare"]["rps"] / 2
+        bare_conns = min(256, max(16, int(bare_target * 5 / 1000)))
+        bare = wrk(base + paths["bare"], token, seconds, bare_conns, delay_ms=bare_conns * 1000 / bare_target)
         assert bare is not None
-        out["bare_same_pace"] = bare
-        out["half_load_p99_vs_bare_same_pace"] = half["p99_ms"] / bare["p99_ms"]
+        out["bare_half_load"] = {"target_rps": bare_target, **bare}
+        out["half_load_p99_vs_bare_half_load"] = half["p99_ms"] / bare["p99_ms"]
     else:
         host, port = base.removeprefix("http://").split(":")
         out["check_half_load"] = {"method": "python open loop", **await _open_loop(
