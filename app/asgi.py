@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -100,7 +101,7 @@ def create_app(
     clock: Clock | None = None,
     extra_route_handlers: Sequence[ControllerRouterHandler] = (),
     stripe_fake: FakeStripe | None = None,
-) -> Litestar:
+) -> CommerceApp:
     """Build the app; the database (embedded when DATABASE_URL is unset) is opened in its lifespan.
 
     With COMMERCE_STRIPE=fake (never in production) card payments run against the in-process Stripe fake,
@@ -270,6 +271,16 @@ def exit_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def settled(app: CommerceApp) -> CommerceApp:
+    """The app as a server worker keeps it: what importing and building made (about 200,000 objects) is collected
+    once and then frozen out of the cycle collector's reach, so a full collection while serving scans only
+    what serving made (on two busy cores a full pass over everything took 100-180 ms, a stall of every request
+    in flight). Only for the worker's one app: a process building many apps (tests) would freeze their garbage."""
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def app_factory() -> Litestar:
     """Entry point for ASGI servers (``--factory``): settings from the environment."""
     settings = load_settings()
@@ -277,4 +288,4 @@ def app_factory() -> Litestar:
     parent = os.environ.get(SERVE_PID_ENV)
     if parent is not None and parent.isdigit() and int(parent) == os.getppid():
         exit_with_parent(int(parent))
-    return create_app(settings)
+    return settled(create_app(settings))

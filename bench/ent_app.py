@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar, get
 
-from app.asgi import create_app
+from app.asgi import create_app, settled
 from app.params import UserRef
 from app.settings import load_settings
 
@@ -21,4 +21,4 @@ async def bare_auth(user: UserRef, feature: str, quantity: int = 1) -> dict[str,
 
 
 def app_factory() -> Litestar:
-    return create_app(load_settings(), extra_route_handlers=[bare, bare_auth])
+    return settled(create_app(load_settings(), extra_route_handlers=[bare, bare_auth]))
