@@ -233,7 +233,7 @@ def main() -> None:
         key = asyncio.run(seed(url))
         settings = load_settings({}, env="test", database_url=url, data_dir=tmp / "data",
                                  token_secret="bench-" + "x" * 40, dispatcher="off", scheduler="off", sweep_seconds=0,
-                                 cors_origins=(ORIGIN,), rate_limit_check_user="100000000/minute")
+                                 cors_origins=(ORIGIN,), rate_limit_check_user="100000000/minute", stripe_backend="off")
         user = asyncio.run(user_token(settings, url))
         result: dict[str, Any] = {"machine": f"{platform.machine()}, Python {platform.python_version()}"}
         result["limiter"] = asyncio.run(limiter_phase(settings, url, args.requests))
