@@ -49,9 +49,20 @@ async def notify_many(session: AsyncSession, topic: str, values: list[str]) -> N
     """``notify`` for many values in one statement (bulk writers such as usage ingestion)."""
     if not values:
         return
-    payloads = [f"{topic}:{v}" for v in dict.fromkeys(values)]
+    payloads = payloads_of(topic, values)
     await session.execute(text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
                           {"channel": CHANNEL, "payloads": payloads})
+    sent(session, payloads)
+
+
+def payloads_of(topic: str, values: list[str]) -> list[str]:
+    """The distinct payloads telling ``values`` on ``topic``, for a writer that sends them in its own statement
+    (``SELECT pg_notify(CHANNEL, p) FROM unnest(:payloads) AS p``) and then calls ``sent``."""
+    return [f"{topic}:{v}" for v in dict.fromkeys(values)]
+
+
+def sent(session: AsyncSession, payloads: list[str]) -> None:
+    """Record payloads the caller's statement notified: this process's listeners get them when it commits."""
     sync = session.sync_session
     if _PENDING not in sync.info:
         sync.info[_PENDING] = []
