@@ -18,9 +18,11 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import notify
 from entitlements.domain import CatalogView, counter_period, period_bounds
+from entitlements.service._changes import TOPIC
 
-_MERGE = text("""
+_MERGE_SQL = """
     WITH s AS (
         SELECT (r->>0)::int AS n, r->>1 AS a, r->>2 AS e, r->>3 AS u, r->>4 AS f, r->>5 AS k, (r->>6)::bigint AS q,
                (r->>7)::timestamptz AS o, (r->>8)::timestamptz AS p, (r->>9)::timestamptz AS pe, r->10 AS pr,
@@ -53,10 +55,27 @@ _MERGE = text("""
         DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
                       attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
                       last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
-    )
-    SELECT s.n FROM s
-     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
-""")
+    ){changes}
+    SELECT s.n, CAST(NULL AS text) AS p FROM s
+     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e){told}
+"""
+# With ``changes_wide_after``: the change rows and notices of the users whose usage the batch added (the whole
+# account when it names more than that many of its users), in the same statement, so nothing runs between the
+# counters' row locks and the commit but the answer (concurrent batches on the same counters queue on them).
+_CHANGES = """, touched AS (
+        SELECT DISTINCT a, u FROM new WHERE k = 'usage'
+    ), targets AS (
+        SELECT a, CASE WHEN count(*) OVER (PARTITION BY a) > :wide THEN NULL ELSE u END AS u FROM touched
+    ), logged AS (
+        INSERT INTO ent_changes (account_id, user_id)
+        SELECT DISTINCT a, u FROM targets
+        RETURNING account_id, user_id
+    ), told AS (
+        SELECT p, pg_notify(:channel, p) FROM (
+            SELECT :topic || ':' || account_id || coalesce(':' || user_id, '') AS p FROM logged) AS x
+    )"""
+_MERGE = text(_MERGE_SQL.format(changes="", told=""))
+_MERGE_TELLING = text(_MERGE_SQL.format(changes=_CHANGES, told="\n    UNION ALL SELECT NULL, p FROM told"))
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -92,9 +111,12 @@ class Periods:
         return hit
 
 
-async def merge_events(session: AsyncSession, events: list[StagedEvent], *, periods: Periods,
-                       now: datetime) -> set[int]:
-    """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new."""
+async def merge_events(session: AsyncSession, events: list[StagedEvent], *, periods: Periods, now: datetime,
+                       changes_wide_after: int | None = None) -> set[int]:
+    """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new.
+
+    With ``changes_wide_after`` the statement also records the entitlement changes of the usage it added (per
+    user, or per account past that many users) and tells every process, as ``record_changes`` would."""
     if not events:
         return set()
     of = periods.of
@@ -102,4 +124,9 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     # third of a batch's CPU for 500 events); PostgreSQL splits the rows again in C.
     rows = _ENCODE([(i, *ev[:7], *of(ev[3], ev[6]), None if ev[7] is None else msgspec.Raw(ev[7].encode()), ev[8])
                     for i, ev in enumerate(events)]).decode()
-    return set((await session.scalars(_MERGE, {"rows": rows, "now": now})).all())
+    if changes_wide_after is None:
+        return {n for n, _ in (await session.execute(_MERGE, {"rows": rows, "now": now})).all()}
+    out = (await session.execute(_MERGE_TELLING, {"rows": rows, "now": now, "wide": changes_wide_after,
+                                                  "channel": notify.CHANNEL, "topic": TOPIC})).all()
+    notify.sent(session, sorted(p for n, p in out if n is None))
+    return {n for n, _ in out if n is not None}

@@ -152,3 +152,30 @@ async def test_a_merged_batch_stores_each_event_as_sent(client: AsyncTestClient[
     assert rows["p-1"][3] == events[0]["properties"]
     assert rows["p-2:x@y/z+="][0] == 1 and rows["p-2:x@y/z+="][3] is None and rows["p-2:x@y/z+="][2] == clock.now()
     assert rows["p-3"][1:] == ("attempt", clock.now(), None)  # empty properties are stored as none
+
+
+async def test_a_merged_batch_logs_and_tells_the_changes_of_the_usage_it_added(
+    client: AsyncTestClient[Any], key: str, sessionmaker: Any,
+) -> None:
+    """Per user, the whole account past 20 users, nothing for a replay: in the merge statement itself."""
+    from sqlalchemy import text
+
+    async def changes() -> list[tuple[str, str | None]]:
+        async with sessionmaker() as s:
+            return [(a, u) for a, u in (await s.execute(text(
+                "SELECT a.external_id, u.external_id FROM ent_changes c JOIN accounts a USING (account_id) "
+                "LEFT JOIN users u ON u.account_id = c.account_id AND u.user_id = c.user_id ORDER BY c.seq")))]
+
+    before = len(await changes())
+    two = [{"event_id": f"c-{i}", "user": u, "feature": "reports"} for i, u in enumerate(["acme-ana", "acme-vic"])]
+    two.append({"event_id": "c-try", "user": "acme-alice", "feature": "reports", "kind": "attempt"})
+    assert (await client.post("/v1/usage", json={"events": two}, headers=bearer(key))).json()["accepted"] == 3
+    assert sorted((await changes())[before:], key=str) == [("acme", "acme-ana"), ("acme", "acme-vic")]
+    assert (await client.post("/v1/usage", json={"events": two}, headers=bearer(key))).json()["duplicates"] == 3
+    assert len(await changes()) == before + 2  # a replay changes nothing
+    for i in range(21):
+        r = await client.post("/v1/accounts/acme/users", json={"external_id": f"many-{i}"}, headers=bearer(key))
+        assert r.status_code in (200, 201), r.text
+    wide = [{"event_id": f"w-{i}", "user": f"many-{i}", "feature": "reports"} for i in range(21)]
+    assert (await client.post("/v1/usage", json={"events": wide}, headers=bearer(key))).json()["accepted"] == 21
+    assert (await changes())[before + 2:] == [("acme", None)]
