@@ -18,6 +18,7 @@ from catalog.domain import Audience, Decision, Live, Offer, PriceView, Unlock, a
 from catalog.service import (
     OwnerSource,
     apply_document,
+    cached_live,
     cancel_migration,
     current_prices,
     evaluate_availability,
@@ -48,6 +49,7 @@ __all__ = [
     "Unlock",
     "apply_document",
     "availability",
+    "cached_live",
     "cancel_migration",
     "current_prices",
     "evaluate",

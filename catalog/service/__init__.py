@@ -11,6 +11,7 @@ from catalog.service._apply import (
 )
 from catalog.service._live import (
     OwnerSource,
+    cached_live,
     current_revision,
     load_live,
     owner_source_info,
@@ -46,6 +47,7 @@ __all__ = [
     "PlanResult",
     "apply_document",
     "availability_matrix",
+    "cached_live",
     "cancel_migration",
     "current_prices",
     "current_revision",
