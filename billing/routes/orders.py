@@ -51,6 +51,11 @@ class QuoteController(Controller):
                      clock: ClockDep, settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
         items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
         ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
+        fast = await service.fast_quote(request.app.state.engine, principal, user_ref=data.user, items=items,
+                                        include_requirements=data.include_requirements, clock=clock, ttl=ttl,
+                                        taxed=gateway is not None)
+        if fast is not None:  # one read and the price lock's INSERT; anything else goes on below
+            return fast
         if gateway is not None:  # Stripe Tax is asked outside any transaction (a session of its own)
             return await tax_flows.quote_with_tax(
                 request.app.state.sessionmaker, gateway, principal, user_ref=data.user, items=items,

@@ -91,8 +91,7 @@ def _read_sql(dialect: Dialect) -> str:
         "AND p.starts_at <= $2 AND p.ends_at > $2 "
         "LEFT JOIN LATERAL (SELECT v.version, v.policy FROM guardrail_versions v WHERE v.account_id = q.account_id "
         "ORDER BY v.version DESC LIMIT 1) gv ON true "
-        "LEFT JOIN LATERAL (SELECT r.revision, r.source_sha256, r.applied_at FROM catalog_revisions r "
-        "ORDER BY r.revision DESC LIMIT 1) cr ON true "
+        f"LEFT JOIN LATERAL ({catalog.head_sql()}) cr ON true "
         "WHERE q.quote_id = $1")
 
 
@@ -327,8 +326,8 @@ def _order_rows(statement: Statement, read: _Read, order: Order, hold: BudgetHol
     statement.guard(f"coalesce((SELECT max(version) FROM guardrail_versions WHERE account_id = {a}), 0) = "
                     f"{p(read.policy_version, 'INT')}", "policy_changed")
     assert read.head is not None
-    statement.guard("(SELECT revision FROM catalog_revisions ORDER BY revision DESC LIMIT 1) = "
-                    f"{p(read.head[0], 'INT')}", "catalog_changed")
+    statement.guard(f"(SELECT h.revision FROM ({catalog.head_sql()}) AS h) = {p(read.head[0], 'INT')}",
+                    "catalog_changed")
     cap = read.policy.per_user_cap_minor
     if cap is not None:  # checked against the spend as it is now (the decision saw it a moment ago)
         states = ", ".join(f"'{s}'" for s in SPENDING_STATES)

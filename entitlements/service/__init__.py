@@ -2,7 +2,7 @@
 
 import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
 from entitlements.service._alerts import alert_limits_near, alert_unused, sweep_alerts
-from entitlements.service._fast import changes_in, grant_in, no_open_trial
+from entitlements.service._fast import changes_in, grant_in, held_modules_sql, no_open_trial
 from entitlements.service._grants import (
     Source,
     assign_seat,
@@ -70,6 +70,7 @@ __all__ = [
     "grant_history",
     "grant_in",
     "grant_reads",
+    "held_modules_sql",
     "holdings_by_role",
     "import_events",
     "import_grants",

@@ -60,3 +60,15 @@ def no_open_trial(statement: Statement, *, account_id: str, user_id: str, module
         "NOT EXISTS (SELECT 1 FROM ent_trials WHERE account_id = "
         f"{statement.param(account_id, 'VARCHAR')} AND module = ANY({statement.param(modules, 'VARCHAR[]')}) "
         f"AND subject IN ({statement.param(user_id, 'VARCHAR')}, '*') AND converted_at IS NULL)", "open_trial")
+
+
+def held_modules_sql(account: str, user: str, now: str, *, bought: bool) -> str:
+    """SQL of the modules ``owned_modules_both`` finds (``bought``: those held by more than a trial), as an
+    array, for another package's one-statement read; the arguments are SQL expressions."""
+    return ("ARRAY(SELECT g.module FROM ent_grants g WHERE "
+            f"g.account_id = {account} AND (g.ends_at IS NULL OR g.ends_at > {now}) "
+            f"AND (g.revoked_at IS NULL OR g.revoked_at > {now}) AND g.starts_at <= {now} "
+            f"AND (g.user_id = {user} OR (g.user_id IS NULL AND g.seats IS NULL) OR (g.seats IS NOT NULL AND "
+            "EXISTS (SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id "
+            f"AND s.grant_id = g.grant_id AND s.user_id = {user}))) GROUP BY g.module"
+            + (" HAVING bool_or(g.source <> 'trial'))" if bought else ")"))
