@@ -227,7 +227,7 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
     emit(paid, extra=beside)
     features: dict[str, dict[str, Any]] = {}
     credited = set(read.credited)
-    credits, subscriptions, targets = [], [], []
+    credits, subscriptions, notices = [], [], []
     for line, category in zip(order.lines, categories, strict=True):
         assert category is not None
         holder = None if line.seat_pool else user.user_id
@@ -237,7 +237,7 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
             seats=line.quantity if line.seat_pool else None, now=now, account_ref=account.external_id,
             user_ref=user.external_id)
         emit(granted.event, published=granted)
-        targets.append((account.account_id, holder))
+        notices += entitlements.changes_in(statement, [(account.account_id, holder)])  # one per grant, as grant()
         features[line.module] = dict(by_key[line.module].features)
         motion = classify(category=category, is_renewal=False, owned_categories=credited)
         credited.add(category)
@@ -255,7 +255,6 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
                 current_period_start=line.period_start, current_period_end=line.period_end, grace_until=None,
                 dunning_attempts=0, next_attempt_at=None, last_order_id=order.order_id, created_at=now,
                 updated_at=now, ended_at=None))
-    notices = entitlements.changes_in(statement, targets)
     entitlements.no_open_trial(statement, account_id=account.account_id, user_id=user.user_id, modules=list(modules))
     order.fulfilled_at, order.provision_status = now, "requested"
     emit(ProvisionRequested(

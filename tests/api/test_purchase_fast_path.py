@@ -46,17 +46,25 @@ def _normal(row: str, tenant: str) -> str:
     return text.replace(tenant, "TENANT")
 
 
+def _changed(before: dict[str, set[str]], after: dict[str, set[str]], tenant: Tenant) -> dict[str, list[str]]:
+    changed = {t: sorted(_normal(x, tenant.account) for x in after[t] - before.get(t, set())) for t in after}
+    return {t: rows for t, rows in changed.items() if rows}
+
+
 async def _purchase_rows(client: AsyncTestClient[Any], dsn: str, tenant: Tenant,
                          key: str) -> tuple[dict[str, list[str]], dict[str, Any]]:  # noqa: F811
     await budget(client, key, 100_000, account=tenant.account)
-    q = await quote(client, tenant.user_token, tenant.user, "reports_basic")
+    before = await _rows(dsn)
+    q = await quote(client, tenant.user_token, tenant.user, "reports_basic", "comments")
+    quoted = _changed(before, await _rows(dsn), tenant)
+    assert list(quoted) == ["quotes"], quoted
     before = await _rows(dsn)
     r = await order(client, tenant.user_token, q["id"])
     assert r.status_code == 201, r.text
     after = await _rows(dsn)
-    changed = {t: sorted(_normal(x, tenant.account) for x in after[t] - before.get(t, set())) for t in after}
-    answer = json.loads(_ID.sub(lambda m: m.group(0).split("_")[0] + "_*", r.text).replace(tenant.account, "T"))
-    return {t: rows for t, rows in changed.items() if rows}, answer
+    answers = [_ID.sub(lambda m: m.group(0).split("_")[0] + "_*", x).replace(tenant.account, "T")
+               for x in (json.dumps(q), r.text)]
+    return {**_changed(before, after, tenant), "quote": quoted["quotes"]}, {"quote": answers[0], "order": answers[1]}
 
 
 def _off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +72,7 @@ def _off(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     monkeypatch.setattr(billing.service, "fast_order", ordinary)
+    monkeypatch.setattr(billing.service, "fast_quote", ordinary)
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -81,12 +90,30 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+def _quote_spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each quote took the fast path."""
+    answered: list[bool] = []
+    real = billing.service.fast_quote
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        found = await real(*args, **kwargs)
+        answered.append(found is not None)
+        return found
+
+    monkeypatch.setattr(billing.service, "fast_quote", spy)
+    return answered
+
+
 async def test_the_fast_path_writes_the_rows_and_answer_the_ordinary_path_writes(
     client: AsyncTestClient[Any], key: str, settings: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    acme = await make_tenant(client, key, "acme")
+    await quote(client, acme.user_token, acme.user, "reports_basic")  # the process caches the live catalog
     seen = _spy(monkeypatch)
-    fast_rows, fast_answer = await _purchase_rows(client, dsn, await make_tenant(client, key, "acme"), key)
+    quotes = _quote_spy(monkeypatch)
+    fast_rows, fast_answer = await _purchase_rows(client, dsn, acme, key)
+    assert quotes == [True], "the quote took the fast path"
     assert len(seen) == 1, "the purchase took the fast path"
     _off(monkeypatch)
     slow_rows, slow_answer = await _purchase_rows(client, dsn, await make_tenant(client, key, "beta"), key)
@@ -95,7 +122,7 @@ async def test_the_fast_path_writes_the_rows_and_answer_the_ordinary_path_writes
     assert sorted(fast_rows) == sorted(slow_rows)
     for table in slow_rows:
         assert fast_rows[table] == slow_rows[table], table
-    assert len(fast_rows["outbox_events"]) == 5
+    assert len(fast_rows["outbox_events"]) == 6  # created, paid, 2 granted, provisioning, fulfilled
 
 
 _RIVAL = ("INSERT INTO budget_periods SELECT b.account_id, b.budget_id, '2026-11', '2026-11-01', '2026-12-01', "

@@ -43,7 +43,8 @@ async def test_a_budget_purchase_stays_within_its_statement_budget(
     async def ordinary(*args: Any, **kwargs: Any) -> None:
         return None
 
-    monkeypatch.setattr(billing.service, "fast_order", ordinary)  # the ordinary path (every other case)
+    monkeypatch.setattr(billing.service, "fast_order", ordinary)  # the ordinary paths (every other case)
+    monkeypatch.setattr(billing.service, "fast_quote", ordinary)
     await budget(client, key, 1_000_000)
     warm = await quote(client, acme.user_token, acme.user, "reports_basic")  # caches, the period row
     assert (await order(client, acme.user_token, warm["id"])).status_code == 201
@@ -64,7 +65,9 @@ async def test_the_common_budget_order_is_one_read_and_one_statement(
     await budget(client, key, 1_000_000)
     warm = await quote(client, acme.user_token, acme.user, "reports_basic")  # caches
     assert (await order(client, acme.user_token, warm["id"])).status_code == 201
-    q = await quote(client, acme.user_token, acme.user, "comments")
+    with statements() as seen:
+        q = await quote(client, acme.user_token, acme.user, "comments")
+    assert seen == [], "the quote is one read and one INSERT on the driver, no statement through the ORM"
     sent: list[str] = []
     real_read, real_build = fast._read, fast._build
 
