@@ -51,9 +51,31 @@ def _changed(before: dict[str, set[str]], after: dict[str, set[str]], tenant: Te
     return {t: rows for t, rows in changed.items() if rows}
 
 
+# a suggestion of reports_basic shown yesterday (the purchase is attributed to it), and the buyer's roles already
+# counted as peers owning it (the purchase adds an owner, up to the role's users)
+_SHOWN = """
+INSERT INTO sug_impressions (account_id, suggestion_id, request_id, user_id, module, kind, surface, trigger, rank,
+                             score, holdout, amount_minor, currency, shown_at)
+SELECT account_id, 'sug_' || left(md5(user_id), 26), 'sgr_1', user_id, 'reports_basic', 'purchase', 'widget', NULL, 1, 0.5,
+       false, 225, 'USD', '2026-11-22T12:00:00Z' FROM users WHERE external_id = $1;
+INSERT INTO sug_peer_stats (account_id, role, module, role_users, owners, active_owners)
+SELECT account_id, unnest(roles), 'reports_basic', 5, 1, 0 FROM users WHERE external_id = $1
+"""
+
+
+async def _seen_before(dsn: str, user: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for part in _SHOWN.split(";"):
+            await conn.execute(part, user)
+    finally:
+        await conn.close()
+
+
 async def _purchase_rows(client: AsyncTestClient[Any], dsn: str, tenant: Tenant,
                          key: str) -> tuple[dict[str, list[str]], dict[str, Any]]:  # noqa: F811
     await budget(client, key, 100_000, account=tenant.account)
+    await _seen_before(dsn, tenant.user)
     before = await _rows(dsn)
     q = await quote(client, tenant.user_token, tenant.user, "reports_basic", "comments")
     quoted = _changed(before, await _rows(dsn), tenant)
@@ -122,6 +144,9 @@ async def test_the_fast_path_writes_the_rows_and_answer_the_ordinary_path_writes
     assert sorted(fast_rows) == sorted(slow_rows)
     for table in slow_rows:
         assert fast_rows[table] == slow_rows[table], table
+    outcome = json.loads(fast_rows["sug_outcomes"][0])
+    assert outcome["suggestion_id"] == "sug_*", outcome  # attributed to the suggestion shown
+    assert any('"owners": 2' in row for row in fast_rows["sug_peer_stats"]), fast_rows["sug_peer_stats"]
     assert len(fast_rows["outbox_events"]) == 6  # created, paid, 2 granted, provisioning, fulfilled
 
 
