@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -152,7 +153,10 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection
         assert conn is not None
-        read = await _read(conn, dialect, quote_id, clock=clock)
+        try:
+            read = await _read(conn, dialect, quote_id, clock=clock)
+        except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does
+            return None
         if read is None:
             return None
         built = _build(read, principal, claim, inline, url=url, reason=reason, clock=clock, dialect=dialect)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,7 +81,10 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection
         assert conn is not None
-        row = await conn.fetchrow(sql, user_ref, now, period_of(now)[0])
+        try:
+            row = await conn.fetchrow(sql, user_ref, now, period_of(now)[0])
+        except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does
+            return None
         if row is None:
             return None  # unknown, or named by our own id: the ordinary path looks further or answers 404
         values = list(row.values())

@@ -56,8 +56,8 @@ def _changed(before: dict[str, set[str]], after: dict[str, set[str]], tenant: Te
 _SHOWN = """
 INSERT INTO sug_impressions (account_id, suggestion_id, request_id, user_id, module, kind, surface, trigger, rank,
                              score, holdout, amount_minor, currency, shown_at)
-SELECT account_id, 'sug_' || left(md5(user_id), 26), 'sgr_1', user_id, 'reports_basic', 'purchase', 'widget', NULL, 1, 0.5,
-       false, 225, 'USD', '2026-11-22T12:00:00Z' FROM users WHERE external_id = $1;
+SELECT account_id, 'sug_' || left(md5(user_id), 26), 'sgr_1', user_id, 'reports_basic', 'purchase', 'widget',
+       NULL, 1, 0.5, false, 225, 'USD', '2026-11-22T12:00:00Z' FROM users WHERE external_id = $1;
 INSERT INTO sug_peer_stats (account_id, role, module, role_users, owners, active_owners)
 SELECT account_id, unnest(roles), 'reports_basic', 5, 1, 0 FROM users WHERE external_id = $1
 """
