@@ -56,8 +56,9 @@ async def notify_many(session: AsyncSession, topic: str, values: list[str]) -> N
 
 
 def payloads_of(topic: str, values: list[str]) -> list[str]:
-    """The distinct payloads telling ``values`` on ``topic``, for a writer that sends them in its own statement
-    (``SELECT pg_notify(CHANNEL, p) FROM unnest(:payloads) AS p``) and then calls ``sent``."""
+    """The notices ``notify_many`` sends on CHANNEL for these values, for a statement sending them itself
+    (``SELECT pg_notify(CHANNEL, p) FROM unnest(:payloads) AS p``); then ``sent`` (in a session) or
+    ``dispatch_local`` (after a commit outside one)."""
     return [f"{topic}:{v}" for v in dict.fromkeys(values)]
 
 
@@ -69,6 +70,13 @@ def sent(session: AsyncSession, payloads: list[str]) -> None:
         event.listen(sync, "after_commit", _dispatch_local)
         event.listen(sync, "after_rollback", _drop_pending)
     sync.info[_PENDING].extend(payloads)
+
+
+def dispatch_local(payloads: list[str]) -> None:
+    """Tell this process's listeners at once (after a commit that sent these notices outside a session)."""
+    for listener in list(_LOCAL):
+        for payload in payloads:
+            listener._dispatch(payload)
 
 
 def _dispatch_local(sync: Session) -> None:
