@@ -10,9 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import User
 from app.ids import new_id
-from suggest import peers
 from suggest import stats as st
 from suggest.models import SuggestionFeedback, SuggestionImpression, SuggestionOutcome
 from suggest.schemas import FunnelRead, LiftRead, ModuleStatsRead, StatsRead
@@ -32,14 +30,11 @@ async def record_purchase(session: AsyncSession, *, account_id: str, user_id: st
             SuggestionImpression.shown_at > at - timedelta(days=attribution_days),
             SuggestionImpression.kind.in_(("purchase", "trial", "plan_change")))
         .order_by(SuggestionImpression.shown_at.desc()).limit(1))).first()
-    inserted = await session.scalar(insert(SuggestionOutcome).values(
+    await session.execute(insert(SuggestionOutcome).values(
         account_id=account_id, outcome_id=new_id("sgo"), user_id=user_id, module=module, kind="purchase",
         source_ref=order_id, amount_minor=amount_minor, currency=currency, at=at,
         suggestion_id=shown.suggestion_id if shown else None, holdout=shown.holdout if shown else None,
-    ).on_conflict_do_nothing().returning(SuggestionOutcome.outcome_id))
-    if inserted is not None:
-        roles = await session.scalar(select(User.roles).where(User.account_id == account_id, User.user_id == user_id))
-        await peers.bump_owner(session, account_id, list(roles or []), module)
+    ).on_conflict_do_nothing())
     return shown.suggestion_id if shown else None
 
 

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -144,7 +145,6 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     """Rank, price and record suggestions for one user in one workflow moment (holdout users get none)."""
     s, now = ctx.settings, ctx.clock.now()
     user, account, snap, view = await _snapshot(session, ctx, principal, data.user)
-    await _ensure_stats(session, ctx, account.account_id, now)
     features, modules, prices = _catalog(ctx, view, account.currency)
     _, policy = await billing.current_policy(session, account)
     requester = g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center)
@@ -159,9 +159,12 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
         demand_since=now.date() - timedelta(days=facts.OLDER_DAYS - 1),
         usage_since=now - timedelta(days=31 * facts.HISTORY_MONTHS),
         recent_since=now - timedelta(days=s.suggest_recent_days))
-    rows = await facts.stored(session, account.account_id, user.user_id, roles=tuple(sorted(snap.roles)),
-                              surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
-                              cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days)
+    read_stored = partial(facts.stored, session, account.account_id, user.user_id, roles=tuple(sorted(snap.roles)),
+                          surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
+                          cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days)
+    rows = await read_stored()
+    if rows.everyone is None and await _ensure_stats(session, ctx, account.account_id, now):
+        rows = await read_stored()
     user_facts, series = await facts.user_facts(session, snap, account, now=now, signal_days=s.suggest_signal_days,
                                                 unused_days=s.suggest_unused_days, features=features,
                                                 modules=modules, activity=activity, rows=rows,
@@ -258,23 +261,15 @@ async def _weights(session: AsyncSession, ctx: Context, now: datetime) -> Weight
     return weights
 
 
-async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
-    """Recounts never run on the request path when the app can run them in the background: an account never
-    counted, or counted longer ago than the TTL, is recounted by the refresher and this answer uses what is
-    there (none yet: peers say nothing until then). Without a refresher (a bare call) the first count is done
-    here."""
-    ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
-    if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
-        return
-    at = await peers.refreshed_at(session, account_id)
-    background = ctx.refresher is not None and ctx.sessionmaker is not None
-    if (at is None or now - at > ttl) and background:
-        assert ctx.refresher is not None and ctx.sessionmaker is not None
+async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> bool:
+    """An account whose statistics were never counted (its "*" row is missing; every change keeps them up to date
+    once they are): the refresher counts it in the background and this answer goes without peers; without a
+    refresher (a bare call) it is counted here. Returns whether it was counted in this transaction."""
+    if ctx.refresher is not None and ctx.sessionmaker is not None:
         ctx.refresher.schedule(ctx.sessionmaker, account_id)
-    elif at is None:
-        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
-    elif ctx.refresher is not None:
-        ctx.refresher.seen(account_id, at + ttl)
+        return False
+    await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
+    return True
 
 
 async def recount_accounts(session: AsyncSession, principal: Principal, refs: list[str], *, now: datetime,
@@ -294,8 +289,6 @@ async def recount(session: AsyncSession, *, account_ids: list[str], now: datetim
         total += await peers.refresh_account(session, account_id, now=now, unused_days=unused_days)
     if refresher is not None:
         refresher.segments.clear()
-        for account_id in account_ids:
-            refresher.fresh_until.pop(account_id, None)
     return total
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, console, sessions, tokens
+from app.accounts.events import UserRolesChanged
 from app.accounts.models import Account, User
 from app.accounts.schemas import (
     AccountRead,
@@ -31,6 +32,7 @@ from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
 from app.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable, ValidationFailed
+from app.events import announce
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
@@ -240,6 +242,9 @@ async def upsert_user(
             await audit.record(session, clock=clock, actor=actor, action="user.created", target_type="user",
                                target_id=user.external_id, account_id=account.account_id,
                                after=model_to_dict(user, _USER_FIELDS))
+            await announce(session, UserRolesChanged(account_id=account.account_id, user_id=user.user_id,
+                                                     roles=list(user.roles)), clock=clock,
+                           account_id=account.account_id)
             return user, True
         existing = await session.scalar(
             select(User).where(User.external_id == data.external_id).with_for_update()
@@ -259,6 +264,9 @@ async def upsert_user(
     await session.flush()
     if set(before["roles"]) != set(after["roles"]):  # tokens carry roles: a demoted admin keeps none of its own
         await revoke_tokens(session, existing, actor=actor, reason="roles changed", clock=clock)
+        await announce(session, UserRolesChanged(account_id=account.account_id, user_id=existing.user_id,
+                                                 roles=list(existing.roles)), clock=clock,
+                       account_id=account.account_id)
     return existing, False
 
 
