@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
-from app.accounts.service import resolve_accounts
+from app.accounts.service import resolve_accounts, resolve_user_and_account
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
@@ -67,8 +67,7 @@ async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, u
                     ) -> tuple[User, Account, Snapshot, CatalogView]:
     """The user (tenancy enforced), the account, and the entitlement snapshot: from the process cache when
     warm, else read in this request's transaction (not a second one)."""
-    user = await resolve_user(session, principal, user_ref)
-    account = await session.get_one(Account, user.account_id)
+    user, account = await resolve_user_and_account(session, principal, user_ref)
     now = ctx.clock.now()
     view = await ctx.runtime.view(session)
     snap = ctx.runtime.snapshots.get(user_ref)

@@ -110,6 +110,20 @@ async def get_user(session: AsyncSession, ref: str) -> User | None:
     return user
 
 
+async def resolve_user_and_account(session: AsyncSession, principal: Principal, external_id: str,
+                                   ) -> tuple[User, Account]:
+    """``resolve_user`` and the user's account, read together (one statement when found by external id)."""
+    found = (await session.execute(select(User, Account).join(Account, Account.account_id == User.account_id)
+                                   .where(User.external_id == external_id))).first()
+    if found is None:
+        user = await resolve_user(session, principal, external_id)
+        return user, await session.get_one(Account, user.account_id)
+    user, account = found
+    if not principal.may_access_user(user.account_id, user.user_id):
+        raise NotFound(f"User {external_id!r} does not exist.")
+    return user, account
+
+
 async def resolve_user(
     session: AsyncSession, principal: Principal, external_id: str, *, account: Account | None = None,
 ) -> User:
