@@ -3,6 +3,7 @@ Never commits: the request's transaction does."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -308,3 +309,33 @@ async def feedback(session: AsyncSession, principal: Principal, suggestion_id: s
     return FeedbackRead(suggestion_id=suggestion_id, module=row.module, action=data.action,
                         recorded=inserted is not None, at=at or now)
 
+
+
+async def warm(ctx: Context, *, connections: int = 2) -> None:
+    """Before the first request: the catalog view and the engine's view of it (per currency the catalog prices
+    in), the served weights, and every statement of a suggestion request compiled and prepared on a few pooled
+    connections (run for nobody, in transactions rolled back), so the first request costs what the others do."""
+    assert ctx.sessionmaker is not None
+    maker = ctx.sessionmaker
+    now = ctx.clock.now()
+    async with maker() as session, session.begin():
+        view = await ctx.runtime.view(session)
+        for currency in sorted({lp.price.currency for lp in view.live.prices.values()}):
+            _catalog(ctx, view, currency)
+        await _weights(session, ctx, now)
+
+    async def statements() -> None:
+        async with maker() as session:
+            await session.begin()
+            await session.execute(select(User, Account).join(Account, Account.account_id == User.account_id)
+                                  .where(User.external_id == ""))
+            await load_snapshot(session, "", now=now, view=view)
+            await entitlements.user_activity(session, "", "", now=now, sources=("order",), demand_since=now.date(),
+                                             usage_since=now, recent_since=now)
+            await facts.stored(session, "", "", roles=(), surface="", now=now, cap=1, cap_hours=1, cooldown_days=1)
+            nobody = Account(account_id="")  # transient: only its id is read
+            await billing.current_policy(session, nobody)
+            await billing.budget_for(session, "", None)
+            await session.rollback()
+
+    await asyncio.gather(*(statements() for _ in range(connections)))
