@@ -9,7 +9,7 @@ read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage
 from entitlements.models import Grant
 from entitlements.service import (
     HoldingsByRole,
-    PastEvent,
+    PastEvents,
     PastGrant,
     UserActivity,
     account_holdings,
@@ -42,7 +42,7 @@ from entitlements.service import (
 __all__ = [
     "Grant",
     "HoldingsByRole",
-    "PastEvent",
+    "PastEvents",
     "PastGrant",
     "UserActivity",
     "account_holdings",

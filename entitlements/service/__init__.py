@@ -19,7 +19,7 @@ from entitlements.service._grants import (
     revoke_by_source,
     unassign_seat,
 )
-from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
+from entitlements.service._imports import PastEvents, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
     HoldingsByRole,
     UserActivity,
@@ -46,7 +46,7 @@ from entitlements.service._usage import add_signals, record_usage, usage_history
 
 __all__ = [
     "HoldingsByRole",
-    "PastEvent",
+    "PastEvents",
     "PastGrant",
     "Source",
     "UserActivity",

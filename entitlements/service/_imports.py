@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.ids import new_id
 from entitlements.domain import CatalogView
 from entitlements.service._changes import record_changes
-from entitlements.service._staging import Periods, StagedEvent, merge_events
+from entitlements.service._staging import Periods, merge_columns
 
 
 @dataclass(frozen=True)
@@ -30,15 +29,43 @@ class PastGrant:
     ends_at: datetime | None
 
 
-class PastEvent(NamedTuple):
-    account_id: str
-    user_id: str
-    event_id: str
-    feature: str
-    kind: str  # usage | attempt
-    quantity: int
-    occurred_at: datetime
-    denied: bool = False  # an attempt that was a denied check
+class PastEvents:
+    """A batch of past usage and attempt events as columns (thousands a batch: no object per event); an event
+    id the batch already holds for the account is skipped."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self._periods = Periods(view)
+        self._keys: set[tuple[str, str]] = set()
+        self.columns: dict[str, list[object]] = {k: [] for k in ("a", "e", "u", "f", "k", "q", "o", "pr", "dn", "p",
+                                                                   "pe")}
+        c = self.columns
+        self._append = (c["a"].append, c["e"].append, c["u"].append, c["f"].append, c["k"].append, c["q"].append,
+                        c["o"].append, c["pr"].append, c["dn"].append, c["p"].append, c["pe"].append)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, account_id: str, user_id: str, event_id: str, feature: str, kind: str, quantity: int,
+            occurred_at: datetime, *, denied: bool = False) -> None:
+        """``kind``: usage | attempt; ``denied``: an attempt that was a denied check."""
+        key = (account_id, event_id)
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        at = occurred_at.astimezone(UTC)
+        start, end = self._periods.of(feature, at)
+        a, e, u, f, k, q, o, pr, dn, p, pe = self._append
+        a(account_id)
+        e(event_id)
+        u(user_id)
+        f(feature)
+        k(kind)
+        q(quantity)
+        o(at)
+        pr(None)
+        dn(denied)
+        p(start)
+        pe(end)
 
 
 _INSERT_GRANTS = text("""
@@ -66,17 +93,14 @@ async def import_grants(session: AsyncSession, rows: list[PastGrant], *, now: da
     return out
 
 
-async def import_events(session: AsyncSession, events: list[PastEvent], *, view: CatalogView, now: datetime,
-                        ) -> set[str]:
-    """Record past usage and attempt events once each (counters and demand per day, one COPY and one merge);
+async def import_events(session: AsyncSession, events: PastEvents, *, now: datetime) -> set[str]:
+    """Record past usage and attempt events once each (counters and demand per day, one merge statement);
     returns the accounts that got a new event."""
-    if not events:
+    if not len(events):
         return set()
-    unique = {(e.account_id, e.event_id): e for e in events}
-    staged = [StagedEvent(a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at.astimezone(UTC),
-                          None, ev.denied) for (a, eid), ev in unique.items()]
-    old = await merge_events(session, staged, periods=Periods(view), now=now)
-    accounts = {st.account_id for i, st in enumerate(staged) if i not in old}
+    accounts = events.columns["a"]
+    old = await merge_columns(session, events.columns, now=now)
+    new = {a for i, a in enumerate(accounts) if i not in old}
     # one change per account, not per user: an import touches most users of the accounts it names
-    await record_changes(session, [(a, None) for a in sorted(accounts)])
-    return accounts
+    await record_changes(session, [(str(a), None) for a in sorted(str(a) for a in new)])
+    return {str(a) for a in new}

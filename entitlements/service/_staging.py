@@ -96,6 +96,14 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     of = periods.of
     bounds = [of(ev[3], ev[6]) for ev in events]
     columns = [list(c) for c in zip(*events, strict=True)]
-    params: dict[str, object] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
-    params |= {"n": list(range(len(events))), "p": [b[0] for b in bounds], "pe": [b[1] for b in bounds], "now": now}
+    params: dict[str, list[object]] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns,
+                                               strict=True))
+    params |= {"p": [b[0] for b in bounds], "pe": [b[1] for b in bounds]}
+    return await merge_columns(session, params, now=now)
+
+
+async def merge_columns(session: AsyncSession, columns: dict[str, list[object]], *, now: datetime) -> set[int]:
+    """``merge_events`` of events given as columns ``a e u f k q o pr dn p pe`` (unique per (a, e); ``p``/``pe``
+    the counter period's bounds)."""
+    params: dict[str, object] = {**columns, "n": list(range(len(columns["a"]))), "now": now}
     return set((await session.scalars(_MERGE, params)).all())
