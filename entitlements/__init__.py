@@ -3,12 +3,12 @@
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
 ``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
 read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series``,
-``active_features``, ``holdings_by_role`` for recounts and, per request, ``user_activity``).
+``active_features``, ``holdings_cte`` for the peer statistics and, per request, ``user_activity``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
-    HoldingsByRole,
+    ImportedUsage,
     PastEvents,
     PastGrant,
     UserActivity,
@@ -22,7 +22,6 @@ from entitlements.service import (
     find_by_source,
     grant,
     grant_history,
-    holdings_by_role,
     holdings_cte,
     holdings_params,
     import_events,
@@ -41,7 +40,7 @@ from entitlements.service import (
 
 __all__ = [
     "Grant",
-    "HoldingsByRole",
+    "ImportedUsage",
     "PastEvents",
     "PastGrant",
     "UserActivity",
@@ -55,7 +54,6 @@ __all__ = [
     "find_by_source",
     "grant",
     "grant_history",
-    "holdings_by_role",
     "holdings_cte",
     "holdings_params",
     "import_events",

@@ -137,6 +137,7 @@ class _State:
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (account id, currency)
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # external id -> (account id, user id)
     touched: set[str] = field(default_factory=set)  # accounts with something new: recounted at the end
+    usage: entitlements.ImportedUsage = field(default_factory=entitlements.ImportedUsage)  # written at the end
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[ImportLineError] = field(default_factory=list)
     error_count: int = 0
@@ -179,6 +180,7 @@ async def import_history(session: AsyncSession, chunks: AsyncIterator[bytes], *,
         await writer.drain()
     finally:
         writer.cancel()
+    await st.usage.write(session, now=st.now)  # every batch's new usage and tries, summed
     if progress is not None:
         progress(st.lines)
     for account_id in sorted(st.touched):
@@ -405,5 +407,5 @@ async def _events(session: AsyncSession, st: _State, lines: list[tuple[int, Usag
                 denied=ev.denied)
         else:
             add(user[0], user[1], "import:" + ev.id, ev.feature, "usage", ev.quantity, ev.occurred_at)
-    st.touched |= await entitlements.import_events(session, events, now=now)
+    st.touched |= await entitlements.import_events(session, events, now=now, sums=st.usage)
     st.count("event", valid)

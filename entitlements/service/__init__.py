@@ -19,9 +19,8 @@ from entitlements.service._grants import (
     revoke_by_source,
     unassign_seat,
 )
-from entitlements.service._imports import PastEvents, PastGrant, import_events, import_grants
+from entitlements.service._imports import ImportedUsage, PastEvents, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
-    HoldingsByRole,
     UserActivity,
     account_holdings,
     account_usage_series,
@@ -30,7 +29,6 @@ from entitlements.service._insights import (
     demand_history,
     demand_signals,
     grant_history,
-    holdings_by_role,
     holdings_cte,
     holdings_params,
     recent_grants,
@@ -45,7 +43,7 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history, usage_totals
 
 __all__ = [
-    "HoldingsByRole",
+    "ImportedUsage",
     "PastEvents",
     "PastGrant",
     "Source",
@@ -69,7 +67,6 @@ __all__ = [
     "grant",
     "grant_history",
     "grant_reads",
-    "holdings_by_role",
     "holdings_cte",
     "holdings_params",
     "import_events",
