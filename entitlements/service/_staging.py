@@ -64,23 +64,21 @@ _MERGE = text("""
 # would otherwise update the same counter rows again.
 _MERGE_EVENTS_ONLY = text("""
     WITH s AS (
-        SELECT * FROM unnest(CAST(:n AS int[]), CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]),
-                             CAST(:f AS text[]), CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
-                             CAST(:p AS timestamptz[]), CAST(:pe AS timestamptz[]), CAST(:pr AS text[]),
-                             CAST(:dn AS boolean[])) AS t(n, a, e, u, f, k, q, o, p, pe, pr, dn)
+        SELECT * FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
+                             CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
+                             CAST(:p AS timestamptz[])) WITH ORDINALITY AS t(a, e, u, f, k, q, o, p, n)
     ), fresh AS (
         INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
         SELECT a, e, :now FROM s ORDER BY a, e
         ON CONFLICT (account_id, event_id) DO NOTHING
         RETURNING account_id, event_id
-    ), new AS (
-        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
     ), stored AS (
         INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
                                       period_start, properties, recorded_at)
-        SELECT a, e, u, f, k, q, o, p, CAST(pr AS jsonb), :now FROM new
+        SELECT s.a, s.e, s.u, s.f, s.k, s.q, s.o, s.p, NULL, :now
+          FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
     )
-    SELECT s.n FROM s
+    SELECT CAST(s.n - 1 AS int) FROM s
      WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
 """)
 _ADD_USAGE = text("""
@@ -154,8 +152,11 @@ async def merge_columns(session: AsyncSession, columns: Mapping[str, Sequence[ob
     """``merge_events`` of events given as columns ``a e u f k q o pr dn p pe`` (unique per (a, e); ``p``/``pe``
     the counter period's bounds). ``events_only``: claim and store the events but leave their counters and demand
     to the caller (``add_usage``)."""
+    if events_only:  # only what the key and event rows need
+        return set((await session.scalars(_MERGE_EVENTS_ONLY, {
+            **{k: columns[k] for k in ("a", "e", "u", "f", "k", "q", "o", "p")}, "now": now})).all())
     params: dict[str, object] = {**columns, "n": list(range(len(columns["a"]))), "now": now}
-    return set((await session.scalars(_MERGE_EVENTS_ONLY if events_only else _MERGE, params)).all())
+    return set((await session.scalars(_MERGE, params)).all())
 
 
 async def add_usage(session: AsyncSession, usage: dict[tuple[str, str, str, datetime], tuple[datetime, int]],
