@@ -41,8 +41,8 @@ WORKDIR /srv
 RUN mkdir -p /srv/data && chown commerce:commerce /srv/data
 USER 10001:10001
 EXPOSE 8000
-# /readyz: database reachable, schema at head, dispatcher and scheduler loops alive (docs/operations.md)
+# /readyz on COMMERCE_PORT: database reachable, schema at head, dispatcher and scheduler loops alive (docs/operations.md)
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('COMMERCE_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status == 200 else 1)"]
 # DATABASE_URL, COMMERCE_TOKEN_SECRET and the Stripe keys (or COMMERCE_STRIPE=off) come from the environment.
 CMD ["commerce", "serve"]

@@ -34,7 +34,7 @@ from app.jobs.routes import list_jobs
 from app.jobs.wiring import JobsLoop
 from app.logs import configure_logging
 from app.notify import LagProbe, Listener
-from app.openapi import SWAGGER_PATHS, add_event_webhooks, add_problem_responses, close_input_schemas, openapi_config
+from app.openapi import SWAGGER_PATHS, finish_document, openapi_config
 from app.ratelimit.limiter import RateLimiter
 from app.settings import FAKE_STRIPE_WARNING, Settings, load_settings, require_card_payments_decided
 from app.stripe_wiring import app_gateway
@@ -197,9 +197,7 @@ def create_app(
         debug=False,
         state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
-    add_problem_responses(app)
-    close_input_schemas(app)
-    add_event_webhooks(app)
+    finish_document(app)
     return app
 
 

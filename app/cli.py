@@ -18,6 +18,7 @@ from app.settings import (
     Settings,
     SettingsError,
     load_settings,
+    public_base_url,
     require_card_payments_decided,
 )
 
@@ -275,7 +276,7 @@ def cmd_console_link(settings: Settings, args: argparse.Namespace) -> int:
     with database_url(settings) as url:
         path, expires_at = asyncio.run(_with_engine(url, settings, lambda engine: mint_console_path(
             engine, settings, email=args.email, account=args.account, user=args.user)))
-    print(f"http://{settings.host}:{settings.port}{path}")
+    print(f"{public_base_url(settings)}{path}")
     print(f"(one use, valid until {expires_at.isoformat()})", file=sys.stderr)
     return EXIT_OK
 

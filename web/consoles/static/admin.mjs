@@ -130,7 +130,8 @@ async function drawApprovals(arrived = false) {
 }
 
 // ---------------------------------------------------------------- Guardrails
-async function guardrails() {
+// flash: a message for the freshly drawn page (the page is drawn anew after a save; the old one's message went with it)
+async function guardrails(flash) {
   const current = await api("GET", accountPath("/guardrails"));
   const p = current.policy;
   const cur = ctx.currency;
@@ -169,8 +170,8 @@ async function guardrails() {
   }));
   save.addEventListener("click", () => act(save, out, async () => {
     const saved = await api("PUT", accountPath("/guardrails"), { body: draft() });
-    setTimeout(guardrails, 0);
-    return `Saved as version ${saved.version}.`;
+    await guardrails(`Saved as version ${saved.version}.`);
+    return null;
   }));
   const toml = h("textarea", { rows: 10, name: "toml", spellcheck: "false" });
   toml.value = await api("GET", accountPath("/guardrails/export"), { raw: true });
@@ -195,6 +196,8 @@ async function guardrails() {
     result,
     h("section", { class: "card", "aria-labelledby": "toml-h" }, h("h2", { id: "toml-h" }, "As TOML (import and export)"),
       field("Policy TOML", toml, "The same document the API's export and import use."), importButton, tomlOut));
+  // written after the live region is in the page, so that it is announced
+  if (typeof flash === "string") setTimeout(() => out.replaceChildren(notice(flash)), 0);
 }
 
 function diff(a, b) {
