@@ -190,8 +190,9 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
     request_id = new_id("sgr")
-    budget = await billing.budget_for(session, account.account_id, user.cost_center) if items else None
-    state = await billing.budget_state(session, budget, clock=ctx.clock) if budget is not None else None
+    # the budget with its balance this period: one statement, and nothing written on a read
+    _, state, _ = (await billing.budget_and_state(session, account.account_id, user.cost_center, now=now)
+                   if items else (None, None, False))
     funds = g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None
     reads = []
     for rank, item in enumerate(items, start=1):
@@ -335,7 +336,7 @@ async def warm(ctx: Context, *, connections: int = 2) -> None:
             await facts.stored(session, "", "", roles=(), surface="", now=now, cap=1, cap_hours=1, cooldown_days=1)
             nobody = Account(account_id="")  # transient: only its id is read
             await billing.current_policy(session, nobody)
-            await billing.budget_for(session, "", None)
+            await billing.budget_and_state(session, "", None, now=now)
             await session.rollback()
 
     await asyncio.gather(*(statements() for _ in range(connections)))
