@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Account, User
 from app.clock import Clock
 from app.ids import new_id
-from app.outbox import write
+from app.logs import current_request_id
+from app.onestatement import Statement
+from app.outbox import OutboxEvent, write
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):
@@ -110,6 +112,9 @@ class Published(Generic[E]):
 
 
 Subscriber = Callable[[AsyncSession, Published[E]], Awaitable[None]]
+# The same subscriber as a part of a fast path's one statement (app/onestatement.py): it adds its CTEs for the
+# event; ``facts`` are what the publisher says about the event's object (its type is the publisher's contract).
+InlineSubscriber = Callable[[Statement, Published[E], object], None]
 _SESSION_KEY = "app.events.bus"
 
 
@@ -119,12 +124,24 @@ class Bus:
 
     def __init__(self) -> None:
         self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
+        self._inline: dict[type[Event], list[InlineSubscriber[Any] | None]] = {}
 
-    def subscribe(self, event_type: type[E], subscriber: Subscriber[E]) -> None:
-        """Run ``subscriber`` for every ``event_type`` published on a session carrying this bus."""
+    def subscribe(self, event_type: type[E], subscriber: Subscriber[E], *,
+                  inline: InlineSubscriber[E] | None = None) -> None:
+        """Run ``subscriber`` for every ``event_type`` published on a session carrying this bus; ``inline``: the
+        same consequence as SQL in a fast path's one statement (without it, fast paths that publish this event
+        take their ordinary path)."""
         assert event_type in _BY_CLASS or event_type in _INTERNAL, (
             f"{event_type.__name__} is not a registered event payload")
         self._subscribers.setdefault(event_type, []).append(subscriber)
+        self._inline.setdefault(event_type, []).append(inline)
+
+    def inline_subscribers(self, event_type: type[Event]) -> tuple[InlineSubscriber[Any], ...] | None:
+        """Every subscriber of exactly this type in its inline form, in order; None when one has none."""
+        found = self._inline.get(event_type, [])
+        if any(f is None for f in found):
+            return None
+        return tuple(f for f in found if f is not None)
 
     def subscribers(self, event_type: type[Event]) -> tuple[Subscriber[Any], ...]:
         """The subscribers of exactly this type, in the order they subscribed."""
@@ -148,9 +165,27 @@ async def _with_vendor_ids(session: AsyncSession, payload: W, account_id: str) -
                                    user=user.external_id if user else None)
 
 
+def outbox_row(published: Published[Event], *, extra: Mapping[str, object] | None = None) -> OutboxEvent:
+    """The outbox row ``publish`` would write for this event (for a fast path writing it in its one statement).
+    Vendor ids (``WithVendorIds``) must already be filled by the caller."""
+    spec = spec_of(published.event)
+    body: dict[str, Any] = msgspec.to_builtins(published.event)
+    body.update(msgspec.to_builtins(dict(extra or {})))
+    return OutboxEvent(event_id=published.event_id, type=spec.type, version=spec.version,
+                       account_id=published.account_id, occurred_at=published.occurred_at, payload=body,
+                       request_id=current_request_id())
+
+
 def bus_of(session: AsyncSession) -> Bus | None:
     """The bus this session publishes to (None: it was not opened by the app's wiring)."""
     bus = session.info.get(_SESSION_KEY)
+    assert bus is None or isinstance(bus, Bus)
+    return bus
+
+
+def bus_in(info: Mapping[str, object]) -> Bus | None:
+    """The bus of sessions opened with this ``info`` (a sessionmaker's), for work done outside a session."""
+    bus = info.get(_SESSION_KEY)
     assert bus is None or isinstance(bus, Bus)
     return bus
 

@@ -21,6 +21,7 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.clock import Clock
 from app.db import Base, after_transaction
 from app.errors import BadRequest, Conflict, DomainError, Unprocessable, problem_response
+from app.onestatement import Statement
 from app.settings import Settings
 
 HEADER = "idempotency-key"
@@ -263,6 +265,54 @@ async def run_idempotent(
         raise Conflict("A retry with this Idempotency-Key took this request over; its result was not kept.",
                        idempotency_key=key)
     return Response(content=encoded, status_code=status, media_type="application/json")
+
+
+@dataclass(frozen=True)
+class FastClaim:
+    """What a one-statement fast path needs to claim an Idempotency-Key and store its answer in that statement."""
+
+    principal: str
+    key: str
+    fingerprint: str
+    now: datetime
+    expires_at: datetime
+
+
+async def fast_claim(request: Request[Any, Any, Any]) -> FastClaim | None:
+    """The request's key as a fast path claims it; None (no key, or a malformed one): the ordinary path answers."""
+    key = request.headers.get(HEADER)
+    if key is None or not _KEY_RE.match(key):
+        return None
+    state = request.app.state
+    now = state.clock.now()
+    return FastClaim(principal=request.scope["auth"].actor, key=key,
+                     fingerprint=_fingerprint(request, await request.body()), now=now,
+                     expires_at=now + timedelta(seconds=state.settings.idempotency_ttl_seconds))
+
+
+def claim_in(statement: Statement, claim: FastClaim, *, status: int, body: bytes) -> str:
+    """Claim the key in ``statement`` with its completed answer, as the statement's first guards.
+
+    The key's advisory lock is taken for the statement's transaction only (the ordinary path holds the same
+    lock for its whole request, so each sees the other as in flight), and the row is inserted completed: the
+    statement is one transaction, so the answer commits with the work or neither does. A key that is held or
+    already stored refuses the statement: the ordinary path then replays, refuses or takes it over. Returns the
+    claim's CTE (a row when the key was claimed).
+    """
+    lock = statement.cte("key_lock", "SELECT pg_try_advisory_xact_lock("
+                         f"{statement.param(lock_id(claim.principal, claim.key), 'BIGINT')}) AS owner",
+                         materialized=True)
+    p = statement.param
+    claimed = statement.cte("key_claim", (
+        "INSERT INTO idempotency_keys (principal, key, request_sha256, state, status_code, media_type, "
+        "response_body, created_at, expires_at, claim_token) "
+        f"SELECT {p(claim.principal, 'VARCHAR')}, {p(claim.key, 'VARCHAR')}, {p(claim.fingerprint, 'VARCHAR')}, "
+        f"'completed', {p(status, 'SMALLINT')}, 'application/json', {p(body, 'BYTEA')}, "
+        f"{p(claim.now, 'TIMESTAMPTZ')}, {p(claim.expires_at, 'TIMESTAMPTZ')}, {p(secrets.token_hex(16), 'VARCHAR')} "
+        f"FROM {lock} WHERE {lock}.owner ON CONFLICT DO NOTHING RETURNING 1"))
+    statement.guard(f"(SELECT owner FROM {lock})", "key_in_flight")
+    statement.guard(f"EXISTS (SELECT 1 FROM {claimed})", "key_stored")
+    return claimed
 
 
 async def purge_expired(session: AsyncSession, *, now: datetime) -> int:

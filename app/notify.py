@@ -60,6 +60,18 @@ async def notify_many(session: AsyncSession, topic: str, values: list[str]) -> N
     sync.info[_PENDING].extend(payloads)
 
 
+def payloads_of(topic: str, values: list[str]) -> list[str]:
+    """The notices ``notify_many`` sends on CHANNEL for these values (for a statement sending them itself)."""
+    return [f"{topic}:{v}" for v in dict.fromkeys(values)]
+
+
+def dispatch_local(payloads: list[str]) -> None:
+    """Tell this process's listeners at once (after a commit that sent these notices outside a session)."""
+    for listener in list(_LOCAL):
+        for payload in payloads:
+            listener._dispatch(payload)
+
+
 def _dispatch_local(sync: Session) -> None:
     payloads: list[str] = sync.info.get(_PENDING, [])
     sync.info[_PENDING] = []

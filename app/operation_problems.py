@@ -697,6 +697,7 @@ OPERATION_PROBLEMS: dict[tuple[str, str], tuple[str, ...]] = {
         'purchase_blocked',
         'quote_unusable',
         'seats_exhausted',
+        'too_many_requests',
         'unauthorized',
         'unprocessable',
         'validation_failed',

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ids import new_id
+from app.onestatement import Statement
 from suggest import stats as st
 from suggest.models import SuggestionFeedback, SuggestionImpression, SuggestionOutcome
 from suggest.schemas import FunnelRead, LiftRead, ModuleStatsRead, StatsRead
@@ -36,6 +37,25 @@ async def record_purchase(session: AsyncSession, *, account_id: str, user_id: st
         suggestion_id=shown.suggestion_id if shown else None, holdout=shown.holdout if shown else None,
     ).on_conflict_do_nothing())
     return shown.suggestion_id if shown else None
+
+
+def record_purchase_in(statement: Statement, *, account_id: str, user_id: str, module: str, order_id: str,
+                       amount_minor: int, currency: str, at: datetime, attribution_days: int = 7) -> None:
+    """``record_purchase`` as part of a fast path's one statement: the same outcome row and attribution (the peer
+    counts follow the grant's event, ``peers.granted_in``)."""
+    assert amount_minor >= 0 and 1 <= attribution_days <= 365
+    p = statement.param
+    a, u, m = p(account_id, "VARCHAR"), p(user_id, "VARCHAR"), p(module, "VARCHAR")
+    shown = statement.cte("sug_shown", (
+        "SELECT suggestion_id, holdout FROM sug_impressions "
+        f"WHERE account_id = {a} AND user_id = {u} AND module = {m} AND shown_at <= {p(at, 'TIMESTAMPTZ')} "
+        f"AND shown_at > {p(at - timedelta(days=attribution_days), 'TIMESTAMPTZ')} "
+        "AND kind IN ('purchase', 'trial', 'plan_change') ORDER BY shown_at DESC LIMIT 1"), materialized=True)
+    statement.cte("sug_outcome", (
+        "INSERT INTO sug_outcomes (account_id, outcome_id, user_id, module, kind, source_ref, amount_minor, "
+        f"currency, at, suggestion_id, holdout) SELECT {a}, {p(new_id('sgo'), 'VARCHAR')}, {u}, {m}, 'purchase', "
+        f"{p(order_id, 'VARCHAR')}, {p(amount_minor, 'BIGINT')}, {p(currency, 'VARCHAR')}, {p(at, 'TIMESTAMPTZ')}, "
+        f"(SELECT suggestion_id FROM {shown}), (SELECT holdout FROM {shown}) ON CONFLICT DO NOTHING RETURNING 1"))
 
 
 async def record_denial(session: AsyncSession, *, account_id: str, user_id: str, module: str, approval_id: str,

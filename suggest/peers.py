@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import Counter
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts.models import Account
 from app.clock import Clock
+from app.onestatement import Statement
+from entitlements.events import EntitlementGranted
 from suggest.models import StatsRefresh
 
 log = logging.getLogger("commerce.suggest")
@@ -206,6 +209,75 @@ async def apply_changes(session: AsyncSession, account_id: str, user_ids: list[s
     went_down = await session.scalar(_APPLY_ALL if user_ids is None else _APPLY_USERS, params)
     if went_down:
         await session.execute(_DROP_ZEROS, {"a": account_id})
+
+
+# Per fast-path statement and user: the modules (and their features) its grants add, as the very lists bound to
+# the statement's parameters, so a later grant of the same statement joins the CTEs the first one added.
+_PENDING: weakref.WeakKeyDictionary[Statement, dict[tuple[str, str], tuple[list[str], list[str], list[str]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def granted_in(statement: Statement, event: EntitlementGranted, features: object, *, now: datetime,
+               unused_days: int) -> None:
+    """``apply_changes`` for grants made by a fast path's one statement (``features``: the granted module's
+    features). The grants' own rows are not visible to the statement's other parts, so the difference is taken
+    from the user's counted holdings: the modules the user did not hold yet add one owner per role of the user
+    (an active owner too when it used one of the module's features lately) and one co-owner per new module pair,
+    and join the user's holdings; nothing when the account is not maintained. Every grant of one user in the
+    statement is one set of CTEs (a row is updated once per statement). An account-wide grant (every user
+    changes) is not done in one statement: the fast path declines it."""
+    assert isinstance(features, tuple), "a grant's facts are its module's features"
+    if event.user_id is None:
+        if event.seats is None:
+            statement.guard("false", "peer_statistics_of_every_user")
+        return  # a seat pool: nobody holds it until a seat is assigned
+    if event.starts_at > now:
+        return  # held by nobody yet: the statistics job counts it from its date
+    pending = _PENDING.setdefault(statement, {})
+    known = pending.get((event.account_id, event.user_id))
+    if known is not None:
+        modules, fm, ff = known
+        modules.append(event.module)
+        fm.extend(event.module for _ in features)
+        ff.extend(str(f) for f in features)
+        return
+    modules, fm, ff = [event.module], [event.module for _ in features], [str(f) for f in features]
+    pending[(event.account_id, event.user_id)] = (modules, fm, ff)
+    p = statement.param
+    a, u = p(event.account_id, "VARCHAR"), p(event.user_id, "VARCHAR")
+    ms, fms, ffs = p(modules, "TEXT[]"), p(fm, "TEXT[]"), p(ff, "TEXT[]")
+    refresh = statement.cte("sug_refresh", f"SELECT 1 FROM sug_stats_refresh WHERE account_id = {a} AND maintained "
+                                           "FOR SHARE", materialized=True)
+    held = statement.cte("sug_held", (
+        f"SELECT roles, modules, active FROM sug_user_holdings WHERE account_id = {a} AND user_id = {u} "
+        f"AND roles IS NOT NULL AND EXISTS (SELECT 1 FROM {refresh}) FOR UPDATE"), materialized=True)
+    used = entitlements.used_lately_sql(
+        account_id=a, user_id=u, since=p(now - timedelta(days=unused_days), "TIMESTAMPTZ"),
+        features=f"ARRAY(SELECT f.feature FROM unnest({fms}, {ffs}) AS f(module, feature) WHERE f.module = x)")
+    new = statement.cte("sug_new", (
+        f"SELECT DISTINCT x AS module, {used} AS used FROM {held} h CROSS JOIN unnest({ms}) AS x "
+        "WHERE NOT (x = ANY(h.modules))"), materialized=True)
+    statement.cte("sug_holdings", (
+        "UPDATE sug_user_holdings s SET "
+        "modules = ARRAY(SELECT y FROM unnest(h.modules || ARRAY(SELECT module FROM "
+        f"{new})) AS y ORDER BY y COLLATE \"C\"), "
+        "active = ARRAY(SELECT y FROM unnest(h.active || ARRAY(SELECT module FROM "
+        f"{new} WHERE used)) AS y ORDER BY y COLLATE \"C\") "
+        f"FROM {held} h WHERE s.account_id = {a} AND s.user_id = {u} AND EXISTS (SELECT 1 FROM {new})"))
+    statement.cte("sug_owners", (
+        "INSERT INTO sug_peer_stats (account_id, role, module, role_users, owners, active_owners) "
+        f"SELECT {a}, r.role, n.module, coalesce((SELECT users FROM sug_role_stats WHERE account_id = {a} "
+        "AND role = r.role), 0), 1, CASE WHEN n.used THEN 1 ELSE 0 END "
+        f"FROM {held} h CROSS JOIN unnest(h.roles) AS r(role) CROSS JOIN {new} n ORDER BY r.role, n.module "
+        "ON CONFLICT (account_id, role, module) DO UPDATE SET role_users = EXCLUDED.role_users, "
+        "owners = sug_peer_stats.owners + 1, active_owners = sug_peer_stats.active_owners + EXCLUDED.active_owners"))
+    statement.cte("sug_pairs", (
+        "INSERT INTO sug_pair_stats (account_id, module_a, module_b, users) "
+        f"SELECT {a}, x, y, 1 FROM {held} h, unnest(h.modules || ARRAY(SELECT module FROM {new})) AS x, "
+        f"unnest(h.modules || ARRAY(SELECT module FROM {new})) AS y "
+        f"WHERE x COLLATE \"C\" <= y COLLATE \"C\" AND (x IN (SELECT module FROM {new}) "
+        f"OR y IN (SELECT module FROM {new})) ORDER BY 2, 3 "
+        "ON CONFLICT (account_id, module_a, module_b) DO UPDATE SET users = sug_pair_stats.users + 1"))
 
 
 # Shares in a segment are over every user with the role in the segment's recounted accounts (sug_segment_roles),

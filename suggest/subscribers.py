@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.events import UserRolesChanged
 from app.events import Bus, Published
+from app.onestatement import Statement
 from billing import service as billing
 from billing.events import ApprovalDecided, OrderFulfilled
 from entitlements.events import EntitlementExpired, EntitlementGranted, EntitlementRevoked, SeatAssigned, SeatUnassigned
-from suggest.outcomes import record_denial, record_purchase
-from suggest.peers import apply_changes
+from suggest.outcomes import record_denial, record_purchase, record_purchase_in
+from suggest.peers import apply_changes, granted_in
 
 
 def subscribe(bus: Bus, *, attribution_days: int, unused_days: int = 30) -> None:
@@ -25,13 +26,19 @@ def subscribe(bus: Bus, *, attribution_days: int, unused_days: int = 30) -> None
     async def purchased(session: AsyncSession, published: Published[OrderFulfilled]) -> None:
         await record_fulfilled(session, published, attribution_days=attribution_days)
 
+    def purchased_inline(statement: Statement, published: Published[OrderFulfilled], facts: object) -> None:
+        record_fulfilled_in(statement, published, facts, attribution_days=attribution_days)
+
     async def changed(session: AsyncSession, published: Published[Any]) -> None:
         await holdings_changed(session, published, unused_days=unused_days)
 
-    bus.subscribe(OrderFulfilled, purchased)
+    def granted_inline(statement: Statement, published: Published[EntitlementGranted], facts: object) -> None:
+        granted_in(statement, published.event, facts, now=published.occurred_at, unused_days=unused_days)
+
+    bus.subscribe(OrderFulfilled, purchased, inline=purchased_inline)
     bus.subscribe(ApprovalDecided, record_decided)
-    for kind in (EntitlementGranted, EntitlementRevoked, EntitlementExpired, SeatAssigned, SeatUnassigned,
-                 UserRolesChanged):
+    bus.subscribe(EntitlementGranted, changed, inline=granted_inline)  # a fast order's grant: in its statement
+    for kind in (EntitlementRevoked, EntitlementExpired, SeatAssigned, SeatUnassigned, UserRolesChanged):
         bus.subscribe(kind, changed)
 
 
@@ -67,6 +74,18 @@ async def record_fulfilled(session: AsyncSession, published: Published[OrderFulf
         await record_purchase(session, account_id=order.account_id, user_id=order.user_id, module=line.module,
                               order_id=order.order_id, amount_minor=line.total_minor, currency=order.currency,
                               at=published.occurred_at, attribution_days=attribution_days)
+
+
+def record_fulfilled_in(statement: Statement, published: Published[OrderFulfilled], facts: object, *,
+                        attribution_days: int) -> None:
+    """``record_fulfilled`` in a fast path's one statement; ``facts``: the order's ``billing.OrderSummary``."""
+    assert isinstance(facts, billing.OrderSummary), "order events carry their order's summary"
+    if facts.renewal:
+        return
+    for line in facts.lines:
+        record_purchase_in(statement, account_id=facts.account_id, user_id=facts.user_id, module=line.module,
+                           order_id=facts.order_id, amount_minor=line.total_minor, currency=facts.currency,
+                           at=published.occurred_at, attribution_days=attribution_days)
 
 
 async def record_decided(session: AsyncSession, published: Published[ApprovalDecided]) -> None:

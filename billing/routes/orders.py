@@ -10,7 +10,8 @@ from litestar.params import JSONBody
 
 from app.accounts import resolve_account, resolve_user
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
-from app.idempotency import run_idempotent
+from app.events import bus_in
+from app.idempotency import fast_claim, run_idempotent
 from app.params import AccountRef, CursorParam, Limit, UserRef
 from app.schemas import decode_cursor
 from billing import service
@@ -50,6 +51,11 @@ class QuoteController(Controller):
                      clock: ClockDep, settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
         items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
         ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
+        fast = await service.fast_quote(request.app.state.engine, principal, user_ref=data.user, items=items,
+                                        include_requirements=data.include_requirements, clock=clock, ttl=ttl,
+                                        taxed=gateway is not None)
+        if fast is not None:  # one read and the price lock's INSERT; anything else goes on below
+            return fast
         if gateway is not None:  # Stripe Tax is asked outside any transaction (a session of its own)
             return await tax_flows.quote_with_tax(
                 request.app.state.sessionmaker, gateway, principal, user_ref=data.user, items=items,
@@ -72,6 +78,15 @@ class OrderController(Controller):
                       "Card route: the order waits for payment (POST /v1/orders/{id}/pay).")
     async def create(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                      clock: ClockDep, data: JSONBody[OrderCreate]) -> Response[OrderRead]:
+        claim = await fast_claim(request)
+        if claim is not None:  # the common order in one statement; anything else (or a refusal) goes on below
+            state = request.app.state
+            body = await service.fast_order(state.engine, bus_in(state.sessionmaker.kw.get("info") or {}), principal,
+                                            claim, quote_id=data.quote_id, reason=data.reason, clock=clock)
+            if body is not None:
+                answer: Response[Any] = Response(content=body, status_code=201, media_type="application/json")
+                return answer
+
         async def produce() -> tuple[int, OrderRead]:
             return 201, await service.order_quote_read(db_session, principal, data.quote_id, reason=data.reason,
                                                        clock=clock)

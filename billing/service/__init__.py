@@ -35,6 +35,8 @@ from billing.service._budgets import (
     reserve,
     update_budget,
 )
+from billing.service._fast_order import fast_order
+from billing.service._fast_quote import fast_quote
 from billing.service._guardrails import current_policy, export_toml, import_toml, save_policy
 from billing.service._metering import running_charges
 from billing.service._order_reads import (
@@ -84,6 +86,8 @@ __all__ = [
     "current_policy",
     "decide",
     "export_toml",
+    "fast_order",
+    "fast_quote",
     "get_budget",
     "import_toml",
     "ledger_page",

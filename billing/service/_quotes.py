@@ -144,9 +144,35 @@ async def price_quote(session: AsyncSession, account: Account, user: User, items
     """The quote ``create_quote`` stores, not stored (reads only): tax is computed before it is stored."""
     now = clock.now()
     live = await catalog.load_live(session)
-    modules_by_key = {m.key: m for m in live.doc.modules}
     # a module held only on trial is bought to keep it (the order marks the trial converted)
     held, owned = await entitlements.owned_modules_both(session, account.account_id, user.user_id, now=now)
+    priced = priced_lines(live, account, user, items, held=held, owned=owned,
+                          include_requirements=include_requirements, now=now)
+    decision = await decide_for(session, account, user, modules=modules_of(priced.lines), total_minor=priced.total,
+                                currency=account.currency, vendor_approval=priced.vendor_approval, clock=clock)
+    return quote_of(priced, account, user, decision, now=now, ttl=ttl)
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A quote's priced lines before its guardrail decision."""
+
+    lines: list[QuoteLine]
+    unmet: list[str]
+    vendor_approval: tuple[str, ...]
+    subtotal: int
+    discount: int
+
+    @property
+    def total(self) -> int:
+        return self.subtotal - self.discount
+
+
+def priced_lines(live: catalog.Live, account: Account, user: User, items: list[QuoteItem], *,
+                 held: frozenset[str], owned: frozenset[str], include_requirements: bool, now: datetime) -> Priced:
+    """Price the items for this user from what was read (the live catalog, the modules held and owned); raises
+    the quote's refusals (404, module_not_available)."""
+    modules_by_key = {m.key: m for m in live.doc.modules}
     audience = catalog.Audience(roles=frozenset(user.roles), segment=account.segment, region=account.region,
                                 owned=held)
     wanted = list(items)
@@ -203,16 +229,18 @@ async def price_quote(session: AsyncSession, account: Account, user: User, items
             per_seat=isinstance(price, RecurringPrice) and price.per_seat, trial_days=module.trial_days,
             metered=terms(price) if isinstance(price, MeteredPrice) else None,
             tax_code=module.tax_code, tax_behavior=price.tax_behavior))
-    subtotal, discount = subtotal_minor(lines), discount_minor(lines)
-    total = subtotal - discount
-    decision = await decide_for(session, account, user, modules=modules_of(lines), total_minor=total,
-                                currency=account.currency, vendor_approval=tuple(vendor_approval), clock=clock)
-    quote = Quote(account_id=account.account_id, quote_id=new_id("quo"), user_id=user.user_id,
-                  currency=account.currency, lines=lines, subtotal_minor=subtotal, discount_minor=discount,
-                  total_minor=total, unmet_requires=unmet,
-                  decision=stored_decision(decision, vendor_approval=tuple(vendor_approval)),
-                  status="open", created_at=now, expires_at=now + ttl)
-    return quote
+    return Priced(lines=lines, unmet=unmet, vendor_approval=tuple(vendor_approval), subtotal=subtotal_minor(lines),
+                  discount=discount_minor(lines))
+
+
+def quote_of(priced: Priced, account: Account, user: User, decision: g.Decision, *, now: datetime,
+             ttl: timedelta) -> Quote:
+    """The quote (not stored) of priced lines and their guardrail decision."""
+    return Quote(account_id=account.account_id, quote_id=new_id("quo"), user_id=user.user_id,
+                 currency=account.currency, lines=priced.lines, subtotal_minor=priced.subtotal,
+                 discount_minor=priced.discount, total_minor=priced.total, unmet_requires=priced.unmet,
+                 decision=stored_decision(decision, vendor_approval=priced.vendor_approval),
+                 status="open", created_at=now, expires_at=now + ttl)
 
 
 def stored_decision(d: g.Decision, *, vendor_approval: tuple[str, ...]) -> QuoteDecision:

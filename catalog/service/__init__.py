@@ -11,7 +11,9 @@ from catalog.service._apply import (
 )
 from catalog.service._live import (
     OwnerSource,
+    cached_live,
     current_revision,
+    head_sql,
     load_live,
     owner_source_info,
     price_in_force,
@@ -46,6 +48,7 @@ __all__ = [
     "PlanResult",
     "apply_document",
     "availability_matrix",
+    "cached_live",
     "cancel_migration",
     "current_prices",
     "current_revision",
@@ -57,6 +60,7 @@ __all__ = [
     "get_policy",
     "get_price",
     "get_revision",
+    "head_sql",
     "list_categories",
     "list_features",
     "list_modules",

@@ -137,6 +137,19 @@ async def load_live(session: AsyncSession) -> Live:
     return live
 
 
+def head_sql() -> str:
+    """SQL of the live catalog's head (revision, source_sha256, applied_at), for another package's one-statement
+    read; with ``cached_live`` it answers ``load_live`` without a round trip of its own."""
+    return ("SELECT r.revision, r.source_sha256, r.applied_at FROM catalog_revisions r "
+            "ORDER BY r.revision DESC LIMIT 1")
+
+
+def cached_live(url: str, revision: int, source_sha256: str, applied_at: str) -> Live | None:
+    """The live catalog of this head revision if this process has loaded it (``url``: the engine's, rendered
+    without its password; ``applied_at`` in ISO 8601), else None."""
+    return _LIVE_CACHE.get((url, revision, source_sha256, applied_at))
+
+
 async def _load_live_head(session: AsyncSession) -> Live:
     head = (await session.execute(
         select(CatalogRevision.revision, CatalogRevision.source_sha256, CatalogRevision.applied_at)

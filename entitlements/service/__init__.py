@@ -2,6 +2,7 @@
 
 import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
 from entitlements.service._alerts import alert_limits_near, alert_unused, sweep_alerts
+from entitlements.service._fast import changes_in, grant_in, held_modules_sql, no_open_trial, used_lately_sql
 from entitlements.service._grants import (
     Source,
     assign_seat,
@@ -57,6 +58,7 @@ __all__ = [
     "assign_seat",
     "carry_seats",
     "catalog_view",
+    "changes_in",
     "demand_by_day",
     "demand_history",
     "demand_signals",
@@ -66,7 +68,9 @@ __all__ = [
     "get_grant",
     "grant",
     "grant_history",
+    "grant_in",
     "grant_reads",
+    "held_modules_sql",
     "holdings_cte",
     "holdings_params",
     "import_events",
@@ -76,6 +80,7 @@ __all__ = [
     "list_grants",
     "load_snapshot",
     "mark_trial_converted",
+    "no_open_trial",
     "owned_modules",
     "owned_modules_both",
     "recent_grants",
@@ -91,6 +96,7 @@ __all__ = [
     "usage_history_rows",
     "usage_series",
     "usage_totals",
+    "used_lately_sql",
     "user_activity",
     "user_offers",
 ]

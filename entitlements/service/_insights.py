@@ -219,7 +219,7 @@ def holdings_cte(*, every_user: bool) -> str:
     """SQL for the start of a WITH list that ends in ``holdings(user_id, roles, modules, active)``: per user of
     account ``:a`` (every user, or those in ``:users``, a text array) its distinct roles, the modules it holds at
     ``:now`` (own, account-wide and seat grants, as ``account_holdings``) and those of them it used since
-    ``:since`` (a feature of the module in ``:fm``/``:ff``, as ``holdings_by_role``), each array sorted in byte
+    ``:since`` (a feature of the module in ``:fm``/``:ff`` counted since then), each array sorted in byte
     order. For higher packages that keep counts of holdings in the same statement as they read them; the names
     ``h_*`` are taken."""
     of_users = "" if every_user else " AND user_id = ANY(CAST(:users AS text[]))"

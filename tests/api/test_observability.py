@@ -232,8 +232,11 @@ async def test_notify_lag_is_measured_by_a_probe_through_postgresql(client: Asyn
         if sample(await scrape(client, key), "commerce_notify_lag_seconds_count") > 0:
             break
     text = await scrape(client, key)
-    assert sample(text, "commerce_notify_lag_seconds_count") > 0
-    assert 0 <= sample(text, "commerce_notify_lag_seconds_sum") < 5
+    count = sample(text, "commerce_notify_lag_seconds_count")
+    assert count > 0
+    # the histogram is the process's: it holds the probes of every app this test worker built before, so it is
+    # their mean that says how long a notice takes, not the sum (which grows with the number of tests run)
+    assert 0 <= sample(text, "commerce_notify_lag_seconds_sum") / count < 5
 
 
 async def test_the_example_dashboard_only_queries_metrics_the_service_exports(

@@ -9,6 +9,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+import billing.service
 import entitlements
 from app.accounts import service as accounts
 from app.accounts.schemas import UserUpsert
@@ -70,20 +71,30 @@ async def test_200_concurrent_purchases_take_exactly_what_the_budget_affords(
     assert state["remaining_minor"] == 0
 
 
+@pytest.mark.parametrize("path", ["ordinary", "fast"])
 async def test_a_crash_between_capture_and_grant_leaves_nothing_and_the_retry_completes(
-    client: AsyncTestClient[Any], key: str, sessionmaker: Any, monkeypatch: pytest.MonkeyPatch,
+    client: AsyncTestClient[Any], key: str, sessionmaker: Any, monkeypatch: pytest.MonkeyPatch, path: str,
 ) -> None:
     await make_account(client, key, "acme")
     await client.post("/v1/accounts/acme/users", json={"external_id": "ana", "roles": ["analyst"]},
                       headers=bearer(key))
     await budget(client, key, 100_000)
     q = await quote(client, key, "ana", "reports_basic")
-    real_grant = entitlements.grant
+    step = "grant" if path == "ordinary" else "grant_in"  # the fast path builds its grant before its statement
+    real_grant = getattr(entitlements, step)
 
     async def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("process died after the capture, before the grant")
 
-    monkeypatch.setattr(entitlements, "grant", crash)
+    def crash_building(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("process died while building the order's statement")
+
+    if path == "ordinary":
+        async def ordinary(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        monkeypatch.setattr(billing.service, "fast_order", ordinary)
+    monkeypatch.setattr(entitlements, step, crash if path == "ordinary" else crash_building)
     headers = {**bearer(key), "Idempotency-Key": "crash-1"}
     r = await client.post("/v1/orders", json={"quote_id": q["id"]}, headers=headers)
     assert_problem(r, 500)
@@ -92,7 +103,7 @@ async def test_a_crash_between_capture_and_grant_leaves_nothing_and_the_retry_co
         assert await s.scalar(select(func.count()).select_from(Order)) == 0
         period = await s.scalar(select(BudgetPeriod))
         assert period is None or (period.captured_minor, period.reserved_minor) == (0, 0)
-    monkeypatch.setattr(entitlements, "grant", real_grant)
+    monkeypatch.setattr(entitlements, step, real_grant)
     retried = await client.post("/v1/orders", json={"quote_id": q["id"]}, headers=headers)
     assert retried.status_code == 201 and retried.json()["state"] == "fulfilled"
     check = (await client.get("/v1/entitlements/check", params={"user": "ana", "feature": "reports"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -23,6 +24,7 @@ from entitlements.errors import SeatsExhausted
 from entitlements.models import Grant
 from suggest import refresh_account
 from suggest.models import StatsRefresh
+from tests.api.test_purchase import key  # noqa: F401  (fixture)
 from tests.factories import apply_demo_catalog
 
 ROLES = ["analyst", "manager", "engineer", "viewer"]
@@ -166,3 +168,38 @@ async def test_an_account_counted_before_maintenance_waits_for_the_job(
         assert peer[("analyst", "advanced_charts")] == (1, 1, 0)
         assert (await s.get_one(StatsRefresh, account.account_id)).maintained
 
+
+
+async def test_a_fast_path_purchase_keeps_the_statistics_equal_to_a_recount(
+        client: Any, key: str, engine: AsyncEngine, clock: FrozenClock,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget order of two modules written by the fast path's one statement (D90): its grants' inline part
+    (``peers.granted_in``) leaves the counts a recount of that moment writes."""
+    import billing.service._fast_order as fast
+    from tests.api.test_purchase import budget, order, quote
+    from tests.factories import make_tenant, make_user
+
+    built: list[bool] = []
+    real = fast._build
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        built.append(found is not None)
+        return found
+
+    monkeypatch.setattr(fast, "_build", spy)
+    acme = await make_tenant(client, key, "acme")
+    await make_user(client, key, "acme", "acme-other", roles=["analyst", "viewer"])
+    await budget(client, key, 100_000, account="acme")
+    await quote(client, acme.user_token, acme.user, "reports_basic")  # the process caches the live catalog
+    q = await quote(client, acme.user_token, acme.user, "reports_basic", "comments")
+    r = await order(client, acme.user_token, q["id"])
+    assert r.status_code == 201, r.text
+    assert built == [True], "the purchase took the fast path"
+    plain = async_sessionmaker(engine, expire_on_commit=False)
+    async with plain() as s:
+        account_id = await s.scalar(select(Account.account_id).where(Account.external_id == "acme"))
+        assert account_id is not None
+    got = await maintained(plain, account_id)
+    assert got == await recounted(plain, account_id, clock)
+    assert got[1][("analyst", "comments")] == (2, 1, 0) and got[2][("comments", "reports_basic")] == 1

@@ -1,0 +1,130 @@
+"""The quote fast path (issue 18): an auto-quote in two round trips on a bare driver connection -- one read of
+everything ``price_quote`` reads (buyer, account, catalog head, held modules, budget with this period's balance,
+policy in force, the buyer's spend), the same pricing and guardrail functions, then the price lock as one
+``INSERT``. The catalog comes from this process's cache (by revision). Anything it cannot answer alone -- a
+refusal, a user named by our own id, a catalog revision not cached yet, a tax Stripe must compute -- is left to
+the ordinary path, which answers as it always did.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import catalog
+import entitlements
+from app.accounts.models import Account, User
+from app.auth import Principal
+from app.clock import Clock
+from app.errors import DomainError
+from app.onestatement import Statement, load, select_list
+from billing.domain import guardrails as g
+from billing.domain.periods import period_key, period_of
+from billing.domain.quotes import modules_of
+from billing.domain.tax import NO_ADDRESS, not_computed
+from billing.models import Budget
+from billing.schemas import QuoteRead
+from billing.service import _tax as tax
+from billing.service._order_reads import quote_read
+from billing.service._quotes import SPENDING_STATES, QuoteItem, priced_lines, quote_of
+
+_POLICY = msgspec.json.Decoder(g.GuardrailPolicy)
+_SQL: dict[str, str] = {}
+
+
+def _read_sql(dialect: Dialect) -> str:
+    states = ", ".join(f"'{s}'" for s in SPENDING_STATES)
+    return (
+        f"SELECT {select_list('u', User, dialect)}, {select_list('a', Account, dialect)}, "
+        f"{select_list('b', Budget, dialect)}, "
+        "p.period, p.amount_minor, p.reserved_minor, p.captured_minor, gv.policy, "
+        "(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = u.account_id "
+        f"AND o.user_id = u.user_id AND o.route = 'budget' AND o.state IN ({states}) AND o.created_at >= $3), "
+        "cr.revision, cr.source_sha256, cr.applied_at, "
+        f"{entitlements.held_modules_sql('u.account_id', 'u.user_id', '$2', bought=False)}, "
+        f"{entitlements.held_modules_sql('u.account_id', 'u.user_id', '$2', bought=True)} "
+        "FROM users u JOIN accounts a ON a.account_id = u.account_id "
+        "LEFT JOIN LATERAL (SELECT * FROM budgets x WHERE x.account_id = u.account_id "
+        "AND (x.cost_center = u.cost_center OR x.cost_center IS NULL) ORDER BY x.cost_center IS NULL LIMIT 1) b "
+        "ON true "
+        "LEFT JOIN budget_periods p ON p.account_id = b.account_id AND p.budget_id = b.budget_id "
+        "AND p.starts_at <= $2 AND p.ends_at > $2 "
+        "LEFT JOIN LATERAL (SELECT v.policy FROM guardrail_versions v WHERE v.account_id = u.account_id "
+        "ORDER BY v.version DESC LIMIT 1) gv ON true "
+        f"LEFT JOIN LATERAL ({catalog.head_sql()}) cr ON true "
+        "WHERE u.external_id = $1")
+
+
+def _policy(stored: Any) -> g.GuardrailPolicy:
+    if stored is None:
+        return g.GuardrailPolicy()
+    if isinstance(stored, str):
+        return _POLICY.decode(stored)
+    return msgspec.convert(stored, g.GuardrailPolicy)
+
+
+async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str, items: list[QuoteItem],
+                     include_requirements: bool, clock: Clock, ttl: timedelta, taxed: bool) -> QuoteRead | None:
+    """POST /v1/quotes in one read and one ``INSERT``, or None when the ordinary path must answer (nothing was
+    written then). ``taxed``: Stripe is configured (quotes then carry the tax status Stripe Tax would give)."""
+    dialect = engine.dialect
+    sql = _SQL.get("read")
+    if sql is None:
+        sql = _SQL["read"] = _read_sql(dialect)
+    now = clock.now()
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        conn = raw.driver_connection
+        assert conn is not None
+        try:
+            row = await conn.fetchrow(sql, user_ref, now, period_of(now)[0])
+        except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does
+            return None
+        if row is None:
+            return None  # unknown, or named by our own id: the ordinary path looks further or answers 404
+        values = list(row.values())
+        widths = [len(select_list("x", m, dialect).split(", ")) for m in (User, Account, Budget)]
+        user = load(User, values[:widths[0]], dialect)
+        account = load(Account, values[widths[0]:widths[0] + widths[1]], dialect)
+        at = widths[0] + widths[1]
+        budget = load(Budget, values[at:at + widths[2]], dialect) if values[at] is not None else None
+        (period, amount, reserved, captured, stored, spent, revision, sha, applied_at, held,
+         owned) = values[at + widths[2]:]
+        if not principal.may_access_user(user.account_id, user.user_id) or revision is None:
+            return None
+        live = catalog.cached_live(engine.url.render_as_string(hide_password=True), int(revision), str(sha),
+                                   applied_at.isoformat())
+        if live is None:
+            return None
+        try:
+            priced = priced_lines(live, account, user, items, held=frozenset(held), owned=frozenset(owned),
+                                  include_requirements=include_requirements, now=now)
+        except DomainError:
+            return None  # the ordinary path refuses, exactly as it always did
+        state = None
+        if budget is not None:
+            key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+            left = (amount - reserved - captured if period == key else budget.amount_minor)
+            state = g.BudgetState(currency=budget.currency, remaining_minor=left)
+        decision = g.decide(_policy(stored), g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
+                            g.Purchase(modules=modules_of(priced.lines), total_minor=priced.total,
+                                       currency=account.currency, vendor_approval_required=priced.vendor_approval),
+                            spent_minor=int(spent or 0), budget=state)
+        quote = quote_of(priced, account, user, decision, now=now, ttl=ttl)
+        if taxed:
+            ask = tax.tax_ask(quote, account, user)
+            if ask.customer is None:
+                tax.apply_tax(quote, not_computed(NO_ADDRESS))
+            elif not ask.items:
+                tax.apply_tax(quote, tax.nothing_due(quote))
+            else:
+                return None  # Stripe Tax computes it, outside any transaction: the ordinary path
+        statement = Statement(dialect)
+        statement.insert("quote", [quote])
+        await conn.fetchval(statement.sql(), *statement.args)
+    return quote_read(quote, account_ref=account.external_id, user_ref=user.external_id)
