@@ -57,7 +57,7 @@ async def maintained(sessionmaker: async_sessionmaker[AsyncSession], account_id:
         return await tables(s, account_id)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 7])  # 7: a seat refused when the pool is full (20 seeds pass)
 async def test_maintained_statistics_equal_a_recount_after_random_changes(
         engine: AsyncEngine, settings: Settings, clock: FrozenClock, seed: int) -> None:
     rng = random.Random(seed)
@@ -119,10 +119,11 @@ async def test_maintained_statistics_equal_a_recount_after_random_changes(
                                          source="admin", source_ref=f"r{n}", starts_at=now, ends_at=None, seats=3,
                                          clock=clock)
             elif op == "seat" and pools:
-                with contextlib.suppress(SeatsExhausted):
-                    await entitlements.service.assign_seat(s, account_id=account_id,
-                                                           grant_id=rng.choice(pools).grant_id,
-                                                           user_id=ids[rng.choice(users)], clock=clock)
+                with contextlib.suppress(SeatsExhausted):  # refused: its savepoint leaves nothing (as a request)
+                    async with s.begin_nested():
+                        await entitlements.service.assign_seat(s, account_id=account_id,
+                                                               grant_id=rng.choice(pools).grant_id,
+                                                               user_id=ids[rng.choice(users)], clock=clock)
             elif op == "unseat" and pools:
                 await entitlements.service.unassign_seat(s, account_id=account_id,
                                                          grant_id=rng.choice(pools).grant_id,
