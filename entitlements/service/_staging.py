@@ -11,6 +11,7 @@ see docs/performance.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -58,6 +59,50 @@ _MERGE = text("""
 """)
 
 
+# The first half of _MERGE, for a history import: claim the ids and store the new events; the import sums their
+# counters and demand across all its batches and adds them once at its end (_ADD_USAGE, _ADD_DEMAND): every batch
+# would otherwise update the same counter rows again.
+_MERGE_EVENTS_ONLY = text("""
+    WITH s AS (
+        SELECT * FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]), CAST(:f AS text[]),
+                             CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
+                             CAST(:p AS timestamptz[])) WITH ORDINALITY AS t(a, e, u, f, k, q, o, p, n)
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    ), stored AS (
+        INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
+                                      period_start, properties, recorded_at)
+        SELECT s.a, s.e, s.u, s.f, s.k, s.q, s.o, s.p, NULL, :now
+          FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
+    )
+    SELECT CAST(s.n - 1 AS int) FROM s
+     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)
+""")
+_ADD_USAGE = text("""
+    INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+    SELECT a, u, f, p, pe, q, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:f AS text[]), CAST(:p AS timestamptz[]),
+                  CAST(:pe AS timestamptz[]), CAST(:q AS bigint[])) AS t(a, u, f, p, pe, q)
+     ORDER BY a, u, f, p
+    ON CONFLICT (account_id, user_id, feature, period_start)
+    DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+""")
+_ADD_DEMAND = text("""
+    INSERT INTO ent_demand_signals (account_id, user_id, feature, day, denied_checks, attempts, last_at)
+    SELECT a, u, f, d, dn, n, :now
+      FROM unnest(CAST(:a AS text[]), CAST(:u AS text[]), CAST(:f AS text[]), CAST(:d AS date[]),
+                  CAST(:dn AS bigint[]), CAST(:n AS bigint[])) AS t(a, u, f, d, dn, n)
+     ORDER BY a, u, f, d
+    ON CONFLICT (account_id, user_id, feature, day)
+    DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
+                  attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
+                  last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
+""")
+
+
 class StagedEvent(NamedTuple):
     """One event to merge (ids are internal ones; ``properties`` is JSON text or None). A tuple: a batch
     builds thousands of them."""
@@ -96,6 +141,36 @@ async def merge_events(session: AsyncSession, events: list[StagedEvent], *, peri
     of = periods.of
     bounds = [of(ev[3], ev[6]) for ev in events]
     columns = [list(c) for c in zip(*events, strict=True)]
-    params: dict[str, object] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns, strict=True))
-    params |= {"n": list(range(len(events))), "p": [b[0] for b in bounds], "pe": [b[1] for b in bounds], "now": now}
+    params: dict[str, list[object]] = dict(zip(("a", "e", "u", "f", "k", "q", "o", "pr", "dn"), columns,
+                                               strict=True))
+    params |= {"p": [b[0] for b in bounds], "pe": [b[1] for b in bounds]}
+    return await merge_columns(session, params, now=now)
+
+
+async def merge_columns(session: AsyncSession, columns: Mapping[str, Sequence[object]], *, now: datetime,
+                        events_only: bool = False) -> set[int]:
+    """``merge_events`` of events given as columns ``a e u f k q o pr dn p pe`` (unique per (a, e); ``p``/``pe``
+    the counter period's bounds). ``events_only``: claim and store the events but leave their counters and demand
+    to the caller (``add_usage``)."""
+    if events_only:  # only what the key and event rows need
+        return set((await session.scalars(_MERGE_EVENTS_ONLY, {
+            **{k: columns[k] for k in ("a", "e", "u", "f", "k", "q", "o", "p")}, "now": now})).all())
+    params: dict[str, object] = {**columns, "n": list(range(len(columns["a"]))), "now": now}
     return set((await session.scalars(_MERGE, params)).all())
+
+
+async def add_usage(session: AsyncSession, usage: dict[tuple[str, str, str, datetime], tuple[datetime, int]],
+                    demand: dict[tuple[str, str, str, date], tuple[int, int]], *, now: datetime) -> None:
+    """Add summed usage ((account, user, feature, period start) -> (period end, quantity)) to the counters and
+    summed tries ((account, user, feature, day) -> (denied checks, attempts)) to the demand signals: two
+    statements, rows in key order."""
+    if usage:
+        keys = sorted(usage)
+        await session.execute(_ADD_USAGE, {
+            "a": [k[0] for k in keys], "u": [k[1] for k in keys], "f": [k[2] for k in keys], "p": [k[3] for k in keys],
+            "pe": [usage[k][0] for k in keys], "q": [usage[k][1] for k in keys], "now": now})
+    if demand:
+        days = sorted(demand)
+        await session.execute(_ADD_DEMAND, {
+            "a": [k[0] for k in days], "u": [k[1] for k in days], "f": [k[2] for k in days], "d": [k[3] for k in days],
+            "dn": [demand[k][0] for k in days], "n": [demand[k][1] for k in days], "now": now})
