@@ -148,6 +148,8 @@ def create_app(
         if limiter is not None:
             await limiter.start(app.state.sessionmaker)
         await entitlements.start(app.state.sessionmaker)
+        if settings.warm_start == "on":
+            await _warm(app, settings, clock)
         jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
                         stripe=app.state.stripe)
         app.state.jobs, app.state.job_list = jobs, jobs.jobs
@@ -218,6 +220,17 @@ class CommerceApp(Litestar):
                 and await fast.answer(scope, send)):
             return
         await super().__call__(scope, receive, send)
+
+
+async def _warm(app: Litestar, settings: Settings, clock: Clock) -> None:
+    """Caches and prepared statements of the suggestion request, before serving; a failure only logs."""
+    from suggest.service import Context, warm
+
+    try:
+        await warm(Context(settings=settings, clock=clock, runtime=app.state.entitlements,
+                           refresher=app.state.suggest_refresher, sessionmaker=app.state.sessionmaker))
+    except Exception:
+        log.warning("warming the suggestion path at start-up failed; the first requests pay for it", exc_info=True)
 
 
 def _guard(limiter: RateLimiter | None) -> Guard:

@@ -57,6 +57,7 @@ class EventSpec:
 
 _REGISTRY: dict[tuple[str, int], EventSpec] = {}
 _BY_CLASS: dict[type[Event], EventSpec] = {}
+_INTERNAL: set[type[Event]] = set()  # heard in process only (``announce``): not in the catalogue, never sent
 E = TypeVar("E", bound=Event)
 C = TypeVar("C", bound=type[Event])
 
@@ -73,6 +74,14 @@ def event(type: str, *, version: int = 1, description: str) -> Callable[[C], C]:
         return cls
 
     return register
+
+
+def internal_event(cls: C) -> C:
+    """Register a payload that only in-process subscribers hear (``announce``): it is no webhook, not in the
+    catalogue and never written to the outbox."""
+    assert cls not in _BY_CLASS and cls not in _INTERNAL, f"{cls.__name__} is registered twice"
+    _INTERNAL.add(cls)
+    return cls
 
 
 def catalogue() -> list[EventSpec]:
@@ -122,7 +131,8 @@ class Bus:
         """Run ``subscriber`` for every ``event_type`` published on a session carrying this bus; ``inline``: the
         same consequence as SQL in a fast path's one statement (without it, fast paths that publish this event
         take their ordinary path)."""
-        assert event_type in _BY_CLASS, f"{event_type.__name__} is not a registered event payload"
+        assert event_type in _BY_CLASS or event_type in _INTERNAL, (
+            f"{event_type.__name__} is not a registered event payload")
         self._subscribers.setdefault(event_type, []).append(subscriber)
         self._inline.setdefault(event_type, []).append(inline)
 
@@ -201,3 +211,14 @@ async def publish(session: AsyncSession, payload: Event, *, clock: Clock, accoun
     write(session, event_id=published.event_id, type=spec.type, version=spec.version, account_id=account_id,
           occurred_at=published.occurred_at, payload=body)
     return published.event_id
+
+
+async def announce(session: AsyncSession, payload: Event, *, clock: Clock, account_id: str | None = None) -> None:
+    """Run the session's subscribers of an internal event (``internal_event``) in the caller's transaction."""
+    assert type(payload) in _INTERNAL, f"{type(payload).__name__} is not an internal event"
+    bus = bus_of(session)
+    if bus is None:
+        return
+    published = Published(event=payload, event_id=new_id("evt"), account_id=account_id, occurred_at=clock.now())
+    for subscriber in bus.subscribers(type(payload)):
+        await subscriber(session, published)

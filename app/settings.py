@@ -58,6 +58,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     workers: int = 1
     dispatcher: Switch = "on"
     scheduler: Switch = "on"
+    warm_start: Switch = "on"
     jobs_poll_seconds: float = 15.0
     jobs_disabled: tuple[str, ...] = ()
     job_history_days: int = 90
@@ -205,6 +206,8 @@ DOCS: dict[str, Doc] = {
     "scheduler": Doc(
         "`on` runs the job scheduler inside every app process (each job slot runs once across all of them); "
         "`off` leaves the jobs to `commerce worker`"),
+    "warm_start": Doc("`on` prepares the suggestion request's statements and caches at start-up, before the first "
+                      "request (`off`: the first requests pay for it; the tests' apps)"),
     "jobs_poll_seconds": Doc("how often a scheduler looks for due jobs (0.05 to 3600)"),
     "jobs_disabled": Doc("comma-separated job names no process runs (`commerce jobs list` names them)"),
     "job_history_days": Doc("finished job runs are kept this many days (1 to 3650)"),

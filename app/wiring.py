@@ -17,7 +17,8 @@ from app.settings import Settings, SettingsError
 def event_bus(settings: Settings) -> Bus:
     """Every in-process subscriber: the suggestion engine hears fulfilled orders and decided approvals."""
     bus = Bus()
-    suggest.subscribe(bus, attribution_days=settings.suggest_attribution_days)
+    suggest.subscribe(bus, attribution_days=settings.suggest_attribution_days,
+                      unused_days=settings.suggest_unused_days)
     return bus
 
 

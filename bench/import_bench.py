@@ -1,7 +1,8 @@
 """History import throughput: 100,000 NDJSON rows (60 accounts, 1,500 users, grants, purchases, usage and
 attempt events over 90 days) through ``suggest.imports.import_history`` on an embedded PostgreSQL, against a
 floor measured in the same run: the same number of rows inserted by batched ``unnest`` into one bare table in
-one transaction. Then the same file again (a replay: everything is a duplicate).
+one transaction. Then the same file again (a replay: everything is a duplicate). Each run also reports the CPU
+seconds it took in this process and in its PostgreSQL backend (a loaded machine inflates wall time far more).
 
     python -m bench.import_bench [--rows 100000]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 
 from app.clock import SystemClock
 from app.db import create_engine, make_sessionmaker
@@ -71,6 +74,17 @@ def make_rows(n: int, *, seed: int = 7) -> list[bytes]:
     return [json.dumps(x).encode() + b"\n" for x in lines]
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a PostgreSQL backend on this host has used so far (0 where /proc is absent):
+    with the process's own CPU, a measure of the import's work that a loaded machine inflates far less than its
+    wall time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def chunked(lines: list[bytes], size: int = 1 << 20) -> AsyncIterator[bytes]:
     buf: list[bytes] = []
     n = 0
@@ -114,11 +128,15 @@ async def main_async(rows: int) -> dict[str, Any]:
         for _ in range(2):  # the import, then the same file again (all duplicates)
             start = time.perf_counter()
             async with sm() as s, s.begin():
+                backend = int(await s.scalar(text("SELECT pg_backend_pid()")) or 0)
+                cpu = time.process_time(), backend_cpu(backend)
                 report = await imports.import_history(s, chunked(lines), clock=clock, view=await catalog_view(s),
                                                       actor="bench", unused_days=30)
+                cpu = time.process_time() - cpu[0], backend_cpu(backend) - cpu[1]
             elapsed = time.perf_counter() - start
             assert report.errors == 0, report.first_errors
             runs.append({"seconds": round(elapsed, 2), "rows_per_s": round(len(lines) / elapsed),
+                         "cpu_python_s": round(cpu[0], 2), "cpu_postgres_s": round(cpu[1], 2),
                          "imported": report.imported})
         floor_s = await floor(server.get_uri("postgres"), lines)
         await engine.dispose()

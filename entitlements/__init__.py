@@ -3,13 +3,13 @@
 The public face for other packages (billing calls ``grant``/``revoke``/``mark_trial_converted`` and asks
 ``owned_modules`` for quotes; ``user_offers`` puts the catalog's offers over what a user holds; suggestions
 read ``demand_signals``, ``usage_series``, ``account_holdings``, ``account_usage_series``,
-``active_features``, ``holdings_by_role`` for recounts and, per request, ``user_activity``).
+``active_features``, ``holdings_cte`` for the peer statistics and, per request, ``user_activity``).
 """
 
 from entitlements.models import Grant
 from entitlements.service import (
-    HoldingsByRole,
-    PastEvent,
+    ImportedUsage,
+    PastEvents,
     PastGrant,
     UserActivity,
     account_holdings,
@@ -25,7 +25,8 @@ from entitlements.service import (
     grant_history,
     grant_in,
     held_modules_sql,
-    holdings_by_role,
+    holdings_cte,
+    holdings_params,
     import_events,
     import_grants,
     mark_trial_converted,
@@ -38,13 +39,14 @@ from entitlements.service import (
     usage_history_rows,
     usage_series,
     usage_totals,
+    used_lately_sql,
     user_activity,
 )
 
 __all__ = [
     "Grant",
-    "HoldingsByRole",
-    "PastEvent",
+    "ImportedUsage",
+    "PastEvents",
     "PastGrant",
     "UserActivity",
     "account_holdings",
@@ -60,7 +62,8 @@ __all__ = [
     "grant_history",
     "grant_in",
     "held_modules_sql",
-    "holdings_by_role",
+    "holdings_cte",
+    "holdings_params",
     "import_events",
     "import_grants",
     "mark_trial_converted",
@@ -73,5 +76,6 @@ __all__ = [
     "usage_history_rows",
     "usage_series",
     "usage_totals",
+    "used_lately_sql",
     "user_activity",
 ]

@@ -3,8 +3,9 @@ measurement of all of it (impressions, feedback, attributed purchases, lift over
 
 The top of the stack: it reads the catalog, entitlements and billing through their public functions, and
 nothing imports it but the app's wiring (app/wiring.py, app/asgi.py, app/demo.py), which uses:
-  * ``subscribe(bus, *, attribution_days)``: the engine hears ``order.fulfilled`` (each purchased module is
-    recorded and attributed to the suggestion shown before it) and ``approval.decided`` (an admin's denial);
+  * ``subscribe(bus, *, attribution_days, unused_days)``: the engine hears ``order.fulfilled`` (each purchased
+    module is recorded and attributed to the suggestion shown before it), ``approval.decided`` (an admin's
+    denial), and every grant, revocation, end, seat and role change (applied to the peer statistics);
   * ``parse_weights(text)``: checks COMMERCE_SUGGEST_WEIGHTS at start-up;
   * ``refresh_account(session, account_id, *, now, unused_days)``: recount an account's peer statistics;
   * ``record_purchase`` and ``record_denial``: what the subscribers call, also usable directly.

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -117,6 +128,22 @@ class StatsRefresh(Base):
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     users: Mapped[int]
     refreshed_at: Mapped[datetime]
+    # True once recounted with per-user holdings: from then on every change keeps the statistics up to date
+    maintained: Mapped[bool] = mapped_column(server_default=false(), default=False)
+
+
+class UserHoldings(Base):
+    """What one user adds to the account's peer statistics as last counted: roles (None: not counted yet),
+    modules held and modules lately used. A change recounts only the users it touches and applies the
+    difference between their new and these holdings."""
+
+    __tablename__ = "sug_user_holdings"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    roles: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    modules: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    active: Mapped[list[str]] = mapped_column(ARRAY(Text))
 
 
 class SegmentStat(Base):

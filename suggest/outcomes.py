@@ -10,10 +10,8 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import User
 from app.ids import new_id
 from app.onestatement import Statement
-from suggest import peers
 from suggest import stats as st
 from suggest.models import SuggestionFeedback, SuggestionImpression, SuggestionOutcome
 from suggest.schemas import FunnelRead, LiftRead, ModuleStatsRead, StatsRead
@@ -33,21 +31,18 @@ async def record_purchase(session: AsyncSession, *, account_id: str, user_id: st
             SuggestionImpression.shown_at > at - timedelta(days=attribution_days),
             SuggestionImpression.kind.in_(("purchase", "trial", "plan_change")))
         .order_by(SuggestionImpression.shown_at.desc()).limit(1))).first()
-    inserted = await session.scalar(insert(SuggestionOutcome).values(
+    await session.execute(insert(SuggestionOutcome).values(
         account_id=account_id, outcome_id=new_id("sgo"), user_id=user_id, module=module, kind="purchase",
         source_ref=order_id, amount_minor=amount_minor, currency=currency, at=at,
         suggestion_id=shown.suggestion_id if shown else None, holdout=shown.holdout if shown else None,
-    ).on_conflict_do_nothing().returning(SuggestionOutcome.outcome_id))
-    if inserted is not None:
-        roles = await session.scalar(select(User.roles).where(User.account_id == account_id, User.user_id == user_id))
-        await peers.bump_owner(session, account_id, list(roles or []), module)
+    ).on_conflict_do_nothing())
     return shown.suggestion_id if shown else None
 
 
 def record_purchase_in(statement: Statement, *, account_id: str, user_id: str, module: str, order_id: str,
                        amount_minor: int, currency: str, at: datetime, attribution_days: int = 7) -> None:
-    """``record_purchase`` as part of a fast path's one statement: the same outcome row, attribution and peer
-    count (one more owner for each of the buyer's roles, when the outcome is new)."""
+    """``record_purchase`` as part of a fast path's one statement: the same outcome row and attribution (the peer
+    counts follow the grant's event, ``peers.granted_in``)."""
     assert amount_minor >= 0 and 1 <= attribution_days <= 365
     p = statement.param
     a, u, m = p(account_id, "VARCHAR"), p(user_id, "VARCHAR"), p(module, "VARCHAR")
@@ -56,19 +51,11 @@ def record_purchase_in(statement: Statement, *, account_id: str, user_id: str, m
         f"WHERE account_id = {a} AND user_id = {u} AND module = {m} AND shown_at <= {p(at, 'TIMESTAMPTZ')} "
         f"AND shown_at > {p(at - timedelta(days=attribution_days), 'TIMESTAMPTZ')} "
         "AND kind IN ('purchase', 'trial', 'plan_change') ORDER BY shown_at DESC LIMIT 1"), materialized=True)
-    outcome = statement.cte("sug_outcome", (
+    statement.cte("sug_outcome", (
         "INSERT INTO sug_outcomes (account_id, outcome_id, user_id, module, kind, source_ref, amount_minor, "
         f"currency, at, suggestion_id, holdout) SELECT {a}, {p(new_id('sgo'), 'VARCHAR')}, {u}, {m}, 'purchase', "
         f"{p(order_id, 'VARCHAR')}, {p(amount_minor, 'BIGINT')}, {p(currency, 'VARCHAR')}, {p(at, 'TIMESTAMPTZ')}, "
         f"(SELECT suggestion_id FROM {shown}), (SELECT holdout FROM {shown}) ON CONFLICT DO NOTHING RETURNING 1"))
-    statement.cte("sug_peers", (
-        "INSERT INTO sug_peer_stats (account_id, role, module, role_users, owners, active_owners) "
-        f"SELECT {a}, r.role, {m}, coalesce((SELECT max(s.role_users) FROM sug_peer_stats s "
-        f"WHERE s.account_id = {a} AND s.role = r.role), 1), 1, 0 "
-        f"FROM (SELECT DISTINCT unnest(roles) AS role FROM users WHERE account_id = {a} AND user_id = {u}) AS r "
-        f"WHERE EXISTS (SELECT 1 FROM {outcome}) "
-        "ON CONFLICT (account_id, role, module) DO UPDATE "
-        "SET owners = LEAST(sug_peer_stats.owners + 1, sug_peer_stats.role_users)"))
 
 
 async def record_denial(session: AsyncSession, *, account_id: str, user_id: str, module: str, approval_id: str,

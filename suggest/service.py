@@ -3,10 +3,12 @@ Never commits: the request's transaction does."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
-from app.accounts.service import resolve_accounts
+from app.accounts.service import resolve_accounts, resolve_user_and_account
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import NotFound
@@ -66,8 +68,7 @@ async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, u
                     ) -> tuple[User, Account, Snapshot, CatalogView]:
     """The user (tenancy enforced), the account, and the entitlement snapshot: from the process cache when
     warm, else read in this request's transaction (not a second one)."""
-    user = await resolve_user(session, principal, user_ref)
-    account = await session.get_one(Account, user.account_id)
+    user, account = await resolve_user_and_account(session, principal, user_ref)
     now = ctx.clock.now()
     view = await ctx.runtime.view(session)
     snap = ctx.runtime.snapshots.get(user_ref)
@@ -144,7 +145,6 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     """Rank, price and record suggestions for one user in one workflow moment (holdout users get none)."""
     s, now = ctx.settings, ctx.clock.now()
     user, account, snap, view = await _snapshot(session, ctx, principal, data.user)
-    await _ensure_stats(session, ctx, account.account_id, now)
     features, modules, prices = _catalog(ctx, view, account.currency)
     _, policy = await billing.current_policy(session, account)
     requester = g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center)
@@ -159,9 +159,12 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
         demand_since=now.date() - timedelta(days=facts.OLDER_DAYS - 1),
         usage_since=now - timedelta(days=31 * facts.HISTORY_MONTHS),
         recent_since=now - timedelta(days=s.suggest_recent_days))
-    rows = await facts.stored(session, account.account_id, user.user_id, roles=tuple(sorted(snap.roles)),
-                              surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
-                              cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days)
+    read_stored = partial(facts.stored, session, account.account_id, user.user_id, roles=tuple(sorted(snap.roles)),
+                          surface=data.surface, now=now, cap=s.suggest_cap_per_surface,
+                          cap_hours=s.suggest_cap_window_hours, cooldown_days=s.suggest_dismiss_cooldown_days)
+    rows = await read_stored()
+    if rows.everyone is None and await _ensure_stats(session, ctx, account.account_id, now):
+        rows = await read_stored()
     user_facts, series = await facts.user_facts(session, snap, account, now=now, signal_days=s.suggest_signal_days,
                                                 unused_days=s.suggest_unused_days, features=features,
                                                 modules=modules, activity=activity, rows=rows,
@@ -187,8 +190,9 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
     request_id = new_id("sgr")
-    budget = await billing.budget_for(session, account.account_id, user.cost_center) if items else None
-    state = await billing.budget_state(session, budget, clock=ctx.clock) if budget is not None else None
+    # the budget with its balance this period: one statement, and nothing written on a read
+    _, state, _ = (await billing.budget_and_state(session, account.account_id, user.cost_center, now=now)
+                   if items else (None, None, False))
     funds = g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None
     reads = []
     for rank, item in enumerate(items, start=1):
@@ -258,23 +262,15 @@ async def _weights(session: AsyncSession, ctx: Context, now: datetime) -> Weight
     return weights
 
 
-async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> None:
-    """Recounts never run on the request path when the app can run them in the background: an account never
-    counted, or counted longer ago than the TTL, is recounted by the refresher and this answer uses what is
-    there (none yet: peers say nothing until then). Without a refresher (a bare call) the first count is done
-    here."""
-    ttl = timedelta(seconds=ctx.settings.suggest_stats_ttl_seconds)
-    if ctx.refresher is not None and ctx.refresher.fresh(account_id, now):
-        return
-    at = await peers.refreshed_at(session, account_id)
-    background = ctx.refresher is not None and ctx.sessionmaker is not None
-    if (at is None or now - at > ttl) and background:
-        assert ctx.refresher is not None and ctx.sessionmaker is not None
+async def _ensure_stats(session: AsyncSession, ctx: Context, account_id: str, now: datetime) -> bool:
+    """An account whose statistics were never counted (its "*" row is missing; every change keeps them up to date
+    once they are): the refresher counts it in the background and this answer goes without peers; without a
+    refresher (a bare call) it is counted here. Returns whether it was counted in this transaction."""
+    if ctx.refresher is not None and ctx.sessionmaker is not None:
         ctx.refresher.schedule(ctx.sessionmaker, account_id)
-    elif at is None:
-        await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
-    elif ctx.refresher is not None:
-        ctx.refresher.seen(account_id, at + ttl)
+        return False
+    await peers.refresh_account(session, account_id, now=now, unused_days=ctx.settings.suggest_unused_days)
+    return True
 
 
 async def recount_accounts(session: AsyncSession, principal: Principal, refs: list[str], *, now: datetime,
@@ -294,8 +290,6 @@ async def recount(session: AsyncSession, *, account_ids: list[str], now: datetim
         total += await peers.refresh_account(session, account_id, now=now, unused_days=unused_days)
     if refresher is not None:
         refresher.segments.clear()
-        for account_id in account_ids:
-            refresher.fresh_until.pop(account_id, None)
     return total
 
 
@@ -316,3 +310,33 @@ async def feedback(session: AsyncSession, principal: Principal, suggestion_id: s
     return FeedbackRead(suggestion_id=suggestion_id, module=row.module, action=data.action,
                         recorded=inserted is not None, at=at or now)
 
+
+
+async def warm(ctx: Context, *, connections: int = 2) -> None:
+    """Before the first request: the catalog view and the engine's view of it (per currency the catalog prices
+    in), the served weights, and every statement of a suggestion request compiled and prepared on a few pooled
+    connections (run for nobody, in transactions rolled back), so the first request costs what the others do."""
+    assert ctx.sessionmaker is not None
+    maker = ctx.sessionmaker
+    now = ctx.clock.now()
+    async with maker() as session, session.begin():
+        view = await ctx.runtime.view(session)
+        for currency in sorted({lp.price.currency for lp in view.live.prices.values()}):
+            _catalog(ctx, view, currency)
+        await _weights(session, ctx, now)
+
+    async def statements() -> None:
+        async with maker() as session:
+            await session.begin()
+            await session.execute(select(User, Account).join(Account, Account.account_id == User.account_id)
+                                  .where(User.external_id == ""))
+            await load_snapshot(session, "", now=now, view=view)
+            await entitlements.user_activity(session, "", "", now=now, sources=("order",), demand_since=now.date(),
+                                             usage_since=now, recent_since=now)
+            await facts.stored(session, "", "", roles=(), surface="", now=now, cap=1, cap_hours=1, cooldown_days=1)
+            nobody = Account(account_id="")  # transient: only its id is read
+            await billing.current_policy(session, nobody)
+            await billing.budget_and_state(session, "", None, now=now)
+            await session.rollback()
+
+    await asyncio.gather(*(statements() for _ in range(connections)))

@@ -1,20 +1,27 @@
 """What the engine learns from other packages' events, in their transaction: purchases to attribute to the
-suggestion shown before them, and admins' denials to respect. The app's wiring subscribes these; nothing
-below the engine knows it exists."""
+suggestion shown before them, admins' denials to respect, and every change to who holds what or has which role
+(grants, revocations, ends, seats, users' roles), applied to the account's peer statistics at once. The app's
+wiring subscribes these; nothing below the engine knows it exists."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.events import UserRolesChanged
 from app.events import Bus, Published
 from app.onestatement import Statement
 from billing import service as billing
 from billing.events import ApprovalDecided, OrderFulfilled
+from entitlements.events import EntitlementExpired, EntitlementGranted, EntitlementRevoked, SeatAssigned, SeatUnassigned
 from suggest.outcomes import record_denial, record_purchase, record_purchase_in
+from suggest.peers import apply_changes, granted_in
 
 
-def subscribe(bus: Bus, *, attribution_days: int) -> None:
-    """Put the engine's subscribers on ``bus`` (``attribution_days``: COMMERCE_SUGGEST_ATTRIBUTION_DAYS)."""
+def subscribe(bus: Bus, *, attribution_days: int, unused_days: int = 30) -> None:
+    """Put the engine's subscribers on ``bus`` (``attribution_days``: COMMERCE_SUGGEST_ATTRIBUTION_DAYS;
+    ``unused_days``: COMMERCE_SUGGEST_UNUSED_DAYS, what "used lately" means in the peer statistics)."""
 
     async def purchased(session: AsyncSession, published: Published[OrderFulfilled]) -> None:
         await record_fulfilled(session, published, attribution_days=attribution_days)
@@ -22,8 +29,31 @@ def subscribe(bus: Bus, *, attribution_days: int) -> None:
     def purchased_inline(statement: Statement, published: Published[OrderFulfilled], facts: object) -> None:
         record_fulfilled_in(statement, published, facts, attribution_days=attribution_days)
 
+    async def changed(session: AsyncSession, published: Published[Any]) -> None:
+        await holdings_changed(session, published, unused_days=unused_days)
+
+    def granted_inline(statement: Statement, published: Published[EntitlementGranted], facts: object) -> None:
+        granted_in(statement, published.event, facts, now=published.occurred_at, unused_days=unused_days)
+
     bus.subscribe(OrderFulfilled, purchased, inline=purchased_inline)
     bus.subscribe(ApprovalDecided, record_decided)
+    bus.subscribe(EntitlementGranted, changed, inline=granted_inline)  # a fast order's grant: in its statement
+    for kind in (EntitlementRevoked, EntitlementExpired, SeatAssigned, SeatUnassigned, UserRolesChanged):
+        bus.subscribe(kind, changed)
+
+
+async def holdings_changed(session: AsyncSession, published: Published[Any], *, unused_days: int) -> None:
+    """Apply one change to the account's peer statistics: the user it names, or every user for an account-wide
+    grant (a new seat pool changes nothing until a seat is assigned)."""
+    ev = published.event
+    account_id = ev.account_id if isinstance(ev, UserRolesChanged) else published.account_id
+    if account_id is None:
+        return
+    if isinstance(ev, EntitlementGranted) and ev.user_id is None and ev.seats is not None:
+        return
+    user_id: str | None = ev.user_id
+    await apply_changes(session, account_id, None if user_id is None else [user_id], now=published.occurred_at,
+                        unused_days=unused_days)
 
 
 async def _order(session: AsyncSession, account_id: str | None, order_id: str) -> billing.OrderSummary:

@@ -76,7 +76,7 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return load_settings({}, env="test", database_url=database_url, data_dir=tmp_path / "data",
-                         token_secret="test-secret-" + "x" * 40, dispatcher="off", scheduler="off",
+                         token_secret="test-secret-" + "x" * 40, dispatcher="off", scheduler="off", warm_start="off",
                          stripe_backend="fake")
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, console, sessions, tokens
+from app.accounts.events import UserRolesChanged
 from app.accounts.models import Account, User
 from app.accounts.schemas import (
     AccountRead,
@@ -31,6 +32,7 @@ from app.auth import Principal, UserPrincipal, VendorPrincipal
 from app.clock import Clock
 from app.db import model_to_dict
 from app.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable, ValidationFailed
+from app.events import announce
 from app.ids import new_id
 from app.money import is_currency
 from app.notify import notify
@@ -106,6 +108,20 @@ async def get_user(session: AsyncSession, ref: str) -> User | None:
     if user is None and _USER_ID.match(ref):
         user = await session.scalar(select(User).where(User.user_id == ref))
     return user
+
+
+async def resolve_user_and_account(session: AsyncSession, principal: Principal, external_id: str,
+                                   ) -> tuple[User, Account]:
+    """``resolve_user`` and the user's account, read together (one statement when found by external id)."""
+    found = (await session.execute(select(User, Account).join(Account, Account.account_id == User.account_id)
+                                   .where(User.external_id == external_id))).first()
+    if found is None:
+        user = await resolve_user(session, principal, external_id)
+        return user, await session.get_one(Account, user.account_id)
+    user, account = found
+    if not principal.may_access_user(user.account_id, user.user_id):
+        raise NotFound(f"User {external_id!r} does not exist.")
+    return user, account
 
 
 async def resolve_user(
@@ -240,6 +256,9 @@ async def upsert_user(
             await audit.record(session, clock=clock, actor=actor, action="user.created", target_type="user",
                                target_id=user.external_id, account_id=account.account_id,
                                after=model_to_dict(user, _USER_FIELDS))
+            await announce(session, UserRolesChanged(account_id=account.account_id, user_id=user.user_id,
+                                                     roles=list(user.roles)), clock=clock,
+                           account_id=account.account_id)
             return user, True
         existing = await session.scalar(
             select(User).where(User.external_id == data.external_id).with_for_update()
@@ -259,6 +278,9 @@ async def upsert_user(
     await session.flush()
     if set(before["roles"]) != set(after["roles"]):  # tokens carry roles: a demoted admin keeps none of its own
         await revoke_tokens(session, existing, actor=actor, reason="roles changed", clock=clock)
+        await announce(session, UserRolesChanged(account_id=account.account_id, user_id=existing.user_id,
+                                                 roles=list(existing.roles)), clock=clock,
+                       account_id=account.account_id)
     return existing, False
 
 

@@ -21,6 +21,7 @@ from billing.service._account_reads import (
     subscription_list,
 )
 from billing.service._budgets import (
+    budget_and_state,
     budget_for,
     budget_state,
     capture,
@@ -71,6 +72,7 @@ __all__ = [
     "approval_read",
     "approval_view",
     "auto_quote",
+    "budget_and_state",
     "budget_for",
     "budget_list",
     "budget_state",

@@ -240,7 +240,7 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
             source_ref=order.order_id, starts_at=now, ends_at=line.period_end,
             seats=line.quantity if line.seat_pool else None, now=now, account_ref=account.external_id,
             user_ref=user.external_id)
-        emit(granted.event, published=granted)
+        emit(granted.event, published=granted, facts=tuple(by_key[line.module].features))  # the module's features
         notices += entitlements.changes_in(statement, [(account.account_id, holder)])  # one per grant, as grant()
         features[line.module] = dict(by_key[line.module].features)
         motion = classify(category=category, is_renewal=False, owned_categories=credited)

@@ -2,7 +2,7 @@
 
 import entitlements.events  # noqa: F401  (registers the payloads of entitlement events)
 from entitlements.service._alerts import alert_limits_near, alert_unused, sweep_alerts
-from entitlements.service._fast import changes_in, grant_in, held_modules_sql, no_open_trial
+from entitlements.service._fast import changes_in, grant_in, held_modules_sql, no_open_trial, used_lately_sql
 from entitlements.service._grants import (
     Source,
     assign_seat,
@@ -20,9 +20,8 @@ from entitlements.service._grants import (
     revoke_by_source,
     unassign_seat,
 )
-from entitlements.service._imports import PastEvent, PastGrant, import_events, import_grants
+from entitlements.service._imports import ImportedUsage, PastEvents, PastGrant, import_events, import_grants
 from entitlements.service._insights import (
-    HoldingsByRole,
     UserActivity,
     account_holdings,
     account_usage_series,
@@ -31,7 +30,8 @@ from entitlements.service._insights import (
     demand_history,
     demand_signals,
     grant_history,
-    holdings_by_role,
+    holdings_cte,
+    holdings_params,
     recent_grants,
     usage_history_rows,
     usage_series,
@@ -44,8 +44,8 @@ from entitlements.service._trials import mark_trial_converted, start_trial, swee
 from entitlements.service._usage import add_signals, record_usage, usage_history, usage_totals
 
 __all__ = [
-    "HoldingsByRole",
-    "PastEvent",
+    "ImportedUsage",
+    "PastEvents",
     "PastGrant",
     "Source",
     "UserActivity",
@@ -71,7 +71,8 @@ __all__ = [
     "grant_in",
     "grant_reads",
     "held_modules_sql",
-    "holdings_by_role",
+    "holdings_cte",
+    "holdings_params",
     "import_events",
     "import_grants",
     "invalidate",
@@ -95,6 +96,7 @@ __all__ = [
     "usage_history_rows",
     "usage_series",
     "usage_totals",
+    "used_lately_sql",
     "user_activity",
     "user_offers",
 ]

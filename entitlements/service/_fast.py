@@ -72,3 +72,11 @@ def held_modules_sql(account: str, user: str, now: str, *, bought: bool) -> str:
             "EXISTS (SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id "
             f"AND s.grant_id = g.grant_id AND s.user_id = {user}))) GROUP BY g.module"
             + (" HAVING bool_or(g.source <> 'trial'))" if bought else ")"))
+
+
+def used_lately_sql(*, account_id: str, user_id: str, features: str, since: str) -> str:
+    """SQL, true when the user used one of ``features`` (a text array) in a counter period ending after ``since``
+    (what ``holdings_cte`` calls a module used lately), for another package's one statement; the arguments are
+    SQL expressions."""
+    return (f"EXISTS (SELECT 1 FROM ent_usage_counters c WHERE c.account_id = {account_id} "
+            f"AND c.user_id = {user_id} AND c.feature = ANY({features}) AND c.period_end > {since} AND c.used > 0)")

@@ -6,9 +6,9 @@ and no domain event is published for the past; the process caches of the touched
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import NamedTuple
+from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.ids import new_id
 from entitlements.domain import CatalogView
 from entitlements.service._changes import record_changes
-from entitlements.service._staging import Periods, StagedEvent, merge_events
+from entitlements.service._staging import Periods, add_usage, merge_columns
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,78 @@ class PastGrant:
     ends_at: datetime | None
 
 
-class PastEvent(NamedTuple):
-    account_id: str
-    user_id: str
-    event_id: str
-    feature: str
-    kind: str  # usage | attempt
-    quantity: int
-    occurred_at: datetime
-    denied: bool = False  # an attempt that was a denied check
+class PastEvents:
+    """A batch of past usage and attempt events as columns (thousands a batch: no object per event); an event
+    id the batch already holds for the account is skipped."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self._periods = Periods(view)
+        self._keys: set[tuple[str, str]] = set()
+        self.a: list[str] = []
+        self.e: list[str] = []
+        self.u: list[str] = []
+        self.f: list[str] = []
+        self.k: list[str] = []
+        self.q: list[int] = []
+        self.o: list[datetime] = []
+        self.dn: list[bool] = []
+        self.p: list[datetime] = []
+        self.pe: list[datetime] = []
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def add(self, account_id: str, user_id: str, event_id: str, feature: str, kind: str, quantity: int,
+            occurred_at: datetime, *, denied: bool = False) -> None:
+        """``kind``: usage | attempt; ``denied``: an attempt that was a denied check."""
+        key = (account_id, event_id)
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        at = occurred_at.astimezone(UTC)
+        start, end = self._periods.of(feature, at)
+        self.a.append(account_id)
+        self.e.append(event_id)
+        self.u.append(user_id)
+        self.f.append(feature)
+        self.k.append(kind)
+        self.q.append(quantity)
+        self.o.append(at)
+        self.dn.append(denied)
+        self.p.append(start)
+        self.pe.append(end)
+
+    def columns(self) -> dict[str, Sequence[object]]:
+        return {"a": self.a, "e": self.e, "u": self.u, "f": self.f, "k": self.k, "q": self.q, "o": self.o,
+                "pr": [None] * len(self.a), "dn": self.dn, "p": self.p, "pe": self.pe}
+
+
+class ImportedUsage:
+    """The counters and daily demand of an import's new events, summed across its batches in the process and
+    written once at its end (``write``): batch by batch, every batch would update the same counter rows again."""
+
+    def __init__(self) -> None:
+        self.usage: dict[tuple[str, str, str, datetime], tuple[datetime, int]] = {}
+        self.demand: dict[tuple[str, str, str, date], tuple[int, int]] = {}
+
+    def add(self, ev: PastEvents, old: set[int]) -> None:
+        usage, demand = self.usage, self.demand
+        for i, (a, u, f, k, q, o, dn, p, pe) in enumerate(zip(ev.a, ev.u, ev.f, ev.k, ev.q, ev.o, ev.dn, ev.p, ev.pe,
+                                                               strict=True)):
+            if i in old:
+                continue
+            if k == "usage":
+                key = (a, u, f, p)
+                hit = usage.get(key)
+                usage[key] = (pe, q if hit is None else hit[1] + q)
+            else:
+                day = (a, u, f, o.date())
+                d, n = demand.get(day, (0, 0))
+                demand[day] = (d + q, n) if dn else (d, n + q)
+
+    async def write(self, session: AsyncSession, *, now: datetime) -> None:
+        await add_usage(session, self.usage, self.demand, now=now)
+        self.usage, self.demand = {}, {}
 
 
 _INSERT_GRANTS = text("""
@@ -66,17 +129,17 @@ async def import_grants(session: AsyncSession, rows: list[PastGrant], *, now: da
     return out
 
 
-async def import_events(session: AsyncSession, events: list[PastEvent], *, view: CatalogView, now: datetime,
-                        ) -> set[str]:
-    """Record past usage and attempt events once each (counters and demand per day, one COPY and one merge);
-    returns the accounts that got a new event."""
-    if not events:
+async def import_events(session: AsyncSession, events: PastEvents, *, now: datetime,
+                        sums: ImportedUsage | None = None) -> set[str]:
+    """Record past usage and attempt events once each (one merge statement); their counters and demand per day
+    are added at once, or with ``sums`` summed there for one write at the import's end. Returns the accounts that
+    got a new event."""
+    if not len(events):
         return set()
-    unique = {(e.account_id, e.event_id): e for e in events}
-    staged = [StagedEvent(a, eid, ev.user_id, ev.feature, ev.kind, ev.quantity, ev.occurred_at.astimezone(UTC),
-                          None, ev.denied) for (a, eid), ev in unique.items()]
-    old = await merge_events(session, staged, periods=Periods(view), now=now)
-    accounts = {st.account_id for i, st in enumerate(staged) if i not in old}
+    old = await merge_columns(session, events.columns(), now=now, events_only=sums is not None)
+    if sums is not None:
+        sums.add(events, old)
+    new = {a for i, a in enumerate(events.a) if i not in old}
     # one change per account, not per user: an import touches most users of the accounts it names
-    await record_changes(session, [(a, None) for a in sorted(accounts)])
-    return accounts
+    await record_changes(session, [(a, None) for a in sorted(new)])
+    return new

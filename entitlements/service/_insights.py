@@ -215,72 +215,53 @@ async def user_activity(session: AsyncSession, account_id: str, user_id: str, *,
                         bought=frozenset(_MODULES.decode(row[3])))
 
 
-@dataclass(frozen=True)
-class HoldingsByRole:
-    """Who holds what in one account, counted by the database: users per role, holders per (role, module),
-    holders who used one of the module's features lately per (role, module), and co-holders per module pair
-    (a <= b in byte order; a == b: holders)."""
-
-    users: int
-    role_users: dict[str, int]
-    owners: dict[tuple[str, str], int]
-    active_owners: dict[tuple[str, str], int]
-    pairs: dict[tuple[str, str], int]
-
-
-# Holdings as ``account_holdings`` has them (own grants, account-wide grants for every user, assigned seats),
-# counted with the users' roles in one statement: the application process never walks the account's users.
-_BY_ROLE = text("""
-    WITH u AS (SELECT user_id, roles FROM users WHERE account_id = :a),
-    g AS (SELECT grant_id, user_id, module, seats FROM ent_grants
-           WHERE account_id = :a AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
-             AND (revoked_at IS NULL OR revoked_at > :now)),
-    held AS (
+def holdings_cte(*, every_user: bool) -> str:
+    """SQL for the start of a WITH list that ends in ``holdings(user_id, roles, modules, active)``: per user of
+    account ``:a`` (every user, or those in ``:users``, a text array) its distinct roles, the modules it holds at
+    ``:now`` (own, account-wide and seat grants, as ``account_holdings``) and those of them it used since
+    ``:since`` (a feature of the module in ``:fm``/``:ff`` counted since then), each array sorted in byte
+    order. For higher packages that keep counts of holdings in the same statement as they read them; the names
+    ``h_*`` are taken."""
+    of_users = "" if every_user else " AND user_id = ANY(CAST(:users AS text[]))"
+    grants_of = "" if every_user else " AND (user_id IS NULL OR user_id = ANY(CAST(:users AS text[])))"
+    return f"""
+    h_u AS (SELECT user_id, roles FROM users WHERE account_id = :a{of_users}),
+    h_g AS (SELECT grant_id, user_id, module, seats FROM ent_grants
+             WHERE account_id = :a{grants_of} AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
+               AND (revoked_at IS NULL OR revoked_at > :now)),
+    h_held AS (
         SELECT DISTINCT x.user_id, x.module FROM (
-            SELECT g.user_id, g.module FROM g WHERE g.user_id IS NOT NULL
+            SELECT g.user_id, g.module FROM h_g g WHERE g.user_id IS NOT NULL
             UNION ALL
-            SELECT s.user_id, g.module FROM ent_seat_assignments s JOIN g ON g.grant_id = s.grant_id
+            SELECT s.user_id, g.module FROM ent_seat_assignments s JOIN h_g g ON g.grant_id = s.grant_id
              WHERE s.account_id = :a
             UNION ALL
-            SELECT u.user_id, g.module FROM g CROSS JOIN u WHERE g.user_id IS NULL AND g.seats IS NULL
-        ) x JOIN u ON u.user_id = x.user_id
+            SELECT u.user_id, g.module FROM h_g g CROSS JOIN h_u u WHERE g.user_id IS NULL AND g.seats IS NULL
+        ) x JOIN h_u u ON u.user_id = x.user_id
     ),
-    mf AS (SELECT * FROM unnest(CAST(:fm AS text[]), CAST(:ff AS text[])) AS t(module, feature)),
-    used AS (SELECT DISTINCT user_id, feature FROM ent_usage_counters
-              WHERE account_id = :a AND period_end > :since AND used > 0),
-    active AS (SELECT DISTINCT h.user_id, h.module FROM held h JOIN mf ON mf.module = h.module
-                 JOIN used ON used.user_id = h.user_id AND used.feature = mf.feature),
-    ur AS (SELECT DISTINCT u.user_id, r.role FROM u CROSS JOIN unnest(u.roles) AS r(role))
-    SELECT 'users', '', '', count(*) FROM u
-    UNION ALL SELECT 'role', role, '', count(*) FROM ur GROUP BY role
-    UNION ALL SELECT 'owners', ur.role, h.module, count(*) FROM ur JOIN held h ON h.user_id = ur.user_id
-               GROUP BY ur.role, h.module
-    UNION ALL SELECT 'active', ur.role, h.module, count(*) FROM ur JOIN active h ON h.user_id = ur.user_id
-               GROUP BY ur.role, h.module
-    UNION ALL SELECT 'pair', a.module, b.module, count(*) FROM held a
-                JOIN held b ON b.user_id = a.user_id AND a.module COLLATE "C" <= b.module COLLATE "C"
-               GROUP BY a.module, b.module
-""")
+    h_mf AS (SELECT * FROM unnest(CAST(:fm AS text[]), CAST(:ff AS text[])) AS t(module, feature)),
+    h_used AS (SELECT DISTINCT user_id, feature FROM ent_usage_counters
+                WHERE account_id = :a{of_users} AND period_end > :since AND used > 0),
+    h_active AS (SELECT DISTINCT h.user_id, h.module FROM h_held h JOIN h_mf ON h_mf.module = h.module
+                   JOIN h_used ON h_used.user_id = h.user_id AND h_used.feature = h_mf.feature),
+    h_hm AS (SELECT user_id, CAST(array_agg(module ORDER BY module COLLATE "C") AS text[]) AS m
+               FROM h_held GROUP BY user_id),
+    h_am AS (SELECT user_id, CAST(array_agg(module ORDER BY module COLLATE "C") AS text[]) AS m
+               FROM h_active GROUP BY user_id),
+    holdings AS (
+        SELECT u.user_id,
+               ARRAY(SELECT r FROM unnest(u.roles) AS r GROUP BY r ORDER BY r COLLATE "C") AS roles,
+               coalesce(h_hm.m, CAST('{{}}' AS text[])) AS modules, coalesce(h_am.m, CAST('{{}}' AS text[])) AS active
+          FROM h_u u LEFT JOIN h_hm ON h_hm.user_id = u.user_id LEFT JOIN h_am ON h_am.user_id = u.user_id
+    )"""  # noqa: S608  (no input in it: one of two fixed variants)
 
 
-async def holdings_by_role(session: AsyncSession, account_id: str, *, now: datetime, active_since: datetime,
-                           features_of: dict[str, frozenset[str]]) -> HoldingsByRole:
-    """Counts of who holds (and lately used) what in the account, by role and by module pair, in one statement."""
-    fm = [m for m, fs in features_of.items() for _ in fs]
-    ff = [f for fs in features_of.values() for f in fs]
-    out = HoldingsByRole(users=0, role_users={}, owners={}, active_owners={}, pairs={})
-    users = 0
-    for kind, a, b, n in await session.execute(_BY_ROLE, {"a": account_id, "now": now, "since": active_since,
-                                                           "fm": fm, "ff": ff}):
-        if kind == "users":
-            users = int(n)
-        elif kind == "role":
-            out.role_users[a] = int(n)
-        elif kind == "owners":
-            out.owners[(a, b)] = int(n)
-        elif kind == "active":
-            out.active_owners[(a, b)] = int(n)
-        else:
-            out.pairs[(a, b)] = int(n)
-    return HoldingsByRole(users=users, role_users=out.role_users, owners=out.owners,
-                          active_owners=out.active_owners, pairs=out.pairs)
+def holdings_params(account_id: str, user_ids: list[str] | None, *, now: datetime, active_since: datetime,
+                    features_of: dict[str, frozenset[str]]) -> dict[str, object]:
+    """The parameters of ``holdings_cte``."""
+    params: dict[str, object] = {
+        "a": account_id, "now": now, "since": active_since,
+        "fm": [m for m, fs in features_of.items() for _ in fs], "ff": [f for fs in features_of.values() for f in fs]}
+    if user_ids is not None:
+        params["users"] = user_ids
+    return params

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+import msgspec
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Account, User
 from catalog import service as catalog
 from entitlements.cache import CatalogHolder
 from entitlements.domain import (
@@ -20,8 +20,6 @@ from entitlements.domain import (
     resolve,
     snapshot_version,
 )
-from entitlements.models import Grant, UsageCounter
-from entitlements.service._grants import held_by, trials_used
 
 
 async def catalog_view(session: AsyncSession, holder: CatalogHolder | None = None) -> CatalogView:
@@ -35,18 +33,41 @@ async def catalog_view(session: AsyncSession, holder: CatalogHolder | None = Non
     return view
 
 
+# One round trip: the user and its account, the grants reaching it (own, account-wide, assigned seat; not ended,
+# as ``held_by``), its current counters and the trials it (or its account) had, the lists as JSON arrays.
+_SNAPSHOT = text("""
+    SELECT u.account_id, u.user_id, u.roles, a.external_id, a.segment, a.region, a.currency,
+           CAST((SELECT coalesce(json_agg(json_build_array(g.grant_id, g.module, g.user_id, g.seats, g.starts_at,
+                                                           g.ends_at, g.revoked_at) ORDER BY g.grant_id), '[]')
+                   FROM ent_grants g
+                  WHERE g.account_id = u.account_id AND (g.ends_at IS NULL OR g.ends_at > :now)
+                    AND (g.revoked_at IS NULL OR g.revoked_at > :now)
+                    AND (g.user_id = u.user_id OR (g.user_id IS NULL AND g.seats IS NULL)
+                         OR (g.seats IS NOT NULL AND EXISTS (
+                             SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id
+                                AND s.grant_id = g.grant_id AND s.user_id = u.user_id)))) AS text),
+           CAST((SELECT coalesce(json_agg(json_build_array(c.feature, c.period_start, c.period_end, c.used)), '[]')
+                   FROM ent_usage_counters c
+                  WHERE c.account_id = u.account_id AND c.user_id = u.user_id AND c.period_start <= :now
+                    AND c.period_end > :now) AS text),
+           CAST((SELECT coalesce(json_agg(DISTINCT t.module), '[]') FROM ent_trials t
+                  WHERE t.account_id = u.account_id AND t.subject IN (u.user_id, '*')) AS text)
+      FROM users u JOIN accounts a ON a.account_id = u.account_id
+     WHERE u.external_id = :ref
+""")
+_GRANTS = msgspec.json.Decoder(list[tuple[str, str, str | None, int | None, datetime, datetime | None,
+                                          datetime | None]])
+_COUNTERS = msgspec.json.Decoder(list[tuple[str, datetime, datetime, int]])
+_MODULES = msgspec.json.Decoder(list[str])
+
+
 async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, view: CatalogView) -> Snapshot | None:
-    """Resolve one user's snapshot from the database (None for an unknown user): three small queries."""
-    found = (await session.execute(
-        select(User.account_id, User.user_id, User.roles, Account.external_id, Account.segment, Account.region,
-               Account.currency).join(Account, Account.account_id == User.account_id)
-        .where(User.external_id == user_ref))).first()
+    """Resolve one user's snapshot from the database (None for an unknown user): one statement."""
+    found = (await session.execute(_SNAPSHOT, {"ref": user_ref, "now": now})).first()
     if found is None:
         return None
-    account_id, user_id, roles, account_ref, segment, region, currency = found
-    rows = (await session.execute(select(
-        Grant.grant_id, Grant.module, Grant.user_id, Grant.seats, Grant.starts_at, Grant.ends_at, Grant.revoked_at,
-    ).where(*held_by(account_id, user_id, now)))).all()
+    account_id, user_id, roles, account_ref, segment, region, currency, grants_json, counters_json, trials_json = found
+    rows = _GRANTS.decode(grants_json)
     held: list[HeldGrant] = []
     boundaries: list[datetime | None] = []
     for grant_id, module, g_user, seats, starts_at, ends_at, revoked_at in rows:
@@ -56,12 +77,8 @@ async def load_snapshot(session: AsyncSession, user_ref: str, *, now: datetime, 
         subject: Subject = "user" if g_user is not None else ("seat" if seats is not None else "account")
         held.append(HeldGrant(grant_id=grant_id, module=module, subject=subject, starts_at=starts_at))
     features = resolve(held, view)
-    counters = (await session.execute(select(UsageCounter.feature, UsageCounter.period_start,
-                                             UsageCounter.period_end, UsageCounter.used).where(
-        UsageCounter.account_id == account_id, UsageCounter.user_id == user_id,
-        UsageCounter.period_start <= now, UsageCounter.period_end > now))).all()
-    used = {f: (start, end, n) for f, start, end, n in counters}
-    trials = await trials_used(session, account_id, user_id)
+    used = {f: (start, end, n) for f, start, end, n in _COUNTERS.decode(counters_json)}
+    trials = frozenset(_MODULES.decode(trials_json))
     for state in features.values():
         if state.period is not None:
             boundaries.append(period_bounds(state.period, now)[1])

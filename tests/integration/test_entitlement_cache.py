@@ -157,4 +157,4 @@ async def test_concurrent_misses_for_one_user_share_one_read(engine: Any, sessio
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", listener)
     assert len({id(snap) for snap, _ in results}) == 1
-    assert len([s for s in statements if "FROM users JOIN accounts" in s]) == 1
+    assert len([s for s in statements if "FROM users u JOIN accounts a" in s]) == 1

@@ -153,3 +153,25 @@ async def test_an_import_of_many_batches_writes_them_in_order_with_the_same_resu
     again = await client.post("/v1/imports", content=body,
                               headers={**bearer(key), "Content-Type": "application/x-ndjson"})
     assert again.status_code == 200 and await counts(sessionmaker) == after
+
+
+def test_a_batch_is_decoded_at_once_and_line_by_line_when_a_line_is_bad(clock: FrozenClock) -> None:
+    """Each line is judged alone: a line holding two objects (which a batch decoded as one array would take for
+    two lines) or any invalid line sends the batch line by line, with each line's own number and message."""
+    from typing import cast
+
+    from suggest import imports
+
+    def state() -> Any:
+        return imports._State(view=cast(Any, None), now=clock.now(), clock=clock, actor="test")
+
+    use = {"type": "usage", "id": "1", "user": "u", "feature": "reports", "occurred_at": iso(clock.now())}
+    one = json.dumps(use).encode()
+    st = state()
+    assert [n for n, _ in imports._decode(st, [1, 2], [one, one])] == [1, 2] and st.error_count == 0
+    for bad, says in ((one + b", " + one, "not one JSON object"), (b"[]", "Expected `object`"),
+                      (json.dumps({**use, "quantity": 0}).encode(), "quantity")):
+        st = state()
+        decoded = imports._decode(st, [1, 2, 3], [one, bad, one])
+        assert [n for n, _ in decoded] == [1, 3] and st.error_count == 1
+        assert st.errors[0].line == 2 and says in st.errors[0].message, st.errors[0].message

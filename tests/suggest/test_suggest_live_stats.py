@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.clock import FrozenClock
 from app.settings import Settings
@@ -110,6 +110,7 @@ async def test_the_first_request_of_an_account_leaves_the_count_to_the_backgroun
     from app.accounts.models import Account
     from entitlements.runtime import Runtime
     from suggest import peers, service
+    from suggest.models import RoleStat, StatsRefresh
 
     await make_account(client, key, "west", segment="public_sector")
     async with sessionmaker() as s:
@@ -117,8 +118,11 @@ async def test_the_first_request_of_an_account_leaves_the_count_to_the_backgroun
     refresher = peers.Refresher(clock, 30)
     ctx = service.Context(settings=settings, clock=clock, runtime=Runtime(settings, clock), refresher=refresher,
                           sessionmaker=sessionmaker)
+    async with sessionmaker() as s, s.begin():  # an account made without the app's events: never counted
+        await s.execute(delete(StatsRefresh).where(StatsRefresh.account_id == account_id))
+        await s.execute(delete(RoleStat).where(RoleStat.account_id == account_id))
     async with sessionmaker() as s, s.begin():
-        await service._ensure_stats(s, ctx, account_id, clock.now())
+        assert not await service._ensure_stats(s, ctx, account_id, clock.now())
         scheduled = set(refresher.running)  # read before anything else may run
         assert await peers.refreshed_at(s, account_id) is None  # not counted in the request's transaction
     assert scheduled == {account_id}
