@@ -23,7 +23,6 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Account, User
 from app.clock import Clock
 from app.ids import new_id
 from app.logs import current_request_id
@@ -158,6 +157,10 @@ W = TypeVar("W", bound=WithVendorIds)
 async def _with_vendor_ids(session: AsyncSession, payload: W, account_id: str) -> W:
     """The event with the vendor's ids of its account and user (read through the session's identity map: the
     publishing code has usually loaded both already, so this costs no query then)."""
+    # imported here: the accounts package publishes events of its own (``app.accounts.events``), so importing it
+    # while this module loads made ``import app.events`` fail when nothing had imported the accounts package first
+    from app.accounts.models import Account, User
+
     account = await session.get(Account, account_id)
     user_id = getattr(payload, "user_id", None)
     user = await session.get(User, (account_id, user_id)) if isinstance(user_id, str) else None
