@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,6 +115,28 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, _CachedKey] = {}
         self._principals: dict[str, tuple[_CachedKey, VendorPrincipal]] = {}
+        self._loading: dict[str, asyncio.Future[_CachedKey | None]] = {}
+
+    async def load(self, key_id: str, read: Callable[[], Awaitable[_CachedKey | None]]) -> _CachedKey | None:
+        """The key's entry read by ``read`` and cached; concurrent misses of one key share one read (when an
+        entry expires under load, every request in flight would otherwise query the database at once)."""
+        pending = self._loading.get(key_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_CachedKey | None] = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = future
+        try:
+            entry = await read()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters (if any) re-raise it themselves
+            raise
+        finally:
+            del self._loading[key_id]
+        if entry is not None:
+            self.put(entry)
+        future.set_result(entry)
+        return entry
 
     def get(self, key_id: str) -> _CachedKey | None:
         entry = self._entries.get(key_id)
@@ -164,43 +187,56 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token
 
 
+def remembered(state: Any, digest: str) -> VendorPrincipal | None:
+    """The principal of a token (by its SHA-256) verified earlier and still live, with its last use recorded
+    (at most once a minute per key and process); None when the token must be verified first."""
+    cache: KeyCache = state.key_cache
+    hit = cache.principal(digest)
+    if hit is None:
+        return None
+    known, principal = hit
+    if time.monotonic() - known.last_used_write > LAST_USED_RESOLUTION_S:
+        known.last_used_write = time.monotonic()
+        _schedule_last_used(state, principal.key_id, state.clock)
+    return principal
+
+
 async def _vendor(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, token: str) -> VendorPrincipal:
     state = connection.app.state
     cache: KeyCache = state.key_cache
     clock: Clock = state.clock
     digest = keys.token_sha256(token)
-    hit = cache.principal(digest)
-    if hit is not None:
-        known, principal = hit
-        if time.monotonic() - known.last_used_write > LAST_USED_RESOLUTION_S:
-            known.last_used_write = time.monotonic()
-            _schedule_last_used(connection, key_id, clock)
-        return principal
+    known = remembered(state, digest)
+    if known is not None:
+        return known
     entry = cache.get(key_id)
     if entry is None:
-        async with state.sessionmaker() as session:
-            row = await session.get(keys.ApiKey, key_id)
-        if row is None:
+        async def read() -> _CachedKey | None:
+            async with state.sessionmaker() as session:
+                row = await session.get(keys.ApiKey, key_id)
+            if row is None:
+                return None
+            return _CachedKey(
+                key_id=row.key_id, secret_sha256=row.secret_sha256, scopes=frozenset(row.scopes),
+                account_ids=None if row.account_ids is None else frozenset(row.account_ids),
+                revoked=row.revoked_at is not None, loaded_at=time.monotonic(), last_used_write=0.0,
+            )
+
+        entry = await cache.load(key_id, read)
+        if entry is None:
             raise Unauthorized("The API key is not valid.")
-        entry = _CachedKey(
-            key_id=row.key_id, secret_sha256=row.secret_sha256, scopes=frozenset(row.scopes),
-            account_ids=None if row.account_ids is None else frozenset(row.account_ids),
-            revoked=row.revoked_at is not None, loaded_at=time.monotonic(), last_used_write=0.0,
-        )
-        cache.put(entry)
     if entry.revoked or not hmac.compare_digest(entry.secret_sha256, digest):
         raise Unauthorized("The API key is not valid.")
     if time.monotonic() - entry.last_used_write > LAST_USED_RESOLUTION_S:
         entry.last_used_write = time.monotonic()
-        _schedule_last_used(connection, key_id, clock)
+        _schedule_last_used(state, key_id, clock)
     principal = VendorPrincipal(key_id=key_id, scopes=entry.scopes, account_ids=entry.account_ids)
     cache.remember(digest, entry, principal)
     return principal
 
 
-def _schedule_last_used(connection: ASGIConnection[Any, Any, Any, Any], key_id: str, clock: Clock) -> None:
+def _schedule_last_used(state: Any, key_id: str, clock: Clock) -> None:
     """Record last use off the request path, at most once a minute per key and process."""
-    state = connection.app.state
 
     async def write() -> None:
         try:

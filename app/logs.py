@@ -23,7 +23,7 @@ from app.ids import new_id
 
 LogFormat = Literal["json", "console"]
 HEADER = b"x-request-id"
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,100}$")  # what we echo back and store: no spaces, no controls
+SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,100}$")  # what we echo back and store: no spaces, no controls
 
 access_log = logging.getLogger("commerce.access")
 
@@ -85,7 +85,7 @@ def _incoming(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == HEADER:
             text = value.decode("latin-1")
-            return text if _SANE_ID.match(text) else None
+            return text if SANE_ID.match(text) else None
     return None
 
 

@@ -49,20 +49,27 @@ async def notify_many(session: AsyncSession, topic: str, values: list[str]) -> N
     """``notify`` for many values in one statement (bulk writers such as usage ingestion)."""
     if not values:
         return
-    payloads = [f"{topic}:{v}" for v in dict.fromkeys(values)]
+    payloads = payloads_of(topic, values)
     await session.execute(text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
                           {"channel": CHANNEL, "payloads": payloads})
+    sent(session, payloads)
+
+
+def payloads_of(topic: str, values: list[str]) -> list[str]:
+    """The notices ``notify_many`` sends on CHANNEL for these values, for a statement sending them itself
+    (``SELECT pg_notify(CHANNEL, p) FROM unnest(:payloads) AS p``); then ``sent`` (in a session) or
+    ``dispatch_local`` (after a commit outside one)."""
+    return [f"{topic}:{v}" for v in dict.fromkeys(values)]
+
+
+def sent(session: AsyncSession, payloads: list[str]) -> None:
+    """Record payloads the caller's statement notified: this process's listeners get them when it commits."""
     sync = session.sync_session
     if _PENDING not in sync.info:
         sync.info[_PENDING] = []
         event.listen(sync, "after_commit", _dispatch_local)
         event.listen(sync, "after_rollback", _drop_pending)
     sync.info[_PENDING].extend(payloads)
-
-
-def payloads_of(topic: str, values: list[str]) -> list[str]:
-    """The notices ``notify_many`` sends on CHANNEL for these values (for a statement sending them itself)."""
-    return [f"{topic}:{v}" for v in dict.fromkeys(values)]
 
 
 def dispatch_local(payloads: list[str]) -> None:

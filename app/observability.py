@@ -12,13 +12,14 @@ from app.metrics import metrics_endpoint, public_metrics_endpoint
 from app.settings import Settings
 
 NOT_MEASURED = ["/metrics", "/healthz", "/readyz"]
+METRICS_PREFIX = METRICS_APP = "commerce"  # the request series are commerce_requests_total{app_name="commerce"}...
 
 
 def middleware(settings: Settings) -> list[Any]:
     """Outermost first: the request id (so every later layer logs it), then the latency histograms."""
     layers: list[Any] = [request_id_middleware_factory(access=settings.access_log == "on")]
     if settings.metrics != "off":
-        layers.append(PrometheusConfig(app_name="commerce", prefix="commerce", group_path=True,
+        layers.append(PrometheusConfig(app_name=METRICS_APP, prefix=METRICS_PREFIX, group_path=True,
                                        exclude=NOT_MEASURED, exclude_unhandled_paths=True).middleware)
     return layers
 

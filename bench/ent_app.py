@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar, get
 
-from app.asgi import create_app
+from app.asgi import create_app, settled
 from app.params import UserRef
 from app.settings import load_settings
 
@@ -14,11 +14,11 @@ async def bare() -> dict[str, bool]:
     return {"ok": True}
 
 
-@get("/bench/bare-auth", opt={"scope": "entitlements:read", "owner": "user"},
-     summary="floor: the same API-key auth and query parsing as the check, constant body")
+@get("/bench/bare-auth", opt={"scope": "entitlements:read", "owner": "user", "rate_limit": "check"},
+     summary="floor: the same API-key auth, rate-limit class and query parsing as the check, constant body")
 async def bare_auth(user: UserRef, feature: str, quantity: int = 1) -> dict[str, bool]:
     return {"ok": True}
 
 
 def app_factory() -> Litestar:
-    return create_app(load_settings(), extra_route_handlers=[bare, bare_auth])
+    return settled(create_app(load_settings(), extra_route_handlers=[bare, bare_auth]))

@@ -97,7 +97,7 @@ async def user_token(base_settings: Settings, url: str) -> str:
         assert acc is not None and user is not None
         token, _ = tokens.mint(secret=base_settings.token_secret, audience=base_settings.token_audience,
                                account_id=acc.account_id, user_id=user.user_id, roles=("analyst",),
-                               now=SystemClock().now(), ttl=timedelta(hours=1))
+                               now=SystemClock().now(), ttl=timedelta(hours=1), generation=user.token_generation)
     await engine.dispose()
     return token
 
@@ -108,13 +108,16 @@ async def in_process_phase(settings: Settings, key: str, user: str, block: int, 
     on = create_app(settings)
     off = create_app(msgspec.structs.replace(settings, rate_limit="off"))
     control = create_app(msgspec.structs.replace(settings, rate_limit="off"))
+    full = create_app(settings)  # the same app without the check's fast path (D92): routing, middleware, guard
+    full.fast_check = None
     variants = {"key_off": (off, _scope(key)), "key_off_again": (control, _scope(key)), "key_on": (on, _scope(key)),
+                "key_on_full_stack": (full, _scope(key)),
                 "user_origin_off": (off, _scope(user, ORIGIN)), "user_origin_on": (on, _scope(user, ORIGIN)),
                 "user_no_origin_on": (on, _scope(user))}
     out: dict[str, list[float]] = {name: [] for name in variants}
     order = list(variants)
     shuffle = random.Random(7).shuffle
-    async with on.lifespan(), off.lifespan(), control.lifespan():
+    async with on.lifespan(), off.lifespan(), control.lifespan(), full.lifespan():
         for app, scope in variants.values():  # warm: key cache, snapshot, catalog, first lease
             await _drive(app, scope, 500)
         for _ in range(blocks):
@@ -135,6 +138,7 @@ async def in_process_phase(settings: Settings, key: str, user: str, block: int, 
     return {"us_per_request_median": {k: round(v, 1) for k, v in med.items()},
             "ratio_key_on_vs_off": ratio("key_off", "key_on"),
             "ratio_control": ratio("key_off", "key_off_again"),
+            "ratio_time_fast_path_vs_full_stack": ratio("key_on", "key_on_full_stack"),
             "limiter_cost_key_us": diff("key_on", "key_off"),
             "noise_floor_us": diff("key_off_again", "key_off"),
             "ratio_user_origin_on_vs_off": ratio("user_origin_off", "user_origin_on"),
@@ -229,7 +233,7 @@ def main() -> None:
         key = asyncio.run(seed(url))
         settings = load_settings({}, env="test", database_url=url, data_dir=tmp / "data",
                                  token_secret="bench-" + "x" * 40, dispatcher="off", scheduler="off", sweep_seconds=0,
-                                 cors_origins=(ORIGIN,), rate_limit_check_user="100000000/minute")
+                                 cors_origins=(ORIGIN,), rate_limit_check_user="100000000/minute", stripe_backend="off")
         user = asyncio.run(user_token(settings, url))
         result: dict[str, Any] = {"machine": f"{platform.machine()}, Python {platform.python_version()}"}
         result["limiter"] = asyncio.run(limiter_phase(settings, url, args.requests))

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
@@ -27,6 +28,7 @@ from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._usage import add_signals
 
 log = logging.getLogger("commerce.entitlements")
+_ENCODER = msgspec.json.Encoder()  # the bytes Litestar sends for a CheckRead (same library, no custom types)
 
 
 class Runtime:
@@ -175,13 +177,29 @@ class Runtime:
         self.snapshots.put(snap, token)
         return snap, view
 
+    def cached(self, principal: Principal, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView] | None:
+        """The user's warm snapshot when ``snapshot`` would answer from the cache without a database read and
+        without an error; None otherwise (nothing counted: the caller then goes the ordinary way)."""
+        view = self._warm_view()
+        snap = self.snapshots.get(user_ref)
+        if (view is None or snap is None or now >= snap.valid_until or now < snap.computed_at
+                or snap.catalog_revision != view.revision
+                or not principal.may_access_user(snap.account_id, snap.user_id)):
+            return None
+        return snap, view
+
     def check(self, snap: Snapshot, view: CatalogView, feature_key: str, quantity: int, now: datetime) -> CheckRead:
         """The check over a snapshot, in memory; a denial records a demand signal and carries the offer."""
+        answer = self.answer(snap, view, feature_key, quantity, now)
+        if not answer.allowed:
+            self.demand.add(snap.account_id, snap.user_id, feature_key, now.date())
+        return answer
+
+    def answer(self, snap: Snapshot, view: CatalogView, feature_key: str, quantity: int, now: datetime) -> CheckRead:
+        """The check's answer, memoised on the snapshot with its JSON encoding (``encoded``); records nothing."""
         memo = snap.memo.get((feature_key, quantity))
         if memo is not None:
-            if not memo.allowed:
-                self.demand.add(snap.account_id, snap.user_id, feature_key, now.date())
-            result: CheckRead = memo
+            result: CheckRead = memo[0]
             return result
         feature = view.features.get(feature_key)
         if feature is None:
@@ -189,7 +207,6 @@ class Runtime:
         out = check(snap, feature, quantity, now)
         offer = None
         if not out.allowed:
-            self.demand.add(snap.account_id, snap.user_id, feature_key, now.date())
             if feature_key in snap.offers:
                 offer = snap.offers[feature_key]
             else:
@@ -202,8 +219,13 @@ class Runtime:
             offer=offer,
         )
         if len(snap.memo) < MEMO_MAX:
-            snap.memo[(feature_key, quantity)] = answer
+            snap.memo[(feature_key, quantity)] = (answer, _ENCODER.encode(answer))
         return answer
+
+    @staticmethod
+    def encode(answer: CheckRead) -> bytes:
+        """The JSON body the check route sends for ``answer``."""
+        return _ENCODER.encode(answer)
 
     def snapshot_read(self, snap: Snapshot, view: CatalogView, now: datetime) -> SnapshotRead:
         features: dict[str, FeatureSnapshot] = {}

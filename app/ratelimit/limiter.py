@@ -114,13 +114,8 @@ class RateLimiter:
         if principal is None:
             return  # public routes (health, readiness, Stripe's signed webhook) are not limited
         cls = handler.opt.get("rate_limit", "default")
-        key, rate = self.bucket_key(principal, cls)
-        entry = self._buckets.get(key)
-        if entry is not None:
-            bucket = entry[0]
-            if bucket.lease > 0 and self._now() // rate.window_s == bucket.window:
-                count(bucket)
-                return
+        if self.spend_leased(principal, cls):
+            return
         rate, decision = await self.admit(principal, cls)
         if not decision.allowed:
             who = "user" if isinstance(principal, UserPrincipal) else "API key"
@@ -132,6 +127,18 @@ class RateLimiter:
                          "RateLimit-Policy": rate.policy},
                 retry_after_seconds=decision.retry_after_s, limit=rate.limit, window_seconds=rate.window_s,
             )
+
+    def spend_leased(self, principal: Principal, cls: str) -> bool:
+        """The common case, inline: a known caller with hits left in its lease, same window; counts the request.
+        False: nothing was counted, ``admit`` decides."""
+        key, rate = self.bucket_key(principal, cls)
+        entry = self._buckets.get(key)
+        if entry is not None:
+            bucket = entry[0]
+            if bucket.lease > 0 and self._now() // rate.window_s == bucket.window:
+                count(bucket)
+                return True
+        return False
 
     # -- decisions --------------------------------------------------------------------------------------------
 

@@ -12,14 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.notify import notify_many
-from entitlements.models import EntitlementChange
+from app import notify
 
 TOPIC = "ent"
 MAX_CHANGES_PER_READ = 1000  # beyond this a reader is told to reset (drop everything) instead
+
+
+# The change rows and their notices in one statement (one round trip per changing request).
+_LOG_AND_TELL = text("""
+    WITH logged AS (
+        INSERT INTO ent_changes (account_id, user_id)
+        SELECT a, u FROM unnest(CAST(:a AS text[]), CAST(:u AS text[])) WITH ORDINALITY AS t(a, u, i) ORDER BY i
+    )
+    SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p
+""")
 
 
 async def record_changes(session: AsyncSession, targets: list[tuple[str, str | None]]) -> None:
@@ -27,8 +35,10 @@ async def record_changes(session: AsyncSession, targets: list[tuple[str, str | N
     if not targets:
         return
     unique = list(dict.fromkeys(targets))
-    await session.execute(insert(EntitlementChange), [{"account_id": a, "user_id": u} for a, u in unique])
-    await notify_many(session, TOPIC, [a if u is None else f"{a}:{u}" for a, u in unique])
+    payloads = notify.payloads_of(TOPIC, [a if u is None else f"{a}:{u}" for a, u in unique])
+    await session.execute(_LOG_AND_TELL, {"a": [a for a, _ in unique], "u": [u for _, u in unique],
+                                          "channel": notify.CHANNEL, "payloads": payloads})
+    notify.sent(session, payloads)
 
 
 @dataclass(frozen=True)

@@ -138,30 +138,22 @@ async def record_usage(
         by_key.setdefault((users[ev.user][0], ev.event_id), ev)
     if enforce:
         inserted, usage = await _enforced(session, by_key, users, view=view, now=now)
-    else:
-        inserted, usage = await _merged(session, by_key, users, view=view, now=now)
-    await record_changes(session, _invalidations(usage))
+        await record_changes(session, _invalidations(usage))
+    else:  # the merge records and tells the changes itself (one statement, see _staging)
+        inserted = await _merged(session, by_key, users, view=view, now=now)
     return await _sorted_out(session, events, users, by_key, inserted)
 
 
 async def _merged(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn], users: dict[str, tuple[str, str]],
-                  *, view: CatalogView, now: datetime) -> tuple[set[tuple[str, str]], dict[CounterKey, int]]:
-    """The common path: COPY into staging and one merge; returns the new keys and the usage they added."""
+                  *, view: CatalogView, now: datetime) -> set[tuple[str, str]]:
+    """The common path: one merge statement (events, counters, demand, change rows and notices); returns the new
+    keys."""
     staged = [StagedEvent(account_id, event_id, users[ev.user][1], ev.feature, ev.kind, ev.quantity,
                           (ev.occurred_at or now).astimezone(UTC),
                           msgspec.json.encode(ev.properties).decode() if ev.properties else None)
               for (account_id, event_id), ev in first.items()]
-    periods = Periods(view)
-    old = await merge_events(session, staged, periods=periods, now=now)
-    inserted: set[tuple[str, str]] = set()
-    usage: dict[CounterKey, int] = defaultdict(int)
-    for i, st in enumerate(staged):
-        if i in old:
-            continue
-        inserted.add((st.account_id, st.event_id))
-        if st.kind == "usage":
-            usage[(st.account_id, st.user_id, st.feature, periods.of(st.feature, st.occurred_at)[0])] += st.quantity
-    return inserted, usage
+    old = await merge_events(session, staged, periods=Periods(view), now=now, changes_wide_after=ACCOUNT_WIDE_AFTER)
+    return {(st.account_id, st.event_id) for i, st in enumerate(staged) if i not in old}
 
 
 async def _enforced(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn],

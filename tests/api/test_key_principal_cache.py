@@ -79,3 +79,21 @@ def test_a_remembered_principal_expires_with_its_entry() -> None:
     cache.put(entry)
     cache.remember("digest", entry, VendorPrincipal(key_id="key_1", scopes=entry.scopes))
     assert cache.principal("digest") is None
+
+
+async def test_concurrent_misses_of_one_key_share_one_read() -> None:
+    cache = KeyCache(ttl=3600)
+    reads = 0
+    gate = asyncio.Event()
+
+    async def read() -> _CachedKey:
+        nonlocal reads
+        reads += 1
+        await gate.wait()
+        return dataclasses.replace(_entry(), loaded_at=time.monotonic())
+
+    waiting = [asyncio.create_task(cache.load("key_1", read)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    entries = await asyncio.gather(*waiting)
+    assert reads == 1 and all(e is entries[0] for e in entries) and cache.get("key_1") is entries[0]

@@ -1,0 +1,200 @@
+"""The entitlement check's fast path: a warm ``GET /v1/entitlements/check`` answered in front of the app.
+
+The app (``app.asgi.CommerceApp``) hands every request for exactly this path to ``CheckFastPath.answer`` before
+routing. The fast path answers only the common case that it can answer exactly as the full stack would: a vendor
+key already verified by this process, no ``Origin`` (no CORS), plain query parameters that the route's declared
+constraints accept, a warm snapshot the key may read, a lease with hits left. It does what the middleware, the
+guard and the handler do for that case (request id, latency metrics, the API key's last use, the rate limit, the
+cache metric, the demand signal of a denial) and sends the answer's bytes memoised on the snapshot, with the same
+headers. Everything else (errors, cold caches, session tokens, browsers, anything unusual in the URL) returns
+False before it has counted or recorded anything, and the full app answers: the route, its OpenAPI document and
+its problem answers stay where they are (entitlements.routes).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.types import HTTPScope, Send
+
+from app import auth, keys, metrics
+from app.errors import DomainError
+from app.ids import new_id
+from app.logs import HEADER as REQUEST_ID
+from app.logs import SANE_ID, access_log
+from app.observability import METRICS_APP, METRICS_PREFIX
+from app.ratelimit.limiter import RateLimiter
+from app.settings import Settings
+from entitlements.runtime import Runtime
+
+PATH = "/v1/entitlements/check"
+_QUERY_MEMO_MAX = 4096
+_QUANTITY_MAX = 1_000_000_000
+# What the route's declared constraints accept, in the raw query string: no percent-escapes and no '+' (both
+# would need decoding), user ids as app.params.UserRef, feature keys as entitlements.routes.FeatureQuery.
+_USER = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}")
+_FEATURE = re.compile(rb"[a-z0-9][a-z0-9_.-]{0,59}")
+_QUANTITY = re.compile(rb"[1-9][0-9]{0,9}")
+_JSON = (b"content-type", b"application/json")
+
+
+def parse_query(query: bytes) -> tuple[str, str, int] | None:
+    """(user, feature, quantity) when the query string is exactly those parameters in their plain form; None for
+    anything else (the route's own parsing then decides, including its problem answers)."""
+    user = feature = quantity = None
+    for part in query.split(b"&"):
+        name, eq, value = part.partition(b"=")
+        if not eq:
+            return None
+        if name == b"user" and user is None and _USER.fullmatch(value):
+            user = value
+        elif name == b"feature" and feature is None and _FEATURE.fullmatch(value):
+            feature = value
+        elif name == b"quantity" and quantity is None and _QUANTITY.fullmatch(value):
+            quantity = int(value)
+            if quantity > _QUANTITY_MAX:
+                return None
+        else:
+            return None
+    if user is None or feature is None:
+        return None
+    return user.decode("ascii"), feature.decode("ascii"), 1 if quantity is None else quantity
+
+
+class CheckFastPath:
+    """One per app; ``answer`` is called for every HTTP request whose path is ``PATH``."""
+
+    def __init__(self, app: Litestar, settings: Settings) -> None:
+        self.app = app
+        self.state = app.state
+        self.runtime: Runtime = app.state.entitlements
+        self.limiter: RateLimiter | None = app.state.rate_limiter
+        self.clock = app.state.clock
+        self.max_url_bytes = settings.max_url_bytes
+        self.max_header_bytes = settings.max_header_bytes
+        self.access = settings.access_log == "on"
+        self.measured = settings.metrics != "off"
+        self._opt: dict[str, Any] | None = None
+        self._queries: dict[bytes, tuple[str, str, int] | None] = {}
+        self._metrics: tuple[Any, Any, Any] | None = None
+
+    def _route_opt(self) -> dict[str, Any] | None:
+        """The check route's declared access (scope, owner, rate-limit class), read from the app once."""
+        if self._opt is None:
+            for route in self.app.routes:
+                if route.path == PATH:
+                    handlers = getattr(route, "route_handler_map", {})
+                    if "GET" in handlers:
+                        self._opt = handlers["GET"][0].opt
+        return self._opt
+
+    def _request_metrics(self) -> tuple[Any, Any, Any] | None:
+        """The latency middleware's own series for this route (made by its first request through the app)."""
+        if self._metrics is None:
+            from litestar.plugins.prometheus.middleware import PrometheusMiddleware
+
+            made = PrometheusMiddleware._metrics
+            names = [f"{METRICS_PREFIX}_{n}" for n in ("requests_in_progress", "requests_total",
+                                                       "request_duration_seconds")]
+            if not all(n in made for n in names):
+                return None
+            labels = ("GET", PATH, 200, METRICS_APP)
+            progress, count, duration = (made[n].labels(*labels) for n in names)
+            self._metrics = (progress, count, duration)
+        return self._metrics
+
+    def _query(self, query: bytes) -> tuple[str, str, int] | None:
+        try:
+            return self._queries[query]
+        except KeyError:
+            pass
+        parsed = parse_query(query)
+        if len(self._queries) >= _QUERY_MEMO_MAX:
+            self._queries.clear()
+        self._queries[query] = parsed
+        return parsed
+
+    async def answer(self, scope: HTTPScope, send: Send) -> bool:
+        """Answer the request and return True, or return False having changed nothing (the app answers)."""
+        started = time.perf_counter()
+        if scope["method"] != "GET":
+            return False
+        query: bytes = scope.get("query_string", b"")
+        if len(scope.get("raw_path") or PATH) + len(query) > self.max_url_bytes:
+            return False
+        authorization = incoming = None
+        size = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"authorization":
+                if authorization is not None:
+                    return False
+                authorization = value
+            elif name == REQUEST_ID:
+                if incoming is None:
+                    incoming = value
+            elif name == b"origin":
+                return False
+        if authorization is None or size > self.max_header_bytes:
+            return False
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or keys.split_token(token) is None:
+            return False
+        parsed = self._query(query)
+        opt = self._route_opt()
+        request_metrics = self._request_metrics() if self.measured else None
+        if parsed is None or opt is None or (self.measured and request_metrics is None):
+            return False
+        principal = auth.remembered(self.state, keys.token_sha256(token))
+        if principal is None:
+            return False
+        try:
+            auth.authorize(principal, opt)
+        except DomainError:
+            return False
+        user, feature, quantity = parsed
+        now = self.clock.now()
+        warm = self.runtime.cached(principal, user, now)
+        if warm is None:
+            return False
+        snap, view = warm
+        memo = snap.memo.get((feature, quantity))
+        if memo is None:
+            if feature not in view.features:
+                return False  # 404 feature_not_found: the route's problem answer
+            read = self.runtime.answer(snap, view, feature, quantity, now)
+            # the memo is full when it has no entry: encode this answer for this request only
+            memo = snap.memo.get((feature, quantity)) or (read, Runtime.encode(read))
+        read, body = memo
+        if self.limiter is not None and not self.limiter.spend_leased(principal, opt.get("rate_limit", "default")):
+            return False
+        # committed: from here on the request is answered here
+        if not read.allowed:
+            self.runtime.demand.add(snap.account_id, snap.user_id, feature, now.date())
+        metrics.ENTITLEMENT_CACHE.labels(result="hit").inc()
+        request_id = incoming if incoming is not None and SANE_ID.match(incoming.decode("latin-1")) else None
+        if request_id is None:
+            request_id = new_id("req").encode()
+        if request_metrics is not None:
+            request_metrics[0].inc()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            _JSON, (b"content-length", str(len(body)).encode()), (REQUEST_ID, request_id)]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        elapsed = time.perf_counter() - started
+        if request_metrics is not None:
+            request_metrics[0].dec()
+            request_metrics[1].inc()
+            request_metrics[2].observe(elapsed)
+        if self.access:
+            tokens = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
+            try:
+                access_log.info("request", extra={"method": "GET", "path": scope.get("path"), "status": 200,
+                                                  "duration_ms": round(elapsed * 1000, 2)})
+            finally:
+                structlog.contextvars.reset_contextvars(**tokens)
+        return True
