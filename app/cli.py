@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
+import msgspec
 
 from app.settings import (
     FAKE_STRIPE_WARNING,
@@ -207,6 +208,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from web.demo_host import serve_host_page
 
     _check_card_payments(settings)
+    if "COMMERCE_SUGGEST_HOLDOUT_PCT" not in os.environ:
+        # every demo user sees suggestions: with the default holdout (10 %, drawn by a hash of the user's id, which
+        # each new demo database draws anew) Ana, the user the demo starts with, saw none in one demo out of ten
+        os.environ["COMMERCE_SUGGEST_HOLDOUT_PCT"] = "0"
+        settings = msgspec.structs.replace(settings, suggest_holdout_pct=0)
     with database_url(settings) as url:
         async def prepare(engine: Any) -> tuple[str, str, str]:
             await upgrade(engine)
@@ -236,6 +242,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  Health:          {base}/healthz")
             print(f"  Demo vendor key: {demo_key}")
             print(f"  Try:  curl -H 'Authorization: Bearer {demo_key}' {base}/v1/accounts")
+            if settings.suggest_holdout_pct == 0:
+                print("  Suggestions:     no holdout group in the demo (COMMERCE_SUGGEST_HOLDOUT_PCT=0)")
             if settings.stripe_mode == "off":
                 print("  Card payments:   off (COMMERCE_STRIPE=off); see docs/payments.md\n")
             elif fake_url is None:

@@ -155,7 +155,9 @@ async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, 
     api_env = {"DATABASE_URL": dbs.url(name), "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(tmp_path / "data"),
                "COMMERCE_TOKEN_SECRET": TOKEN_SECRET, "COMMERCE_DISPATCHER": "off", "COMMERCE_STRIPE": "fake",
                # no jobs: the demo's renewals, usage billing and alerts would change figures mid-journey
-               "COMMERCE_SCHEDULER": "off", "COMMERCE_CORS_ORIGINS": host_origin, **stack_env}
+               "COMMERCE_SCHEDULER": "off", "COMMERCE_CORS_ORIGINS": host_origin,
+               # as `make demo`: no holdout (a journey's user drawn into it, one seed in ten, saw no suggestion)
+               "COMMERCE_SUGGEST_HOLDOUT_PCT": "0", **stack_env}
     try:
         with serve("app.asgi:app_factory", port=api_port, env=api_env, ready_path="/readyz") as api:
             host_env = {"COMMERCE_DEMO_API_URL": api, "COMMERCE_DEMO_VENDOR_KEY": key,
