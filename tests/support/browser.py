@@ -36,7 +36,7 @@ def serve(target: str, *, port: int, env: dict[str, str], ready_path: str = "/")
     """Run an ASGI app factory under granian on a loopback port until the block ends; yields its base URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--log-level", "warning", target],
+         "--port", str(port), "--workers", "1", "--log-level", "warning", "--workers-kill-timeout", "1", target],
         env={**os.environ, "PYTHONWARNINGS": "ignore", **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True,
     )

@@ -55,7 +55,9 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", target],
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+         # a worker still holding a client's change stream at a stop is killed after a second, not waited for
+         "--workers-kill-timeout", "1", target],
         env=env, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"

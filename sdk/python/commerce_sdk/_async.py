@@ -284,6 +284,7 @@ class AsyncCommerce:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._started: asyncio.Future[None] | None = None
+        self._waited_for_stream = False
         self.accounts = AsyncAccounts(self)
         self.users = AsyncUsers(self)
         self.session_tokens = AsyncSessionTokens(self)
@@ -319,7 +320,10 @@ class AsyncCommerce:
             if self._cache.policy.stream:
                 self._background.append(asyncio.create_task(self.follower.run(), name="commerce-changes"))
             self._started.set_result(None)
-        if self._cache.policy.stream and not self.follower.connected.is_set():
+        # only the first call waits: while the service is unreachable every later check must answer from the
+        # cache or its failure mode at once (waiting on each call held every cache miss for two seconds)
+        if self._cache.policy.stream and not self.follower.connected.is_set() and not self._waited_for_stream:
+            self._waited_for_stream = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.follower.connected.wait(), wait_stream)
 
