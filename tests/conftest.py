@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -37,7 +38,9 @@ def _parse_each_handler_signature_once() -> None:
     parsed: dict[tuple[object, ...], tuple[ParsedSignature, tuple[object, ...]]] = {}
 
     def from_fn(cls: type[ParsedSignature], fn: Any, signature_namespace: dict[str, Any]) -> ParsedSignature:
-        key = (cls, fn, tuple(sorted((name, id(value)) for name, value in signature_namespace.items())))
+        # a controller's handlers are bound methods of a controller made per app: the same function every time
+        target = (fn.__func__, True) if inspect.ismethod(fn) else (fn, False)
+        key = (cls, *target, tuple(sorted((name, id(value)) for name, value in signature_namespace.items())))
         if key not in parsed:
             parsed[key] = (parse(cls, fn, signature_namespace), tuple(signature_namespace.values()))
         return parsed[key][0]
