@@ -30,6 +30,7 @@ from app.clock import Clock
 from app.errors import FieldError, Forbidden, Unauthorized, ValidationFailed
 from app.notify import FLUSH
 from app.settings import Settings
+from app.singleflight import SingleFlight
 
 log = logging.getLogger("commerce.auth")
 
@@ -115,28 +116,18 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, _CachedKey] = {}
         self._principals: dict[str, tuple[_CachedKey, VendorPrincipal]] = {}
-        self._loading: dict[str, asyncio.Future[_CachedKey | None]] = {}
+        self._loading: SingleFlight[str, _CachedKey | None] = SingleFlight()
 
     async def load(self, key_id: str, read: Callable[[], Awaitable[_CachedKey | None]]) -> _CachedKey | None:
         """The key's entry read by ``read`` and cached; concurrent misses of one key share one read (when an
         entry expires under load, every request in flight would otherwise query the database at once)."""
-        pending = self._loading.get(key_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_CachedKey | None] = asyncio.get_running_loop().create_future()
-        self._loading[key_id] = future
-        try:
+        async def read_and_keep() -> _CachedKey | None:
             entry = await read()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters (if any) re-raise it themselves
-            raise
-        finally:
-            del self._loading[key_id]
-        if entry is not None:
-            self.put(entry)
-        future.set_result(entry)
-        return entry
+            if entry is not None:
+                self.put(entry)
+            return entry
+
+        return await self._loading.run(key_id, read_and_keep)
 
     def get(self, key_id: str) -> _CachedKey | None:
         entry = self._entries.get(key_id)

@@ -19,6 +19,7 @@ from app.clock import Clock
 from app.errors import NotFound
 from app.notify import Listener
 from app.settings import Settings
+from app.singleflight import SingleFlight
 from catalog.service import load_live
 from entitlements.cache import CatalogHolder, ChangeSignal, DemandBuffer, SnapshotCache
 from entitlements.domain import MEMO_MAX, CatalogView, Snapshot, best_offer, check, used_now
@@ -42,7 +43,7 @@ class Runtime:
         self.demand = DemandBuffer(max_keys=settings.demand_buffer_max_keys)
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._loading: dict[str, asyncio.Future[tuple[Snapshot, CatalogView]]] = {}
+        self._loading: SingleFlight[str, tuple[Snapshot, CatalogView]] = SingleFlight()
         self._catalog_refresh: asyncio.Task[None] | None = None
         self.changes = ChangeSignal()  # wakes this process's change streams
 
@@ -150,21 +151,7 @@ class Runtime:
 
     async def _load(self, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView]:
         """Single flight: concurrent misses for one user share one database read."""
-        pending = self._loading.get(user_ref)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[tuple[Snapshot, CatalogView]] = asyncio.get_running_loop().create_future()
-        self._loading[user_ref] = future
-        try:
-            result = await self._read(user_ref, now)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters (if any) re-raise it themselves
-            raise
-        finally:
-            del self._loading[user_ref]
-        future.set_result(result)
-        return result
+        return await self._loading.run(user_ref, lambda: self._read(user_ref, now))
 
     async def _read(self, user_ref: str, now: datetime) -> tuple[Snapshot, CatalogView]:
         assert self.sessionmaker is not None
