@@ -45,6 +45,7 @@ from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.events import OrderCreated, OrderFulfilled, OrderPaid, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Budget, BudgetHold, LedgerEntry, Order, Quote, SalesCredit, Subscription
+from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql
 from billing.service._order_reads import order_read_of
 from billing.service._orders import _provisioned, order_payload
 from billing.service._quotes import SPENDING_STATES, decision_dict
@@ -72,32 +73,22 @@ class _Read:
 
 
 def _read_sql(dialect: Dialect) -> str:
-    states = ", ".join(f"'{s}'" for s in SPENDING_STATES)
     return (
         f"SELECT {select_list('q', Quote, dialect)}, {select_list('a', Account, dialect)}, "
         f"{select_list('u', User, dialect)}, {select_list('b', Budget, dialect)}, "
         "p.period, p.amount_minor, p.reserved_minor, p.captured_minor, "
-        "gv.version, gv.policy, "
-        "(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = q.account_id "
-        f"AND o.user_id = q.user_id AND o.route = 'budget' AND o.state IN ({states}) AND o.created_at >= $3), "
+        f"gv.version, gv.policy, {spent_sql('q.account_id', 'q.user_id', '$3')}, "
         "cr.revision, cr.source_sha256, cr.applied_at, "
         "ARRAY(SELECT DISTINCT c.category FROM sales_credits c WHERE c.account_id = q.account_id "
         "AND c.category IN (SELECT l->>'category' FROM jsonb_array_elements(q.lines) AS l)) "
         "FROM quotes q JOIN accounts a ON a.account_id = q.account_id "
         "JOIN users u ON u.account_id = q.account_id AND u.user_id = q.user_id "
-        "LEFT JOIN LATERAL (SELECT * FROM budgets x WHERE x.account_id = q.account_id "
-        "AND (x.cost_center = u.cost_center OR x.cost_center IS NULL) ORDER BY x.cost_center IS NULL LIMIT 1) b "
-        "ON true "
-        "LEFT JOIN budget_periods p ON p.account_id = b.account_id AND p.budget_id = b.budget_id "
-        "AND p.starts_at <= $2 AND p.ends_at > $2 "
-        "LEFT JOIN LATERAL (SELECT v.version, v.policy FROM guardrail_versions v WHERE v.account_id = q.account_id "
-        "ORDER BY v.version DESC LIMIT 1) gv ON true "
+        f"{budget_joins('q.account_id', '$2')}{policy_join('q.account_id')}"
         f"LEFT JOIN LATERAL ({catalog.head_sql()}) cr ON true "
         "WHERE q.quote_id = $1")
 
 
 _SQL: dict[str, str] = {}
-_POLICY = msgspec.json.Decoder(g.GuardrailPolicy)
 
 
 async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> _Read | None:
@@ -118,10 +109,7 @@ async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> 
     budget = load(Budget, parts[3], dialect) if parts[3][0] is not None else None
     (period, amount, reserved, captured, version, policy, spent, revision, sha, applied_at,
      credited) = values[at:]
-    if isinstance(policy, str):
-        stored = _POLICY.decode(policy)
-    else:
-        stored = msgspec.convert(policy, g.GuardrailPolicy) if policy is not None else g.GuardrailPolicy()
+    stored = policy_of(policy)
     return _Read(quote=quote, account=account, user=user, budget=budget,
                  period=(period, amount, reserved, captured) if period is not None else None,
                  policy_version=int(version or 0), policy=stored, spent_minor=int(spent or 0),

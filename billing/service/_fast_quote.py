@@ -9,10 +9,8 @@ the ordinary path, which answers as it always did.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
-import msgspec
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,42 +28,26 @@ from billing.domain.tax import NO_ADDRESS, not_computed
 from billing.models import Budget
 from billing.schemas import QuoteRead
 from billing.service import _tax as tax
+from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql
 from billing.service._order_reads import quote_read
-from billing.service._quotes import SPENDING_STATES, QuoteItem, priced_lines, quote_of
+from billing.service._quotes import QuoteItem, priced_lines, quote_of
 
-_POLICY = msgspec.json.Decoder(g.GuardrailPolicy)
 _SQL: dict[str, str] = {}
 
 
 def _read_sql(dialect: Dialect) -> str:
-    states = ", ".join(f"'{s}'" for s in SPENDING_STATES)
     return (
         f"SELECT {select_list('u', User, dialect)}, {select_list('a', Account, dialect)}, "
         f"{select_list('b', Budget, dialect)}, "
         "p.period, p.amount_minor, p.reserved_minor, p.captured_minor, gv.policy, "
-        "(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = u.account_id "
-        f"AND o.user_id = u.user_id AND o.route = 'budget' AND o.state IN ({states}) AND o.created_at >= $3), "
+        f"{spent_sql('u.account_id', 'u.user_id', '$3')}, "
         "cr.revision, cr.source_sha256, cr.applied_at, "
         f"{entitlements.held_modules_sql('u.account_id', 'u.user_id', '$2', bought=False)}, "
         f"{entitlements.held_modules_sql('u.account_id', 'u.user_id', '$2', bought=True)} "
         "FROM users u JOIN accounts a ON a.account_id = u.account_id "
-        "LEFT JOIN LATERAL (SELECT * FROM budgets x WHERE x.account_id = u.account_id "
-        "AND (x.cost_center = u.cost_center OR x.cost_center IS NULL) ORDER BY x.cost_center IS NULL LIMIT 1) b "
-        "ON true "
-        "LEFT JOIN budget_periods p ON p.account_id = b.account_id AND p.budget_id = b.budget_id "
-        "AND p.starts_at <= $2 AND p.ends_at > $2 "
-        "LEFT JOIN LATERAL (SELECT v.policy FROM guardrail_versions v WHERE v.account_id = u.account_id "
-        "ORDER BY v.version DESC LIMIT 1) gv ON true "
+        f"{budget_joins('u.account_id', '$2')}{policy_join('u.account_id')}"
         f"LEFT JOIN LATERAL ({catalog.head_sql()}) cr ON true "
         "WHERE u.external_id = $1")
-
-
-def _policy(stored: Any) -> g.GuardrailPolicy:
-    if stored is None:
-        return g.GuardrailPolicy()
-    if isinstance(stored, str):
-        return _POLICY.decode(stored)
-    return msgspec.convert(stored, g.GuardrailPolicy)
 
 
 async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str, items: list[QuoteItem],
@@ -111,7 +93,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
             key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
             left = (amount - reserved - captured if period == key else budget.amount_minor)
             state = g.BudgetState(currency=budget.currency, remaining_minor=left)
-        decision = g.decide(_policy(stored), g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
+        decision = g.decide(policy_of(stored), g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
                             g.Purchase(modules=modules_of(priced.lines), total_minor=priced.total,
                                        currency=account.currency, vendor_approval_required=priced.vendor_approval),
                             spent_minor=int(spent or 0), budget=state)

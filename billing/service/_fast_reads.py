@@ -1,0 +1,44 @@
+"""SQL pieces both fast paths read with (a quote's and an order's one read): the buyer's budget and its current
+period, the account's guardrail policy in force, and what the buyer spent from budgets this period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from billing.domain import guardrails as g
+from billing.service._quotes import SPENDING_STATES
+
+_POLICY = msgspec.json.Decoder(g.GuardrailPolicy)
+
+
+def spent_sql(account: str, user: str, since: str) -> str:
+    """The user's budget spend since ``since`` (as the guardrail decision counts it)."""
+    states = ", ".join(f"'{s}'" for s in SPENDING_STATES)
+    return (f"(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = {account} "
+            f"AND o.user_id = {user} AND o.route = 'budget' AND o.state IN ({states}) AND o.created_at >= {since})")
+
+
+def budget_joins(account: str, now: str) -> str:
+    """``b``: the budget of the user ``u``'s cost centre (else the account-wide one); ``p``: its period at ``now``."""
+    return (f"LEFT JOIN LATERAL (SELECT * FROM budgets x WHERE x.account_id = {account} "
+            "AND (x.cost_center = u.cost_center OR x.cost_center IS NULL) ORDER BY x.cost_center IS NULL LIMIT 1) b "
+            "ON true "
+            "LEFT JOIN budget_periods p ON p.account_id = b.account_id AND p.budget_id = b.budget_id "
+            f"AND p.starts_at <= {now} AND p.ends_at > {now} ")
+
+
+def policy_join(account: str) -> str:
+    """``gv``: the account's newest guardrail version (``version``, ``policy``)."""
+    return (f"LEFT JOIN LATERAL (SELECT v.version, v.policy FROM guardrail_versions v WHERE v.account_id = {account} "
+            "ORDER BY v.version DESC LIMIT 1) gv ON true ")
+
+
+def policy_of(stored: Any) -> g.GuardrailPolicy:
+    """The policy as the read returned it (JSON text or decoded JSON); the default policy when there is none."""
+    if stored is None:
+        return g.GuardrailPolicy()
+    if isinstance(stored, str):
+        return _POLICY.decode(stored)
+    return msgspec.convert(stored, g.GuardrailPolicy)
