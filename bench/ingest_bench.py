@@ -140,8 +140,11 @@ async def rounds(base: str, dsn: str, token: str, *, n: int, batches: int, cpu: 
                 got["api"], split = await api(base, token, rows, cpu)
                 got.update(split)
             else:
+                before = cpu.sample() if cpu else (0.0, 0.0, 0.0)
                 got["copy"] = await copy(dsn, rows)
-                await asyncio.sleep(0.5)  # the COPY connection's backend has exited and been counted before the API
+                await asyncio.sleep(0.5)  # the COPY backend has exited and been counted (by the postmaster)
+                if cpu:
+                    got["copy_pg_cpu_ms"] = cpu.per_batch(before, len(rows))["pg_cpu_ms"]
         got["ratio"] = got["api"] / got["copy"]
         print(json.dumps({k: round(v, 3) for k, v in got.items()}), flush=True)
         out.append(got)
@@ -172,7 +175,7 @@ def main() -> None:
             "api_events_per_s": round(median["api"]), "copy_events_per_s": round(median["copy"]),
             "api_median_events_per_s": round(statistics.median(g["api"] for g in got)),
             **{f"median_{k}": round(statistics.median(g[k] for g in got), 2)
-               for k in ("server_cpu_ms", "pg_cpu_ms", "client_cpu_ms") if k in got[0]}}))
+               for k in ("server_cpu_ms", "pg_cpu_ms", "client_cpu_ms", "copy_pg_cpu_ms") if k in got[0]}}))
     finally:
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
