@@ -121,10 +121,9 @@ async def explain(url: str, batch: list[dict[str, Any]]) -> str:
             view = CatalogView.build(await load_live(s))
             now = SystemClock().now()
             periods = Periods(view)
-            ids = [account, *users.values()]
-            rows = _ENCODE({"ids": ids, "periods": [periods.of("reports", now)], "rows": [
-                (i, 0, e["event_id"], ids.index(users[e["user"]]), e["feature"], "usage", e["quantity"], None, 0,
-                 e["properties"], False) for i, e in enumerate(batch)]}).decode()
+            rows = _ENCODE([(i, account, e["event_id"], users[e["user"]], e["feature"], "usage", e["quantity"], now,
+                             *periods.of(e["feature"], now), e["properties"], False)
+                            for i, e in enumerate(batch)]).decode()
             plan = (await s.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(_MERGE_JSON.text)),
                                     {"rows": rows, "now": now})).scalars().all()
             await s.rollback()

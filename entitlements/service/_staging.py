@@ -24,27 +24,12 @@ from entitlements.domain import CatalogView, counter_period, period_bounds
 from entitlements.service._changes import TOPIC
 
 # The batch as one jsonb text (a live usage batch: the driver would check each element of twelve arrays in Python)
-# or as arrays (a history import, which builds its batches as columns). The JSON text names each account and user
-# id and each counter period once ("ids", "periods") and its rows refer to them by position; a row's time is null
-# for an event sent without one (it happened at :now): half the bytes to send and parse, each period's bounds
-# parsed once.
-_JSON_SIDES = """j AS (
-        SELECT CAST(:rows AS jsonb) AS b
-    ), ids AS (
-        SELECT CAST(ord AS int) - 1 AS i, x AS id
-          FROM j CROSS JOIN LATERAL jsonb_array_elements_text(j.b->'ids') WITH ORDINALITY AS t(x, ord)
-    ), pd AS (
-        SELECT CAST(ord AS int) - 1 AS i, CAST(x->>0 AS timestamptz) AS p, CAST(x->>1 AS timestamptz) AS pe
-          FROM j CROSS JOIN LATERAL jsonb_array_elements(j.b->'periods') WITH ORDINALITY AS t(x, ord)
-    ), """
+# or as arrays (a history import, which builds its batches as columns).
 _FROM_JSON = """
-        SELECT (r->>0)::int AS n, ia.id AS a, r->>2 AS e, iu.id AS u, r->>4 AS f, r->>5 AS k, (r->>6)::bigint AS q,
-               coalesce((r->>7)::timestamptz, :now) AS o, pd.p, pd.pe, NULLIF(r->9, 'null') AS pr,
-               (r->>10)::boolean AS dn
-          FROM j CROSS JOIN LATERAL jsonb_array_elements(j.b->'rows') AS r
-          JOIN ids ia ON ia.i = (r->>1)::int
-          JOIN ids iu ON iu.i = (r->>3)::int
-          JOIN pd ON pd.i = (r->>8)::int"""
+        SELECT (r->>0)::int AS n, r->>1 AS a, r->>2 AS e, r->>3 AS u, r->>4 AS f, r->>5 AS k, (r->>6)::bigint AS q,
+               (r->>7)::timestamptz AS o, (r->>8)::timestamptz AS p, (r->>9)::timestamptz AS pe,
+               NULLIF(r->10, 'null') AS pr, (r->>11)::boolean AS dn
+          FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"""
 _FROM_ARRAYS = """
         SELECT n, a, e, u, f, k, q, o, p, pe, CAST(pr AS jsonb) AS pr, dn
           FROM unnest(CAST(:n AS int[]), CAST(:a AS text[]), CAST(:e AS text[]), CAST(:u AS text[]),
@@ -66,7 +51,7 @@ _SIGNALS = """    ), signalled AS (
 # their text, so the counters (locked until the commit, and what concurrent batches on the same counters queue on)
 # are updated last, after the events, demand and change rows are written, not before.
 _MERGE_SQL = """
-    WITH {sides}s AS ({source}
+    WITH s AS ({source}
     ), fresh AS (
         INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
         SELECT a, e, :now FROM s ORDER BY a, e
@@ -103,13 +88,12 @@ _CHANGES = """, touched AS (
         SELECT p, pg_notify(:channel, p) FROM (
             SELECT :topic || ':' || account_id || coalesce(':' || user_id, '') AS p FROM logged) AS x
     )"""
-_TOLD = "\n    UNION ALL SELECT NULL, p FROM told"
-_MERGE = text(_MERGE_SQL.format(sides="", source=_FROM_ARRAYS, signals=_SIGNALS, changes="", told=""))
-_MERGE_JSON = text(_MERGE_SQL.format(sides=_JSON_SIDES, source=_FROM_JSON, signals=_SIGNALS, changes="", told=""))
-_MERGE_TELLING = text(_MERGE_SQL.format(sides=_JSON_SIDES, source=_FROM_JSON, signals=_SIGNALS, changes=_CHANGES,
-                                        told=_TOLD))
-_MERGE_TELLING_USAGE = text(_MERGE_SQL.format(sides=_JSON_SIDES, source=_FROM_JSON, signals="",  # no attempts
-                                              changes=_CHANGES, told=_TOLD))
+_MERGE = text(_MERGE_SQL.format(source=_FROM_ARRAYS, signals=_SIGNALS, changes="", told=""))
+_MERGE_JSON = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes="", told=""))
+_MERGE_TELLING = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes=_CHANGES,
+                                        told="\n    UNION ALL SELECT NULL, p FROM told"))
+_MERGE_TELLING_USAGE = text(_MERGE_SQL.format(source=_FROM_JSON, signals="", changes=_CHANGES,  # no attempts
+                                              told="\n    UNION ALL SELECT NULL, p FROM told"))
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -159,11 +143,10 @@ _ADD_DEMAND = text("""
 """)
 
 
-# One row of a merge: index in the batch, account (position in the batch's ids), event id, user (position in
-# the ids), feature, kind (usage | attempt), quantity, occurred_at (None: at the merge's ``now``), counter period
-# (position in the batch's periods), properties (or None) and whether an attempt was a denied check. Plain
-# tuples, built in one pass over the batch.
-MergeRow = tuple[int, int, str, int, str, str, int, datetime | None, int, dict[str, Any] | None, bool]
+# One row of a merge: index in the batch, account, event id, user (internal ids), feature, kind (usage | attempt),
+# quantity, occurred_at, the counter period's start and end, properties (or None) and whether an attempt was a
+# denied check. Plain tuples, built in one pass over the batch and encoded as one JSON text.
+MergeRow = tuple[int, str, str, str, str, str, int, datetime, datetime, datetime, dict[str, Any] | None, bool]
 
 
 class Periods:
@@ -181,11 +164,9 @@ class Periods:
         return hit
 
 
-async def merge_rows(session: AsyncSession, rows: list[MergeRow], *, ids: list[str],
-                     periods: list[tuple[datetime, datetime]], now: datetime, changes_wide_after: int | None = None,
-                     attempts: bool = True) -> set[int]:
-    """Merge ``rows`` (unique per (account, event id); ``ids`` and ``periods`` are what their positions name);
-    returns the indexes (``row[0]``) of those not new.
+async def merge_rows(session: AsyncSession, rows: list[MergeRow], *, now: datetime,
+                     changes_wide_after: int | None = None, attempts: bool = True) -> set[int]:
+    """Merge ``rows`` (unique per (account, event id)); returns the indexes (``row[0]``) of those not new.
 
     With ``changes_wide_after`` the statement also records the entitlement changes of the usage it added (per
     user, or per account past that many users) and tells every process, as ``record_changes`` would.
@@ -194,7 +175,7 @@ async def merge_rows(session: AsyncSession, rows: list[MergeRow], *, ids: list[s
         return set()
     # One JSON text, not twelve arrays: the driver would check every array element's type in Python (a quarter
     # of a batch's CPU for 500 events); PostgreSQL splits the rows again in C.
-    text_rows = _ENCODE({"ids": ids, "periods": periods, "rows": rows}).decode()
+    text_rows = _ENCODE(rows).decode()
     if changes_wide_after is None:
         return {n for n, _ in (await session.execute(_MERGE_JSON, {"rows": text_rows, "now": now})).all()}
     out = (await session.execute(_MERGE_TELLING if attempts else _MERGE_TELLING_USAGE, {

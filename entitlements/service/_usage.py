@@ -154,36 +154,32 @@ async def _merged(session: AsyncSession, events: list[UsageEventIn], users: dict
     """The common path: one pass over the batch builds the merge's rows, one statement (events, counters, demand,
     change rows and notices) writes them; the answer needs no further read unless an id was seen before."""
     of = Periods(view).of
-    ids: dict[str, int] = {}  # account and user id -> position
-    refs = {ref: (ids.setdefault(a, len(ids)), ids.setdefault(u, len(ids))) for ref, (a, u) in users.items()}
-    accounts = {ref: a for ref, (a, _) in users.items()}
-    periods: dict[tuple[datetime, datetime], int] = {}
-    at_now: dict[str, int] = {}  # feature -> period of an event sent without a time
+    at_now: dict[str, tuple[datetime, datetime]] = {}  # feature -> period bounds of an event without a time
     rows: list[MergeRow] = []
     first: dict[tuple[str, str], UsageEventIn] = {}
     attempts = False
     for ev in events:
-        key = (accounts[ev.user], ev.event_id)
+        account_id, user_id = users[ev.user]
+        key = (account_id, ev.event_id)
         if key in first:
             continue
         first[key] = ev
         feature, at = ev.feature, ev.occurred_at
         if at is None:
-            period = at_now.get(feature)
-            if period is None:
-                period = at_now[feature] = periods.setdefault(of(feature, now), len(periods))
+            at = now
+            bounds = at_now.get(feature)
+            if bounds is None:
+                bounds = at_now[feature] = of(feature, now)
         else:
-            period = periods.setdefault(of(feature, at), len(periods))
+            bounds = of(feature, at)
         if ev.kind == "attempt":
             attempts = True
-        a, u = refs[ev.user]
-        rows.append((len(rows), a, ev.event_id, u, feature, ev.kind, ev.quantity, at, period, ev.properties or None,
-                     False))
-    old = await merge_rows(session, rows, ids=list(ids), periods=list(periods), now=now,
-                           changes_wide_after=ACCOUNT_WIDE_AFTER, attempts=attempts)
+        rows.append((len(rows), account_id, ev.event_id, user_id, feature, ev.kind, ev.quantity, at, *bounds,
+                     ev.properties or None, False))
+    old = await merge_rows(session, rows, now=now, changes_wide_after=ACCOUNT_WIDE_AFTER, attempts=attempts)
     if not old and len(rows) == len(events):  # every event new and none repeated: nothing to sort out
         return UsageResult(accepted=len(events), duplicates=0, duplicate_event_ids=[])
-    inserted = {key for i, key in enumerate(first) if i not in old}
+    inserted = {(r[1], r[2]) for r in rows if r[0] not in old}
     return await _sorted_out(session, events, users, first, inserted)
 
 
