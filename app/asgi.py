@@ -42,6 +42,8 @@ from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from app.wiring import check_settings, sessionmaker
+from billing.hotpath import PATHS as PURCHASE_PATHS
+from billing.hotpath import PurchaseFastPath
 from billing.routes import (
     AccountBillingController,
     AccountOrderController,
@@ -203,22 +205,30 @@ def create_app(
     finish_document(app)
     if settings.tracing != "on":  # a traced request gets its spans from the full stack
         app.fast_check = CheckFastPath(app, settings)
+        app.fast_purchase = PurchaseFastPath(app, settings)
     return app
 
 
 class CommerceApp(Litestar):
     """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
     check from a known API key is answered without routing, middleware layers, guards or parameter models;
-    every other request, and every check the fast path cannot answer exactly as the route would, goes on to
-    Litestar unchanged."""
+    likewise the common quote and order (billing.hotpath, D96); every other request, and every one the fast
+    paths cannot answer exactly as the route would, goes on to Litestar unchanged."""
 
     fast_check: CheckFastPath | None = None
+    fast_purchase: PurchaseFastPath | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fast = self.fast_check
-        if (fast is not None and scope["type"] == "http" and scope["path"] == CHECK_PATH and not self.before_send
-                and await fast.answer(scope, send)):
-            return
+        if scope["type"] == "http" and not self.before_send:
+            path = scope["path"]
+            if path == CHECK_PATH:
+                fast = self.fast_check
+                if fast is not None and await fast.answer(scope, send):
+                    return
+            elif path in PURCHASE_PATHS and self.fast_purchase is not None:
+                receive = await self.fast_purchase.answer(scope, receive, send)
+                if receive is None:
+                    return
         await super().__call__(scope, receive, send)
 
 
