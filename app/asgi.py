@@ -26,7 +26,7 @@ from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
 from app.cors import AccountOrigins, CorsMiddleware, cors_config
-from app.db import create_engine, create_lock_engine
+from app.db import create_engine, create_fast_engine, create_lock_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -126,6 +126,7 @@ def create_app(
             url = embedded_url(server)
         engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        fast_engine = create_fast_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
@@ -136,10 +137,13 @@ def create_app(
         entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.lock_engine = lock_engine
+        app.state.fast_engine = fast_engine
         metrics.watch_pool("main", engine)
         metrics.watch_pool("locks", lock_engine)
+        metrics.watch_pool("fast", fast_engine)
         tracing.instrument_engine(settings, engine)
         tracing.instrument_engine(settings, lock_engine)
+        tracing.instrument_engine(settings, fast_engine)
         app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
@@ -182,6 +186,7 @@ def create_app(
                 task.cancel()
             await engine.dispose()
             await lock_engine.dispose()
+            await fast_engine.dispose()
             if server is not None:
                 await asyncio.to_thread(server.cleanup)
 

@@ -88,7 +88,9 @@ async def seed(url: str, buyers: int) -> str:
     async with engine.connect() as c:
         from sqlalchemy import text
         await c.execute(text("COMMIT"))
+        await c.execute(text("ALTER DATABASE postgres SET log_min_duration_statement = 0"))
         await c.execute(text("ALTER DATABASE postgres SET plan_cache_mode = force_generic_plan"))
+        await c.execute(text("ALTER SYSTEM SET logging_collector = off"))
     await engine.dispose()
     return key.secret
 
@@ -375,6 +377,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 }
         return results
     finally:
+        import subprocess
+        subprocess.run(f"cp -r {tmp}/pg/log /tmp/pglog-exp 2>/dev/null; ls {tmp}/pg > /tmp/pglog-ls", shell=True)
         server.cleanup()
 
 

@@ -206,7 +206,7 @@ class PurchaseFastPath:
     async def _quote(self, principal: auth.Principal, data: QuoteCreate) -> bytes | None:
         """What ``QuoteController.create`` answers when the service's fast path takes the quote."""
         items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
-        fast = await service.fast_quote(self.state.engine, principal, user_ref=data.user, items=items,
+        fast = await service.fast_quote(self.state.fast_engine, principal, user_ref=data.user, items=items,
                                         include_requirements=data.include_requirements, clock=self.clock,
                                         ttl=self.ttl, taxed=self.state.get("stripe") is not None)
         return None if fast is None else msgspec.json.encode(fast)
@@ -218,8 +218,8 @@ class PurchaseFastPath:
         claim = FastClaim(principal=principal.actor, key=key, fingerprint=fingerprint_of("POST", path, "", body),
                           now=now, expires_at=now + timedelta(seconds=self.settings.idempotency_ttl_seconds))
         state = self.state
-        return await service.fast_order(state.engine, bus_in(state.sessionmaker.kw.get("info") or {}), principal,
-                                        claim, quote_id=data.quote_id, reason=data.reason, clock=self.clock)
+        return await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}),
+                                        principal, claim, quote_id=data.quote_id, reason=data.reason, clock=self.clock)
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool, ReceiveMessage | None]:
