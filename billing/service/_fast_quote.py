@@ -107,6 +107,10 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
             else:
                 return None  # Stripe Tax computes it, outside any transaction: the ordinary path
         statement = Statement(dialect)
+        # the price lock commits without waiting for its WAL flush (D96): an order that uses it commits
+        # synchronously, which flushes the WAL up to itself and so the quote too; a crash can only lose a quote
+        # nobody ordered yet (the order then answers as for an unknown quote, and the buyer quotes again)
+        statement.cte("async_commit", "SELECT set_config('synchronous_commit', 'off', true)", evaluate=True)
         statement.insert("quote", [quote])
         await conn.fetchval(statement.sql(), *statement.args)
     return quote_read(quote, account_ref=account.external_id, user_ref=user.external_id)
