@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -372,6 +373,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return results
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)  # the database folder: each run left 50-250 MB in the temp folder
 
 
 def main() -> None:
