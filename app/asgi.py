@@ -26,7 +26,7 @@ from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
 from app.cors import AccountOrigins, CorsMiddleware, cors_config
-from app.db import create_engine, create_lock_engine
+from app.db import create_engine, create_fast_engine, create_lock_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -42,6 +42,8 @@ from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from app.wiring import check_settings, sessionmaker
+from billing.hotpath import PATHS as PURCHASE_PATHS
+from billing.hotpath import PurchaseFastPath
 from billing.routes import (
     AccountBillingController,
     AccountOrderController,
@@ -124,6 +126,7 @@ def create_app(
             url = embedded_url(server)
         engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        fast_engine = create_fast_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
         key_cache: KeyCache = app.state.key_cache
         listener.subscribe("key", key_cache.invalidate)
@@ -134,10 +137,13 @@ def create_app(
         entitlements.subscribe(listener)
         app.state.engine = engine
         app.state.lock_engine = lock_engine
+        app.state.fast_engine = fast_engine
         metrics.watch_pool("main", engine)
         metrics.watch_pool("locks", lock_engine)
+        metrics.watch_pool("fast", fast_engine)
         tracing.instrument_engine(settings, engine)
         tracing.instrument_engine(settings, lock_engine)
+        tracing.instrument_engine(settings, fast_engine)
         app.state.sessionmaker = sessionmaker(engine, settings)
         app.state.listener = listener
         app.state.stripe = _stripe(app, settings, clock, stripe_fake)
@@ -180,6 +186,7 @@ def create_app(
                 task.cancel()
             await engine.dispose()
             await lock_engine.dispose()
+            await fast_engine.dispose()
             if server is not None:
                 await asyncio.to_thread(server.cleanup)
 
@@ -203,22 +210,30 @@ def create_app(
     finish_document(app)
     if settings.tracing != "on":  # a traced request gets its spans from the full stack
         app.fast_check = CheckFastPath(app, settings)
+        app.fast_purchase = PurchaseFastPath(app, settings)
     return app
 
 
 class CommerceApp(Litestar):
     """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
     check from a known API key is answered without routing, middleware layers, guards or parameter models;
-    every other request, and every check the fast path cannot answer exactly as the route would, goes on to
-    Litestar unchanged."""
+    likewise the common quote and order (billing.hotpath, D96); every other request, and every one the fast
+    paths cannot answer exactly as the route would, goes on to Litestar unchanged."""
 
     fast_check: CheckFastPath | None = None
+    fast_purchase: PurchaseFastPath | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fast = self.fast_check
-        if (fast is not None and scope["type"] == "http" and scope["path"] == CHECK_PATH and not self.before_send
-                and await fast.answer(scope, send)):
-            return
+        if scope["type"] == "http" and not self.before_send:
+            path = scope["path"]
+            if path == CHECK_PATH:
+                fast = self.fast_check
+                if fast is not None and await fast.answer(scope, send):
+                    return
+            elif path in PURCHASE_PATHS and self.fast_purchase is not None:
+                receive = await self.fast_purchase.answer(scope, receive, send)
+                if receive is None:
+                    return
         await super().__call__(scope, receive, send)
 
 
