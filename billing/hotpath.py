@@ -31,16 +31,13 @@ import structlog
 from litestar import Litestar
 from litestar.types import HTTPScope, Receive, ReceiveMessage, Send
 
-from app import auth, keys
+from app import auth, shim
 from app.errors import DomainError
 from app.events import bus_in
 from app.http import decode_body
-from app.idempotency import HEADER as IDEMPOTENCY_KEY
 from app.idempotency import KEY_RE, FastClaim, fingerprint_of
-from app.ids import new_id
 from app.logs import HEADER as REQUEST_ID
-from app.logs import SANE_ID, access_log
-from app.observability import METRICS_APP, METRICS_PREFIX
+from app.logs import access_log
 from app.ratelimit.limiter import SPENT, RateLimiter
 from app.settings import Settings
 from billing import service
@@ -76,29 +73,18 @@ class PurchaseFastPath:
         """The route's declared access (scope, owner, rate-limit class, idempotency), read from the app once."""
         opt = self._opt.get(path)
         if opt is None:
-            for route in self.app.routes:
-                if route.path == path:
-                    handlers = getattr(route, "route_handler_map", {})
-                    if "POST" in handlers:
-                        opt = self._opt[path] = handlers["POST"][0].opt
+            opt = shim.route_opt(self.app, path, "POST")
+            if opt is not None:
+                self._opt[path] = opt
         return opt
 
     def _request_metrics(self, path: str) -> tuple[Any, Any, Any] | None:
         """The latency middleware's own series for this route's 201 (made by the app's first request)."""
         found = self._metrics.get(path)
         if found is None:
-            from litestar.plugins.prometheus.middleware import PrometheusMiddleware
-
-            made = PrometheusMiddleware._metrics
-            names = [f"{METRICS_PREFIX}_{n}" for n in ("requests_in_progress", "requests_total",
-                                                       "request_duration_seconds")]
-            if not all(n in made for n in names):
-                return None
-            # in progress is labelled with the status the middleware starts from (200), the rest with the answer's
-            found = (made[names[0]].labels("POST", path, 200, METRICS_APP),
-                     made[names[1]].labels("POST", path, 201, METRICS_APP),
-                     made[names[2]].labels("POST", path, 201, METRICS_APP))
-            self._metrics[path] = found
+            found = shim.route_metrics("POST", path, 201)
+            if found is not None:
+                self._metrics[path] = found
         return found
 
     async def answer(self, scope: HTTPScope, receive: Receive, send: Send) -> Receive | None:
@@ -110,51 +96,24 @@ class PurchaseFastPath:
             return receive
         if len(scope.get("raw_path") or path.encode()) > self.max_url_bytes:
             return receive
-        authorization = incoming = content_type = key = None
-        size = 0
-        for name, value in scope["headers"]:
-            size += len(name) + len(value)
-            if name == b"authorization":
-                if authorization is not None:
-                    return receive
-                authorization = value
-            elif name == b"content-type":
-                if content_type is not None:
-                    return receive
-                content_type = value
-            elif name == IDEMPOTENCY_KEY.encode():
-                if key is not None:
-                    return receive
-                key = value
-            elif name == REQUEST_ID:
-                if incoming is None:
-                    incoming = value
-            elif name == b"origin":
-                return receive
-        if authorization is None or content_type != b"application/json" or size > self.max_header_bytes:
+        headers = shim.read_headers(scope, self.max_header_bytes)
+        if headers is None or headers.get(shim.CONTENT_TYPE) != b"application/json":
             return receive
         ordering = path == ORDERS
         idempotency_key = None
         if ordering:
+            key = headers.get(shim.IDEMPOTENCY_KEY)
             if key is None:
                 return receive
             idempotency_key = key.decode("latin-1")
             if not KEY_RE.match(idempotency_key):
                 return receive
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or keys.split_token(token) is None:
-            return receive
         opt = self._route_opt(path)
         request_metrics = self._request_metrics(path) if self.measured else None
         if opt is None or (self.measured and request_metrics is None):
             return receive
-        principal = auth.remembered(self.state, keys.token_sha256(token))
+        principal = shim.remembered_principal(self.state, headers[shim.AUTHORIZATION], opt)
         if principal is None:
-            return receive
-        try:
-            auth.authorize(principal, opt)
-        except DomainError:
             return receive
         body, complete, last = await _read_body(receive, self.max_body_bytes)
         given_back = _replay(body, complete, last, receive)
@@ -168,9 +127,7 @@ class PurchaseFastPath:
             if not self.limiter.spend_leased(principal, opt.get("rate_limit", "default")):
                 return given_back
             cast(dict[str, Any], scope)[SPENT] = True
-        request_id = incoming if incoming is not None and SANE_ID.match(incoming.decode("latin-1")) else None
-        if request_id is None:
-            request_id = new_id("req").encode()
+        request_id = shim.request_id(headers.get(REQUEST_ID))
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
         try:
             if request_metrics is not None:
