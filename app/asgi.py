@@ -10,12 +10,14 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import ControllerRouterHandler, Guard
+from litestar.types import ControllerRouterHandler
 
 from app import metrics, observability, sessions, tracing
 from app.accounts.routes import AccountController, SessionController
@@ -26,7 +28,7 @@ from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
 from app.cors import AccountOrigins, CorsMiddleware, cors_config
-from app.db import create_engine, create_lock_engine
+from app.db import create_engine, create_fast_engine, create_lock_engine
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -42,6 +44,8 @@ from app.stripe_wiring import app_gateway
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.routes import WebhookEndpointController, WebhookEventTypeController
 from app.wiring import check_settings, sessionmaker
+from billing.hotpath import PATHS as PURCHASE_PATHS
+from billing.hotpath import PurchaseFastPath
 from billing.routes import (
     AccountBillingController,
     AccountOrderController,
@@ -108,117 +112,160 @@ def create_app(
     which delivers its webhook events to this app shortly after each call; tests pass their own
     ``stripe_fake`` to deliver events when they choose. Refuses to build (SettingsError) while the way card
     payments run is undecided (no STRIPE_SECRET_KEY and no COMMERCE_STRIPE outside production).
+
+    Two parts: the routes, middleware and documents, which the settings shape (built here, the costly part), and
+    the runtime of one life of the app (settings, clock, caches, rate limiter, Stripe), which ``bind`` puts in
+    its state and its lifespan reads from there.
     """
     settings = check_settings(settings or load_settings())
     require_card_payments_decided(settings)
-    clock = clock or SystemClock()
-    origins = AccountOrigins()
-    limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        server: EmbeddedServer | None = None
-        url = settings.database_url
-        if url is None:
-            server = await asyncio.to_thread(start_embedded, settings.data_dir)
-            url = embedded_url(server)
-        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
-        lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
-        listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
-        key_cache: KeyCache = app.state.key_cache
-        listener.subscribe("key", key_cache.invalidate)
-        session_cache: sessions.GenerationCache = app.state.session_cache
-        listener.subscribe(sessions.TOPIC, session_cache.invalidate)
-        listener.subscribe(CORS_TOPIC, origins.invalidate)
-        entitlements: Runtime = app.state.entitlements
-        entitlements.subscribe(listener)
-        app.state.engine = engine
-        app.state.lock_engine = lock_engine
-        metrics.watch_pool("main", engine)
-        metrics.watch_pool("locks", lock_engine)
-        tracing.instrument_engine(settings, engine)
-        tracing.instrument_engine(settings, lock_engine)
-        app.state.sessionmaker = sessionmaker(engine, settings)
-        app.state.listener = listener
-        app.state.stripe = _stripe(app, settings, clock, stripe_fake)
-        probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)
-        await listener.start()
-        probe.start()
-        origins.bind(app.state.sessionmaker)
-        if limiter is not None:
-            await limiter.start(app.state.sessionmaker)
-        await entitlements.start(app.state.sessionmaker)
-        if settings.warm_start == "on":
-            await _warm(app, settings, clock)
-        jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
-                        stripe=app.state.stripe)
-        app.state.jobs, app.state.job_list = jobs, jobs.jobs
-        jobs.start()
-        stop_dispatcher = asyncio.Event()
-        dispatcher_task: asyncio.Task[None] | None = None
-        if settings.dispatcher == "on":
-            dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
-            dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
-        app.state.dispatcher_task = dispatcher_task
-        try:
-            yield
-        finally:
-            await jobs.stop()
-            stop_dispatcher.set()
-            if dispatcher_task is not None:
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
-            await probe.stop()
-            await entitlements.stop()
-            if limiter is not None:
-                await limiter.stop()
-            await app.state.suggest_refresher.stop()
-            await listener.stop()
-            if app.state.stripe is not None:
-                await app.state.stripe.close()
-            for task in list(app.state.background_tasks):
-                task.cancel()
-            await engine.dispose()
-            await lock_engine.dispose()
-            if server is not None:
-                await asyncio.to_thread(server.cleanup)
-
     app = CommerceApp(
         route_handlers=[*ROUTE_HANDLERS, widget_router(settings), apidocs_router(), consoles_router(),
                         *observability.route_handlers(settings), *extra_route_handlers],
         logging_config=None,  # logging is ours (app/logs.py), configured once by the entry point
         plugins=tracing.plugins(settings),
         dependencies=DEPENDENCIES,
-        guards=[_guard(limiter)],
-        middleware=[*observability.middleware(settings), CorsMiddleware(cors_config(settings), origins),
+        guards=[auth_and_limit_guard if settings.rate_limit == "on" else auth_guard],
+        middleware=[*observability.middleware(settings), CorsMiddleware(cors_config(settings)),
                     RequestLimits(max_url_bytes=settings.max_url_bytes, max_header_bytes=settings.max_header_bytes)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(VERSION, swagger=swagger_plugin(path=SWAGGER_PATHS)),
-        lifespan=[lifespan],
+        lifespan=[_lifespan],
         request_max_body_size=settings.max_body_bytes,
         request_class=AppRequest,
         debug=False,
-        state=_initial_state(settings, clock, origins=origins, limiter=limiter),
     )
+    app.shape, app.extra_route_handlers = shape_of(settings, extra_route_handlers), tuple(extra_route_handlers)
     finish_document(app)
-    if settings.tracing != "on":  # a traced request gets its spans from the full stack
-        app.fast_check = CheckFastPath(app, settings)
+    return bind(app, settings, clock=clock, stripe_fake=stripe_fake)
+
+
+def shape_of(settings: Settings, extra_route_handlers: Sequence[ControllerRouterHandler] = ()) -> bytes:
+    """What an app's routes and middleware are built from: every setting but where the data lives."""
+    plain = msgspec.structs.replace(settings, database_url=None, data_dir=Path("."))
+    return msgspec.json.encode([plain, [id(handler) for handler in extra_route_handlers]], enc_hook=str)
+
+
+def bind(app: CommerceApp, settings: Settings, *, clock: Clock | None = None,
+         stripe_fake: FakeStripe | None = None) -> CommerceApp:
+    """Give ``app`` a new runtime for ``settings``: fresh caches, rate limiter and check fast path, the clock,
+    the database and the Stripe fake its next lifespan opens. Only between two lives of the app (never while its
+    lifespan runs), and only with settings of the shape it was built for (a test worker reuses one app for many
+    tests this way instead of building some 300 routes each time)."""
+    if shape_of(settings, app.extra_route_handlers) != app.shape:
+        raise ValueError("an app is bound only to settings of the shape it was built for")
+    require_card_payments_decided(settings)
+    clock = clock or SystemClock()
+    limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
+    app.state = _initial_state(settings, clock, limiter=limiter, stripe_fake=stripe_fake)
+    traced = settings.tracing == "on"  # a traced request gets its spans from the full stack
+    app.fast_check = None if traced else CheckFastPath(app, settings)
+    app.fast_purchase = None if traced else PurchaseFastPath(app, settings)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    """One life of the app: the database, the change listener and what hangs off it, the jobs and the webhook
+    dispatcher, all from the runtime ``bind`` put in the app's state."""
+    settings: Settings = app.state.settings
+    clock: Clock = app.state.clock
+    origins: AccountOrigins = app.state.account_origins
+    limiter: RateLimiter | None = app.state.rate_limiter
+    server: EmbeddedServer | None = None
+    url = settings.database_url
+    if url is None:
+        server = await asyncio.to_thread(start_embedded, settings.data_dir)
+        url = embedded_url(server)
+    engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    lock_engine = create_lock_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    fast_engine = create_fast_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    listener = Listener(plain_dsn(str(engine.url.render_as_string(hide_password=False))))
+    key_cache: KeyCache = app.state.key_cache
+    listener.subscribe("key", key_cache.invalidate)
+    session_cache: sessions.GenerationCache = app.state.session_cache
+    listener.subscribe(sessions.TOPIC, session_cache.invalidate)
+    listener.subscribe(CORS_TOPIC, origins.invalidate)
+    entitlements: Runtime = app.state.entitlements
+    entitlements.subscribe(listener)
+    app.state.engine = engine
+    app.state.lock_engine = lock_engine
+    app.state.fast_engine = fast_engine
+    metrics.watch_pool("main", engine)
+    metrics.watch_pool("locks", lock_engine)
+    metrics.watch_pool("fast", fast_engine)
+    tracing.instrument_engine(settings, engine)
+    tracing.instrument_engine(settings, lock_engine)
+    tracing.instrument_engine(settings, fast_engine)
+    app.state.sessionmaker = sessionmaker(engine, settings)
+    app.state.listener = listener
+    app.state.stripe = _stripe(app, settings, clock, app.state.stripe_fake)
+    probe = LagProbe(listener, app.state.sessionmaker, observe=metrics.NOTIFY_LAG.observe)
+    await listener.start()
+    probe.start()
+    origins.bind(app.state.sessionmaker)
+    if limiter is not None:
+        await limiter.start(app.state.sessionmaker)
+    await entitlements.start(app.state.sessionmaker)
+    if settings.warm_start == "on":
+        await _warm(app, settings, clock)
+    jobs = JobsLoop(sessionmaker=app.state.sessionmaker, lock_engine=lock_engine, settings=settings, clock=clock,
+                    stripe=app.state.stripe)
+    app.state.jobs, app.state.job_list = jobs, jobs.jobs
+    jobs.start()
+    stop_dispatcher = asyncio.Event()
+    dispatcher_task: asyncio.Task[None] | None = None
+    if settings.dispatcher == "on":
+        dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
+        dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
+    app.state.dispatcher_task = dispatcher_task
+    try:
+        yield
+    finally:
+        await jobs.stop()
+        stop_dispatcher.set()
+        if dispatcher_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(dispatcher_task, timeout=settings.webhook_timeout_seconds + 5)
+        await probe.stop()
+        await entitlements.stop()
+        if limiter is not None:
+            await limiter.stop()
+        await app.state.suggest_refresher.stop()
+        await listener.stop()
+        if app.state.stripe is not None:
+            await app.state.stripe.close()
+        for task in list(app.state.background_tasks):
+            task.cancel()
+        await engine.dispose()
+        await lock_engine.dispose()
+        await fast_engine.dispose()
+        if server is not None:
+            await asyncio.to_thread(server.cleanup)
 
 
 class CommerceApp(Litestar):
     """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
     check from a known API key is answered without routing, middleware layers, guards or parameter models;
-    every other request, and every check the fast path cannot answer exactly as the route would, goes on to
-    Litestar unchanged."""
+    likewise the common quote and order (billing.hotpath, D96); every other request, and every one the fast
+    paths cannot answer exactly as the route would, goes on to Litestar unchanged."""
 
     fast_check: CheckFastPath | None = None
+    fast_purchase: PurchaseFastPath | None = None
+    shape: bytes = b""  # what the routes were built from (``shape_of``)
+    extra_route_handlers: tuple[ControllerRouterHandler, ...] = ()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fast = self.fast_check
-        if (fast is not None and scope["type"] == "http" and scope["path"] == CHECK_PATH and not self.before_send
-                and await fast.answer(scope, send)):
-            return
+        if scope["type"] == "http" and not self.before_send:
+            path = scope["path"]
+            if path == CHECK_PATH:
+                fast = self.fast_check
+                if fast is not None and await fast.answer(scope, send):
+                    return
+            elif path in PURCHASE_PATHS and self.fast_purchase is not None:
+                receive = await self.fast_purchase.answer(scope, receive, send)
+                if receive is None:
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -233,17 +280,11 @@ async def _warm(app: Litestar, settings: Settings, clock: Clock) -> None:
         log.warning("warming the suggestion path at start-up failed; the first requests pay for it", exc_info=True)
 
 
-def _guard(limiter: RateLimiter | None) -> Guard:
-    """Authentication, then the rate limit, as one guard: Litestar copies the route handler for each guard."""
-    if limiter is None:
-        return auth_guard
-    limit = limiter.guard
-
-    async def authenticate_and_limit(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        await auth_guard(connection, handler)
-        await limit(connection, handler)
-
-    return authenticate_and_limit
+async def auth_and_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Authentication, then the rate limit, as one guard (Litestar copies the route handler for each guard)."""
+    await auth_guard(connection, handler)
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    await limiter.guard(connection, handler)
 
 
 def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | None) -> Any:
@@ -254,14 +295,14 @@ def _stripe(app: Litestar, settings: Settings, clock: Clock, fake: FakeStripe | 
 
 
 def _initial_state(
-    settings: Settings, clock: Clock, *, origins: AccountOrigins, limiter: RateLimiter | None,
+    settings: Settings, clock: Clock, *, limiter: RateLimiter | None, stripe_fake: FakeStripe | None,
 ) -> Any:
     from litestar.datastructures import State
 
     return State({
         "settings": settings, "clock": clock, "key_cache": KeyCache(settings.api_key_cache_seconds),
         "session_cache": sessions.GenerationCache(settings.session_cache_seconds),
-        "account_origins": origins, "rate_limiter": limiter,
+        "account_origins": AccountOrigins(), "rate_limiter": limiter, "stripe_fake": stripe_fake,
         "background_tasks": set(), "entitlements": Runtime(settings, clock),
         "suggest_refresher": Refresher(clock, settings.suggest_unused_days),
     })

@@ -131,9 +131,8 @@ class CorsMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, config: CORSConfig, origins: AccountOrigins) -> None:
+    def __init__(self, config: CORSConfig) -> None:
         self.config = config
-        self.origins = origins
         self.allow_all = config.is_allow_all_origins
         self.deployment = frozenset(o for o in config.allow_origins if o != "*")
         self.allowed_request_headers = {h.lower() for h in config.preflight_headers.get(
@@ -152,8 +151,9 @@ class CorsMiddleware(ASGIMiddleware):
         elif scope["route_handler"].opt.get("user_access") is None:
             await next_app(scope, receive, send)  # vendor-key-only routes never speak CORS
         else:
-            if self.origins.stale():
-                await self.origins.refresh()
+            origins = _origins(scope)
+            if origins.stale():
+                await origins.refresh()
 
             async def send_with_cors(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -171,9 +171,10 @@ class CorsMiddleware(ASGIMiddleware):
         if any(h.strip().lower() not in self.allowed_request_headers for h in asked.split(",") if h.strip()):
             return False
         if not (self.allow_all or origin in self.deployment):
-            if self.origins.stale():
-                await self.origins.refresh()
-            if not self.origins.any_allows(origin):
+            origins = _origins(scope)
+            if origins.stale():
+                await origins.refresh()
+            if not origins.any_allows(origin):
                 return False
         headers = dict(self.config.preflight_headers)
         headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods))
@@ -194,20 +195,26 @@ class CorsMiddleware(ASGIMiddleware):
         headers = cast(list[tuple[bytes, bytes]], cast(dict[str, Any], message).setdefault("headers", []))
         if not self.allow_all:
             _add_vary_origin(headers)
-        if not self._allowed(scope.get("auth"), origin):
+        if not self._allowed(_origins(scope), scope.get("auth"), origin):
             return
         headers.extend(self._simple)  # our handlers never set CORS headers themselves: appending is enough
         if not self.allow_all:
             headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
 
-    def _allowed(self, principal: Any, origin: str) -> bool:
+    def _allowed(self, origins: AccountOrigins, principal: Any, origin: str) -> bool:
         if self.allow_all or origin in self.deployment:
             return True
         if isinstance(principal, UserPrincipal):
-            return self.origins.allows(principal.account_id, origin)
+            return origins.allows(principal.account_id, origin)
         if isinstance(principal, VendorPrincipal):
             return False  # per-account origins are for session tokens; vendor keys stay on servers
-        return self.origins.any_allows(origin)
+        return origins.any_allows(origin)
+
+
+def _origins(scope: Scope) -> AccountOrigins:
+    """The app's copy of the accounts' origins (it lives in the app's state, with the rest of its runtime)."""
+    origins: AccountOrigins = scope["litestar_app"].state.account_origins
+    return origins
 
 
 def _add_vary_origin(headers: list[tuple[bytes, bytes]]) -> None:

@@ -114,6 +114,24 @@ def assert_outside_transaction(what: str) -> None:
                               "state first, call outside any transaction, record the answer in a new one")
 
 
+def create_fast_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+    """Connections of the purchase's fast paths (D90, D96): a few fixed statements, prepared once per connection
+    and each run as its own transaction, planned once (``plan_cache_mode = force_generic_plan``).
+
+    With the default mode PostgreSQL planned the order's one statement (about twenty data-modifying CTEs and
+    their guards) at every execution -- 1.9 ms of its 3.5 ms -- because its cost model never preferred the
+    generic plan; the generic plan is the same index lookups and inserts (every parameter is a key or a value to
+    write), 1.1 ms to run. A pool of its own, so no other statement of the app is planned that way.
+    """
+    engine = create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "commerce-fast",
+                                          "plan_cache_mode": "force_generic_plan"}},
+    )
+    track_transactions(engine)
+    return engine
+
+
 def create_lock_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
     """Connections that only hold session advisory locks while their owner lives (app.idempotency).
 

@@ -51,7 +51,7 @@ from app.onestatement import Statement
 from app.settings import Settings
 
 HEADER = "idempotency-key"
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 log = logging.getLogger("commerce.idempotency")
 
@@ -76,11 +76,16 @@ class IdempotencyRecord(Base):
 Produce = Callable[[], Awaitable[tuple[int, Any]]]
 
 
-def _fingerprint(request: Request[Any, Any, Any], body: bytes) -> str:
+def fingerprint_of(method: str, path: str, query: str, body: bytes) -> str:
+    """What tells one request from another under the same key: method, path, query string and body."""
     h = hashlib.sha256()
-    h.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
+    h.update(f"{method} {path}?{query}\n".encode())
     h.update(body)
     return h.hexdigest()
+
+
+def _fingerprint(request: Request[Any, Any, Any], body: bytes) -> str:
+    return fingerprint_of(request.method, request.url.path, request.url.query, body)
 
 
 def lock_id(principal: str, key: str) -> int:
@@ -227,7 +232,7 @@ async def run_idempotent(
             raise BadRequest("This request moves money: send an Idempotency-Key header (any unique string).")
         status, body = await produce()
         return Response(content=msgspec.json.encode(body), status_code=status, media_type="application/json")
-    if not _KEY_RE.match(key):
+    if not KEY_RE.match(key):
         raise BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.")
     state = request.app.state
     settings: Settings = state.settings
@@ -281,7 +286,7 @@ class FastClaim:
 async def fast_claim(request: Request[Any, Any, Any]) -> FastClaim | None:
     """The request's key as a fast path claims it; None (no key, or a malformed one): the ordinary path answers."""
     key = request.headers.get(HEADER)
-    if key is None or not _KEY_RE.match(key):
+    if key is None or not KEY_RE.match(key):
         return None
     state = request.app.state
     now = state.clock.now()

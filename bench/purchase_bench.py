@@ -10,6 +10,13 @@ writes those rows again for twin buyers with fresh ids, into the same real table
 constraints, indexes and foreign keys), as ONE statement per purchase (the guarded budget UPDATE and an upsert
 per table in data-modifying CTEs, its own implicit transaction), bare asyncpg, the same concurrency. Bounded:
 loopback only, an embedded PostgreSQL in a temporary folder, a fixed number of purchases per phase.
+
+The load generator is kept cheap, since on a small machine it competes with the server for the same cores: raw
+asyncio streams with keep-alive (one connection per buyer in flight), request bytes encoded before the clock
+starts, and of each answer only the status line, the content length and the quote id or order state are read.
+Each phase also reports CPU seconds per purchase, split between the server's processes (granian and its
+workers), PostgreSQL (the postmaster and every backend) and this process (the load generator), sampled from
+/proc before and after the phase (children that exited are counted through their parent's totals).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -42,7 +51,7 @@ from app.scopes import SCOPES
 from billing import service as billing
 from billing.domain.guardrails import GuardrailPolicy
 from catalog import service as catalog
-from tests.support.live_server import live_server
+from tests.support.live_server import live_process
 
 
 async def seed(url: str, buyers: int) -> str:
@@ -81,27 +90,132 @@ async def seed(url: str, buyers: int) -> str:
     return key.secret
 
 
-async def http_phase(base: str, key: str, users: list[str], concurrency: int) -> tuple[float, list[float]]:
-    """Each user buys one module: POST /v1/quotes then POST /v1/orders; latency of the pair."""
-    sem = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
-        async def buy(user: str) -> None:
-            async with sem:
-                t0 = time.perf_counter()
-                q = await client.post("/v1/quotes", json={"user": user, "items": [{"module": "reports_basic"}]})
-                q.raise_for_status()
-                o = await client.post("/v1/orders", json={"quote_id": q.json()["id"]},
-                                      headers={"Idempotency-Key": f"bench-{user}"})
-                o.raise_for_status()
-                assert o.json()["state"] == "fulfilled", o.text
-                latencies.append(time.perf_counter() - t0)
+_TICK = os.sysconf("SC_CLK_TCK")
 
-        start = time.perf_counter()
-        await asyncio.gather(*(buy(u) for u in users))
-        return time.perf_counter() - start, latencies
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and of its children that exited and were waited for)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and all its descendants, live or exited (through their parents' totals)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _stat(int(name))
+            if st is not None:
+                stats[int(name)] = st
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+            todo += children.get(pid, [])
+    return total
+
+
+class CpuMeter:
+    """CPU seconds of the server (granian's process tree), PostgreSQL (the postmaster's) and this process."""
+
+    def __init__(self, server_pid: int | None, postmaster_pid: int) -> None:
+        self.server_pid, self.postmaster_pid = server_pid, postmaster_pid
+
+    def sample(self) -> tuple[float, float, float]:
+        server = tree_cpu(self.server_pid) if self.server_pid is not None else 0.0
+        return server, tree_cpu(self.postmaster_pid), time.process_time()
+
+    @staticmethod
+    def per_purchase(before: tuple[float, float, float], after: tuple[float, float, float], n: int,
+                     ) -> dict[str, float]:
+        names = ("server", "postgres", "client")
+        split = {f"{k}_ms": round((b - a) * 1000 / n, 2) for k, a, b in zip(names, before, after, strict=True)}
+        split["total_ms"] = round(sum(split.values()), 2)
+        return split
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pg" / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+_QUOTE_ID = re.compile(rb'"id":"([^"]+)"')
+
+
+class Http:
+    """A minimal HTTP/1.1 client over one keep-alive connection: pre-encoded requests, answers read as status,
+    content length and body (the server always sends a Content-Length)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Http:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        at = head.lower().find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        length = int(head[at + 17:head.index(b"\r\n", at + 2)])
+        return int(head[9:12]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def post(host: str, path: str, key: str, body: bytes, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def http_phase(base: str, key: str, users: list[str], concurrency: int, meter: CpuMeter,
+                     ) -> tuple[float, list[float], dict[str, float]]:
+    """Each user buys one module: POST /v1/quotes then POST /v1/orders; latency of the pair."""
+    host = base.removeprefix("http://")
+    name, port = host.rsplit(":", 1)
+    quotes = [post(host, "/v1/quotes", key, b'{"user":"%s","items":[{"module":"reports_basic"}]}' % u.encode())
+              for u in users]
+    order_head = [post(host, "/v1/orders", key, b"", f"Idempotency-Key: bench-{u}\r\n").rsplit(b"0\r\n\r\n", 1)[0]
+                  for u in users]  # the head up to "Content-Length: "; the quote id is known only later
+    pool: asyncio.Queue[Http] = asyncio.Queue()
+    for _ in range(concurrency):
+        pool.put_nowait(await Http.open(name, int(port)))
+    latencies: list[float] = []
+
+    async def buy(i: int) -> None:
+        conn = await pool.get()
+        try:
+            t0 = time.perf_counter()
+            status, body = await conn.send(quotes[i])
+            found = _QUOTE_ID.search(body)
+            if status != 201 or found is None:
+                raise RuntimeError(f"quote: {status} {body[:300]!r}")
+            order = b'{"quote_id":"' + found.group(1) + b'"}'
+            status, body = await conn.send(order_head[i] + b"%d\r\n\r\n" % len(order) + order)
+            if status != 201 or b'"state":"fulfilled"' not in body:
+                raise RuntimeError(f"order: {status} {body[:300]!r}")
+            latencies.append(time.perf_counter() - t0)
+        finally:
+            pool.put_nowait(conn)
+
+    before = meter.sample()
+    start = time.perf_counter()
+    await asyncio.gather(*(buy(i) for i in range(len(users))))
+    elapsed = time.perf_counter() - start
+    cpu = CpuMeter.per_purchase(before, meter.sample(), len(users))
+    while not pool.empty():
+        pool.get_nowait().close()
+    return elapsed, latencies, cpu
 
 
 # --- the floor: the rows one real purchase wrote, into the real tables, in one statement ----------------------
@@ -176,7 +290,7 @@ async def floor_statement(conn: asyncpg.Connection, template: FloorTemplate) -> 
 
 
 async def floor_phase(dsn: str, template: FloorTemplate, targets: list[tuple[str, str, str]], concurrency: int,
-                      ) -> tuple[float, list[float]]:
+                      meter: CpuMeter) -> tuple[float, list[float], dict[str, float]]:
     """Each purchase: the template's rows for another buyer (fresh ids), one statement, its own transaction."""
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     async with pool.acquire() as c:
@@ -204,11 +318,15 @@ async def floor_phase(dsn: str, template: FloorTemplate, targets: list[tuple[str
             assert done == 1, "the floor's budget update found no room"
             latencies.append(time.perf_counter() - t0)
 
+    before = meter.sample()
     start = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(len(targets))))
     elapsed = time.perf_counter() - start
+    cpu = CpuMeter.per_purchase(before, meter.sample(), len(targets))
+    del cpu["server_ms"]  # the floor does not touch the server
+    cpu["total_ms"] = round(cpu["postgres_ms"] + cpu["client_ms"], 2)
     await pool.close()
-    return elapsed, latencies
+    return elapsed, latencies, cpu
 
 
 async def floor_targets(dsn: str, prefix: str, n: int) -> list[tuple[str, str, str]]:
@@ -237,22 +355,25 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         key = await seed(url, args.purchases)
         results: dict[str, Any] = {}
-        with live_server(url, tmp / "data", "bench-secret-" + "b" * 40, workers=args.workers) as base:
+        with live_process(url, tmp / "data", "bench-secret-" + "b" * 40, workers=args.workers) as (base, proc):
+            meter = CpuMeter(proc.pid, postmaster_pid(tmp))
             template = await capture_template(dsn, base, key)
             results["rows per purchase"] = {t: rows.count("},{") + 1 for t, rows in sorted(template.tables.items())}
             for name, prefix in (("one shared budget", "s"), ("many budgets", "m")):
                 users = [f"{prefix}-{i}" for i in range(args.purchases)]
                 targets = await floor_targets(dsn, "f" + prefix, args.purchases)
-                elapsed, lat = await http_phase(base, key, users, args.concurrency)
-                f_elapsed, f_lat = await floor_phase(dsn, template, targets, args.concurrency)
+                elapsed, lat, cpu = await http_phase(base, key, users, args.concurrency, meter)
+                f_elapsed, f_lat, f_cpu = await floor_phase(dsn, template, targets, args.concurrency, meter)
                 results[name] = {
                     "purchases_per_s": round(args.purchases / elapsed, 1), "p95_ms": round(p95(lat), 1),
                     "floor_per_s": round(args.purchases / f_elapsed, 1), "floor_p95_ms": round(p95(f_lat), 1),
                     "ratio": round((args.purchases / elapsed) / (args.purchases / f_elapsed), 3),
+                    "cpu_per_purchase": cpu, "floor_cpu_per_purchase": f_cpu,
                 }
         return results
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)  # the database folder: each run left 50-250 MB in the temp folder
 
 
 def main() -> None:

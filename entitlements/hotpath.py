@@ -21,12 +21,9 @@ import structlog
 from litestar import Litestar
 from litestar.types import HTTPScope, Send
 
-from app import auth, keys, metrics
-from app.errors import DomainError
-from app.ids import new_id
+from app import metrics, shim
 from app.logs import HEADER as REQUEST_ID
-from app.logs import SANE_ID, access_log
-from app.observability import METRICS_APP, METRICS_PREFIX
+from app.logs import access_log
 from app.ratelimit.limiter import RateLimiter
 from app.settings import Settings
 from entitlements.runtime import Runtime
@@ -85,26 +82,13 @@ class CheckFastPath:
     def _route_opt(self) -> dict[str, Any] | None:
         """The check route's declared access (scope, owner, rate-limit class), read from the app once."""
         if self._opt is None:
-            for route in self.app.routes:
-                if route.path == PATH:
-                    handlers = getattr(route, "route_handler_map", {})
-                    if "GET" in handlers:
-                        self._opt = handlers["GET"][0].opt
+            self._opt = shim.route_opt(self.app, PATH, "GET")
         return self._opt
 
     def _request_metrics(self) -> tuple[Any, Any, Any] | None:
         """The latency middleware's own series for this route (made by its first request through the app)."""
         if self._metrics is None:
-            from litestar.plugins.prometheus.middleware import PrometheusMiddleware
-
-            made = PrometheusMiddleware._metrics
-            names = [f"{METRICS_PREFIX}_{n}" for n in ("requests_in_progress", "requests_total",
-                                                       "request_duration_seconds")]
-            if not all(n in made for n in names):
-                return None
-            labels = ("GET", PATH, 200, METRICS_APP)
-            progress, count, duration = (made[n].labels(*labels) for n in names)
-            self._metrics = (progress, count, duration)
+            self._metrics = shim.route_metrics("GET", PATH, 200)
         return self._metrics
 
     def _query(self, query: bytes) -> tuple[str, str, int] | None:
@@ -126,36 +110,16 @@ class CheckFastPath:
         query: bytes = scope.get("query_string", b"")
         if len(scope.get("raw_path") or PATH) + len(query) > self.max_url_bytes:
             return False
-        authorization = incoming = None
-        size = 0
-        for name, value in scope["headers"]:
-            size += len(name) + len(value)
-            if name == b"authorization":
-                if authorization is not None:
-                    return False
-                authorization = value
-            elif name == REQUEST_ID:
-                if incoming is None:
-                    incoming = value
-            elif name == b"origin":
-                return False
-        if authorization is None or size > self.max_header_bytes:
-            return False
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or keys.split_token(token) is None:
+        headers = shim.read_headers(scope, self.max_header_bytes)
+        if headers is None:
             return False
         parsed = self._query(query)
         opt = self._route_opt()
         request_metrics = self._request_metrics() if self.measured else None
         if parsed is None or opt is None or (self.measured and request_metrics is None):
             return False
-        principal = auth.remembered(self.state, keys.token_sha256(token))
+        principal = shim.remembered_principal(self.state, headers[shim.AUTHORIZATION], opt)
         if principal is None:
-            return False
-        try:
-            auth.authorize(principal, opt)
-        except DomainError:
             return False
         user, feature, quantity = parsed
         now = self.clock.now()
@@ -177,9 +141,7 @@ class CheckFastPath:
         if not read.allowed:
             self.runtime.demand.add(snap.account_id, snap.user_id, feature, now.date())
         metrics.ENTITLEMENT_CACHE.labels(result="hit").inc()
-        request_id = incoming if incoming is not None and SANE_ID.match(incoming.decode("latin-1")) else None
-        if request_id is None:
-            request_id = new_id("req").encode()
+        request_id = shim.request_id(headers.get(REQUEST_ID))
         if request_metrics is not None:
             request_metrics[0].inc()
         await send({"type": "http.response.start", "status": 200, "headers": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,7 +17,7 @@ from litestar.serialization import encode_json
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.asgi import create_app
+from app.asgi import CommerceApp, bind, create_app, shape_of
 from app.clock import FrozenClock
 from app.db import create_engine, make_sessionmaker
 from app.settings import Settings, load_settings
@@ -49,6 +50,15 @@ def _parse_each_handler_signature_once() -> None:
 
 
 _parse_each_handler_signature_once()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What importing and collecting made (some million objects) is frozen out of the cycle collector's reach, and
+    the collector runs less often: a test makes and drops many short-lived objects, and each full pass over the
+    whole heap was a tenth of the API tests' CPU (measured: 38.9 -> 34.7 s for 77 tests)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +105,18 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
 
 
+_idle_apps: dict[bytes, list[CommerceApp]] = {}
+
+
 @pytest.fixture
-def app(settings: Settings, clock: FrozenClock) -> Litestar:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: FrozenClock) -> Iterator[Litestar]:
+    """The app of the test's settings and clock. Building one registers some 300 routes (about 0.15 s), so a
+    worker keeps the apps its tests are done with and binds one of the same shape to the next test: a fresh
+    runtime (state, caches, rate limiter, clock, database) on the same routes, as ``create_app`` itself does."""
+    idle = _idle_apps.setdefault(shape_of(settings), [])
+    app = bind(idle.pop(), settings, clock=clock) if idle else create_app(settings, clock=clock)
+    yield app
+    idle.append(app)
 
 
 _contract: list[Contract] = []

@@ -47,6 +47,9 @@ CLASSES = ("check", "money", "default")
 MAX_BUCKETS = 100_000
 PURGE_EVERY_S = 60.0
 WARN_EVERY_S = 10.0
+# Set in a request's scope by a fast path that already counted the request (spend_leased) before handing it on
+# to the app: the guard then does not count it again.
+SPENT = "commerce.rate_limit_spent"
 IDLE_TICKS = 10  # a lease unused for this many sync intervals goes back (5 s by default)
 _ASK_TRIES = 5
 
@@ -111,7 +114,7 @@ class RateLimiter:
         it is kept inline because this runs on every request of the entitlement check path.
         """
         principal: Principal | None = connection.scope.get("auth")
-        if principal is None:
+        if principal is None or connection.scope.get(SPENT):
             return  # public routes (health, readiness, Stripe's signed webhook) are not limited
         cls = handler.opt.get("rate_limit", "default")
         if self.spend_leased(principal, cls):

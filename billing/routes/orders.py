@@ -51,7 +51,7 @@ class QuoteController(Controller):
                      clock: ClockDep, settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
         items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
         ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
-        fast = await service.fast_quote(request.app.state.engine, principal, user_ref=data.user, items=items,
+        fast = await service.fast_quote(request.app.state.fast_engine, principal, user_ref=data.user, items=items,
                                         include_requirements=data.include_requirements, clock=clock, ttl=ttl,
                                         taxed=gateway is not None)
         if fast is not None:  # one read and the price lock's INSERT; anything else goes on below
@@ -81,8 +81,8 @@ class OrderController(Controller):
         claim = await fast_claim(request)
         if claim is not None:  # the common order in one statement; anything else (or a refusal) goes on below
             state = request.app.state
-            body = await service.fast_order(state.engine, bus_in(state.sessionmaker.kw.get("info") or {}), principal,
-                                            claim, quote_id=data.quote_id, reason=data.reason, clock=clock)
+            body = await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}),
+                                            principal, claim, quote_id=data.quote_id, reason=data.reason, clock=clock)
             if body is not None:
                 answer: Response[Any] = Response(content=body, status_code=201, media_type="application/json")
                 return answer

@@ -45,7 +45,7 @@ from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.events import OrderCreated, OrderFulfilled, OrderPaid, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Budget, BudgetHold, LedgerEntry, Order, Quote, SalesCredit, Subscription
-from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql
+from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql, url_key
 from billing.service._order_reads import order_read_of
 from billing.service._orders import _provisioned, order_payload
 from billing.service._quotes import SPENDING_STATES, decision_dict
@@ -136,7 +136,7 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
     if inline is None:
         return None
     dialect = engine.dialect
-    url = engine.url.render_as_string(hide_password=True)
+    url = url_key(engine.url)
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection

@@ -28,7 +28,7 @@ from billing.domain.tax import NO_ADDRESS, not_computed
 from billing.models import Budget
 from billing.schemas import QuoteRead
 from billing.service import _tax as tax
-from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql
+from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql, url_key
 from billing.service._order_reads import quote_read
 from billing.service._quotes import QuoteItem, priced_lines, quote_of
 
@@ -79,7 +79,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
          owned) = values[at + widths[2]:]
         if not principal.may_access_user(user.account_id, user.user_id) or revision is None:
             return None
-        live = catalog.cached_live(engine.url.render_as_string(hide_password=True), int(revision), str(sha),
+        live = catalog.cached_live(url_key(engine.url), int(revision), str(sha),
                                    applied_at.isoformat())
         if live is None:
             return None
@@ -107,6 +107,10 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
             else:
                 return None  # Stripe Tax computes it, outside any transaction: the ordinary path
         statement = Statement(dialect)
+        # the price lock commits without waiting for its WAL flush (D96): an order that uses it commits
+        # synchronously, which flushes the WAL up to itself and so the quote too; a crash can only lose a quote
+        # nobody ordered yet (the order then answers as for an unknown quote, and the buyer quotes again)
+        statement.cte("async_commit", "SELECT set_config('synchronous_commit', 'off', true)", evaluate=True)
         statement.insert("quote", [quote])
         await conn.fetchval(statement.sql(), *statement.args)
     return quote_read(quote, account_ref=account.external_id, user_ref=user.external_id)

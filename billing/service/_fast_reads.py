@@ -3,9 +3,11 @@ period, the account's guardrail policy in force, and what the buyer spent from b
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
+from sqlalchemy.engine import URL
 
 from billing.domain import guardrails as g
 from billing.service._quotes import SPENDING_STATES
@@ -42,3 +44,9 @@ def policy_of(stored: Any) -> g.GuardrailPolicy:
     if isinstance(stored, str):
         return _POLICY.decode(stored)
     return msgspec.convert(stored, g.GuardrailPolicy)
+
+
+@functools.lru_cache(maxsize=16)
+def url_key(url: URL) -> str:
+    """The engine's URL as the catalog cache keys it (rendered once per URL, not per request)."""
+    return url.render_as_string(hide_password=True)
