@@ -18,6 +18,7 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
 import statistics
 import tempfile
 import time
@@ -91,6 +92,7 @@ async def main_async(batches: int, profile: bool) -> dict[str, float]:
                 "copy_batch_ms": 500 / copy_eps * 1000}
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
