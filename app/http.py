@@ -90,8 +90,66 @@ def _field_error(exc: msgspec.ValidationError) -> FieldError:
     return FieldError(field=field or "body", message=message)
 
 
+_SCALARS = tuple(getattr(msgspec.inspect, name) for name in (
+    "NoneType", "BoolType", "IntType", "FloatType", "StrType", "BytesType", "ByteArrayType", "MemoryViewType",
+    "DateTimeType", "TimeType", "DateType", "TimeDeltaType", "UUIDType", "DecimalType", "LiteralType", "EnumType")
+    if hasattr(msgspec.inspect, name))
+
+
+def _depth(t: msgspec.inspect.Type, seen: frozenset[type]) -> int | None:
+    """How deeply a JSON value decoded as ``t`` can nest; None when it can nest without bound (``Any``, a
+    recursive type, or a struct that skips unknown fields, whose values may be anything)."""
+    mi = msgspec.inspect
+    if isinstance(t, mi.Metadata):
+        return _depth(t.type, seen)
+    if isinstance(t, _SCALARS):
+        return 0
+    inner: list[mi.Type]
+    if isinstance(t, mi.StructType):
+        if t.cls in seen or not t.forbid_unknown_fields:
+            return None
+        seen, inner = seen | {t.cls}, [f.type for f in t.fields]
+    elif isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        inner = [t.item_type]
+    elif isinstance(t, mi.TupleType):
+        inner = list(t.item_types)
+    elif isinstance(t, mi.DictType):
+        inner = [t.key_type, t.value_type]
+    elif isinstance(t, mi.UnionType):
+        depths = [_depth(x, seen) for x in t.types]
+        return None if None in depths else max(d for d in depths if d is not None)
+    else:  # Any, Raw, typed dicts, dataclasses and anything else: not bounded here
+        return None
+    depths = [_depth(x, seen) for x in inner]
+    return None if None in depths else 1 + max((d for d in depths if d is not None), default=0)
+
+
+@functools.cache
+def depth_bound(body_type: Any) -> int | None:
+    """The deepest nesting a body of ``body_type`` can have, when it is known and within ``MAX_JSON_DEPTH``."""
+    try:
+        depth = _depth(msgspec.inspect.type_info(body_type), frozenset())
+    except (TypeError, ValueError):
+        return None
+    return depth if depth is not None and depth <= MAX_JSON_DEPTH else None
+
+
 def decode_body(body: bytes, body_type: Any) -> Any:
-    """A JSON body decoded strictly into ``body_type``; every way it can be bad is a 400 problem."""
+    """A JSON body decoded strictly into ``body_type``; every way it can be bad is a 400 problem.
+
+    When the type bounds the nesting (no ``Any``, no recursion, unknown fields rejected) an ASCII body is decoded
+    at once: a body that decodes into such a type cannot nest deeper than it, so the depth and UTF-8 checks could
+    only pass; a body that does not decode takes the checks in their order below, and gets the same answer."""
+    if depth_bound(body_type) is not None and body.isascii():
+        try:
+            return _decoder(body_type).decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass  # the answer is the one the checks give
+    return decode_checked(body, body_type)
+
+
+def decode_checked(body: bytes, body_type: Any) -> Any:
+    """``decode_body`` with every check first (depth, UTF-8), then the decode."""
     if too_deep(body):
         raise MalformedBody(f"The JSON body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.")
     if not body.isascii():  # checked as a whole: msgspec only looks at the strings it decodes, in field order

@@ -1,7 +1,9 @@
 """Usage ingestion against COPY: batches of 500 events through ``POST /v1/usage`` (granian, 2 workers, 4
 concurrent senders) against asyncpg's binary COPY of the same rows into the same table (``ent_usage_events``,
 with its partitions, keys and indexes), one transaction per 500 rows, in the same run. Rounds alternate between
-the two, so a neighbour on the shared cores hits both alike; the median round's ratio is the figure.
+the two, so a neighbour on the shared cores hits both alike; the median round's ratio is the figure. Each API phase
+also reports where its CPU went per batch: the server's processes (granian and its workers), PostgreSQL's (the
+postmaster and every backend, read from /proc before and after) and this client's.
 
     python -m bench.ingest_bench [--rounds 5] [--batches 40]
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -28,9 +31,51 @@ import httpx
 from app.clock import SystemClock
 from app.embedded import embedded_url, start_embedded
 from bench.entitlements_bench import USERS, seed
-from tests.support.live_server import live_server
+from tests.support.live_server import live_process
 
 SIZE = 500
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and its live descendants, plus its reaped children's (a closed
+    PostgreSQL connection's backend is counted by the postmaster that waited for it); 0 without /proc."""
+    try:
+        stats = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), [int(x) for x in fields[11:15]])
+    except OSError:
+        return 0.0
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            ut, st, cut, cst = stats[pid][1]
+            total += ut + st + (cut + cst if pid == root else 0)
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU per batch of the server, PostgreSQL and this client over one phase."""
+
+    def __init__(self, server: int, postgres: int) -> None:
+        self.server, self.postgres = server, postgres
+
+    def sample(self) -> tuple[float, float, float]:
+        return tree_cpu(self.server), tree_cpu(self.postgres), time.process_time()
+
+    def per_batch(self, before: tuple[float, float, float], batches: int) -> dict[str, float]:
+        after = self.sample()
+        return {f"{k}_cpu_ms": (a - b) * 1000 / batches for k, a, b in zip(("server", "pg", "client"), after, before,
+                                                                              strict=True)}
 
 
 def bodies(tag: str, batches: int) -> list[list[dict[str, Any]]]:
@@ -38,11 +83,14 @@ def bodies(tag: str, batches: int) -> list[list[dict[str, Any]]]:
               "quantity": 1, "properties": {"source": "bench"}} for i in range(SIZE)] for b in range(batches)]
 
 
-async def api(base: str, token: str, batches: list[list[dict[str, Any]]]) -> float:
-    """Events per second through the API; bodies are encoded before the clock starts."""
+async def api(base: str, token: str, batches: list[list[dict[str, Any]]], cpu: Cpu | None = None,
+              ) -> tuple[float, dict[str, float]]:
+    """Events per second through the API (and the CPU split per batch); bodies are encoded before the clock
+    starts."""
     queue = [json.dumps({"events": b}).encode() for b in batches]
     headers = {"content-type": "application/json"}
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+        before = cpu.sample() if cpu else (0.0, 0.0, 0.0)
         t0 = time.perf_counter()
 
         async def sender() -> None:
@@ -52,7 +100,8 @@ async def api(base: str, token: str, batches: list[list[dict[str, Any]]]) -> flo
                     raise RuntimeError(f"usage batch failed: {r.status_code} {r.text[:300]}")
 
         await asyncio.gather(*(sender() for _ in range(4)))
-        return len(batches) * SIZE / (time.perf_counter() - t0)
+        eps = len(batches) * SIZE / (time.perf_counter() - t0)
+        return eps, cpu.per_batch(before, len(batches)) if cpu else {}
 
 
 async def copy(dsn: str, batches: list[list[dict[str, Any]]]) -> float:
@@ -76,7 +125,8 @@ async def copy(dsn: str, batches: list[list[dict[str, Any]]]) -> float:
         await conn.close()
 
 
-async def rounds(base: str, dsn: str, token: str, *, n: int, batches: int) -> list[dict[str, float]]:
+async def rounds(base: str, dsn: str, token: str, *, n: int, batches: int, cpu: Cpu | None = None,
+                 ) -> list[dict[str, float]]:
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
         r = await c.post("/v1/usage", json={"events": [{"event_id": "warm", "user": "u0", "feature": "reports"}]})
         assert r.status_code == 200, r.text
@@ -86,7 +136,15 @@ async def rounds(base: str, dsn: str, token: str, *, n: int, batches: int) -> li
         got: dict[str, float] = {}
         for phase in (first, second):
             rows = bodies(f"{phase}{i}", batches)
-            got[phase] = await (api(base, token, rows) if phase == "api" else copy(dsn, rows))
+            if phase == "api":
+                got["api"], split = await api(base, token, rows, cpu)
+                got.update(split)
+            else:
+                before = cpu.sample() if cpu else (0.0, 0.0, 0.0)
+                got["copy"] = await copy(dsn, rows)
+                await asyncio.sleep(0.5)  # the COPY backend has exited and been counted (by the postmaster)
+                if cpu:
+                    got["copy_pg_cpu_ms"] = cpu.per_batch(before, len(rows))["pg_cpu_ms"]
         got["ratio"] = got["api"] / got["copy"]
         print(json.dumps({k: round(v, 3) for k, v in got.items()}), flush=True)
         out.append(got)
@@ -106,14 +164,18 @@ def main() -> None:
         token = asyncio.run(seed(url))
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         env = {"COMMERCE_SWEEP_SECONDS": "0", "COMMERCE_DB_POOL_SIZE": "4"}
-        with live_server(url, tmp / "data", "bench-" + "x" * 40, workers=2, extra_env=env) as base:
-            got = asyncio.run(rounds(base, dsn, token, n=args.rounds, batches=args.batches))
+        postmaster = int((tmp / "pg" / "pg" / "postmaster.pid").read_text().split()[0])
+        with live_process(url, tmp / "data", "bench-" + "x" * 40, workers=2, extra_env=env) as (base, proc):
+            got = asyncio.run(rounds(base, dsn, token, n=args.rounds, batches=args.batches,
+                                     cpu=Cpu(proc.pid, postmaster)))
         median = sorted(got, key=lambda g: g["ratio"])[len(got) // 2]
         print("summary:", json.dumps({
             "machine": f"{platform.machine()}, Python {platform.python_version()}", "rounds": len(got),
             "ratios": [round(g["ratio"], 3) for g in got], "median_ratio": round(median["ratio"], 3),
             "api_events_per_s": round(median["api"]), "copy_events_per_s": round(median["copy"]),
-            "api_median_events_per_s": round(statistics.median(g["api"] for g in got))}))
+            "api_median_events_per_s": round(statistics.median(g["api"] for g in got)),
+            **{f"median_{k}": round(statistics.median(g[k] for g in got), 2)
+               for k in ("server_cpu_ms", "pg_cpu_ms", "client_cpu_ms", "copy_pg_cpu_ms") if k in got[0]}}))
     finally:
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,6 +18,7 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
 import statistics
 import tempfile
 import time
@@ -91,6 +92,7 @@ async def main_async(batches: int, profile: bool) -> dict[str, float]:
                 "copy_batch_ms": 500 / copy_eps * 1000}
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -111,7 +113,7 @@ async def explain(url: str, batch: list[dict[str, Any]]) -> str:
     from app.db import create_engine, make_sessionmaker
     from catalog.service import load_live
     from entitlements.domain import CatalogView
-    from entitlements.service._staging import _ENCODE, _MERGE, Periods, StagedEvent
+    from entitlements.service._staging import _ENCODE, _MERGE_JSON, Periods
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
@@ -121,11 +123,10 @@ async def explain(url: str, batch: list[dict[str, Any]]) -> str:
             view = CatalogView.build(await load_live(s))
             now = SystemClock().now()
             periods = Periods(view)
-            staged = [StagedEvent(account, e["event_id"], users[e["user"]], e["feature"], "usage", e["quantity"], now,
-                                  json.dumps(e["properties"])) for e in batch]
-            rows = _ENCODE([(i, *ev[:7], *periods.of(ev[3], ev[6]), ev[7], ev[8])
-                            for i, ev in enumerate(staged)]).decode()
-            plan = (await s.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(_MERGE.text)),
+            rows = _ENCODE([(i, account, e["event_id"], users[e["user"]], e["feature"], "usage", e["quantity"], now,
+                             *periods.of(e["feature"], now), e["properties"], False)
+                            for i, e in enumerate(batch)]).decode()
+            plan = (await s.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(_MERGE_JSON.text)),
                                     {"rows": rows, "now": now})).scalars().all()
             await s.rollback()
             return "\n".join(plan)

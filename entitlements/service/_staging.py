@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import NamedTuple
+from typing import Any
 
 import msgspec
 from sqlalchemy import text
@@ -36,26 +36,7 @@ _FROM_ARRAYS = """
                       CAST(:f AS text[]), CAST(:k AS text[]), CAST(:q AS bigint[]), CAST(:o AS timestamptz[]),
                       CAST(:p AS timestamptz[]), CAST(:pe AS timestamptz[]), CAST(:pr AS text[]),
                       CAST(:dn AS boolean[])) AS t(n, a, e, u, f, k, q, o, p, pe, pr, dn)"""
-_MERGE_SQL = """
-    WITH s AS ({source}
-    ), fresh AS (
-        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
-        SELECT a, e, :now FROM s ORDER BY a, e
-        ON CONFLICT (account_id, event_id) DO NOTHING
-        RETURNING account_id, event_id
-    ), new AS (
-        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
-    ), stored AS (
-        INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
-                                      period_start, properties, recorded_at)
-        SELECT a, e, u, f, k, q, o, p, pr, :now FROM new
-    ), counted AS (
-        INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
-        SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
-         GROUP BY a, u, f, p ORDER BY a, u, f, p
-        ON CONFLICT (account_id, user_id, feature, period_start)
-        DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
-    ), signalled AS (
+_SIGNALS = """    ), signalled AS (
         INSERT INTO ent_demand_signals (account_id, user_id, feature, day, denied_checks, attempts, last_at)
         SELECT a, u, f, CAST(o AT TIME ZONE 'UTC' AS date), CAST(sum(CASE WHEN dn THEN q ELSE 0 END) AS bigint),
                CAST(sum(CASE WHEN dn THEN 0 ELSE q END) AS bigint), :now
@@ -65,6 +46,29 @@ _MERGE_SQL = """
         DO UPDATE SET denied_checks = ent_demand_signals.denied_checks + EXCLUDED.denied_checks,
                       attempts = ent_demand_signals.attempts + EXCLUDED.attempts,
                       last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
+"""
+# Order matters: PostgreSQL runs the data-modifying CTEs the main query does not read after it, in reverse order of
+# their text, so the counters (locked until the commit, and what concurrent batches on the same counters queue on)
+# are updated last, after the events, demand and change rows are written, not before.
+_MERGE_SQL = """
+    WITH s AS ({source}
+    ), fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    ), new AS (
+        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
+    ), counted AS (
+        INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
+        SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
+         GROUP BY a, u, f, p ORDER BY a, u, f, p
+        ON CONFLICT (account_id, user_id, feature, period_start)
+        DO UPDATE SET used = ent_usage_counters.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+{signals}    ), stored AS (
+        INSERT INTO ent_usage_events (account_id, event_id, user_id, feature, kind, quantity, occurred_at,
+                                      period_start, properties, recorded_at)
+        SELECT a, e, u, f, k, q, o, p, pr, :now FROM new
     ){changes}
     SELECT s.n, CAST(NULL AS text) AS p FROM s
      WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e){told}
@@ -84,10 +88,12 @@ _CHANGES = """, touched AS (
         SELECT p, pg_notify(:channel, p) FROM (
             SELECT :topic || ':' || account_id || coalesce(':' || user_id, '') AS p FROM logged) AS x
     )"""
-_MERGE = text(_MERGE_SQL.format(source=_FROM_ARRAYS, changes="", told=""))
-_MERGE_JSON = text(_MERGE_SQL.format(source=_FROM_JSON, changes="", told=""))
-_MERGE_TELLING = text(_MERGE_SQL.format(source=_FROM_JSON, changes=_CHANGES,
+_MERGE = text(_MERGE_SQL.format(source=_FROM_ARRAYS, signals=_SIGNALS, changes="", told=""))
+_MERGE_JSON = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes="", told=""))
+_MERGE_TELLING = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes=_CHANGES,
                                         told="\n    UNION ALL SELECT NULL, p FROM told"))
+_MERGE_TELLING_USAGE = text(_MERGE_SQL.format(source=_FROM_JSON, signals="", changes=_CHANGES,  # no attempts
+                                              told="\n    UNION ALL SELECT NULL, p FROM told"))
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -137,19 +143,10 @@ _ADD_DEMAND = text("""
 """)
 
 
-class StagedEvent(NamedTuple):
-    """One event to merge (ids are internal ones; ``properties`` is JSON text or None). A tuple: a batch
-    builds thousands of them."""
-
-    account_id: str
-    event_id: str
-    user_id: str
-    feature: str
-    kind: str  # usage | attempt
-    quantity: int
-    occurred_at: datetime
-    properties: str | None = None
-    denied: bool = False  # an attempt that was a denied check
+# One row of a merge: index in the batch, account, event id, user (internal ids), feature, kind (usage | attempt),
+# quantity, occurred_at, the counter period's start and end, properties (or None) and whether an attempt was a
+# denied check. Plain tuples, built in one pass over the batch and encoded as one JSON text.
+MergeRow = tuple[int, str, str, str, str, str, int, datetime, datetime, datetime, dict[str, Any] | None, bool]
 
 
 class Periods:
@@ -167,23 +164,22 @@ class Periods:
         return hit
 
 
-async def merge_events(session: AsyncSession, events: list[StagedEvent], *, periods: Periods, now: datetime,
-                       changes_wide_after: int | None = None) -> set[int]:
-    """Stage and merge ``events`` (unique per (account, event id)); returns the indexes of those not new.
+async def merge_rows(session: AsyncSession, rows: list[MergeRow], *, now: datetime,
+                     changes_wide_after: int | None = None, attempts: bool = True) -> set[int]:
+    """Merge ``rows`` (unique per (account, event id)); returns the indexes (``row[0]``) of those not new.
 
     With ``changes_wide_after`` the statement also records the entitlement changes of the usage it added (per
-    user, or per account past that many users) and tells every process, as ``record_changes`` would."""
-    if not events:
+    user, or per account past that many users) and tells every process, as ``record_changes`` would.
+    ``attempts=False`` (the batch has none) leaves the demand signals out of the statement."""
+    if not rows:
         return set()
-    of = periods.of
     # One JSON text, not twelve arrays: the driver would check every array element's type in Python (a quarter
     # of a batch's CPU for 500 events); PostgreSQL splits the rows again in C.
-    rows = _ENCODE([(i, *ev[:7], *of(ev[3], ev[6]), None if ev[7] is None else msgspec.Raw(ev[7].encode()), ev[8])
-                    for i, ev in enumerate(events)]).decode()
+    text_rows = _ENCODE(rows).decode()
     if changes_wide_after is None:
-        return {n for n, _ in (await session.execute(_MERGE_JSON, {"rows": rows, "now": now})).all()}
-    out = (await session.execute(_MERGE_TELLING, {"rows": rows, "now": now, "wide": changes_wide_after,
-                                                  "channel": notify.CHANNEL, "topic": TOPIC})).all()
+        return {n for n, _ in (await session.execute(_MERGE_JSON, {"rows": text_rows, "now": now})).all()}
+    out = (await session.execute(_MERGE_TELLING if attempts else _MERGE_TELLING_USAGE, {
+        "rows": text_rows, "now": now, "wide": changes_wide_after, "channel": notify.CHANNEL, "topic": TOPIC})).all()
     notify.sent(session, sorted(p for n, p in out if n is None))
     return {n for n, _ in out if n is not None}
 

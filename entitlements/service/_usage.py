@@ -20,7 +20,7 @@ from entitlements.models import Grant, UsageCounter, UsageEvent
 from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
 from entitlements.service._changes import record_changes
 from entitlements.service._grants import held_by
-from entitlements.service._staging import Periods, StagedEvent, merge_events
+from entitlements.service._staging import MergeRow, Periods, merge_rows
 
 # The key table decides what is new (the partitioned events table can only be unique per month); both inserts
 # are one statement, so a batch is still one round trip.
@@ -66,7 +66,13 @@ _ADD_SIGNALS = text("""
                   last_at = GREATEST(ent_demand_signals.last_at, EXCLUDED.last_at)
 """)
 
-_USERS = text("SELECT external_id, account_id, user_id FROM users WHERE external_id = ANY(CAST(:refs AS text[]))")
+# The batch's users as one JSON text each way (a batch names up to a thousand): no per-element checks of a bound
+# array in the driver, no result row per user.
+_USERS = text("""
+    SELECT CAST(coalesce(json_agg(json_build_array(external_id, account_id, user_id)), '[]') AS text) FROM users
+     WHERE external_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:refs AS jsonb))))
+""")
+_USER_ROWS = msgspec.json.Decoder(list[tuple[str, str, str]]).decode
 
 CounterKey = tuple[str, str, str, datetime]
 ACCOUNT_WIDE_AFTER = 20  # users of one account in one batch  # account, user, feature, period start
@@ -74,7 +80,7 @@ ACCOUNT_WIDE_AFTER = 20  # users of one account in one batch  # account, user, f
 
 async def _users(session: AsyncSession, principal: Principal, refs: list[str]) -> dict[str, tuple[str, str]]:
     """external id -> (account_id, user_id); unknown or invisible users are a 404 naming the first one."""
-    rows = (await session.execute(_USERS, {"refs": refs})).all()
+    rows = _USER_ROWS(await session.scalar(_USERS, {"refs": msgspec.json.encode(refs).decode()}) or "[]")
     found = {ref: (a, u) for ref, a, u in rows}
     for ref in refs:
         hit = found.get(ref)
@@ -133,27 +139,48 @@ async def record_usage(
     users = await _users(session, principal, sorted({e.user for e in events}))  # another's user: 404 first
     if isinstance(principal, UserPrincipal):
         _session_may_report(events)
+    if not enforce:  # the merge records and tells the changes itself (one statement, see _staging)
+        return await _merged(session, events, users, view=view, now=now)
     by_key: dict[tuple[str, str], UsageEventIn] = {}
     for ev in events:
         by_key.setdefault((users[ev.user][0], ev.event_id), ev)
-    if enforce:
-        inserted, usage = await _enforced(session, by_key, users, view=view, now=now)
-        await record_changes(session, _invalidations(usage))
-    else:  # the merge records and tells the changes itself (one statement, see _staging)
-        inserted = await _merged(session, by_key, users, view=view, now=now)
+    inserted, usage = await _enforced(session, by_key, users, view=view, now=now)
+    await record_changes(session, _invalidations(usage))
     return await _sorted_out(session, events, users, by_key, inserted)
 
 
-async def _merged(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn], users: dict[str, tuple[str, str]],
-                  *, view: CatalogView, now: datetime) -> set[tuple[str, str]]:
-    """The common path: one merge statement (events, counters, demand, change rows and notices); returns the new
-    keys."""
-    staged = [StagedEvent(account_id, event_id, users[ev.user][1], ev.feature, ev.kind, ev.quantity,
-                          (ev.occurred_at or now).astimezone(UTC),
-                          msgspec.json.encode(ev.properties).decode() if ev.properties else None)
-              for (account_id, event_id), ev in first.items()]
-    old = await merge_events(session, staged, periods=Periods(view), now=now, changes_wide_after=ACCOUNT_WIDE_AFTER)
-    return {(st.account_id, st.event_id) for i, st in enumerate(staged) if i not in old}
+async def _merged(session: AsyncSession, events: list[UsageEventIn], users: dict[str, tuple[str, str]], *,
+                  view: CatalogView, now: datetime) -> UsageResult:
+    """The common path: one pass over the batch builds the merge's rows, one statement (events, counters, demand,
+    change rows and notices) writes them; the answer needs no further read unless an id was seen before."""
+    of = Periods(view).of
+    at_now: dict[str, tuple[datetime, datetime]] = {}  # feature -> period bounds of an event without a time
+    rows: list[MergeRow] = []
+    first: dict[tuple[str, str], UsageEventIn] = {}
+    attempts = False
+    for ev in events:
+        account_id, user_id = users[ev.user]
+        key = (account_id, ev.event_id)
+        if key in first:
+            continue
+        first[key] = ev
+        feature, at = ev.feature, ev.occurred_at
+        if at is None:
+            at = now
+            bounds = at_now.get(feature)
+            if bounds is None:
+                bounds = at_now[feature] = of(feature, now)
+        else:
+            bounds = of(feature, at)
+        if ev.kind == "attempt":
+            attempts = True
+        rows.append((len(rows), account_id, ev.event_id, user_id, feature, ev.kind, ev.quantity, at, *bounds,
+                     ev.properties or None, False))
+    old = await merge_rows(session, rows, now=now, changes_wide_after=ACCOUNT_WIDE_AFTER, attempts=attempts)
+    if not old and len(rows) == len(events):  # every event new and none repeated: nothing to sort out
+        return UsageResult(accepted=len(events), duplicates=0, duplicate_event_ids=[])
+    inserted = {(r[1], r[2]) for r in rows if r[0] not in old}
+    return await _sorted_out(session, events, users, first, inserted)
 
 
 async def _enforced(session: AsyncSession, first: dict[tuple[str, str], UsageEventIn],

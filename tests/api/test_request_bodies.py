@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -171,3 +172,63 @@ async def test_client_that_hangs_up_mid_body_is_logged_at_debug_not_as_an_error(
     assert sent[0]["status"] == 499
     assert any(r.levelno == logging.DEBUG and "client disconnected" in r.getMessage() for r in caplog.records)
     _no_errors_logged(caplog)
+
+
+def _outcome(decode: Any, body: bytes, body_type: Any) -> tuple[str, Any]:
+    try:
+        return "value", decode(body, body_type)
+    except Exception as exc:  # the outcome compared is the exception itself
+        return type(exc).__name__, (str(exc), getattr(exc, "errors", None))
+
+
+def _bodies() -> list[bytes]:
+    event = b'{"event_id":"e1","user":"u1","feature":"reports"}'
+    deep = b"[" * 40 + b"]" * 40
+    return [
+        b'{"events":[' + event + b"]}",
+        b'{"events":[' + b",".join([event] * 50) + b'],"enforce":true}',
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","properties":{"a":"[[[{{{","b":1}}]}',
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","properties":{"a":' + deep + b"}}]}",
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","extra":' + deep + b"}]}",
+        b'{"events":' + deep + b"}",
+        deep, b"[" * 2000, b"{" * 40,
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","quantity":"3"}]}',
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","quantity":2.0}]}',
+        b'{"events":[{"event_id":"","user":"u1","feature":"reports"}]}',
+        b'{"events":[]}', b'{"events":[' + event + b"]", b"null", b"", b"   ", b'"text"', b"{}",
+        b'{"events":[' + event + b"]} trailing",
+        b'{"events":[{"event_id":"e1","user":"u\xc3\xa9","feature":"reports"}]}',  # UTF-8, not ASCII
+        b'{"events":[{"event_id":"e1","user":"u\xff","feature":"reports"}]}',  # not UTF-8
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","occurred_at":"2026-01-01T00:00:00"}]}',
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","occurred_at":"2026-01-01T00:00:00Z",'
+        b'"kind":"attempt","properties":{"k":null,"n":9007199254740993}}]}',
+        b'{"events":[{"event_id":"e1","user":"u1","feature":"reports","properties":{"x":"\\"]]]\\\\"}}]}',
+    ]
+
+
+@pytest.mark.parametrize("body", _bodies())
+def test_a_body_of_a_type_of_bounded_depth_gets_the_same_answer_as_with_every_check_first(body: bytes) -> None:
+    """``decode_body`` decodes an ASCII body of such a type at once; value or problem, it must be the answer the
+    depth and UTF-8 checks followed by the decode give."""
+    from app.http import decode_body, decode_checked, depth_bound
+    from entitlements.schemas import UsageBatch
+
+    assert depth_bound(UsageBatch) == 4
+    assert _outcome(decode_body, body, UsageBatch) == _outcome(decode_checked, body, UsageBatch)
+
+
+class _Open(msgspec.Struct):  # unknown fields skipped: their values may nest without bound
+    a: int
+
+
+class _Tree(msgspec.Struct, forbid_unknown_fields=True):
+    kids: list[_Tree] = []
+
+
+def test_types_that_can_nest_without_bound_keep_the_depth_check_first() -> None:
+    from app.http import depth_bound
+
+    assert depth_bound(Any) is None and depth_bound(dict[str, Any]) is None
+    assert depth_bound(_Open) is None and depth_bound(_Tree) is None
+    assert depth_bound(list[dict[str, int]]) == 2
+    assert depth_bound(list[list[list[int]]] | None) == 3
