@@ -20,6 +20,8 @@ _counter = itertools.count()
 class TestDatabases:
     """Creates per-test databases from a template migrated once with Alembic (not create_all)."""
 
+    __test__ = False  # a helper, not a test class (pytest warned about it in every module importing it)
+
     def __init__(self, data_dir: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
