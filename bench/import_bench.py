@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import tempfile
 import time
@@ -30,6 +29,7 @@ from app.db import create_engine, make_sessionmaker
 from app.demo import demo_catalog_toml
 from app.embedded import embedded_url, start_embedded
 from app.migrate import upgrade
+from bench.cpu import process_cpu
 from catalog import service as catalog
 from entitlements.service import catalog_view
 from suggest import imports
@@ -72,17 +72,6 @@ def make_rows(n: int, *, seed: int = 7) -> list[bytes]:
                           "occurred_at": at, "denied": rng.random() < 0.5})
         k += 1
     return [json.dumps(x).encode() + b"\n" for x in lines]
-
-
-def backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a PostgreSQL backend on this host has used so far (0 where /proc is absent):
-    with the process's own CPU, a measure of the import's work that a loaded machine inflates far less than its
-    wall time."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def chunked(lines: list[bytes], size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -129,10 +118,10 @@ async def main_async(rows: int) -> dict[str, Any]:
             start = time.perf_counter()
             async with sm() as s, s.begin():
                 backend = int(await s.scalar(text("SELECT pg_backend_pid()")) or 0)
-                cpu = time.process_time(), backend_cpu(backend)
+                cpu = time.process_time(), process_cpu(backend)
                 report = await imports.import_history(s, chunked(lines), clock=clock, view=await catalog_view(s),
                                                       actor="bench", unused_days=30)
-                cpu = time.process_time() - cpu[0], backend_cpu(backend) - cpu[1]
+                cpu = time.process_time() - cpu[0], process_cpu(backend) - cpu[1]
             elapsed = time.perf_counter() - start
             assert report.errors == 0, report.first_errors
             runs.append({"seconds": round(elapsed, 2), "rows_per_s": round(len(lines) / elapsed),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -30,37 +29,11 @@ import httpx
 
 from app.clock import SystemClock
 from app.embedded import embedded_url, start_embedded
+from bench.cpu import tree_cpu
 from bench.entitlements_bench import USERS, seed
 from tests.support.live_server import live_process
 
 SIZE = 500
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds (user + system) of ``root`` and its live descendants, plus its reaped children's (a closed
-    PostgreSQL connection's backend is counted by the postmaster that waited for it); 0 without /proc."""
-    try:
-        stats = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                stats[int(entry.name)] = (int(fields[1]), [int(x) for x in fields[11:15]])
-    except OSError:
-        return 0.0
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            ut, st, cut, cst = stats[pid][1]
-            total += ut + st + (cut + cst if pid == root else 0)
-        todo += children.get(pid, [])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Cpu:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import statistics
@@ -48,6 +47,7 @@ from app.embedded import embedded_url, start_embedded
 from app.ids import new_id
 from app.migrate import upgrade
 from app.scopes import SCOPES
+from bench.cpu import tree_cpu
 from billing import service as billing
 from billing.domain.guardrails import GuardrailPolicy
 from catalog import service as catalog
@@ -88,39 +88,6 @@ async def seed(url: str, buyers: int) -> str:
             await billing.save_policy(s, solo, big, actor="b", clock=clock)
     await engine.dispose()
     return key.secret
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds of the process and of its children that exited and were waited for)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process and all its descendants, live or exited (through their parents' totals)."""
-    stats: dict[int, tuple[int, float]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st is not None:
-                stats[int(name)] = st
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            total += stats[pid][1]
-            todo += children.get(pid, [])
-    return total
 
 
 class CpuMeter:
