@@ -137,7 +137,7 @@ def create_app(
     )
     app.shape, app.extra_route_handlers = shape_of(settings, extra_route_handlers), tuple(extra_route_handlers)
     finish_document(app)
-    return bind(app, settings, clock=clock, stripe_fake=stripe_fake)
+    return _attach(app, settings, clock, stripe_fake)
 
 
 def shape_of(settings: Settings, extra_route_handlers: Sequence[ControllerRouterHandler] = ()) -> bytes:
@@ -148,13 +148,17 @@ def shape_of(settings: Settings, extra_route_handlers: Sequence[ControllerRouter
 
 def bind(app: CommerceApp, settings: Settings, *, clock: Clock | None = None,
          stripe_fake: FakeStripe | None = None) -> CommerceApp:
-    """Give ``app`` a new runtime for ``settings``: fresh caches, rate limiter and check fast path, the clock,
-    the database and the Stripe fake its next lifespan opens. Only between two lives of the app (never while its
-    lifespan runs), and only with settings of the shape it was built for (a test worker reuses one app for many
-    tests this way instead of building some 300 routes each time)."""
+    """Give ``app`` a new runtime for ``settings``: fresh caches, rate limiter and fast paths, the clock, the
+    database and the Stripe fake its next lifespan opens. Only between two lives of the app (never while its
+    lifespan runs), and only with settings of the shape it was built for (so the card payments were decided when
+    it was built; a test worker reuses one app for many tests this way instead of building some 300 routes each
+    time)."""
     if shape_of(settings, app.extra_route_handlers) != app.shape:
         raise ValueError("an app is bound only to settings of the shape it was built for")
-    require_card_payments_decided(settings)
+    return _attach(app, settings, clock, stripe_fake)
+
+
+def _attach(app: CommerceApp, settings: Settings, clock: Clock | None, stripe_fake: FakeStripe | None) -> CommerceApp:
     clock = clock or SystemClock()
     limiter = RateLimiter(settings, clock) if settings.rate_limit == "on" else None
     app.state = _initial_state(settings, clock, limiter=limiter, stripe_fake=stripe_fake)

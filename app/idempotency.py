@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.datastructures import State
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -288,10 +289,14 @@ async def fast_claim(request: Request[Any, Any, Any]) -> FastClaim | None:
     key = request.headers.get(HEADER)
     if key is None or not KEY_RE.match(key):
         return None
-    state = request.app.state
+    return claim_for(request.app.state, request.scope["auth"].actor, key,
+                     _fingerprint(request, await request.body()))
+
+
+def claim_for(state: State, actor: str, key: str, fingerprint: str) -> FastClaim:
+    """A claim of ``key`` by ``actor`` now, kept as long as the settings keep Idempotency-Keys."""
     now = state.clock.now()
-    return FastClaim(principal=request.scope["auth"].actor, key=key,
-                     fingerprint=_fingerprint(request, await request.body()), now=now,
+    return FastClaim(principal=actor, key=key, fingerprint=fingerprint, now=now,
                      expires_at=now + timedelta(seconds=state.settings.idempotency_ttl_seconds))
 
 

@@ -29,19 +29,20 @@ from typing import Any, cast
 import msgspec
 import structlog
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.types import HTTPScope, Receive, ReceiveMessage, Send
 
 from app import auth, shim
 from app.errors import DomainError
 from app.events import bus_in
 from app.http import decode_body
-from app.idempotency import KEY_RE, FastClaim, fingerprint_of
+from app.idempotency import KEY_RE, FastClaim, claim_for, fingerprint_of
 from app.logs import HEADER as REQUEST_ID
 from app.logs import access_log
 from app.ratelimit.limiter import SPENT, RateLimiter
 from app.settings import Settings
 from billing import service
-from billing.schemas import OrderCreate, QuoteCreate
+from billing.schemas import OrderCreate, QuoteCreate, QuoteRead
 
 log = logging.getLogger("commerce.purchase_fast_path")
 
@@ -58,12 +59,9 @@ class PurchaseFastPath:
         self.app = app
         self.state = app.state
         self.limiter: RateLimiter | None = app.state.rate_limiter
-        self.clock = app.state.clock
-        self.settings = settings
         self.max_url_bytes = settings.max_url_bytes
         self.max_header_bytes = settings.max_header_bytes
         self.max_body_bytes = settings.max_body_bytes
-        self.ttl = timedelta(seconds=settings.quote_ttl_seconds)
         self.access = settings.access_log == "on"
         self.measured = settings.metrics != "off"
         self._opt: dict[str, dict[str, Any]] = {}
@@ -135,9 +133,12 @@ class PurchaseFastPath:
             try:
                 if ordering:
                     assert idempotency_key is not None
-                    answer = await self._order(principal, data, idempotency_key, path, body)
+                    claim = claim_for(self.state, principal.actor, idempotency_key,
+                                      fingerprint_of("POST", path, "", body))
+                    answer = await order_fast(self.state, principal, data, claim)
                 else:
-                    answer = await self._quote(principal, data)
+                    quote = await quote_fast(self.state, principal, data, quote_items(data))
+                    answer = None if quote is None else msgspec.json.encode(quote)
             except Exception:  # the full stack runs it again and answers as it would (its 500 included)
                 log.warning("the purchase fast path failed; the app answers", exc_info=True)
                 answer = None
@@ -160,23 +161,26 @@ class PurchaseFastPath:
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
-    async def _quote(self, principal: auth.Principal, data: QuoteCreate) -> bytes | None:
-        """What ``QuoteController.create`` answers when the service's fast path takes the quote."""
-        items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
-        fast = await service.fast_quote(self.state.fast_engine, principal, user_ref=data.user, items=items,
-                                        include_requirements=data.include_requirements, clock=self.clock,
-                                        ttl=self.ttl, taxed=self.state.get("stripe") is not None)
-        return None if fast is None else msgspec.json.encode(fast)
 
-    async def _order(self, principal: auth.Principal, data: OrderCreate, key: str, path: str,
-                     body: bytes) -> bytes | None:
-        """What ``OrderController.create`` answers when the service's fast path takes the order."""
-        now = self.clock.now()
-        claim = FastClaim(principal=principal.actor, key=key, fingerprint=fingerprint_of("POST", path, "", body),
-                          now=now, expires_at=now + timedelta(seconds=self.settings.idempotency_ttl_seconds))
-        state = self.state
-        return await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}),
-                                        principal, claim, quote_id=data.quote_id, reason=data.reason, clock=self.clock)
+
+async def quote_fast(state: State, principal: auth.Principal, data: QuoteCreate,
+                     items: list[service.QuoteItem]) -> QuoteRead | None:
+    """The quote by the service's fast path (D90), or None: the ordinary path answers (the route, and this
+    module's shim, both ask here first)."""
+    return await service.fast_quote(state.fast_engine, principal, user_ref=data.user, items=items,
+                                    include_requirements=data.include_requirements, clock=state.clock,
+                                    ttl=timedelta(seconds=state.settings.quote_ttl_seconds),
+                                    taxed=state.get("stripe") is not None)
+
+
+def quote_items(data: QuoteCreate) -> list[service.QuoteItem]:
+    return [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
+
+
+async def order_fast(state: State, principal: auth.Principal, data: OrderCreate, claim: FastClaim) -> bytes | None:
+    """The order's answer by the service's one-statement fast path (D90), or None: the ordinary path answers."""
+    return await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}), principal,
+                                    claim, quote_id=data.quote_id, reason=data.reason, clock=state.clock)
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool, ReceiveMessage | None]:

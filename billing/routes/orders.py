@@ -10,11 +10,11 @@ from litestar.params import JSONBody
 
 from app.accounts import resolve_account, resolve_user
 from app.deps import ClockDep, CurrentPrincipal, DbSession, SettingsDep
-from app.events import bus_in
 from app.idempotency import fast_claim, run_idempotent
 from app.params import AccountRef, CursorParam, Limit, UserRef
 from app.schemas import decode_cursor
 from billing import service
+from billing.hotpath import order_fast, quote_fast, quote_items
 from billing.routes._params import ApprovalId, ApprovalStateFilter, OrderId, OrderStateFilter, QuoteId
 from billing.schemas import (
     ApprovalList,
@@ -49,13 +49,11 @@ class QuoteController(Controller):
                       "Without it, tax.status is not_computed with the reason, and no tax or gross is shown.")
     async def create(self, request: Request[Any, Any, Any], db_session: DbSession, principal: CurrentPrincipal,
                      clock: ClockDep, settings: SettingsDep, data: JSONBody[QuoteCreate]) -> QuoteRead:
-        items = [service.QuoteItem(module=i.module, quantity=i.quantity, interval=i.interval) for i in data.items]
-        ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
-        fast = await service.fast_quote(request.app.state.fast_engine, principal, user_ref=data.user, items=items,
-                                        include_requirements=data.include_requirements, clock=clock, ttl=ttl,
-                                        taxed=gateway is not None)
+        items = quote_items(data)
+        fast = await quote_fast(request.app.state, principal, data, items)
         if fast is not None:  # one read and the price lock's INSERT; anything else goes on below
             return fast
+        ttl, gateway = timedelta(seconds=settings.quote_ttl_seconds), request.app.state.get("stripe")
         if gateway is not None:  # Stripe Tax is asked outside any transaction (a session of its own)
             return await tax_flows.quote_with_tax(
                 request.app.state.sessionmaker, gateway, principal, user_ref=data.user, items=items,
@@ -80,9 +78,7 @@ class OrderController(Controller):
                      clock: ClockDep, data: JSONBody[OrderCreate]) -> Response[OrderRead]:
         claim = await fast_claim(request)
         if claim is not None:  # the common order in one statement; anything else (or a refusal) goes on below
-            state = request.app.state
-            body = await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}),
-                                            principal, claim, quote_id=data.quote_id, reason=data.reason, clock=clock)
+            body = await order_fast(request.app.state, principal, data, claim)
             if body is not None:
                 answer: Response[Any] = Response(content=body, status_code=201, media_type="application/json")
                 return answer
