@@ -17,12 +17,12 @@ from litestar.serialization import encode_json
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.asgi import CommerceApp, bind, create_app, shape_of
 from app.clock import FrozenClock
 from app.db import create_engine, make_sessionmaker
 from app.settings import Settings, load_settings
+from tests.support.apps import commerce_app
 from tests.support.contract import Contract
-from tests.support.database import TestDatabases
+from tests.support.database import TestDatabases, server_dir
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -61,11 +61,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """pytest's last step collects the whole heap (looking for exceptions raised in finalizers); over everything a
+    worker's tests left behind (the apps it keeps, their caches) one pass took seconds of CPU at the end of each
+    worker. The process is about to exit: what is left is frozen out of that pass."""
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabases]:
-    dbs = TestDatabases(tmp_path_factory.mktemp("pg"))
-    yield dbs
-    dbs.stop()
+    with server_dir(tmp_path_factory.mktemp("pg")) as data_dir:
+        dbs = TestDatabases(data_dir)
+        yield dbs
+        dbs.stop()
 
 
 @pytest.fixture(scope="session")
@@ -105,18 +113,11 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
 
 
-_idle_apps: dict[bytes, list[CommerceApp]] = {}
-
-
 @pytest.fixture
 def app(settings: Settings, clock: FrozenClock) -> Iterator[Litestar]:
-    """The app of the test's settings and clock. Building one registers some 300 routes (about 0.15 s), so a
-    worker keeps the apps its tests are done with and binds one of the same shape to the next test: a fresh
-    runtime (state, caches, rate limiter, clock, database) on the same routes, as ``create_app`` itself does."""
-    idle = _idle_apps.setdefault(shape_of(settings), [])
-    app = bind(idle.pop(), settings, clock=clock) if idle else create_app(settings, clock=clock)
-    yield app
-    idle.append(app)
+    """The app of the test's settings and clock (built once per shape and worker: `tests/support/apps.py`)."""
+    with commerce_app(settings, clock=clock) as app:
+        yield app
 
 
 _contract: list[Contract] = []

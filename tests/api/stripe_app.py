@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.asgi import create_app
 from app.clock import FrozenClock
 from app.settings import Settings
 from tests.factories import Tenant, apply_demo_catalog, bearer, make_key, make_tenant
 from tests.stripe_server import WEBHOOK_SECRET, FakeStripe
+from tests.support.apps import commerce_app
 
 
 @dataclass
@@ -43,12 +43,12 @@ async def world(settings: Settings, clock: FrozenClock, sessionmaker: Any) -> As
     import msgspec
 
     fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
-    app = create_app(msgspec.structs.replace(settings, stripe_webhook_secret=WEBHOOK_SECRET), clock=clock,
-                     stripe_fake=fake)
-    async with AsyncTestClient(app=app) as client:
-        key = await make_key(sessionmaker, clock)
-        yield CardWorld(client=client, fake=fake, key=key, a=await make_tenant(client, key, "acme"),
-                        b=await make_tenant(client, key, "globex"))
+    with commerce_app(msgspec.structs.replace(settings, stripe_webhook_secret=WEBHOOK_SECRET), clock=clock,
+                      stripe_fake=fake) as app:
+        async with AsyncTestClient(app=app) as client:
+            key = await make_key(sessionmaker, clock)
+            yield CardWorld(client=client, fake=fake, key=key, a=await make_tenant(client, key, "acme"),
+                            b=await make_tenant(client, key, "globex"))
 
 
 # --- the card purchase as the widget drives it ------------------------------------------------------------

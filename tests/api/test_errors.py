@@ -8,12 +8,12 @@ import pytest
 from litestar import get
 from litestar.testing import AsyncTestClient
 
-from app.asgi import create_app
 from app.clock import FrozenClock
 from app.errors import Conflict, Forbidden, NotFound, PaymentFailed, Unprocessable, UpstreamUnavailable
 from app.settings import Settings
 from tests.api.test_auth import assert_problem
 from tests.factories import bearer, make_key
+from tests.support.apps import commerce_app
 
 
 @pytest.fixture
@@ -67,8 +67,9 @@ async def test_each_error_class_maps_to_its_problem(
         raise exc
 
     key = await make_key(sessionmaker, clock)
-    async with AsyncTestClient(app=create_app(settings, clock=clock, extra_route_handlers=[boom])) as c:
-        r = await c.get("/v1/test-raise", headers=bearer(key))
+    with commerce_app(settings, clock=clock, extra_route_handlers=[boom]) as app:
+        async with AsyncTestClient(app=app) as c:
+            r = await c.get("/v1/test-raise", headers=bearer(key))
     body = assert_problem(r, status)
     assert "secret internals" not in r.text and "Traceback" not in r.text
     if status == 402:

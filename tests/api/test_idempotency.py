@@ -14,7 +14,6 @@ from litestar import Request, Response, post
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
 
-from app.asgi import create_app
 from app.audit import AuditEntry
 from app.clock import FrozenClock
 from app.deps import DbSession
@@ -23,6 +22,7 @@ from app.idempotency import run_idempotent
 from app.settings import Settings
 from tests.api.test_auth import assert_problem
 from tests.factories import bearer, make_key
+from tests.support.apps import commerce_app
 
 CALLS: list[str] = []
 STARTED, GATE = asyncio.Event(), asyncio.Event()  # a request that waits inside its work until the test says
@@ -49,8 +49,9 @@ async def slow_client(settings: Settings, clock: FrozenClock) -> Any:
     CALLS.clear()
     STARTED.clear()
     GATE.clear()
-    async with AsyncTestClient(app=create_app(settings, clock=clock, extra_route_handlers=[slow_charge])) as c:
-        yield c
+    with commerce_app(settings, clock=clock, extra_route_handlers=[slow_charge]) as app:
+        async with AsyncTestClient(app=app) as c:
+            yield c
 
 
 @contextlib.asynccontextmanager
@@ -59,10 +60,10 @@ async def concurrent(settings: Settings, clock: FrozenClock) -> AsyncIterator[ht
     CALLS.clear()
     STARTED.clear()
     GATE.clear()
-    app = create_app(settings, clock=clock, extra_route_handlers=[slow_charge])
-    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                 base_url="http://testserver.local", timeout=30) as c:
-        yield c
+    with commerce_app(settings, clock=clock, extra_route_handlers=[slow_charge]) as app:
+        async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                     base_url="http://testserver.local", timeout=30) as c:
+            yield c
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.asgi import create_app
 from app.clock import FrozenClock
 from app.settings import Settings
 from tests.api.test_auth import assert_problem
 from tests.factories import bearer, make_key
+from tests.support.apps import commerce_app
 
 BASE = "/v1/webhook-endpoints"
 
@@ -38,8 +38,9 @@ LOOPBACK_FORMS = [
 async def production(settings: Settings, clock: FrozenClock, sessionmaker: Any) -> AsyncIterator[Any]:
     prod = msgspec.structs.replace(settings, env="production", stripe_backend="off")
     assert prod.webhook_networks == ()
-    async with AsyncTestClient(app=create_app(prod, clock=clock)) as client:
-        yield client, await make_key(sessionmaker, clock)
+    with commerce_app(prod, clock=clock) as app:
+        async with AsyncTestClient(app=app) as client:
+            yield client, await make_key(sessionmaker, clock)
 
 
 async def _accepted(client: Any, key: str, urls: list[str]) -> list[tuple[str, int]]:

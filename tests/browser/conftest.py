@@ -1,8 +1,9 @@
 """Journeys in a real Chromium over two origins: the service (API and widget) and the demo host page.
 
 Per worker (xdist): one Chromium and one demo database seeded once as a template. Per test: a database cloned
-from it, the app served by granian with CORS for the host page's origin, the host page served on another port,
-and a fresh browser context. Any JavaScript error on a page fails the test.
+from it, the app served by granian with CORS for the host page's origin, the host page served on another port
+(both from a thread of the worker, `tests/support/threaded.py`: no process start-up per journey), and a fresh
+browser context. Any JavaScript error on a page fails the test.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, async_p
 from app.db import create_engine
 from app.demo import seed_demo
 from app.settings import load_settings
-from tests.support.browser import ARTIFACTS, chromium_path, serve
+from tests.support.apps import commerce_app
+from tests.support.browser import ARTIFACTS, chromium_path
 from tests.support.database import TestDatabases
 from tests.support.live_server import free_port
+from tests.support.threaded import served
+from web.demo_host.app import DemoHost, create_host_app
 
 TOKEN_SECRET = "browser-secret-" + "x" * 40
 DEMO_TEMPLATE = "commerce_demo_template"
@@ -159,10 +163,11 @@ async def demo_servers(template_ready: TestDatabases, demo_template: tuple[str, 
                # as `make demo`: no holdout (a journey's user drawn into it, one seed in ten, saw no suggestion)
                "COMMERCE_SUGGEST_HOLDOUT_PCT": "0", **stack_env}
     try:
-        with serve("app.asgi:app_factory", port=api_port, env=api_env, ready_path="/readyz") as api:
-            host_env = {"COMMERCE_DEMO_API_URL": api, "COMMERCE_DEMO_VENDOR_KEY": key,
-                        "COMMERCE_DEMO_STRIPE_FAKE_URL": api_env.get("STRIPE_API_BASE", "")}
-            with serve("web.demo_host.app:app_factory", port=host_port, env=host_env, ready_path="/api/none") as host:
+        with commerce_app(load_settings(api_env)) as app:
+            api = f"http://127.0.0.1:{api_port}"
+            host_app = create_host_app(DemoHost(api_url=api, vendor_key=key,
+                                                stripe_fake_url=api_env.get("STRIPE_API_BASE") or None))
+            with served([(app, api_port), (host_app, host_port)]) as (api, host):
                 yield api, host, key
     finally:
         await dbs.drop(name)

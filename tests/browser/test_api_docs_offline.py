@@ -6,13 +6,16 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Route, expect
 
-from tests.support.browser import ARTIFACTS, serve
+from app.settings import load_settings
+from tests.support.apps import commerce_app
+from tests.support.browser import ARTIFACTS
 from tests.support.live_server import free_port
+from tests.support.threaded import served
 
 
 async def test_swagger_ui_renders_without_any_request_beyond_the_app(browser: Browser,
                                                                      settings_env: dict[str, str]) -> None:
-    with serve("app.asgi:app_factory", port=free_port(), env=settings_env, ready_path="/readyz") as api:
+    with commerce_app(load_settings(settings_env)) as app, served([(app, free_port())]) as (api,):
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         foreign: list[str] = []
 

@@ -8,14 +8,16 @@ from pathlib import Path
 
 from playwright.async_api import Browser
 
-from tests.support.browser import serve
+from app.settings import load_settings
+from tests.support.apps import commerce_app
 from tests.support.live_server import free_port
+from tests.support.threaded import served
 
 TESTS = Path(__file__).parent / "js" / "widget.test.mjs"
 
 
 async def test_widget_javascript_unit_tests_pass_in_chromium(browser: Browser, settings_env: dict[str, str]) -> None:
-    with serve("app.asgi:app_factory", port=free_port(), env=settings_env, ready_path="/readyz") as api:
+    with commerce_app(load_settings(settings_env)) as app, served([(app, free_port())]) as (api,):
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Litestar, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from msgspec import Meta
 
 from app.asgi import create_app
@@ -24,7 +24,7 @@ class GadgetIn(Input):
 
 
 @post("/v1/broken/gadgets", opt={"scope": "accounts:write", "owner": "vendor"}, summary="stores what it cannot hold")
-async def store_gadget(data: GadgetIn) -> dict[str, str]:
+async def store_gadget(data: JSONBody[GadgetIn]) -> dict[str, str]:
     # the bug: the schema promises more than the columns hold (varchar(120), int4), as with sales_rep
     if len(data.label) > 120 or data.count > 2**31 - 1:
         raise ValueError("value too long for type character varying(120) / integer out of range")
@@ -37,7 +37,7 @@ class NoteIn(Input):
 
 @post("/v1/broken/notes", opt={"scope": "accounts:write", "owner": "vendor"}, summary="parses JSON unguarded",
       request_class=Request)
-async def take_note(data: NoteIn) -> dict[str, str]:
+async def take_note(data: JSONBody[NoteIn]) -> dict[str, str]:
     # the bug: Litestar's own request class parses the body without our UTF-8 and nesting guards
     return {"note": data.note}
 

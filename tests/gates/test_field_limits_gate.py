@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from litestar import post
+from litestar.params import JSONBody
 from msgspec import Meta
 from sqlalchemy import BigInteger, Column, Integer, MetaData, SmallInteger, String, Table
 
@@ -39,7 +40,7 @@ class GadgetIn(Input):
 
 
 @post("/v1/broken/gadgets", opt={"scope": "accounts:write", "owner": "vendor"}, summary="stores a gadget")
-async def make_gadget(data: GadgetIn) -> None:
+async def make_gadget(data: JSONBody[GadgetIn]) -> None:
     return None
 
 
