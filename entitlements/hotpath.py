@@ -26,14 +26,14 @@ from litestar.types import HTTPScope, Receive, Send
 
 from app import metrics, shim
 from app.errors import DomainError
-from app.http import decode_body
+from app.http import decode_body, without_patterns
 from app.logs import HEADER as REQUEST_ID
 from app.logs import access_log
 from app.ratelimit.limiter import SPENT, RateLimiter
 from app.settings import Settings
 from entitlements import service
 from entitlements.runtime import Runtime
-from entitlements.schemas import UsageBatch
+from entitlements.schemas import UsageBatch, UsageEventIn
 
 PATH = "/v1/entitlements/check"
 _QUERY_MEMO_MAX = 4096
@@ -171,6 +171,49 @@ class CheckFastPath:
 
 USAGE_PATH = "/v1/usage"
 
+
+def _joined(field: str) -> re.Pattern[str]:
+    """One expression for many values of ``UsageEventIn.field`` joined by newlines, from the field's ``^...$``
+    pattern (character classes that exclude the newline, so the joined text splits only one way)."""
+    struct = msgspec.inspect.type_info(UsageEventIn)
+    assert isinstance(struct, msgspec.inspect.StructType)
+    info = next(f for f in struct.fields if f.name == field).type
+    if isinstance(info, msgspec.inspect.Metadata):  # a description
+        info = info.type
+    assert isinstance(info, msgspec.inspect.StrType) and info.pattern is not None
+    pattern = info.pattern
+    core = pattern[1:-1]
+    assert pattern[0] == "^" and pattern[-1] == "$" and "[^" not in core and "\\n" not in core and "|" not in core
+    return re.compile(f"(?:{core})(?:\n(?:{core}))*")
+
+
+_EVENT_IDS, _USERS, _FEATURES = _joined("event_id"), _joined("user"), _joined("feature")
+_LENIENT = msgspec.json.Decoder(without_patterns(UsageBatch), strict=True)
+
+
+def decode_batch(body: bytes) -> UsageBatch | None:
+    """The body as the route decodes it (``decode_body``), or None when the route must answer (every body it
+    refuses among them). msgspec checks a string's pattern by calling a regular expression per string, 2,500 calls
+    for a batch of 500 (about 2 ms); here the batch is decoded without patterns (``without_patterns``: every other
+    rule kept) and each field's pattern is checked once over all its values joined, the properties' (no NUL) by
+    looking for the only way to write a NUL in JSON text."""
+    if not body.isascii() or b"\\u0000" in body:  # the route's own decoder, with its checks (and its answers)
+        try:
+            decoded: UsageBatch = decode_body(body or b"null", UsageBatch)
+        except DomainError:
+            return None
+        return decoded
+    try:
+        batch = _LENIENT.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    events = batch.events
+    if (_EVENT_IDS.fullmatch("\n".join([e.event_id for e in events])) is None
+            or _USERS.fullmatch("\n".join([e.user for e in events])) is None
+            or _FEATURES.fullmatch("\n".join([e.feature for e in events])) is None):
+        return None
+    return cast(UsageBatch, batch)  # the same fields and values: only the class differs
+
 log = logging.getLogger("commerce.usage_fast_path")
 
 
@@ -229,11 +272,8 @@ class UsageFastPath:
         given_back = shim.replay(body, complete, last, receive)
         if not complete:
             return given_back  # too large, or the client left: the app answers (413, or nothing)
-        try:
-            data = decode_body(body or b"null", UsageBatch)
-        except DomainError:
-            return given_back
-        if data.enforce:
+        data = decode_batch(body)
+        if data is None or data.enforce:
             return given_back
         if self.limiter is not None:
             if not self.limiter.spend_leased(principal, opt.get("rate_limit", "default")):

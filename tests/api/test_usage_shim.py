@@ -158,6 +158,16 @@ async def test_common_batches_are_answered_in_front_with_the_full_apps_bytes_and
     b'{"events":[{"event_id":"TAG-\xff","user":"USER","feature":"reports"}]}',
     b'{"events":[{"event_id":"TAG-\xc3\xa9","user":"USER","feature":"reports"}]}',
     b'{"events":' + b"[" * 40 + b"]" * 40 + b"}",
+    # patterns (checked here once per batch, not per string): an id ending in a newline, a NUL, a space
+    b'{"events":[{"event_id":"TAG-1\\n","user":"USER","feature":"reports"}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER\\n","feature":"reports"}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"Reports"}]}',
+    b'{"events":[{"event_id":"TAG 1","user":"USER","feature":"reports"}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"reports","properties":{"a\\u0000":"b"}}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"reports","properties":{"a":"b\\u0000"}}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"reports","properties":{"a":"\\\\u0000"}}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"reports","properties":{"\xc3\xa9":"\xc3\xa9"}}]}',
+    b'{"events":[{"event_id":"TAG-1","user":"USER","feature":"reports","properties":{"":"x"}}]}',
     b'{"events":[' + b",".join(b'{"event_id":"TAG-%d","user":"USER","feature":"reports"}' % i
                                for i in range(1001)) + b"]}",
 ])
