@@ -172,22 +172,31 @@ class CheckFastPath:
 USAGE_PATH = "/v1/usage"
 
 
-def _joined(field: str) -> re.Pattern[str]:
-    """One expression for many values of ``UsageEventIn.field`` joined by newlines, from the field's ``^...$``
-    pattern (character classes that exclude the newline, so the joined text splits only one way)."""
+def _classes(field: str) -> tuple[bytes, bytes]:
+    """The ASCII characters ``UsageEventIn.field``'s pattern (``^[first][rest]*$``) admits first and after."""
     struct = msgspec.inspect.type_info(UsageEventIn)
     assert isinstance(struct, msgspec.inspect.StructType)
     info = next(f for f in struct.fields if f.name == field).type
     if isinstance(info, msgspec.inspect.Metadata):  # a description
         info = info.type
     assert isinstance(info, msgspec.inspect.StrType) and info.pattern is not None
-    pattern = info.pattern
-    core = pattern[1:-1]
-    assert pattern[0] == "^" and pattern[-1] == "$" and "[^" not in core and "\\n" not in core and "|" not in core
-    return re.compile(f"(?:{core})(?:\n(?:{core}))*")
+    shape = re.fullmatch(r"\^(\[[^\]]+\])(\[[^\]]+\])\*\$", info.pattern)
+    assert shape is not None, info.pattern
+    first, rest = (bytes(c for c in range(128) if re.fullmatch(cls, chr(c))) for cls in shape.groups())
+    assert set(first) <= set(rest) and b"\n" not in rest
+    return first, rest
 
 
-_EVENT_IDS, _USERS, _FEATURES = _joined("event_id"), _joined("user"), _joined("feature")
+_FIELDS = [(field, *_classes(field)) for field in ("event_id", "user", "feature")]
+
+
+def _admitted(values: list[str], first: bytes, rest: bytes) -> bool:
+    """Whether every value (ASCII, not empty) matches ``^[first][rest]*$`` (the newline msgspec's ``$`` would
+    take at the end is refused: the route then decides)."""
+    return (not "".join(values).encode().translate(None, rest)
+            and not "".join([v[0] for v in values]).encode().translate(None, first))
+
+
 _LENIENT = msgspec.json.Decoder(without_patterns(UsageBatch), strict=True)
 
 
@@ -195,8 +204,9 @@ def decode_batch(body: bytes) -> UsageBatch | None:
     """The body as the route decodes it (``decode_body``), or None when the route must answer (every body it
     refuses among them). msgspec checks a string's pattern by calling a regular expression per string, 2,500 calls
     for a batch of 500 (about 2 ms); here the batch is decoded without patterns (``without_patterns``: every other
-    rule kept) and each field's pattern is checked once over all its values joined, the properties' (no NUL) by
-    looking for the only way to write a NUL in JSON text."""
+    rule kept) and each field's pattern (one character class, then another repeated) is checked over all its
+    values at once by deleting the admitted characters, the properties' (no NUL) by looking for the only way to
+    write a NUL in JSON text."""
     if not body.isascii() or b"\\u0000" in body:  # the route's own decoder, with its checks (and its answers)
         try:
             decoded: UsageBatch = decode_body(body or b"null", UsageBatch)
@@ -208,10 +218,9 @@ def decode_batch(body: bytes) -> UsageBatch | None:
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     events = batch.events
-    if (_EVENT_IDS.fullmatch("\n".join([e.event_id for e in events])) is None
-            or _USERS.fullmatch("\n".join([e.user for e in events])) is None
-            or _FEATURES.fullmatch("\n".join([e.feature for e in events])) is None):
-        return None
+    for field, first, rest in _FIELDS:
+        if not _admitted([getattr(e, field) for e in events], first, rest):
+            return None
     return cast(UsageBatch, batch)  # the same fields and values: only the class differs
 
 log = logging.getLogger("commerce.usage_fast_path")
