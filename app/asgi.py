@@ -61,7 +61,7 @@ from billing.stripe import handlers as _stripe_handlers  # noqa: F401  (register
 from billing.stripe.routes import CardController, stripe_webhook
 from catalog.routes import CatalogController
 from entitlements.hotpath import PATH as CHECK_PATH
-from entitlements.hotpath import CheckFastPath
+from entitlements.hotpath import USAGE_PATH, CheckFastPath, UsageFastPath
 from entitlements.routes import (
     EntitlementController,
     GrantController,
@@ -165,6 +165,7 @@ def _attach(app: CommerceApp, settings: Settings, clock: Clock | None, stripe_fa
     traced = settings.tracing == "on"  # a traced request gets its spans from the full stack
     app.fast_check = None if traced else CheckFastPath(app, settings)
     app.fast_purchase = None if traced else PurchaseFastPath(app, settings)
+    app.fast_usage = None if traced else UsageFastPath(app, settings)
     return app
 
 
@@ -251,11 +252,13 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 class CommerceApp(Litestar):
     """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
     check from a known API key is answered without routing, middleware layers, guards or parameter models;
-    likewise the common quote and order (billing.hotpath, D96); every other request, and every one the fast
-    paths cannot answer exactly as the route would, goes on to Litestar unchanged."""
+    likewise the common quote and order (billing.hotpath, D96) and the common usage batch (entitlements.hotpath,
+    D101); every other request, and every one the fast paths cannot answer exactly as the route would, goes on to
+    Litestar unchanged."""
 
     fast_check: CheckFastPath | None = None
     fast_purchase: PurchaseFastPath | None = None
+    fast_usage: UsageFastPath | None = None
     shape: bytes = b""  # what the routes were built from (``shape_of``)
     extra_route_handlers: tuple[ControllerRouterHandler, ...] = ()
 
@@ -268,6 +271,10 @@ class CommerceApp(Litestar):
                     return
             elif path in PURCHASE_PATHS and self.fast_purchase is not None:
                 receive = await self.fast_purchase.answer(scope, receive, send)
+                if receive is None:
+                    return
+            elif path == USAGE_PATH and self.fast_usage is not None:
+                receive = await self.fast_usage.answer(scope, receive, send)
                 if receive is None:
                     return
         await super().__call__(scope, receive, send)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+import typing
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
@@ -166,6 +168,41 @@ def decode_checked(body: bytes, body_type: Any) -> Any:
         raise MalformedBody(f"The body is not valid JSON ({exc}).") from None
     except RecursionError:  # a second line of defence: the depth check should make this unreachable
         raise MalformedBody("The JSON body nests too deeply.") from None
+
+
+_META_KEPT = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "tz")
+
+
+@functools.cache
+def without_patterns(body_type: Any) -> Any:
+    """``body_type`` with every string ``pattern`` left out and everything else kept (struct options, fields,
+    defaults, bounds, lengths, time zones, literals): a body it refuses, ``body_type`` refuses too, and a body it
+    decodes, ``body_type`` decodes into the same values if and only if those strings match their patterns. For a
+    caller that checks the patterns of many strings at once (one regular expression over them all) instead of
+    msgspec calling one per string."""
+    origin = get_origin(body_type)
+    if origin is Annotated:
+        inner, *metas = get_args(body_type)
+        kept = [msgspec.Meta(**{k: getattr(m, k) for k in _META_KEPT if getattr(m, k) is not None})
+                if isinstance(m, msgspec.Meta) else m for m in metas]
+        return Annotated[(without_patterns(inner), *kept)]
+    if origin in (Union, types.UnionType):
+        return functools.reduce(lambda a, b: a | b, (without_patterns(a) for a in get_args(body_type)))
+    if origin in (list, dict, set, frozenset, tuple):
+        return origin[tuple(without_patterns(a) for a in get_args(body_type))]
+    if isinstance(body_type, type) and issubclass(body_type, msgspec.Struct):
+        config = body_type.__struct_config__
+        fields = [(f.name, without_patterns(f.type),
+                   msgspec.field(default_factory=f.default_factory) if f.default_factory is not msgspec.NODEFAULT
+                   else f.default) if f.default is not msgspec.NODEFAULT or f.default_factory is not msgspec.NODEFAULT
+                  else (f.name, without_patterns(f.type)) for f in msgspec.structs.fields(body_type)]
+        if any(f.encode_name != f.name for f in msgspec.structs.fields(body_type)) or config.tag is not None:
+            raise TypeError(f"{body_type.__name__}: renamed fields and tags are not copied")
+        return msgspec.defstruct(body_type.__name__, fields, kw_only=True,
+                                 forbid_unknown_fields=config.forbid_unknown_fields, frozen=config.frozen)
+    if origin is typing.Literal or origin is None:
+        return body_type
+    raise TypeError(f"not copied without patterns: {body_type!r}")
 
 
 class AppRequest(Request[Any, Any, Any]):

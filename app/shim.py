@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.types import HTTPScope
+from litestar.types import HTTPScope, Receive, ReceiveMessage
 
 from app import auth, keys
 from app.errors import DomainError
@@ -93,3 +93,36 @@ def route_metrics(method: str, path: str, status: int) -> tuple[Any, Any, Any] |
     return (made[names[0]].labels(method, path, 200, METRICS_APP),
             made[names[1]].labels(method, path, status, METRICS_APP),
             made[names[2]].labels(method, path, status, METRICS_APP))
+
+
+async def read_body(receive: Receive, limit: int) -> tuple[bytes, bool, ReceiveMessage | None]:
+    """The request's body, whether it is all there and within ``limit``, and the message that is not a body part
+    when the client left meanwhile."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False, message
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), size <= limit, None
+        if size > limit:
+            return b"".join(chunks), False, None
+
+
+def replay(body: bytes, complete: bool, last: ReceiveMessage | None, receive: Receive) -> Receive:
+    """``receive`` with what was read from it given back first: the body as one message, then the disconnect."""
+    pending: list[Any] = [{"type": "http.request", "body": body, "more_body": not complete or last is not None}]
+    if last is not None:
+        pending.append(last)
+    pending.reverse()
+
+    async def replayed() -> Any:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed

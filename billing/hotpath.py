@@ -30,7 +30,7 @@ import msgspec
 import structlog
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.types import HTTPScope, Receive, ReceiveMessage, Send
+from litestar.types import HTTPScope, Receive, Send
 
 from app import auth, shim
 from app.errors import DomainError
@@ -113,8 +113,8 @@ class PurchaseFastPath:
         principal = shim.remembered_principal(self.state, headers[shim.AUTHORIZATION], opt)
         if principal is None:
             return receive
-        body, complete, last = await _read_body(receive, self.max_body_bytes)
-        given_back = _replay(body, complete, last, receive)
+        body, complete, last = await shim.read_body(receive, self.max_body_bytes)
+        given_back = shim.replay(body, complete, last, receive)
         if not complete:
             return given_back  # too large, or the client left: the app answers (413, or nothing)
         try:
@@ -181,36 +181,3 @@ async def order_fast(state: State, principal: auth.Principal, data: OrderCreate,
     """The order's answer by the service's one-statement fast path (D90), or None: the ordinary path answers."""
     return await service.fast_order(state.fast_engine, bus_in(state.sessionmaker.kw.get("info") or {}), principal,
                                     claim, quote_id=data.quote_id, reason=data.reason, clock=state.clock)
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool, ReceiveMessage | None]:
-    """The request's body, whether it is all there and within ``limit``, and the message that is not a body part
-    when the client left meanwhile."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False, message
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), size <= limit, None
-        if size > limit:
-            return b"".join(chunks), False, None
-
-
-def _replay(body: bytes, complete: bool, last: ReceiveMessage | None, receive: Receive) -> Receive:
-    """``receive`` with what was read from it given back first: the body as one message, then the disconnect."""
-    pending: list[Any] = [{"type": "http.request", "body": body, "more_body": not complete or last is not None}]
-    if last is not None:
-        pending.append(last)
-    pending.reverse()
-
-    async def replayed() -> Any:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replayed

@@ -41,7 +41,7 @@ from entitlements.service._offers import user_offers
 from entitlements.service._partitions import drop_expired, ensure_partitions, is_partition
 from entitlements.service._snapshot import catalog_view, load_snapshot
 from entitlements.service._trials import mark_trial_converted, start_trial, sweep
-from entitlements.service._usage import add_signals, record_usage, usage_history, usage_totals
+from entitlements.service._usage import add_signals, fast_usage, record_usage, usage_history, usage_totals
 
 __all__ = [
     "ImportedUsage",
@@ -64,6 +64,7 @@ __all__ = [
     "demand_signals",
     "drop_expired",
     "ensure_partitions",
+    "fast_usage",
     "find_by_source",
     "get_grant",
     "grant",

@@ -11,10 +11,12 @@ see docs/performance.md.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -182,6 +184,36 @@ async def merge_rows(session: AsyncSession, rows: list[MergeRow], *, now: dateti
         "rows": text_rows, "now": now, "wide": changes_wide_after, "channel": notify.CHANNEL, "topic": TOPIC})).all()
     notify.sent(session, sorted(p for n, p in out if n is None))
     return {n for n, _ in out if n is not None}
+
+
+_NAMED = re.compile(r"(?<![:\w]):(?!:)(\w+)")
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """A statement written with ``:name`` parameters (as for ``text``) in asyncpg's ``$n`` form, and the names in
+    the order of their numbers (``::type`` casts are left alone)."""
+    names: dict[str, int] = {}
+
+    def number(m: re.Match[str]) -> str:
+        return f"${names.setdefault(m.group(1), len(names) + 1)}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+_FAST_MERGE = {attempts: positional(str(statement.text))
+               for attempts, statement in ((True, _MERGE_TELLING), (False, _MERGE_TELLING_USAGE))}
+
+
+async def merge_fast(conn: asyncpg.Connection, rows: list[MergeRow], *, now: datetime, changes_wide_after: int,
+                     attempts: bool = True) -> tuple[set[int], list[str]]:
+    """``merge_rows`` with its change rows and notices, as one statement on a plain asyncpg connection outside
+    any transaction (the statement is its own); returns the indexes of the rows not new and the notices sent
+    (for ``notify.dispatch_local`` once it returned)."""
+    sql, names = _FAST_MERGE[attempts]
+    values = {"rows": _ENCODE(rows).decode(), "now": now, "wide": changes_wide_after, "channel": notify.CHANNEL,
+              "topic": TOPIC}
+    out = await conn.fetch(sql, *(values[n] for n in names))
+    return {n for n, _ in out if n is not None}, sorted(p for n, p in out if n is None)
 
 
 async def merge_columns(session: AsyncSession, columns: Mapping[str, Sequence[object]], *, now: datetime,

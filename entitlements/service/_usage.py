@@ -6,21 +6,23 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import msgspec
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app import notify
 from app.accounts import resolve_user
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
-from app.errors import FieldError, Forbidden, NotFound, Unprocessable
+from app.errors import DomainError, FieldError, Forbidden, NotFound, Unprocessable
 from entitlements.domain import CatalogView, HeldGrant, counter_period, resolve
 from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
 from entitlements.models import Grant, UsageCounter, UsageEvent
-from entitlements.schemas import UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
+from entitlements.schemas import UsageBatch, UsageEventIn, UsageHistory, UsagePeriodRead, UsageResult
 from entitlements.service._changes import record_changes
 from entitlements.service._grants import held_by
-from entitlements.service._staging import MergeRow, Periods, merge_rows
+from entitlements.service._staging import MergeRow, Periods, merge_fast, merge_rows, positional
 
 # The key table decides what is new (the partitioned events table can only be unique per month); both inserts
 # are one statement, so a batch is still one round trip.
@@ -72,6 +74,7 @@ _USERS = text("""
     SELECT CAST(coalesce(json_agg(json_build_array(external_id, account_id, user_id)), '[]') AS text) FROM users
      WHERE external_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:refs AS jsonb))))
 """)
+_FAST_USERS = positional(str(_USERS.text))[0]
 _USER_ROWS = msgspec.json.Decoder(list[tuple[str, str, str]]).decode
 
 CounterKey = tuple[str, str, str, datetime]
@@ -80,8 +83,12 @@ ACCOUNT_WIDE_AFTER = 20  # users of one account in one batch  # account, user, f
 
 async def _users(session: AsyncSession, principal: Principal, refs: list[str]) -> dict[str, tuple[str, str]]:
     """external id -> (account_id, user_id); unknown or invisible users are a 404 naming the first one."""
-    rows = _USER_ROWS(await session.scalar(_USERS, {"refs": msgspec.json.encode(refs).decode()}) or "[]")
-    found = {ref: (a, u) for ref, a, u in rows}
+    return _found(principal, refs, await session.scalar(_USERS, {"refs": msgspec.json.encode(refs).decode()}))
+
+
+def _found(principal: Principal, refs: list[str], answer: str | None) -> dict[str, tuple[str, str]]:
+    """``_users`` given the lookup's answer."""
+    found = {ref: (a, u) for ref, a, u in _USER_ROWS(answer or "[]")}
     for ref in refs:
         hit = found.get(ref)
         if hit is None or not principal.may_access_user(*hit):
@@ -149,10 +156,10 @@ async def record_usage(
     return await _sorted_out(session, events, users, by_key, inserted)
 
 
-async def _merged(session: AsyncSession, events: list[UsageEventIn], users: dict[str, tuple[str, str]], *,
-                  view: CatalogView, now: datetime) -> UsageResult:
-    """The common path: one pass over the batch builds the merge's rows, one statement (events, counters, demand,
-    change rows and notices) writes them; the answer needs no further read unless an id was seen before."""
+def _merge_rows(events: list[UsageEventIn], users: dict[str, tuple[str, str]], view: CatalogView, now: datetime,
+                ) -> tuple[list[MergeRow], dict[tuple[str, str], UsageEventIn], bool]:
+    """One pass over the batch: the merge's rows (the first event of each (account, event id)), those first events
+    by key, and whether any is an attempt."""
     of = Periods(view).of
     at_now: dict[str, tuple[datetime, datetime]] = {}  # feature -> period bounds of an event without a time
     rows: list[MergeRow] = []
@@ -176,6 +183,62 @@ async def _merged(session: AsyncSession, events: list[UsageEventIn], users: dict
             attempts = True
         rows.append((len(rows), account_id, ev.event_id, user_id, feature, ev.kind, ev.quantity, at, *bounds,
                      ev.properties or None, False))
+    return rows, first, attempts
+
+
+async def fast_usage(engine: AsyncEngine, principal: Principal, batch: UsageBatch, *, clock: Clock,
+                     view: CatalogView, backfill_days: int, future_skew_seconds: int = 300) -> UsageResult | None:
+    """``record_usage``'s common case -- a vendor key's batch without enforcement -- as two statements on a plain
+    connection of ``engine`` (the fast pool, D96), each its own transaction: the users' lookup (a read), then the
+    merge (one statement, so atomic as before; under READ COMMITTED the route's transaction gave these two
+    statements no more than that). None when the ordinary path must answer, with nothing written: a problem
+    answer (unknown feature or user, outside the window), enforcement, an end user's session, or the database
+    refusing a statement. An exception after the merge committed (the read that tells duplicates from conflicts,
+    made only when an id was seen before) propagates: the batch is recorded, and the ordinary path run again
+    reports its events as seen before, as a client's retry would find them."""
+    if batch.enforce or isinstance(principal, UserPrincipal):
+        return None
+    events = batch.events
+    now = clock.now()
+    try:
+        _check_events(events, view, now=now, backfill=timedelta(days=backfill_days),
+                      skew=timedelta(seconds=future_skew_seconds))
+    except DomainError:
+        return None
+    refs = sorted({e.user for e in events})
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        conn = raw.driver_connection
+        assert conn is not None
+        try:
+            answer = await conn.fetchval(_FAST_USERS, msgspec.json.encode(refs).decode())
+        except asyncpg.PostgresError:
+            return None
+        try:
+            users = _found(principal, refs, answer)
+        except DomainError:
+            return None
+        rows, first, attempts = _merge_rows(events, users, view, now)
+        try:
+            old, told = await merge_fast(conn, rows, now=now, changes_wide_after=ACCOUNT_WIDE_AFTER,
+                                         attempts=attempts)
+        except asyncpg.PostgresError:  # one statement: nothing was written
+            return None
+        notify.dispatch_local(told)
+        if not old and len(rows) == len(events):
+            return UsageResult(accepted=len(events), duplicates=0, duplicate_event_ids=[])
+        inserted = {(r[1], r[2]) for r in rows if r[0] not in old}
+        keys = sorted(set(first) - inserted)
+        stored = {(a, e): (u, f, k, q, o) for a, e, u, f, k, q, o in await conn.fetch(
+            _FAST_STORED, [k[0] for k in keys], [k[1] for k in keys])} if keys else {}
+    return _sort_out(events, users, first, inserted, stored)
+
+
+async def _merged(session: AsyncSession, events: list[UsageEventIn], users: dict[str, tuple[str, str]], *,
+                  view: CatalogView, now: datetime) -> UsageResult:
+    """The common path: one pass over the batch builds the merge's rows, one statement (events, counters, demand,
+    change rows and notices) writes them; the answer needs no further read unless an id was seen before."""
+    rows, first, attempts = _merge_rows(events, users, view, now)
     old = await merge_rows(session, rows, now=now, changes_wide_after=ACCOUNT_WIDE_AFTER, attempts=attempts)
     if not old and len(rows) == len(events):  # every event new and none repeated: nothing to sort out
         return UsageResult(accepted=len(events), duplicates=0, duplicate_event_ids=[])
@@ -221,6 +284,9 @@ _STORED = text("""
 """)
 
 
+_FAST_STORED = positional(str(_STORED.text))[0]
+
+
 def _same(ev: UsageEventIn, user_id: str, stored: tuple[str, str, str, int, datetime]) -> bool:
     """Is ``ev`` the event stored under its id (an event without ``occurred_at`` matches any time)?"""
     s_user, s_feature, s_kind, s_quantity, s_at = stored
@@ -235,6 +301,13 @@ async def _sorted_out(session: AsyncSession, events: list[UsageEventIn], users: 
     keys = sorted(set(first) - inserted)
     stored = {(a, e): (u, f, k, q, o) for a, e, u, f, k, q, o in (await session.execute(
         _STORED, {"a": [k[0] for k in keys], "e": [k[1] for k in keys]})).all()} if keys else {}
+    return _sort_out(events, users, first, inserted, stored)
+
+
+def _sort_out(events: list[UsageEventIn], users: dict[str, tuple[str, str]],
+              first: dict[tuple[str, str], UsageEventIn], inserted: set[tuple[str, str]],
+              stored: dict[tuple[str, str], tuple[str, str, str, int, datetime]]) -> UsageResult:
+    """``_sorted_out`` given the stored events of the ids that were not new."""
     accepted = duplicates = 0
     duplicate_ids: list[str] = []
     conflict_ids: list[str] = []
