@@ -65,6 +65,7 @@ class Statement:
         self._guards: list[tuple[str, str]] = []
         self._touch: list[str] = []
         self._names: set[str] = set()
+        self._outputs: list[str] = []
 
     def param(self, value: Any, cast: str) -> str:
         """A placeholder for ``value`` (already in the driver's terms)."""
@@ -89,10 +90,19 @@ class Statement:
             self._touch.append(name)
         return name
 
-    def guard(self, condition: str, reason: str) -> None:
-        """``condition`` (SQL, true when all is well) must hold, or the statement writes nothing."""
+    def guard(self, condition: str, reason: str, *, first: bool = False) -> None:
+        """``condition`` (SQL, true when all is well) must hold, or the statement writes nothing. Guards are
+        checked in order; ``first`` puts this one before every other (a guard that reads no CTE of the statement,
+        checked first, refuses before any of its writes ran)."""
         assert reason.replace("_", "").isalnum()
-        self._guards.append((condition, reason))
+        if first:
+            self._guards.insert(0, (condition, reason))
+        else:
+            self._guards.append((condition, reason))
+
+    def output(self, sql: str) -> None:
+        """One more column of the final ``SELECT`` (after ``ok``), e.g. something read beside the writes."""
+        self._outputs.append(sql)
 
     def insert(self, stem: str, rows: Sequence[DeclarativeBase], *, suffix: str = "") -> str:
         """``INSERT`` the ORM objects (one table) with the values the ORM would send; returns the CTE name."""
@@ -124,8 +134,9 @@ class Statement:
         checks = "".join(f" WHEN NOT ({condition}) THEN commerce_fast_abort('{reason}')"
                          for condition, reason in self._guards)
         touched = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in self._touch)
-        return (f"WITH {', '.join(self._ctes)} SELECT CASE{checks} ELSE true END{touched} AS ok"
-                if self._guards else f"WITH {', '.join(self._ctes)} SELECT true{touched} AS ok")
+        outputs = "".join(f", {sql}" for sql in self._outputs)
+        return (f"WITH {', '.join(self._ctes)} SELECT CASE{checks} ELSE true END{touched} AS ok{outputs}"
+                if self._guards else f"WITH {', '.join(self._ctes)} SELECT true{touched} AS ok{outputs}")
 
 
 def aborted_because(exc: BaseException) -> str | None:

@@ -17,7 +17,6 @@ once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -45,7 +44,9 @@ from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.events import OrderCreated, OrderFulfilled, OrderPaid, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Budget, BudgetHold, LedgerEntry, Order, Quote, SalesCredit, Subscription
-from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql, url_key
+from billing.service import _fast_memo as memo_
+from billing.service._fast_memo import OrderFacts, Remembered
+from billing.service._fast_reads import budget_joins, credited_sql, policy_join, policy_of, spent_sql, url_key
 from billing.service._order_reads import order_read_of
 from billing.service._orders import _provisioned, order_payload
 from billing.service._quotes import SPENDING_STATES, decision_dict
@@ -58,18 +59,7 @@ _PUBLISHED: tuple[type[Event], ...] = (OrderCreated, OrderPaid, EntitlementGrant
                                        OrderFulfilled)
 
 
-@dataclass(frozen=True)
-class _Read:
-    quote: Quote
-    account: Account
-    user: User
-    budget: Budget | None
-    period: tuple[str, int, int, int] | None  # this period's row: key, amount, reserved, captured
-    policy_version: int
-    policy: g.GuardrailPolicy
-    spent_minor: int
-    head: tuple[int, str, str] | None  # catalog revision, its sha256, applied_at (ISO 8601)
-    credited: frozenset[str]  # categories the account was credited for before
+_Read = OrderFacts  # what the order decides from: one read, or the quote's memo (_fast_memo)
 
 
 def _read_sql(dialect: Dialect) -> str:
@@ -89,6 +79,7 @@ def _read_sql(dialect: Dialect) -> str:
 
 
 _SQL: dict[str, str] = {}
+_WIDTHS: dict[str, list[int]] = {}
 
 
 async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> _Read | None:
@@ -100,7 +91,10 @@ async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> 
     if row is None:
         return None
     values = list(row.values())
-    widths = [len(select_list("x", m, dialect).split(", ")) for m in (Quote, Account, User, Budget)]
+    widths = _WIDTHS.get(dialect.name)
+    if widths is None:
+        widths = _WIDTHS[dialect.name] = [len(select_list("x", m, dialect).split(", "))
+                                          for m in (Quote, Account, User, Budget)]
     parts, at = [], 0
     for width in widths:
         parts.append(values[at:at + width])
@@ -141,6 +135,20 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection
         assert conn is not None
+        built = None
+        remembered = memo_.take(url, quote_id)
+        if remembered is not None:  # what the quote read a moment ago, guarded in the statement (_fast_memo)
+            built = _build(remembered.facts, principal, claim, inline, url=url, reason=reason, clock=clock,
+                           dialect=dialect, memo=remembered)
+            if built is not None:
+                done = await _run(conn, built[0])
+                if done is True:
+                    return _done(built)
+                if done is None:
+                    return None
+                if done == "memo_period":  # another buyer spends from this budget: read, not remember, for a while
+                    assert remembered.facts.budget is not None
+                    memo_.mark_busy(url, remembered.facts.budget.budget_id)
         try:
             read = await _read(conn, dialect, quote_id, clock=clock)
         except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does
@@ -150,25 +158,43 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
         built = _build(read, principal, claim, inline, url=url, reason=reason, clock=clock, dialect=dialect)
         if built is None:
             return None
-        statement, body, notices, total, currency = built
-        try:
-            await conn.fetchval(statement.sql(), *statement.args)
-        except Exception as exc:  # nothing was written (one statement, its own transaction); the ordinary path
-            why = aborted_because(exc)  # answers, and replays this answer if the commit did happen after all
-            if why is None:
-                log.warning("fast order refused by the database (%s: %s); ordinary path", type(exc).__name__, exc)
+        if await _run(conn, built[0]) is not True:
             return None
+    return _done(built)
+
+
+async def _run(conn: Any, statement: Statement) -> bool | str | None:
+    """Run the order's statement: True (committed), the memo guard that refused it (nothing was written: read
+    and try again), or None (nothing was written: the ordinary path answers)."""
+    try:
+        await conn.fetchval(statement.sql(), *statement.args)
+    except Exception as exc:  # nothing was written (one statement, its own transaction); the ordinary path
+        why = aborted_because(exc)  # answers, and replays this answer if the commit did happen after all
+        if why in _MEMO_GUARDS:
+            return why
+        if why is None:
+            log.warning("fast order refused by the database (%s: %s); ordinary path", type(exc).__name__, exc)
+        return None
+    return True
+
+
+def _done(built: tuple[Statement, bytes, list[str], int, str]) -> bytes:
+    """After the commit: the notices, the capture's count, and the answer."""
+    _, body, notices, total, currency = built
     dispatch_local(notices)
     metrics.count_capture(currency=currency, amount_minor=total)
     return body
 
 
 def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[type[Event], tuple[Any, ...]], *,
-           url: str, reason: str | None, clock: Clock,
-           dialect: Dialect) -> tuple[Statement, bytes, list[str], int, str] | None:
-    """The order's statement, its answer, its notices, and what it captures; None: not the common case."""
+           url: str, reason: str | None, clock: Clock, dialect: Dialect,
+           memo: Remembered | None = None) -> tuple[Statement, bytes, list[str], int, str] | None:
+    """The order's statement, its answer, its notices, and what it captures; None: not the common case (or,
+    from a ``memo``, not one it can decide from: the order reads)."""
     quote, account, user, budget = read.quote, read.account, read.user, read.budget
     now = clock.now()
+    if memo is not None and period_of(now)[0] != memo.since:
+        return None  # a new period began since the quote: the spend and the budget's row are read again
     if not principal.may_access_user(quote.account_id, quote.user_id) or (
             isinstance(principal, UserPrincipal) and principal.user_id != user.user_id):
         return None  # the ordinary path answers 404 or 403
@@ -186,6 +212,8 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
     if any(m not in by_key for m in modules) or any(c is None for c in categories):
         return None  # a module the catalog lost (404), or a category whose credits the read did not probe
     key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    if memo is not None and key != memo.budget_period:
+        return None
     amount, reserved, captured = (read.period[1:] if read.period is not None and read.period[0] == key
                                   else (budget.amount_minor, 0, 0))
     decision = g.decide(read.policy, g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
@@ -274,6 +302,8 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
     body = msgspec.json.encode(order_read_of(order, account_ref=account.external_id, user_ref=user.external_id))
     keyed = claim_in(statement, claim, status=201, body=body)
     _order_rows(statement, read, order, hold, keyed=keyed, key=key, now=now)
+    if memo is not None:
+        _memo_guards(statement, memo, key=key)
     statement.insert("orders", [order])
     statement.insert("holds", [hold])
     statement.insert("ledger", ledger)
@@ -326,3 +356,30 @@ def _order_rows(statement: Statement, read: _Read, order: Order, hold: BudgetHol
             "(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = "
             f"{a} AND o.user_id = {p(order.user_id, 'VARCHAR')} AND o.route = 'budget' AND o.state IN ({states}) "
             f"AND o.created_at >= {p(period_of(now)[0], 'TIMESTAMPTZ')}) + {x} <= {p(cap, 'BIGINT')}", "over_cap")
+
+
+_MEMO_GUARDS = frozenset({"memo_changed", "memo_period"})
+
+
+def _memo_guards(statement: Statement, memo: Remembered, *, key: str) -> None:
+    """That what the memo holds is what the order's read would find now (checked before any other guard, so a
+    stale memo refuses before the statement's writes ran)."""
+    p = statement.param
+    facts = memo.facts
+    budget = facts.budget
+    assert budget is not None
+    a = p(facts.account.account_id, "VARCHAR")
+    row = (list(facts.period[1:]) if facts.period is not None and facts.period[0] == key else None)
+    statement.guard(  # this period's budget row holds what it held (or still is not there)
+        f"(SELECT ARRAY[amount_minor, reserved_minor, captured_minor] FROM budget_periods WHERE account_id = {a} "
+        f"AND budget_id = {p(budget.budget_id, 'VARCHAR')} AND period = {p(key, 'VARCHAR')}) "
+        f"IS NOT DISTINCT FROM {p(row, 'BIGINT[]')}", "memo_period", first=True)
+    statement.guard(  # the same account, buyer and budget row versions, and the same categories credited
+        f"(SELECT xmin::text FROM accounts WHERE account_id = {a}) = {p(memo.account_xmin, 'TEXT')} "
+        f"AND (SELECT xmin::text FROM users WHERE account_id = {a} AND user_id = "
+        f"{p(facts.user.user_id, 'VARCHAR')}) = {p(memo.user_xmin, 'TEXT')} "
+        f"AND (SELECT x.budget_id || ' ' || x.xmin::text FROM budgets x WHERE x.account_id = {a} "
+        f"AND (x.cost_center = {p(facts.user.cost_center, 'VARCHAR')} OR x.cost_center IS NULL) "
+        f"ORDER BY x.cost_center IS NULL LIMIT 1) = {p(budget.budget_id + ' ' + memo.budget_xmin, 'TEXT')} "
+        f"AND {credited_sql(a, p(list(memo.categories), 'VARCHAR[]'))} = {p(sorted(facts.credited), 'VARCHAR[]')}",
+        "memo_changed", first=True)

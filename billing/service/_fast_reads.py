@@ -23,12 +23,19 @@ def spent_sql(account: str, user: str, since: str) -> str:
 
 
 def budget_joins(account: str, now: str) -> str:
-    """``b``: the budget of the user ``u``'s cost centre (else the account-wide one); ``p``: its period at ``now``."""
-    return (f"LEFT JOIN LATERAL (SELECT * FROM budgets x WHERE x.account_id = {account} "
+    """``b``: the budget of the user ``u``'s cost centre (else the account-wide one), with its row version
+    (``b.row_xmin``, text); ``p``: its period at ``now``."""
+    return (f"LEFT JOIN LATERAL (SELECT x.*, x.xmin::text AS row_xmin FROM budgets x WHERE x.account_id = {account} "
             "AND (x.cost_center = u.cost_center OR x.cost_center IS NULL) ORDER BY x.cost_center IS NULL LIMIT 1) b "
             "ON true "
             "LEFT JOIN budget_periods p ON p.account_id = b.account_id AND p.budget_id = b.budget_id "
             f"AND p.starts_at <= {now} AND p.ends_at > {now} ")
+
+
+def credited_sql(account: str, categories: str) -> str:
+    """The categories among ``categories`` the account was credited for before (sorted; land or expand)."""
+    return (f"ARRAY(SELECT DISTINCT c.category COLLATE \"C\" FROM sales_credits c WHERE c.account_id = {account} "
+            f"AND c.category = ANY({categories}) ORDER BY 1)")
 
 
 def policy_join(account: str) -> str:
