@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
 ABORT_PREFIX = "commerce_fast_path:"
+M = TypeVar("M", bound=DeclarativeBase)
 
 
 @dataclass(frozen=True)
@@ -105,29 +106,19 @@ class Statement:
         self._outputs.append(sql)
 
     def insert(self, stem: str, rows: Sequence[DeclarativeBase], *, suffix: str = "") -> str:
-        """``INSERT`` the ORM objects (one table) with the values the ORM would send; returns the CTE name."""
+        """``INSERT`` the new rows (one table: ORM objects or ``plain`` ones) with the values the ORM would send;
+        returns the CTE name."""
         assert rows, "nothing to insert"
         model = type(rows[0])
         assert all(type(r) is model for r in rows)
         columns = _columns(model, self.dialect)
-        values = [[(c, self._value(c, row)) for c in columns] for row in rows]
-        used = [i for i, c in enumerate(columns)
-                if not (c.omit_when_none and all(v[i][1] is None for v in values))]
+        values = [[_value(c, row.__dict__) for c in columns] for row in rows]  # new rows: every value is there
+        used = [i for i, c in enumerate(columns) if not (c.omit_when_none and all(v[i] is None for v in values))]
         names = ", ".join(columns[i].name for i in used)
-        tuples = ", ".join("(" + ", ".join(self.param(v[i][1], columns[i].cast) for i in used) + ")"
-                           for v in values)
+        param = self.param
+        tuples = ", ".join("(" + ", ".join([param(v[i], columns[i].cast) for i in used]) + ")" for v in values)
         table: str = model.__tablename__
         return self.cte(stem, f"INSERT INTO {table} ({names}) VALUES {tuples} {suffix}".rstrip())
-
-    @staticmethod
-    def _value(column: _Column, row: DeclarativeBase) -> Any:
-        value = getattr(row, column.attribute)
-        if value is None and column.default is not None:
-            value = column.default
-        assert value is not None or not column.computed, f"{column.name}: set it (the ORM would compute it)"
-        if value is not None and column.bind is not None:
-            value = column.bind(value)
-        return value
 
     def sql(self) -> str:
         """The statement: its CTEs, then one ``SELECT`` that checks the guards in order."""
@@ -137,6 +128,40 @@ class Statement:
         outputs = "".join(f", {sql}" for sql in self._outputs)
         return (f"WITH {', '.join(self._ctes)} SELECT CASE{checks} ELSE true END{touched} AS ok{outputs}"
                 if self._guards else f"WITH {', '.join(self._ctes)} SELECT true{touched} AS ok{outputs}")
+
+
+def _value(column: _Column, values: dict[str, Any]) -> Any:
+    value = values.get(column.attribute)
+    if value is None and column.default is not None:
+        value = column.default
+    assert value is not None or not column.computed, f"{column.name}: set it (the ORM would compute it)"
+    if value is not None and column.bind is not None:
+        value = column.bind(value)
+    return value
+
+
+_ATTRIBUTES: dict[type[Any], frozenset[str]] = {}
+
+
+def plain(model: type[M], **values: Any) -> M:
+    """A new row of ``model`` for a statement's ``insert``: read like an ORM object (its attributes are plain
+    values, the columns not given None) but made without the ORM's instrumentation, which cost more than the
+    rest of building an order's rows. It has no instance state: never add it to a session, and change it only
+    with ``update``."""
+    names = _ATTRIBUTES.get(model)
+    if names is None:
+        names = _ATTRIBUTES[model] = frozenset(p.key for p in inspect(model).column_attrs)
+    if not names.issuperset(values):
+        raise TypeError(f"{model.__name__} has no {sorted(set(values) - names)}")
+    row = model.__new__(model)
+    row.__dict__.update(dict.fromkeys(names), **values)
+    return row
+
+
+def update(row: Any, **values: Any) -> None:
+    """Change a ``plain`` row (the ORM's instrumentation would ask for the instance state it does not have)."""
+    assert "_sa_instance_state" not in row.__dict__, "an ORM object: set its attributes"
+    row.__dict__.update(values)
 
 
 def aborted_because(exc: BaseException) -> str | None:

@@ -36,7 +36,7 @@ from app.idempotency import FastClaim, claim_in
 from app.ids import new_id
 from app.logs import current_request_id
 from app.notify import dispatch_local
-from app.onestatement import Statement, aborted_because, load, select_list
+from app.onestatement import Statement, aborted_because, load, plain, select_list, update
 from app.outbox import OutboxEvent
 from billing.domain import guardrails as g
 from billing.domain.credit import classify
@@ -235,14 +235,14 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
             subscriber(statement, published, facts)
         outbox.append(outbox_row(published, extra=extra))
 
-    order = Order(account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
+    order = plain(Order, account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
                   user_id=user.user_id, route="budget", state="approved", currency=quote.currency,
                   total_minor=quote.total_minor, refunded_minor=0, lines=quote.lines, budget_id=budget.budget_id,
                   reason=reason, created_at=now, updated_at=now, paid_at=None, fulfilled_at=None)
     created, beside = order_event("created", {**order_payload(order, account, user),
                                               "decision": decision_dict(decision)})
     emit(created, extra=beside)
-    order.state, order.paid_at = "paid", now
+    update(order, state="paid", paid_at=now)
     paid, beside = order_event("paid", order_payload(order, account, user))
     emit(paid, extra=beside)
     features: dict[str, dict[str, Any]] = {}
@@ -261,14 +261,15 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
         features[line.module] = dict(by_key[line.module].features)
         motion = classify(category=category, is_renewal=False, owned_categories=credited)
         credited.add(category)
-        credits.append(SalesCredit(
-            account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id, module=line.module,
-            category=category, motion=motion, amount_minor=line.total_minor, currency=order.currency,
-            team=account.sales_team, rep=account.sales_rep, period=period_key(period_of(now)[0]), booked_at=now))
+        credits.append(plain(
+            SalesCredit, account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
+            module=line.module, category=category, motion=motion, amount_minor=line.total_minor,
+            currency=order.currency, team=account.sales_team, rep=account.sales_rep,
+            period=period_key(period_of(now)[0]), booked_at=now))
         if line.recurring:
             assert line.interval is not None and line.period_start is not None and line.period_end is not None
-            subscriptions.append(Subscription(
-                account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
+            subscriptions.append(plain(
+                Subscription, account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
                 user_id=order.user_id, module=line.module, route=order.route, price_id=line.price_id,
                 interval=line.interval, per_seat=line.per_seat, quantity=line.quantity,
                 unit_amount_minor=line.unit_amount_minor, currency=order.currency, line=line, status="active",
@@ -276,29 +277,29 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
                 dunning_attempts=0, next_attempt_at=None, last_order_id=order.order_id, created_at=now,
                 updated_at=now, ended_at=None))
     entitlements.no_open_trial(statement, account_id=account.account_id, user_id=user.user_id, modules=list(modules))
-    order.fulfilled_at, order.provision_status = now, "requested"
+    update(order, fulfilled_at=now, provision_status="requested")
     emit(ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id, user=user.external_id,
         requested_at=now, items=[ProvisionItem(module=line.module, quantity=line.quantity,
                                                features=_provisioned(features[line.module], live))
                                  for line in order.lines]))
-    order.state = "fulfilled"
+    update(order, state="fulfilled")
     fulfilled, beside = order_event("fulfilled", order_payload(order, account, user))
     emit(fulfilled, extra=beside, facts=OrderSummary(
         order_id=order.order_id, account_id=order.account_id, user_id=order.user_id, currency=order.currency,
         renewal=False, lines=tuple(LineSummary(module=line.module, total_minor=line.total_minor)
                                    for line in order.lines)))
-    hold = BudgetHold(account_id=account.account_id, hold_id=new_id("hold"), budget_id=budget.budget_id,
-                      period=key, order_id=order.order_id, amount_minor=order.total_minor, refunded_minor=0,
-                      state="posted", created_at=now, resolved_at=now)
-    ledger = [LedgerEntry(account_id=hold.account_id, budget_id=hold.budget_id, period=key, kind=kind,
-                          amount_minor=order.total_minor, currency=budget.currency, hold_id=hold.hold_id,
-                          order_id=order.order_id, occurred_at=now) for kind in ("reserve", "capture")]
-    audit = AuditEntry(account_id=order.account_id, occurred_at=now, actor=principal.actor, action="order.placed",
-                       target_type="order", target_id=order.order_id, before=None,
-                       after={"quote": quote.quote_id, "route": order.route, "state": order.state,
-                              "total_minor": order.total_minor, "currency": order.currency,
-                              "user": user.external_id}, request_id=current_request_id())
+    hold = plain(BudgetHold, account_id=account.account_id, hold_id=new_id("hold"), budget_id=budget.budget_id,
+                 period=key, order_id=order.order_id, amount_minor=order.total_minor, refunded_minor=0,
+                 state="posted", created_at=now, resolved_at=now)
+    ledger = [plain(LedgerEntry, account_id=hold.account_id, budget_id=hold.budget_id, period=key, kind=kind,
+                    amount_minor=order.total_minor, currency=budget.currency, hold_id=hold.hold_id,
+                    order_id=order.order_id, occurred_at=now) for kind in ("reserve", "capture")]
+    audit = plain(AuditEntry, account_id=order.account_id, occurred_at=now, actor=principal.actor,
+                  action="order.placed", target_type="order", target_id=order.order_id, before=None,
+                  after={"quote": quote.quote_id, "route": order.route, "state": order.state,
+                         "total_minor": order.total_minor, "currency": order.currency,
+                         "user": user.external_id}, request_id=current_request_id())
     body = msgspec.json.encode(order_read_of(order, account_ref=account.external_id, user_ref=user.external_id))
     keyed = claim_in(statement, claim, status=201, body=body)
     _order_rows(statement, read, order, hold, keyed=keyed, key=key, now=now)
