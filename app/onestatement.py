@@ -179,7 +179,8 @@ _RESULTS: dict[tuple[type[Any], str], list[tuple[str, Callable[[Any], Any] | Non
 
 
 def load(model: type[DeclarativeBase], values: Sequence[Any], dialect: Dialect) -> Any:
-    """A transient ``model`` from a row's values in ``select_list`` order, decoded as the ORM decodes them."""
+    """A ``plain`` ``model`` (read only) from a row's values in ``select_list`` order, decoded as the ORM decodes
+    them."""
     key = (model, dialect.name)
     processors = _RESULTS.get(key)
     if processors is None:
@@ -188,5 +189,5 @@ def load(model: type[DeclarativeBase], values: Sequence[Any], dialect: Dialect) 
                       for c in _columns(model, dialect)]
         _RESULTS[key] = processors
     assert len(values) == len(processors)
-    return model(**{attribute: (process(v) if process is not None and v is not None else v)
-                    for (attribute, process), v in zip(processors, values, strict=True)})
+    return plain(model, **{attribute: (process(v) if process is not None and v is not None else v)
+                           for (attribute, process), v in zip(processors, values, strict=True)})
