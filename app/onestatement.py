@@ -147,7 +147,7 @@ def plain(model: type[M], **values: Any) -> M:
     """A new row of ``model`` for a statement's ``insert``: read like an ORM object (its attributes are plain
     values, the columns not given None) but made without the ORM's instrumentation, which cost more than the
     rest of building an order's rows. It has no instance state: never add it to a session, and change it only
-    with ``update``."""
+    with ``assign``."""
     names = _ATTRIBUTES.get(model)
     if names is None:
         names = _ATTRIBUTES[model] = frozenset(p.key for p in inspect(model).column_attrs)
@@ -158,10 +158,14 @@ def plain(model: type[M], **values: Any) -> M:
     return row
 
 
-def update(row: Any, **values: Any) -> None:
-    """Change a ``plain`` row (the ORM's instrumentation would ask for the instance state it does not have)."""
-    assert "_sa_instance_state" not in row.__dict__, "an ORM object: set its attributes"
-    row.__dict__.update(values)
+def assign(row: Any, **values: Any) -> None:
+    """Set attributes of a ``plain`` row (the ORM's instrumentation would ask for the instance state it does not
+    have) or of an ORM object."""
+    if "_sa_instance_state" in row.__dict__:
+        for name, value in values.items():
+            setattr(row, name, value)
+    else:
+        row.__dict__.update(values)
 
 
 def aborted_because(exc: BaseException) -> str | None:

@@ -36,7 +36,7 @@ from app.idempotency import FastClaim, claim_in
 from app.ids import new_id
 from app.logs import current_request_id
 from app.notify import dispatch_local
-from app.onestatement import Statement, aborted_because, load, plain, select_list, update
+from app.onestatement import Statement, aborted_because, assign, load, plain, select_list
 from app.outbox import OutboxEvent
 from billing.domain import guardrails as g
 from billing.domain.credit import classify
@@ -46,7 +46,7 @@ from billing.events import OrderCreated, OrderFulfilled, OrderPaid, ProvisionIte
 from billing.models import Budget, BudgetHold, LedgerEntry, Order, Quote, SalesCredit, Subscription
 from billing.service import _fast_memo as memo_
 from billing.service._fast_memo import OrderFacts, Remembered
-from billing.service._fast_reads import budget_joins, credited_sql, policy_join, policy_of, spent_sql, url_key
+from billing.service._fast_reads import budget_joins, credited_sql, engine_key, policy_join, policy_of, spent_sql
 from billing.service._order_reads import order_read_of
 from billing.service._orders import _provisioned, order_payload
 from billing.service._quotes import SPENDING_STATES, decision_dict
@@ -130,7 +130,7 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
     if inline is None:
         return None
     dialect = engine.dialect
-    url = url_key(engine.url)
+    url = engine_key(engine)
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection
@@ -242,7 +242,7 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
     created, beside = order_event("created", {**order_payload(order, account, user),
                                               "decision": decision_dict(decision)})
     emit(created, extra=beside)
-    update(order, state="paid", paid_at=now)
+    assign(order, state="paid", paid_at=now)
     paid, beside = order_event("paid", order_payload(order, account, user))
     emit(paid, extra=beside)
     features: dict[str, dict[str, Any]] = {}
@@ -277,13 +277,13 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
                 dunning_attempts=0, next_attempt_at=None, last_order_id=order.order_id, created_at=now,
                 updated_at=now, ended_at=None))
     entitlements.no_open_trial(statement, account_id=account.account_id, user_id=user.user_id, modules=list(modules))
-    update(order, fulfilled_at=now, provision_status="requested")
+    assign(order, fulfilled_at=now, provision_status="requested")
     emit(ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id, user=user.external_id,
         requested_at=now, items=[ProvisionItem(module=line.module, quantity=line.quantity,
                                                features=_provisioned(features[line.module], live))
                                  for line in order.lines]))
-    update(order, state="fulfilled")
+    assign(order, state="fulfilled")
     fulfilled, beside = order_event("fulfilled", order_payload(order, account, user))
     emit(fulfilled, extra=beside, facts=OrderSummary(
         order_id=order.order_id, account_id=order.account_id, user_id=order.user_id, currency=order.currency,

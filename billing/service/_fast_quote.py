@@ -9,6 +9,7 @@ the ordinary path, which answers as it always did.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import asyncpg
 from sqlalchemy.engine import Dialect
@@ -20,16 +21,16 @@ from app.accounts.models import Account, User
 from app.auth import Principal
 from app.clock import Clock
 from app.errors import DomainError
-from app.onestatement import Statement, load, select_list
+from app.onestatement import Statement, load, plain, select_list
 from billing.domain import guardrails as g
 from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.domain.tax import NO_ADDRESS, not_computed
-from billing.models import Budget
+from billing.models import Budget, Quote
 from billing.schemas import QuoteRead
 from billing.service import _fast_memo as memo_
 from billing.service import _tax as tax
-from billing.service._fast_reads import budget_joins, credited_sql, policy_join, policy_of, spent_sql, url_key
+from billing.service._fast_reads import budget_joins, credited_sql, engine_key, policy_join, policy_of, spent_sql
 from billing.service._order_reads import quote_read
 from billing.service._quotes import QuoteItem, priced_lines, quote_of
 
@@ -90,7 +91,8 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
          owned, version, user_xmin, account_xmin, budget_xmin) = values[at + widths[2]:]
         if not principal.may_access_user(user.account_id, user.user_id) or revision is None:
             return None
-        live = catalog.cached_live(url_key(engine.url), int(revision), str(sha),
+        url = engine_key(engine)
+        live = catalog.cached_live(url, int(revision), str(sha),
                                    applied_at.isoformat())
         if live is None:
             return None
@@ -109,7 +111,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
                             g.Purchase(modules=modules_of(priced.lines), total_minor=priced.total,
                                        currency=account.currency, vendor_approval_required=priced.vendor_approval),
                             spent_minor=int(spent or 0), budget=state)
-        quote = quote_of(priced, account, user, decision, now=now, ttl=ttl)
+        quote = quote_of(priced, account, user, decision, now=now, ttl=ttl, make=partial(plain, Quote))
         if taxed:
             ask = tax.tax_ask(quote, account, user)
             if ask.customer is None:
@@ -124,7 +126,6 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
         # nobody ordered yet (the order then answers as for an unknown quote, and the buyer quotes again)
         statement.cte("async_commit", "SELECT set_config('synchronous_commit', 'off', true)", evaluate=True)
         statement.insert("quote", [quote])
-        url = url_key(engine.url)
         memo = (budget is not None and decision.outcome == "auto_approved" and decision.route == "budget"
                 and not memo_.busy(url, budget.budget_id))
         categories = tuple(line.category for line in quote.lines)

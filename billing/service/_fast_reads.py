@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.domain import guardrails as g
 from billing.service._quotes import SPENDING_STATES
@@ -57,3 +58,10 @@ def policy_of(stored: Any) -> g.GuardrailPolicy:
 def url_key(url: URL) -> str:
     """The engine's URL as the catalog cache keys it (rendered once per URL, not per request)."""
     return url.render_as_string(hide_password=True)
+
+
+@functools.lru_cache(maxsize=16)
+def engine_key(engine: AsyncEngine) -> str:
+    """``url_key`` of the engine's URL, found by the engine itself: a URL's hash renders it as a string again
+    (py-spy: 3 % of the purchase's samples in a worker, three lookups per purchase)."""
+    return url_key(engine.url)

@@ -290,7 +290,7 @@ async def test_a_rival_spending_after_the_quote_fails_the_memo_and_the_order_giv
     async with sessionmaker() as s:  # the budget's orders read for a while (its period row moves under memos)
         budget_id = await s.scalar(select(Budget.budget_id).join(Account, Account.account_id == Budget.account_id)
                                    .where(Account.external_id == "acme"))
-    assert budget_id is not None and memo.busy(fast.url_key(client.app.state.fast_engine.url), budget_id)
+    assert budget_id is not None and memo.busy(fast.engine_key(client.app.state.fast_engine), budget_id)
     memo.forget()
 
 
