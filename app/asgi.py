@@ -253,7 +253,7 @@ class CommerceApp(Litestar):
     """Litestar, with the entitlement check's fast path in front of routing (entitlements.hotpath, D92): a warm
     check from a known API key is answered without routing, middleware layers, guards or parameter models;
     likewise the common quote and order (billing.hotpath, D96) and the common usage batch (entitlements.hotpath,
-    D101); every other request, and every one the fast paths cannot answer exactly as the route would, goes on to
+    D100); every other request, and every one the fast paths cannot answer exactly as the route would, goes on to
     Litestar unchanged."""
 
     fast_check: CheckFastPath | None = None

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clock import Clock
 from app.ids import new_id
 from app.logs import current_request_id
-from app.onestatement import Statement
+from app.onestatement import Statement, plain
 from app.outbox import OutboxEvent, write
 
 
@@ -174,7 +174,7 @@ def outbox_row(published: Published[Event], *, extra: Mapping[str, object] | Non
     spec = spec_of(published.event)
     body: dict[str, Any] = msgspec.to_builtins(published.event)
     body.update(msgspec.to_builtins(dict(extra or {})))
-    return OutboxEvent(event_id=published.event_id, type=spec.type, version=spec.version,
+    return plain(OutboxEvent, event_id=published.event_id, type=spec.type, version=spec.version,
                        account_id=published.account_id, occurred_at=published.occurred_at, payload=body,
                        request_id=current_request_id())
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
 ABORT_PREFIX = "commerce_fast_path:"
+M = TypeVar("M", bound=DeclarativeBase)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Statement:
         self._guards: list[tuple[str, str]] = []
         self._touch: list[str] = []
         self._names: set[str] = set()
+        self._outputs: list[str] = []
 
     def param(self, value: Any, cast: str) -> str:
         """A placeholder for ``value`` (already in the driver's terms)."""
@@ -89,43 +91,81 @@ class Statement:
             self._touch.append(name)
         return name
 
-    def guard(self, condition: str, reason: str) -> None:
-        """``condition`` (SQL, true when all is well) must hold, or the statement writes nothing."""
+    def guard(self, condition: str, reason: str, *, first: bool = False) -> None:
+        """``condition`` (SQL, true when all is well) must hold, or the statement writes nothing. Guards are
+        checked in order; ``first`` puts this one before every other (a guard that reads no CTE of the statement,
+        checked first, refuses before any of its writes ran)."""
         assert reason.replace("_", "").isalnum()
-        self._guards.append((condition, reason))
+        if first:
+            self._guards.insert(0, (condition, reason))
+        else:
+            self._guards.append((condition, reason))
+
+    def output(self, sql: str) -> None:
+        """One more column of the final ``SELECT`` (after ``ok``), e.g. something read beside the writes."""
+        self._outputs.append(sql)
 
     def insert(self, stem: str, rows: Sequence[DeclarativeBase], *, suffix: str = "") -> str:
-        """``INSERT`` the ORM objects (one table) with the values the ORM would send; returns the CTE name."""
+        """``INSERT`` the new rows (one table: ORM objects or ``plain`` ones) with the values the ORM would send;
+        returns the CTE name."""
         assert rows, "nothing to insert"
         model = type(rows[0])
         assert all(type(r) is model for r in rows)
         columns = _columns(model, self.dialect)
-        values = [[(c, self._value(c, row)) for c in columns] for row in rows]
-        used = [i for i, c in enumerate(columns)
-                if not (c.omit_when_none and all(v[i][1] is None for v in values))]
+        values = [[_value(c, row.__dict__) for c in columns] for row in rows]  # new rows: every value is there
+        used = [i for i, c in enumerate(columns) if not (c.omit_when_none and all(v[i] is None for v in values))]
         names = ", ".join(columns[i].name for i in used)
-        tuples = ", ".join("(" + ", ".join(self.param(v[i][1], columns[i].cast) for i in used) + ")"
-                           for v in values)
+        param = self.param
+        tuples = ", ".join("(" + ", ".join([param(v[i], columns[i].cast) for i in used]) + ")" for v in values)
         table: str = model.__tablename__
         return self.cte(stem, f"INSERT INTO {table} ({names}) VALUES {tuples} {suffix}".rstrip())
-
-    @staticmethod
-    def _value(column: _Column, row: DeclarativeBase) -> Any:
-        value = getattr(row, column.attribute)
-        if value is None and column.default is not None:
-            value = column.default
-        assert value is not None or not column.computed, f"{column.name}: set it (the ORM would compute it)"
-        if value is not None and column.bind is not None:
-            value = column.bind(value)
-        return value
 
     def sql(self) -> str:
         """The statement: its CTEs, then one ``SELECT`` that checks the guards in order."""
         checks = "".join(f" WHEN NOT ({condition}) THEN commerce_fast_abort('{reason}')"
                          for condition, reason in self._guards)
         touched = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in self._touch)
-        return (f"WITH {', '.join(self._ctes)} SELECT CASE{checks} ELSE true END{touched} AS ok"
-                if self._guards else f"WITH {', '.join(self._ctes)} SELECT true{touched} AS ok")
+        outputs = "".join(f", {sql}" for sql in self._outputs)
+        return (f"WITH {', '.join(self._ctes)} SELECT CASE{checks} ELSE true END{touched} AS ok{outputs}"
+                if self._guards else f"WITH {', '.join(self._ctes)} SELECT true{touched} AS ok{outputs}")
+
+
+def _value(column: _Column, values: dict[str, Any]) -> Any:
+    value = values.get(column.attribute)
+    if value is None and column.default is not None:
+        value = column.default
+    assert value is not None or not column.computed, f"{column.name}: set it (the ORM would compute it)"
+    if value is not None and column.bind is not None:
+        value = column.bind(value)
+    return value
+
+
+_ATTRIBUTES: dict[type[Any], frozenset[str]] = {}
+
+
+def plain(model: type[M], **values: Any) -> M:
+    """A new row of ``model`` for a statement's ``insert``: read like an ORM object (its attributes are plain
+    values, the columns not given None) but made without the ORM's instrumentation, which cost more than the
+    rest of building an order's rows. It has no instance state: never add it to a session, and change it only
+    with ``assign``."""
+    names = _ATTRIBUTES.get(model)
+    if names is None:
+        names = _ATTRIBUTES[model] = frozenset(p.key for p in inspect(model).column_attrs)
+    if not names.issuperset(values):
+        raise TypeError(f"{model.__name__} has no {sorted(set(values) - names)}")
+    row = model.__new__(model)
+    row.__dict__.update(dict.fromkeys(names), **values)
+    return row
+
+
+def assign(row: Any, **values: Any) -> None:
+    """Set attributes of a ``plain`` row (the ORM's instrumentation would ask for the instance state it does not
+    have) or of an ORM object."""
+    if "_sa_instance_state" in row.__dict__:
+        for name, value in values.items():
+            setattr(row, name, value)
+    else:
+        row.__dict__.update(values)
 
 
 def aborted_because(exc: BaseException) -> str | None:
@@ -143,7 +183,8 @@ _RESULTS: dict[tuple[type[Any], str], list[tuple[str, Callable[[Any], Any] | Non
 
 
 def load(model: type[DeclarativeBase], values: Sequence[Any], dialect: Dialect) -> Any:
-    """A transient ``model`` from a row's values in ``select_list`` order, decoded as the ORM decodes them."""
+    """A ``plain`` ``model`` (read only) from a row's values in ``select_list`` order, decoded as the ORM decodes
+    them."""
     key = (model, dialect.name)
     processors = _RESULTS.get(key)
     if processors is None:
@@ -152,5 +193,5 @@ def load(model: type[DeclarativeBase], values: Sequence[Any], dialect: Dialect) 
                       for c in _columns(model, dialect)]
         _RESULTS[key] = processors
     assert len(values) == len(processors)
-    return model(**{attribute: (process(v) if process is not None and v is not None else v)
-                    for (attribute, process), v in zip(processors, values, strict=True)})
+    return plain(model, **{attribute: (process(v) if process is not None and v is not None else v)
+                           for (attribute, process), v in zip(processors, values, strict=True)})

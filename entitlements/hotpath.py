@@ -1,5 +1,5 @@
 """The entitlement check's fast path: a warm ``GET /v1/entitlements/check`` answered in front of the app; and
-the common usage batch's (``UsageFastPath``, D101, at the end).
+the common usage batch's (``UsageFastPath``, D100, at the end).
 
 The app (``app.asgi.CommerceApp``) hands every request for exactly this path to ``CheckFastPath.answer`` before
 routing. The fast path answers only the common case that it can answer exactly as the full stack would: a vendor
@@ -227,7 +227,7 @@ log = logging.getLogger("commerce.usage_fast_path")
 
 
 class UsageFastPath:
-    """``POST /v1/usage`` answered in front of the app (D101): a batch from a vendor key this process already
+    """``POST /v1/usage`` answered in front of the app (D100): a batch from a vendor key this process already
     remembers, without an Idempotency-Key and without enforcement, whose body decodes into the route's
     ``UsageBatch`` (the same strict decoder), within the URL, header and body limits, with a warm catalog and a
     rate-limit lease with hits left, recorded by ``service.fast_usage`` (two statements on the fast pool). It

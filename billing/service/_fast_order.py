@@ -17,7 +17,6 @@ once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,7 +36,7 @@ from app.idempotency import FastClaim, claim_in
 from app.ids import new_id
 from app.logs import current_request_id
 from app.notify import dispatch_local
-from app.onestatement import Statement, aborted_because, load, select_list
+from app.onestatement import Statement, aborted_because, assign, load, plain, select_list
 from app.outbox import OutboxEvent
 from billing.domain import guardrails as g
 from billing.domain.credit import classify
@@ -45,7 +44,9 @@ from billing.domain.periods import period_key, period_of
 from billing.domain.quotes import modules_of
 from billing.events import OrderCreated, OrderFulfilled, OrderPaid, ProvisionItem, ProvisionRequested, order_event
 from billing.models import Budget, BudgetHold, LedgerEntry, Order, Quote, SalesCredit, Subscription
-from billing.service._fast_reads import budget_joins, policy_join, policy_of, spent_sql, url_key
+from billing.service import _fast_memo as memo_
+from billing.service._fast_memo import OrderFacts, Remembered
+from billing.service._fast_reads import budget_joins, credited_sql, engine_key, policy_join, policy_of, spent_sql
 from billing.service._order_reads import order_read_of
 from billing.service._orders import _provisioned, order_payload
 from billing.service._quotes import SPENDING_STATES, decision_dict
@@ -58,18 +59,7 @@ _PUBLISHED: tuple[type[Event], ...] = (OrderCreated, OrderPaid, EntitlementGrant
                                        OrderFulfilled)
 
 
-@dataclass(frozen=True)
-class _Read:
-    quote: Quote
-    account: Account
-    user: User
-    budget: Budget | None
-    period: tuple[str, int, int, int] | None  # this period's row: key, amount, reserved, captured
-    policy_version: int
-    policy: g.GuardrailPolicy
-    spent_minor: int
-    head: tuple[int, str, str] | None  # catalog revision, its sha256, applied_at (ISO 8601)
-    credited: frozenset[str]  # categories the account was credited for before
+_Read = OrderFacts  # what the order decides from: one read, or the quote's memo (_fast_memo)
 
 
 def _read_sql(dialect: Dialect) -> str:
@@ -89,6 +79,7 @@ def _read_sql(dialect: Dialect) -> str:
 
 
 _SQL: dict[str, str] = {}
+_WIDTHS: dict[str, list[int]] = {}
 
 
 async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> _Read | None:
@@ -100,7 +91,10 @@ async def _read(conn: Any, dialect: Dialect, quote_id: str, *, clock: Clock) -> 
     if row is None:
         return None
     values = list(row.values())
-    widths = [len(select_list("x", m, dialect).split(", ")) for m in (Quote, Account, User, Budget)]
+    widths = _WIDTHS.get(dialect.name)
+    if widths is None:
+        widths = _WIDTHS[dialect.name] = [len(select_list("x", m, dialect).split(", "))
+                                          for m in (Quote, Account, User, Budget)]
     parts, at = [], 0
     for width in widths:
         parts.append(values[at:at + width])
@@ -136,11 +130,25 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
     if inline is None:
         return None
     dialect = engine.dialect
-    url = url_key(engine.url)
+    url = engine_key(engine)
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         conn = raw.driver_connection
         assert conn is not None
+        built = None
+        remembered = memo_.take(url, quote_id)
+        if remembered is not None:  # what the quote read a moment ago, guarded in the statement (_fast_memo)
+            built = _build(remembered.facts, principal, claim, inline, url=url, reason=reason, clock=clock,
+                           dialect=dialect, memo=remembered)
+            if built is not None:
+                done = await _run(conn, built[0])
+                if done is True:
+                    return _done(built)
+                if done is None:
+                    return None
+                if done == "memo_period":  # another buyer spends from this budget: read, not remember, for a while
+                    assert remembered.facts.budget is not None
+                    memo_.mark_busy(url, remembered.facts.budget.budget_id)
         try:
             read = await _read(conn, dialect, quote_id, clock=clock)
         except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does
@@ -150,25 +158,43 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
         built = _build(read, principal, claim, inline, url=url, reason=reason, clock=clock, dialect=dialect)
         if built is None:
             return None
-        statement, body, notices, total, currency = built
-        try:
-            await conn.fetchval(statement.sql(), *statement.args)
-        except Exception as exc:  # nothing was written (one statement, its own transaction); the ordinary path
-            why = aborted_because(exc)  # answers, and replays this answer if the commit did happen after all
-            if why is None:
-                log.warning("fast order refused by the database (%s: %s); ordinary path", type(exc).__name__, exc)
+        if await _run(conn, built[0]) is not True:
             return None
+    return _done(built)
+
+
+async def _run(conn: Any, statement: Statement) -> bool | str | None:
+    """Run the order's statement: True (committed), the memo guard that refused it (nothing was written: read
+    and try again), or None (nothing was written: the ordinary path answers)."""
+    try:
+        await conn.fetchval(statement.sql(), *statement.args)
+    except Exception as exc:  # nothing was written (one statement, its own transaction); the ordinary path
+        why = aborted_because(exc)  # answers, and replays this answer if the commit did happen after all
+        if why in _MEMO_GUARDS:
+            return why
+        if why is None:
+            log.warning("fast order refused by the database (%s: %s); ordinary path", type(exc).__name__, exc)
+        return None
+    return True
+
+
+def _done(built: tuple[Statement, bytes, list[str], int, str]) -> bytes:
+    """After the commit: the notices, the capture's count, and the answer."""
+    _, body, notices, total, currency = built
     dispatch_local(notices)
     metrics.count_capture(currency=currency, amount_minor=total)
     return body
 
 
 def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[type[Event], tuple[Any, ...]], *,
-           url: str, reason: str | None, clock: Clock,
-           dialect: Dialect) -> tuple[Statement, bytes, list[str], int, str] | None:
-    """The order's statement, its answer, its notices, and what it captures; None: not the common case."""
+           url: str, reason: str | None, clock: Clock, dialect: Dialect,
+           memo: Remembered | None = None) -> tuple[Statement, bytes, list[str], int, str] | None:
+    """The order's statement, its answer, its notices, and what it captures; None: not the common case (or,
+    from a ``memo``, not one it can decide from: the order reads)."""
     quote, account, user, budget = read.quote, read.account, read.user, read.budget
     now = clock.now()
+    if memo is not None and period_of(now)[0] != memo.since:
+        return None  # a new period began since the quote: the spend and the budget's row are read again
     if not principal.may_access_user(quote.account_id, quote.user_id) or (
             isinstance(principal, UserPrincipal) and principal.user_id != user.user_id):
         return None  # the ordinary path answers 404 or 403
@@ -186,6 +212,8 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
     if any(m not in by_key for m in modules) or any(c is None for c in categories):
         return None  # a module the catalog lost (404), or a category whose credits the read did not probe
     key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    if memo is not None and key != memo.budget_period:
+        return None
     amount, reserved, captured = (read.period[1:] if read.period is not None and read.period[0] == key
                                   else (budget.amount_minor, 0, 0))
     decision = g.decide(read.policy, g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
@@ -207,14 +235,14 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
             subscriber(statement, published, facts)
         outbox.append(outbox_row(published, extra=extra))
 
-    order = Order(account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
+    order = plain(Order, account_id=account.account_id, order_id=new_id("ord"), quote_id=quote.quote_id,
                   user_id=user.user_id, route="budget", state="approved", currency=quote.currency,
                   total_minor=quote.total_minor, refunded_minor=0, lines=quote.lines, budget_id=budget.budget_id,
                   reason=reason, created_at=now, updated_at=now, paid_at=None, fulfilled_at=None)
     created, beside = order_event("created", {**order_payload(order, account, user),
                                               "decision": decision_dict(decision)})
     emit(created, extra=beside)
-    order.state, order.paid_at = "paid", now
+    assign(order, state="paid", paid_at=now)
     paid, beside = order_event("paid", order_payload(order, account, user))
     emit(paid, extra=beside)
     features: dict[str, dict[str, Any]] = {}
@@ -233,14 +261,15 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
         features[line.module] = dict(by_key[line.module].features)
         motion = classify(category=category, is_renewal=False, owned_categories=credited)
         credited.add(category)
-        credits.append(SalesCredit(
-            account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id, module=line.module,
-            category=category, motion=motion, amount_minor=line.total_minor, currency=order.currency,
-            team=account.sales_team, rep=account.sales_rep, period=period_key(period_of(now)[0]), booked_at=now))
+        credits.append(plain(
+            SalesCredit, account_id=account.account_id, credit_id=new_id("crd"), order_id=order.order_id,
+            module=line.module, category=category, motion=motion, amount_minor=line.total_minor,
+            currency=order.currency, team=account.sales_team, rep=account.sales_rep,
+            period=period_key(period_of(now)[0]), booked_at=now))
         if line.recurring:
             assert line.interval is not None and line.period_start is not None and line.period_end is not None
-            subscriptions.append(Subscription(
-                account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
+            subscriptions.append(plain(
+                Subscription, account_id=order.account_id, subscription_id=new_id("sub"), order_id=order.order_id,
                 user_id=order.user_id, module=line.module, route=order.route, price_id=line.price_id,
                 interval=line.interval, per_seat=line.per_seat, quantity=line.quantity,
                 unit_amount_minor=line.unit_amount_minor, currency=order.currency, line=line, status="active",
@@ -248,32 +277,34 @@ def _build(read: _Read, principal: Principal, claim: FastClaim, inline: dict[typ
                 dunning_attempts=0, next_attempt_at=None, last_order_id=order.order_id, created_at=now,
                 updated_at=now, ended_at=None))
     entitlements.no_open_trial(statement, account_id=account.account_id, user_id=user.user_id, modules=list(modules))
-    order.fulfilled_at, order.provision_status = now, "requested"
+    assign(order, fulfilled_at=now, provision_status="requested")
     emit(ProvisionRequested(
         order_id=order.order_id, account_id=account.account_id, account=account.external_id, user=user.external_id,
         requested_at=now, items=[ProvisionItem(module=line.module, quantity=line.quantity,
                                                features=_provisioned(features[line.module], live))
                                  for line in order.lines]))
-    order.state = "fulfilled"
+    assign(order, state="fulfilled")
     fulfilled, beside = order_event("fulfilled", order_payload(order, account, user))
     emit(fulfilled, extra=beside, facts=OrderSummary(
         order_id=order.order_id, account_id=order.account_id, user_id=order.user_id, currency=order.currency,
         renewal=False, lines=tuple(LineSummary(module=line.module, total_minor=line.total_minor)
                                    for line in order.lines)))
-    hold = BudgetHold(account_id=account.account_id, hold_id=new_id("hold"), budget_id=budget.budget_id,
-                      period=key, order_id=order.order_id, amount_minor=order.total_minor, refunded_minor=0,
-                      state="posted", created_at=now, resolved_at=now)
-    ledger = [LedgerEntry(account_id=hold.account_id, budget_id=hold.budget_id, period=key, kind=kind,
-                          amount_minor=order.total_minor, currency=budget.currency, hold_id=hold.hold_id,
-                          order_id=order.order_id, occurred_at=now) for kind in ("reserve", "capture")]
-    audit = AuditEntry(account_id=order.account_id, occurred_at=now, actor=principal.actor, action="order.placed",
-                       target_type="order", target_id=order.order_id, before=None,
-                       after={"quote": quote.quote_id, "route": order.route, "state": order.state,
-                              "total_minor": order.total_minor, "currency": order.currency,
-                              "user": user.external_id}, request_id=current_request_id())
+    hold = plain(BudgetHold, account_id=account.account_id, hold_id=new_id("hold"), budget_id=budget.budget_id,
+                 period=key, order_id=order.order_id, amount_minor=order.total_minor, refunded_minor=0,
+                 state="posted", created_at=now, resolved_at=now)
+    ledger = [plain(LedgerEntry, account_id=hold.account_id, budget_id=hold.budget_id, period=key, kind=kind,
+                    amount_minor=order.total_minor, currency=budget.currency, hold_id=hold.hold_id,
+                    order_id=order.order_id, occurred_at=now) for kind in ("reserve", "capture")]
+    audit = plain(AuditEntry, account_id=order.account_id, occurred_at=now, actor=principal.actor,
+                  action="order.placed", target_type="order", target_id=order.order_id, before=None,
+                  after={"quote": quote.quote_id, "route": order.route, "state": order.state,
+                         "total_minor": order.total_minor, "currency": order.currency,
+                         "user": user.external_id}, request_id=current_request_id())
     body = msgspec.json.encode(order_read_of(order, account_ref=account.external_id, user_ref=user.external_id))
     keyed = claim_in(statement, claim, status=201, body=body)
     _order_rows(statement, read, order, hold, keyed=keyed, key=key, now=now)
+    if memo is not None:
+        _memo_guards(statement, memo, key=key)
     statement.insert("orders", [order])
     statement.insert("holds", [hold])
     statement.insert("ledger", ledger)
@@ -326,3 +357,30 @@ def _order_rows(statement: Statement, read: _Read, order: Order, hold: BudgetHol
             "(SELECT coalesce(sum(o.total_minor - o.refunded_minor), 0) FROM orders o WHERE o.account_id = "
             f"{a} AND o.user_id = {p(order.user_id, 'VARCHAR')} AND o.route = 'budget' AND o.state IN ({states}) "
             f"AND o.created_at >= {p(period_of(now)[0], 'TIMESTAMPTZ')}) + {x} <= {p(cap, 'BIGINT')}", "over_cap")
+
+
+_MEMO_GUARDS = frozenset({"memo_changed", "memo_period"})
+
+
+def _memo_guards(statement: Statement, memo: Remembered, *, key: str) -> None:
+    """That what the memo holds is what the order's read would find now (checked before any other guard, so a
+    stale memo refuses before the statement's writes ran)."""
+    p = statement.param
+    facts = memo.facts
+    budget = facts.budget
+    assert budget is not None
+    a = p(facts.account.account_id, "VARCHAR")
+    row = (list(facts.period[1:]) if facts.period is not None and facts.period[0] == key else None)
+    statement.guard(  # this period's budget row holds what it held (or still is not there)
+        f"(SELECT ARRAY[amount_minor, reserved_minor, captured_minor] FROM budget_periods WHERE account_id = {a} "
+        f"AND budget_id = {p(budget.budget_id, 'VARCHAR')} AND period = {p(key, 'VARCHAR')}) "
+        f"IS NOT DISTINCT FROM {p(row, 'BIGINT[]')}", "memo_period", first=True)
+    statement.guard(  # the same account, buyer and budget row versions, and the same categories credited
+        f"(SELECT xmin::text FROM accounts WHERE account_id = {a}) = {p(memo.account_xmin, 'TEXT')} "
+        f"AND (SELECT xmin::text FROM users WHERE account_id = {a} AND user_id = "
+        f"{p(facts.user.user_id, 'VARCHAR')}) = {p(memo.user_xmin, 'TEXT')} "
+        f"AND (SELECT x.budget_id || ' ' || x.xmin::text FROM budgets x WHERE x.account_id = {a} "
+        f"AND (x.cost_center = {p(facts.user.cost_center, 'VARCHAR')} OR x.cost_center IS NULL) "
+        f"ORDER BY x.cost_center IS NULL LIMIT 1) = {p(budget.budget_id + ' ' + memo.budget_xmin, 'TEXT')} "
+        f"AND {credited_sql(a, p(list(memo.categories), 'VARCHAR[]'))} = {p(sorted(facts.credited), 'VARCHAR[]')}",
+        "memo_changed", first=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -234,13 +235,14 @@ def priced_lines(live: catalog.Live, account: Account, user: User, items: list[Q
 
 
 def quote_of(priced: Priced, account: Account, user: User, decision: g.Decision, *, now: datetime,
-             ttl: timedelta) -> Quote:
-    """The quote (not stored) of priced lines and their guardrail decision."""
-    return Quote(account_id=account.account_id, quote_id=new_id("quo"), user_id=user.user_id,
-                 currency=account.currency, lines=priced.lines, subtotal_minor=priced.subtotal,
-                 discount_minor=priced.discount, total_minor=priced.total, unmet_requires=priced.unmet,
-                 decision=stored_decision(decision, vendor_approval=priced.vendor_approval),
-                 status="open", created_at=now, expires_at=now + ttl)
+             ttl: timedelta, make: Callable[..., Quote] = Quote) -> Quote:
+    """The quote (not stored) of priced lines and their guardrail decision (``make``: e.g. a plain row for a
+    fast path's statement, app.onestatement.plain)."""
+    return make(account_id=account.account_id, quote_id=new_id("quo"), user_id=user.user_id,
+                currency=account.currency, lines=priced.lines, subtotal_minor=priced.subtotal,
+                discount_minor=priced.discount, total_minor=priced.total, unmet_requires=priced.unmet,
+                decision=stored_decision(decision, vendor_approval=priced.vendor_approval),
+                status="open", created_at=now, expires_at=now + ttl)
 
 
 def stored_decision(d: g.Decision, *, vendor_approval: tuple[str, ...]) -> QuoteDecision:

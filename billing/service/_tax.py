@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account, User
+from app.onestatement import assign
 from billing.domain.tax import (
     NOT_CONFIGURED,
     Customer,
@@ -52,12 +53,11 @@ def nothing_due(quote: Quote) -> QuoteTax:
 
 def apply_tax(quote: Quote, tax: QuoteTax, per_line: dict[str, int] | None = None) -> None:
     """Put the tax on the (not yet stored) quote: its amounts, the calculation id and each line's tax."""
-    quote.tax = tax
-    quote.tax_calculation_id = tax.calculation_id
-    quote.tax_minor, quote.gross_minor = tax.tax_minor, tax.gross_minor
+    assign(quote, tax=tax, tax_calculation_id=tax.calculation_id, tax_minor=tax.tax_minor,
+           gross_minor=tax.gross_minor)  # the fast quote's is a plain row (app.onestatement)
     if tax.status == "computed":
-        quote.lines = [msgspec.structs.replace(line, tax_minor=(per_line or {}).get(line.module, 0))
-                       for line in quote.lines]
+        assign(quote, lines=[msgspec.structs.replace(line, tax_minor=(per_line or {}).get(line.module, 0))
+                             for line in quote.lines])
 
 
 def quote_tax(quote: Quote) -> QuoteTax:

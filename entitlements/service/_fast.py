@@ -10,7 +10,7 @@ import msgspec
 from app.events import Published, WithVendorIds
 from app.ids import new_id
 from app.notify import CHANNEL, payloads_of
-from app.onestatement import Statement
+from app.onestatement import Statement, plain
 from entitlements.domain import grant_status
 from entitlements.events import EntitlementGranted
 from entitlements.models import EntitlementChange, Grant
@@ -25,7 +25,7 @@ def grant_in(statement: Statement, *, account_id: str, user_id: str | None, modu
     vendor ids filled; the caller writes the event's outbox row."""
     assert ends_at is None or ends_at >= starts_at
     assert (seats is None or (user_id is None and seats >= 1))
-    row = Grant(account_id=account_id, grant_id=new_id("grt"), user_id=user_id, module=module, source=source,
+    row = plain(Grant, account_id=account_id, grant_id=new_id("grt"), user_id=user_id, module=module, source=source,
                 source_ref=source_ref, starts_at=starts_at, ends_at=ends_at, seats=seats, seats_assigned=0,
                 created_at=now, updated_at=now, revoked_at=None, revoke_reason=None)
     statement.insert("grant", [row])
@@ -46,7 +46,7 @@ def changes_in(statement: Statement, targets: list[tuple[str, str | None]]) -> l
     unique = list(dict.fromkeys(targets))
     if not unique:
         return []
-    statement.insert("ent_change", [EntitlementChange(account_id=a, user_id=u) for a, u in unique])
+    statement.insert("ent_change", [plain(EntitlementChange, account_id=a, user_id=u) for a, u in unique])
     payloads = payloads_of(TOPIC, [a if u is None else f"{a}:{u}" for a, u in unique])
     statement.cte("ent_notify", f"SELECT pg_notify({statement.param(CHANNEL, 'TEXT')}, p) "
                                 f"FROM unnest({statement.param(payloads, 'TEXT[]')}) AS p", evaluate=True)

@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 
 import billing.service
 import billing.service._fast_order as fast
+from app.accounts.models import Account
 from app.outbox import OutboxEvent
-from billing.models import BudgetPeriod, LedgerEntry, Order
+from billing.models import Budget, BudgetPeriod, LedgerEntry, Order, SalesCredit
+from billing.service import _fast_memo as memo
 from tests.api.test_auth import assert_problem
 from tests.api.test_purchase import budget, key, order, quote  # noqa: F401  (fixtures)
 from tests.factories import Tenant, bearer, make_tenant
@@ -137,6 +139,7 @@ async def test_the_fast_path_writes_the_rows_and_answer_the_ordinary_path_writes
     fast_rows, fast_answer = await _purchase_rows(client, dsn, acme, key)
     assert quotes == [True], "the quote took the fast path"
     assert len(seen) == 1, "the purchase took the fast path"
+    assert "memo_changed" in seen[0], "the order decided from what the quote read (D99)"
     _off(monkeypatch)
     slow_rows, slow_answer = await _purchase_rows(client, dsn, await make_tenant(client, key, "beta"), key)
     assert len(seen) == 1
@@ -149,6 +152,8 @@ async def test_the_fast_path_writes_the_rows_and_answer_the_ordinary_path_writes
     assert any('"owners": 2' in row for row in fast_rows["sug_peer_stats"]), fast_rows["sug_peer_stats"]
     assert len(fast_rows["outbox_events"]) == 6  # created, paid, 2 granted, provisioning, fulfilled
 
+
+memo_take = memo.take
 
 _RIVAL = ("INSERT INTO budget_periods SELECT b.account_id, b.budget_id, '2026-11', '2026-11-01', '2026-12-01', "
           "b.amount_minor, 0, b.amount_minor - 100 FROM budgets b JOIN accounts a USING (account_id) "
@@ -179,12 +184,14 @@ async def _refused_after_a_rival(client: AsyncTestClient[Any], key: str, dsn: st
         return found
 
     if fast_path:
+        monkeypatch.setattr(memo, "take", lambda *args: None)  # the order reads (D99: not the quote's memo)
         monkeypatch.setattr(fast, "_read", read_then_rival)
     else:
         _off(monkeypatch)
         await _rival(dsn, account)
     r = await order(client, tenant.user_token, q["id"])
     monkeypatch.setattr(fast, "_read", real)
+    monkeypatch.setattr(memo, "take", memo_take)
     return {"status": r.status_code, **json.loads(_ID.sub("id", r.text).replace(account, "T"))}
 
 
@@ -238,3 +245,78 @@ async def test_a_crash_around_the_statement_leaves_all_or_nothing_and_the_retry_
     async with sessionmaker() as s:
         assert await s.scalar(select(func.count()).select_from(Order)) == 1
         assert await s.scalar(select(func.sum(LedgerEntry.amount_minor)).where(LedgerEntry.kind == "capture")) == 225
+
+
+def _refusals(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each run of the order's statement gave: True, a memo guard that refused it, or None."""
+    seen: list[Any] = []
+    real = fast._run
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        done = await real(*args, **kwargs)
+        seen.append(done)
+        return done
+
+    monkeypatch.setattr(fast, "_run", run)
+    return seen
+
+
+async def _sql(dsn: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_a_rival_spending_after_the_quote_fails_the_memo_and_the_order_gives_the_ordinary_answer(
+    client: AsyncTestClient[Any], key: str, settings: Any, sessionmaker: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    runs = _refusals(monkeypatch)
+    tenant = await make_tenant(client, key, "acme")
+    await budget(client, key, 100_000, account="acme")
+    await client.put("/v1/accounts/acme/guardrails", json={"routes": ["budget"]}, headers=bearer(key))
+    q = await quote(client, tenant.user_token, tenant.user, "reports_basic")
+    await _rival(dsn, "acme")  # between the quote (and its memo) and the order
+    r = await order(client, tenant.user_token, q["id"])
+    assert runs == ["memo_period"], "the memo's statement refused before writing; the order read again"
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Order)) == 0
+        assert await s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+    ordinary = await _refused_after_a_rival(client, key, dsn, "beta", monkeypatch, fast_path=False)
+    assert {"status": r.status_code, **json.loads(_ID.sub("id", r.text).replace("acme", "T"))} == ordinary
+    async with sessionmaker() as s:  # the budget's orders read for a while (its period row moves under memos)
+        budget_id = await s.scalar(select(Budget.budget_id).join(Account, Account.account_id == Budget.account_id)
+                                   .where(Account.external_id == "acme"))
+    assert budget_id is not None and memo.busy(fast.engine_key(client.app.state.fast_engine), budget_id)
+    memo.forget()
+
+
+async def test_what_changed_since_the_quote_is_read_again_not_taken_from_the_memo(
+    client: AsyncTestClient[Any], key: str, settings: Any, sessionmaker: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    runs = _refusals(monkeypatch)
+    tenant = await make_tenant(client, key, "acme")
+    await budget(client, key, 100_000, account="acme")
+    r = await client.put("/v1/accounts/acme/guardrails", json={"auto_approve_limit_minor": 50_000}, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    first = await quote(client, tenant.user_token, tenant.user, "reports_basic")
+    second = await quote(client, tenant.user_token, tenant.user, "report_branding")  # the same category
+    await _sql(dsn, "UPDATE accounts SET sales_rep = 'rep-new' WHERE external_id = $1", "acme")
+    assert (await order(client, tenant.user_token, first["id"])).status_code == 201
+    assert runs == ["memo_changed", True], "the account's row changed: read again"
+    runs.clear()
+    assert (await order(client, tenant.user_token, second["id"])).status_code == 201
+    assert runs == ["memo_changed", True], "the account was credited for the category meanwhile: read again"
+    async with sessionmaker() as s:
+        credits = (await s.execute(select(SalesCredit.module, SalesCredit.motion, SalesCredit.rep)
+                                   .order_by(SalesCredit.booked_at, SalesCredit.module))).all()
+    assert sorted(credits) == [("report_branding", "expand", "rep-new"), ("reports_basic", "land", "rep-new")]
+    third = await quote(client, tenant.user_token, tenant.user, "comments")
+    runs.clear()
+    assert (await order(client, tenant.user_token, third["id"])).status_code == 201
+    assert runs == [True], "nothing changed since this quote: one statement"

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 import billing.service
 import billing.service._fast_order as fast
+from billing.service import _fast_memo as memo
 from tests.api.test_purchase import acme, budget, key, order, quote  # noqa: F401  (fixtures)
 from tests.factories import Tenant
 
@@ -59,7 +60,7 @@ async def test_a_budget_purchase_stays_within_its_statement_budget(
     assert sum(s.lstrip().startswith("UPDATE budget_periods") for s in seen) == 1  # one guarded capture
 
 
-async def test_the_common_budget_order_is_one_read_and_one_statement(
+async def test_the_common_budget_order_is_one_statement_after_its_quote_else_one_read_and_one_statement(
     client: AsyncTestClient[Any], key: str, acme: Tenant, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     await budget(client, key, 1_000_000)
@@ -86,5 +87,14 @@ async def test_the_common_budget_order_is_one_read_and_one_statement(
         r = await order(client, acme.user_token, q["id"])
     assert r.status_code == 201 and r.json()["state"] == "fulfilled", r.text
     assert seen == [], "no statement through the ORM"
+    assert len(sent) == 1 and "memo_changed" in sent[0], "what the quote read, guarded (D99): no read"
+    assert sent[0].count("INSERT INTO budget_periods") == 1  # one guarded capture, in the one statement
+    sent.clear()
+    q = await quote(client, acme.user_token, acme.user, "shared_workspaces")
+    memo.forget()  # e.g. the quote was answered by another process
+    with statements() as seen:
+        r = await order(client, acme.user_token, q["id"])
+    assert r.status_code == 201 and r.json()["state"] == "fulfilled", r.text
+    assert seen == []
     assert len(sent) == 2 and sent[0] == "read", sent
-    assert sent[1].count("INSERT INTO budget_periods") == 1  # one guarded capture, in the one statement
+    assert sent[1].count("INSERT INTO budget_periods") == 1 and "memo_changed" not in sent[1]

@@ -1,4 +1,4 @@
-"""The usage batch's fast path in front of Litestar (entitlements.hotpath.UsageFastPath, D101): a common batch from
+"""The usage batch's fast path in front of Litestar (entitlements.hotpath.UsageFastPath, D100): a common batch from
 a known API key is recorded without the framework, and every answer (status, body, headers) is the one the full
 app gives; whatever it cannot answer exactly (bad bodies, unknown users or features, events outside the window,
 enforcement, Idempotency-Keys, browsers, session tokens) goes to the app with its body intact, having written

@@ -1,5 +1,5 @@
 """``app.http.without_patterns``: a body type's copy that differs from it only in its strings' patterns (the usage
-fast path decodes a batch with it and checks the patterns once per batch, D101)."""
+fast path decodes a batch with it and checks the patterns once per batch, D100)."""
 
 from __future__ import annotations
 
