@@ -150,7 +150,7 @@ async def apply_document(
     for kind in ("setting", "category", "feature", "module", "price", "policy"):
         for change in (c for c in changes if c.kind == kind):
             await writer.write(change)
-    await session.flush()
+        await writer.finish(kind)
     forget_live(session)  # this transaction reads the new revision from here on
     await _announce(session, changes, revision=revision, summary=summary, actor=actor, clock=clock)
     await notify(session, "catalog", str(revision))  # processes holding the catalog in memory reload it
@@ -180,7 +180,10 @@ async def _announce(session: AsyncSession, changes: list[Change], *, revision: i
 
 
 class _Writer:
-    """Persists one plan line at a time from the desired document."""
+    """Persists the plan's lines from the desired document, kind by kind (``finish`` after each kind writes its
+    rows, so the next kind's rows can refer to them). Rows of added objects are inserted together at the end of
+    their kind: an apply of a whole catalog is a handful of statements, not one or more per object (25 modules
+    with their prices and features were 285 statements)."""
 
     def __init__(self, session: AsyncSession, doc: CatalogDoc, *, revision: int, now: datetime) -> None:
         self.session, self.revision, self.now = session, revision, now
@@ -189,20 +192,33 @@ class _Writer:
         self.modules = {m.key: m for m in doc.modules}
         self.policies = {p.key: p for p in doc.policies}
         self.default_effect = doc.default_effect
+        self.new_grants: list[CatalogModuleFeature] = []  # of added modules: written once the modules are
 
     async def write(self, c: Change) -> None:
         handler = getattr(self, f"_{c.kind}")
         await handler(c)
 
+    async def finish(self, kind: str) -> None:
+        """Write what this kind's lines left pending (inserted together, one statement per table)."""
+        await self.session.flush()
+        if kind == "module" and self.new_grants:
+            self.session.add_all(self.new_grants)
+            self.new_grants = []
+            await self.session.flush()
+
+    async def _row(self, model: Any, c: Change) -> Any:
+        """The stored row a line changes; an added object has none (the plan compared against every row)."""
+        return None if c.action == "added" else await self.session.get(model, c.key)
+
     async def _setting(self, c: Change) -> None:
-        row = await self.session.get(CatalogSetting, c.key)
+        row = await self._row(CatalogSetting, c)
         if row is None:
             self.session.add(CatalogSetting(key=c.key, value=self.default_effect, revision=self.revision))
         else:
             row.value, row.revision = self.default_effect, self.revision
 
     async def _category(self, c: Change) -> None:
-        row = await self.session.get(CatalogCategory, c.key)
+        row = await self._row(CatalogCategory, c)
         if c.action == "removed":
             await self.session.delete(row)
             return
@@ -215,7 +231,7 @@ class _Writer:
                                                                        self.now)
 
     async def _feature(self, c: Change) -> None:
-        row = await self.session.get(CatalogFeature, c.key)
+        row = await self._row(CatalogFeature, c)
         if c.action == "retired":
             assert row is not None
             row.status, row.spec = "retired", {**row.spec, "status": "retired"}
@@ -229,10 +245,9 @@ class _Writer:
         else:
             for name, value in values.items():
                 setattr(row, name, value)
-        await self.session.flush()
 
     async def _module(self, c: Change) -> None:
-        row = await self.session.get(CatalogModule, c.key)
+        row = await self._row(CatalogModule, c)
         if c.action == "retired":
             assert row is not None
             row.status, row.revision, row.updated_at = "retired", self.revision, self.now
@@ -243,9 +258,10 @@ class _Writer:
                   "excludes": list(m.excludes), "revision": self.revision, "updated_at": self.now}
         if row is None:
             self.session.add(CatalogModule(key=m.key, created_at=self.now, **values))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
+            self.new_grants += self._grants(m)
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
         await self.session.flush()
         await self.session.execute(delete(CatalogModuleFeature).where(CatalogModuleFeature.module_key == m.key))
         self.session.add_all(self._grants(m))
@@ -268,9 +284,11 @@ class _Writer:
             await self.session.execute(update(CatalogPrice).where(*current).values(
                 migrate_existing_at=self._desired_price(c).migrate_existing_at))
             return
-        # The old version stops being current before the new one is written (one current per slot).
-        await self.session.execute(update(CatalogPrice).where(*current).values(
-            is_current=False, superseded_at=self.now, superseded_revision=self.revision))
+        # The old version stops being current before the new one is written (one current per slot); an added
+        # price line has no old version. The new row is inserted at the end of the kind, after this statement.
+        if c.action != "added":
+            await self.session.execute(update(CatalogPrice).where(*current).values(
+                is_current=False, superseded_at=self.now, superseded_revision=self.revision))
         if c.action == "ended":
             return
         assert c.to_version is not None
@@ -281,13 +299,12 @@ class _Writer:
             spec=msgspec.to_builtins(price_terms(p)), migrate_existing_at=p.migrate_existing_at,
             revision=self.revision, created_at=self.now, superseded_at=None, superseded_revision=None,
         ))
-        await self.session.flush()
 
     def _desired_price(self, c: Change) -> Any:
         return next(p for p in self.modules[c.module or ""].prices if price_slot(p) == c.slot)
 
     async def _policy(self, c: Change) -> None:
-        row = await self.session.get(CatalogPolicy, c.key)
+        row = await self._row(CatalogPolicy, c)
         if c.action == "removed":
             await self.session.delete(row)
             return
