@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -338,6 +339,14 @@ def reject_unknown_query(connection: ASGIConnection[Any, Any, Any, Any], opt: di
         raise ValidationFailed(
             f"Unknown query parameter(s): {', '.join(repr(u) for u in unknown)[:300]}.",
             errors=[FieldError(field=f"query.{u}"[:200], message="unknown parameter") for u in unknown[:20]],
+        )
+    # a parameter of one value given twice (?status=a&status=b) would be read as one of them, silently
+    counts = Counter(name for name, _ in connection.query_params.multi_items())
+    repeated = sorted(n for n, c in counts.items() if c > 1 and n not in opt.get("repeatable_query_params", ()))
+    if repeated:
+        raise ValidationFailed(
+            f"Query parameter(s) given more than once: {', '.join(repr(r) for r in repeated)[:300]}.",
+            errors=[FieldError(field=f"query.{r}"[:200], message="given more than once") for r in repeated[:20]],
         )
 
 

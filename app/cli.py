@@ -573,7 +573,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     from app.stripe_wiring import create_gateway
 
     clock = SystemClock()
-    if args.billing_command in ("close", "invoice", "usage") and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])",
+    if args.billing_command in ("close", "invoice", "usage") and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])",
                                                                                  args.period):
         raise ValueError(f"--period must look like 2026-11, got {args.period!r}")
     real_stripe = settings.stripe_mode == "stripe"

@@ -140,8 +140,16 @@ def _record_query_params(app: Litestar, spec: OpenAPI) -> None:
         for method in ("get", "post", "put", "patch", "delete"):
             op = getattr(item, method)
             if op is not None:
-                opts.get((path, method.upper()), {})["query_params"] = frozenset(
-                    p.name for p in (op.parameters or []) if getattr(p, "param_in", None) == "query")
+                query = [p for p in (op.parameters or []) if getattr(p, "param_in", None) == "query"]
+                opt = opts.get((path, method.upper()), {})
+                opt["query_params"] = frozenset(p.name for p in query)
+                opt["repeatable_query_params"] = frozenset(p.name for p in query if _is_list(p.schema))
+
+
+def _is_list(schema: Any) -> bool:
+    """Whether a parameter's schema takes a list (a name given more than once), itself or as one alternative."""
+    alternatives = [schema, *(getattr(schema, "one_of", None) or []), *(getattr(schema, "any_of", None) or [])]
+    return any("array" in str(getattr(s, "type", "")).lower() for s in alternatives)
 
 
 def add_problem_responses(app: Litestar) -> None:

@@ -28,7 +28,11 @@ Text = Annotated[str, Meta(max_length=2000, pattern=r"^[^\x00]*$")]
 Slug = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Role = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
                            description="A vendor-defined role such as 'analyst' or 'admin'")]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
+# No whitespace and no control character, the same in both regular-expression dialects: `\s` is not the same class
+# in Python (which adds \x1c-\x1f and \x85) as in the JSON Schema (ECMAScript) readers of the document (which add
+# \ufeff), so the characters either dialect alone counts are listed too.
+Email = Annotated[str, Meta(min_length=3, max_length=320,
+                            pattern=r"^[^@\s\x00-\x1f\x7f\x85\ufeff]+@[^@\s\x00-\x1f\x7f\x85\ufeff]+$")]
 Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
                                 description="ISO 4217 code, e.g. USD")]
 

@@ -310,7 +310,7 @@ class ApprovalList(Output, frozen=True):
     data: list[ApprovalRead]
 
 
-PeriodKey = Annotated[str, Meta(min_length=7, max_length=7, pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+PeriodKey = Annotated[str, Meta(min_length=7, max_length=7, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
                                  description="A period, YYYY-MM")]
 
 

@@ -38,7 +38,7 @@ LimitPeriod = Literal["day", "week", "month", "year", "lifetime"]
 Interval = Literal["month", "year"]
 TierMode = Literal["graduated", "volume"]
 TaxBehavior = Literal["exclusive", "inclusive"]
-TaxCode = Annotated[str, Meta(min_length=6, max_length=40, pattern=r"^txcd_\d{8}$",
+TaxCode = Annotated[str, Meta(min_length=6, max_length=40, pattern=r"^txcd_[0-9]{8}$",
                               description="A Stripe Tax product tax code, e.g. txcd_10103001 (SaaS, business use)")]
 
 EFFECTS: tuple[Effect, ...] = ("hidden", "visible", "purchasable", "approval_required")

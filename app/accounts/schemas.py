@@ -14,7 +14,7 @@ DiscountBps = Annotated[int, Meta(ge=0, le=10_000, description="Contract discoun
 TermsDays = Annotated[int, Meta(ge=0, le=365)]
 TtlSeconds = Annotated[int, Meta(ge=30, le=86_400)]
 WebOrigin = Annotated[str, Meta(
-    min_length=8, max_length=255, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#*@\s]+$",
+    min_length=8, max_length=255, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#*@\s\x00-\x1f\x7f\x85\ufeff]+$",
     description="A web origin as browsers send it: scheme://host[:port], no path", examples=["https://app.example.com"],
 )]
 AllowedOrigins = Annotated[list[WebOrigin], Meta(

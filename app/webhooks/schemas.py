@@ -14,7 +14,7 @@ DELIVERY_ID = r"^whd_[0-9a-z]{26}$"
 EVENT_ID = r"^evt_[0-9a-z]{26}$"
 MAX_OVERLAP_SECONDS = 7 * 86_400
 
-Url = Annotated[str, Meta(min_length=1, max_length=2048, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00]+$",
+Url = Annotated[str, Meta(min_length=1, max_length=2048, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f\x7f\x85\ufeff]+$",
                           description="http(s) URL of your endpoint; no credentials, no fragment")]
 EventPattern = Annotated[str, Meta(
     min_length=1, max_length=80, pattern=r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$",

@@ -8,7 +8,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from billing.domain.orders import ApprovalState, OrderState
 
-_PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+_PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 BudgetId = Annotated[str, PathParameter(description="Budget id (bud_...)", pattern=r"^bud_[0-9a-z]{26}$")]
 QuoteId = Annotated[str, PathParameter(description="Quote id (quo_...)", pattern=r"^quo_[0-9a-z]{26}$")]
