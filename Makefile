@@ -28,8 +28,12 @@ migrate: install
 	$(BIN)/commerce migrate
 
 ## make test: install, lint, type-check and run the whole suite (browser journeys included: Chromium is needed)
+# Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): every test worker and
+# every server a test starts would otherwise compile the same sources again (collection 11.9 -> 4.5 s a worker).
 test: install lint typecheck chromium
-	$(BIN)/python -m pytest -q -n auto
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m compileall -q -j 0 app catalog entitlements billing suggest web \
+	  stripe_fake sdk/python/commerce_sdk migrations bench tests
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n auto
 
 # Browser tests drive Debian's Chromium through Playwright (browser downloads are not possible here):
 # install it when missing (as root), or stop at once with the command to run. They never skip.

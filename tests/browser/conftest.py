@@ -8,6 +8,7 @@ browser context. Any JavaScript error on a page fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,6 +43,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so the ``stack`` fixture knows whether the journey failed."""
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +144,20 @@ class Stack:
         return path
 
 
+async def _keep_failure(s: Stack) -> None:
+    """What each open page showed when the journey failed: a screenshot and its HTML (shadow roots included)."""
+    for n, page in enumerate(s.context.pages):
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=str(s.artifacts / f"failed-page{n}.png"), full_page=True, timeout=5_000)
+        with contextlib.suppress(Exception):
+            html = await page.evaluate("""() => {
+                const dump = (root) => Array.from(root.querySelectorAll('*')).filter(e => e.shadowRoot)
+                    .map(e => `<!-- shadow of ${e.tagName} -->` + e.shadowRoot.innerHTML + dump(e.shadowRoot)).join('');
+                return document.documentElement.outerHTML + dump(document);
+            }""")
+            (s.artifacts / f"failed-page{n}.html").write_text(f"<!-- {page.url} -->\n{html}")
+
+
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
     folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.nodeid.split("::", 1)[-1])
@@ -187,11 +213,15 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture
-async def stack(browser: Browser, demo_servers: tuple[str, str, str], artifacts: Path) -> AsyncIterator[Stack]:
+async def stack(browser: Browser, demo_servers: tuple[str, str, str], artifacts: Path,
+                request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
     api, host, key = demo_servers
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     context.set_default_timeout(15_000)
     s = Stack(api=api, host=host, key=key, artifacts=artifacts, context=context)
     yield s
+    call = request.node.stash.get(_REPORTS, {}).get("call")
+    if call is not None and call.failed:
+        await _keep_failure(s)
     await context.close()
     assert not s.errors, f"JavaScript errors on the page: {s.errors}"
