@@ -205,6 +205,13 @@ async def http_phase(base: str, token: str, seconds: int, connections: int, roun
         host, port = base.removeprefix("http://").split(":")
         out["check_half_load"] = {"method": "python open loop", **await _open_loop(
             host, int(port), paths["check"], token, target, seconds, conns)}
+        # the bare endpoint at half of its own peak, paced by the same generator right after: the tail that the
+        # machine, the server and this generator (a Python process on the same cores) add anyway
+        bare_target = out["bare"]["rps"] / 2
+        bare_conns = min(256, max(16, int(bare_target * 5 / 1000)))
+        out["bare_half_load"] = {"method": "python open loop", **await _open_loop(
+            host, int(port), paths["bare"], token, bare_target, seconds, bare_conns)}
+        out["half_load_p99_vs_bare_half_load"] = out["check_half_load"]["p99_ms"] / out["bare_half_load"]["p99_ms"]
     return out
 
 
