@@ -39,7 +39,11 @@ TARGETS = {
     "one shared budget.ratio": ">= 0.40", "many budgets.ratio": ">= 0.40",
     "one shared budget.p95_ms": "<= 100", "many budgets.p95_ms": "<= 100",
     "check_vs_bare": ">= 0.80", "check_half_load.p99_ms": "<= 5", "bytes_per_snapshot": "<= 1024",
-    "in_process.p95_ms": "<= 20", "http.p95_ms": "<= 20",
+    "in_process.suggest.p95_ms": "<= 20", "http.suggest.p95_ms": "<= 20",
+    "median_ratio": ">= 0.50", "ingestion.ratio": ">= 0.50",  # usage batches of 500 against COPY
+    # shown beside the targeted figures, held to nothing: the floor's own p95 on the same budget(s), the very first
+    # suggestion request of a fresh server process, the bare endpoint's p99 at half its own peak
+    "floor_p95_ms": "(floor)", "first_request_ms": "(shown)", "bare_half_load.p99_ms": "(floor)",
 }
 
 
