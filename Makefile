@@ -33,7 +33,7 @@ migrate: install
 test: install lint typecheck chromium
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m compileall -q -j 0 app catalog entitlements billing suggest web \
 	  stripe_fake sdk/python/commerce_sdk migrations bench tests
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n auto
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # Browser tests drive Debian's Chromium through Playwright (browser downloads are not possible here):
 # install it when missing (as root), or stop at once with the command to run. They never skip.
