@@ -34,9 +34,12 @@ def budget_joins(account: str, now: str) -> str:
 
 
 def credited_sql(account: str, categories: str) -> str:
-    """The categories among ``categories`` the account was credited for before (sorted; land or expand)."""
-    return (f"ARRAY(SELECT DISTINCT c.category COLLATE \"C\" FROM sales_credits c WHERE c.account_id = {account} "
-            f"AND c.category = ANY({categories}) ORDER BY 1)")
+    """The categories among ``categories`` the account was credited for before (sorted; land or expand): one index
+    probe per category, bounded by the order's lines and not by the account's history (a ``DISTINCT`` over the
+    account's credits of those categories read every one of them)."""
+    return (f"ARRAY(SELECT DISTINCT w.category COLLATE \"C\" FROM unnest({categories}) AS w(category) "
+            f"WHERE EXISTS (SELECT 1 FROM sales_credits c WHERE c.account_id = {account} "
+            "AND c.category = w.category) ORDER BY 1)")
 
 
 def policy_join(account: str) -> str:
