@@ -50,10 +50,6 @@ async def test_metrics_count_route_latency_cache_lookups_and_budget_captures(
     await budget(client, key, 100_000)
     q = await quote(client, acme.user_token, acme.user, "reports_basic")
     assert (await order(client, acme.user_token, q["id"])).status_code == 201
-    for _ in range(2):
-        r = await client.get("/v1/entitlements/check", params={"user": acme.user, "feature": "reports"},
-                             headers=bearer(key))
-        assert r.status_code == 200
     after = ""
     # every label named: the registry is the process's, and other tests' answers (a 403, a 404) have their own
     check_labels = {"path": "/v1/entitlements/check", "method": "GET", "status_code": "200"}
@@ -61,13 +57,24 @@ async def test_metrics_count_route_latency_cache_lookups_and_budget_captures(
     def delta(name: str, **labels: str) -> float:
         return sample(after, name, **labels) - sample(before, name, **labels)
 
+    # the purchase's change notice reaches the app's listener asynchronously and empties the buyer's cache entry
+    # whenever it arrives: a check right after the purchase may fill the entry before the notice and the next one
+    # miss; so check until a lookup hits (on a quiet machine: the second)
+    checks = 0
+    while checks < 2 or delta("commerce_entitlement_cache_lookups_total", result="hit") < 1:
+        assert checks < 50, "no check was answered from the cache"
+        r = await client.get("/v1/entitlements/check", params={"user": acme.user, "feature": "reports"},
+                             headers=bearer(key))
+        assert r.status_code == 200
+        checks += 1
+        after = await scrape(client, key)
     for _ in range(100):  # a request is counted as its middleware finishes, just after the client has the answer
         after = await scrape(client, key)
-        if delta("commerce_request_duration_seconds_count", **check_labels) >= 2:
+        if delta("commerce_request_duration_seconds_count", **check_labels) >= checks:
             break
 
     assert delta("commerce_request_duration_seconds_count", path="/v1/orders", method="POST", status_code="201") == 1
-    assert delta("commerce_request_duration_seconds_count", **check_labels) == 2
+    assert delta("commerce_request_duration_seconds_count", **check_labels) == checks
     assert delta("commerce_entitlement_cache_lookups_total", result="hit") >= 1
     assert delta("commerce_budget_captures_total", currency="USD") == 1
     assert delta("commerce_budget_captured_minor_total", currency="USD") > 0
