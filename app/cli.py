@@ -179,6 +179,11 @@ def _serve(settings: Settings, url: str) -> None:
     Granian(
         "app.asgi:app_factory", factory=True, address=settings.host, port=settings.port,
         workers=settings.workers, interface=Interfaces.ASGI, log_access=False,
+        # a worker that has not stopped 20 s after SIGTERM is killed: once, with SIGTERM sent to the server and
+        # its worker at the same moment (pkill -f), a worker never left its serving loop and the server waited
+        # for it forever, its Stripe fake, host page and database still running (a killed worker's requests are
+        # safe to retry: Idempotency-Key, one transaction per request)
+        workers_kill_timeout=20,
     ).serve()
 
 
