@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import HOT_UPDATES, Base
 from app.types import StructJSONB
 from billing.domain.credit import CreditKind, Motion
 from billing.domain.guardrails import GuardrailPolicy, Route
@@ -63,6 +63,7 @@ class BudgetPeriod(Base):
         ForeignKeyConstraint(["account_id", "budget_id"], ["budgets.account_id", "budgets.budget_id"]),
         CheckConstraint("reserved_minor >= 0 AND captured_minor >= 0 AND reserved_minor + captured_minor <= "
                         "amount_minor", name="within_amount"),
+        HOT_UPDATES,
     )
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)

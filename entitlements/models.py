@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import HOT_UPDATES, Base
 
 
 class Grant(Base):
@@ -141,7 +141,7 @@ class UsageCounter(Base):
     """Used quantity of a feature by a user in one period (the period follows the feature's definition)."""
 
     __tablename__ = "ent_usage_counters"
-    __table_args__ = (CheckConstraint("used >= 0", name="used_not_negative"),)
+    __table_args__ = (CheckConstraint("used >= 0", name="used_not_negative"), HOT_UPDATES)
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -156,6 +156,7 @@ class DemandSignal(Base):
     """Denied checks and attempt events of a user for a feature, per UTC day (read by suggestions)."""
 
     __tablename__ = "ent_demand_signals"
+    __table_args__ = (HOT_UPDATES,)
 
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -40,3 +40,17 @@ async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
 async def test_upgrade_is_a_no_op_at_head(engine: AsyncEngine) -> None:
     await upgrade(engine)
     await upgrade(engine)
+
+
+async def test_table_storage_options_of_the_models_are_those_of_the_migrated_database(engine: AsyncEngine) -> None:
+    """Alembic's comparison does not look at storage options (``postgresql_with``, such as the fillfactor that
+    makes in-place updates HOT): the migrated tables carry exactly those of their models."""
+    wanted = {t.name: sorted(f"{k}={v}" for k, v in (t.dialect_options["postgresql"]["with"] or {}).items())
+              for t in metadata.tables.values()}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(:names) AND relkind IN ('r', 'p')"),
+            {"names": list(wanted)})).all()
+    found = {name: sorted(options or []) for name, options in rows}
+    assert {n: o for n, o in found.items() if o} == {n: o for n, o in wanted.items() if o}
+    assert found["ent_usage_counters"] == ["fillfactor=70"]
