@@ -2,9 +2,9 @@
 
 A purchase makes about ten ids. The random bits come from the operating system's generator as always, but read
 4 KiB at a time instead of one system call per id, and the text is made by ``base64.b32encode`` (translated to
-Crockford's lower-case alphabet) instead of a loop of 26 shifts: about 1 us an id instead of 5 (py-spy: the ids
-were 1.5 % of a server worker's purchase samples). A forked child starts with an empty buffer, so parent and child
-never hand out the same random bits.
+Crockford's lower-case alphabet) instead of a loop of 26 shifts: 2.4 us an id instead of 4.2 on this machine
+(py-spy: the ids were 1.5 % of a server worker's purchase samples). A forked child starts with an empty buffer,
+so parent and child never hand out the same random bits.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ _POOL_BYTES = 4096
 _lock = threading.Lock()
 _pool = b""
 _at = 0
-_last_ms = -1
-_last_head = ""
+_last: tuple[int, str] = (-1, "")  # the last millisecond encoded and its text, read and replaced as one object
 
 
 def _forget_pool() -> None:
@@ -45,15 +44,18 @@ def _random10() -> bytes:
 
 def _head(ms: int) -> str:
     """The first 10 characters: the 48-bit millisecond time as 50 bits (two leading zero bits)."""
-    global _last_ms, _last_head
-    if ms != _last_ms:
-        chars = []
-        value = ms
-        for _ in range(10):
-            chars.append(_ALPHABET[value & 31])
-            value >>= 5
-        _last_head, _last_ms = "".join(reversed(chars)), ms
-    return _last_head
+    global _last
+    last = _last
+    if last[0] == ms:
+        return last[1]
+    chars = []
+    value = ms
+    for _ in range(10):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    head = "".join(reversed(chars))
+    _last = (ms, head)
+    return head
 
 
 def new_id(prefix: str) -> str:
