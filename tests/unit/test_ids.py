@@ -54,3 +54,27 @@ def test_a_forked_child_does_not_repeat_the_parents_random_bits() -> None:
     os.waitpid(pid, 0)
     parent = {new_id("p")[-16:] for _ in range(20)}
     assert len(child) == 20 and not child & parent
+
+
+def test_threads_making_ids_at_once_get_unique_ids_with_their_own_time() -> None:
+    import threading
+
+    made: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = []
+        for _ in range(5000):
+            before = time.time_ns() // 1_000_000
+            value = new_id("t")
+            mine.append((before, time.time_ns() // 1_000_000, value))
+        with lock:
+            made.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({v for _, _, v in made}) == len(made) == 20000
+    assert all(before <= _value(v.removeprefix("t_")) >> 80 <= after for before, after, v in made)
