@@ -12,6 +12,7 @@ a value the schema accepts but the database cannot store shows up as the 5xx it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,20 +129,20 @@ def boundary_cases(schema: Any, method: str, path: str) -> list[Any]:
     Generated once per operation (the catalog document's take seconds)."""
     key = (id(schema), method, path)
     if key not in _boundaries:
-        _boundaries[key] = list(schema.iter_coverage_cases(
-            schema[path][method], generation_modes=[GenerationMode.POSITIVE],
-            generation_config=schema.config.generation))
+        _boundaries[key] = list(_coverage(schema, method, path))
     return _boundaries[key]
+
+
+def _coverage(schema: Any, method: str, path: str) -> Iterator[Any]:
+    return iter(schema.iter_coverage_cases(schema[path][method], generation_modes=[GenerationMode.POSITIVE],
+                                           generation_config=schema.config.generation))
 
 
 def first_boundary_case(schema: Any, method: str, path: str) -> Any:
     """The first of ``boundary_cases`` (a valid request), without generating the rest when they are not made yet
     (all of them for every JSON route take seconds)."""
-    key = (id(schema), method, path)
-    if key in _boundaries:
-        return _boundaries[key][0]
-    return next(iter(schema.iter_coverage_cases(schema[path][method], generation_modes=[GenerationMode.POSITIVE],
-                                                generation_config=schema.config.generation)))
+    found = _boundaries.get((id(schema), method, path))
+    return found[0] if found else next(_coverage(schema, method, path))
 
 
 _strategies: dict[tuple[int, str, str], Any] = {}

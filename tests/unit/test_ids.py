@@ -29,7 +29,7 @@ def test_an_id_is_the_prefix_and_26_crockford_characters_with_the_time_in_its_fi
 
 
 def test_ids_are_unique_and_later_ones_sort_after_earlier_ones() -> None:
-    made = [new_id("x") for _ in range(5000)]  # more than one buffer of random bytes
+    made = [new_id("x") for _ in range(5000)]
     assert len(set(made)) == len(made)
     tails = {m[-16:] for m in made}
     assert len(tails) == len(made)  # the random part alone never repeats either
