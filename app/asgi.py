@@ -28,7 +28,7 @@ from app.api.keys import ApiKeyController
 from app.auth import KeyCache, auth_guard
 from app.clock import Clock, SystemClock
 from app.cors import AccountOrigins, CorsMiddleware, cors_config
-from app.db import create_engine, create_fast_engine, create_lock_engine
+from app.db import create_engine, create_fast_engine, create_lock_engine, release_driver_connections
 from app.deps import DEPENDENCIES
 from app.embedded import EmbeddedServer, embedded_url, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -242,6 +242,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             await app.state.stripe.close()
         for task in list(app.state.background_tasks):
             task.cancel()
+        await release_driver_connections(fast_engine)
         await engine.dispose()
         await lock_engine.dispose()
         await fast_engine.dispose()

@@ -29,6 +29,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db import held_connections
+
 NAMESPACE = "commerce"
 
 ENTITLEMENT_CACHE = Counter("entitlement_cache_lookups", "Entitlement snapshot lookups by result (hit, miss)",
@@ -67,8 +69,9 @@ class PoolCollector(Collector):
         for name, engine in list(self.engines.items()):
             pool: Any = engine.pool
             if hasattr(pool, "checkedout"):
-                used.add_metric([name, pid], float(pool.checkedout()))
-                idle.add_metric([name, pid], float(pool.checkedin()))
+                kept = held_connections(engine)  # the fast paths' idle connections are out of the pool, not in use
+                used.add_metric([name, pid], float(pool.checkedout() - kept))
+                idle.add_metric([name, pid], float(pool.checkedin() + kept))
         yield used
         yield idle
 

@@ -31,6 +31,7 @@ from app.accounts.models import Account, User
 from app.audit import AuditEntry
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
+from app.db import driver_connection
 from app.events import Bus, Event, Published, outbox_row
 from app.idempotency import FastClaim, claim_in
 from app.ids import new_id
@@ -131,10 +132,7 @@ async def fast_order(engine: AsyncEngine, bus: Bus | None, principal: Principal,
         return None
     dialect = engine.dialect
     url = engine_key(engine)
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
+    async with driver_connection(engine) as conn:
         built = None
         remembered = memo_.take(url, quote_id)
         if remembered is not None:  # what the quote read a moment ago, guarded in the statement (_fast_memo)

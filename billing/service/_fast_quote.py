@@ -20,6 +20,7 @@ import entitlements
 from app.accounts.models import Account, User
 from app.auth import Principal
 from app.clock import Clock
+from app.db import driver_connection
 from app.errors import DomainError
 from app.onestatement import Statement, load, plain, select_list
 from billing.domain import guardrails as g
@@ -71,10 +72,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
     if sql is None:
         sql = _SQL["read"] = _read_sql(dialect)
     now = clock.now()
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
+    async with driver_connection(engine) as conn:
         try:
             row = await conn.fetchrow(sql, user_ref, now, period_of(now)[0])
         except asyncpg.PostgresError:  # e.g. a value PostgreSQL refuses: the ordinary path answers as it does

@@ -15,6 +15,7 @@ from app import notify
 from app.accounts import resolve_user
 from app.auth import Principal, UserPrincipal
 from app.clock import Clock
+from app.db import driver_connection
 from app.errors import DomainError, FieldError, Forbidden, NotFound, Unprocessable
 from entitlements.domain import CatalogView, HeldGrant, counter_period, resolve
 from entitlements.errors import FeatureNotFound, LimitExceeded, OutsideBackfillWindow
@@ -206,10 +207,7 @@ async def fast_usage(engine: AsyncEngine, principal: Principal, batch: UsageBatc
     except DomainError:
         return None
     refs = sorted({e.user for e in events})
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
+    async with driver_connection(engine) as conn:
         try:
             answer = await conn.fetchval(_FAST_USERS, msgspec.json.encode(refs).decode())
         except asyncpg.PostgresError:
