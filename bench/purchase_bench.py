@@ -1,6 +1,6 @@
 """End-to-end budget purchase (quote -> order -> fulfilled) over HTTP vs a bare SQL transaction floor.
 
-    python -m bench.purchase_bench [--purchases 300] [--concurrency 16] [--workers 2]
+    python -m bench.purchase_bench [--purchases 300] [--concurrency 16] [--workers 2] [--rounds 3] [--warmup 48]
 
 Two scenarios: every buyer on ONE shared budget (one hot row), and every buyer in its own account with
 its own budget (MANY budgets). The floor is like for like: one real purchase is made first and every row it
@@ -8,8 +8,12 @@ left new or changed is captured (quote, idempotency key, order, hold, ledger ent
 subscription, sales credit, suggestion outcome and peer statistics, audit entry, outbox events); the floor then
 writes those rows again for twin buyers with fresh ids, into the same real tables (logged, with their
 constraints, indexes and foreign keys), as ONE statement per purchase (the guarded budget UPDATE and an upsert
-per table in data-modifying CTEs, its own implicit transaction), bare asyncpg, the same concurrency. Bounded:
-loopback only, an embedded PostgreSQL in a temporary folder, a fixed number of purchases per phase.
+per table in data-modifying CTEs, its own implicit transaction), bare asyncpg, the same concurrency. Each
+scenario first warms both sides up with ``--warmup`` purchases each (not counted: the server's connections and
+their prepared statements, the floor's pool and its plans), then runs ``--rounds`` rounds that alternate HTTP
+purchases with as many floor purchases; the ratio is the median round's (every round's is printed). Bounded:
+loopback only, an embedded PostgreSQL in a temporary folder, a fixed number of purchases per phase (the vendor key
+may make 3,000 money requests a minute: keep warm-up plus purchases under about 700).
 
 The load generator is kept cheap, since on a small machine it competes with the server for the same cores: raw
 asyncio streams with keep-alive (one connection per buyer in flight), request bytes encoded before the clock
@@ -256,10 +260,10 @@ async def floor_statement(conn: asyncpg.Connection, template: FloorTemplate) -> 
     return "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM b", tables
 
 
-async def floor_phase(dsn: str, template: FloorTemplate, targets: list[tuple[str, str, str]], concurrency: int,
-                      meter: CpuMeter) -> tuple[float, list[float], dict[str, float]]:
-    """Each purchase: the template's rows for another buyer (fresh ids), one statement, its own transaction."""
-    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+async def floor_phase(pool: asyncpg.Pool, template: FloorTemplate, targets: list[tuple[str, str, str]],
+                      concurrency: int, meter: CpuMeter) -> tuple[float, list[float], dict[str, float]]:
+    """Each purchase: the template's rows for another buyer (fresh ids), one statement, its own transaction, on the
+    floor's ``pool`` (``concurrency`` connections, kept from round to round as the server keeps its own)."""
     async with pool.acquire() as c:
         sql, tables = await floor_statement(c, template)
     latencies: list[float] = []
@@ -292,7 +296,6 @@ async def floor_phase(dsn: str, template: FloorTemplate, targets: list[tuple[str
     cpu = CpuMeter.per_purchase(before, meter.sample(), len(targets))
     del cpu["server_ms"]  # the floor does not touch the server
     cpu["total_ms"] = round(cpu["postgres_ms"] + cpu["client_ms"], 2)
-    await pool.close()
     return elapsed, latencies, cpu
 
 
@@ -313,6 +316,44 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] * 1000 if len(values) >= 20 else max(values) * 1000
 
 
+def _mean_cpu(splits: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.fmean(split[k] for split in splits), 2) for k in splits[0]}
+
+
+async def scenario(base: str, key: str, dsn: str, template: FloorTemplate, prefix: str, args: argparse.Namespace,
+                   meter: CpuMeter) -> dict[str, Any]:
+    """One scenario: a warm-up of both sides (not counted), then ``rounds`` rounds alternating the purchases over
+    HTTP with as many floor purchases, so a neighbour on the shared cores hits both alike; the ratio is the
+    median round's."""
+    total = args.warmup + args.purchases
+    users = [f"{prefix}-{i}" for i in range(total)]
+    targets = await floor_targets(dsn, "f" + prefix, total)
+    pool = await asyncpg.create_pool(dsn, min_size=args.concurrency, max_size=args.concurrency)
+    try:
+        await http_phase(base, key, users[:args.warmup], args.concurrency, meter)
+        await floor_phase(pool, template, targets[:args.warmup], args.concurrency, meter)
+        per = args.purchases // args.rounds
+        ratios, http_s, floor_s, lat, f_lat, cpus, f_cpus = [], 0.0, 0.0, [], [], [], []
+        for r in range(args.rounds):
+            chunk = slice(args.warmup + r * per, args.warmup + (r + 1) * per)
+            elapsed, latencies, cpu = await http_phase(base, key, users[chunk], args.concurrency, meter)
+            f_elapsed, f_latencies, f_cpu = await floor_phase(pool, template, targets[chunk], args.concurrency, meter)
+            ratios.append(round(f_elapsed / elapsed, 3))
+            http_s, floor_s = http_s + elapsed, floor_s + f_elapsed
+            lat, f_lat = lat + latencies, f_lat + f_latencies
+            cpus.append(cpu)
+            f_cpus.append(f_cpu)
+    finally:
+        await pool.close()
+    n = per * args.rounds
+    return {
+        "purchases_per_s": round(n / http_s, 1), "p95_ms": round(p95(lat), 1),
+        "floor_per_s": round(n / floor_s, 1), "floor_p95_ms": round(p95(f_lat), 1),
+        "ratio": statistics.median(ratios), "round_ratios": ratios,
+        "cpu_per_purchase": _mean_cpu(cpus), "floor_cpu_per_purchase": _mean_cpu(f_cpus),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="purchase-bench-"))
@@ -320,23 +361,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     url = embedded_url(server)
     dsn = server.get_uri("postgres")
     try:
-        key = await seed(url, args.purchases)
+        key = await seed(url, args.warmup + args.purchases)
         results: dict[str, Any] = {}
         with live_process(url, tmp / "data", "bench-secret-" + "b" * 40, workers=args.workers) as (base, proc):
             meter = CpuMeter(proc.pid, postmaster_pid(tmp))
             template = await capture_template(dsn, base, key)
             results["rows per purchase"] = {t: rows.count("},{") + 1 for t, rows in sorted(template.tables.items())}
             for name, prefix in (("one shared budget", "s"), ("many budgets", "m")):
-                users = [f"{prefix}-{i}" for i in range(args.purchases)]
-                targets = await floor_targets(dsn, "f" + prefix, args.purchases)
-                elapsed, lat, cpu = await http_phase(base, key, users, args.concurrency, meter)
-                f_elapsed, f_lat, f_cpu = await floor_phase(dsn, template, targets, args.concurrency, meter)
-                results[name] = {
-                    "purchases_per_s": round(args.purchases / elapsed, 1), "p95_ms": round(p95(lat), 1),
-                    "floor_per_s": round(args.purchases / f_elapsed, 1), "floor_p95_ms": round(p95(f_lat), 1),
-                    "ratio": round((args.purchases / elapsed) / (args.purchases / f_elapsed), 3),
-                    "cpu_per_purchase": cpu, "floor_cpu_per_purchase": f_cpu,
-                }
+                results[name] = await scenario(base, key, dsn, template, prefix, args, meter)
         return results
     finally:
         server.cleanup()
@@ -348,10 +380,14 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds alternating HTTP and floor purchases")
+    parser.add_argument("--warmup", type=int, default=48, help="purchases of each side first, not counted")
     args = parser.parse_args()
+    if args.purchases < args.rounds * 20:
+        parser.error("--purchases: at least 20 per round")
     results = asyncio.run(main_async(args))
-    print(json.dumps({"purchases": args.purchases, "concurrency": args.concurrency, "workers": args.workers,
-                      "results": results}, indent=2))
+    print(json.dumps({"purchases": args.purchases, "rounds": args.rounds, "warmup": args.warmup,
+                      "concurrency": args.concurrency, "workers": args.workers, "results": results}, indent=2))
 
 
 if __name__ == "__main__":
