@@ -1,6 +1,6 @@
 """End-to-end budget purchase (quote -> order -> fulfilled) over HTTP vs a bare SQL transaction floor.
 
-    python -m bench.purchase_bench [--purchases 300] [--concurrency 16] [--workers 2] [--rounds 3] [--warmup 48]
+    python -m bench.purchase_bench [--purchases 300] [--concurrency 16] [--workers 2] [--rounds 3] [--warmup 96]
 
 Two scenarios: every buyer on ONE shared budget (one hot row), and every buyer in its own account with
 its own budget (MANY budgets). The floor is like for like: one real purchase is made first and every row it
@@ -10,7 +10,9 @@ writes those rows again for twin buyers with fresh ids, into the same real table
 constraints, indexes and foreign keys), as ONE statement per purchase (the guarded budget UPDATE and an upsert
 per table in data-modifying CTEs, its own implicit transaction), bare asyncpg, the same concurrency. Each
 scenario first warms both sides up with ``--warmup`` purchases each (not counted: the server's connections and
-their prepared statements, the floor's pool and its plans), then runs ``--rounds`` rounds that alternate HTTP
+their prepared statements, the floor's pool and its plans -- PostgreSQL plans a prepared statement afresh for its
+first five runs on a connection before it may keep a generic plan, and the floor's statement ran about a third
+faster once it did, so the default warm-up is six per connection), then runs ``--rounds`` rounds that alternate HTTP
 purchases with as many floor purchases; the ratio is the median round's (every round's is printed). Bounded:
 loopback only, an embedded PostgreSQL in a temporary folder, a fixed number of purchases per phase (the vendor key
 may make 3,000 money requests a minute: keep warm-up plus purchases under about 700).
@@ -381,7 +383,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="rounds alternating HTTP and floor purchases")
-    parser.add_argument("--warmup", type=int, default=48, help="purchases of each side first, not counted")
+    parser.add_argument("--warmup", type=int, default=96,
+                        help="purchases of each side first, not counted (6 per connection at 16: past custom plans)")
     args = parser.parse_args()
     if args.purchases < args.rounds * 20:
         parser.error("--purchases: at least 20 per round")
