@@ -332,8 +332,9 @@ async def scenario(base: str, key: str, dsn: str, template: FloorTemplate, prefi
     targets = await floor_targets(dsn, "f" + prefix, total)
     pool = await asyncpg.create_pool(dsn, min_size=args.concurrency, max_size=args.concurrency)
     try:
-        await http_phase(base, key, users[:args.warmup], args.concurrency, meter)
-        await floor_phase(pool, template, targets[:args.warmup], args.concurrency, meter)
+        if args.warmup:
+            await http_phase(base, key, users[:args.warmup], args.concurrency, meter)
+            await floor_phase(pool, template, targets[:args.warmup], args.concurrency, meter)
         per = args.purchases // args.rounds
         ratios, http_s, floor_s, lat, f_lat, cpus, f_cpus = [], 0.0, 0.0, [], [], [], []
         for r in range(args.rounds):
