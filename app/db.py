@@ -174,10 +174,14 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     instead kept checked out between requests, up to its pool size, and handed over as they are; one comes back
     only when the request ended normally with it idle (no transaction open, not closed). Anything else -- an
     exception, a cancellation, more connections than are kept -- goes back through SQLAlchemy's pool, and one
-    left inside a transaction is discarded. ``release_driver_connections`` gives them all back (shutdown)."""
+    closed or left inside a transaction is discarded; a kept one the server closed while it was idle (a restart)
+    is discarded when its turn comes instead of handed over. ``release_driver_connections`` gives them all back
+    (shutdown)."""
     held = _HELD.get(engine)
     if held is None:
         held = _HELD[engine] = _Held(engine.pool.size() if hasattr(engine.pool, "size") else 0)
+    while held.idle and held.idle[-1][1].is_closed():  # the server closed it while idle (a restart): discard it
+        await _give_back(*held.idle.pop())
     if held.idle:
         connection, driver = held.idle.pop()
     else:
@@ -199,9 +203,10 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
 
 
 async def _give_back(connection: AsyncConnection, driver: Any) -> None:
-    """Back to SQLAlchemy's pool; discarded when a transaction begun on the driver is still open (the pool's reset
-    rolls back only the transactions SQLAlchemy itself began, so it would hand the open one to the next user)."""
-    if not driver.is_closed() and driver.is_in_transaction():
+    """Back to SQLAlchemy's pool; discarded when it is closed (the pool would keep it and hand it out again) or
+    when a transaction begun on the driver is still open (the pool's reset rolls back only the transactions
+    SQLAlchemy itself began, so it would hand the open one to the next user)."""
+    if driver.is_closed() or driver.is_in_transaction():
         await connection.invalidate()
     await connection.close()
 

@@ -93,3 +93,27 @@ async def test_a_cancelled_request_does_not_leave_its_connection_to_the_next(dat
     finally:
         await release_driver_connections(engine)
         await engine.dispose()
+
+
+async def test_a_kept_connection_the_server_closed_is_not_handed_over(database_url: str) -> None:
+    engine = create_fast_engine(database_url, pool_size=2, max_overflow=0)
+    try:
+        async with driver_connection(engine) as conn, driver_connection(engine) as other:
+            gone, alive = conn.get_server_pid(), other.get_server_pid()
+        assert held_connections(engine) == 2  # ``conn`` on top: handed over next
+        killer = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", gone)
+        finally:
+            await killer.close()
+        for _ in range(50):  # the event loop sees the socket close
+            if conn.is_closed():
+                break
+            await asyncio.sleep(0.02)
+        assert conn.is_closed()
+        async with driver_connection(engine) as first, driver_connection(engine) as second:
+            assert first.get_server_pid() == alive and second.get_server_pid() != gone
+            assert await first.fetchval("SELECT 1") == 1 and await second.fetchval("SELECT 2") == 2
+    finally:
+        await release_driver_connections(engine)
+        await engine.dispose()
