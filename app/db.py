@@ -170,7 +170,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     """A bare driver (asyncpg) connection of ``engine`` for one request's fast-path statements (D102).
 
     Taking a connection from SQLAlchemy's pool and giving it back cost about 50 us of CPU (the pool's checkout,
-    its reset on return, the connection's events): three times per purchase. The fast engine's connections are
+    its reset on return, the connection's events): twice per purchase. The fast engine's connections are
     instead kept checked out between requests, up to its pool size, and handed over as they are; one comes back
     only when the request ended normally with it idle (no transaction open, not closed). Anything else -- an
     exception, a cancellation, more connections than are kept -- goes back through SQLAlchemy's pool, and one
@@ -220,7 +220,11 @@ def held_connections(engine: AsyncEngine) -> int:
 async def release_driver_connections(engine: AsyncEngine) -> None:
     """Give every kept connection of ``engine`` back to its pool (before ``dispose``)."""
     held = _HELD.pop(engine, None)
-    for connection, _ in held.idle if held is not None else ():
+    if held is None:
+        return
+    held.keep = 0  # a request still running gives its connection back to the pool, not to this list
+    while held.idle:
+        connection, _ = held.idle.pop()
         await connection.close()
 
 
