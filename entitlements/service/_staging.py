@@ -54,14 +54,7 @@ _SIGNALS = """    ), signalled AS (
 # are updated last, after the events, demand and change rows are written, not before.
 _MERGE_SQL = """
     WITH s AS ({source}
-    ), fresh AS (
-        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
-        SELECT a, e, :now FROM s ORDER BY a, e
-        ON CONFLICT (account_id, event_id) DO NOTHING
-        RETURNING account_id, event_id
-    ), new AS (
-        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
-    ), counted AS (
+    ){claim}, counted AS (
         INSERT INTO ent_usage_counters (account_id, user_id, feature, period_start, period_end, used, updated_at)
         SELECT a, u, f, p, max(pe), CAST(sum(q) AS bigint), :now FROM new WHERE k = 'usage'
          GROUP BY a, u, f, p ORDER BY a, u, f, p
@@ -72,9 +65,30 @@ _MERGE_SQL = """
                                       period_start, properties, recorded_at)
         SELECT a, e, u, f, k, q, o, p, pr, :now FROM new
     ){changes}
-    SELECT s.n, CAST(NULL AS text) AS p FROM s
-     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e){told}
+    {answer}
 """
+# The careful claim: ids seen before are skipped (``ON CONFLICT DO NOTHING``), and the answer names those rows.
+_CLAIM = """, fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+        ON CONFLICT (account_id, event_id) DO NOTHING
+        RETURNING account_id, event_id
+    ), new AS (
+        SELECT s.* FROM s JOIN fresh ON fresh.account_id = s.a AND fresh.event_id = s.e
+    )"""
+_OLD_ROWS = """SELECT s.n, CAST(NULL AS text) AS p FROM s
+     WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.account_id = s.a AND fresh.event_id = s.e)"""
+# The optimistic claim (the fast path, D104): every id is taken to be new and inserted plainly; an id seen before
+# (or being stored by a concurrent batch) makes the whole statement fail with a unique violation, writing nothing,
+# and the careful statement runs instead. Without the speculative insertion of ``ON CONFLICT`` and the join back
+# to the claimed keys, PostgreSQL spends about a quarter less CPU on a batch of 500 new events.
+_CLAIM_ALL = """, fresh AS (
+        INSERT INTO ent_usage_event_keys (account_id, event_id, recorded_at)
+        SELECT a, e, :now FROM s ORDER BY a, e
+    ), new AS (
+        SELECT * FROM s
+    )"""
+_ALL_NEW_TOLD = "SELECT CAST(NULL AS int) AS n, p FROM told"  # no row was old: the answer is the notices
 # With ``changes_wide_after``: the change rows and notices of the users whose usage the batch added (the whole
 # account when it names more than that many of its users), in the same statement, so nothing runs between the
 # counters' row locks and the commit but the answer (concurrent batches on the same counters queue on them).
@@ -90,12 +104,14 @@ _CHANGES = """, touched AS (
         SELECT p, pg_notify(:channel, p) FROM (
             SELECT :topic || ':' || account_id || coalesce(':' || user_id, '') AS p FROM logged) AS x
     )"""
-_MERGE = text(_MERGE_SQL.format(source=_FROM_ARRAYS, signals=_SIGNALS, changes="", told=""))
-_MERGE_JSON = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes="", told=""))
-_MERGE_TELLING = text(_MERGE_SQL.format(source=_FROM_JSON, signals=_SIGNALS, changes=_CHANGES,
-                                        told="\n    UNION ALL SELECT NULL, p FROM told"))
-_MERGE_TELLING_USAGE = text(_MERGE_SQL.format(source=_FROM_JSON, signals="", changes=_CHANGES,  # no attempts
-                                              told="\n    UNION ALL SELECT NULL, p FROM told"))
+_TOLD = "\n    UNION ALL SELECT NULL, p FROM told"
+_MERGE = text(_MERGE_SQL.format(source=_FROM_ARRAYS, claim=_CLAIM, signals=_SIGNALS, changes="", answer=_OLD_ROWS))
+_MERGE_JSON = text(_MERGE_SQL.format(source=_FROM_JSON, claim=_CLAIM, signals=_SIGNALS, changes="",
+                                     answer=_OLD_ROWS))
+_MERGE_TELLING = text(_MERGE_SQL.format(source=_FROM_JSON, claim=_CLAIM, signals=_SIGNALS, changes=_CHANGES,
+                                        answer=_OLD_ROWS + _TOLD))
+_MERGE_TELLING_USAGE = text(_MERGE_SQL.format(source=_FROM_JSON, claim=_CLAIM, signals="",  # no attempts
+                                              changes=_CHANGES, answer=_OLD_ROWS + _TOLD))
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -202,17 +218,28 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
 
 _FAST_MERGE = {attempts: positional(str(statement.text))
                for attempts, statement in ((True, _MERGE_TELLING), (False, _MERGE_TELLING_USAGE))}
+_FAST_MERGE_ALL_NEW = {attempts: positional(_MERGE_SQL.format(
+    source=_FROM_JSON, claim=_CLAIM_ALL, signals=_SIGNALS if attempts else "", changes=_CHANGES,
+    answer=_ALL_NEW_TOLD)) for attempts in (True, False)}
 
 
 async def merge_fast(conn: asyncpg.Connection, rows: list[MergeRow], *, now: datetime, changes_wide_after: int,
                      attempts: bool = True) -> tuple[set[int], list[str]]:
     """``merge_rows`` with its change rows and notices, as one statement on a plain asyncpg connection outside
     any transaction (the statement is its own); returns the indexes of the rows not new and the notices sent
-    (for ``notify.dispatch_local`` once it returned)."""
-    sql, names = _FAST_MERGE[attempts]
+    (for ``notify.dispatch_local`` once it returned).
+
+    It first tries the statement that takes every id to be new (D104); when one was not, that statement fails as a
+    whole with a unique violation and the careful one runs: two statements for a batch with a replayed id, one
+    for the common batch of new events."""
     values = {"rows": _ENCODE(rows).decode(), "now": now, "wide": changes_wide_after, "channel": notify.CHANNEL,
               "topic": TOPIC}
-    out = await conn.fetch(sql, *(values[n] for n in names))
+    sql, names = _FAST_MERGE_ALL_NEW[attempts]
+    try:
+        out = await conn.fetch(sql, *(values[n] for n in names))
+    except asyncpg.UniqueViolationError:  # an id seen before: nothing was written, the careful statement sorts it
+        sql, names = _FAST_MERGE[attempts]
+        out = await conn.fetch(sql, *(values[n] for n in names))
     return {n for n, _ in out if n is not None}, sorted(p for n, p in out if n is None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,13 +12,14 @@ from app.accounts import service as accounts
 from app.accounts.schemas import AccountUpsert, UserUpsert
 from app.auth import VendorPrincipal
 from app.clock import FrozenClock
+from app.db import create_fast_engine, release_driver_connections
 from app.demo import demo_catalog_toml
 from catalog import service as catalog
 from entitlements import grant
 from entitlements.errors import LimitExceeded, SeatsExhausted
 from entitlements.models import Grant, SeatAssignment, UsageCounter, UsageEvent
-from entitlements.schemas import UsageEventIn
-from entitlements.service import assign_seat, catalog_view, record_usage
+from entitlements.schemas import UsageBatch, UsageEventIn
+from entitlements.service import assign_seat, catalog_view, fast_usage, record_usage
 from tests.support.race import race
 
 VENDOR = VendorPrincipal(key_id="key_test", scopes=frozenset({"usage:write"}))
@@ -73,6 +75,34 @@ async def test_replayed_events_are_counted_once_under_concurrency(engine: AsyncE
     assert sum(r for r in results if isinstance(r, int)) == 5, results
     async with sessionmaker() as s:
         assert await s.scalar(select(UsageCounter.used).where(UsageCounter.account_id == account_id)) == 10
+
+
+async def test_fast_batches_sharing_ids_count_each_event_once(database_url: str, sessionmaker: Any,
+                                                             clock: FrozenClock) -> None:
+    """The fast path takes a batch's ids to be new and falls back to the careful statement when one is not (D104):
+    racing batches that share some ids store and count each event once and report the rest as duplicates."""
+    account_id, _ = await setup(sessionmaker, clock, users=2)
+    async with sessionmaker() as s:
+        view = await catalog_view(s)
+    engine = create_fast_engine(database_url, pool_size=10, max_overflow=0)
+    try:
+        def batch(i: int) -> UsageBatch:
+            return UsageBatch(events=[*(UsageEventIn(event_id=f"shared-{j}", user="u0", feature="reports", quantity=2)
+                                        for j in range(3)),
+                                      *(UsageEventIn(event_id=f"own-{i}-{j}", user=f"u{j % 2}", feature="reports")
+                                        for j in range(2))])
+
+        results = await asyncio.gather(*(fast_usage(engine, VENDOR, batch(i), clock=clock, view=view,
+                                                    backfill_days=35) for i in range(10)))
+        assert all(r is not None for r in results), results
+        assert sum(r.accepted for r in results if r) == 3 + 20
+        assert sum(r.duplicates for r in results if r) == 27
+    finally:
+        await release_driver_connections(engine)
+        await engine.dispose()
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(UsageEvent)) == 23
+        assert await s.scalar(select(func.sum(UsageCounter.used)).where(UsageCounter.account_id == account_id)) == 26
 
 
 async def test_seats_are_never_over_assigned_under_concurrency(engine: AsyncEngine, sessionmaker: Any,
