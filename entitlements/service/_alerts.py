@@ -52,10 +52,10 @@ _NEAR = text("""
           FROM fresh f
           JOIN ent_grants g ON g.account_id = f.account_id AND g.starts_at <= :now
                AND (g.ends_at IS NULL OR g.ends_at > :now) AND (g.revoked_at IS NULL OR g.revoked_at > :now)
-               AND (g.user_id = f.user_id OR (g.user_id IS NULL AND g.seats IS NULL)
-                    OR (g.seats IS NOT NULL AND EXISTS (
-                        SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id
-                           AND s.grant_id = g.grant_id AND s.user_id = f.user_id)))
+               AND (g.user_id = f.user_id OR g.user_id IS NULL)
+               AND (g.seats IS NULL OR EXISTS (
+                        SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = f.account_id
+                           AND s.grant_id = g.grant_id AND s.user_id = f.user_id))
           JOIN ml ON ml.module = g.module AND ml.feature = f.feature
          GROUP BY f.account_id, f.subject
     )

@@ -68,9 +68,9 @@ def held_modules_sql(account: str, user: str, now: str, *, bought: bool) -> str:
     return ("ARRAY(SELECT g.module FROM ent_grants g WHERE "
             f"g.account_id = {account} AND (g.ends_at IS NULL OR g.ends_at > {now}) "
             f"AND (g.revoked_at IS NULL OR g.revoked_at > {now}) AND g.starts_at <= {now} "
-            f"AND (g.user_id = {user} OR (g.user_id IS NULL AND g.seats IS NULL) OR (g.seats IS NOT NULL AND "
-            "EXISTS (SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id "
-            f"AND s.grant_id = g.grant_id AND s.user_id = {user}))) GROUP BY g.module"
+            f"AND (g.user_id = {user} OR g.user_id IS NULL) AND (g.seats IS NULL OR "
+            f"EXISTS (SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = {account} "
+            f"AND s.grant_id = g.grant_id AND s.user_id = {user})) GROUP BY g.module"
             + (" HAVING bool_or(g.source <> 'trial'))" if bought else ")"))
 
 

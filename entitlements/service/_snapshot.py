@@ -34,7 +34,8 @@ async def catalog_view(session: AsyncSession, holder: CatalogHolder | None = Non
 
 
 # One round trip: the user and its account, the grants reaching it (own, account-wide, assigned seat; not ended,
-# as ``held_by``), its current counters and the trials it (or its account) had, the lists as JSON arrays.
+# as ``held_by``, whose note says why the condition reads as it does), its current counters and the trials it (or
+# its account) had, the lists as JSON arrays.
 _SNAPSHOT = text("""
     SELECT u.account_id, u.user_id, u.roles, a.external_id, a.segment, a.region, a.currency,
            CAST((SELECT coalesce(json_agg(json_build_array(g.grant_id, g.module, g.user_id, g.seats, g.starts_at,
@@ -42,10 +43,10 @@ _SNAPSHOT = text("""
                    FROM ent_grants g
                   WHERE g.account_id = u.account_id AND (g.ends_at IS NULL OR g.ends_at > :now)
                     AND (g.revoked_at IS NULL OR g.revoked_at > :now)
-                    AND (g.user_id = u.user_id OR (g.user_id IS NULL AND g.seats IS NULL)
-                         OR (g.seats IS NOT NULL AND EXISTS (
-                             SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = g.account_id
-                                AND s.grant_id = g.grant_id AND s.user_id = u.user_id)))) AS text),
+                    AND (g.user_id = u.user_id OR g.user_id IS NULL)
+                    AND (g.seats IS NULL OR EXISTS (
+                             SELECT 1 FROM ent_seat_assignments s WHERE s.account_id = u.account_id
+                                AND s.grant_id = g.grant_id AND s.user_id = u.user_id))) AS text),
            CAST((SELECT coalesce(json_agg(json_build_array(c.feature, c.period_start, c.period_end, c.used)), '[]')
                    FROM ent_usage_counters c
                   WHERE c.account_id = u.account_id AND c.user_id = u.user_id AND c.period_start <= :now
