@@ -18,7 +18,7 @@ import entitlements
 from app.accounts import resolve_user
 from app.accounts.models import Account, User
 from app.accounts.service import resolve_accounts, resolve_user_and_account
-from app.auth import Principal
+from app.auth import Principal, VendorPrincipal
 from app.clock import Clock
 from app.errors import NotFound
 from app.ids import new_id
@@ -65,10 +65,11 @@ class Context:
 
 
 async def _snapshot(session: AsyncSession, ctx: Context, principal: Principal, user_ref: str,
-                    ) -> tuple[User, Account, Snapshot, CatalogView]:
+                    found: tuple[User, Account] | None = None) -> tuple[User, Account, Snapshot, CatalogView]:
     """The user (tenancy enforced), the account, and the entitlement snapshot: from the process cache when
-    warm, else read in this request's transaction (not a second one)."""
-    user, account = await resolve_user_and_account(session, principal, user_ref)
+    warm, else read in this request's transaction (not a second one). ``found``: the user and account already
+    read (``billing.buyer_facts``)."""
+    user, account = found or await resolve_user_and_account(session, principal, user_ref)
     now = ctx.clock.now()
     view = await ctx.runtime.view(session)
     snap = ctx.runtime.snapshots.get(user_ref)
@@ -144,9 +145,11 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
                   ) -> SuggestionList:
     """Rank, price and record suggestions for one user in one workflow moment (holdout users get none)."""
     s, now = ctx.settings, ctx.clock.now()
-    user, account, snap, view = await _snapshot(session, ctx, principal, data.user)
+    buyer = await billing.buyer_facts(session, principal, data.user, now=now)  # user, account, policy, budget
+    user, account, snap, view = await _snapshot(session, ctx, principal, data.user,
+                                                (buyer.user, buyer.account) if buyer else None)
     features, modules, prices = _catalog(ctx, view, account.currency)
-    _, policy = await billing.current_policy(session, account)
+    policy = buyer.policy if buyer else (await billing.current_policy(session, account))[1]
     requester = g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center)
     restricted = frozenset(k for k in modules if g.module_restrictions(
         g.effective_policy(policy, requester), user.roles, [k]))
@@ -190,10 +193,7 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     effects = {c.module.key: c.effect for c in cands}
     holdout = in_holdout(user.user_id, salt=s.suggest_holdout_salt, pct=s.suggest_holdout_pct)
     request_id = new_id("sgr")
-    # the budget with its balance this period: one statement, and nothing written on a read
-    _, state, _ = (await billing.budget_and_state(session, account.account_id, user.cost_center, now=now)
-                   if items else (None, None, False))
-    funds = g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None
+    funds = buyer.funds if buyer else await _funds(session, account, user, now) if items else None
     reads = []
     for rank, item in enumerate(items, start=1):
         reads.append(_read(item, rank, modules, prices, account, now, effects, policy, requester, hist, funds))
@@ -213,6 +213,12 @@ async def suggest(session: AsyncSession, principal: Principal, data: SuggestionR
     return SuggestionList(user=user.external_id, account=account.external_id, request_id=request_id,
                           surface=data.surface, holdout=holdout, capped=hist.respect.capped, note=note,
                           data=[] if holdout else reads)
+
+
+async def _funds(session: AsyncSession, account: Account, user: User, now: datetime) -> g.BudgetState | None:
+    """The user's budget with its balance this period: one statement, and nothing written on a read."""
+    _, state, _ = await billing.budget_and_state(session, account.account_id, user.cost_center, now=now)
+    return g.BudgetState(currency=state.budget.currency, remaining_minor=state.remaining_minor) if state else None
 
 
 def _read(item: engine.Item, rank: int, modules: Mapping[str, ModuleInfo],
@@ -330,6 +336,7 @@ async def warm(ctx: Context, *, connections: int = 2) -> None:
             await session.begin()
             await session.execute(select(User, Account).join(Account, Account.account_id == User.account_id)
                                   .where(User.external_id == ""))
+            await billing.buyer_facts(session, VendorPrincipal(key_id="", scopes=frozenset()), "", now=now)
             await load_snapshot(session, "", now=now, view=view)
             await entitlements.user_activity(session, "", "", now=now, sources=("order",), demand_since=now.date(),
                                              usage_since=now, recent_since=now)

@@ -35,6 +35,7 @@ from billing.service._budgets import (
     reserve,
     update_budget,
 )
+from billing.service._buyer import BuyerFacts, buyer_facts
 from billing.service._fast_order import fast_order
 from billing.service._fast_quote import fast_quote
 from billing.service._guardrails import current_policy, export_toml, import_toml, save_policy
@@ -64,6 +65,7 @@ from billing.service._subscriptions import update_subscription
 from billing.service._summary import LineSummary, OrderSummary, order_summary
 
 __all__ = [
+    "BuyerFacts",
     "LineSummary",
     "OrderSummary",
     "QuoteItem",
@@ -76,6 +78,7 @@ __all__ = [
     "budget_for",
     "budget_list",
     "budget_state",
+    "buyer_facts",
     "cancel_order",
     "capture",
     "close_period",
