@@ -16,9 +16,8 @@ from app.auth import Principal
 from app.errors import NotFound
 from app.onestatement import load, select_list
 from billing.domain import guardrails as g
-from billing.domain.periods import period_key, period_of
 from billing.models import Budget
-from billing.service._fast_reads import budget_joins, policy_join, policy_of
+from billing.service._fast_reads import budget_joins, budget_left, buyer_widths, policy_join, policy_of
 
 
 @dataclass(frozen=True)
@@ -30,20 +29,17 @@ class BuyerFacts:
     funds: g.BudgetState | None  # what the user's budget has left this period; None: no budget
 
 
-_SQL: dict[str, tuple[TextClause, tuple[int, int, int]]] = {}
+_SQL: dict[str, TextClause] = {}
 
 
-def _statement(dialect: Dialect) -> tuple[TextClause, tuple[int, int, int]]:
+def _statement(dialect: Dialect) -> TextClause:
     found = _SQL.get(dialect.name)
     if found is None:
-        widths = tuple(len(select_list("x", m, dialect).split(", ")) for m in (User, Account, Budget))
-        columns = (f"{select_list('u', User, dialect)}, {select_list('a', Account, dialect)}, "
-                   f"{select_list('b', Budget, dialect)}")  # our models' columns: no input reaches the text
-        joins = f"{budget_joins('u.account_id', ':now')}{policy_join('u.account_id')}"
-        found = _SQL[dialect.name] = (text(
-            "SELECT " + columns + ", p.period, p.amount_minor, p.reserved_minor, p.captured_minor, gv.version, "
-            "gv.policy FROM users u JOIN accounts a ON a.account_id = u.account_id " + joins
-            + "WHERE u.external_id = :ref"), (widths[0], widths[1], widths[2]))
+        found = _SQL[dialect.name] = text(
+            f"SELECT {select_list('u', User, dialect)}, {select_list('a', Account, dialect)}, "
+            f"{select_list('b', Budget, dialect)}, p.period, p.amount_minor, p.reserved_minor, p.captured_minor, "
+            "gv.version, gv.policy FROM users u JOIN accounts a ON a.account_id = u.account_id "
+            f"{budget_joins('u.account_id', ':now')}{policy_join('u.account_id')}WHERE u.external_id = :ref")
     return found
 
 
@@ -52,21 +48,17 @@ async def buyer_facts(session: AsyncSession, principal: Principal, user_ref: str
     """The facts of the user named by its external id; None when no user has that external id (the ordinary reads
     then look further, e.g. for our own ``usr_`` id, or answer 404). A user the principal may not see is a 404."""
     dialect = (await session.connection()).dialect
-    statement, (u, a, b) = _statement(dialect)
-    row = (await session.execute(statement, {"ref": user_ref, "now": now})).first()
+    row = (await session.execute(_statement(dialect), {"ref": user_ref, "now": now})).first()
     if row is None:
         return None
     values = list(row)
+    u, a, b = buyer_widths(dialect)
     user = load(User, values[:u], dialect)
     if not principal.may_access_user(user.account_id, user.user_id):
         raise NotFound(f"User {user_ref!r} does not exist.")
     account = load(Account, values[u:u + a], dialect)
     budget = load(Budget, values[u + a:u + a + b], dialect) if values[u + a] is not None else None
     period, amount, reserved, captured, version, stored = values[u + a + b:]
-    funds = None
-    if budget is not None:  # as budget_and_state: this period's row, else the budget's amount untouched
-        key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
-        left = amount - reserved - captured if period == key else budget.amount_minor
-        funds = g.BudgetState(currency=budget.currency, remaining_minor=left)
+    funds = budget_left(budget, period, amount, reserved, captured, now)[1] if budget is not None else None
     return BuyerFacts(user=user, account=account, policy_version=int(version or 0), policy=policy_of(stored),
                       funds=funds)

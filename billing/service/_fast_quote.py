@@ -24,27 +24,27 @@ from app.db import driver_connection
 from app.errors import DomainError
 from app.onestatement import Statement, load, plain, select_list
 from billing.domain import guardrails as g
-from billing.domain.periods import period_key, period_of
+from billing.domain.periods import period_of
 from billing.domain.quotes import modules_of
 from billing.domain.tax import NO_ADDRESS, not_computed
 from billing.models import Budget, Quote
 from billing.schemas import QuoteRead
 from billing.service import _fast_memo as memo_
 from billing.service import _tax as tax
-from billing.service._fast_reads import budget_joins, credited_sql, engine_key, policy_join, policy_of, spent_sql
+from billing.service._fast_reads import (
+    budget_joins,
+    budget_left,
+    buyer_widths,
+    credited_sql,
+    engine_key,
+    policy_join,
+    policy_of,
+    spent_sql,
+)
 from billing.service._order_reads import quote_read
 from billing.service._quotes import QuoteItem, priced_lines, quote_of
 
 _SQL: dict[str, str] = {}
-_WIDTHS: dict[str, tuple[int, int, int]] = {}
-
-
-def _widths(dialect: Dialect) -> tuple[int, int, int]:
-    found = _WIDTHS.get(dialect.name)
-    if found is None:
-        u, a, b = (len(select_list("x", m, dialect).split(", ")) for m in (User, Account, Budget))
-        found = _WIDTHS[dialect.name] = (u, a, b)
-    return found
 
 
 def _read_sql(dialect: Dialect) -> str:
@@ -80,7 +80,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
         if row is None:
             return None  # unknown, or named by our own id: the ordinary path looks further or answers 404
         values = list(row.values())
-        widths = _widths(dialect)
+        widths = buyer_widths(dialect)
         user = load(User, values[:widths[0]], dialect)
         account = load(Account, values[widths[0]:widths[0] + widths[1]], dialect)
         at = widths[0] + widths[1]
@@ -101,9 +101,7 @@ async def fast_quote(engine: AsyncEngine, principal: Principal, *, user_ref: str
             return None  # the ordinary path refuses, exactly as it always did
         state, key = None, ""
         if budget is not None:
-            key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
-            left = (amount - reserved - captured if period == key else budget.amount_minor)
-            state = g.BudgetState(currency=budget.currency, remaining_minor=left)
+            key, state = budget_left(budget, period, amount, reserved, captured, now)
         policy = policy_of(stored)
         decision = g.decide(policy, g.Requester(roles=frozenset(user.roles), cost_center=user.cost_center),
                             g.Purchase(modules=modules_of(priced.lines), total_minor=priced.total,

@@ -1,16 +1,22 @@
-"""SQL pieces both fast paths read with (a quote's and an order's one read): the buyer's budget and its current
-period, the account's guardrail policy in force, and what the buyer spent from budgets this period."""
+"""SQL pieces the one-statement reads share (a quote's and an order's fast read, ``buyer_facts``): the buyer's
+budget and its current period, the account's guardrail policy in force, what the buyer spent from budgets this
+period; and what the budget has left, from the period row those reads return."""
 
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.accounts.models import Account, User
+from app.onestatement import select_list
 from billing.domain import guardrails as g
+from billing.domain.periods import period_key, period_of
+from billing.models import Budget
 from billing.service._quotes import SPENDING_STATES
 
 _POLICY = msgspec.json.Decoder(g.GuardrailPolicy)
@@ -46,6 +52,25 @@ def policy_join(account: str) -> str:
     """``gv``: the account's newest guardrail version (``version``, ``policy``)."""
     return (f"LEFT JOIN LATERAL (SELECT v.version, v.policy FROM guardrail_versions v WHERE v.account_id = {account} "
             "ORDER BY v.version DESC LIMIT 1) gv ON true ")
+
+
+@functools.cache
+def buyer_widths(dialect: Dialect) -> tuple[int, int, int]:
+    """How many columns ``select_list`` gives for User, Account and Budget (where each starts in a row that selects
+    them one after another)."""
+    u, a, b = (len(select_list("x", m, dialect).split(", ")) for m in (User, Account, Budget))
+    return u, a, b
+
+
+def budget_left(budget: Budget, period: str | None, amount: int | None, reserved: int | None,
+                captured: int | None, now: datetime) -> tuple[str, g.BudgetState]:
+    """The budget's period key at ``now`` and what it has left, from the period row ``budget_joins`` found (its
+    key and amounts; None when the period has no row yet: the budget's amount untouched), as ``budget_and_state``
+    computes it."""
+    key = period_key(period_of(now, anchor_day=budget.anchor_day)[0])
+    if period != key or amount is None or reserved is None or captured is None:
+        return key, g.BudgetState(currency=budget.currency, remaining_minor=budget.amount_minor)
+    return key, g.BudgetState(currency=budget.currency, remaining_minor=amount - reserved - captured)
 
 
 def policy_of(stored: Any) -> g.GuardrailPolicy:
