@@ -63,7 +63,7 @@ DEMO_GRANTS = [  # (account, user or None for account-wide, module, seats)
 ]
 
 
-async def seed_entitlements(session: AsyncSession, clock: SystemClock) -> None:
+async def seed_entitlements(session: AsyncSession, clock: Clock) -> None:
     """Demo grants, a seat pool with one seat taken, and some usage (all idempotent)."""
     from entitlements import grant
     from entitlements.schemas import UsageEventIn
@@ -91,7 +91,7 @@ async def seed_entitlements(session: AsyncSession, clock: SystemClock) -> None:
 DEMO_BUDGETS = {"acme": ("USD", 500_000), "globex": ("EUR", 200_000), "initech": ("USD", 50_000)}
 
 
-async def seed_commerce(session: AsyncSession, clock: SystemClock) -> None:
+async def seed_commerce(session: AsyncSession, clock: Clock) -> None:
     """A budget per demo account and guardrails for acme, so quotes show every route and outcome."""
     from billing import service as billing
     from billing.domain.guardrails import GuardrailPolicy, Override, RoleRule
@@ -115,9 +115,10 @@ async def seed_commerce(session: AsyncSession, clock: SystemClock) -> None:
     await billing.save_policy(session, acme, policy, actor="demo", clock=clock)  # unchanged: no new version
 
 
-async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
-    """Seed idempotently; returns the demo vendor key (kept in the data folder, development only)."""
-    clock = SystemClock()
+async def seed_demo(engine: AsyncEngine, settings: Settings, *, clock: Clock | None = None) -> str:
+    """Seed idempotently; returns the demo vendor key (kept in the data folder, development only). ``clock``:
+    the time the demo is seeded at (tests that serve it with a frozen clock seed it at the same time)."""
+    clock = clock or SystemClock()
     key_file = settings.data_dir / "demo-vendor-key"
     from app.wiring import sessionmaker
 
@@ -230,7 +231,7 @@ async def seed_purchases(session: AsyncSession, now: datetime) -> None:
                     continue
     for back in (4, 3, 2, 1):  # bill-back statements of the months that are over
         year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
-        await billing.close_period(session, period=f"{year:04d}-{month + 1:02d}", clock=SystemClock())
+        await billing.close_period(session, period=f"{year:04d}-{month + 1:02d}", clock=FrozenClock(now))
     acme = await accounts.get_account(session, "acme")
     requester = await accounts.get_user(session, "acme-s001")
     assert acme is not None and requester is not None

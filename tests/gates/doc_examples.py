@@ -48,6 +48,9 @@ class Example:
     query: list[str] = field(default_factory=list)
     headers: list[str] = field(default_factory=list)
     body: str | None = None
+    target: str = ""  # the path with its query string, as written
+    note: str = ""  # the comments that follow it: what the docs say it answers
+    assign: tuple[str, str] | None = None  # VAR=$(curl ... | jq -r .field): the variable and the field
 
 
 def _blocks(text: str) -> list[tuple[int, list[str]]]:
@@ -68,11 +71,15 @@ def _blocks(text: str) -> list[tuple[int, list[str]]]:
     return blocks
 
 
-def _commands(start: int, lines: list[str]) -> list[tuple[int, str]]:
-    """Logical commands: continuation lines joined, a quote left open carried over to the next lines."""
-    out, buf, first = [], "", start
+def _commands(start: int, lines: list[str]) -> list[tuple[int, str, list[str]]]:
+    """Logical commands (continuation lines joined, a quote left open carried over to the next lines), each with
+    the comment lines right after it (what the docs say it answers)."""
+    out: list[tuple[int, str, list[str]]] = []
+    buf, first = "", start
     for n, line in enumerate(lines, start=start):
         if not buf:
+            if line.lstrip().startswith("#") and out:
+                out[-1][2].append(line.strip())
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             first = n
@@ -84,7 +91,8 @@ def _commands(start: int, lines: list[str]) -> list[tuple[int, str]]:
             shlex.split(buf, comments=True)
         except ValueError:  # an open quote: a JSON body over several lines
             continue
-        out.append((first, buf))
+        inline = re.search(r"\s#\s(.*)$", buf.rsplit("\n", 1)[-1])
+        out.append((first, buf, [inline.group(1)] if inline else []))
         buf = ""
     return out
 
@@ -108,7 +116,7 @@ def examples(paths: list[Path] | None = None) -> list[Example]:
         arrays: dict[str, list[str]] = {}
         scalars: dict[str, str] = {"BASE": BASE}
         for start, lines in _blocks(path.read_text()):
-            for line_no, command in _commands(start, lines):
+            for line_no, command, note in _commands(start, lines):
                 where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{line_no}"
                 stripped = command.strip()
                 array = _ARRAY.match(stripped)
@@ -124,9 +132,13 @@ def examples(paths: list[Path] | None = None) -> list[Example]:
                     tokens = _expand(stripped, arrays, scalars)
                 except ValueError:
                     continue
+                assigned = re.match(r"^(\w+)=\$\(.*\|\s*jq -r (\.\w+)\)\s*$", stripped, re.S)
                 for call in _curl_calls(tokens):
                     example = _parse(where, call)
                     if example is not None:
+                        example.note = " ".join(note)
+                        if assigned:
+                            example.assign = (assigned.group(1), assigned.group(2)[1:])
                         found.append(example)
     return found
 
@@ -176,7 +188,8 @@ def _parse(where: str, args: list[str]) -> Example | None:
     if method is None:
         method = "POST" if body is not None and not get else "GET"
     query = [name for name, _ in parse_qsl(split.query, keep_blank_values=True)]
-    return Example(where=where, method=method, path=split.path, query=query, headers=headers, body=body)
+    return Example(where=where, method=method, path=split.path, query=query, headers=headers, body=body,
+                   target=split.path + (f"?{split.query}" if split.query else ""))
 
 
 def violations(contract: Contract, example: Example) -> list[str]:
