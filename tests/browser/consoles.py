@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import EXPECTED_CONSOLE, Stack
+from tests.browser.conftest import Stack, console_error
 
 
 async def sign_in(stack: Stack, body: dict[str, str], *, width: int = 1280, height: int = 800) -> Page:
@@ -14,8 +14,7 @@ async def sign_in(stack: Stack, body: dict[str, str], *, width: int = 1280, heig
     page = await stack.context.new_page()
     await page.set_viewport_size({"width": width, "height": height})
     page.on("pageerror", lambda e: stack.errors.append(f"pageerror: {e}"))
-    page.on("console", lambda m: stack.errors.append(f"console: {m.text}")
-            if m.type == "error" and not m.text.startswith(EXPECTED_CONSOLE) else None)
+    page.on("console", lambda m: stack.errors.append(error) if (error := console_error(m, page)) else None)
     await page.goto(stack.api + r.json()["path"])
     await page.get_by_role("button", name="Sign in").click()
     await ready(page)

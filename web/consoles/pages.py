@@ -30,7 +30,8 @@ def _head(base: str, title: str, *, script: bool, meta: str = "") -> str:
     module = f'<script type="module" src="{base}/console.mjs"></script>' if script else ""
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{escape(title)}</title>{meta}<link rel="stylesheet" href="{base}/console.css">{module}</head>')
+            f'<title>{escape(title)}</title>{meta}<link rel="icon" href="data:,">'  # no favicon request (a 404)
+            f'<link rel="stylesheet" href="{base}/console.css">{module}</head>')
 
 
 def shell_page(s: Shell) -> str:

@@ -2,7 +2,7 @@
 // The runner is this file: each test is a function; failures are collected in the returned list.
 const widget = await import(globalThis.WIDGET_MODULE_URL);
 const { format, money, clockText, daysLeft, priceText, problemText, humanize, call, Problem, newKey, CardError,
-  cardErrorText, taxRows } = widget;
+  cardErrorText, taxRows, suggestionPriceText } = widget;
 const { messages } = await import(new URL("messages.js", globalThis.WIDGET_MODULE_URL).href);
 const t = (key, vars) => format(messages.en[key] ?? key, vars); // as the widget: an unknown key shows itself
 
@@ -27,6 +27,14 @@ tests["taxRows shows net, tax per jurisdiction and rate, and gross; or says tax 
   const none = { currency: "USD", total_minor: 900, tax: { status: "not_computed", breakdown: [] } };
   eq(taxRows(none, t, "en").rows, [["Due now", "$9.00"]]);
   eq(taxRows(none, t, "en").note, "Not calculated here: tax may be added to this price.");
+};
+tests["a suggestion's price says what is due now, and that metered usage is billed later"] = () => {
+  const line = (model) => ({ module: "m", model, total_minor: model === "metered" ? 0 : 1246 });
+  eq(suggestionPriceText({ currency: "USD", total_minor: 1246, lines: [line("recurring")] }, t, "en-US"), "$12.46 due now");
+  eq(suggestionPriceText({ currency: "USD", total_minor: 0, lines: [line("metered")] }, t, "en-US"),
+    "Usage billed monthly; nothing due now");
+  eq(suggestionPriceText({ currency: "USD", total_minor: 1246, lines: [line("recurring"), line("metered")] }, t, "en-US"),
+    "$12.46 due now, then usage billed monthly");
 };
 tests["cardErrorText says a decline in plain words, with what to do next"] = () => {
   eq(cardErrorText(new CardError("insufficient_funds", "Your card has insufficient funds."), t),

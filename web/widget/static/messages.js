@@ -150,6 +150,7 @@ export const messages = {
     "suggestion.why": "Why this",
     "suggestion.bundle": "Comes in steps",
     "suggestion.price": "{amount} due now",
+    "suggestion.price.metered": "{amount} due now, then usage billed monthly",
     "suggestion.route.budget_auto_approved": "Your team's budget pays for it.",
     "suggestion.route.needs_approval": "Needs an approver's agreement.",
     "suggestion.route.card": "You pay with your own card.",

@@ -196,6 +196,15 @@ export function priceText(price, t, locale) {
   return t("price.metered", { tiers });
 }
 
+// What a suggestion's quote costs in one line: what is due now, and that usage is billed later when a line is
+// metered (a metered module alone costs nothing now: "$0.00 due now" would read as free).
+export function suggestionPriceText(quote, t, locale) {
+  const metered = (quote.lines || []).some((line) => line.model === "metered");
+  if (metered && quote.total_minor === 0) return t("quote.line.metered");
+  const amount = money(quote.total_minor, quote.currency, locale);
+  return t(metered ? "suggestion.price.metered" : "suggestion.price", { amount });
+}
+
 function lineText(line, currency, t, locale) {
   const amount = (minor) => money(minor, currency, locale);
   if (line.model === "metered") return t("quote.line.metered");
@@ -1084,7 +1093,7 @@ export class CommerceSuggestions extends CommerceElement {
       h("ul", { class: "reasons", "aria-label": t("suggestion.why") }, item.reasons.map((r) => h("li", {}, r))),
       steps ? h("div", { class: "bundle" }, h("p", { class: "small" }, t("suggestion.bundle")),
         h("ol", {}, steps.map((m) => h("li", {}, m === item.module ? item.name : (this.state.names[m] || m))))) : null,
-      item.quote ? h("p", { class: "price" }, t("suggestion.price", { amount: money(item.quote.total_minor, item.quote.currency, this.locale) })) : null,
+      item.quote ? h("p", { class: "price" }, suggestionPriceText(item.quote, t, this.locale)) : null,
       h("p", { class: "muted small" }, owned ? t("offer.granted", { feature: item.name })
         : item.kind === "adoption" ? t("suggestion.adoption") : t(`suggestion.route.${item.payment_route}`)),
       h("div", { class: "actions" },
