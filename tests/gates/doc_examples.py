@@ -32,7 +32,6 @@ _SHELLS = {"", "sh", "bash", "shell", "console"}  # an unlabelled block too: onl
 # where the docs address this service (the Stripe fake and webhook receivers are on other ports or hosts)
 _OURS = {"127.0.0.1:8000", "localhost:8000", "commerce.example.com"}
 _ARRAY = re.compile(r"^(\w+)=\((.*)\)\s*$", re.S)
-_SCALAR = re.compile(r"^(\w+)=(\S+)\s*$")
 _DATA = {"-d", "--data", "--data-raw", "--data-binary", "--json"}
 _WITH_VALUE = {"-X", "--request", "-H", "--header", "-o", "--output", "-w", "--write-out", "-u", "--user",
                "-m", "--max-time", "-A", "--user-agent", "--connect-timeout", "-e", "--referer"}
@@ -123,11 +122,8 @@ def examples(paths: list[Path] | None = None) -> list[Example]:
                 if array:
                     arrays[array.group(1)] = _expand(array.group(2), arrays, scalars)
                     continue
-                scalar = _SCALAR.match(stripped)
-                if scalar and scalar.group(1) != "BASE" and "curl" not in stripped:
-                    continue  # KEY=sk_... and the like: placeholders, left as they are
                 if "curl" not in stripped:
-                    continue
+                    continue  # KEY=sk_... and the like: placeholders a reader fills in
                 try:
                     tokens = _expand(stripped, arrays, scalars)
                 except ValueError:
