@@ -28,13 +28,16 @@ tests["taxRows shows net, tax per jurisdiction and rate, and gross; or says tax 
   eq(taxRows(none, t, "en").rows, [["Due now", "$9.00"]]);
   eq(taxRows(none, t, "en").note, "Not calculated here: tax may be added to this price.");
 };
-tests["a suggestion's price says what is due now, and that metered usage is billed later"] = () => {
+tests["a suggestion's price says what is due now, that metered usage is billed later, and that a trial is free"] = () => {
   const line = (model) => ({ module: "m", model, total_minor: model === "metered" ? 0 : 1246 });
-  eq(suggestionPriceText({ currency: "USD", total_minor: 1246, lines: [line("recurring")] }, t, "en-US"), "$12.46 due now");
-  eq(suggestionPriceText({ currency: "USD", total_minor: 0, lines: [line("metered")] }, t, "en-US"),
-    "Usage billed monthly; nothing due now");
-  eq(suggestionPriceText({ currency: "USD", total_minor: 1246, lines: [line("recurring"), line("metered")] }, t, "en-US"),
-    "$12.46 due now, then usage billed monthly");
+  const item = (total, models, extra = {}) => ({ kind: "purchase", trial_days: null, ...extra,
+    quote: { currency: "USD", total_minor: total, lines: models.map(line) } });
+  eq(suggestionPriceText(item(1246, ["recurring"]), t, "en-US"), "$12.46 due now");
+  eq(suggestionPriceText(item(0, ["metered"]), t, "en-US"), "Usage billed monthly; nothing due now");
+  eq(suggestionPriceText(item(1246, ["recurring", "metered"]), t, "en-US"), "$12.46 due now, then usage billed monthly");
+  eq(suggestionPriceText(item(1246, ["recurring"], { kind: "trial", trial_days: 30 }), t, "en-US"),
+    "Try it free for 30 days.");
+  eq(suggestionPriceText({ kind: "adoption", trial_days: null, quote: null }, t, "en-US"), null);
 };
 tests["cardErrorText says a decline in plain words, with what to do next"] = () => {
   eq(cardErrorText(new CardError("insufficient_funds", "Your card has insufficient funds."), t),

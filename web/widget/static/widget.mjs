@@ -196,9 +196,13 @@ export function priceText(price, t, locale) {
   return t("price.metered", { tiers });
 }
 
-// What a suggestion's quote costs in one line: what is due now, and that usage is billed later when a line is
+// What a suggestion costs in one line: a trial is free for its days (its quote is what buying it would cost,
+// not what starting the trial does); else what is due now, and that usage is billed later when a line is
 // metered (a metered module alone costs nothing now: "$0.00 due now" would read as free).
-export function suggestionPriceText(quote, t, locale) {
+export function suggestionPriceText(item, t, locale) {
+  if (item.kind === "trial" && item.trial_days) return t("offer.trial", { days: item.trial_days });
+  const quote = item.quote;
+  if (!quote) return null;
   const metered = (quote.lines || []).some((line) => line.model === "metered");
   if (metered && quote.total_minor === 0) return t("quote.line.metered");
   const amount = money(quote.total_minor, quote.currency, locale);
@@ -1093,9 +1097,10 @@ export class CommerceSuggestions extends CommerceElement {
       h("ul", { class: "reasons", "aria-label": t("suggestion.why") }, item.reasons.map((r) => h("li", {}, r))),
       steps ? h("div", { class: "bundle" }, h("p", { class: "small" }, t("suggestion.bundle")),
         h("ol", {}, steps.map((m) => h("li", {}, m === item.module ? item.name : (this.state.names[m] || m))))) : null,
-      item.quote ? h("p", { class: "price" }, suggestionPriceText(item.quote, t, this.locale)) : null,
-      h("p", { class: "muted small" }, owned ? t("offer.granted", { feature: item.name })
-        : item.kind === "adoption" ? t("suggestion.adoption") : t(`suggestion.route.${item.payment_route}`)),
+      owned ? null : ((price) => price ? h("p", { class: "price" }, price) : null)(suggestionPriceText(item, t, this.locale)),
+      item.kind === "trial" && !owned ? null  // nobody pays for a trial: who would pay is said when it is bought
+        : h("p", { class: "muted small" }, owned ? t("offer.granted", { feature: item.name })
+          : item.kind === "adoption" ? t("suggestion.adoption") : t(`suggestion.route.${item.payment_route}`)),
       h("div", { class: "actions" },
         primary ? h("button", { type: "button", class: "primary", "aria-describedby": id, onclick: (e) => this.act(item, e.currentTarget) }, primary) : null,
         owned ? null : h("button", { type: "button", class: "quiet", "aria-describedby": id, onclick: () => this.notNow(item) },
