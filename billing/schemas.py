@@ -304,6 +304,8 @@ class ApprovalRead(Output, frozen=True):
     expires_at: datetime
     decided_at: datetime | None
     temporary_access_until: datetime | None
+    requester_name: str | None  # the requester's display name, when the vendor gave one
+    module_names: list[str]  # the modules' catalog names, in the order of ``modules``
 
 
 class ApprovalList(Output, frozen=True):

@@ -159,18 +159,20 @@ async def order_page(session: AsyncSession, *, account_id: str, user_id: str | N
     return OrderPage(data=data, next_cursor=encode_cursor(data[-1].id) if len(rows) > limit else None)
 
 
-def _approvals() -> Select[Approval, Order, str, str]:
-    return (select(Approval, Order, Account.external_id, User.external_id)
+def _approvals() -> Select[Approval, Order, str, str, str | None]:
+    return (select(Approval, Order, Account.external_id, User.external_id, User.name)
             .join(Order, and_(Order.account_id == Approval.account_id, Order.order_id == Approval.order_id))
             .join(Account, Account.account_id == Approval.account_id)
             .join(User, and_(User.account_id == Approval.account_id, User.user_id == Approval.requester_user_id)))
 
 
-def _approval_read(a: Approval, order: Order, account_ref: str, requester_ref: str) -> ApprovalRead:
+def _approval_read(a: Approval, order: Order, account_ref: str, requester_ref: str,
+                   requester_name: str | None) -> ApprovalRead:
     return ApprovalRead(
         id=a.approval_id, order_id=a.order_id, account=account_ref, requester=requester_ref,
-        reason=a.reason, why=list(a.reasons), approver_roles=list(a.approver_roles), state=a.state,
-        total_minor=order.total_minor, currency=order.currency, modules=list(modules_of(order.lines)),
+        requester_name=requester_name, reason=a.reason, why=list(a.reasons), approver_roles=list(a.approver_roles),
+        state=a.state, total_minor=order.total_minor, currency=order.currency, modules=list(modules_of(order.lines)),
+        module_names=[line.name for line in order.lines],
         decided_by=a.decided_by, decision_note=a.decision_note, created_at=a.created_at, expires_at=a.expires_at,
         decided_at=a.decided_at, temporary_access_until=a.temporary_access_until)
 

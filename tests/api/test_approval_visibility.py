@@ -54,6 +54,9 @@ async def test_requester_admins_approvers_and_the_vendor_read_an_approval(
         r = await client.get(f"/v1/approvals/{approval}", headers=bearer(token))
         assert r.status_code == 200, r.text
         assert r.json()["reason"] == "I need it for the Q4 report" and r.json()["requester"] == acme.user
+        # what a person reads: the requester's name and the module's catalog name, beside their ids
+        assert (r.json()["requester_name"], r.json()["modules"], r.json()["module_names"]) == (
+            None, ["reports_basic"], ["Reports Basic"])  # this user was given no name (the console then shows its id)
     r = await client.post(f"/v1/approvals/{approval}/approve", json={"note": "go"}, headers=bearer(manager))
     assert r.status_code == 200 and r.json()["state"] == "approved"
 

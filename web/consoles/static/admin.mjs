@@ -76,6 +76,11 @@ async function approvals() {
   }, 3000);
 }
 
+// who asks and for what, as people read them: the requester's name (its id when the vendor gave none) and the
+// modules' catalog names
+const requesterOf = (a) => (a.requester_name ? `${a.requester_name} (${a.requester})` : a.requester);
+const modulesOf = (a) => (a.module_names && a.module_names.length ? a.module_names : a.modules).join(", ");
+
 async function drawApprovals(arrived = false) {
   const [pending, decided, budgetsNow] = await Promise.all([
     api("GET", accountPath("/approvals"), { query: { state: "pending" } }),
@@ -91,13 +96,15 @@ async function drawApprovals(arrived = false) {
       await api("POST", `/v1/approvals/${a.id}/${approve ? "approve" : "deny"}`, { body: { note: note.value || null }, key: newKey() });
       notes.delete(a.id);
       await drawApprovals();
-      document.getElementById("approvals-status").textContent = `${approve ? "Approved" : "Denied"}: ${a.modules.join(", ")} for ${a.requester}.`;
+      document.getElementById("approvals-status").textContent = `${approve ? "Approved" : "Denied"}: ${modulesOf(a)} for ${requesterOf(a)}.`;
       return null;
     });
     const b = left(a);
     const headingId = `approval-${a.id}`;
+    const who = requesterOf(a);
+    const what = modulesOf(a);
     return h("li", { class: "card approval", "aria-labelledby": headingId },
-      h("h3", { id: headingId }, `${a.requester} asks for ${a.modules.join(", ")}`),
+      h("h3", { id: headingId }, `${who} asks for ${what}`),
       h("dl", { class: "figures" },
         h("div", {}, h("dt", {}, "Amount"), h("dd", {}, money(a.total_minor, a.currency))),
         h("div", {}, h("dt", {}, "Budget after approval"), h("dd", {}, b ? `${money(b.remaining_minor, b.currency)} left (held already)` : "paid by card")),
@@ -107,10 +114,10 @@ async function drawApprovals(arrived = false) {
       a.why.length ? h("div", { class: "sub" }, h("p", {}, "What the guardrails said when it was asked:"),
         h("ul", {}, a.why.map((r) => h("li", {}, r)))) : null,
       a.temporary_access_until ? h("p", { class: "sub" }, `Temporary access in force until ${when(a.temporary_access_until)}`) : null,
-      field(`Note to ${a.requester} (optional)`, note),
+      field(`Note to ${who} (optional)`, note),
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "primary", onclick: decide(true) }, `Approve ${a.modules.join(", ")} for ${a.requester}`),
-        h("button", { type: "button", class: "danger", onclick: decide(false) }, `Deny ${a.modules.join(", ")} for ${a.requester}`)),
+        h("button", { type: "button", class: "primary", onclick: decide(true) }, `Approve ${what} for ${who}`),
+        h("button", { type: "button", class: "danger", onclick: decide(false) }, `Deny ${what} for ${who}`)),
       out);
   });
   const done = decided.data.filter((a) => a.state !== "pending");
@@ -120,8 +127,8 @@ async function drawApprovals(arrived = false) {
     rows.length ? h("ul", { class: "cards plain" }, rows) : empty("No request is waiting. New requests appear here as they arrive."),
     h("h2", {}, "Decided"),
     table("Decided requests, newest first", [
-      { label: "Requester", cell: (a) => a.requester },
-      { label: "Modules", cell: (a) => a.modules.join(", ") },
+      { label: "Requester", cell: (a) => requesterOf(a) },
+      { label: "Modules", cell: (a) => modulesOf(a) },
       { label: "Amount", num: true, cell: (a) => money(a.total_minor, a.currency) },
       { label: "Decision", cell: (a) => a.state },
       { label: "By", cell: (a) => a.decided_by || "—" },
