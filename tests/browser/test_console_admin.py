@@ -175,7 +175,8 @@ async def test_keyboard_only_admin_approves_a_request(stack: Stack) -> None:
     await tab_to("Approve Report Branding for Colleague 1 (acme-s001)")
     await stack.shot(page, "keyboard-focus-on-approve")
     await page.keyboard.press("Enter")
-    await expect(page.get_by_role("status").filter(has_text="Approved: Report Branding for Colleague 1 (acme-s001).")).to_be_visible()
+    approved = page.get_by_role("status").filter(has_text="Approved: Report Branding for Colleague 1 (acme-s001).")
+    await expect(approved).to_be_visible()
     approval = next(a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
                     if a["requester"] == "acme-s001")
     assert (approval["state"], approval["decision_note"]) == ("approved", "Go ahead")
