@@ -246,6 +246,10 @@ async function spend() {
   ]);
   const paid = orders.filter((o) => ["paid", "fulfilled"].includes(o.state));
   const center = Object.fromEntries(users.map((u) => [u.external_id, u.cost_center || "none"]));
+  // people and modules as they are read: a user's name beside its id, a module's catalog name
+  const userName = Object.fromEntries(users.map((u) => [u.external_id, u.name || u.external_id]));
+  const userLabel = Object.fromEntries(users.map((u) => [u.external_id, u.name ? `${u.name} (${u.external_id})` : u.external_id]));
+  const moduleLabel = Object.fromEntries(paid.flatMap((o) => o.lines.map((l) => [l.module, l.name || l.module])));
   const cur = paid[0]?.currency || ctx.currency;
   const f = (v) => money(v, cur);
   const group = (keyOf) => {
@@ -257,8 +261,8 @@ async function spend() {
     return [...m.values()].sort((a, b) => b.total - a.total);
   };
   const net = (o) => o.total_minor - o.refunded_minor;
-  const byUser = group((o) => [[o.user, net(o)]]);
-  const byModule = group((o) => o.lines.map((l) => [l.module, Math.round(net(o) * l.total_minor / Math.max(1, o.total_minor))]));
+  const byUser = group((o) => [[o.user, net(o)]]).map((g) => ({ ...g, short: userName[g.key] || g.key, key: userLabel[g.key] || g.key }));
+  const byModule = group((o) => o.lines.map((l) => [moduleLabel[l.module], Math.round(net(o) * l.total_minor / Math.max(1, o.total_minor))]));
   const byCenter = group((o) => [[center[o.user] || "none", net(o)]]);
   const months = [...new Set(paid.map((o) => o.created_at.slice(0, 7)))].sort();
   const monthly = months.map((m) => paid.filter((o) => o.created_at.startsWith(m)).reduce((s, o) => s + net(o), 0));
@@ -270,7 +274,7 @@ async function spend() {
   render(
     paid.length ? columns({ title: `Spend per month (${cur})`, labels: months, series: [{ name: "Spend", values: monthly, cls: "captured" }], format: f }) : empty("No paid purchases yet."),
     h("div", { class: "grid2" },
-      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: g.key, value: g.total })), format: f }) : null, breakdown("Spend by user", "User", byUser)),
+      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: g.short, value: g.total })), format: f }) : null, breakdown("Spend by user", "User", byUser)),
       h("section", { "aria-labelledby": "by-module" }, h("h2", { id: "by-module" }, "By module"), breakdown("Spend by module", "Module", byModule)),
       h("section", { "aria-labelledby": "by-center" }, h("h2", { id: "by-center" }, "By cost center"), breakdown("Spend by cost center", "Cost center", byCenter))),
     h("h2", {}, "Statements"),
