@@ -8,7 +8,7 @@ document does not accept: no operation for the method and path, a query paramete
 a JSON body its schema refuses (bodies are closed: an unknown field is an error), a required body or
 ``Idempotency-Key`` left out. A body with a ``...`` placeholder is checked for its route only.
 
-    python -m tests.gates.doc_examples      # lists every example with what is wrong with it
+    python -m tests.gates.doc_examples      # lists every curl example with what is wrong with it
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema_rs
 
-from tests.support.contract import Contract
+from tests.support.contract import Contract, offline_document
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://127.0.0.1:8000"
@@ -52,19 +52,19 @@ class Example:
     assign: tuple[str, str] | None = None  # VAR=$(curl ... | jq -r .field): the variable and the field
 
 
-def _blocks(text: str) -> list[tuple[int, list[str]]]:
-    """(first line number, lines) of each shell block."""
+def _blocks(text: str, languages: frozenset[str] | set[str] = _SHELLS) -> list[tuple[int, list[str]]]:
+    """(first line number, lines) of each fenced block in one of ``languages``."""
     blocks: list[tuple[int, list[str]]] = []
-    state, current, start = "out", [], 0  # state: out of a block, in a shell block, in another language's
+    state, current, start = "out", [], 0  # state: out of a block, in a wanted block, in another one
     for n, line in enumerate(text.splitlines(), start=1):
         fence = _FENCE.match(line.strip())
         if fence is None:
-            if state == "shell":
+            if state == "wanted":
                 current.append(line)
         elif state == "out":
-            state, current, start = ("shell" if fence.group(1) in _SHELLS else "other"), [], n + 1
+            state, current, start = ("wanted" if fence.group(1) in languages else "other"), [], n + 1
         else:
-            if state == "shell":
+            if state == "wanted":
                 blocks.append((start, current))
             state = "out"
     return blocks
@@ -225,26 +225,6 @@ def violations(contract: Contract, example: Example) -> list[str]:
     return problems
 
 
-def spec() -> dict[str, Any]:
-    from litestar.serialization import encode_json
-
-    from app.asgi import create_app
-    from app.settings import load_settings
-
-    app = create_app(load_settings({}, env="test", database_url="postgresql://unused/none",
-                                   data_dir=Path("/nonexistent"), token_secret="x" * 40, stripe_backend="fake"))
-    return dict(json.loads(encode_json(app.openapi_schema.to_schema())))
-
-
-if __name__ == "__main__":
-    contract = Contract(spec())
-    every = examples()
-    for example in every:
-        for problem in violations(contract, example):
-            print(problem)
-    print(f"{len(every)} examples")
-
-
 # --- the SDK's examples ---------------------------------------------------------------------------------------
 
 _RESOURCE_LIST = re.compile(r"`(\w+)` \(((?:`\w+`(?:, )?)+)\)|`(\w+)\.(\w+)`")
@@ -272,7 +252,7 @@ def sdk_examples(path: Path | None = None) -> tuple[list[SdkCall], list[str]]:
     calls: list[SdkCall] = []
     imports: list[str] = []
     name = path.name
-    for start, lines in _python_blocks(text):
+    for start, lines in _blocks(text, {"python"}):
         try:
             tree = ast.parse("\n".join(lines))
         except SyntaxError:
@@ -303,23 +283,6 @@ def sdk_examples(path: Path | None = None) -> tuple[list[SdkCall], list[str]]:
     return calls, imports
 
 
-def _python_blocks(text: str) -> list[tuple[int, list[str]]]:
-    blocks: list[tuple[int, list[str]]] = []
-    current: list[str] | None = None
-    start = 0
-    for n, line in enumerate(text.splitlines(), start=1):
-        fence = _FENCE.match(line.strip())
-        if fence is None:
-            if current is not None:
-                current.append(line)
-        elif current is None and fence.group(1) == "python":
-            current, start = [], n + 1
-        elif current is not None:
-            blocks.append((start, current))
-            current = None
-    return blocks
-
-
 def sdk_violations(call: SdkCall, sync_client: Any, async_client: Any) -> list[str]:
     """What in this call the SDK does not have: an attribute, or arguments its signature refuses."""
     import inspect
@@ -337,3 +300,12 @@ def sdk_violations(call: SdkCall, sync_client: Any, async_client: Any) -> list[s
     except TypeError as exc:
         return [f"{label}: {exc}"]
     return []
+
+
+if __name__ == "__main__":
+    contract = Contract(offline_document())
+    every = examples()
+    for example in every:
+        for problem in violations(contract, example):
+            print(problem)
+    print(f"{len(every)} examples")

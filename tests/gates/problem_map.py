@@ -25,6 +25,7 @@ from litestar import Litestar
 
 import app.asgi  # noqa: F401  (the app factory imports every package, so every error class is defined)
 from app.errors import DomainError
+from tests.support.contract import offline_app
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "catalog", "entitlements", "billing", "suggest")
@@ -268,15 +269,6 @@ from __future__ import annotations
 
 OPERATION_PROBLEMS: dict[tuple[str, str], tuple[str, ...]] = {
 '''
-
-
-def offline_app() -> Litestar:
-    """The app as built (its routes, guards and dependencies), never started: no database is reached."""
-    from app.asgi import create_app
-    from app.settings import load_settings
-
-    return create_app(load_settings({}, env="test", database_url="postgresql://unused/none",
-                                    data_dir=Path("/nonexistent"), token_secret="x" * 40, stripe_backend="fake"))
 
 
 def render() -> str:

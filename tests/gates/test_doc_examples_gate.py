@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.gates.doc_examples import ROOT, examples, sdk_examples, sdk_violations, spec, violations
-from tests.support.contract import Contract
+from tests.gates.doc_examples import ROOT, examples, sdk_examples, sdk_violations, violations
+from tests.support.contract import Contract, offline_document
 
-CONTRACT = Contract(spec())
+CONTRACT = Contract(offline_document())
 
 
 def test_every_curl_example_of_the_docs_is_a_call_the_api_accepts() -> None:

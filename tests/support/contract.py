@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 PROBLEM = "application/problem+json"
@@ -100,3 +104,19 @@ class Contract:
             self._validators[key] = jsonschema_rs.Draft202012Validator(
                 {**schema, "components": self.spec.get("components", {})})
         return self._validators[key]
+
+
+def offline_app() -> Litestar:
+    """The app as built (its routes, guards and dependencies), never started: no database is reached."""
+    from app.asgi import create_app
+    from app.settings import load_settings
+
+    return create_app(load_settings({}, env="test", database_url="postgresql://unused/none",
+                                    data_dir=Path("/nonexistent"), token_secret="x" * 40, stripe_backend="fake"))
+
+
+def offline_document() -> dict[str, Any]:
+    """The OpenAPI document as the app serves it (JSON), built without starting the app."""
+    from litestar.serialization import encode_json
+
+    return dict(json.loads(encode_json(offline_app().openapi_schema.to_schema())))

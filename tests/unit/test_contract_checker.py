@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from tests.support.contract import Contract, offline_document
 
-from litestar.serialization import encode_json
-
-from app.asgi import create_app
-from app.settings import load_settings
-from tests.support.contract import Contract
-
-APP = create_app(load_settings({}, env="test", database_url="postgresql://unused/none", data_dir=Path("/nonexistent"),
-                               token_secret="x" * 40, stripe_backend="fake"))
-CONTRACT = Contract(json.loads(encode_json(APP.openapi_schema.to_schema())))
+CONTRACT = Contract(offline_document())
 PROBLEM = b'{"type": "/problems/not_found", "title": "Not found", "status": 404, "detail": "No such account."}'
 
 

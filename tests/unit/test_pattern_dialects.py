@@ -8,15 +8,10 @@ what the document accepts, or accept what it refuses: the fuzz gate found an ema
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
-from litestar.serialization import encode_json
-
-from app.asgi import create_app
-from app.settings import load_settings
+from tests.support.contract import offline_document
 
 # `\s` only inside a negated class that also names every character one dialect alone counts as whitespace
 _BOTH_DIALECTS_SPACE = r"\s\x00-\x1f\x7f\x85\ufeff"
@@ -36,9 +31,7 @@ def _patterns(node: Any, where: str = "") -> list[tuple[str, str]]:
 
 
 def test_no_pattern_uses_a_class_the_two_dialects_read_differently() -> None:
-    app = create_app(load_settings({}, env="test", database_url="postgresql://unused/none",
-                                   data_dir=Path("/nonexistent"), token_secret="x" * 40, stripe_backend="fake"))
-    patterns = _patterns(json.loads(encode_json(app.openapi_schema.to_schema())))
+    patterns = _patterns(offline_document())
     assert len(patterns) > 20  # the walk found the document's patterns
     bad = [(where, p) for where, p in patterns
            if re.search(r"(?<!\\)\\[dDwWbB]", p)
