@@ -76,9 +76,10 @@ async function approvals() {
   }, 3000);
 }
 
-// who asks and for what, as people read them: the requester's name (its id when the vendor gave none) and the
-// modules' catalog names
-const requesterOf = (a) => (a.requester_name ? `${a.requester_name} (${a.requester})` : a.requester);
+// people and modules as they are read: a name with the id beside it (the id alone when the vendor gave no name),
+// the modules' catalog names
+const person = (name, id) => (name ? `${name} (${id})` : id);
+const requesterOf = (a) => person(a.requester_name, a.requester);
 const modulesOf = (a) => (a.module_names && a.module_names.length ? a.module_names : a.modules).join(", ");
 
 async function drawApprovals(arrived = false) {
@@ -246,10 +247,8 @@ async function spend() {
   ]);
   const paid = orders.filter((o) => ["paid", "fulfilled"].includes(o.state));
   const center = Object.fromEntries(users.map((u) => [u.external_id, u.cost_center || "none"]));
-  // people and modules as they are read: a user's name beside its id, a module's catalog name
-  const userName = Object.fromEntries(users.map((u) => [u.external_id, u.name || u.external_id]));
-  const userLabel = Object.fromEntries(users.map((u) => [u.external_id, u.name ? `${u.name} (${u.external_id})` : u.external_id]));
-  const moduleLabel = Object.fromEntries(paid.flatMap((o) => o.lines.map((l) => [l.module, l.name || l.module])));
+  const userNamed = Object.fromEntries(users.map((u) => [u.external_id, u.name]));
+  const moduleNamed = Object.fromEntries(paid.flatMap((o) => o.lines.map((l) => [l.module, l.name])));
   const cur = paid[0]?.currency || ctx.currency;
   const f = (v) => money(v, cur);
   const group = (keyOf) => {
@@ -261,21 +260,21 @@ async function spend() {
     return [...m.values()].sort((a, b) => b.total - a.total);
   };
   const net = (o) => o.total_minor - o.refunded_minor;
-  const byUser = group((o) => [[o.user, net(o)]]).map((g) => ({ ...g, short: userName[g.key] || g.key, key: userLabel[g.key] || g.key }));
-  const byModule = group((o) => o.lines.map((l) => [moduleLabel[l.module], Math.round(net(o) * l.total_minor / Math.max(1, o.total_minor))]));
+  const byUser = group((o) => [[o.user, net(o)]]);
+  const byModule = group((o) => o.lines.map((l) => [l.module, Math.round(net(o) * l.total_minor / Math.max(1, o.total_minor))]));
   const byCenter = group((o) => [[center[o.user] || "none", net(o)]]);
   const months = [...new Set(paid.map((o) => o.created_at.slice(0, 7)))].sort();
   const monthly = months.map((m) => paid.filter((o) => o.created_at.startsWith(m)).reduce((s, o) => s + net(o), 0));
-  const breakdown = (caption, label, rows) => table(caption, [
-    { label, cell: (g) => g.key },
+  const breakdown = (caption, label, rows, name = (key) => key) => table(caption, [
+    { label, cell: (g) => name(g.key) },
     { label: "Spend", num: true, cell: (g) => f(g.total) },
     { label: "Orders behind it", cell: (g) => h("details", {}, h("summary", {}, `${g.orders.length} order(s)`), h("ul", { class: "ids" }, g.orders.map((id) => h("li", {}, h("code", {}, id))))) },
   ], rows, { emptyText: "No paid purchases yet." });
   render(
     paid.length ? columns({ title: `Spend per month (${cur})`, labels: months, series: [{ name: "Spend", values: monthly, cls: "captured" }], format: f }) : empty("No paid purchases yet."),
     h("div", { class: "grid2" },
-      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: g.short, value: g.total })), format: f }) : null, breakdown("Spend by user", "User", byUser)),
-      h("section", { "aria-labelledby": "by-module" }, h("h2", { id: "by-module" }, "By module"), breakdown("Spend by module", "Module", byModule)),
+      h("section", { "aria-labelledby": "by-user" }, h("h2", { id: "by-user" }, "By user"), byUser.length ? hbars({ title: "Spend by user", rows: byUser.slice(0, 8).map((g) => ({ label: userNamed[g.key] || g.key, value: g.total })), format: f }) : null, breakdown("Spend by user", "User", byUser, (id) => person(userNamed[id], id))),
+      h("section", { "aria-labelledby": "by-module" }, h("h2", { id: "by-module" }, "By module"), breakdown("Spend by module", "Module", byModule, (key) => moduleNamed[key] || key)),
       h("section", { "aria-labelledby": "by-center" }, h("h2", { id: "by-center" }, "By cost center"), breakdown("Spend by cost center", "Cost center", byCenter))),
     h("h2", {}, "Statements"),
     table("Bill-back statements, newest first", [

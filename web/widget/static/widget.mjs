@@ -1090,6 +1090,10 @@ export class CommerceSuggestions extends CommerceElement {
     const owned = this.state.done[item.id] === "granted";
     const buyable = ["budget_auto_approved", "needs_approval", "card"].includes(item.payment_route) && item.quote;
     const steps = item.bundle && item.bundle.length ? [...item.bundle, item.module] : null;
+    const price = owned ? null : suggestionPriceText(item, t, this.locale);
+    // who pays; nobody pays for a trial (who would is said when it is bought)
+    const who = owned ? t("offer.granted", { feature: item.name }) : item.kind === "trial" ? null
+      : item.kind === "adoption" ? t("suggestion.adoption") : t(`suggestion.route.${item.payment_route}`);
     const primary = owned ? null : item.kind === "trial" ? t("action.trial")
       : buyable ? (item.payment_route === "needs_approval" ? t("action.request") : t("action.buy")) : null;
     return h("li", {}, h("article", { class: "card suggestion", "aria-labelledby": id },
@@ -1097,10 +1101,8 @@ export class CommerceSuggestions extends CommerceElement {
       h("ul", { class: "reasons", "aria-label": t("suggestion.why") }, item.reasons.map((r) => h("li", {}, r))),
       steps ? h("div", { class: "bundle" }, h("p", { class: "small" }, t("suggestion.bundle")),
         h("ol", {}, steps.map((m) => h("li", {}, m === item.module ? item.name : (this.state.names[m] || m))))) : null,
-      owned ? null : ((price) => price ? h("p", { class: "price" }, price) : null)(suggestionPriceText(item, t, this.locale)),
-      item.kind === "trial" && !owned ? null  // nobody pays for a trial: who would pay is said when it is bought
-        : h("p", { class: "muted small" }, owned ? t("offer.granted", { feature: item.name })
-          : item.kind === "adoption" ? t("suggestion.adoption") : t(`suggestion.route.${item.payment_route}`)),
+      price ? h("p", { class: "price" }, price) : null,
+      who ? h("p", { class: "muted small" }, who) : null,
       h("div", { class: "actions" },
         primary ? h("button", { type: "button", class: "primary", "aria-describedby": id, onclick: (e) => this.act(item, e.currentTarget) }, primary) : null,
         owned ? null : h("button", { type: "button", class: "quiet", "aria-describedby": id, onclick: () => this.notNow(item) },
