@@ -3,6 +3,8 @@ the host page without a reload, and the entitlement check agrees."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.browser.conftest import Stack
@@ -15,7 +17,10 @@ async def test_denied_feature_bought_on_budget_unlocks_without_reload(stack: Sta
     await expect(offer.get_by_role("heading", name="Unlock Forecasting")).to_be_visible()
     await expect(offer.get_by_text("You can buy this yourself.")).to_be_visible()
     await expect(offer.get_by_text("$29.00 per seat per month")).to_be_visible()
-    await expect(offer.get_by_text("Needs AI Insights first; the quote includes it.")).to_be_visible()
+    # the prerequisite the quote adds is named with its own price (metered: what is included, then per insight)
+    needs = re.compile(r"^Needs AI Insights \(50 a month included, then \$0\.20 per insight.*\) first; "
+                       r"the quote includes it\.$")
+    await expect(offer.get_by_text(needs)).to_be_visible()
     await stack.shot(page, "offer")
     navigations: list[str] = []
     page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)

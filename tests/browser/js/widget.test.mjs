@@ -2,7 +2,7 @@
 // The runner is this file: each test is a function; failures are collected in the returned list.
 const widget = await import(globalThis.WIDGET_MODULE_URL);
 const { format, money, clockText, daysLeft, priceText, problemText, humanize, call, Problem, newKey, CardError,
-  cardErrorText, taxRows, suggestionPriceText } = widget;
+  cardErrorText, taxRows, suggestionPriceText, requirementsText } = widget;
 const { messages } = await import(new URL("messages.js", globalThis.WIDGET_MODULE_URL).href);
 const t = (key, vars) => format(messages.en[key] ?? key, vars); // as the widget: an unknown key shows itself
 
@@ -27,6 +27,19 @@ tests["taxRows shows net, tax per jurisdiction and rate, and gross; or says tax 
   const none = { currency: "USD", total_minor: 900, tax: { status: "not_computed", breakdown: [] } };
   eq(taxRows(none, t, "en").rows, [["Due now", "$9.00"]]);
   eq(taxRows(none, t, "en").note, "Not calculated here: tax may be added to this price.");
+};
+tests["an offer's prerequisites are named with their price, in the offer's currency, when the offers list one"] = () => {
+  const offers = [
+    { module: "ai", name: "AI Insights", prices: [
+      { model: "recurring", amount_minor: 1900, currency: "USD", interval: "month", per_seat: true, current: true },
+      { model: "recurring", amount_minor: 1700, currency: "EUR", interval: "month", per_seat: true, current: true }] },
+    { module: "old", name: "Old Hub", prices: [
+      { model: "recurring", amount_minor: 500, currency: "USD", interval: "month", per_seat: false, current: false }] }];
+  eq(requirementsText(["ai"], offers, "USD", t, "en-US"), "AI Insights ($19.00 per seat per month)");
+  eq(requirementsText(["ai"], offers, "EUR", t, "en-US"), "AI Insights (€17.00 per seat per month)");
+  eq(requirementsText(["ai", "old", "gone"], offers, "USD", t, "en-US"),
+    "AI Insights ($19.00 per seat per month), Old Hub, gone"); // no current price, not offered: the name alone
+  eq(requirementsText([], offers, "USD", t, "en-US"), "");
 };
 tests["a suggestion's price says what is due now, that metered usage is billed later, and that a trial is free"] = () => {
   const line = (model) => ({ module: "m", model, total_minor: model === "metered" ? 0 : 1246 });
@@ -82,7 +95,7 @@ tests["priceText explains per seat, once and metered tiers"] = () => {
   eq(priceText({ model: "one_time", currency: "USD", amount_minor: 19900 }, t, "en-US"), "$199.00 once");
   eq(priceText({ model: "metered", currency: "USD", interval: "month", unit: "insight", included_quantity: 50,
     tiers: [{ up_to: 500, unit_amount_minor: 20 }, { unit_amount_minor: 10 }] }, t, "en-US"),
-    "50 insight included each month, then $0.20 per insight up to 500, $0.10 per insight after that");
+    "50 a month included, then $0.20 per insight up to 500, $0.10 per insight after that"); // no "50 insight"
 };
 tests["problems become plain sentences"] = () => {
   eq(problemText(new Problem(0, null), t), messages.en["error.network"]);

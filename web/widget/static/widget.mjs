@@ -196,6 +196,17 @@ export function priceText(price, t, locale) {
   return t("price.metered", { tiers });
 }
 
+// The modules a purchase must add first, each with its price when the offers list it ("AI Insights ($19.00 per
+// seat per month)"), so the offer's price is not read as the whole of what the quote will ask.
+export function requirementsText(modules, offers, currency, t, locale) {
+  return modules.map((m) => {
+    const offer = offers.find((o) => o.module === m);
+    const name = (offer && offer.name) || m;
+    const price = offer && (offer.prices || []).find((p) => p.current !== false && p.currency === currency);
+    return price ? t("offer.requires.priced", { module: name, price: priceText(price, t, locale) }) : name;
+  }).join(", ");
+}
+
 // What a suggestion costs in one line: a trial is free for its days (its quote is what buying it would cost,
 // not what starting the trial does); else what is due now, and that usage is billed later when a line is
 // metered (a metered module alone costs nothing now: "$0.00 due now" would read as free).
@@ -871,9 +882,8 @@ export class CommerceOffer extends CommerceElement {
     if (!check.offer || check.offer.effect === "hidden") { this.setState({ step: "unavailable", feature, check, featureName }); return; }
     const offers = await this.api("GET", "/v1/offers", { query: { user: me.user } });
     const offer = (offers.data || []).find((o) => o.module === check.offer.module);
-    const names = Object.fromEntries((offers.data || []).map((o) => [o.module, o.name]));
     const unlock = offer && offer.unlocks.find((u) => u.feature === feature);
-    this.setState({ step: "offer", feature, check, offer, names, featureName: (unlock && unlock.name) || featureName });
+    this.setState({ step: "offer", feature, check, offer, offers: offers.data || [], featureName: (unlock && unlock.name) || featureName });
   }
 
   render() {
@@ -911,7 +921,7 @@ export class CommerceOffer extends CommerceElement {
         : u.kind === "value" || u.kind === "config" ? t("offer.unlock.value", { name: u.name, value: u.value })
           : t("offer.unlock.boolean", { name: u.name }))) : [];
     const prices = offer ? offer.prices.filter((p) => p.current !== false && p.currency === hint.currency) : [];
-    const requires = (hint.requires_unmet || []).map((m) => s.names[m] || m);
+    const requires = requirementsText(hint.requires_unmet || [], s.offers || [], hint.currency, t, this.locale);
     const trial = hint.trial_available && hint.trial_days && effect !== "visible";
     const primary = effect === "purchasable" ? t("action.buy") : effect === "approval_required" ? t("action.request") : null;
     return this.section(t(limitHit ? "offer.title.limit" : "offer.title.denied", { feature: s.featureName }),
@@ -919,7 +929,7 @@ export class CommerceOffer extends CommerceElement {
       offer && offer.description ? h("p", { class: "muted" }, offer.description) : null,
       unlocks.length ? [h("h3", {}, t("offer.unlocks")), h("ul", { class: "unlocks" }, unlocks)] : null,
       prices.length ? [h("h3", {}, t("offer.price")), h("ul", { class: "prices" }, prices.map((p) => h("li", {}, priceText(p, t, this.locale))))] : null,
-      requires.length ? h("p", { class: "note" }, t("offer.requires", { modules: requires.join(", ") })) : null,
+      requires ? h("p", { class: "note" }, t("offer.requires", { modules: requires })) : null,
       trial ? h("p", { class: "note" }, t("offer.trial", { days: hint.trial_days })) : null,
       h("p", { class: `effect effect-${effect}` }, t(`offer.effect.${effect}`)),
       h("details", { class: "why" }, h("summary", {}, t("offer.why")), h("p", { class: "muted small" }, hint.reason)),
