@@ -4,7 +4,9 @@ For each structure of bench/suggest_worlds.py and each seed: train on days 0-90 
 signals at day 60 and purchases of days 60-90), suggest 3 modules per user at day 90, score against the
 purchases of days 90-120. Compared with popularity, a short heuristic (recent denials, then role and account
 peer adoption), the engine's default rules, and an oracle that ranks by the true hidden needs (the best a
-recommender could do without seeing the future's dice). The ratio the issue asks for is engine / oracle.
+recommender could do without seeing the future's dice), and that oracle without each user's own taste (what role,
+account, segment and ownership predict). The ratio the issue asks for is engine / oracle. ``--structures``
+also takes the worlds written after the engine's defaults were fixed (sequence, quiet, newcomers).
 
     python -m bench.suggest_backtest [--seeds 1 2 3] [--structures role account ...] [--json]
 """
@@ -17,7 +19,7 @@ import math
 import time
 from collections.abc import Callable
 
-from bench.suggest_worlds import STRUCTURES, World, generate
+from bench.suggest_worlds import STRUCTURES, UNSEEN, World, generate
 from suggest import backtest as bt
 from suggest import engine as e
 from suggest.history import facts_at
@@ -26,13 +28,16 @@ from suggest.signals import PeerCount
 K = 3
 
 
-def oracle(world: World) -> bt.Recommender:
-    """Rank what each user would buy first by the true need behind it (max over the modules it leads to)."""
+def oracle(world: World, *, personal: bool = True) -> bt.Recommender:
+    """Rank what each user would buy first by the true need behind it (max over the modules it leads to);
+    without ``personal``, by the need role, account, segment and ownership predict (the user's own taste left
+    out: the best any recommender could do for a user with no history of their own)."""
     modules = world.history.modules
+    needs = world.true_need if personal else world.shared_need
 
     def recommend(user: str, f: e.UserFacts) -> list[str]:
         best: dict[str, float] = {}
-        for m, n in world.true_need[user].items():
+        for m, n in needs[user].items():
             if m in f.owned:
                 continue
             step = bt.next_step(modules, m, f.owned)
@@ -83,6 +88,7 @@ def strategies(world: World) -> dict[str, bt.Recommender]:
         "engine (default weights)": bt.engine_rules(h, k=K) if hasattr(bt, "engine_learned") else before(world),
     }
     out.update(extra_strategies(world))
+    out["oracle (no own taste)"] = oracle(world, personal=False)
     out["oracle (true needs)"] = oracle(world)
     return out
 
@@ -114,7 +120,7 @@ def run(structures: list[str], seeds: list[int]) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--structures", nargs="+", default=list(STRUCTURES), choices=STRUCTURES)
+    parser.add_argument("--structures", nargs="+", default=list(STRUCTURES), choices=STRUCTURES + UNSEEN)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = run(args.structures, args.seeds)

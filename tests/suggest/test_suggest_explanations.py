@@ -168,7 +168,8 @@ class Checker:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("structure", "seed"), [("role", 3), ("account", 4), ("chains", 5), ("metered", 6)])
+@pytest.mark.parametrize(("structure", "seed"), [("role", 3), ("account", 4), ("chains", 5), ("metered", 6),
+                                                ("sequence", 7), ("quiet", 8), ("newcomers", 9)])
 def test_every_reason_is_recomputed_from_raw_history(structure: str, seed: int) -> None:
     world = generate(structure, seed=seed, accounts_per_segment=3)
     h = world.history
@@ -182,4 +183,5 @@ def test_every_reason_is_recomputed_from_raw_history(structure: str, seed: int) 
                 checker.check(user, item, sentence)
                 said += 1
                 kinds.add(sentence.split()[1] if sentence[0].isdigit() else sentence.split()[0])
-    assert said > 100 and len(kinds) >= 5  # many sentences of several kinds were checked
+    # many sentences of several kinds were checked (a quiet world records no denied attempt to speak of)
+    assert said > 100 and len(kinds) >= (4 if structure == "quiet" else 5)
