@@ -7,9 +7,10 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
 
 VERSION = "0.1.0"
 log = logging.getLogger("commerce")
+STREAMS_DRAIN_SECONDS = 5.0  # at shutdown, how long closed change streams get to finish their last write
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     healthz, readyz, AccountController, SessionController, ApiKeyController, AuditController,
@@ -169,6 +171,31 @@ def _attach(app: CommerceApp, settings: Settings, clock: Clock | None, stripe_fa
     return app
 
 
+def _on_stop_signal(callback: Callable[[], None]) -> bool:
+    """Also call ``callback`` when the server tells this worker to stop (SIGINT, SIGTERM), keeping the server's own
+    handler. granian waits for every open connection to end before it runs the lifespan's shutdown, so what must
+    end for the connections to end (the change streams) has to hear of the stop from the signal itself. Does
+    nothing when the loop has no handler for them (the app run in process, by tests or another server)."""
+    loop = asyncio.get_running_loop()
+    handlers = getattr(loop, "_signal_handlers", None)  # asyncio's own table of add_signal_handler's handles
+    if not isinstance(handlers, dict):
+        return False
+    chained = False
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = handlers.get(sig)
+        if not isinstance(previous, asyncio.Handle):
+            continue
+
+        def both(previous: Any = previous) -> None:
+            try:
+                callback()
+            finally:
+                previous._callback(*previous._args)
+        loop.add_signal_handler(sig, both)
+        chained = True
+    return chained
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     """One life of the app: the database, the change listener and what hangs off it, the jobs and the webhook
@@ -224,11 +251,17 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         dispatcher = Dispatcher(app.state.sessionmaker, settings=settings, clock=clock)
         dispatcher_task = asyncio.create_task(dispatcher.run(stop_dispatcher), name="webhook-dispatcher")
     app.state.dispatcher_task = dispatcher_task
+    _on_stop_signal(entitlements.changes.close)
     if app.state.get(SETTLE_AFTER_STARTUP):
         _settle()  # what the startup made (engines, caches, the catalog, the warm-up's answers) is frozen too
     try:
         yield
     finally:
+        # first the change streams: a stream holds its connection open for up to an hour, and the server waits for
+        # every connection before it lets this process go (it killed the worker after its timeout instead)
+        entitlements.changes.close()
+        if not await entitlements.changes.drained(seconds=STREAMS_DRAIN_SECONDS):
+            log.warning("%d change streams still open at shutdown", entitlements.changes.streams)
         await jobs.stop()
         stop_dispatcher.set()
         if dispatcher_task is not None:

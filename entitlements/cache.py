@@ -192,10 +192,36 @@ class DemandBuffer:
 
 
 class ChangeSignal:
-    """Wakes every waiting stream of this process when an entitlement or catalog notification arrives."""
+    """Wakes every waiting stream of this process when an entitlement or catalog notification arrives; ``close``
+    (the process is stopping) ends them, so a graceful stop is not held up by clients that never hang up."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
+        self.streams = 0  # streams open in this process
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    def opened(self) -> None:
+        self.streams += 1
+        self._none_open.clear()
+
+    def ended(self) -> None:
+        self.streams -= 1
+        if self.streams <= 0:
+            self._none_open.set()
+
+    def close(self) -> None:
+        """Wake every stream for the last time: each ends, and its client resumes from its cursor elsewhere."""
+        self.closed = True
+        self.poke()
+
+    async def drained(self, *, seconds: float) -> bool:
+        """After ``close``: until every stream has ended (True) or ``seconds`` pass (False)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._none_open.wait()
+        return self.streams <= 0
 
     def poke(self, _value: str = "") -> None:
         event, self._event = self._event, asyncio.Event()

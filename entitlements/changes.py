@@ -110,18 +110,31 @@ def _event(kind: str, batch: ChangeBatch) -> bytes:
 async def stream(reader: ChangeReader, *, cursor: str | None, signal: ChangeSignal,
                  settings: Settings) -> AsyncIterator[bytes]:
     """``ready`` first (with ``reset`` when the cursor could not be honoured), then ``changes`` as they commit and
-    ``heartbeat`` when idle; ends after ``changes_max_stream_seconds`` (the client resumes with its cursor)."""
+    ``heartbeat`` when idle; ends after ``changes_max_stream_seconds``, or at once when the process stops
+    (``signal.close``); the client resumes with its cursor."""
+    signal.opened()
+    try:
+        async for event in _events(reader, cursor=cursor, signal=signal, settings=settings):
+            yield event
+    finally:
+        signal.ended()
+
+
+async def _events(reader: ChangeReader, *, cursor: str | None, signal: ChangeSignal,
+                  settings: Settings) -> AsyncIterator[bytes]:
     token = signal.token()
     first = await reader.start(cursor)
     yield b"retry: 1000\n\n" + _event("ready", first)
     revision = first.catalog_revision
     ends_at = time.monotonic() + settings.changes_max_stream_seconds
     beat_at = time.monotonic() + settings.changes_heartbeat_seconds
-    while (now := time.monotonic()) < ends_at:
+    while (now := time.monotonic()) < ends_at and not signal.closed:
         if not reader.pending:
             await signal.wait(token, seconds=max(0.0, min(beat_at, ends_at) - now))
         else:
             await asyncio.sleep(PENDING_RETRY_SECONDS)
+        if signal.closed:
+            return  # the process is stopping: the client resumes from its last cursor
         token = signal.token()
         batch = await reader.read()
         if batch.changes or batch.reset or batch.catalog_revision != revision:

@@ -39,9 +39,10 @@ def live_server(database_url: str, data_dir: Path, token_secret: str, workers: i
 @contextlib.contextmanager
 def live_process(database_url: str, data_dir: Path, token_secret: str, workers: int = 1,
                  extra_env: dict[str, str] | None = None, target: str = "app.asgi:app_factory",
-                 log_path: Path | None = None, port: int | None = None,
+                 log_path: Path | None = None, port: int | None = None, kill_timeout: int = 1,
                  ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``live_server`` that also yields the granian process, leader of its own process group (kill it whole)."""
+    """``live_server`` that also yields the granian process, leader of its own process group (kill it whole).
+    ``kill_timeout``: seconds granian gives a stopping worker before it kills it."""
     port = port or free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "COMMERCE_ENV": "test", "COMMERCE_DATA_DIR": str(data_dir),
@@ -57,7 +58,7 @@ def live_process(database_url: str, data_dir: Path, token_secret: str, workers: 
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--log-level", "warning",
          # a worker still holding a client's change stream at a stop is killed after a second, not waited for
-         "--workers-kill-timeout", "1", target],
+         "--workers-kill-timeout", str(kill_timeout), target],
         env=env, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
