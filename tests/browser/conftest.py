@@ -133,11 +133,14 @@ class Stack:
         return page
 
     async def axe(self, page: Page) -> None:
-        """axe-core (shipped inside axe-playwright-python) in the page: no serious or critical violation."""
+        """axe-core (shipped inside axe-playwright-python) in the page: no serious or critical violation; and no
+        text of a drawn chart outside its drawing (clipped: a y-axis label once lost its currency sign)."""
         results = await Axe().run(page)
         bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
         assert not bad, "accessibility violations:\n" + "\n".join(bad)
+        clipped = await page.evaluate(CLIPPED_SVG_TEXT)
+        assert not clipped, f"chart text drawn outside its chart (cut off): {clipped}"
 
     async def deep_focus(self, page: Page) -> str:
         """The focused element through shadow roots, as 'tag:accessible text'."""
@@ -157,6 +160,16 @@ class Stack:
         else:
             await page.screenshot(path=str(path), full_page=True)
         return path
+
+
+CLIPPED_SVG_TEXT = """() => [...document.querySelectorAll("svg")].flatMap((svg) => {
+    const box = svg.getBoundingClientRect();
+    return [...svg.querySelectorAll("text")].filter((t) => {
+        const r = t.getBoundingClientRect();
+        return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5
+            || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5);
+    }).map((t) => t.textContent);
+})"""
 
 
 async def _keep_failure(s: Stack) -> None:

@@ -180,3 +180,29 @@ async def test_keyboard_only_admin_approves_a_request(stack: Stack) -> None:
     approval = next(a for a in stack.vendor("GET", "/v1/accounts/acme/approvals").json()["data"]
                     if a["requester"] == "acme-s001")
     assert (approval["state"], approval["decision_note"]) == ("approved", "Go ahead")
+
+
+async def test_charts_keep_every_label_inside_the_drawing_however_wide_the_figures(stack: Stack) -> None:
+    page = await admin(stack)
+    found = await page.evaluate("""async () => {
+        const src = document.querySelector("script[type=module]").src;
+        const { columns, hbars, niceCeil } = await import(new URL("charts.mjs", src).href);
+        const usd = (minor) => "$" + (minor / 100).toLocaleString("en-US", { minimumFractionDigits: 2 });
+        const box = document.createElement("section");
+        box.setAttribute("aria-label", "wide charts");
+        box.append(
+            columns({ title: "Huge spend", labels: ["2026-01", "2026-02"], format: usd,
+                      series: [{ name: "Spend", values: [123456789012, 5], cls: "captured" }] }),
+            hbars({ title: "Long names", format: usd, rows: [
+                { label: "Maximiliana Featherstonehaugh-Worthington (acme-user-000001)", value: 98765432101,
+                  note: "1,234 purchases" },
+                { label: "B", value: 1 }] }));
+        document.querySelector("main").append(box);
+        return { ticks: [...box.querySelectorAll("svg")[0].querySelectorAll("text.axis")].map((t) => t.textContent)
+                         .filter((t) => t.startsWith("$")),
+                 nice: [1, 7, 19, 120, 193067, 250001].map(niceCeil) };
+    }""")
+    assert found["ticks"] == ["$0.00", "$1,000,000,000.00", "$2,000,000,000.00"]  # round figures, sign and all
+    assert found["nice"] == [1, 10, 20, 200, 200000, 500000]
+    await stack.axe(page)  # which fails on any chart text drawn outside its chart
+    await stack.shot(page, "wide-charts", only=page.get_by_role("region", name="wide charts"))
