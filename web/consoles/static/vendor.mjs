@@ -118,11 +118,13 @@ async function suggestions() {
         { label: "Dismissed", value: o.dismissals, cls: "muted" }, { label: "Bought", value: o.purchases, note: pct(o.conversion) + " of shown" }], format: count }),
       h("p", {}, `Revenue from suggestions: ${revenue}.`)),
     h("section", { "aria-labelledby": "lift-h" }, h("h2", { id: "lift-h" }, "Lift against the holdout"),
-      hbars({ title: "Conversion with suggestions against the holdout", rows: [
+      s.holdout_pct === 0 && l.holdout_users === 0
+        ? h("p", { class: "lift" }, "No holdout: every user sees suggestions, so their lift cannot be measured. Hold some users out with COMMERCE_SUGGEST_HOLDOUT_PCT (for example 10).")
+        : [hbars({ title: "Conversion with suggestions against the holdout", rows: [
         { label: "With suggestions", value: Math.round(l.treatment_rate * 10000) / 100, note: `${l.treatment_converted} of ${l.treatment_users} users` },
         { label: "Holdout", value: Math.round(l.holdout_rate * 10000) / 100, cls: "muted", note: `${l.holdout_converted} of ${l.holdout_users} users` }], format: (v) => `${v}%` }),
       h("p", { class: "lift" }, l.difference === null ? "Not enough data for a lift yet." :
-        `Lift: ${pct(l.difference)} points (95% confidence interval ${ci})${l.significant ? ", significant." : ", not significant yet."}`)),
+        `Lift: ${pct(l.difference)} points (95% confidence interval ${ci})${l.significant ? ", significant." : ", not significant yet."}`)]),
     h("h2", {}, "By module"),
     table("Funnel and lift per module", [
       { label: "Module", cell: (m) => m.module },
