@@ -18,6 +18,7 @@ import pytest
 
 from app.clock import SystemClock
 from app.settings import Settings
+from entitlements.runtime import Runtime
 from tests.factories import bearer, make_key
 from tests.support.live_server import live_process
 
@@ -58,3 +59,14 @@ async def test_open_change_streams_end_when_the_server_stops(settings: Settings,
     assert "Killing" not in log, log[-2000:]
     assert stopped_in < 10, f"the server took {stopped_in:.1f} s to stop"
     assert ends == ["ended"] * 4
+
+
+async def test_a_runtime_started_again_after_a_stop_serves_streams_again(settings: Settings, sessionmaker: Any) -> None:
+    runtime = Runtime(settings, SystemClock())
+    runtime.changes.close()  # what a stop does
+    await runtime.start(sessionmaker)
+    try:
+        assert not runtime.changes.closed
+        assert await runtime.changes.drained(seconds=0.1)  # none open
+    finally:
+        await runtime.stop()
