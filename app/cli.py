@@ -639,11 +639,15 @@ def cmd_suggest(settings: Settings, args: argparse.Namespace) -> int:
     from suggest import learning
 
     clock = SystemClock()
+    if args.suggest_command == "backtest":
+        try:
+            at = datetime.combine(date.fromisoformat(args.at), time.min, tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"--at must be a date like 2026-10-01, got {args.at!r}") from None
 
     async def work(engine: Any) -> int:
         async with wiring.sessionmaker(engine, settings)() as session, session.begin():
             if args.suggest_command == "backtest":
-                at = datetime.combine(date.fromisoformat(args.at), time.min, tzinfo=UTC)
                 report = await learning.backtest(session, at=at, now=clock.now(), window_days=args.window_days,
                                                  k=args.k)
                 print(f"at {report.at.date()}, window {report.window_days} days: {report.users} users, "

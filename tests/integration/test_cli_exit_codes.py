@@ -73,3 +73,15 @@ def test_refusals_of_the_domain_are_exit_2_and_json_output_is_one_document(
     assert "invoices not created" in err
     assert main(["billing", "expire-approvals", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"expired": 0}
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["billing", "close", "--period", "2026-13"], "commerce: --period must look like 2026-11, got '2026-13'"),
+    (["suggest", "backtest", "--at", "notadate"], "commerce: --at must be a date like 2026-10-01, got 'notadate'"),
+])
+def test_a_malformed_date_is_exit_2_naming_the_option_and_its_form(
+        cli_env: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str], args: list[str],
+        said: str) -> None:
+    cli_env.setenv("DATABASE_URL", database_url)
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == said  # not Python's "Invalid isoformat string"
