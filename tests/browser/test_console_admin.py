@@ -204,5 +204,9 @@ async def test_charts_keep_every_label_inside_the_drawing_however_wide_the_figur
     }""")
     assert found["ticks"] == ["$0.00", "$1,000,000,000.00", "$2,000,000,000.00"]  # round figures, sign and all
     assert found["nice"] == [1, 10, 20, 200, 200000, 500000]
+    # a screen reader reads the figures from each chart's name (the drawn text is not read)
+    await expect(page.get_by_role("img", name="Huge spend: 2026-01 $1,234,567,890.12; 2026-02 $0.05")).to_be_visible()
+    await expect(page.get_by_role("img", name=re.compile(
+        r"^Long names: Maximiliana .* \$987,654,321\.01 · 1,234 purchases; B \$0\.01$"))).to_be_visible()
     await stack.axe(page)  # which fails on any chart text drawn outside its chart
     await stack.shot(page, "wide-charts", only=page.get_by_role("region", name="wide charts"))

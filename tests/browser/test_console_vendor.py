@@ -4,6 +4,7 @@ sales credit and webhooks pages; a customer admin kept out of every vendor page 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
@@ -92,6 +93,9 @@ async def test_vendor_pages_accounts_suggestions_credit_and_webhooks(stack: Stac
     await expect(page.get_by_role("heading", name="Globex GmbH modules")).to_be_visible()
     await page.set_viewport_size({"width": 390, "height": 844})
     await visit(stack, page, "/console/suggestions")
+    # the funnel's figures are in the chart's name, for a screen reader
+    funnel = re.compile(r"^Suggestion funnel: .*: Shown \d+; Clicked \d+ · ")
+    await expect(page.get_by_role("img", name=funnel)).to_be_visible()
     # the stack holds nobody out: the page says why there is no lift, not "not enough data yet"
     await expect(page.get_by_text("No holdout: every user sees suggestions")).to_be_visible()
     await stack.shot(page, "suggestions-phone")

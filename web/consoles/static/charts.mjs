@@ -1,6 +1,7 @@
 // Charts drawn as inline SVG from data (no library, nothing fetched): bars over time, horizontal bars (funnels,
-// rankings) and the budget bar. Colours come from console.css classes; each chart is an image with a title
-// that says what it shows, and the page shows the same figures in a table or list beside it.
+// rankings) and the budget bar. Colours come from console.css classes; each chart is an image whose title says
+// what it shows and every figure in it (what a screen reader reads: the drawn text inside is not), and some pages
+// show the same figures in a table beside it.
 import { h } from "./console.mjs";
 
 let seq = 0;
@@ -43,7 +44,7 @@ export function columns({ title, labels, series, format = String, height = 180 }
     h("text", { class: "axis", x: left - 6, y: top + plot - f * plot + 4, "text-anchor": "end" }, text)));
   return h("figure", { class: "chart" },
     h("svg", { role: "img", "aria-labelledby": id, viewBox: `0 0 ${width} ${height}`, width, height, preserveAspectRatio: "xMinYMin meet" },
-      h("title", { id }, title), grid, bars),
+      h("title", { id }, `${title}: ${labels.map((label, i) => `${label} ${format(totals[i])}`).join("; ")}`), grid, bars),
     series.length > 1 ? legend(series) : null);
 }
 
@@ -64,7 +65,7 @@ export function hbars({ title, rows, format = String }) {
     h("text", { class: "value", x: labelW + Math.max(1, (r.value / max) * barW) + 6, y: i * rowH + 20 }, values[i])));
   return h("figure", { class: "chart" },
     h("svg", { role: "img", "aria-labelledby": id, viewBox: `0 0 ${width} ${height}`, width, height, preserveAspectRatio: "xMinYMin meet" },
-      h("title", { id }, title), items));
+      h("title", { id }, `${title}: ${rows.map((r, i) => `${r.label} ${values[i]}`).join("; ")}`), items));
 }
 
 /** A budget's period as one bar: captured, held, left, with the alert thresholds marked. */
