@@ -171,7 +171,7 @@ def _attach(app: CommerceApp, settings: Settings, clock: Clock | None, stripe_fa
     return app
 
 
-def _on_stop_signal(callback: Callable[[], None]) -> bool:
+def _on_stop_signal(callback: Callable[[], None]) -> None:
     """Also call ``callback`` when the server tells this worker to stop (SIGINT, SIGTERM), keeping the server's own
     handler. granian waits for every open connection to end before it runs the lifespan's shutdown, so what must
     end for the connections to end (the change streams) has to hear of the stop from the signal itself. Does
@@ -179,8 +179,7 @@ def _on_stop_signal(callback: Callable[[], None]) -> bool:
     loop = asyncio.get_running_loop()
     handlers = getattr(loop, "_signal_handlers", None)  # asyncio's own table of add_signal_handler's handles
     if not isinstance(handlers, dict):
-        return False
-    chained = False
+        return
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous = handlers.get(sig)
         if not isinstance(previous, asyncio.Handle):
@@ -192,8 +191,6 @@ def _on_stop_signal(callback: Callable[[], None]) -> bool:
             finally:
                 previous._callback(*previous._args)
         loop.add_signal_handler(sig, both)
-        chained = True
-    return chained
 
 
 @contextlib.asynccontextmanager

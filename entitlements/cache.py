@@ -216,6 +216,10 @@ class ChangeSignal:
         self.closed = True
         self.poke()
 
+    def reopen(self) -> None:
+        """A new life of the process's runtime after a stop: streams are served again."""
+        self.closed = False
+
     async def drained(self, *, seconds: float) -> bool:
         """After ``close``: until every stream has ended (True) or ``seconds`` pass (False)."""
         with contextlib.suppress(TimeoutError):

@@ -62,7 +62,7 @@ class Runtime:
 
     async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
-        self.changes.closed = False  # a life after a stop serves streams again
+        self.changes.reopen()
         self._tasks.append(asyncio.create_task(self._every(self.settings.demand_flush_seconds, self.flush_demand),
                                                name="demand-flush"))
 
